@@ -1,0 +1,181 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the server configuration. Precedence: flags, then JITAI_*
+// environment variables, then the YAML file, then defaults.
+type Config struct {
+	Addr           string        `yaml:"addr"`
+	Studies        string        `yaml:"studies"`
+	Data           string        `yaml:"data"`
+	Durability     string        `yaml:"durability"`
+	LogLevel       string        `yaml:"log_level"`
+	ShutdownGrace  time.Duration `yaml:"shutdown_grace"`
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	PolicyTimeout  time.Duration `yaml:"policy_timeout"`
+	MaxClockSkew   time.Duration `yaml:"max_clock_skew"`
+}
+
+// SetDefaults fills unset values.
+func (c *Config) SetDefaults() {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8080"
+	}
+	if c.Studies == "" {
+		c.Studies = "policies/examples"
+	}
+	if c.Data == "" {
+		c.Data = "data"
+	}
+	if c.Durability == "" {
+		c.Durability = "process"
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = 15 * time.Second
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 10 * time.Second
+	}
+	if c.PolicyTimeout == 0 {
+		c.PolicyTimeout = 2 * time.Second
+	}
+}
+
+// Validate says which key is wrong and how to fix it.
+func (c *Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("addr %q: want host:port, e.g. 127.0.0.1:8080", c.Addr))
+	}
+	if c.Durability != "process" && c.Durability != "power" {
+		errs = append(errs, fmt.Errorf("durability %q: want process (survives a crash of the engine) or power (survives power loss; slower)", c.Durability))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log_level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	for name, d := range map[string]time.Duration{"shutdown_grace": c.ShutdownGrace, "request_timeout": c.RequestTimeout, "policy_timeout": c.PolicyTimeout} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive", name))
+		}
+	}
+	if c.MaxClockSkew < 0 {
+		errs = append(errs, errors.New("max_clock_skew must not be negative (0 turns the check off)"))
+	}
+	return errors.Join(errs...)
+}
+
+// configKeys maps each key to its flag usage; flags, env vars and YAML keys share names.
+var configKeys = []struct{ key, usage string }{
+	{"addr", "listen address host:port (default 127.0.0.1:8080)"},
+	{"studies", "folder of study folders (default policies/examples)"},
+	{"data", "folder of the embedded store (default data)"},
+	{"durability", "process | power: what an answered decision survives (default process)"},
+	{"log-level", "debug | info | warn | error (default info)"},
+	{"shutdown-grace", "how long to drain in-flight requests on shutdown (default 15s)"},
+	{"request-timeout", "time limit of one request (default 10s)"},
+	{"policy-timeout", "time limit of one policy evaluation (default 2s)"},
+	{"max-clock-skew", "refuse decision times further than this from the server clock; 0 = off (default 0)"},
+}
+
+// loadConfig parses flags, environment and the optional YAML file.
+func loadConfig(fs *flag.FlagSet, args []string, env func(string) string) (*Config, error) {
+	vals := map[string]*string{}
+	for _, k := range configKeys {
+		vals[k.key] = fs.String(k.key, "", k.usage)
+	}
+	file := fs.String("config", "", "YAML configuration file (keys as the flags, with _ for -)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *file == "" {
+		*file = env("JITAI_CONFIG")
+	}
+	var c Config
+	if *file != "" {
+		raw, err := os.ReadFile(*file)
+		if err != nil {
+			return nil, fmt.Errorf("reading config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil && err.Error() != "EOF" {
+			return nil, fmt.Errorf("%s: %v", *file, err)
+		}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, k := range configKeys {
+		v, from := *vals[k.key], "--"+k.key
+		if !set[k.key] {
+			name := "JITAI_" + strings.ToUpper(strings.ReplaceAll(k.key, "-", "_"))
+			if v = env(name); v == "" {
+				continue
+			}
+			from = name
+		}
+		if err := c.set(k.key, v); err != nil {
+			return nil, fmt.Errorf("%s: %w", from, err)
+		}
+	}
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) set(key, v string) error {
+	dur := func(dst *time.Duration) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			if n, err2 := strconv.Atoi(v); err2 == nil && n == 0 {
+				*dst = 0
+				return nil
+			}
+			return fmt.Errorf("%q is not a duration (e.g. 15s)", v)
+		}
+		*dst = d
+		return nil
+	}
+	switch key {
+	case "addr":
+		c.Addr = v
+	case "studies":
+		c.Studies = v
+	case "data":
+		c.Data = v
+	case "durability":
+		c.Durability = v
+	case "log-level":
+		c.LogLevel = v
+	case "shutdown-grace":
+		return dur(&c.ShutdownGrace)
+	case "request-timeout":
+		return dur(&c.RequestTimeout)
+	case "policy-timeout":
+		return dur(&c.PolicyTimeout)
+	case "max-clock-skew":
+		return dur(&c.MaxClockSkew)
+	}
+	return nil
+}

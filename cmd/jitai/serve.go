@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/engine/api"
+	"github.com/jitai/jitai/engine/sqlite"
+	"github.com/jitai/jitai/interventions"
+	"github.com/jitai/jitai/policies"
+)
+
+func runServe(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg, err := loadConfig(fs, args, os.Getenv)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "jitai serve: %v\n", err)
+		return 2
+	}
+	log, err := newLogger(cfg.LogLevel, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "jitai serve: %v\n", err)
+		return 2
+	}
+	defer func() { _ = log.Sync() }()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg, log, nil); err != nil {
+		log.Error("serve failed", zap.Error(err))
+		fmt.Fprintf(stderr, "jitai serve: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(level string, w io.Writer) (*zap.Logger, error) {
+	var lvl zapcore.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, err
+	}
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), lvl)
+	return zap.New(core), nil
+}
+
+// serve runs the server until ctx ends, then drains in-flight requests and
+// closes the store. ready, if not nil, receives the bound address.
+func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- string) error {
+	cat, err := interventions.Embedded()
+	if err != nil {
+		return fmt.Errorf("loading the intervention catalogue: %w", err)
+	}
+	studies, err := policies.LoadStudies(ctx, cfg.Studies, cat)
+	if err != nil {
+		return err
+	}
+	for _, s := range studies {
+		log.Info("study loaded", zap.String("study", s.Config.ID), zap.String("policy_revision", s.Revision), zap.Int("interventions", s.Catalogue.Len()))
+	}
+	store, err := sqlite.Open(filepath.Join(cfg.Data, "jitai.db"), sqlite.Options{Durability: cfg.Durability}, log)
+	if err != nil {
+		return fmt.Errorf("opening the embedded store: %w", err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			_ = store.Close()
+		}
+	}()
+	eng, err := engine.New(engine.Components{
+		Store: store, Studies: studies, Logger: log,
+		PolicyTimeout: cfg.PolicyTimeout, MaxClockSkew: cfg.MaxClockSkew,
+	})
+	if err != nil {
+		return err
+	}
+	srv := api.New(eng, log, api.Options{RequestTimeout: cfg.RequestTimeout})
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Addr, err)
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      cfg.RequestTimeout + 5*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          zap.NewStdLog(log),
+	}
+	log.Info("serving", zap.String("addr", ln.Addr().String()), zap.String("data", cfg.Data), zap.String("durability", cfg.Durability))
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining in-flight requests")
+	srv.SetDraining()
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		log.Warn("drain incomplete", zap.Error(err))
+	}
+	closed = true
+	if err := store.Close(); err != nil {
+		return fmt.Errorf("closing the store: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

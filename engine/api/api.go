@@ -1,0 +1,461 @@
+// Package api is the engine's HTTP/JSON API for companion apps, designers
+// and analysts. Errors are application/problem+json (RFC 9457).
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/jitai/jitai/engine"
+)
+
+// MaxBodyBytes is the largest request body accepted (1 MiB).
+const MaxBodyBytes = 1 << 20
+
+var errEmptyBody = errors.New("empty body")
+
+// Server serves the API.
+type Server struct {
+	eng            *engine.Engine
+	log            *zap.Logger
+	mux            *http.ServeMux
+	requestTimeout time.Duration
+	draining       atomic.Bool
+
+	mu        sync.Mutex
+	storeOK   bool
+	lastState string
+}
+
+// Options configure a Server.
+type Options struct {
+	// RequestTimeout bounds every request (default 10s).
+	RequestTimeout time.Duration
+}
+
+// New returns the API server for an engine.
+func New(eng *engine.Engine, log *zap.Logger, opts Options) *Server {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = 10 * time.Second
+	}
+	s := &Server{eng: eng, log: log, mux: http.NewServeMux(), requestTimeout: opts.RequestTimeout, storeOK: true}
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.HandleFunc("GET /v1/studies", s.listStudies)
+	s.mux.HandleFunc("GET /v1/studies/{study}", s.getStudy)
+	s.mux.HandleFunc("POST /v1/studies/{study}/participants", s.enroll)
+	s.mux.HandleFunc("GET /v1/studies/{study}/participants/{participant}", s.getParticipant)
+	s.mux.HandleFunc("POST /v1/studies/{study}/participants/{participant}/events", s.events)
+	s.mux.HandleFunc("POST /v1/studies/{study}/participants/{participant}/decisions", s.decide)
+	s.mux.HandleFunc("GET /v1/studies/{study}/decisions", s.listDecisions)
+	s.mux.HandleFunc("GET /v1/studies/{study}/decisions/{id}", s.getDecision)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, problem(http.StatusNotFound, "no-route", "No such route", r.Method+" "+r.URL.Path+" is not part of the API", ""))
+	})
+}
+
+// SetDraining marks the server as shutting down: /readyz answers 503.
+func (s *Server) SetDraining() { s.draining.Store(true) }
+
+// ServeHTTP applies limits, timeouts, recovery and request logging.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	ctx, cancel := context.WithTimeout(r.Context(), s.requestTimeout)
+	defer cancel()
+	r = r.WithContext(ctx)
+	r.Body = http.MaxBytesReader(sw, r.Body, MaxBodyBytes)
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("panic serving request", zap.String("route", r.Pattern), zap.Any("panic", v))
+			writeProblem(sw, r, problem(http.StatusInternalServerError, "internal", "Internal error", "the request failed", ""))
+		}
+		// Route patterns, never paths: paths hold participant ids.
+		s.log.Info("request",
+			zap.String("method", r.Method),
+			zap.String("route", r.Pattern),
+			zap.String("study", r.PathValue("study")),
+			zap.Int("status", sw.status),
+			zap.Duration("took", time.Since(start)))
+	}()
+	s.mux.ServeHTTP(sw, r)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeRaw(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// decodeBody reads exactly one JSON object into v, refusing unknown fields.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			writeProblem(w, r, problem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type", "send Content-Type: application/json", "Content-Type"))
+			return false
+		}
+	}
+	body, err := io.ReadAll(r.Body)
+	if err == nil && len(bytes.TrimSpace(body)) == 0 {
+		err = errEmptyBody
+	}
+	if err == nil {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		dec.UseNumber()
+		if err = dec.Decode(v); err == nil && dec.More() {
+			err = errors.New("unexpected data after the JSON object")
+		}
+	}
+	if err != nil {
+		writeProblem(w, r, decodeError(err))
+		return false
+	}
+	return true
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	writeProblem(w, r, s.errorProblem(r, err))
+}
+
+// storeDown logs a store outage once per change of state, not per request.
+func (s *Server) storeDown(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.storeOK {
+		s.storeOK = false
+		s.log.Error("store unavailable", zap.Error(err))
+	}
+}
+
+func (s *Server) storeUp() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.storeOK {
+		s.storeOK = true
+		s.log.Info("store available again")
+	}
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		writeProblem(w, r, problem(http.StatusServiceUnavailable, "draining", "Shutting down", "the server is draining in-flight requests", ""))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	if err := s.eng.Store().Ping(ctx); err != nil {
+		s.storeDown(err)
+		writeProblem(w, r, problem(http.StatusServiceUnavailable, "unavailable", "Store unavailable", "the store does not answer", ""))
+		return
+	}
+	s.storeUp()
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "studies": len(s.eng.Studies())})
+}
+
+type studySummary struct {
+	ID             string `json:"id"`
+	Name           string `json:"name"`
+	Revision       string `json:"policy_revision"`
+	Catalogue      string `json:"catalogue_revision"`
+	Interventions  int    `json:"interventions"`
+	LoadedAt       string `json:"loaded_at"`
+	DecisionPoints any    `json:"decision_points"`
+	Factors        any    `json:"factors"`
+	Timezone       string `json:"timezone"`
+}
+
+func summary(rt *engine.StudyRuntime) studySummary {
+	return studySummary{
+		ID:             rt.Config.ID,
+		Name:           rt.Config.Name,
+		Revision:       rt.Revision,
+		Catalogue:      rt.Catalogue.Revision(),
+		Interventions:  rt.Catalogue.Len(),
+		LoadedAt:       rt.LoadedAt.Format(time.RFC3339),
+		DecisionPoints: rt.Config.DecisionPoints,
+		Factors:        rt.Config.Factors,
+		Timezone:       rt.Config.Timezone,
+	}
+}
+
+func (s *Server) listStudies(w http.ResponseWriter, r *http.Request) {
+	out := []studySummary{}
+	for _, rt := range s.eng.Studies() {
+		out = append(out, summary(rt))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"studies": out})
+}
+
+func (s *Server) getStudy(w http.ResponseWriter, r *http.Request) {
+	rt, ok := s.eng.Study(r.PathValue("study"))
+	if !ok {
+		s.fail(w, r, engine.ErrUnknownStudy)
+		return
+	}
+	writeJSON(w, http.StatusOK, summary(rt))
+}
+
+type enrollment struct {
+	ParticipantID string            `json:"participant_id"`
+	Study         string            `json:"study"`
+	Timezone      string            `json:"timezone"`
+	Strata        map[string]string `json:"strata,omitempty"`
+	Assignment    map[string]string `json:"assignment"`
+	EnrolledAt    time.Time         `json:"enrolled_at"`
+	Status        string            `json:"status"`
+}
+
+func toEnrollment(p *engine.Participant) enrollment {
+	return enrollment{ParticipantID: p.ID, Study: p.Study, Timezone: p.Timezone, Strata: p.Strata,
+		Assignment: p.Assignment, EnrolledAt: p.EnrolledAt, Status: p.Status}
+}
+
+func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
+	var req engine.EnrollRequest
+	if _, ok := s.eng.Study(r.PathValue("study")); !ok {
+		s.fail(w, r, engine.ErrUnknownStudy)
+		return
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	p, created, err := s.eng.Enroll(r.Context(), r.PathValue("study"), req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, toEnrollment(p))
+}
+
+func (s *Server) getParticipant(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.eng.Study(r.PathValue("study")); !ok {
+		s.fail(w, r, engine.ErrUnknownStudy)
+		return
+	}
+	p, err := s.eng.Store().Participant(r.Context(), r.PathValue("study"), r.PathValue("participant"))
+	if errors.Is(err, engine.ErrNotFound) {
+		err = engine.ErrUnknownParticipant
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toEnrollment(p))
+}
+
+type wireEvent struct {
+	ID   string          `json:"id"`
+	Type string          `json:"type"`
+	Time string          `json:"time"`
+	Data json.RawMessage `json:"data"`
+}
+
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.eng.Study(r.PathValue("study")); !ok {
+		s.fail(w, r, engine.ErrUnknownStudy)
+		return
+	}
+	var req struct {
+		Events []wireEvent `json:"events"`
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if req.Events == nil {
+		s.fail(w, r, &engine.InputError{Field: "events", Reason: "events is required: an array of {id, type, time, data}"})
+		return
+	}
+	if len(req.Events) > engine.MaxEventsPerRequest {
+		s.fail(w, r, &engine.InputError{Field: "events", Reason: fmt.Sprintf("at most %d events per request", engine.MaxEventsPerRequest)})
+		return
+	}
+	evs := make([]engine.Event, len(req.Events))
+	for i, we := range req.Events {
+		t, err := parseTime(fmt.Sprintf("events[%d].time", i), we.Time)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		evs[i] = engine.Event{ID: we.ID, Type: we.Type, Time: t, Data: we.Data}
+	}
+	acc, dup, err := s.eng.Ingest(r.Context(), r.PathValue("study"), r.PathValue("participant"), evs)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]int{"accepted": acc, "duplicates": dup})
+}
+
+func parseTime(field, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, &engine.InputError{Field: field, Reason: "time is required (RFC 3339, e.g. 2026-11-21T14:05:00Z)"}
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, &engine.InputError{Field: field, Reason: fmt.Sprintf("%q is not an RFC 3339 time (e.g. 2026-11-21T14:05:00Z)", v)}
+	}
+	return t, nil
+}
+
+func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.eng.Study(r.PathValue("study")); !ok {
+		s.fail(w, r, engine.ErrUnknownStudy)
+		return
+	}
+	var req struct {
+		DecisionPoint string         `json:"decision_point"`
+		Time          string         `json:"time"`
+		Context       map[string]any `json:"context"`
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	t, err := parseTime("time", req.Time)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ans, err := s.eng.Decide(r.Context(), r.PathValue("study"), r.PathValue("participant"), engine.DecideRequest{
+		DecisionPoint:  req.DecisionPoint,
+		Time:           t,
+		Context:        req.Context,
+		IdempotencyKey: r.Header.Get("Idempotency-Key"),
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if ans.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeRaw(w, http.StatusOK, ans.Body)
+}
+
+const maxListLimit = 1000
+
+func (s *Server) listDecisions(w http.ResponseWriter, r *http.Request) {
+	study := r.PathValue("study")
+	if _, ok := s.eng.Study(study); !ok {
+		s.fail(w, r, engine.ErrUnknownStudy)
+		return
+	}
+	q := engine.DecisionQuery{Study: study, Participant: r.URL.Query().Get("participant"), Limit: 100}
+	if v := r.URL.Query().Get("since"); v != "" {
+		t, err := parseTime("since", v)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		q.Since = t
+	}
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxListLimit {
+			s.fail(w, r, &engine.InputError{Field: "limit", Reason: fmt.Sprintf("limit must be a whole number from 1 to %d", maxListLimit)})
+			return
+		}
+		q.Limit = n
+	}
+	if v := r.URL.Query().Get("cursor"); v != "" {
+		t, id, err := decodeCursor(v)
+		if err != nil {
+			s.fail(w, r, &engine.InputError{Field: "cursor", Reason: "cursor is not one this server issued"})
+			return
+		}
+		q.AfterTime, q.AfterID = t, id
+	}
+	recs, err := s.eng.Store().ListDecisions(r.Context(), q)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := map[string]any{"decisions": recs}
+	if len(recs) == q.Limit {
+		last := recs[len(recs)-1]
+		out["next_cursor"] = encodeCursor(last.Time, last.ID)
+	}
+	if recs == nil {
+		out["decisions"] = []*engine.Record{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getDecision(w http.ResponseWriter, r *http.Request) {
+	study := r.PathValue("study")
+	if _, ok := s.eng.Study(study); !ok {
+		s.fail(w, r, engine.ErrUnknownStudy)
+		return
+	}
+	rec, err := s.eng.Store().Decision(r.Context(), study, r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rec)
+}
+
+func encodeCursor(t time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(t.Format(time.RFC3339Nano) + "|" + id))
+}
+
+func decodeCursor(c string) (time.Time, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return time.Time{}, "", err
+	}
+	ts, id, ok := strings.Cut(string(b), "|")
+	if !ok {
+		return time.Time{}, "", errors.New("bad cursor")
+	}
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	return t, id, err
+}

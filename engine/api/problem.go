@@ -1,0 +1,91 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/jitai/jitai/engine"
+)
+
+// Problem is an RFC 9457 problem document.
+type Problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Instance string `json:"instance,omitempty"`
+	// Field names the offending request field (JSON path or header name).
+	Field string `json:"field,omitempty"`
+}
+
+func problem(status int, slug, title, detail, field string) *Problem {
+	return &Problem{Type: "urn:jitai:problem:" + slug, Title: title, Status: status, Detail: detail, Field: field}
+}
+
+func writeProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
+	p.Instance = r.URL.Path
+	w.Header().Set("Content-Type", "application/problem+json")
+	if p.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// errorProblem maps an engine error to a problem; unexpected errors are
+// logged (without request data) and answered as 500.
+func (s *Server) errorProblem(r *http.Request, err error) *Problem {
+	var ie *engine.InputError
+	var pe *engine.PolicyError
+	switch {
+	case errors.As(err, &ie):
+		return problem(http.StatusUnprocessableEntity, "invalid-field", "A field is invalid", ie.Error(), ie.Field)
+	case errors.Is(err, engine.ErrUnknownStudy):
+		return problem(http.StatusNotFound, "unknown-study", "Unknown study", fmt.Sprintf("no study %q is loaded", r.PathValue("study")), "study")
+	case errors.Is(err, engine.ErrUnknownParticipant):
+		return problem(http.StatusNotFound, "unknown-participant", "Unknown participant", "the participant is not enrolled in this study; enrol with POST /v1/studies/{study}/participants", "participant")
+	case errors.Is(err, engine.ErrNotFound):
+		return problem(http.StatusNotFound, "not-found", "Not found", "no such record", "")
+	case errors.Is(err, engine.ErrIdempotencyMismatch):
+		return problem(http.StatusUnprocessableEntity, "idempotency-key-reused", "Idempotency-Key reused", "this Idempotency-Key was used for a different request; use a new key for a new decision", "Idempotency-Key")
+	case errors.Is(err, engine.ErrWithdrawn):
+		return problem(http.StatusConflict, "withdrawn", "Participant withdrawn", "the participant has withdrawn from the study", "participant")
+	case errors.As(err, &pe):
+		s.log.Error("policy failed", zap.String("study", pe.Study), zap.Error(pe.Err))
+		return problem(http.StatusInternalServerError, "policy-error", "The study's policy failed", pe.Err.Error(), "")
+	case errors.Is(err, engine.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		s.storeDown(err)
+		return problem(http.StatusServiceUnavailable, "unavailable", "Service unavailable", "the store is not reachable now; nothing was recorded; retry shortly", "")
+	case errors.Is(err, context.Canceled):
+		return problem(499, "cancelled", "Request cancelled", "the client went away", "")
+	}
+	s.log.Error("request failed", zap.String("route", r.Pattern), zap.Error(err))
+	return problem(http.StatusInternalServerError, "internal", "Internal error", "the request failed; nothing was returned to the participant", "")
+}
+
+// decodeError turns a JSON decoding error into a problem naming the field.
+func decodeError(err error) *Problem {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return problem(http.StatusRequestEntityTooLarge, "body-too-large", "Request body too large", fmt.Sprintf("the body is over the limit of %d bytes", mbe.Limit), "")
+	case errors.As(err, &se):
+		return problem(http.StatusBadRequest, "malformed-json", "Malformed JSON", fmt.Sprintf("%v (at byte %d)", se, se.Offset), "")
+	case errors.As(err, &te):
+		return problem(http.StatusBadRequest, "wrong-type", "A field has the wrong type", fmt.Sprintf("%s must be %s, not %s", te.Field, te.Type, te.Value), te.Field)
+	case errors.Is(err, errEmptyBody):
+		return problem(http.StatusBadRequest, "empty-body", "Empty body", "the request needs a JSON body", "")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return problem(http.StatusBadRequest, "unknown-field", "Unknown field", fmt.Sprintf("field %q is not part of this request", f), f)
+	}
+	return problem(http.StatusBadRequest, "malformed-json", "Malformed JSON", err.Error(), "")
+}

@@ -1,0 +1,273 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/jitai/jitai/experiments"
+	"github.com/jitai/jitai/interventions"
+	"github.com/jitai/jitai/policies"
+)
+
+// Engine-owned availability reasons (docs/policy.md).
+const (
+	ReasonOptedOut           = "opted_out"
+	ReasonBurdenDailyCap     = "burden_daily_cap"
+	ReasonBurdenMinGap       = "burden_min_gap"
+	ReasonNoCandidate        = "no_candidate"
+	ReasonRandomisedNoPrompt = "randomised_no_prompt"
+)
+
+// optionKey keys the draw that chooses among candidates.
+const optionKey = "_option"
+
+// decide computes one decision from a snapshot: the record, the new state and
+// the answer body. It writes nothing.
+func (e *Engine) decide(ctx context.Context, rt *StudyRuntime, dp *policies.DecisionPoint, snap *Snapshot, req *DecideRequest, decisionID string, start time.Time) (*Record, *State, []byte, error) {
+	p := snap.Participant
+	now := req.Time
+	loc, err := time.LoadLocation(p.Timezone)
+	if err != nil {
+		loc = rt.Location
+	}
+	clock := newLocalClock(now, loc)
+	h := computeHistory(snap.State, now, clock)
+	dpDoc := map[string]any{"id": dp.ID, "time": dp.Time, "kind": dp.Kind}
+	input := buildInput(rt, snap, dpDoc, req.Context, now, clock, h)
+
+	inputVal, err := ast.InterfaceToValue(input)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("building policy input: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, e.policyTimeout)
+	out, err := rt.Policy.Eval(pctx, inputVal)
+	cancel()
+	if err != nil {
+		return nil, nil, nil, &PolicyError{Study: rt.Config.ID, Err: err}
+	}
+	inputJSON, err := json.Marshal(input)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("encoding policy input: %w", err)
+	}
+	sum := sha256.Sum256(inputJSON)
+
+	rec := &Record{
+		ID:                decisionID,
+		Study:             rt.Config.ID,
+		Participant:       p.ID,
+		DecisionPoint:     dp.ID,
+		Time:              now,
+		LocalTime:         clock.t.Format(time.RFC3339),
+		ExpiresAt:         now.Add(rt.Config.DecisionTTL.Duration),
+		PolicyRevision:    rt.Revision,
+		CatalogueRevision: rt.Catalogue.Revision(),
+		SafetyReasons:     out.SafetyReasons,
+		Conditions:        out.Conditions,
+		Tailoring:         out.Tailoring,
+		Input:             inputJSON,
+		InputHash:         hex.EncodeToString(sum[:]),
+		IdempotencyKey:    req.IdempotencyKey,
+		Factors:           make([]FactorDraw, 0, len(rt.Config.Factors)),
+	}
+	levels := make(map[string]string, len(rt.Config.Factors))
+	for _, f := range rt.between {
+		label := p.Assignment[f.Name]
+		level := 0
+		if label == f.Levels[1] {
+			level = 1
+		}
+		levels[f.Name] = label
+		rec.Factors = append(rec.Factors, FactorDraw{Name: f.Name, Type: string(policies.Between), Level: level, Label: label})
+	}
+
+	switch {
+	case len(out.SafetyReasons) > 0:
+		rec.Action = ActionSafety
+		rec.Reasons = out.SafetyReasons
+	default:
+		if err := e.availability(rt, snap.State, out, h, now, rec); err != nil {
+			return nil, nil, nil, &PolicyError{Study: rt.Config.ID, Err: err}
+		}
+		if rec.Available {
+			e.randomise(rt, p.ID, out, levels, clock, rec)
+		} else {
+			rec.Action = ActionNone
+			rec.Reasons = rec.UnavailableReasons
+		}
+	}
+
+	st := nextState(snap.State, rec, now)
+	rec.RecordedAt = e.now().UTC().Truncate(time.Microsecond)
+	rec.LatencyMicros = time.Since(start).Microseconds()
+
+	resp := Response{
+		DecisionID:    rec.ID,
+		Study:         rec.Study,
+		ParticipantID: rec.Participant,
+		DecisionPoint: rec.DecisionPoint,
+		Time:          rec.Time,
+		Action:        rec.Action,
+		Reasons:       rec.Reasons,
+		ExpiresAt:     rec.ExpiresAt,
+		Revision:      rec.PolicyRevision,
+	}
+	if rec.Intervention != nil {
+		resp.Intervention = rec.Intervention
+	}
+	if rec.Action == ActionSafety {
+		crisis := rt.Config.Crisis
+		resp.Signposting = &crisis
+	}
+	if rec.Action != ActionSafety && len(levels) > 0 {
+		resp.Components = levels
+	}
+	body, err := json.Marshal(resp)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("encoding answer: %w", err)
+	}
+	return rec, st, body, nil
+}
+
+// availability combines the policy's reasons with the engine's hard rules
+// and filters the candidates. It is decided before any randomisation.
+func (e *Engine) availability(rt *StudyRuntime, st *State, out *policies.Output, h history, now time.Time, rec *Record) error {
+	reasons := append([]string(nil), out.UnavailableReasons...)
+	if st.Preferences.OptedOut {
+		reasons = appendUnique(reasons, ReasonOptedOut)
+	}
+	b := rt.Config.Burden
+	if b.MaxPerDay > 0 && h.promptsToday >= b.MaxPerDay {
+		reasons = appendUnique(reasons, ReasonBurdenDailyCap)
+	}
+	if b.MinMinutesBetween > 0 && !h.lastPrompt.IsZero() && now.Sub(h.lastPrompt) < time.Duration(b.MinMinutesBetween)*time.Minute {
+		reasons = appendUnique(reasons, ReasonBurdenMinGap)
+	}
+	conditions := map[string]bool{}
+	for _, c := range out.Conditions {
+		conditions[c] = true
+	}
+	var kept []policies.Candidate
+	for _, c := range out.Candidates {
+		iv, ok := rt.Catalogue.Get(c.ID)
+		if !ok {
+			return fmt.Errorf("candidate %q is not in the study's intervention catalogue", c.ID)
+		}
+		if contraindicated(iv, conditions) {
+			rec.Contraindicated = append(rec.Contraindicated, c.ID)
+			continue
+		}
+		kept = append(kept, c)
+	}
+	rec.Candidates = kept
+	if len(kept) == 0 && len(reasons) == 0 {
+		reasons = append(reasons, ReasonNoCandidate)
+	}
+	rec.UnavailableReasons = reasons
+	rec.Available = len(reasons) == 0
+	return nil
+}
+
+func contraindicated(iv *interventions.Intervention, conditions map[string]bool) bool {
+	for _, c := range iv.Contraindications {
+		if conditions[c] {
+			return true
+		}
+	}
+	return false
+}
+
+// randomise draws every within-person factor, then (unless the delivery
+// factor said no) the option, and renders it.
+func (e *Engine) randomise(rt *StudyRuntime, participant string, out *policies.Output, levels map[string]string, clock localClock, rec *Record) {
+	rec.Randomised = len(rt.within) > 0
+	deliver := true
+	for _, f := range rt.within {
+		prob := f.Probability
+		fd := FactorDraw{Name: f.Name, Type: string(policies.Within), Source: f.ProbabilitySource}
+		if f.ProbabilitySource == policies.SourcePolicy {
+			if pp, ok := out.Probabilities[f.Name]; ok {
+				proposed := pp
+				fd.Proposed = &proposed
+				prob = pp
+			} else {
+				fd.Source = policies.SourceFixed + " (policy gave none)"
+			}
+		}
+		prob = experiments.Clip(prob, f.Bounds[0], f.Bounds[1])
+		u := rt.drawer.Uniform(participant, rec.ID, f.Name)
+		fd.Probability, fd.Draw = &prob, &u
+		fd.Level = experiments.Level(u, prob)
+		fd.Label = f.Levels[fd.Level]
+		levels[f.Name] = fd.Label
+		rec.Factors = append(rec.Factors, fd)
+		if f.Name == rt.Config.DeliveryFactor && fd.Level == 0 {
+			deliver = false
+		}
+	}
+	if !deliver {
+		rec.Action = ActionNone
+		rec.Reasons = []string{ReasonRandomisedNoPrompt}
+		return
+	}
+	weights := make([]float64, len(rec.Candidates))
+	for i, c := range rec.Candidates {
+		weights[i] = c.Weight
+	}
+	u := rt.drawer.Uniform(participant, rec.ID, optionKey)
+	i, prob := experiments.Weighted(u, weights)
+	chosen := rec.Candidates[i]
+	rec.Option = &OptionDraw{ID: chosen.ID, Probability: prob, Draw: u}
+	iv, _ := rt.Catalogue.Get(chosen.ID)
+	content := make(map[string]string, len(rt.content))
+	for name := range rt.content {
+		content[name] = levels[name]
+	}
+	target, _ := rec.Tailoring["need"].(string)
+	r := iv.Render(content, interventions.Vars{TimeOfDay: timeOfDay(clock.t.Hour()), Target: target})
+	rec.Intervention = &r
+	rec.Action = ActionDeliver
+	rec.Reasons = []string{}
+	if chosen.Reason != "" {
+		rec.Reasons = []string{chosen.Reason}
+	}
+}
+
+// nextState is the participant's state after the decision: the old state
+// (never modified) with the decision, and a delivery, added to its history.
+func nextState(old *State, rec *Record, now time.Time) *State {
+	st := *old
+	st.Version = old.Version + 1
+	st.Decisions = appendBounded(old.Decisions, now, keepDecisions, func(t time.Time) bool { return now.Sub(t) > historyWindow })
+	if rec.Action == ActionDeliver {
+		st.Prompts = appendBounded(old.Prompts, Prompt{DecisionID: rec.ID, Time: now, Intervention: rec.Option.ID}, keepPrompts,
+			func(p Prompt) bool { return now.Sub(p.Time) > historyWindow })
+	}
+	return &st
+}
+
+// appendBounded returns a new slice: old without its expired head, plus v,
+// at most keep long. old is never modified.
+func appendBounded[T any](old []T, v T, keep int, expired func(T) bool) []T {
+	cut := 0
+	for cut < len(old) && (len(old)-cut >= keep || expired(old[cut])) {
+		cut++
+	}
+	out := make([]T, 0, len(old)-cut+1)
+	out = append(out, old[cut:]...)
+	return append(out, v)
+}
+
+func appendUnique(list []string, s string) []string {
+	for _, x := range list {
+		if x == s {
+			return list
+		}
+	}
+	return append(list, s)
+}

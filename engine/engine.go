@@ -1,0 +1,394 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/jitai/jitai/policies"
+)
+
+// Engine errors that callers map to answers.
+var (
+	// ErrUnknownStudy: no study with that id is loaded.
+	ErrUnknownStudy = errors.New("unknown study")
+	// ErrUnknownParticipant: the participant is not enrolled in the study.
+	ErrUnknownParticipant = errors.New("unknown participant")
+	// ErrIdempotencyMismatch: an idempotency key was reused for a different request.
+	ErrIdempotencyMismatch = errors.New("idempotency key reused with a different request")
+	// ErrWithdrawn: the participant has withdrawn; no more decisions.
+	ErrWithdrawn = errors.New("participant has withdrawn")
+)
+
+// PolicyError is a failure of the study's policy (evaluation error or an
+// output that breaks the contract); nothing is recorded.
+type PolicyError struct {
+	Study string
+	Err   error
+}
+
+func (e *PolicyError) Error() string { return fmt.Sprintf("policy of study %s: %v", e.Study, e.Err) }
+func (e *PolicyError) Unwrap() error { return e.Err }
+
+// Components are what an Engine is built from.
+type Components struct {
+	Store   Store
+	Studies []*policies.Study
+	Logger  *zap.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// PolicyTimeout bounds one policy evaluation (default 2s).
+	PolicyTimeout time.Duration
+	// MaxClockSkew rejects decision times further than this from Now
+	// (0 disables the check).
+	MaxClockSkew time.Duration
+}
+
+// Engine makes decisions. It is safe for concurrent use.
+type Engine struct {
+	store         Store
+	log           *zap.Logger
+	now           func() time.Time
+	policyTimeout time.Duration
+	maxSkew       time.Duration
+	studies       atomic.Pointer[map[string]*StudyRuntime]
+	locks         [512]sync.Mutex
+	seed          maphash.Seed
+	ids           *idSource
+}
+
+// New builds an engine.
+func New(c Components) (*Engine, error) {
+	if c.Store == nil {
+		return nil, errors.New("engine needs a store")
+	}
+	e := &Engine{
+		store:         c.Store,
+		log:           c.Logger,
+		now:           c.Now,
+		policyTimeout: c.PolicyTimeout,
+		maxSkew:       c.MaxClockSkew,
+		seed:          maphash.MakeSeed(),
+		ids:           newIDSource(),
+	}
+	if e.log == nil {
+		e.log = zap.NewNop()
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.policyTimeout <= 0 {
+		e.policyTimeout = 2 * time.Second
+	}
+	m := map[string]*StudyRuntime{}
+	for _, s := range c.Studies {
+		rt, err := NewStudyRuntime(s)
+		if err != nil {
+			return nil, err
+		}
+		m[s.Config.ID] = rt
+	}
+	e.studies.Store(&m)
+	return e, nil
+}
+
+// Study returns a loaded study.
+func (e *Engine) Study(id string) (*StudyRuntime, bool) {
+	rt, ok := (*e.studies.Load())[id]
+	return rt, ok
+}
+
+// Studies lists the loaded studies by id.
+func (e *Engine) Studies() []*StudyRuntime {
+	m := *e.studies.Load()
+	out := make([]*StudyRuntime, 0, len(m))
+	for _, rt := range m {
+		out = append(out, rt)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Config.ID < out[j].Config.ID })
+	return out
+}
+
+// Store returns the engine's store.
+func (e *Engine) Store() Store { return e.store }
+
+func (e *Engine) lock(study, participant string) func() {
+	var h maphash.Hash
+	h.SetSeed(e.seed)
+	h.WriteString(study)
+	h.WriteByte(0)
+	h.WriteString(participant)
+	mu := &e.locks[h.Sum64()%uint64(len(e.locks))]
+	mu.Lock()
+	return mu.Unlock
+}
+
+// EnrollRequest enrols a participant.
+type EnrollRequest struct {
+	ParticipantID string            `json:"participant_id"`
+	Timezone      string            `json:"timezone"`
+	Strata        map[string]string `json:"strata"`
+}
+
+// Enroll enrols a participant, assigning between-person factor levels by
+// permuted blocks within their stratum. Enrolling again returns the stored
+// enrolment (created is false).
+func (e *Engine) Enroll(ctx context.Context, study string, req EnrollRequest) (*Participant, bool, error) {
+	rt, ok := e.Study(study)
+	if !ok {
+		return nil, false, ErrUnknownStudy
+	}
+	if !ValidID(req.ParticipantID) {
+		return nil, false, inputErr("participant_id", "participant_id is required: a pseudonymous id of 1-128 letters, digits or . _ : - (never a name, e-mail or phone number)")
+	}
+	tz := req.Timezone
+	if tz == "" {
+		tz = rt.Config.Timezone
+	}
+	if _, err := time.LoadLocation(tz); err != nil || tz == "Local" {
+		return nil, false, inputErr("timezone", "%q is not an IANA time zone such as Europe/London", req.Timezone)
+	}
+	if err := rt.validateStrata(req.Strata); err != nil {
+		return nil, false, err
+	}
+	p := &Participant{
+		Study:      study,
+		ID:         req.ParticipantID,
+		Timezone:   tz,
+		Strata:     req.Strata,
+		Stratum:    rt.StratumKey(req.Strata),
+		EnrolledAt: e.now().UTC().Truncate(time.Microsecond),
+		Status:     StatusActive,
+	}
+	got, created, err := e.store.Enroll(ctx, p, func(seq int64) error {
+		rt.assign(p, seq)
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("enrolling participant: %w", err)
+	}
+	return got, created, nil
+}
+
+// Ingest validates and stores events for a participant and updates their
+// state. Either every event is valid and the new ones are stored, or nothing
+// is written.
+func (e *Engine) Ingest(ctx context.Context, study, participant string, events []Event) (accepted, duplicates int, err error) {
+	if _, ok := e.Study(study); !ok {
+		return 0, 0, ErrUnknownStudy
+	}
+	if len(events) == 0 {
+		return 0, 0, inputErr("events", "at least one event is required")
+	}
+	if len(events) > MaxEventsPerRequest {
+		return 0, 0, inputErr("events", "at most %d events per request", MaxEventsPerRequest)
+	}
+	if _, err := e.store.Participant(ctx, study, participant); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return 0, 0, ErrUnknownParticipant
+		}
+		return 0, 0, fmt.Errorf("reading participant: %w", err)
+	}
+	now := e.now()
+	seen := map[string]bool{}
+	for i := range events {
+		ev := &events[i]
+		field := fmt.Sprintf("events[%d]", i)
+		if err := validateEvent(field, ev, now); err != nil {
+			return 0, 0, err
+		}
+		if seen[ev.ID] {
+			return 0, 0, inputErr(field+".id", "event id %q appears twice in this request", ev.ID)
+		}
+		seen[ev.ID] = true
+		ev.Time = ev.Time.UTC().Truncate(time.Microsecond)
+		ev.ReceivedAt = now.UTC().Truncate(time.Microsecond)
+		if ev.Type == EventEngagement {
+			if err := e.checkEngagement(ctx, study, participant, field, ev); err != nil {
+				return 0, 0, err
+			}
+		}
+	}
+	// Apply in time order so that "latest" means latest by event time.
+	sorted := append([]Event(nil), events...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Time.Before(sorted[j].Time) })
+	n, err := e.store.AppendEvents(ctx, study, participant, sorted, func(st *State, fresh []Event) error {
+		for i := range fresh {
+			applyEvent(st, &fresh[i])
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("storing events: %w", err)
+	}
+	return n, len(events) - n, nil
+}
+
+func (e *Engine) checkEngagement(ctx context.Context, study, participant, field string, ev *Event) error {
+	var d engagementData
+	_ = json.Unmarshal(ev.Data, &d)
+	rec, err := e.store.Decision(ctx, study, d.DecisionID)
+	if errors.Is(err, ErrNotFound) || (err == nil && rec.Participant != participant) {
+		return inputErr(field+".data.decision_id", "no decision %q for this participant", d.DecisionID)
+	}
+	if err != nil {
+		return fmt.Errorf("reading decision: %w", err)
+	}
+	if rec.Action != ActionDeliver {
+		return inputErr(field+".data.decision_id", "decision %q delivered nothing (action %s)", d.DecisionID, rec.Action)
+	}
+	return nil
+}
+
+// DecideRequest asks for a decision.
+type DecideRequest struct {
+	DecisionPoint  string         `json:"decision_point"`
+	Time           time.Time      `json:"time"`
+	Context        map[string]any `json:"context"`
+	IdempotencyKey string         `json:"-"`
+}
+
+// Answer is a decision as returned to the app. Body is the exact JSON sent
+// (and replayed for a retried idempotency key).
+type Answer struct {
+	Body     []byte
+	Record   *Record
+	Replayed bool
+}
+
+// Response is the app-facing decision document.
+type Response struct {
+	DecisionID    string            `json:"decision_id"`
+	Study         string            `json:"study"`
+	ParticipantID string            `json:"participant_id"`
+	DecisionPoint string            `json:"decision_point"`
+	Time          time.Time         `json:"time"`
+	Action        string            `json:"action"`
+	Intervention  any               `json:"intervention,omitempty"`
+	Signposting   *policies.Crisis  `json:"signposting,omitempty"`
+	Components    map[string]string `json:"components,omitempty"`
+	Reasons       []string          `json:"reasons"`
+	ExpiresAt     time.Time         `json:"expires_at"`
+	Revision      string            `json:"policy_revision"`
+}
+
+const maxAttempts = 5
+
+// Decide runs the decision pipeline (docs/policy.md, DESIGN.md section 3)
+// and returns the answer only after its record is durable.
+func (e *Engine) Decide(ctx context.Context, study, participant string, req DecideRequest) (*Answer, error) {
+	start := time.Now()
+	rt, ok := e.Study(study)
+	if !ok {
+		return nil, ErrUnknownStudy
+	}
+	dp, ok := rt.Config.DecisionPoint(req.DecisionPoint)
+	if req.DecisionPoint == "" {
+		return nil, inputErr("decision_point", "decision_point is required")
+	}
+	if !ok {
+		return nil, inputErr("decision_point", "study %s has no decision point %q", study, req.DecisionPoint)
+	}
+	if req.Time.IsZero() {
+		return nil, inputErr("time", "time is required (RFC 3339, e.g. 2026-11-21T14:00:00Z)")
+	}
+	if e.maxSkew > 0 {
+		if d := req.Time.Sub(e.now()); d > e.maxSkew || d < -e.maxSkew {
+			return nil, inputErr("time", "time %s is more than %s from the server's clock", req.Time.Format(time.RFC3339), e.maxSkew)
+		}
+	}
+	if err := checkContext(req.Context); err != nil {
+		return nil, err
+	}
+	if req.IdempotencyKey != "" && !ValidID(req.IdempotencyKey) {
+		return nil, inputErr("Idempotency-Key", "the Idempotency-Key header must be 1-128 letters, digits or . _ : -")
+	}
+	req.Time = req.Time.UTC().Truncate(time.Microsecond)
+	reqHash, err := requestHash(&req)
+	if err != nil {
+		return nil, err
+	}
+	unlock := e.lock(study, participant)
+	defer unlock()
+	decisionID := e.ids.next(req.Time)
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		snap, err := e.store.Snapshot(ctx, study, participant, req.IdempotencyKey)
+		if errors.Is(err, ErrNotFound) {
+			return nil, ErrUnknownParticipant
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading participant state: %w", err)
+		}
+		if snap.Replay != nil {
+			if snap.Replay.RequestHash != reqHash {
+				return nil, ErrIdempotencyMismatch
+			}
+			return &Answer{Body: snap.Replay.Response, Replayed: true}, nil
+		}
+		if snap.Participant.Status == StatusWithdrawn {
+			return nil, ErrWithdrawn
+		}
+		rec, st, body, err := e.decide(ctx, rt, dp, snap, &req, decisionID, start)
+		if err != nil {
+			return nil, err
+		}
+		c := &Commit{Record: rec, State: st}
+		if req.IdempotencyKey != "" {
+			c.Idempotency = &IdempotencyEntry{Key: req.IdempotencyKey, RequestHash: reqHash, DecisionID: decisionID, Response: body, CreatedAt: rec.RecordedAt}
+		}
+		err = e.store.CommitDecision(ctx, c)
+		switch {
+		case err == nil:
+			return &Answer{Body: body, Record: rec}, nil
+		case errors.Is(err, ErrConflict), errors.Is(err, ErrIdempotencyReplay):
+			continue // re-read: the same decision id keeps the draws the same
+		default:
+			return nil, fmt.Errorf("recording decision: %w", err)
+		}
+	}
+	return nil, fmt.Errorf("recording decision: %w after %d attempts", ErrConflict, maxAttempts)
+}
+
+func checkContext(c map[string]any) error {
+	if len(c) > maxVariables {
+		return inputErr("context", "at most %d context variables", maxVariables)
+	}
+	for k, v := range c {
+		if !varPattern.MatchString(k) {
+			return inputErr("context."+k, "context names are lower-case identifiers")
+		}
+		switch x := v.(type) {
+		case bool, float64, json.Number:
+		case string:
+			if len(x) > maxStringValue {
+				return inputErr("context."+k, "context strings are at most %d characters (no free text)", maxStringValue)
+			}
+		default:
+			return inputErr("context."+k, "context values are numbers, booleans or short strings")
+		}
+	}
+	return nil
+}
+
+func requestHash(req *DecideRequest) (string, error) {
+	b, err := json.Marshal(struct {
+		DP  string         `json:"dp"`
+		T   time.Time      `json:"t"`
+		Ctx map[string]any `json:"c"`
+	}{req.DecisionPoint, req.Time, req.Context})
+	if err != nil {
+		return "", inputErr("context", "cannot be encoded: %v", err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}

@@ -1,0 +1,234 @@
+package engine
+
+import (
+	"math"
+	"time"
+)
+
+// localClock is the decision time in the participant's zone.
+type localClock struct {
+	t    time.Time
+	date string
+}
+
+func newLocalClock(now time.Time, loc *time.Location) localClock {
+	t := now.In(loc)
+	return localClock{t: t, date: t.Format(time.DateOnly)}
+}
+
+func (c localClock) sameDay(t time.Time) bool {
+	return t.In(c.t.Location()).Format(time.DateOnly) == c.date
+}
+
+// timeOfDay names the part of the day for rendering.
+func timeOfDay(hour int) string {
+	switch {
+	case hour >= 5 && hour < 12:
+		return "morning"
+	case hour >= 12 && hour < 17:
+		return "afternoon"
+	case hour >= 17 && hour < 21:
+		return "evening"
+	}
+	return "night"
+}
+
+// history is what the policy sees of the participant's past, computed from
+// the state's bounded history at the decision time.
+type history struct {
+	promptsToday   int
+	decisionsToday int
+	lastPrompt     time.Time
+}
+
+func computeHistory(st *State, now time.Time, clock localClock) history {
+	var h history
+	for _, p := range st.Prompts {
+		if p.Time.After(now) {
+			continue
+		}
+		if clock.sameDay(p.Time) {
+			h.promptsToday++
+		}
+		if p.Time.After(h.lastPrompt) {
+			h.lastPrompt = p.Time
+		}
+	}
+	for _, d := range st.Decisions {
+		if !d.After(now) && clock.sameDay(d) {
+			h.decisionsToday++
+		}
+	}
+	return h
+}
+
+// buildInput assembles the policy input document (docs/policy.md).
+func buildInput(rt *StudyRuntime, snap *Snapshot, dp any, reqCtx map[string]any, now time.Time, clock localClock, h history) map[string]any {
+	p := snap.Participant
+	st := snap.State
+	local := clock.t
+	enrolled := p.EnrolledAt.In(local.Location())
+	dayInStudy := int(math.Round(dateOnly(local).Sub(dateOnly(enrolled)).Hours() / 24))
+
+	assignment := make(map[string]any, len(p.Assignment))
+	for k, v := range p.Assignment {
+		assignment[k] = v
+	}
+	strata := make(map[string]any, len(p.Strata))
+	for k, v := range p.Strata {
+		strata[k] = v
+	}
+	ctx := make(map[string]any, len(reqCtx))
+	for k, v := range reqCtx {
+		ctx[k] = v
+	}
+
+	state := map[string]any{
+		"ema":         observations(st.EMA, now),
+		"context":     observations(st.Context, now),
+		"assessment":  assessments(st.Assessments, now),
+		"preferences": preferences(&st.Preferences, now),
+	}
+
+	hist := map[string]any{
+		"prompts_today":        h.promptsToday,
+		"decisions_today":      h.decisionsToday,
+		"recent_interventions": recentInterventions(st.Prompts, now),
+		"engagement":           engagementSummary(st, now),
+	}
+	if !h.lastPrompt.IsZero() {
+		hist["minutes_since_last_prompt"] = int(now.Sub(h.lastPrompt) / time.Minute)
+		hist["last_prompt_at"] = h.lastPrompt.Format(time.RFC3339)
+	}
+
+	return map[string]any{
+		"now":    now.Format(time.RFC3339Nano),
+		"now_ns": now.UnixNano(),
+		"local": map[string]any{
+			"timezone":      local.Location().String(),
+			"time":          local.Format(time.RFC3339),
+			"date":          clock.date,
+			"hour":          local.Hour(),
+			"minute":        local.Minute(),
+			"minute_of_day": local.Hour()*60 + local.Minute(),
+			"weekday":       local.Weekday().String(),
+		},
+		"study": rt.studyInput,
+		"participant": map[string]any{
+			"id":           p.ID,
+			"enrolled_at":  p.EnrolledAt.Format(time.RFC3339),
+			"day_in_study": dayInStudy,
+			"assignment":   assignment,
+			"strata":       strata,
+		},
+		"decision_point": dp,
+		"context":        ctx,
+		"state":          state,
+		"history":        hist,
+	}
+}
+
+func dateOnly(t time.Time) time.Time {
+	y, m, d := t.Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+func observations(obs map[string]Observation, now time.Time) map[string]any {
+	out := make(map[string]any, len(obs))
+	for k, o := range obs {
+		if o.Time.After(now) {
+			continue // reported for a later time than this decision
+		}
+		out[k] = map[string]any{
+			"value":       o.Value,
+			"time":        o.Time.Format(time.RFC3339),
+			"age_minutes": int(now.Sub(o.Time) / time.Minute),
+		}
+	}
+	return out
+}
+
+func assessments(as map[string]Assessment, now time.Time) map[string]any {
+	out := make(map[string]any, len(as))
+	for k, a := range as {
+		if a.Time.After(now) {
+			continue
+		}
+		items := make([]any, len(a.Items))
+		for i, v := range a.Items {
+			items[i] = v
+		}
+		m := map[string]any{
+			"total":    a.Total,
+			"severity": a.Severity,
+			"items":    items,
+			"time":     a.Time.Format(time.RFC3339),
+			"age_days": int(now.Sub(a.Time) / (24 * time.Hour)),
+		}
+		if a.Instrument == "phq9" && len(a.Items) == 9 {
+			m["item9"] = a.Items[8]
+		}
+		out[k] = m
+	}
+	return out
+}
+
+func preferences(p *Preferences, now time.Time) map[string]any {
+	out := map[string]any{
+		"snoozed":    now.Before(p.SnoozedUntil),
+		"opted_out":  p.OptedOut,
+	}
+	if !p.SnoozedUntil.IsZero() {
+		out["snoozed_until"] = p.SnoozedUntil.Format(time.RFC3339)
+	}
+	if p.QuietHours != nil {
+		out["quiet_hours"] = map[string]any{"start": p.QuietHours.Start, "end": p.QuietHours.End}
+	}
+	return out
+}
+
+func recentInterventions(prompts []Prompt, now time.Time) []any {
+	out := make([]any, 0, 10)
+	for i := len(prompts) - 1; i >= 0 && len(out) < 10; i-- {
+		if !prompts[i].Time.After(now) {
+			out = append(out, prompts[i].Intervention)
+		}
+	}
+	return out
+}
+
+func engagementSummary(st *State, now time.Time) map[string]any {
+	from := now.Add(-7 * 24 * time.Hour)
+	counts := map[string]int{}
+	var lastRating *float64
+	var lastRatingAt time.Time
+	for _, e := range st.Engagement {
+		if e.Time.After(now) || !e.Time.After(from) {
+			continue
+		}
+		counts[e.Status]++
+		if e.Rating != nil && !e.Time.Before(lastRatingAt) {
+			lastRating, lastRatingAt = e.Rating, e.Time
+		}
+	}
+	prompts := 0
+	for _, p := range st.Prompts {
+		if !p.Time.After(now) && p.Time.After(from) {
+			prompts++
+		}
+	}
+	out := map[string]any{
+		"prompts":   prompts,
+		"delivered": counts["delivered"],
+		"opened":    counts["opened"],
+		"completed": counts["completed"],
+		"dismissed": counts["dismissed"],
+	}
+	if prompts > 0 {
+		out["open_rate"] = math.Min(1, float64(counts["opened"])/float64(prompts))
+	}
+	if lastRating != nil {
+		out["last_rating"] = *lastRating
+	}
+	return out
+}

@@ -1,0 +1,122 @@
+package engine
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/jitai/jitai/experiments"
+	"github.com/jitai/jitai/policies"
+)
+
+// StudyRuntime is a loaded study with what the engine derives from it once:
+// the draw keyer, the between-person design and its assigner.
+type StudyRuntime struct {
+	*policies.Study
+	drawer   *experiments.Drawer
+	between  []policies.Factor
+	within   []policies.Factor
+	rows     [][]int
+	assigner *experiments.BlockAssigner
+	content  map[string]bool
+	// studyInput is the constant part of the policy input (input.study).
+	studyInput map[string]any
+}
+
+// NewStudyRuntime prepares a loaded study for decisions.
+func NewStudyRuntime(s *policies.Study) (*StudyRuntime, error) {
+	rt := &StudyRuntime{
+		Study:   s,
+		drawer:  experiments.NewDrawer(s.Config.Seed),
+		between: s.Config.FactorsOf(policies.Between),
+		within:  s.Config.FactorsOf(policies.Within),
+		content: map[string]bool{},
+	}
+	for _, f := range s.Config.Factors {
+		if f.Content {
+			rt.content[f.Name] = true
+		}
+	}
+	if len(rt.between) > 0 {
+		if len(rt.between) > 12 {
+			return nil, fmt.Errorf("study %s: %d between-person factors make %d cells; use a fractional design", s.Config.ID, len(rt.between), 1<<len(rt.between))
+		}
+		rt.rows = experiments.FullFactorial(len(rt.between))
+		a, err := experiments.NewBlockAssigner(s.Config.Seed, rt.rows)
+		if err != nil {
+			return nil, err
+		}
+		rt.assigner = a
+	}
+	factors := map[string]any{}
+	for _, f := range s.Config.Factors {
+		fm := map[string]any{"type": string(f.Type), "levels": []any{f.Levels[0], f.Levels[1]}}
+		if f.Type == policies.Within {
+			fm["probability"] = f.Probability
+			fm["bounds"] = []any{f.Bounds[0], f.Bounds[1]}
+			fm["probability_source"] = f.ProbabilitySource
+		}
+		factors[f.Name] = fm
+	}
+	rt.studyInput = map[string]any{
+		"id": s.Config.ID,
+		"burden": map[string]any{
+			"max_per_day":         s.Config.Burden.MaxPerDay,
+			"min_minutes_between": s.Config.Burden.MinMinutesBetween,
+		},
+		"factors": factors,
+	}
+	if q := s.Config.QuietHours; q != nil {
+		rt.studyInput["quiet_hours"] = map[string]any{"start": q.Start, "end": q.End}
+	}
+	return rt, nil
+}
+
+// StratumKey is the canonical key of a participant's strata, in the order
+// the study declares them ("site=a|sex=f"); "" when the study has none.
+func (rt *StudyRuntime) StratumKey(strata map[string]string) string {
+	parts := make([]string, 0, len(rt.Config.Strata))
+	for _, name := range rt.Config.Strata {
+		parts = append(parts, name+"="+strata[name])
+	}
+	return strings.Join(parts, "|")
+}
+
+// validateStrata checks that exactly the declared strata are given.
+func (rt *StudyRuntime) validateStrata(strata map[string]string) error {
+	declared := map[string]bool{}
+	for _, name := range rt.Config.Strata {
+		declared[name] = true
+		v, ok := strata[name]
+		if !ok {
+			return inputErr("strata."+name, "stratum %q is required by study %s", name, rt.Config.ID)
+		}
+		if v == "" || len(v) > maxStringValue || strings.ContainsAny(v, "|=") {
+			return inputErr("strata."+name, "stratum values are 1-64 characters without | or =")
+		}
+	}
+	keys := make([]string, 0, len(strata))
+	for k := range strata {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !declared[k] {
+			return inputErr("strata."+k, "study %s declares no stratum %q (declared: %v)", rt.Config.ID, k, rt.Config.Strata)
+		}
+	}
+	return nil
+}
+
+// assign fills in the between-person assignment for the seq-th enrolment.
+func (rt *StudyRuntime) assign(p *Participant, seq int64) {
+	p.Seq = seq
+	p.Assignment = map[string]string{}
+	if rt.assigner == nil {
+		return
+	}
+	p.Row = rt.assigner.RowIndex(p.Stratum, seq)
+	for j, f := range rt.between {
+		p.Assignment[f.Name] = f.Levels[rt.rows[p.Row][j]]
+	}
+}

@@ -1,0 +1,468 @@
+package policies
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// FactorType says when a factor's level is chosen.
+type FactorType string
+
+// Factor types.
+const (
+	// Between factors are assigned once, at enrolment (factorial designs).
+	Between FactorType = "between"
+	// Within factors are micro-randomised at every available decision point (MRT).
+	Within FactorType = "within"
+)
+
+// Probability sources of a within-person factor.
+const (
+	// SourceFixed uses the factor's declared probability.
+	SourceFixed = "fixed"
+	// SourcePolicy uses the policy's decision.probabilities[factor] when present.
+	SourcePolicy = "policy"
+)
+
+// Config is a study's study.yaml.
+type Config struct {
+	ID             string          `yaml:"id" json:"id"`
+	Name           string          `yaml:"name" json:"name"`
+	Description    string          `yaml:"description" json:"description,omitempty"`
+	Timezone       string          `yaml:"timezone" json:"timezone"`
+	Seed           string          `yaml:"seed" json:"-"`
+	DecisionPoints []DecisionPoint `yaml:"decision_points" json:"decision_points"`
+	DecisionTTL    Duration        `yaml:"decision_ttl" json:"decision_ttl"`
+	DeliveryFactor string          `yaml:"delivery_factor" json:"delivery_factor,omitempty"`
+	Factors        []Factor        `yaml:"factors" json:"factors"`
+	Strata         []string        `yaml:"strata" json:"strata,omitempty"`
+	Outcomes       []Outcome       `yaml:"outcomes" json:"outcomes"`
+	Burden         Burden          `yaml:"burden" json:"burden"`
+	QuietHours     *QuietHours     `yaml:"quiet_hours" json:"quiet_hours,omitempty"`
+	Crisis         Crisis          `yaml:"crisis" json:"crisis"`
+	Interventions  InterventionSel `yaml:"interventions" json:"interventions"`
+}
+
+// DecisionPoint is a named moment of the day at which a decision may be asked for.
+type DecisionPoint struct {
+	ID   string `yaml:"id" json:"id"`
+	Time string `yaml:"time" json:"time,omitempty"` // HH:MM participant-local; empty for app-requested points
+	Kind string `yaml:"kind" json:"kind"`           // scheduled (default when Time is set) or app
+}
+
+// Factor is an intervention component under study.
+type Factor struct {
+	Name   string     `yaml:"name" json:"name"`
+	Type   FactorType `yaml:"type" json:"type"`
+	Levels []string   `yaml:"levels" json:"levels"`
+	// Probability is P(level 1) for a within-person factor.
+	Probability float64 `yaml:"probability" json:"probability,omitempty"`
+	// Bounds clip every probability used for this factor.
+	Bounds [2]float64 `yaml:"bounds" json:"bounds,omitempty"`
+	// ProbabilitySource is fixed (default) or policy.
+	ProbabilitySource string `yaml:"probability_source" json:"probability_source,omitempty"`
+	// Content says that the factor's level changes the rendered intervention
+	// (a catalogue variant dimension of the same name and levels).
+	Content bool `yaml:"content" json:"content,omitempty"`
+}
+
+// Outcome is a proximal outcome: a value joined to a decision from a later event.
+type Outcome struct {
+	Name      string   `yaml:"name" json:"name"`
+	Event     string   `yaml:"event" json:"event"`                       // ema | engagement | context | assessment
+	Variable  string   `yaml:"variable" json:"variable,omitempty"`       // for ema/context/assessment
+	Status    string   `yaml:"status" json:"status,omitempty"`           // for engagement
+	From      Duration `yaml:"from" json:"from"`                         // window start after the decision
+	To        Duration `yaml:"to" json:"to"`                             // window end after the decision
+	Aggregate string   `yaml:"aggregate" json:"aggregate,omitempty"`     // first | last | mean | any
+	Primary   bool     `yaml:"primary" json:"primary,omitempty"`         // the study's primary proximal outcome
+	Describe  string   `yaml:"description" json:"description,omitempty"` // for the codebook
+}
+
+// Burden holds the hard caps the engine enforces before randomisation.
+type Burden struct {
+	MaxPerDay         int `yaml:"max_per_day" json:"max_per_day"`
+	MinMinutesBetween int `yaml:"min_minutes_between" json:"min_minutes_between"`
+}
+
+// QuietHours is a participant-local interval, which may wrap past midnight.
+type QuietHours struct {
+	Start string `yaml:"start" json:"start"`
+	End   string `yaml:"end" json:"end"`
+}
+
+// Crisis is the signposting shown with every safety decision. It comes from
+// the study, never from code.
+type Crisis struct {
+	Title    string    `yaml:"title" json:"title"`
+	Text     string    `yaml:"text" json:"text"`
+	Contacts []Contact `yaml:"contacts" json:"contacts,omitempty"`
+}
+
+// Contact is one crisis service.
+type Contact struct {
+	Name  string `yaml:"name" json:"name"`
+	Phone string `yaml:"phone" json:"phone,omitempty"`
+	Text  string `yaml:"text" json:"text,omitempty"`
+	URL   string `yaml:"url" json:"url,omitempty"`
+}
+
+// InterventionSel selects the catalogue entries a study uses.
+type InterventionSel struct {
+	// Include lists catalogue ids; empty means the whole catalogue.
+	Include []string `yaml:"include" json:"include,omitempty"`
+}
+
+// Duration is a time.Duration written as "30m" in YAML and JSON.
+type Duration struct{ time.Duration }
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (write e.g. 30m or 1h30m)", n.Line, n.Value)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return []byte(strconv.Quote(d.String())), nil }
+
+// Factor returns the named factor.
+func (c *Config) Factor(name string) (*Factor, bool) {
+	for i := range c.Factors {
+		if c.Factors[i].Name == name {
+			return &c.Factors[i], true
+		}
+	}
+	return nil, false
+}
+
+// DecisionPoint returns the named decision point.
+func (c *Config) DecisionPoint(id string) (*DecisionPoint, bool) {
+	for i := range c.DecisionPoints {
+		if c.DecisionPoints[i].ID == id {
+			return &c.DecisionPoints[i], true
+		}
+	}
+	return nil, false
+}
+
+// FactorsOf returns the factors of one type in declaration order.
+func (c *Config) FactorsOf(t FactorType) []Factor {
+	var out []Factor
+	for _, f := range c.Factors {
+		if f.Type == t {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// ConfigError is a problem in a study file, with its position.
+type ConfigError struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (e *ConfigError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+}
+
+// ConfigErrors is every problem found in a study.
+type ConfigErrors []*ConfigError
+
+func (es ConfigErrors) Error() string {
+	msgs := make([]string, len(es))
+	for i, e := range es {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+var (
+	idRe     = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	nameRe   = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+	clockRe  = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
+	lineRe   = regexp.MustCompile(`line (\d+): (.*)`)
+	stratRe  = nameRe
+	outEvent = map[string]bool{"ema": true, "engagement": true, "context": true, "assessment": true}
+	outAgg   = map[string]bool{"first": true, "last": true, "mean": true, "any": true, "count": true}
+)
+
+// ParseConfig decodes and validates study.yaml. file names the file in errors.
+func ParseConfig(file string, data []byte) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, yamlError(file, err)
+	}
+	if len(root.Content) == 0 {
+		return nil, ConfigErrors{{File: file, Msg: "file is empty: a study needs at least id, name, timezone and seed"}}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		return nil, yamlError(file, err)
+	}
+	lines := map[string]int{}
+	indexLines(root.Content[0], "", lines)
+	c.setDefaults()
+	if errs := c.validate(file, lines); len(errs) > 0 {
+		return nil, errs
+	}
+	return &c, nil
+}
+
+func yamlError(file string, err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		var out ConfigErrors
+		for _, m := range te.Errors {
+			out = append(out, lineError(file, m))
+		}
+		return out
+	}
+	return ConfigErrors{lineError(file, strings.TrimPrefix(err.Error(), "yaml: "))}
+}
+
+func lineError(file, msg string) *ConfigError {
+	if m := lineRe.FindStringSubmatch(msg); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return &ConfigError{File: file, Line: n, Msg: m[2]}
+	}
+	return &ConfigError{File: file, Msg: msg}
+}
+
+// indexLines records the line of every mapping key and sequence item by path
+// (e.g. "factors[1].probability") so that validation can point at it.
+func indexLines(n *yaml.Node, path string, out map[string]int) {
+	if _, ok := out[path]; !ok {
+		out[path] = n.Line
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			p := n.Content[i].Value
+			if path != "" {
+				p = path + "." + p
+			}
+			out[p] = n.Content[i].Line
+			indexLines(n.Content[i+1], p, out)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			out[p] = c.Line
+			indexLines(c, p, out)
+		}
+	}
+}
+
+func (c *Config) setDefaults() {
+	if c.DecisionTTL.Duration == 0 {
+		c.DecisionTTL.Duration = 30 * time.Minute
+	}
+	for i := range c.DecisionPoints {
+		dp := &c.DecisionPoints[i]
+		if dp.Kind == "" {
+			if dp.Time == "" {
+				dp.Kind = "app"
+			} else {
+				dp.Kind = "scheduled"
+			}
+		}
+	}
+	for i := range c.Factors {
+		f := &c.Factors[i]
+		if f.Type == Within {
+			if f.ProbabilitySource == "" {
+				f.ProbabilitySource = SourceFixed
+			}
+			if f.Bounds == [2]float64{} {
+				f.Bounds = [2]float64{0, 1}
+			}
+		}
+	}
+	for i := range c.Outcomes {
+		if c.Outcomes[i].Aggregate == "" {
+			c.Outcomes[i].Aggregate = "first"
+		}
+	}
+}
+
+type validator struct {
+	file  string
+	lines map[string]int
+	errs  ConfigErrors
+}
+
+// at reports a problem at path, or at the nearest enclosing path that has a line.
+func (v *validator) at(path, format string, args ...any) {
+	line := 0
+	for p := path; ; {
+		if l, ok := v.lines[p]; ok {
+			line = l
+			break
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	v.errs = append(v.errs, &ConfigError{File: v.file, Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (c *Config) validate(file string, lines map[string]int) ConfigErrors {
+	v := &validator{file: file, lines: lines}
+	if !idRe.MatchString(c.ID) {
+		v.at("id", "id %q must be 1-63 lower-case letters, digits, '-' or '_'", c.ID)
+	}
+	if strings.TrimSpace(c.Name) == "" {
+		v.at("name", "name is required")
+	}
+	if c.Timezone == "" {
+		v.at("timezone", "timezone is required (an IANA zone such as Europe/London)")
+	} else if _, err := time.LoadLocation(c.Timezone); err != nil {
+		v.at("timezone", "timezone %q is not a known IANA zone", c.Timezone)
+	}
+	if len(c.Seed) < 8 {
+		v.at("seed", "seed is required and must be at least 8 characters (it keys every randomisation draw)")
+	}
+	if len(c.DecisionPoints) == 0 {
+		v.at("decision_points", "at least one decision point is required")
+	}
+	seen := map[string]bool{}
+	for i, dp := range c.DecisionPoints {
+		p := fmt.Sprintf("decision_points[%d]", i)
+		if !idRe.MatchString(dp.ID) {
+			v.at(p+".id", "decision point id %q must be lower-case letters, digits, '-' or '_'", dp.ID)
+		}
+		if seen[dp.ID] {
+			v.at(p+".id", "decision point %q is declared twice", dp.ID)
+		}
+		seen[dp.ID] = true
+		if dp.Time != "" && !clockRe.MatchString(dp.Time) {
+			v.at(p+".time", "time %q must be HH:MM (24-hour clock)", dp.Time)
+		}
+		switch dp.Kind {
+		case "scheduled":
+			if dp.Time == "" {
+				v.at(p, "a scheduled decision point needs a time")
+			}
+		case "app":
+		default:
+			v.at(p+".kind", "kind %q must be scheduled or app", dp.Kind)
+		}
+	}
+	if c.DecisionTTL.Duration < 0 {
+		v.at("decision_ttl", "decision_ttl must be positive")
+	}
+	names := map[string]bool{}
+	for i, f := range c.Factors {
+		p := fmt.Sprintf("factors[%d]", i)
+		if !nameRe.MatchString(f.Name) {
+			v.at(p+".name", "factor name %q must be a lower-case identifier", f.Name)
+		}
+		if names[f.Name] {
+			v.at(p+".name", "factor %q is declared twice", f.Name)
+		}
+		names[f.Name] = true
+		if len(f.Levels) != 2 || f.Levels[0] == "" || f.Levels[1] == "" || f.Levels[0] == f.Levels[1] {
+			v.at(p+".levels", "factor %q needs exactly two distinct levels [level0, level1]", f.Name)
+		}
+		switch f.Type {
+		case Within:
+			lo, hi := f.Bounds[0], f.Bounds[1]
+			if !(lo >= 0 && lo <= hi && hi <= 1) {
+				v.at(p+".bounds", "bounds [%v, %v] must satisfy 0 <= lo <= hi <= 1", lo, hi)
+			}
+			if math.IsNaN(f.Probability) || f.Probability < lo || f.Probability > hi {
+				v.at(p+".probability", "probability %v of factor %q must lie within its bounds [%v, %v]", f.Probability, f.Name, lo, hi)
+			}
+			if f.ProbabilitySource != SourceFixed && f.ProbabilitySource != SourcePolicy {
+				v.at(p+".probability_source", "probability_source %q must be fixed or policy", f.ProbabilitySource)
+			}
+		case Between:
+			if f.Probability != 0 || f.ProbabilitySource != "" || f.Bounds != [2]float64{} {
+				v.at(p, "between-person factor %q is assigned by permuted blocks: remove probability, bounds and probability_source", f.Name)
+			}
+		default:
+			v.at(p+".type", "factor type %q must be within or between", f.Type)
+		}
+	}
+	if c.DeliveryFactor != "" {
+		f, ok := c.Factor(c.DeliveryFactor)
+		if !ok {
+			v.at("delivery_factor", "delivery_factor %q is not a declared factor", c.DeliveryFactor)
+		} else if f.Type != Within {
+			v.at("delivery_factor", "delivery_factor %q must be a within-person factor", c.DeliveryFactor)
+		}
+	}
+	for i, s := range c.Strata {
+		if !stratRe.MatchString(s) {
+			v.at(fmt.Sprintf("strata[%d]", i), "stratum name %q must be a lower-case identifier", s)
+		}
+	}
+	onames := map[string]bool{}
+	for i, o := range c.Outcomes {
+		p := fmt.Sprintf("outcomes[%d]", i)
+		if !nameRe.MatchString(o.Name) || onames[o.Name] {
+			v.at(p+".name", "outcome name %q must be a unique lower-case identifier", o.Name)
+		}
+		onames[o.Name] = true
+		if !outEvent[o.Event] {
+			v.at(p+".event", "outcome event %q must be one of ema, engagement, context, assessment", o.Event)
+		}
+		if o.Event == "engagement" && o.Status == "" {
+			v.at(p, "an engagement outcome needs a status (opened, completed, ...)")
+		}
+		if o.Event != "engagement" && o.Variable == "" {
+			v.at(p, "outcome %q needs a variable", o.Name)
+		}
+		if o.To.Duration <= o.From.Duration {
+			v.at(p+".to", "outcome window must end after it starts (from %s, to %s)", o.From.Duration, o.To.Duration)
+		}
+		if !outAgg[o.Aggregate] {
+			v.at(p+".aggregate", "aggregate %q must be first, last, mean, any or count", o.Aggregate)
+		}
+	}
+	if c.Burden.MaxPerDay < 0 || c.Burden.MinMinutesBetween < 0 {
+		v.at("burden", "burden limits must not be negative")
+	}
+	if c.QuietHours != nil {
+		if !clockRe.MatchString(c.QuietHours.Start) || !clockRe.MatchString(c.QuietHours.End) {
+			v.at("quiet_hours", "quiet_hours start and end must be HH:MM")
+		}
+	}
+	if strings.TrimSpace(c.Crisis.Text) == "" {
+		v.at("crisis", "crisis.text is required: it is shown with every safety decision")
+	}
+	sort.SliceStable(v.errs, func(i, j int) bool { return v.errs[i].Line < v.errs[j].Line })
+	return v.errs
+}
+
+// ParseClock parses HH:MM into minutes after midnight.
+func ParseClock(s string) (int, error) {
+	if !clockRe.MatchString(s) {
+		return 0, fmt.Errorf("%q is not HH:MM", s)
+	}
+	h, _ := strconv.Atoi(s[:2])
+	m, _ := strconv.Atoi(s[3:])
+	return h*60 + m, nil
+}

@@ -1,0 +1,151 @@
+package policies
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jitai/jitai/interventions"
+)
+
+// Study is a loaded, validated study: its configuration, compiled policy and
+// the part of the catalogue it uses.
+type Study struct {
+	Dir       string
+	Config    *Config
+	Policy    *Policy
+	Catalogue *interventions.Catalogue
+	// Revision is the sha256 of study.yaml and the non-test policy files.
+	Revision string
+	// Location is the study's default time zone.
+	Location *time.Location
+	// PolicyFiles and TestFiles hold the policy's sources by path
+	// (tests are *_test.rego).
+	PolicyFiles map[string]string
+	TestFiles   map[string]string
+	// LoadedAt is when this revision was loaded.
+	LoadedAt time.Time
+}
+
+// LoadStudy reads, validates and compiles the study in dir. Every problem is
+// reported as file:line: reason, with paths relative to the study's parent.
+func LoadStudy(ctx context.Context, dir string, catalogue *interventions.Catalogue) (*Study, error) {
+	name := filepath.Base(dir)
+	rel := func(p string) string { return filepath.Join(name, p) }
+	raw, err := os.ReadFile(filepath.Join(dir, "study.yaml"))
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading study: %w", rel("study.yaml"), err)
+	}
+	cfg, err := ParseConfig(rel("study.yaml"), raw)
+	if err != nil {
+		return nil, err
+	}
+	bundle := map[string][]byte{"study.yaml": raw}
+	policyFiles := map[string]string{}
+	testFiles := map[string]string{}
+	paths, err := filepath.Glob(filepath.Join(dir, "policy", "*.rego"))
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		r := rel(filepath.Join("policy", filepath.Base(p)))
+		if strings.HasSuffix(p, "_test.rego") {
+			testFiles[r] = string(b)
+			continue
+		}
+		policyFiles[r] = string(b)
+		bundle[filepath.ToSlash(filepath.Join("policy", filepath.Base(p)))] = b
+	}
+	if len(policyFiles) == 0 {
+		return nil, ConfigErrors{{File: rel("policy"), Msg: "no policy: put the study's Rego in policy/*.rego"}}
+	}
+	var errs ConfigErrors
+	cat, err := catalogue.Subset(cfg.Interventions.Include)
+	if err != nil {
+		errs = append(errs, &ConfigError{File: rel("study.yaml"), Msg: "interventions.include: " + err.Error()})
+	} else {
+		for _, f := range cfg.Factors {
+			if !f.Content {
+				continue
+			}
+			if err := cat.CheckDimension(f.Name, f.Levels); err != nil {
+				errs = append(errs, &ConfigError{File: rel("study.yaml"), Msg: fmt.Sprintf("factor %s is content: %v", f.Name, err)})
+			}
+		}
+	}
+	mods, err := ParseModules(policyFiles)
+	if err != nil {
+		errs = append(errs, asConfigErrors(err)...)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	pol, err := Compile(ctx, mods, map[string]any{"catalogue": cat.PolicyData()})
+	if err != nil {
+		return nil, err
+	}
+	loc, _ := time.LoadLocation(cfg.Timezone) // validated in ParseConfig
+	return &Study{
+		Dir:         dir,
+		Config:      cfg,
+		Policy:      pol,
+		Catalogue:   cat,
+		Revision:    Revision(bundle),
+		Location:    loc,
+		PolicyFiles: policyFiles,
+		TestFiles:   testFiles,
+		LoadedAt:    time.Now().UTC(),
+	}, nil
+}
+
+func asConfigErrors(err error) ConfigErrors {
+	var ce ConfigErrors
+	if errors.As(err, &ce) {
+		return ce
+	}
+	return ConfigErrors{{Msg: err.Error()}}
+}
+
+// LoadStudies loads every study folder (a folder holding study.yaml) directly
+// under root. It fails on the first study that does not load, naming it, and
+// on two studies with the same id.
+func LoadStudies(ctx context.Context, root string, catalogue *interventions.Catalogue) ([]*Study, error) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("reading studies folder: %w", err)
+	}
+	var out []*Study
+	ids := map[string]string{}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		dir := filepath.Join(root, e.Name())
+		if _, err := os.Stat(filepath.Join(dir, "study.yaml")); err != nil {
+			continue
+		}
+		s, err := LoadStudy(ctx, dir, catalogue)
+		if err != nil {
+			return nil, fmt.Errorf("study %s refused:\n%w", dir, err)
+		}
+		if prev, dup := ids[s.Config.ID]; dup {
+			return nil, fmt.Errorf("study id %q is used by both %s and %s", s.Config.ID, prev, dir)
+		}
+		ids[s.Config.ID] = dir
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no study found under %s: a study is a folder with study.yaml and policy/*.rego", root)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Config.ID < out[j].Config.ID })
+	return out, nil
+}
