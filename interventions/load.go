@@ -153,10 +153,50 @@ func (l *loader) add(file string, line int, msg string) {
 }
 
 // yamlError reports a YAML syntax error, taking the line from yaml.v3's
-// "yaml: line N: msg" format when it is there.
+// "yaml: line N: msg" format. yaml.v3 counts lines from 0 for errors found by
+// its parser (as opposed to its scanner), and leaves the line out when that
+// count is 0, so the line is corrected here; reader errors (bad encoding)
+// carry no line.
 func (l *loader) yamlError(file string, err error) {
 	line, msg := splitLine(strings.TrimPrefix(err.Error(), "yaml: "))
+	switch {
+	case yamlParserProblems[msg]:
+		line++
+	case isReaderProblem(msg):
+		line = 0
+	case line == 0:
+		line = 1
+	}
 	l.add(file, line, "invalid YAML: "+msg)
+}
+
+// yamlParserProblems are the messages of yaml.v3's parser errors.
+var yamlParserProblems = map[string]bool{
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected <document start>": true,
+	"did not find expected <stream-start>":   true,
+	"did not find expected key":              true,
+	"did not find expected node content":     true,
+	"found duplicate %TAG directive":         true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found undefined tag handle":             true,
+}
+
+// isReaderProblem recognises yaml.v3's errors about the file's encoding.
+func isReaderProblem(msg string) bool {
+	for _, p := range []string{
+		"input error", "control characters are not allowed", "invalid leading UTF-8 octet",
+		"invalid trailing UTF-8 octet", "incomplete UTF-8 octet sequence", "invalid length of a UTF-8 sequence",
+		"invalid Unicode character", "incomplete UTF-16", "expected low surrogate area", "unexpected low surrogate area",
+	} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // splitLine splits "line N: msg" into N and msg.
@@ -293,9 +333,10 @@ func (l *loader) parseIntervention(file, base string, data []byte, dims map[stri
 		return nil
 	}
 
-	// Decode strictly: unknown keys are errors with their line. Type errors
-	// (a list where text is expected, text where a number is) make the rest
-	// of the checks meaningless, so they end the file's checks.
+	// Decode strictly: unknown keys are errors with their line. Other decoding
+	// errors (a list where text is expected, text where a number is, a key
+	// given twice) leave the decoded value incomplete, so they end the file's
+	// checks rather than cause misleading ones.
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var raw rawIntervention
@@ -314,7 +355,7 @@ func (l *loader) parseIntervention(file, base string, data []byte, dims map[stri
 					allowed = variantKeys
 				}
 				msg = fmt.Sprintf("unknown key %q; allowed keys are: %s", key, strings.Join(allowed, ", "))
-			} else if !strings.Contains(msg, "already defined") {
+			} else {
 				fatal = true
 			}
 			l.add(file, line, msg)
