@@ -32,7 +32,7 @@ const optionKey = "_option"
 func (e *Engine) decide(ctx context.Context, rt *StudyRuntime, dp *policies.DecisionPoint, snap *Snapshot, req *DecideRequest, decisionID string, start time.Time) (*Record, *State, []byte, error) {
 	p := snap.Participant
 	now := req.Time
-	loc, err := time.LoadLocation(p.Timezone)
+	loc, err := e.zones.load(p.Timezone)
 	if err != nil {
 		loc = rt.Location
 	}

@@ -65,6 +65,23 @@ type Engine struct {
 	locks         [512]sync.Mutex
 	seed          maphash.Seed
 	ids           *idSource
+	zones         zoneCache
+}
+
+// zoneCache keeps loaded time zones: time.LoadLocation reads the zone
+// database from disk on every call.
+type zoneCache struct{ m sync.Map }
+
+func (z *zoneCache) load(name string) (*time.Location, error) {
+	if l, ok := z.m.Load(name); ok {
+		return l.(*time.Location), nil
+	}
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, err
+	}
+	z.m.Store(name, l)
+	return l, nil
 }
 
 // New builds an engine.
@@ -155,7 +172,7 @@ func (e *Engine) Enroll(ctx context.Context, study string, req EnrollRequest) (*
 	if tz == "" {
 		tz = rt.Config.Timezone
 	}
-	if _, err := time.LoadLocation(tz); err != nil || tz == "Local" {
+	if _, err := e.zones.load(tz); err != nil || tz == "Local" {
 		return nil, false, inputErr("timezone", "%q is not an IANA time zone such as Europe/London", req.Timezone)
 	}
 	if err := rt.validateStrata(req.Strata); err != nil {

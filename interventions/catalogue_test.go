@@ -138,8 +138,9 @@ func TestEmbeddedRendersCleanly(t *testing.T) {
 						if !strings.ContainsAny(text[len(text)-1:], ".?!") {
 							t.Errorf("%s %v: text does not end a sentence: %q", id, levels, text)
 						}
+						lower := strings.ToLower(text)
 						for _, b := range banned {
-							if strings.Contains(strings.ToLower(text), b) {
+							if strings.Contains(lower, b) {
 								t.Fatalf("%s %v %q %q: %q contains %q", id, levels, tod, target, text, b)
 							}
 						}

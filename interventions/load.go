@@ -74,9 +74,10 @@ func (es LoadErrors) Error() string {
 }
 
 // Load reads a catalogue from dir in fsys: dimensions.yaml and every other
-// *.yaml file directly in dir, one intervention per file. Every problem is
-// reported; the error is then a LoadErrors. A failure to list dir is returned
-// as a wrapped error.
+// *.yaml file directly in dir, one intervention per file. Sub-folders and
+// other files are ignored, except *.yml files, which are an error. Every
+// problem found is reported, as a LoadErrors; a failure to list dir is
+// returned as a wrapped error instead.
 func Load(fsys fs.FS, dir string) (*Catalogue, error) {
 	entries, err := fs.ReadDir(fsys, dir)
 	if err != nil {
@@ -111,12 +112,12 @@ func Load(fsys fs.FS, dir string) (*Catalogue, error) {
 			l.add(file, 0, fmt.Sprintf("cannot read: %v", err))
 			continue
 		}
-		iv := l.parseIntervention(file, strings.TrimSuffix(name, ".yaml"), data, dims)
+		iv, idLine := l.parseIntervention(file, strings.TrimSuffix(name, ".yaml"), data, dims)
 		if iv == nil || iv.ID == "" {
 			continue
 		}
 		if prev, dup := byID[iv.ID]; dup {
-			l.add(file, l.idLine, fmt.Sprintf("duplicate id %q: already used by %s; ids must be unique", iv.ID, prev.File))
+			l.add(file, idLine, fmt.Sprintf("duplicate id %q: already used by %s; ids must be unique", iv.ID, prev.File))
 			continue
 		}
 		byID[iv.ID] = iv
@@ -144,8 +145,6 @@ func Load(fsys fs.FS, dir string) (*Catalogue, error) {
 // loader collects the problems of one Load.
 type loader struct {
 	errs LoadErrors
-	// idLine is the line of the id of the intervention parsed last.
-	idLine int
 }
 
 func (l *loader) add(file string, line int, msg string) {
@@ -321,16 +320,16 @@ type rawVariant struct {
 }
 
 // parseIntervention reads and validates one intervention file. base is the
-// file name without .yaml. It returns nil when the file could not be decoded.
-func (l *loader) parseIntervention(file, base string, data []byte, dims map[string][]string) *Intervention {
-	l.idLine = 0
+// file name without .yaml. It returns the intervention, nil when the file
+// could not be decoded, and the line of its id.
+func (l *loader) parseIntervention(file, base string, data []byte, dims map[string][]string) (*Intervention, int) {
 	root, ok := l.parseNode(file, data)
 	if !ok {
-		return nil
+		return nil, 0
 	}
 	if root.Kind != yaml.MappingNode {
 		l.add(file, root.Line, "expected a mapping with the keys "+strings.Join(interventionKeys, ", "))
-		return nil
+		return nil, 0
 	}
 
 	// Decode strictly: unknown keys are errors with their line. Other decoding
@@ -344,7 +343,7 @@ func (l *loader) parseIntervention(file, base string, data []byte, dims map[stri
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
 			l.yamlError(file, err)
-			return nil
+			return nil, 0
 		}
 		fatal := false
 		for _, e := range te.Errors {
@@ -361,7 +360,7 @@ func (l *loader) parseIntervention(file, base string, data []byte, dims map[stri
 			l.add(file, line, msg)
 		}
 		if fatal {
-			return nil
+			return nil, 0
 		}
 	}
 
@@ -381,14 +380,14 @@ func (l *loader) parseIntervention(file, base string, data []byte, dims map[stri
 		iv.Contraindications = []string{}
 	}
 
-	l.idLine = v.line("id")
+	idLine := v.line("id")
 	switch {
 	case iv.ID == "":
-		v.errorf(v.line(), "id is required; use the file name without .yaml (%q)", base)
+		v.errorf(idLine, "id is required; use the file name without .yaml (%q)", base)
 	case !isID(iv.ID):
-		v.errorf(l.idLine, "id %q must use only lower-case letters, digits and single hyphens", iv.ID)
+		v.errorf(idLine, "id %q must use only lower-case letters, digits and single hyphens", iv.ID)
 	case iv.ID != base:
-		v.errorf(l.idLine, "id %q does not match the file name %q; rename the file or the id", iv.ID, base+".yaml")
+		v.errorf(idLine, "id %q does not match the file name %q; rename the file or the id", iv.ID, base+".yaml")
 	}
 	if iv.Title == "" {
 		v.errorf(v.line("title"), "title is required")
@@ -441,7 +440,7 @@ func (l *loader) parseIntervention(file, base string, data []byte, dims map[stri
 		}
 		iv.Variants[dim] = byLevel
 	}
-	return iv
+	return iv, idLine
 }
 
 // unknownField recognises yaml.v3's "field X not found in type T".

@@ -288,8 +288,8 @@ func TestLoadErrors(t *testing.T) {
 			want:  []string{`cat/dimensions.yaml: file is empty`},
 		},
 		{
-			name: "bad dimensions.yaml",
-			dims: ptr("framing: [gain, gain]\nReminder: [off, on]\ndose: [low]\ndose: [low, high]\nbooster: off\nlength: [Short, long]\n"),
+			name:  "bad dimensions.yaml",
+			dims:  ptr("framing: [gain, gain]\nReminder: [off, on]\ndose: [low]\ndose: [low, high]\nbooster: off\nlength: [Short, long]\n"),
 			files: map[string]string{"x.yaml": noVariants(entry(t, "x"))},
 			want: []string{
 				`cat/dimensions.yaml:1: dimension "framing": level "gain" is listed twice`,

@@ -20,13 +20,19 @@ type Vars struct {
 	Target string
 }
 
-// Rendered is an intervention's content ready to show.
+// Rendered is an intervention's content ready to show, with every template
+// variable substituted.
 type Rendered struct {
-	ID        string   `json:"id"`
-	Title     string   `json:"title"`
-	Body      string   `json:"body"`
-	Steps     []string `json:"steps"`
-	DurationS int      `json:"duration_s"`
+	// ID is the intervention's id.
+	ID string `json:"id"`
+	// Title is the intervention's title.
+	Title string `json:"title"`
+	// Body is the text: prefixes, body and suffixes.
+	Body string `json:"body"`
+	// Steps are the steps to follow; the slice belongs to the caller.
+	Steps []string `json:"steps"`
+	// DurationS is the expected duration in seconds.
+	DurationS int `json:"duration_s"`
 }
 
 // targetWords renders target codes in words.

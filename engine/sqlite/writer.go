@@ -131,7 +131,7 @@ func (s *Store) runBatch(ops []*op, results []error) []error {
 			err := runOp(o, w)
 			results = append(results, err)
 			if err != nil {
-				if _, rbErr := w.release.ExecContext(ctx); rbErr != nil {
+				if _, rbErr := w.rollbackTo.ExecContext(ctx); rbErr != nil {
 					s.rollback()
 					return fail(fmt.Errorf("rolling back failed write: %w: %w", engine.ErrUnavailable, rbErr))
 				}
