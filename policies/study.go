@@ -89,7 +89,7 @@ func LoadStudy(ctx context.Context, dir string, catalogue *interventions.Catalog
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	pol, err := Compile(ctx, mods, map[string]any{"catalogue": cat.PolicyData()})
+	pol, err := Compile(ctx, mods, PolicyData(cat))
 	if err != nil {
 		return nil, err
 	}
@@ -105,6 +105,37 @@ func LoadStudy(ctx context.Context, dir string, catalogue *interventions.Catalog
 		TestFiles:   testFiles,
 		LoadedAt:    time.Now().UTC(),
 	}, nil
+}
+
+// PolicyData is what a study's policy sees under data.jitai: the catalogue
+// and indexes of it by target and technique (sorted id lists), so that a
+// policy can select candidates without scanning the catalogue each time.
+func PolicyData(cat *interventions.Catalogue) map[string]any {
+	byTarget := map[string][]string{}
+	byTechnique := map[string][]string{}
+	for _, id := range cat.IDs() {
+		iv, _ := cat.Get(id)
+		for _, t := range iv.Targets {
+			byTarget[t] = append(byTarget[t], id)
+		}
+		byTechnique[iv.Technique] = append(byTechnique[iv.Technique], id)
+	}
+	toAny := func(m map[string][]string) map[string]any {
+		out := make(map[string]any, len(m))
+		for k, ids := range m {
+			list := make([]any, len(ids))
+			for i, id := range ids {
+				list[i] = id
+			}
+			out[k] = list
+		}
+		return out
+	}
+	return map[string]any{
+		"catalogue":    cat.PolicyData(),
+		"by_target":    toAny(byTarget),
+		"by_technique": toAny(byTechnique),
+	}
 }
 
 func asConfigErrors(err error) ConfigErrors {
