@@ -133,9 +133,9 @@ func (s *Store) Events(ctx context.Context, study, participant string) ([]engine
 	var out []engine.Event
 	for rows.Next() {
 		var (
-			ev            engine.Event
-			at, received  sql.NullInt64
-			data          []byte
+			ev           engine.Event
+			at, received sql.NullInt64
+			data         []byte
 		)
 		if err := rows.Scan(&ev.ID, &ev.Type, &at, &received, &data); err != nil {
 			return nil, s.readErr("listing events in study "+study, err)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
 )
 
@@ -139,7 +140,14 @@ func record(study, participant, id string, t time.Time) *engine.Record {
 			{ID: "breathing-478", Weight: 2, Reason: "stress_high"},
 			{ID: "grounding-54321", Weight: 1},
 		},
-		Option:    &engine.OptionDraw{ID: "breathing-478", Probability: 2.0 / 3, Draw: 0.1903},
+		Option: &engine.OptionDraw{ID: "breathing-478", Probability: 2.0 / 3, Draw: 0.1903},
+		Intervention: &interventions.Rendered{
+			ID:        "breathing-478",
+			Title:     "4–7–8 breathing",
+			Body:      "Your stress seems high right now — let's slow things down for two minutes.",
+			Steps:     []string{"Breathe in through your nose for 4 s", "Hold for 7 s", "Breathe out slowly for 8 s", "Repeat 4 times"},
+			DurationS: 120,
+		},
 		Tailoring: map[string]any{"stress": 7.0, "minutes_since_prompt": 184.0, "activity": "still"},
 		Input: json.RawMessage(`{"now":"` + t.Format(time.RFC3339Nano) + `","state":{"ema":{"stress":{"v":7,"t":"2026-03-02T07:11:00Z"}}},` +
 			`"between":{"framing":"gain"},"history":{"prompts_today":1,"minutes_since_prompt":184}}`),

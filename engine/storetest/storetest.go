@@ -5,7 +5,16 @@
 //
 // A store under test must return times in UTC with the precision it was
 // given (the suite uses microsecond-precise times), keep JSON documents
-// intact, and honour the error sentinels of package engine.
+// intact, and honour the error sentinels of package engine. Beyond what
+// engine/store.go spells out, the suite also expects that:
+//   - Enroll sets p.Seq to the sequence number it passes to assign;
+//   - AppendEvents does not call apply, nor bump the state version, when no
+//     event is new;
+//   - CommitDecision with a state for an unknown participant fails with
+//     ErrNotFound, and a key already committed fails with
+//     ErrIdempotencyReplay even when the state version is stale too;
+//   - Events of an unknown participant are empty (or ErrNotFound);
+//   - DecisionQuery.Limit <= 0 means no limit.
 package storetest
 
 import (
