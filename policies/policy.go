@@ -157,7 +157,10 @@ func Compile(ctx context.Context, mods map[string]*ast.Module, data map[string]a
 	if !definesDecision(mods) {
 		return nil, ConfigErrors{{File: "policy", Msg: "no rule `decision` in package jitai.policy: every study policy must define data.jitai.policy.decision"}}
 	}
-	store := inmem.NewFromObject(map[string]any{"jitai": data})
+	// Keep the data as AST values: otherwise every evaluation converts the
+	// catalogue from Go values again.
+	store := inmem.NewFromObjectWithOpts(map[string]any{"jitai": data},
+		inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
 	pq, err := rego.New(
 		rego.Query(Query),
 		rego.Compiler(comp),

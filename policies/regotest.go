@@ -37,12 +37,19 @@ func (s *Study) RunTests(ctx context.Context) ([]TestResult, error) {
 		return nil, err
 	}
 	comp := ast.NewCompiler().WithCapabilities(pureCapabilities()).WithDefaultRegoVersion(ast.RegoV1)
+	store := s.Policy.Store()
+	txn, err := store.NewTransaction(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("opening policy data: %w", err)
+	}
+	defer store.Abort(ctx, txn)
 	ch, err := tester.NewRunner().
 		SetCompiler(comp).
-		SetStore(s.Policy.Store()).
+		SetStore(store).
+		SetModules(mods).
 		SetTimeout(30*time.Second).
 		RaiseBuiltinErrors(true).
-		Run(ctx, mods)
+		RunTests(ctx, txn)
 	if err != nil {
 		return nil, fmt.Errorf("running rego tests: %w", err)
 	}

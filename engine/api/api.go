@@ -36,9 +36,8 @@ type Server struct {
 	requestTimeout time.Duration
 	draining       atomic.Bool
 
-	mu        sync.Mutex
-	storeOK   bool
-	lastState string
+	mu      sync.Mutex
+	storeOK bool
 }
 
 // Options configure a Server.

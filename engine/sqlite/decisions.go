@@ -75,6 +75,9 @@ func (s *Store) CommitDecision(ctx context.Context, c *engine.Commit) error {
 	if err != nil {
 		return fmt.Errorf("committing decision in study %s: %w", rec.Study, err)
 	}
+	if c.State != nil {
+		s.cache.putState(rec.Study, rec.Participant, c.State)
+	}
 	return nil
 }
 

@@ -127,6 +127,7 @@ type writeStmts struct {
 type readStmts struct {
 	participant, participants *sql.Stmt
 	snapshot                  *sql.Stmt
+	idempotency               *sql.Stmt
 	events                    *sql.Stmt
 	decision                  *sql.Stmt
 	list, listParticipant     *sql.Stmt
@@ -201,6 +202,8 @@ func prepareRead(ctx context.Context, db *sql.DB) (*readStmts, error) {
 			FROM participants p
 			LEFT JOIN idempotency i ON i.study = p.study AND i.participant = p.id AND i.key = ?3
 			WHERE p.study = ?1 AND p.id = ?2`,
+		&r.idempotency: `SELECT request_hash, decision_id, response, created_ns FROM idempotency
+			WHERE study = ?1 AND participant = ?2 AND key = ?3`,
 		&r.events: `SELECT id, type, time_ns, received_ns, data FROM events
 			WHERE study = ?1 AND participant = ?2 ORDER BY time_ns, id`,
 		&r.decision:        `SELECT record FROM decisions WHERE study = ?1 AND id = ?2`,

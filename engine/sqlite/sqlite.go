@@ -49,6 +49,9 @@ type Options struct {
 	BatchMax int `yaml:"batch_max" json:"batch_max"`
 	// ReadConns is the number of read connections (default 4).
 	ReadConns int `yaml:"read_conns" json:"read_conns"`
+	// CacheParticipants is how many participants' decoded states are kept
+	// in memory (default 100000; -1 turns the cache off).
+	CacheParticipants int `yaml:"cache_participants" json:"cache_participants"`
 }
 
 // SetDefaults fills in unset options.
@@ -61,6 +64,9 @@ func (o *Options) SetDefaults() {
 	}
 	if o.ReadConns == 0 {
 		o.ReadConns = 4
+	}
+	if o.CacheParticipants == 0 {
+		o.CacheParticipants = 100000
 	}
 }
 
@@ -103,6 +109,9 @@ type Store struct {
 	writerDone chan struct{}
 	closing    atomic.Bool
 
+	cache *stateCache
+	lock  *os.File
+
 	closeOnce sync.Once
 	closeErr  error
 
@@ -136,7 +145,12 @@ func Open(path string, opts Options, log *zap.Logger) (*Store, error) {
 	if opts.Durability == DurabilityPower {
 		synchronous = "FULL"
 	}
-	s := &Store{log: log, path: path, opts: opts}
+	s := &Store{log: log, path: path, opts: opts, cache: newStateCache(opts.CacheParticipants)}
+	lock, err := lockFile(path)
+	if err != nil {
+		return nil, err
+	}
+	s.lock = lock
 	ok := false
 	defer func() {
 		if !ok {
@@ -145,7 +159,6 @@ func Open(path string, opts Options, log *zap.Logger) (*Store, error) {
 	}()
 
 	ctx := context.Background()
-	var err error
 	s.wdb, err = sql.Open("sqlite", fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(%s)", path, busyTimeoutMillis, synchronous))
 	if err != nil {
 		return nil, fmt.Errorf("opening sqlite store for writing: %w", err)
@@ -231,6 +244,10 @@ func (s *Store) closeDBs() error {
 	}
 	if s.rdb != nil {
 		errs = append(errs, s.rdb.Close())
+	}
+	if s.lock != nil {
+		errs = append(errs, s.lock.Close()) // releases the flock
+		s.lock = nil
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("closing sqlite store: %w", err)

@@ -16,6 +16,24 @@ func (s *Store) Snapshot(ctx context.Context, study, participant, idemKey string
 	if s.closing.Load() {
 		return nil, errClosed
 	}
+	if c, ok := s.cache.get(study, participant); ok {
+		snap := &engine.Snapshot{Participant: c.p, State: c.st}
+		if idemKey != "" {
+			var (
+				reqHash, decisionID string
+				response            []byte
+				created             sql.NullInt64
+			)
+			err := s.r.idempotency.QueryRowContext(ctx, study, participant, idemKey).Scan(&reqHash, &decisionID, &response, &created)
+			switch {
+			case err == nil:
+				snap.Replay = &engine.IdempotencyEntry{Key: idemKey, RequestHash: reqHash, DecisionID: decisionID, Response: response, CreatedAt: fromNanos(created)}
+			case !errors.Is(err, sql.ErrNoRows):
+				return nil, s.readErr("reading idempotency entry in study "+study, err)
+			}
+		}
+		return snap, nil
+	}
 	var (
 		doc, state          []byte
 		version             int64
@@ -39,6 +57,7 @@ func (s *Store) Snapshot(ctx context.Context, study, participant, idemKey string
 		return nil, fmt.Errorf("decoding state in study %s: %w", study, err)
 	}
 	snap.State.Version = version
+	s.cache.put(study, participant, snap.Participant, snap.State)
 	if decisionID.Valid {
 		snap.Replay = &engine.IdempotencyEntry{
 			Key:         idemKey,
@@ -60,7 +79,10 @@ func (s *Store) AppendEvents(ctx context.Context, study, participant string, eve
 			return 0, fmt.Errorf("appending events in study %s: event %d has no id", study, i)
 		}
 	}
-	var n int
+	var (
+		n        int
+		newState *engine.State
+	)
 	err := s.write(ctx, func(w *writeStmts) error {
 		bg := context.Background()
 		var (
@@ -111,10 +133,14 @@ func (s *Store) AppendEvents(ctx context.Context, study, participant string, eve
 			return fmt.Errorf("updating state: %w", err)
 		}
 		n = len(fresh)
+		newState = st
 		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("appending events in study %s: %w", study, err)
+	}
+	if newState != nil {
+		s.cache.putState(study, participant, newState)
 	}
 	return n, nil
 }
