@@ -175,8 +175,8 @@ func assessments(as map[string]Assessment, now time.Time) map[string]any {
 
 func preferences(p *Preferences, now time.Time) map[string]any {
 	out := map[string]any{
-		"snoozed":    now.Before(p.SnoozedUntil),
-		"opted_out":  p.OptedOut,
+		"snoozed":   now.Before(p.SnoozedUntil),
+		"opted_out": p.OptedOut,
 	}
 	if !p.SnoozedUntil.IsZero() {
 		out["snoozed_until"] = p.SnoozedUntil.Format(time.RFC3339)
