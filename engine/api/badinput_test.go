@@ -15,9 +15,11 @@ func TestBadInputWritesNothing(t *testing.T) {
 	const p = "p-bad-01"
 	ctx := context.Background()
 
-	// The valid setup: one participant, one event, one decision (none: quiet hours).
+	// The valid setup: two participants, one event, one decision (none: quiet hours).
 	e.clock.Set(at(0, 22, 0))
 	e.enrol(study, p)
+	const other = "p-bad-02"
+	e.enrol(study, other)
 	e.postEvents(study, p, eventDoc{ID: "ev-ok-1", Type: "ema", Time: rfc(at(0, 21, 0)), Data: map[string]any{"stress": 4}})
 	_, none := e.decide(study, p, "evening", at(0, 23, 0), nil)
 	if none.Action != "none" {
@@ -68,6 +70,12 @@ func TestBadInputWritesNothing(t *testing.T) {
 		{name: "events an object", path: E, body: `{"events":{}}`, status: 400, field: "events"},
 		{name: "events a string", path: E, body: `{"events":"ema"}`, status: 400, field: "events"},
 		{name: "participant_id a number", path: P, body: `{"participant_id":42}`, status: 400, field: "participant_id"},
+
+		// Inside an event, the field is the event's path (events[i].name),
+		// so that an app sending many events knows which one is wrong.
+		{name: "event id a number", path: E, body: ev(`{"id":5,"type":"ema","time":"` + okTime + `","data":{"stress":5}}`), status: 400, field: "events[0].id"},
+		{name: "second event type a number", path: E, body: ev(ema("ev-new-1") + `,{"id":"ev-new-2","type":7,"time":"` + okTime + `","data":{"stress":5}}`), status: 400, field: "events[1].type"},
+		{name: "event unknown field", path: E, body: ev(`{"id":"ev-new-1","type":"ema","time":"` + okTime + `","data":{"stress":5},"mood":3}`), status: 400, field: "events[0].mood"},
 
 		// Unknown fields.
 		{name: "decide unknown field", path: D, body: raw(`{"decision_point":"evening","time":"` + okTime + `","urgent":true}`), status: 400, field: "urgent"},
@@ -120,6 +128,7 @@ func TestBadInputWritesNothing(t *testing.T) {
 		{name: "unknown instrument", path: E, body: ev(`{"id":"ev-phq","type":"assessment","time":"` + okTime + `","data":{"instrument":"phq10","items":[0,0,0,0,0,0,0,0,0]}}`), status: 422, field: "events[0].data"},
 		{name: "engagement unknown decision", path: E, body: ev(`{"id":"ev-eng","type":"engagement","time":"` + okTime + `","data":{"decision_id":"01KAAAAAAAAAAAAAAAAAAAAAAA","status":"opened"}}`), status: 422, field: "events[0].data.decision_id"},
 		{name: "engagement on a none decision", path: E, body: ev(`{"id":"ev-eng","type":"engagement","time":"` + okTime + `","data":{"decision_id":"` + none.DecisionID + `","status":"opened"}}`), status: 422, field: "events[0].data.decision_id"},
+		{name: "engagement on another participant's decision", path: eventsPath(study, other), body: ev(`{"id":"ev-eng","type":"engagement","time":"` + okTime + `","data":{"decision_id":"` + none.DecisionID + `","status":"opened"}}`), status: 422, field: "events[0].data.decision_id"},
 		{name: "engagement bad status", path: E, body: ev(`{"id":"ev-eng","type":"engagement","time":"` + okTime + `","data":{"decision_id":"` + none.DecisionID + `","status":"loved"}}`), status: 422, field: "events[0].data.status"},
 		{name: "engagement rating out of range", path: E, body: ev(`{"id":"ev-eng","type":"engagement","time":"` + okTime + `","data":{"decision_id":"` + none.DecisionID + `","status":"rated","rating":11}}`), status: 422, field: "events[0].data.rating"},
 		{name: "preference empty", path: E, body: ev(`{"id":"ev-pref","type":"preference","time":"` + okTime + `","data":{}}`), status: 422, field: "events[0].data"},
@@ -185,7 +194,7 @@ func TestBadInputWritesNothing(t *testing.T) {
 		}
 		want := 0
 		if s == study {
-			want = 1
+			want = 2
 		}
 		if len(ps) != want {
 			var ids []string

@@ -84,6 +84,9 @@ func TestRandomisationIntegrity(t *testing.T) {
 				for pi := range work {
 					p := ids[pi]
 					for _, s := range slots {
+						if s.hh == 23 && (pi+day)%3 != 0 {
+							continue // quiet hours: a third of the participant-days suffice
+						}
 						when := at(day, s.hh, s.mm)
 						body := map[string]any{"decision_point": s.dp, "time": rfc(when)}
 						if s.hh == 17 && (pi+day)%5 == 0 {
@@ -120,7 +123,15 @@ func TestRandomisationIntegrity(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want := participants * days * len(slots)
+	want := 0
+	for day := range days {
+		for pi := range participants {
+			want += len(slots)
+			if (pi+day)%3 != 0 {
+				want--
+			}
+		}
+	}
 	if len(answered) != want {
 		t.Fatalf("%d distinct decision ids answered, want %d", len(answered), want)
 	}
