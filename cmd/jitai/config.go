@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -116,10 +115,8 @@ func loadConfig(fs *flag.FlagSet, args []string, env func(string) string) (*Conf
 		if err != nil {
 			return nil, fmt.Errorf("reading config: %w", err)
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(raw))
-		dec.KnownFields(true)
-		if err := dec.Decode(&c); err != nil && err.Error() != "EOF" {
-			return nil, fmt.Errorf("%s: %v", *file, err)
+		if err := c.loadFile(*file, raw); err != nil {
+			return nil, err
 		}
 	}
 	set := map[string]bool{}
@@ -142,6 +139,41 @@ func loadConfig(fs *flag.FlagSet, args []string, env func(string) string) (*Conf
 		return nil, err
 	}
 	return &c, nil
+}
+
+// loadFile reads a YAML mapping of keys (the flag names with _ for -);
+// every value goes through the same setter as flags and env vars, so an
+// error names the key and the fix.
+func (c *Config) loadFile(name string, raw []byte) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return fmt.Errorf("%s: %v", name, err)
+	}
+	if len(doc.Content) == 0 {
+		return nil // empty file
+	}
+	m := doc.Content[0]
+	if m.Kind != yaml.MappingNode {
+		return fmt.Errorf("%s:%d: the configuration must be a mapping of key: value", name, m.Line)
+	}
+	known := map[string]bool{}
+	for _, k := range configKeys {
+		known[k.key] = true
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], m.Content[i+1]
+		key := strings.ReplaceAll(k.Value, "_", "-")
+		if !known[key] || strings.Contains(k.Value, "-") {
+			return fmt.Errorf("%s:%d: unknown key %q (keys: addr, studies, data, durability, log_level, shutdown_grace, request_timeout, policy_timeout, max_clock_skew)", name, k.Line, k.Value)
+		}
+		if v.Kind != yaml.ScalarNode {
+			return fmt.Errorf("%s:%d: %s must be a single value", name, v.Line, k.Value)
+		}
+		if err := c.set(key, v.Value); err != nil {
+			return fmt.Errorf("%s:%d: %s: %w", name, v.Line, k.Value, err)
+		}
+	}
+	return nil
 }
 
 func (c *Config) set(key, v string) error {

@@ -142,8 +142,11 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		dec.UseNumber()
-		if err = dec.Decode(v); err == nil && dec.More() {
-			err = errors.New("unexpected data after the JSON object")
+		if err = dec.Decode(v); err == nil {
+			// More() misses a trailing } or ]: ask for one more value.
+			if extra := dec.Decode(&json.RawMessage{}); extra != io.EOF {
+				err = errors.New("unexpected data after the JSON object")
+			}
 		}
 	}
 	if err != nil {
@@ -304,7 +307,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req struct {
-		Events []wireEvent `json:"events"`
+		Events []json.RawMessage `json:"events"`
 	}
 	if !decodeBody(w, r, &req) {
 		return
@@ -318,7 +321,15 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	evs := make([]engine.Event, len(req.Events))
-	for i, we := range req.Events {
+	for i, raw := range req.Events {
+		var we wireEvent
+		if err := decodeStrict(raw, &we); err != nil {
+			p := decodeError(err)
+			p.Field = fmt.Sprintf("events[%d]", i) + fieldSuffix(p.Field)
+			p.Detail = fmt.Sprintf("events[%d]: %s", i, p.Detail)
+			writeProblem(w, r, p)
+			return
+		}
 		t, err := parseTime(fmt.Sprintf("events[%d].time", i), we.Time)
 		if err != nil {
 			s.fail(w, r, err)
@@ -332,6 +343,21 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]int{"accepted": acc, "duplicates": dup})
+}
+
+// decodeStrict decodes one JSON value, refusing unknown fields.
+func decodeStrict(raw json.RawMessage, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	return dec.Decode(v)
+}
+
+func fieldSuffix(f string) string {
+	if f == "" {
+		return ""
+	}
+	return "." + f
 }
 
 func parseTime(field, v string) (time.Time, error) {
