@@ -1,16 +1,17 @@
-# Decision rules of the stress-mrt study (see docs/policy.md for the contract).
+# Decision rules of the stress-mrt study (the contract is docs/policy.md).
 #
-# The policy is pure: it reads only input and data.jitai.catalogue; time comes from
-# input.now / input.local. Every part of `decision` is always defined, whatever
-# input is missing (a new participant has no EMA, no assessment and no history).
+# Pure: reads only input and data.jitai.catalogue; the time comes from input.local.
+# Every field of `decision` is always defined, whatever input is missing (a new
+# participant has no EMA, no assessment and no history). Rules are written to be
+# cheap: the catalogue is walked once, the state is read by key, never walked.
 package jitai.policy
 
-# The engine evaluates data.jitai.policy.decision.
+# The document the engine evaluates.
 decision := {
-	"safety_reasons": sort([r | some r in safety]),
-	"unavailable_reasons": sort([r | some r in unavailable]),
+	"safety_reasons": sort(safety),
+	"unavailable_reasons": sort(unavailable),
 	"candidates": candidates,
-	"conditions": sort([c | some c in conditions]),
+	"conditions": sort(conditions),
 	"tailoring": tailoring,
 }
 
@@ -18,13 +19,13 @@ decision := {
 # Thresholds
 # ---------------------------------------------------------------------------
 
-phq9_max_age_days := 14
+phq9_max_age_days := 14 # a PHQ-9 counts for safety for 14 days
 
 risk_max_age_minutes := 1440 # an explicit risk answer counts for 24 h
 
 ema_max_age_minutes := 360 # tailoring uses self-reports from the last 6 h
 
-driving_max_age_minutes := 30
+context_max_age_minutes := 30 # reported driving / location count for 30 min
 
 # ---------------------------------------------------------------------------
 # Inputs, made total
@@ -34,84 +35,41 @@ default catalogue := {}
 
 catalogue := data.jitai.catalogue if is_object(data.jitai.catalogue)
 
-# Recent numeric self-reports of the tailoring variables (only the few variables
-# used here are looked up, never the whole state).
-tailoring_vars := {"stress", "mood", "energy", "sleep_quality", "loneliness", "anxiety"}
-
-ema[name] := e.value if {
-	some name in tailoring_vars
-	e := input.state.ema[name]
-	is_number(e.value)
-	is_number(e.age_minutes)
+# Recent numeric self-reports of the tailoring variables (0-10 scales): stress
+# and loneliness high = bad; mood, energy and sleep_quality high = good.
+recent_ema := {name: v |
+	some name, e in input.state.ema
+	name in {"stress", "mood", "energy", "sleep_quality", "loneliness", "anxiety"}
 	e.age_minutes <= ema_max_age_minutes
+	v := e.value
+	is_number(v)
 }
 
-# Participant-local minute of the day.
+# Participant-local minute of the day (0..1439).
 now_minute := input.local.minute_of_day if {
 	is_number(input.local.minute_of_day)
-} else := (input.local.hour * 60) + object.get(input.local, "minute", 0) if {
+} else := (input.local.hour * 60) + minute if {
 	is_number(input.local.hour)
+	minute := object.get(input.local, "minute", 0)
+	is_number(minute)
 }
 
-local_hour := input.local.hour if {
-	is_number(input.local.hour)
-} else := floor(now_minute / 60)
-
-# "HH:MM" -> minutes after midnight; undefined when malformed.
-clock_minutes(s) := (to_number(substring(s, 0, 2)) * 60) + to_number(substring(s, 3, 2)) if {
-	is_string(s)
-	regex.match(`^([01][0-9]|2[0-3]):[0-5][0-9]$`, s)
-}
-
-valid_quiet_hours(q) if {
-	clock_minutes(q.start)
-	clock_minutes(q.end)
-}
-
-# The participant's own quiet hours override the study default.
-quiet_hours := input.state.preferences.quiet_hours if {
-	valid_quiet_hours(input.state.preferences.quiet_hours)
-} else := input.study.quiet_hours if {
-	valid_quiet_hours(input.study.quiet_hours)
-}
-
-# [start, end): start inclusive, end exclusive; wraps past midnight when start > end;
-# start == end is an empty interval.
-in_interval(m, start, end) if {
-	start < end
-	m >= start
-	m < end
-}
-
-in_interval(m, start, end) if {
-	start > end
-	m >= start
-}
-
-in_interval(m, start, end) if {
-	start > end
-	m < end
-}
-
-in_quiet_hours if in_interval(now_minute, clock_minutes(quiet_hours.start), clock_minutes(quiet_hours.end))
-
-# Where the person is: this request's context, else a fresh reported context.
+# Where the person is: this request's context, else a recently reported one.
 location := input.context.location if {
 	is_string(input.context.location)
-} else := input.state.context.location.value if {
+} else := l.value if {
 	l := input.state.context.location
+	l.age_minutes <= context_max_age_minutes
 	is_string(l.value)
-	is_number(l.age_minutes)
-	l.age_minutes <= driving_max_age_minutes
 }
 
-late_night if local_hour >= 21
+late_night if now_minute >= 1260 # 21:00 to 06:00
 
-late_night if local_hour < 6
+late_night if now_minute < 360
 
-evening if now_minute >= 20 * 60
+evening if now_minute >= 1200 # 20:00 to 06:00
 
-evening if late_night
+evening if now_minute < 360
 
 # ---------------------------------------------------------------------------
 # Safety: pre-empts everything
@@ -127,12 +85,20 @@ safety contains "phq9_item9" if {
 
 safety contains "risk_flag" if {
 	r := input.state.ema.risk
-	r.value == true
+	risk_answer(r.value)
 	is_number(r.age_minutes)
 	r.age_minutes <= risk_max_age_minutes
 }
 
 safety contains "risk_flag" if input.context.risk == true
+
+# A risk item answered yes: true, or a positive score.
+risk_answer(v) if v == true
+
+risk_answer(v) if {
+	is_number(v)
+	v > 0
+}
 
 # ---------------------------------------------------------------------------
 # Availability
@@ -144,10 +110,16 @@ unavailable contains "driving" if {
 	d := input.state.context.driving
 	d.value == true
 	is_number(d.age_minutes)
-	d.age_minutes <= driving_max_age_minutes
+	d.age_minutes <= context_max_age_minutes
 }
 
-unavailable contains "quiet_hours" if in_quiet_hours
+unavailable contains "quiet_hours" if {
+	[start, end] := quiet_span
+
+	# minutes since the start of quiet hours < their length, both modulo a day:
+	# start inclusive, end exclusive, wraps past midnight, start == end is empty.
+	((now_minute - start) + 1440) % 1440 < ((end - start) + 1440) % 1440
+}
 
 unavailable contains "snoozed" if input.state.preferences.snoozed == true
 
@@ -169,72 +141,89 @@ unavailable contains "min_gap" if {
 	since < gap
 }
 
+# Quiet hours as [start, end] minutes after midnight: the participant's own
+# choice overrides the study default; malformed values are ignored.
+quiet_span := [clock(q.start), clock(q.end)] if {
+	q := input.state.preferences.quiet_hours
+	valid_clock(q.start)
+	valid_clock(q.end)
+} else := [clock(q.start), clock(q.end)] if {
+	q := input.study.quiet_hours
+	valid_clock(q.start)
+	valid_clock(q.end)
+}
+
+valid_clock(s) if {
+	is_string(s)
+	regex.match(`^([01][0-9]|2[0-3]):[0-5][0-9]$`, s)
+}
+
+clock(s) := (to_number(substring(s, 0, 2)) * 60) + to_number(substring(s, 3, 2))
+
 # ---------------------------------------------------------------------------
 # Tailoring: what the person needs now
 # ---------------------------------------------------------------------------
 
 need := "stress" if {
-	ema.stress >= 7
+	recent_ema.stress >= 7
 } else := "low_mood" if {
-	ema.mood <= 3
+	recent_ema.mood <= 3
 } else := "anxiety" if {
-	ema.anxiety >= 7
+	recent_ema.anxiety >= 7
 } else := "loneliness" if {
-	ema.loneliness >= 7
+	recent_ema.loneliness >= 7
 } else := "sleep" if {
-	ema.sleep_quality <= 3
+	recent_ema.sleep_quality <= 3
 	evening
 } else := "stress"
 
-# Techniques suited to the current state, each with the state that favours it.
-favoured contains [t, "low_energy"] if {
-	ema.energy <= 3
-	some t in {"relaxation", "mindful_breathing", "grounding", "self_compassion"}
-}
+# States in force that favour some techniques (each adds 1 to the weight of a
+# candidate whose technique it suits).
+favour contains "low_energy" if recent_ema.energy <= 3
 
-favoured contains [t, "high_stress"] if {
-	ema.stress >= 7
-	some t in {"grounding", "mindful_breathing", "relaxation"}
-}
+favour contains "high_stress" if recent_ema.stress >= 7
 
-favoured contains ["sleep_wind_down", "evening"] if evening
+favour contains "evening" if evening
 
-favoured contains [t, "low_mood"] if {
+favour contains "low_mood" if {
 	need == "low_mood"
-	not ema.energy <= 3
-	some t in {"behavioural_activation", "activity_scheduling"}
+	not recent_ema.energy <= 3
 }
 
-# technique -> sorted labels (built once, looked up per catalogue entry).
-favour_labels := {t: labels |
-	some [t, _] in favoured
-	labels := sort([pair[1] | some pair in favoured; pair[0] == t])
+# technique -> the states that favour it.
+suited_by := {
+	"relaxation": {"low_energy", "high_stress"},
+	"mindful_breathing": {"low_energy", "high_stress"},
+	"grounding": {"low_energy", "high_stress"},
+	"self_compassion": {"low_energy"},
+	"sleep_wind_down": {"evening"},
+	"behavioural_activation": {"low_mood"},
+	"activity_scheduling": {"low_mood"},
 }
 
 # ---------------------------------------------------------------------------
-# Candidates
+# Candidates: catalogue entries for the need, selected by target
 # ---------------------------------------------------------------------------
 
-targeting(target) := {id |
-	some id, e in catalogue
-	target in e.targets
-}
+need_pool := targeting(catalogue, need)
 
-need_pool := targeting(need)
+stress_pool := targeting(catalogue, "stress")
 
-stress_pool := targeting("stress")
+# Ids of the catalogue entries whose targets include target.
+targeting(cat, target) := {id | some id, e in cat; e.targets[_] == target}
 
-# Entries for the need; else the default need; else the whole catalogue.
+# Entries for the need; else for the default need; else the whole catalogue.
 pool := need_pool if {
 	count(need_pool) > 0
 } else := stress_pool if {
 	count(stress_pool) > 0
-} else := {id | some id, _ in catalogue}
+} else := object.keys(catalogue)
 
 # The three most recently delivered interventions are left out while others remain.
 recent := {id |
-	some i, id in input.history.recent_interventions
-	i < 3
+	ids := input.history.recent_interventions
+	is_array(ids)
+	some id in array.slice(ids, 0, 3)
 }
 
 fresh := pool - recent
@@ -243,15 +232,32 @@ chosen := fresh if {
 	count(fresh) > 0
 } else := pool
 
-candidates := [c |
-	some id in chosen
-	labels := object.get(favour_labels, object.get(catalogue[id], "technique", ""), [])
-	c := {
-		"id": id,
-		"weight": 1 + count(labels),
-		"reason": concat("+", array.concat([sprintf("targets_%s", [need])], labels)),
-	}
-]
+# No candidates when the engine will not treat (safety or unavailable): it never
+# uses them then, and unavailable points are common, so this keeps them cheap.
+# Rule values are bound once, outside the comprehensions: a rule lookup per
+# catalogue entry costs more. Without a favouring state every weight is 1.
+candidates := [] if {
+	not treatable
+} else := [{"id": id, "weight": 1, "reason": reason} | some id in ids] if {
+	count(favour) == 0
+	ids := chosen
+	reason := concat("", ["targets_", need])
+} else := [{"id": id, "weight": 1 + count(labels), "reason": concat("+", array.concat([reason], sort(labels)))} |
+	some id in ids
+	labels := object.get(suits, object.get(cat[id], "technique", ""), no_states) & active
+] if {
+	ids := chosen
+	cat := catalogue
+	suits := suited_by
+	no_states := set()
+	active := favour
+	reason := concat("", ["targets_", need])
+}
+
+treatable if {
+	count(safety) == 0
+	count(unavailable) == 0
+}
 
 # ---------------------------------------------------------------------------
 # Conditions (the engine drops contraindicated candidates)
@@ -259,19 +265,16 @@ candidates := [c |
 
 conditions contains "late_night" if late_night
 
-conditions contains "low_energy" if ema.energy <= 3
+conditions contains "low_energy" if recent_ema.energy <= 3
 
-conditions contains "high_distress" if ema.stress >= 8
+conditions contains "high_distress" if recent_ema.stress >= 8
 
-conditions contains "in_public" if location in {"public", "transit"}
+conditions contains location_conditions[location]
 
-conditions contains "at_work" if location == "work"
+location_conditions := {"public": "in_public", "transit": "in_public", "work": "at_work"}
 
 # ---------------------------------------------------------------------------
 # Recorded for explanation
 # ---------------------------------------------------------------------------
 
-tailoring := object.union(ema, {
-	"need": need,
-	"favoured": sort([t | some t, _ in favour_labels]),
-})
+tailoring := object.union(recent_ema, {"need": need, "favour": sort(favour)})

@@ -161,6 +161,11 @@ test_ema_risk_flag_is_safety if {
 	d.safety_reasons == ["risk_flag"]
 }
 
+test_ema_risk_positive_score_is_safety if {
+	decide_with(ema("risk", 1, 30)).safety_reasons == ["risk_flag"]
+	decide_with(ema("risk", 0, 30)).safety_reasons == []
+}
+
 test_ema_risk_false_is_not_safety if {
 	d := decide_with(ema("risk", false, 5))
 	d.safety_reasons == []
@@ -188,6 +193,7 @@ test_both_safety_reasons_sorted_once if {
 test_safety_document_still_complete if {
 	d := decide_with({"context": {"risk": true}})
 	complete(d)
+	d.candidates == []
 }
 
 # ---------------------------------------------------------------------------
@@ -312,7 +318,14 @@ test_several_unavailable_reasons_sorted if {
 	})
 	d := decide(inp)
 	d.unavailable_reasons == ["driving", "max_prompts_today", "min_gap", "quiet_hours", "snoozed"]
-	count(d.candidates) > 0
+}
+
+test_unavailable_has_no_candidates_but_tailoring if {
+	d := decide(object.union(at(23, 0), ema("stress", 9, 10)))
+	complete(d)
+	d.candidates == []
+	d.tailoring.need == "stress"
+	d.conditions == ["high_distress", "late_night"]
 }
 
 # ---------------------------------------------------------------------------
@@ -343,10 +356,29 @@ test_empty_state_objects if {
 	count(d.candidates) > 0
 }
 
-test_no_catalogue_still_complete if {
-	d := policy.decision with input as base_input
+test_empty_catalogue_still_complete if {
+	d := policy.decision with input as base_input with data.jitai.catalogue as {}
 	complete(d)
 	d.candidates == []
+}
+
+# Malformed values are ignored, never a builtin error (the engine evaluates with
+# strict builtin errors).
+test_malformed_inputs_ignored if {
+	d := decide_with({
+		"local": {"minute_of_day": "870", "minute": "30"},
+		"state": {
+			"ema": {"stress": {"value": 9, "age_minutes": "recent"}, "mood": "low"},
+			"context": {"driving": "yes", "location": 3},
+			"preferences": {"quiet_hours": {"start": 2200, "end": null}, "snoozed": "true"},
+		},
+		"history": {"recent_interventions": "box_breathing"},
+		"participant": {"day_in_study": "20"},
+	})
+	complete(d)
+	d.unavailable_reasons == []
+	d.conditions == []
+	ids(d) == targeting("stress")
 }
 
 test_non_numeric_values_ignored if {
@@ -468,7 +500,7 @@ test_tailoring_records_recent_values if {
 	d.tailoring.stress == 8
 	d.tailoring.energy == 2
 	d.tailoring.mood == 6
-	d.tailoring.favoured == ["grounding", "mindful_breathing", "relaxation", "self_compassion"]
+	d.tailoring.favour == ["high_stress", "low_energy"]
 	cand(d, "grounding_54321").weight == 3
 }
 
