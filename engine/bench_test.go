@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -20,8 +21,10 @@ import (
 const benchParticipants = 1000
 
 // benchEngine is an engine on the stress-mrt example with a real embedded
-// store and enrolled participants who have reported some EMA.
-func benchEngine(b *testing.B) (*engine.Engine, *policies.Study, time.Time) {
+// store and enrolled participants who report EMA twice a day (07:30 and
+// 13:00) for the given number of days, so that every day of the workload
+// has the same mix of fresh and stale self-reports.
+func benchEngine(b *testing.B, days int) (*engine.Engine, *policies.Study, time.Time) {
 	b.Helper()
 	ctx := context.Background()
 	cat, err := interventions.Embedded()
@@ -38,7 +41,7 @@ func benchEngine(b *testing.B) (*engine.Engine, *policies.Study, time.Time) {
 	}
 	b.Cleanup(func() { _ = store.Close() })
 	base := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
-	eng, err := engine.New(engine.Components{Store: store, Studies: []*policies.Study{study}, Now: func() time.Time { return base }})
+	eng, err := engine.New(engine.Components{Store: store, Studies: []*policies.Study{study}, Now: func() time.Time { return base.AddDate(0, 0, days) }})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -47,14 +50,23 @@ func benchEngine(b *testing.B) (*engine.Engine, *policies.Study, time.Time) {
 		if _, _, err := eng.Enroll(ctx, "stress-mrt", engine.EnrollRequest{ParticipantID: id}); err != nil {
 			b.Fatal(err)
 		}
-		ev := engine.Event{ID: "ema-1", Type: engine.EventEMA, Time: base.Add(8 * time.Hour),
-			Data: json.RawMessage(fmt.Sprintf(`{"stress":%d,"mood":%d,"energy":%d,"sleep_quality":6,"loneliness":%d}`, i%11, (i/3)%11, (i/7)%11, (i/5)%11))}
-		if _, _, err := eng.Ingest(ctx, "stress-mrt", id, []engine.Event{ev}); err != nil {
+		var evs []engine.Event
+		for d := 0; d < days; d++ {
+			for j, at := range []time.Duration{7*time.Hour + 30*time.Minute, 13 * time.Hour} {
+				k := i + 7*d + 3*j
+				evs = append(evs, engine.Event{ID: fmt.Sprintf("ema-%d-%d", d, j), Type: engine.EventEMA, Time: base.AddDate(0, 0, d).Add(at),
+					Data: json.RawMessage(fmt.Sprintf(`{"stress":%d,"mood":%d,"energy":%d,"sleep_quality":%d,"loneliness":%d}`, k%11, (k/3)%11, (k/7)%11, (k/2)%11, (k/5)%11))})
+			}
+		}
+		if _, _, err := eng.Ingest(ctx, "stress-mrt", id, evs); err != nil {
 			b.Fatal(err)
 		}
 	}
 	return eng, study, base
 }
+
+// perDay is the number of decisions in one day of the workload.
+const perDay = benchParticipants * 5
 
 // slot spreads decision n over participants, days and the five decision
 // points, so the mix of available, capped and randomised points is realistic.
@@ -71,12 +83,19 @@ func slot(study *policies.Study, base time.Time, n int64) (string, string, time.
 // BenchmarkDecide measures the whole in-process decision path: state read,
 // input, Rego, randomisation, rendering and the durable record.
 func BenchmarkDecide(b *testing.B) {
-	eng, study, base := benchEngine(b)
+	eng, study, base := benchEngine(b, b.N/perDay+1)
 	ctx := context.Background()
 	var n atomic.Int64
 	b.ReportAllocs()
 	b.SetParallelism(8)
 	b.ResetTimer()
+	before := eng.Store().(*sqlite.Store).Stats()
+	b.Cleanup(func() {
+		after := eng.Store().(*sqlite.Store).Stats()
+		if tx := after.Transactions - before.Transactions; tx > 0 {
+			b.ReportMetric(float64(after.Ops-before.Ops)/float64(tx), "ops/tx")
+		}
+	})
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			p, dp, t := slot(study, base, n.Add(1)-1)
@@ -89,19 +108,22 @@ func BenchmarkDecide(b *testing.B) {
 }
 
 // BenchmarkPolicyEval measures the bare prepared-query evaluation of the
-// same policy on the inputs the engine actually built for real decisions.
+// same policy on the inputs the engine built for one full day of the same
+// workload as BenchmarkDecide.
 func BenchmarkPolicyEval(b *testing.B) {
-	eng, study, base := benchEngine(b)
+	eng, study, base := benchEngine(b, 1)
 	ctx := context.Background()
 	var inputs []map[string]any
-	for i := int64(0); i < 2000; i++ {
+	for i := int64(0); i < perDay; i++ {
 		p, dp, t := slot(study, base, i)
 		ans, err := eng.Decide(ctx, "stress-mrt", p, engine.DecideRequest{DecisionPoint: dp, Time: t})
 		if err != nil {
 			b.Fatal(err)
 		}
 		var in map[string]any
-		if err := json.Unmarshal(ans.Record.Input, &in); err != nil {
+		dec := json.NewDecoder(bytes.NewReader(ans.Record.Input))
+		dec.UseNumber() // keep integers integers, as the engine passes them
+		if err := dec.Decode(&in); err != nil {
 			b.Fatal(err)
 		}
 		inputs = append(inputs, in)

@@ -51,7 +51,7 @@ func (e *Engine) decide(ctx context.Context, rt *StudyRuntime, dp *policies.Deci
 	if err != nil {
 		return nil, nil, nil, &PolicyError{Study: rt.Config.ID, Err: err}
 	}
-	inputJSON, err := json.Marshal(input)
+	inputJSON, err := appendJSON(make([]byte, 0, 2048), input)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("encoding policy input: %w", err)
 	}
@@ -243,7 +243,7 @@ func (e *Engine) randomise(rt *StudyRuntime, participant string, out *policies.O
 func nextState(old *State, rec *Record, now time.Time) *State {
 	st := *old
 	st.Version = old.Version + 1
-	st.Decisions = appendBounded(old.Decisions, now, keepDecisions, func(t time.Time) bool { return now.Sub(t) > historyWindow })
+	st.Decisions = appendBounded(old.Decisions, now, keepDecisions, func(t time.Time) bool { return now.Sub(t) > decisionWindow })
 	if rec.Action == ActionDeliver {
 		st.Prompts = appendBounded(old.Prompts, Prompt{DecisionID: rec.ID, Time: now, Intervention: rec.Option.ID}, keepPrompts,
 			func(p Prompt) bool { return now.Sub(p.Time) > historyWindow })

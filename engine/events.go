@@ -223,6 +223,9 @@ const (
 	keepDecisions  = 64
 	keepEngagement = 128
 	historyWindow  = 8 * 24 * time.Hour
+	// decisionWindow covers any participant-local day (time zones reach
+	// 14 hours from UTC) for decisions_today.
+	decisionWindow = 48 * time.Hour
 )
 
 // applyEvent updates the state with one (validated) event. Later reports of

@@ -23,6 +23,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -49,6 +50,11 @@ type Options struct {
 	BatchMax int `yaml:"batch_max" json:"batch_max"`
 	// ReadConns is the number of read connections (default 4).
 	ReadConns int `yaml:"read_conns" json:"read_conns"`
+	// Linger is how long the writer waits for more operations to share a
+	// transaction while writes are concurrent (the previous transaction held
+	// more than one). It trades a little latency for fewer commits under
+	// load. Default 200µs; negative turns it off.
+	Linger time.Duration `yaml:"linger" json:"linger"`
 	// CacheParticipants is how many participants' decoded states are kept
 	// in memory (default 100000; -1 turns the cache off).
 	CacheParticipants int `yaml:"cache_participants" json:"cache_participants"`
@@ -64,6 +70,9 @@ func (o *Options) SetDefaults() {
 	}
 	if o.ReadConns == 0 {
 		o.ReadConns = 4
+	}
+	if o.Linger == 0 {
+		o.Linger = 200 * time.Microsecond
 	}
 	if o.CacheParticipants == 0 {
 		o.CacheParticipants = 100000
@@ -159,7 +168,9 @@ func Open(path string, opts Options, log *zap.Logger) (*Store, error) {
 	}()
 
 	ctx := context.Background()
-	s.wdb, err = sql.Open("sqlite", fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(%s)", path, busyTimeoutMillis, synchronous))
+	// A 64 MiB page cache keeps the hot participant rows and index pages in
+	// memory (SQLite's default is 2 MiB); mmap spares read copies.
+	s.wdb, err = sql.Open("sqlite", fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=page_size(8192)&_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=cache_size(-65536)&_pragma=mmap_size(268435456)&_pragma=temp_store(memory)&_pragma=wal_autocheckpoint(8192)", path, busyTimeoutMillis, synchronous))
 	if err != nil {
 		return nil, fmt.Errorf("opening sqlite store for writing: %w", err)
 	}
@@ -177,7 +188,7 @@ func Open(path string, opts Options, log *zap.Logger) (*Store, error) {
 		return nil, fmt.Errorf("preparing sqlite store writes: %w", err)
 	}
 
-	s.rdb, err = sql.Open("sqlite", fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_query_only=1", path, busyTimeoutMillis))
+	s.rdb, err = sql.Open("sqlite", fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=cache_size(-16384)&_pragma=mmap_size(268435456)&_query_only=1", path, busyTimeoutMillis))
 	if err != nil {
 		return nil, fmt.Errorf("opening sqlite store for reading: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -61,6 +62,9 @@ func (s *Store) writer() {
 	defer close(s.writerDone)
 	batch := make([]*op, 0, s.opts.BatchMax)
 	results := make([]error, 0, s.opts.BatchMax)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	concurrent := false
 	for first := range s.ops {
 		batch = append(batch[:0], first)
 	drain:
@@ -75,6 +79,25 @@ func (s *Store) writer() {
 				break drain
 			}
 		}
+		// Under concurrent load, wait briefly for more operations: one
+		// commit (WAL frames and their syscalls) then serves them all.
+		if concurrent && s.opts.Linger > 0 && len(batch) < s.opts.BatchMax {
+			linger.Reset(s.opts.Linger)
+		wait:
+			for len(batch) < s.opts.BatchMax {
+				select {
+				case o, ok := <-s.ops:
+					if !ok {
+						break wait
+					}
+					batch = append(batch, o)
+				case <-linger.C:
+					break wait
+				}
+			}
+			linger.Stop()
+		}
+		concurrent = len(batch) > 1
 		// Claim the ops whose callers still wait.
 		live := batch[:0]
 		for _, o := range batch {
@@ -122,7 +145,14 @@ func (s *Store) runBatch(ops []*op, results []error) []error {
 			}
 			return results
 		}
-	} else {
+	} else if !s.runOptimistic(ops, w) {
+		// An op failed: nothing of the first attempt remains. Run the batch
+		// again with a savepoint per op, so that only the failing op fails.
+		// Ops are re-runnable: they read what they need inside the
+		// transaction.
+		if _, err := w.begin.ExecContext(ctx); err != nil {
+			return fail(fmt.Errorf("beginning write transaction: %w: %w", engine.ErrUnavailable, err))
+		}
 		for _, o := range ops {
 			if _, err := w.savepoint.ExecContext(ctx); err != nil {
 				s.rollback()
@@ -143,6 +173,9 @@ func (s *Store) runBatch(ops []*op, results []error) []error {
 		}
 	}
 
+	if len(results) == 0 {
+		results = append(results, make([]error, len(ops))...) // optimistic batch: every op succeeded
+	}
 	if _, err := w.commit.ExecContext(ctx); err != nil {
 		s.rollback()
 		return fail(fmt.Errorf("committing write transaction: %w: %w", engine.ErrUnavailable, err))
@@ -163,6 +196,19 @@ func (s *Store) runBatch(ops []*op, results []error) []error {
 // rolled it back) the error is expected and ignored.
 func (s *Store) rollback() {
 	_, _ = s.w.rollback.ExecContext(context.Background())
+}
+
+// runOptimistic runs a batch without savepoints (two statements fewer per
+// op). On the first failing op it rolls the whole transaction back and
+// returns false.
+func (s *Store) runOptimistic(ops []*op, w *writeStmts) bool {
+	for _, o := range ops {
+		if err := runOp(o, w); err != nil {
+			s.rollback()
+			return false
+		}
+	}
+	return true
 }
 
 // runOp runs o's function, turning a panic in a caller's callback into the
