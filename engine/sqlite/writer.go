@@ -66,35 +66,12 @@ func (s *Store) writer() {
 	linger.Stop()
 	concurrent := false
 	for first := range s.ops {
-		batch = append(batch[:0], first)
-	drain:
-		for len(batch) < s.opts.BatchMax {
-			select {
-			case o, ok := <-s.ops:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, o)
-			default:
-				break drain
-			}
-		}
+		batch = s.collect(append(batch[:0], first), nil)
 		// Under concurrent load, wait briefly for more operations: one
 		// commit (WAL frames and their syscalls) then serves them all.
 		if concurrent && s.opts.Linger > 0 && len(batch) < s.opts.BatchMax {
 			linger.Reset(s.opts.Linger)
-		wait:
-			for len(batch) < s.opts.BatchMax {
-				select {
-				case o, ok := <-s.ops:
-					if !ok {
-						break wait
-					}
-					batch = append(batch, o)
-				case <-linger.C:
-					break wait
-				}
-			}
+			batch = s.collect(batch, linger.C)
 			linger.Stop()
 		}
 		concurrent = len(batch) > 1
@@ -114,6 +91,35 @@ func (s *Store) writer() {
 		}
 		clear(batch[:cap(batch)])
 	}
+}
+
+// collect adds queued ops to batch up to BatchMax. With a nil deadline it
+// takes only what is queued now; otherwise it waits until the deadline fires.
+func (s *Store) collect(batch []*op, deadline <-chan time.Time) []*op {
+	for len(batch) < s.opts.BatchMax {
+		if deadline == nil {
+			select {
+			case o, ok := <-s.ops:
+				if !ok {
+					return batch
+				}
+				batch = append(batch, o)
+			default:
+				return batch
+			}
+			continue
+		}
+		select {
+		case o, ok := <-s.ops:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, o)
+		case <-deadline:
+			return batch
+		}
+	}
+	return batch
 }
 
 // runBatch runs ops in one transaction and returns each op's result.
