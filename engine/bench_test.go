@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -35,7 +36,8 @@ func benchEngine(b *testing.B, days int) (*engine.Engine, *policies.Study, time.
 	if err != nil {
 		b.Fatal(err)
 	}
-	store, err := sqlite.Open(filepath.Join(b.TempDir(), "bench.db"), sqlite.Options{}, nil)
+	linger, _ := time.ParseDuration(os.Getenv("JITAI_BENCH_LINGER"))
+	store, err := sqlite.Open(filepath.Join(b.TempDir(), "bench.db"), sqlite.Options{Linger: linger}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -53,7 +53,7 @@ type Options struct {
 	// Linger is how long the writer waits for more operations to share a
 	// transaction while writes are concurrent (the previous transaction held
 	// more than one). It trades a little latency for fewer commits under
-	// load. Default 200µs; negative turns it off.
+	// load. Default 500µs; negative turns it off.
 	Linger time.Duration `yaml:"linger" json:"linger"`
 	// CacheParticipants is how many participants' decoded states are kept
 	// in memory (default 100000; -1 turns the cache off).
@@ -72,7 +72,7 @@ func (o *Options) SetDefaults() {
 		o.ReadConns = 4
 	}
 	if o.Linger == 0 {
-		o.Linger = 200 * time.Microsecond
+		o.Linger = 500 * time.Microsecond
 	}
 	if o.CacheParticipants == 0 {
 		o.CacheParticipants = 100000
