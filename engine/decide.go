@@ -86,6 +86,7 @@ func (e *Engine) decide(ctx context.Context, rt *StudyRuntime, dp *policies.Deci
 		rec.Factors = append(rec.Factors, FactorDraw{Name: f.Name, Type: string(policies.Between), Level: level, Label: label})
 	}
 
+	var budget []BudgetEntry
 	switch {
 	case len(out.SafetyReasons) > 0:
 		rec.Action = ActionSafety
@@ -95,14 +96,14 @@ func (e *Engine) decide(ctx context.Context, rt *StudyRuntime, dp *policies.Deci
 			return nil, nil, nil, &PolicyError{Study: rt.Config.ID, Err: err}
 		}
 		if rec.Available {
-			e.randomise(rt, p.ID, out, levels, clock, rec)
+			budget = e.randomise(rt, p.ID, snap.State, out, levels, clock, rec)
 		} else {
 			rec.Action = ActionNone
 			rec.Reasons = rec.UnavailableReasons
 		}
 	}
 
-	st := nextState(snap.State, rec, now)
+	st := nextState(snap.State, rec, now, clock.date, budget)
 	rec.RecordedAt = e.now().UTC().Truncate(time.Microsecond)
 	rec.LatencyMicros = time.Since(start).Microseconds()
 
@@ -184,13 +185,16 @@ func contraindicated(iv *interventions.Intervention, conditions map[string]bool)
 
 // randomise draws every within-person factor, then (unless the delivery
 // factor said no) the option, and renders it.
-func (e *Engine) randomise(rt *StudyRuntime, participant string, out *policies.Output, levels map[string]string, clock localClock, rec *Record) {
+func (e *Engine) randomise(rt *StudyRuntime, participant string, st *State, out *policies.Output, levels map[string]string, clock localClock, rec *Record) []BudgetEntry {
 	rec.Randomised = len(rt.within) > 0
 	deliver := true
+	var budget []BudgetEntry
 	for _, f := range rt.within {
 		prob := f.Probability
 		fd := FactorDraw{Name: f.Name, Type: string(policies.Within), Source: f.ProbabilitySource}
-		if f.ProbabilitySource == policies.SourcePolicy {
+		var entry *BudgetEntry
+		switch f.ProbabilitySource {
+		case policies.SourcePolicy:
 			if pp, ok := out.Probabilities[f.Name]; ok {
 				proposed := pp
 				fd.Proposed = &proposed
@@ -198,6 +202,27 @@ func (e *Engine) randomise(rt *StudyRuntime, participant string, out *policies.O
 			} else {
 				fd.Source = policies.SourceFixed + " (policy gave none)"
 			}
+		case policies.SourceBudget:
+			br := rt.budgets[f.Name]
+			t, inDay := br.index(clock.t.Hour()*60 + clock.t.Minute())
+			if !inDay {
+				fd.Source = policies.SourceFixed + " (outside the budget's day)"
+				break
+			}
+			stratum := ""
+			if br.stratum != "" {
+				stratum = fmt.Sprint(out.Tailoring[br.stratum])
+			}
+			var past []experiments.BudgetPoint
+			for _, be := range st.Budget {
+				if be.Factor == f.Name && be.Date == clock.date && be.Stratum == stratum {
+					past = append(past, experiments.BudgetPoint{T: be.T, Rho: be.Rho, Treated: be.Treated})
+				}
+			}
+			rho, used, remaining := br.b.Probability(t, past)
+			prob = rho
+			fd.Budget = &BudgetDraw{Stratum: stratum, T: t, Used: used, Remaining: remaining}
+			entry = &BudgetEntry{Factor: f.Name, Date: clock.date, Stratum: stratum, T: t}
 		}
 		prob = experiments.Clip(prob, f.Bounds[0], f.Bounds[1])
 		u := rt.drawer.Uniform(participant, rec.ID, f.Name)
@@ -206,6 +231,10 @@ func (e *Engine) randomise(rt *StudyRuntime, participant string, out *policies.O
 		fd.Label = f.Levels[fd.Level]
 		levels[f.Name] = fd.Label
 		rec.Factors = append(rec.Factors, fd)
+		if entry != nil {
+			entry.Rho, entry.Treated = prob, fd.Level == 1
+			budget = append(budget, *entry)
+		}
 		if f.Name == rt.Config.DeliveryFactor && fd.Level == 0 {
 			deliver = false
 		}
@@ -213,7 +242,7 @@ func (e *Engine) randomise(rt *StudyRuntime, participant string, out *policies.O
 	if !deliver {
 		rec.Action = ActionNone
 		rec.Reasons = []string{ReasonRandomisedNoPrompt}
-		return
+		return budget
 	}
 	weights := make([]float64, len(rec.Candidates))
 	for i, c := range rec.Candidates {
@@ -236,12 +265,23 @@ func (e *Engine) randomise(rt *StudyRuntime, participant string, out *policies.O
 	if chosen.Reason != "" {
 		rec.Reasons = []string{chosen.Reason}
 	}
+	return budget
 }
 
 // nextState is the participant's state after the decision: the old state
 // (never modified) with the decision, and a delivery, added to its history.
-func nextState(old *State, rec *Record, now time.Time) *State {
+func nextState(old *State, rec *Record, now time.Time, today string, budget []BudgetEntry) *State {
 	st := *old
+	if len(budget) > 0 || len(old.Budget) > 0 {
+		// Keep today's budget points only: the budget restarts every day.
+		st.Budget = make([]BudgetEntry, 0, len(old.Budget)+len(budget))
+		for _, be := range old.Budget {
+			if be.Date == today {
+				st.Budget = append(st.Budget, be)
+			}
+		}
+		st.Budget = append(st.Budget, budget...)
+	}
 	st.Version = old.Version + 1
 	st.Decisions = appendBounded(old.Decisions, now, keepDecisions, func(t time.Time) bool { return now.Sub(t) > decisionWindow })
 	if rec.Action == ActionDeliver {

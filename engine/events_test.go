@@ -153,7 +153,7 @@ func TestNextStateDoesNotTouchOld(t *testing.T) {
 	}
 	before := len(old.Prompts)
 	rec := &Record{ID: "new", Action: ActionDeliver, Option: &OptionDraw{ID: "iv"}}
-	st := nextState(old, rec, now)
+	st := nextState(old, rec, now, "2026-11-21", nil)
 	if len(old.Prompts) != before || old.Version != 3 {
 		t.Fatal("old state modified")
 	}
@@ -161,7 +161,7 @@ func TestNextStateDoesNotTouchOld(t *testing.T) {
 		t.Fatalf("new state: version %d, %d prompts", st.Version, len(st.Prompts))
 	}
 	rec.Action = ActionNone
-	if st2 := nextState(st, rec, now); len(st2.Prompts) != keepPrompts || len(st2.Decisions) != 2 {
+	if st2 := nextState(st, rec, now, "2026-11-21", nil); len(st2.Prompts) != keepPrompts || len(st2.Decisions) != 2 {
 		t.Fatalf("a none decision must add to decisions only: %d prompts, %d decisions", len(st2.Prompts), len(st2.Decisions))
 	}
 }

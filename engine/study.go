@@ -19,6 +19,7 @@ type StudyRuntime struct {
 	rows     [][]int
 	assigner *experiments.BlockAssigner
 	content  map[string]bool
+	budgets  map[string]budgetRuntime
 	// studyInput is the constant part of the policy input (input.study).
 	studyInput map[string]any
 }
@@ -32,9 +33,13 @@ func NewStudyRuntime(s *policies.Study) (*StudyRuntime, error) {
 		within:  s.Config.FactorsOf(policies.Within),
 		content: map[string]bool{},
 	}
+	rt.budgets = map[string]budgetRuntime{}
 	for _, f := range s.Config.Factors {
 		if f.Content {
 			rt.content[f.Name] = true
+		}
+		if f.ProbabilitySource == policies.SourceBudget && f.Budget != nil {
+			rt.budgets[f.Name] = newBudgetRuntime(f)
 		}
 	}
 	if len(rt.between) > 0 {
@@ -70,6 +75,39 @@ func NewStudyRuntime(s *policies.Study) (*StudyRuntime, error) {
 		rt.studyInput["quiet_hours"] = map[string]any{"start": q.Start, "end": q.End}
 	}
 	return rt, nil
+}
+
+// budgetRuntime is a budgeted factor's day grid and parameters.
+type budgetRuntime struct {
+	b        experiments.Budget
+	start    int // minutes after local midnight
+	interval int // minutes
+	stratum  string
+}
+
+func newBudgetRuntime(f policies.Factor) budgetRuntime {
+	c := f.Budget
+	start, _ := policies.ParseClock(c.DayStart)
+	end, _ := policies.ParseClock(c.DayEnd)
+	interval := int(c.Interval.Minutes())
+	return budgetRuntime{
+		b: experiments.Budget{
+			PerDay: c.PerDay, Lambda: c.Lambda, Availability: c.Availability,
+			Times: (end - start) / interval, Blackout: int(c.Blackout.Minutes()) / interval,
+			Min: f.Bounds[0], Max: f.Bounds[1],
+		},
+		start: start, interval: interval, stratum: c.Stratum,
+	}
+}
+
+// index is the decision time index of a local minute of the day, and
+// whether it falls inside the budget's day.
+func (br budgetRuntime) index(minuteOfDay int) (int, bool) {
+	if minuteOfDay < br.start {
+		return 0, false
+	}
+	t := (minuteOfDay - br.start) / br.interval
+	return t, t < br.b.Times
 }
 
 // StratumKey is the canonical key of a participant's strata, in the order

@@ -111,6 +111,19 @@ type State struct {
 	Decisions []time.Time `json:"decisions,omitempty"`
 	// Engagement holds recent engagement reports, oldest first (bounded).
 	Engagement []Engagement `json:"engagement,omitempty"`
+	// Budget holds today's randomised points of budgeted factors.
+	Budget []BudgetEntry `json:"budget,omitempty"`
+}
+
+// BudgetEntry is one available, randomised decision time of a budgeted
+// factor: what budgeted randomisation needs of the day so far.
+type BudgetEntry struct {
+	Factor  string  `json:"f"`
+	Date    string  `json:"d"` // participant-local date
+	Stratum string  `json:"s,omitempty"`
+	T       int     `json:"t"`
+	Rho     float64 `json:"p"`
+	Treated bool    `json:"a,omitempty"`
 }
 
 // Actions.
@@ -134,6 +147,18 @@ type FactorDraw struct {
 	Proposed *float64 `json:"proposed,omitempty"`
 	Source   string   `json:"source,omitempty"`
 	Draw     *float64 `json:"draw,omitempty"`
+	// Budget explains a budgeted probability.
+	Budget *BudgetDraw `json:"budget,omitempty"`
+}
+
+// BudgetDraw records how a budgeted probability was computed: the decision
+// time index t, the stratum, the treatments already used (smoothed) and the
+// forecast of remaining available times.
+type BudgetDraw struct {
+	Stratum   string  `json:"stratum,omitempty"`
+	T         int     `json:"t"`
+	Used      float64 `json:"used"`
+	Remaining float64 `json:"remaining"`
 }
 
 // OptionDraw records how the intervention was chosen among the candidates.

@@ -31,6 +31,9 @@ const (
 	SourceFixed = "fixed"
 	// SourcePolicy uses the policy's decision.probabilities[factor] when present.
 	SourcePolicy = "policy"
+	// SourceBudget spreads a daily budget of treatments over the day's
+	// available decision times (Liao, Dempsey et al. 2018).
+	SourceBudget = "budget"
 )
 
 // Config is a study's study.yaml.
@@ -73,6 +76,26 @@ type Factor struct {
 	// Content says that the factor's level changes the rendered intervention
 	// (a catalogue variant dimension of the same name and levels).
 	Content bool `yaml:"content" json:"content,omitempty"`
+	// Budget configures probability_source: budget.
+	Budget *BudgetConfig `yaml:"budget" json:"budget,omitempty"`
+}
+
+// BudgetConfig is budgeted micro-randomisation (Liao, Dempsey et al. 2018):
+// about PerDay treatments a day in each stratum, spread over the day's
+// available decision times. Decision times are Interval minutes apart from
+// DayStart to DayEnd (participant-local); outside that window the factor's
+// fixed probability applies.
+type BudgetConfig struct {
+	PerDay       float64  `yaml:"per_day" json:"per_day"`
+	Lambda       float64  `yaml:"lambda" json:"lambda"`
+	Availability float64  `yaml:"availability" json:"availability"`
+	DayStart     string   `yaml:"day_start" json:"day_start"`
+	DayEnd       string   `yaml:"day_end" json:"day_end"`
+	Interval     Duration `yaml:"interval" json:"interval"`
+	Blackout     Duration `yaml:"blackout" json:"blackout"`
+	// Stratum names a key of the policy's decision.tailoring whose value is
+	// the stratum (e.g. "need"); empty means one stratum.
+	Stratum string `yaml:"stratum" json:"stratum,omitempty"`
 }
 
 // Outcome is a proximal outcome: a value joined to a decision from a later event.
@@ -395,8 +418,15 @@ func (c *Config) validate(file string, lines map[string]int) ConfigErrors {
 			if math.IsNaN(f.Probability) || f.Probability < lo || f.Probability > hi {
 				v.at(p+".probability", "probability %v of factor %q must lie within its bounds [%v, %v]", f.Probability, f.Name, lo, hi)
 			}
-			if f.ProbabilitySource != SourceFixed && f.ProbabilitySource != SourcePolicy {
-				v.at(p+".probability_source", "probability_source %q must be fixed or policy", f.ProbabilitySource)
+			switch f.ProbabilitySource {
+			case SourceFixed, SourcePolicy:
+				if f.Budget != nil {
+					v.at(p+".budget", "budget applies only with probability_source: budget")
+				}
+			case SourceBudget:
+				validateBudget(v, p+".budget", f.Budget)
+			default:
+				v.at(p+".probability_source", "probability_source %q must be fixed, policy or budget", f.ProbabilitySource)
 			}
 		case Between:
 			if f.Probability != 0 || f.ProbabilitySource != "" || f.Bounds != [2]float64{} {
@@ -455,6 +485,33 @@ func (c *Config) validate(file string, lines map[string]int) ConfigErrors {
 	}
 	sort.SliceStable(v.errs, func(i, j int) bool { return v.errs[i].Line < v.errs[j].Line })
 	return v.errs
+}
+
+func validateBudget(v *validator, p string, b *BudgetConfig) {
+	if b == nil {
+		v.at(p, "probability_source: budget needs a budget: {per_day, lambda, availability, day_start, day_end, interval, blackout}")
+		return
+	}
+	if !(b.PerDay > 0) {
+		v.at(p+".per_day", "per_day must be a positive number of treatments a day")
+	}
+	if !(b.Lambda >= 0 && b.Lambda < 1) {
+		v.at(p+".lambda", "lambda must be in [0, 1)")
+	}
+	if !(b.Availability > 0 && b.Availability <= 1) {
+		v.at(p+".availability", "availability (the forecast probability of being available at a decision time) must be in (0, 1]")
+	}
+	start, err1 := ParseClock(b.DayStart)
+	end, err2 := ParseClock(b.DayEnd)
+	if err1 != nil || err2 != nil || end <= start {
+		v.at(p+".day_start", "day_start and day_end must be HH:MM with day_end after day_start")
+	}
+	if b.Interval.Duration < time.Minute || b.Interval.Duration%time.Minute != 0 {
+		v.at(p+".interval", "interval must be a whole number of minutes (e.g. 1m)")
+	}
+	if b.Blackout.Duration < 0 {
+		v.at(p+".blackout", "blackout must not be negative")
+	}
 }
 
 // ParseClock parses HH:MM into minutes after midnight.
