@@ -118,8 +118,9 @@ type Store struct {
 	writerDone chan struct{}
 	closing    atomic.Bool
 
-	cache *stateCache
-	lock  *os.File
+	cache    *stateCache
+	lock     *os.File
+	readOnly bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -205,6 +206,38 @@ func Open(path string, opts Options, log *zap.Logger) (*Store, error) {
 	go s.writer()
 	ok = true
 	log.Info("sqlite store opened", zap.String("durability", opts.Durability), zap.Int("batch_max", opts.BatchMax), zap.Int("read_conns", opts.ReadConns))
+	return s, nil
+}
+
+var errReadOnly = errors.New("the store was opened read-only")
+
+// OpenReadOnly opens an existing store for reading only, without the
+// exclusive lock, so that reports and exports can read while a server
+// writes (SQLite WAL readers see the last committed state). Writes fail.
+func OpenReadOnly(path string, log *zap.Logger) (*Store, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("opening sqlite store %s read-only: %w (no data yet? start the server with this data folder first)", path, err)
+	}
+	opts := Options{CacheParticipants: -1}
+	opts.SetDefaults()
+	s := &Store{log: log, path: path, opts: opts, cache: newStateCache(-1), readOnly: true}
+	var err error
+	s.rdb, err = sql.Open("sqlite", fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=mmap_size(268435456)&_query_only=1", path, busyTimeoutMillis))
+	if err != nil {
+		return nil, fmt.Errorf("opening sqlite store %s read-only: %w", path, err)
+	}
+	s.rdb.SetMaxOpenConns(opts.ReadConns)
+	if s.r, err = prepareRead(context.Background(), s.rdb); err != nil {
+		_ = s.rdb.Close()
+		return nil, fmt.Errorf("opening sqlite store %s read-only (is it a jitai store?): %w", path, err)
+	}
+	s.writerDone = make(chan struct{})
+	close(s.writerDone)
+	s.closed = true
+	s.ops = make(chan *op)
 	return s, nil
 }
 

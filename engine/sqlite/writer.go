@@ -33,6 +33,9 @@ type op struct {
 // starts fn, fn never runs; once it has started, write waits for the result
 // so that callbacks never run after their caller has returned.
 func (s *Store) write(ctx context.Context, fn func(w *writeStmts) error) error {
+	if s.readOnly {
+		return errReadOnly
+	}
 	o := &op{fn: fn, done: make(chan error, 1)}
 	s.mu.RLock()
 	if s.closed {
