@@ -146,6 +146,21 @@ func (rt *StudyRuntime) validateStrata(strata map[string]string) error {
 	return nil
 }
 
+// BetweenFactors returns the between-person factors in design column order.
+func (rt *StudyRuntime) BetweenFactors() []policies.Factor { return rt.between }
+
+// Design returns the between-person design rows (level indices 0/1, one
+// column per between-person factor); nil when the study has none.
+func (rt *StudyRuntime) Design() [][]int { return rt.rows }
+
+// AssignedRow is the design row the seq-th enrolment of a stratum gets.
+func (rt *StudyRuntime) AssignedRow(stratum string, seq int64) int {
+	if rt.assigner == nil {
+		return 0
+	}
+	return rt.assigner.RowIndex(stratum, seq)
+}
+
 // assign fills in the between-person assignment for the seq-th enrolment.
 func (rt *StudyRuntime) assign(p *Participant, seq int64) {
 	p.Seq = seq

@@ -1,12 +1,205 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/engine/sqlite"
+	"github.com/jitai/jitai/interventions"
+	"github.com/jitai/jitai/policies"
 )
 
-// runAssignments implements `jitai assignments`. Being written (issue 3).
-func runAssignments(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "jitai assignments: not available in this build yet")
-	return 2
+// balanceReport is the between-person assignment balance of one study.
+type balanceReport struct {
+	Study   string           `json:"study"`
+	Factors []string         `json:"factors"`
+	Cells   int              `json:"cells"`
+	Strata  []stratumBalance `json:"strata"`
+	// Mismatches lists participants whose stored row is not the one the
+	// seed and their enrolment order give (should be empty).
+	Mismatches []string `json:"mismatches"`
+	Balanced   bool     `json:"balanced"`
 }
+
+type stratumBalance struct {
+	Stratum      string                    `json:"stratum"`
+	Participants int                       `json:"participants"`
+	CellCounts   []int                     `json:"cell_counts"`
+	MaxDiff      int                       `json:"max_cell_difference"`
+	Levels       map[string]map[string]int `json:"levels"`
+}
+
+// runAssignments implements `jitai assignments --study S`.
+func runAssignments(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("assignments", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	studyID := fs.String("study", "", "study id (required)")
+	studies := fs.String("studies", "policies/examples", "folder of study folders")
+	data := fs.String("data", "data", "folder of the embedded store")
+	asJSON := fs.Bool("json", false, "JSON output")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *studyID == "" {
+		fmt.Fprintln(stderr, "jitai assignments: --study is required")
+		return 2
+	}
+	rep, err := assignmentReport(context.Background(), *studyID, *studies, *data)
+	if err != nil {
+		fmt.Fprintf(stderr, "jitai assignments: %v\n", err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+	} else {
+		writeBalance(stdout, rep)
+	}
+	if !rep.Balanced {
+		return 1
+	}
+	return 0
+}
+
+func assignmentReport(ctx context.Context, studyID, studiesDir, dataDir string) (*balanceReport, error) {
+	cat, err := interventions.Embedded()
+	if err != nil {
+		return nil, err
+	}
+	all, err := policies.LoadStudies(ctx, studiesDir, cat)
+	if err != nil {
+		return nil, err
+	}
+	var study *policies.Study
+	for _, s := range all {
+		if s.Config.ID == studyID {
+			study = s
+		}
+	}
+	if study == nil {
+		return nil, fmt.Errorf("no study %q under %s", studyID, studiesDir)
+	}
+	rt, err := engine.NewStudyRuntime(study)
+	if err != nil {
+		return nil, err
+	}
+	store, err := sqlite.OpenReadOnly(filepath.Join(dataDir, "jitai.db"), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	ps, err := store.Participants(ctx, studyID)
+	if err != nil {
+		return nil, err
+	}
+	return balance(rt, ps), nil
+}
+
+// balance counts design rows and factor levels per stratum and re-derives
+// every participant's row from the seed and their enrolment order.
+func balance(rt *engine.StudyRuntime, ps []*engine.Participant) *balanceReport {
+	rep := &balanceReport{Study: rt.Config.ID, Cells: len(rt.Design()), Balanced: true, Mismatches: []string{}}
+	for _, f := range rt.BetweenFactors() {
+		rep.Factors = append(rep.Factors, f.Name)
+	}
+	byStratum := map[string]*stratumBalance{}
+	for _, p := range ps {
+		sb := byStratum[p.Stratum]
+		if sb == nil {
+			sb = &stratumBalance{Stratum: p.Stratum, CellCounts: make([]int, rep.Cells), Levels: map[string]map[string]int{}}
+			byStratum[p.Stratum] = sb
+		}
+		sb.Participants++
+		if rep.Cells > 0 {
+			if p.Row >= 0 && p.Row < rep.Cells {
+				sb.CellCounts[p.Row]++
+			}
+			if want := rt.AssignedRow(p.Stratum, p.Seq); want != p.Row {
+				rep.Mismatches = append(rep.Mismatches, fmt.Sprintf("%s (stratum %q, seq %d): row %d, seed gives %d", p.ID, p.Stratum, p.Seq, p.Row, want))
+			}
+		}
+		for f, l := range p.Assignment {
+			if sb.Levels[f] == nil {
+				sb.Levels[f] = map[string]int{}
+			}
+			sb.Levels[f][l]++
+		}
+	}
+	keys := make([]string, 0, len(byStratum))
+	for k := range byStratum {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		sb := byStratum[k]
+		if rep.Cells > 0 {
+			lo, hi := sb.CellCounts[0], sb.CellCounts[0]
+			for _, c := range sb.CellCounts {
+				lo, hi = min(lo, c), max(hi, c)
+			}
+			sb.MaxDiff = hi - lo
+			if sb.MaxDiff > 1 {
+				rep.Balanced = false
+			}
+		}
+		rep.Strata = append(rep.Strata, *sb)
+	}
+	if len(rep.Mismatches) > 0 {
+		rep.Balanced = false
+	}
+	return rep
+}
+
+func writeBalance(w io.Writer, rep *balanceReport) {
+	fmt.Fprintf(w, "study %s: %d between-person factors (%s), %d cells\n", rep.Study, len(rep.Factors), strings.Join(rep.Factors, ", "), rep.Cells)
+	if rep.Cells == 0 {
+		fmt.Fprintln(w, "no between-person factors: nothing to balance")
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "stratum\tparticipants\tcell min\tcell max\tmax diff\tlevels")
+	for _, sb := range rep.Strata {
+		lo, hi := 0, 0
+		if len(sb.CellCounts) > 0 {
+			lo, hi = sb.CellCounts[0], sb.CellCounts[0]
+			for _, c := range sb.CellCounts {
+				lo, hi = min(lo, c), max(hi, c)
+			}
+		}
+		var lv []string
+		for _, f := range rep.Factors {
+			var parts []string
+			for l, n := range sb.Levels[f] {
+				parts = append(parts, fmt.Sprintf("%s=%d", l, n))
+			}
+			sort.Strings(parts)
+			lv = append(lv, f+"("+strings.Join(parts, " ")+")")
+		}
+		name := sb.Stratum
+		if name == "" {
+			name = "(all)"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\n", name, sb.Participants, lo, hi, sb.MaxDiff, strings.Join(lv, " "))
+	}
+	_ = tw.Flush()
+	if len(rep.Mismatches) > 0 {
+		fmt.Fprintf(w, "MISMATCH: %d participants' rows differ from what the seed gives:\n", len(rep.Mismatches))
+		for _, m := range rep.Mismatches {
+			fmt.Fprintln(w, "  "+m)
+		}
+	}
+	if rep.Balanced {
+		fmt.Fprintln(w, "balanced: every stratum's cells differ by at most one, and every assignment matches the seed")
+	} else {
+		fmt.Fprintln(w, "NOT BALANCED")
+	}
+}
+
