@@ -202,4 +202,3 @@ func writeBalance(w io.Writer, rep *balanceReport) {
 		fmt.Fprintln(w, "NOT BALANCED")
 	}
 }
-
