@@ -25,6 +25,8 @@ type Config struct {
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	PolicyTimeout  time.Duration `yaml:"policy_timeout"`
 	MaxClockSkew   time.Duration `yaml:"max_clock_skew"`
+	RateLimit      int           `yaml:"rate_limit"`
+	RateBurst      int           `yaml:"rate_burst"`
 }
 
 // SetDefaults fills unset values.
@@ -53,6 +55,9 @@ func (c *Config) SetDefaults() {
 	if c.PolicyTimeout == 0 {
 		c.PolicyTimeout = 2 * time.Second
 	}
+	if c.RateLimit > 0 && c.RateBurst == 0 {
+		c.RateBurst = 2 * c.RateLimit
+	}
 }
 
 // Validate says which key is wrong and how to fix it.
@@ -74,6 +79,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s must be positive", name))
 		}
 	}
+	if c.RateLimit < 0 || c.RateBurst < 0 {
+		errs = append(errs, errors.New("rate_limit and rate_burst must not be negative"))
+	}
 	if c.MaxClockSkew < 0 {
 		errs = append(errs, errors.New("max_clock_skew must not be negative (0 turns the check off)"))
 	}
@@ -91,6 +99,8 @@ var configKeys = []struct{ key, usage string }{
 	{"request-timeout", "time limit of one request (default 10s)"},
 	{"policy-timeout", "time limit of one policy evaluation (default 2s)"},
 	{"max-clock-skew", "refuse decision times further than this from the server clock; 0 = off (default 0)"},
+	{"rate-limit", "requests per second allowed to each client; 0 = no limit (default 0)"},
+	{"rate-burst", "burst of requests allowed above the rate (default 2 x rate-limit)"},
 }
 
 // loadConfig parses flags, environment and the optional YAML file.
@@ -164,7 +174,7 @@ func (c *Config) loadFile(name string, raw []byte) error {
 		k, v := m.Content[i], m.Content[i+1]
 		key := strings.ReplaceAll(k.Value, "_", "-")
 		if !known[key] || strings.Contains(k.Value, "-") {
-			return fmt.Errorf("%s:%d: unknown key %q (keys: addr, studies, data, durability, log_level, shutdown_grace, request_timeout, policy_timeout, max_clock_skew)", name, k.Line, k.Value)
+			return fmt.Errorf("%s:%d: unknown key %q (keys: addr, studies, data, durability, log_level, shutdown_grace, request_timeout, policy_timeout, max_clock_skew, rate_limit, rate_burst)", name, k.Line, k.Value)
 		}
 		if v.Kind != yaml.ScalarNode {
 			return fmt.Errorf("%s:%d: %s must be a single value", name, v.Line, k.Value)
@@ -208,6 +218,16 @@ func (c *Config) set(key, v string) error {
 		return dur(&c.PolicyTimeout)
 	case "max-clock-skew":
 		return dur(&c.MaxClockSkew)
+	case "rate-limit", "rate-burst":
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%q is not a whole number >= 0", v)
+		}
+		if key == "rate-limit" {
+			c.RateLimit = n
+		} else {
+			c.RateBurst = n
+		}
 	}
 	return nil
 }

@@ -220,6 +220,8 @@ func TestConfigFlagsMirrorKeys(t *testing.T) {
 			val = "debug"
 		case "shutdown-grace", "request-timeout", "policy-timeout", "max-clock-skew":
 			val = "7s"
+		case "rate-limit", "rate-burst":
+			val = "7"
 		default:
 			val = "/x/" + k.key
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/api"
+	"github.com/jitai/jitai/engine/ratelimit"
 	"github.com/jitai/jitai/engine/sqlite"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
@@ -93,7 +94,11 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 	if err != nil {
 		return err
 	}
-	srv := api.New(eng, log, api.Options{RequestTimeout: cfg.RequestTimeout})
+	opts := api.Options{RequestTimeout: cfg.RequestTimeout}
+	if cfg.RateLimit > 0 {
+		opts.RateLimit = ratelimit.PerSecond(cfg.RateLimit, cfg.RateBurst)
+	}
+	srv := api.New(eng, log, opts)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Addr, err)

@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -21,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/engine/ratelimit"
 )
 
 // MaxBodyBytes is the largest request body accepted (1 MiB).
@@ -38,12 +41,21 @@ type Server struct {
 
 	mu      sync.Mutex
 	storeOK bool
+
+	limiter ratelimit.Limiter
+	limit   ratelimit.Limit
 }
 
 // Options configure a Server.
 type Options struct {
 	// RequestTimeout bounds every request (default 10s).
 	RequestTimeout time.Duration
+	// RateLimit limits each client's requests (zero: no limit). Clients are
+	// told their budget in RateLimit-* headers and get 429 with
+	// Retry-After when over it.
+	RateLimit ratelimit.Limit
+	// Limiter enforces RateLimit (in-process when nil).
+	Limiter ratelimit.Limiter
 }
 
 // New returns the API server for an engine.
@@ -54,7 +66,11 @@ func New(eng *engine.Engine, log *zap.Logger, opts Options) *Server {
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = 10 * time.Second
 	}
-	s := &Server{eng: eng, log: log, mux: http.NewServeMux(), requestTimeout: opts.RequestTimeout, storeOK: true}
+	s := &Server{eng: eng, log: log, mux: http.NewServeMux(), requestTimeout: opts.RequestTimeout, storeOK: true,
+		limiter: opts.Limiter, limit: opts.RateLimit}
+	if s.limiter == nil {
+		s.limiter = ratelimit.NewMemory(nil)
+	}
 	s.routes()
 	return s
 }
@@ -86,6 +102,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	r = r.WithContext(ctx)
 	r.Body = http.MaxBytesReader(sw, r.Body, MaxBodyBytes)
+	if !s.allow(sw, r) {
+		return
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			s.log.Error("panic serving request", zap.String("route", r.Pattern), zap.Any("panic", v))
@@ -100,6 +119,41 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			zap.Duration("took", time.Since(start)))
 	}()
 	s.mux.ServeHTTP(sw, r)
+}
+
+// allow applies the per-client rate limit; health checks are exempt. The
+// client is its remote address until authentication names it.
+func (s *Server) allow(w http.ResponseWriter, r *http.Request) bool {
+	if s.limit.IsZero() || r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+		return true
+	}
+	client, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		client = r.RemoteAddr
+	}
+	res, err := s.limiter.AllowN(r.Context(), "client:"+client, s.limit, 1)
+	if err != nil {
+		// A limiter outage must not take the API down: let the request
+		// through and say so once per state change.
+		s.storeDown(fmt.Errorf("rate limiter: %w", err))
+		return true
+	}
+	h := w.Header()
+	h.Set("RateLimit-Limit", strconv.Itoa(s.limit.Burst))
+	h.Set("RateLimit-Remaining", strconv.Itoa(res.Remaining))
+	h.Set("RateLimit-Reset", strconv.Itoa(int(math.Ceil(res.ResetAfter.Seconds()))))
+	if res.Allowed > 0 {
+		return true
+	}
+	retry := int(math.Ceil(res.RetryAfter.Seconds()))
+	h.Set("Retry-After", strconv.Itoa(max(retry, 1)))
+	p := problem(http.StatusTooManyRequests, "rate-limited", "Too many requests",
+		fmt.Sprintf("this client may make %d requests per %s (bursts of %d); retry after %d s", s.limit.Rate, s.limit.Period, s.limit.Burst, max(retry, 1)), "")
+	p.Instance = r.URL.Path
+	h.Set("Content-Type", "application/problem+json")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+	return false
 }
 
 type statusWriter struct {
