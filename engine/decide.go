@@ -19,6 +19,7 @@ import (
 const (
 	ReasonOptedOut           = "opted_out"
 	ReasonBurdenDailyCap     = "burden_daily_cap"
+	ReasonBurden24hCap       = "burden_24h_cap"
 	ReasonBurdenMinGap       = "burden_min_gap"
 	ReasonNoCandidate        = "no_candidate"
 	ReasonRandomisedNoPrompt = "randomised_no_prompt"
@@ -145,6 +146,9 @@ func (e *Engine) availability(rt *StudyRuntime, st *State, out *policies.Output,
 	b := rt.Config.Burden
 	if b.MaxPerDay > 0 && h.promptsToday >= b.MaxPerDay {
 		reasons = appendUnique(reasons, ReasonBurdenDailyCap)
+	}
+	if b.MaxPer24h > 0 && h.prompts24h >= b.MaxPer24h {
+		reasons = appendUnique(reasons, ReasonBurden24hCap)
 	}
 	if b.MinMinutesBetween > 0 && !h.lastPrompt.IsZero() && now.Sub(h.lastPrompt) < time.Duration(b.MinMinutesBetween)*time.Minute {
 		reasons = appendUnique(reasons, ReasonBurdenMinGap)

@@ -175,3 +175,15 @@ func TestIDsSortByTimeAndDiffer(t *testing.T) {
 		t.Fatalf("ids %s %s %s", a, b, c)
 	}
 }
+
+func TestRollingCapCountsLast24Hours(t *testing.T) {
+	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	st := &State{}
+	for _, h := range []int{30, 23, 12, 1} { // hours ago
+		st.Prompts = append(st.Prompts, Prompt{Time: now.Add(-time.Duration(h) * time.Hour)})
+	}
+	h := computeHistory(st, now, newLocalClock(now, time.UTC))
+	if h.prompts24h != 3 || h.promptsToday != 1 {
+		t.Fatalf("24h %d (want 3), today %d (want 1)", h.prompts24h, h.promptsToday)
+	}
+}

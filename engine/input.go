@@ -37,6 +37,7 @@ func timeOfDay(hour int) string {
 // the state's bounded history at the decision time.
 type history struct {
 	promptsToday   int
+	prompts24h     int
 	decisionsToday int
 	lastPrompt     time.Time
 }
@@ -49,6 +50,9 @@ func computeHistory(st *State, now time.Time, clock localClock) history {
 		}
 		if clock.sameDay(p.Time) {
 			h.promptsToday++
+		}
+		if now.Sub(p.Time) < 24*time.Hour {
+			h.prompts24h++
 		}
 		if p.Time.After(h.lastPrompt) {
 			h.lastPrompt = p.Time
@@ -92,6 +96,7 @@ func buildInput(rt *StudyRuntime, snap *Snapshot, dp any, reqCtx map[string]any,
 
 	hist := map[string]any{
 		"prompts_today":        h.promptsToday,
+		"prompts_24h":          h.prompts24h,
 		"decisions_today":      h.decisionsToday,
 		"recent_interventions": recentInterventions(st.Prompts, now),
 		"engagement":           engagementSummary(st, now),

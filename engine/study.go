@@ -67,6 +67,7 @@ func NewStudyRuntime(s *policies.Study) (*StudyRuntime, error) {
 		"id": s.Config.ID,
 		"burden": map[string]any{
 			"max_per_day":         s.Config.Burden.MaxPerDay,
+			"max_per_24h":         s.Config.Burden.MaxPer24h,
 			"min_minutes_between": s.Config.Burden.MinMinutesBetween,
 		},
 		"factors": factors,

@@ -113,7 +113,11 @@ type Outcome struct {
 
 // Burden holds the hard caps the engine enforces before randomisation.
 type Burden struct {
-	MaxPerDay         int `yaml:"max_per_day" json:"max_per_day"`
+	// MaxPerDay caps deliveries per participant-local calendar day.
+	MaxPerDay int `yaml:"max_per_day" json:"max_per_day"`
+	// MaxPer24h caps deliveries in any rolling 24 hours.
+	MaxPer24h int `yaml:"max_per_24h" json:"max_per_24h,omitempty"`
+	// MinMinutesBetween is the least gap between two deliveries.
 	MinMinutesBetween int `yaml:"min_minutes_between" json:"min_minutes_between"`
 }
 
@@ -472,7 +476,7 @@ func (c *Config) validate(file string, lines map[string]int) ConfigErrors {
 			v.at(p+".aggregate", "aggregate %q must be first, last, mean, any or count", o.Aggregate)
 		}
 	}
-	if c.Burden.MaxPerDay < 0 || c.Burden.MinMinutesBetween < 0 {
+	if c.Burden.MaxPerDay < 0 || c.Burden.MaxPer24h < 0 || c.Burden.MinMinutesBetween < 0 {
 		v.at("burden", "burden limits must not be negative")
 	}
 	if c.QuietHours != nil {
