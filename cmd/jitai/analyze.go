@@ -1,12 +1,15 @@
 package main
 
 import (
-	"fmt"
 	"io"
+
+	"github.com/jitai/jitai/experiments/analysis"
 )
 
-// runAnalyze implements `jitai analyze`. Being written (issue 3): this file is replaced whole.
+// runAnalyze implements `jitai analyze wcls|emee|factorial`: causal excursion
+// effects of micro-randomised treatments (WCLS for continuous, EMEE for
+// binary proximal outcomes) and effect-coded factorial effects. The flags,
+// output and exit codes are documented in experiments/analysis (RunCommand).
 func runAnalyze(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "jitai analyze: not available in this build yet")
-	return 2
+	return analysis.RunCommand(args, stdout, stderr)
 }
