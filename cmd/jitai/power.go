@@ -1,12 +1,15 @@
 package main
 
 import (
-	"fmt"
 	"io"
+
+	"github.com/jitai/jitai/experiments/power"
 )
 
-// runPower implements `jitai power`. Being written (issue 3): this file is replaced whole.
+// runPower implements `jitai power mrt|mrt-binary|factorial`: sample size and
+// power for micro-randomized trials (continuous and binary proximal outcomes)
+// and factorial experiments. The flags, output and their tests live with the
+// methods in experiments/power (power.RunCommand).
 func runPower(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "jitai power: not available in this build yet")
-	return 2
+	return power.RunCommand(args, stdout, stderr)
 }
