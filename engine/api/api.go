@@ -86,6 +86,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/studies/{study}/participants/{participant}/decisions", s.decide)
 	s.mux.HandleFunc("GET /v1/studies/{study}/decisions", s.listDecisions)
 	s.mux.HandleFunc("GET /v1/studies/{study}/decisions/{id}", s.getDecision)
+	s.mux.HandleFunc("GET /v1/studies/{study}/export", s.export)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, problem(http.StatusNotFound, "no-route", "No such route", r.Method+" "+r.URL.Path+" is not part of the API", ""))
 	})

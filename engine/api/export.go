@@ -1,0 +1,86 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"go.uber.org/zap"
+
+	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/experiments/export"
+)
+
+// export serves GET /v1/studies/{study}/export?format=csv|parquet
+// [&table=decisions|participants|codebook]: the analysis-ready export of a
+// study (experiments/export) as a file download. The tables are built in
+// full before the first byte is sent, so an error is still a problem
+// document; the file is then streamed.
+func (s *Server) export(w http.ResponseWriter, r *http.Request) {
+	study := r.PathValue("study")
+	rt, ok := s.eng.Study(study)
+	if !ok {
+		s.fail(w, r, engine.ErrUnknownStudy)
+		return
+	}
+	q := r.URL.Query()
+	f := export.CSV
+	if v := q.Get("format"); v != "" {
+		var err error
+		if f, err = export.ParseFormat(v); err != nil {
+			s.fail(w, r, &engine.InputError{Field: "format", Reason: fmt.Sprintf("%q is not supported: use csv or parquet", v)})
+			return
+		}
+	}
+	table := q.Get("table")
+	if table == "" {
+		table = export.DecisionsTable
+	}
+	if table != export.DecisionsTable && table != export.ParticipantsTable && table != "codebook" {
+		s.fail(w, r, &engine.InputError{Field: "table", Reason: fmt.Sprintf("%q is not a table: use decisions, participants or codebook", table)})
+		return
+	}
+	ts, err := export.Build(r.Context(), s.eng.Store(), rt.Study, export.Options{})
+	if errors.Is(err, context.DeadlineExceeded) {
+		// Not a store outage: the study is too large for one request.
+		writeProblem(w, r, problem(http.StatusServiceUnavailable, "export-timeout", "Export took too long",
+			fmt.Sprintf("building the export took longer than the request timeout (%s): raise request_timeout, or stop the server and run `jitai export --study %s`", s.requestTimeout, study), ""))
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	name := study + "_" + table + f.Ext()
+	h := w.Header()
+	if table == "codebook" {
+		h.Set("Content-Type", "application/json")
+		h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s_codebook.json"`, study))
+		h.Set("Cache-Control", "no-store")
+		files := map[string]string{
+			export.DecisionsTable:    study + "_" + export.DecisionsTable + f.Ext(),
+			export.ParticipantsTable: study + "_" + export.ParticipantsTable + f.Ext(),
+		}
+		w.WriteHeader(http.StatusOK)
+		if err := ts.Codebook(f, files).WriteJSON(w); err != nil {
+			s.log.Warn("export interrupted", zap.String("study", study), zap.Error(err))
+		}
+		return
+	}
+	h.Set("Content-Type", f.ContentType())
+	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s"`, name))
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	err = ts.Write(bw, table, f)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		// The status is sent: the client sees a truncated body.
+		s.log.Warn("export interrupted", zap.String("study", study), zap.String("table", table), zap.Error(err))
+	}
+}

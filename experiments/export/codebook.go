@@ -1,0 +1,130 @@
+package export
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Codebook describes every column of an export.
+type Codebook struct {
+	Study           string          `json:"study"`
+	StudyName       string          `json:"study_name"`
+	GeneratedAt     string          `json:"generated_at"`
+	PolicyRevisions []string        `json:"policy_revisions"`
+	Format          string          `json:"format,omitempty"`
+	Conventions     []string        `json:"conventions"`
+	Tables          []CodebookTable `json:"tables"`
+}
+
+// CodebookTable is one table of the codebook.
+type CodebookTable struct {
+	Name        string   `json:"name"`
+	File        string   `json:"file,omitempty"`
+	Description string   `json:"description"`
+	Rows        int      `json:"rows"`
+	Columns     []Column `json:"columns"`
+}
+
+var tableDescriptions = map[string]string{
+	DecisionsTable: "One row per (participant, decision point): participants in enrolment order, each participant's decisions in time order (ties by decision id), so a participant's rows are contiguous. " +
+		"Columns: the decision, each factor's level, label, probability and draw (study.yaml order), each proximal outcome (study.yaml order), then the policy's input: history, ema_*, ctx_*, ctxev_*, assess_*, tailoring_* (each group sorted by name; the groups hold the variables seen in any record).",
+	ParticipantsTable: "One row per participant in enrolment order: enrolment, stratum, between-person factor levels, counts of decisions and distal outcomes from assessments (first and last PHQ-9 / GAD-7 total, with their times).",
+}
+
+var conventions = []string{
+	"Missing values are empty fields in CSV and nulls in Parquet; they are never written as 0 or NA text.",
+	"0/1 columns (availability, levels, flags) are integers: 1 means the level or state named in the column's levels.",
+	"Times are RFC 3339 in UTC in CSV (microseconds when not zero) and TIMESTAMP(MICROS, UTC) in Parquet; local_time keeps the participant's offset.",
+	"Numbers are written in full precision: the shortest decimal text that reads back to the same double.",
+	"Lists (reasons, tailoring lists) are joined with ';'.",
+	"MRTAnalysis (wcls, emee): id = participant_id, treatment = a within-person factor's 0/1 column, rand_prob = its _prob column, availability = available; rows of a participant are contiguous and in time order. " +
+		"MRTAnalysis computes a weight on every row, so first fill the _prob of unavailable rows (their weight is 0 whatever the value; in R: d$prompt_prob[d$available == 0] <- 0.5) and drop or fill rows whose outcome is missing.",
+}
+
+// Codebook returns the codebook of the tables. files maps a table name to
+// its file name (optional); format names the file format (optional).
+func (ts *Tables) Codebook(format Format, files map[string]string) *Codebook {
+	cb := &Codebook{
+		Study:           ts.Study,
+		StudyName:       ts.StudyName,
+		GeneratedAt:     ts.GeneratedAt.UTC().Format(time.RFC3339),
+		PolicyRevisions: ts.PolicyRevisions,
+		Format:          string(format),
+		Conventions:     conventions,
+	}
+	if cb.PolicyRevisions == nil {
+		cb.PolicyRevisions = []string{}
+	}
+	for _, t := range []*Table{ts.Decisions, ts.Participants} {
+		cb.Tables = append(cb.Tables, CodebookTable{Name: t.Name, File: files[t.Name], Description: tableDescriptions[t.Name], Rows: len(t.Rows), Columns: t.Columns})
+	}
+	return cb
+}
+
+// WriteJSON writes the codebook as indented JSON.
+func (cb *Codebook) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(cb); err != nil {
+		return fmt.Errorf("writing codebook JSON: %w", err)
+	}
+	return nil
+}
+
+// WriteMarkdown writes the codebook as a Markdown document.
+func (cb *Codebook) WriteMarkdown(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Codebook: %s\n\n", cb.Study)
+	if cb.StudyName != "" {
+		fmt.Fprintf(&b, "%s.\n\n", strings.TrimSuffix(cb.StudyName, "."))
+	}
+	fmt.Fprintf(&b, "- Exported at: %s\n", cb.GeneratedAt)
+	if cb.Format != "" {
+		fmt.Fprintf(&b, "- Format: %s\n", cb.Format)
+	}
+	fmt.Fprintf(&b, "- Policy revisions: %s\n\n", listOrNone(cb.PolicyRevisions))
+	b.WriteString("## Conventions\n\n")
+	for _, c := range cb.Conventions {
+		fmt.Fprintf(&b, "- %s\n", c)
+	}
+	for _, t := range cb.Tables {
+		fmt.Fprintf(&b, "\n## Table `%s`\n\n", t.Name)
+		if t.File != "" {
+			fmt.Fprintf(&b, "File: `%s`. ", t.File)
+		}
+		fmt.Fprintf(&b, "%d rows, %d columns.\n\n%s\n\n", t.Rows, len(t.Columns), t.Description)
+		b.WriteString("| # | column | type | unit / levels | description | missing when |\n")
+		b.WriteString("|---|---|---|---|---|---|\n")
+		for i, c := range t.Columns {
+			ul := c.Unit
+			if len(c.Levels) > 0 {
+				if ul != "" {
+					ul += "; "
+				}
+				ul += strings.Join(c.Levels, ", ")
+			}
+			fmt.Fprintf(&b, "| %d | `%s` | %s | %s | %s | %s |\n", i+1, c.Name, c.Type, cell(ul), cell(c.Description), cell(c.Missing))
+		}
+	}
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("writing codebook Markdown: %w", err)
+	}
+	return nil
+}
+
+func listOrNone(l []string) string {
+	if len(l) == 0 {
+		return "(none: no decisions)"
+	}
+	return "`" + strings.Join(l, "`, `") + "`"
+}
+
+// cell escapes text for a Markdown table cell.
+func cell(s string) string {
+	s = strings.ReplaceAll(s, "|", `\|`)
+	return strings.ReplaceAll(s, "\n", " ")
+}

@@ -1,0 +1,323 @@
+// Package export turns a study's stored decisions, participants and events
+// into analysis-ready tables (DESIGN.md section 5, issue 3 item 4): a long
+// table with one row per (participant, decision point) and a table with one
+// row per participant, written as CSV or Parquet with a codebook.
+//
+// The decisions table follows the conventions of MRTAnalysis (wcls, emee):
+// rows of a participant are contiguous and in time order, availability and
+// every factor's level are 0/1 integers, the randomisation probability of a
+// within-person factor is its own column, and missing values are missing
+// (empty in CSV, null in Parquet), never zero.
+//
+// Column order is stable and documented in the codebook: the fixed columns,
+// then each factor in study.yaml order, then each proximal outcome in
+// study.yaml order, then the policy's input (history, then ema_*, ctx_*,
+// ctxev_*, assess_*, tailoring_* each sorted by name).
+package export
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/policies"
+)
+
+// Store is what an export reads. engine.Store satisfies it.
+type Store interface {
+	// Participants lists a study's participants in enrolment order.
+	Participants(ctx context.Context, study string) ([]*engine.Participant, error)
+	// Events lists a participant's stored events in time order.
+	Events(ctx context.Context, study, participant string) ([]engine.Event, error)
+	// ListDecisions lists records in (time, id) order.
+	ListDecisions(ctx context.Context, q engine.DecisionQuery) ([]*engine.Record, error)
+}
+
+// Options configure an export.
+type Options struct {
+	// Now is the time of the export (default time.Now). A proximal outcome
+	// whose window has not closed by then is missing: it may still change.
+	Now func() time.Time
+}
+
+// Type is a column's type.
+type Type string
+
+// Column types. Values in Table.Rows are nil (missing) or of the Go type
+// named with each.
+const (
+	// Integer columns hold int64 values (Parquet INT32; 0/1 flags, levels, counts).
+	Integer Type = "integer"
+	// Double columns hold float64 values (Parquet DOUBLE).
+	Double Type = "double"
+	// String columns hold string values (Parquet BYTE_ARRAY, logical type STRING).
+	String Type = "string"
+	// Timestamp columns hold time.Time values in UTC (Parquet INT64,
+	// logical type TIMESTAMP(MICROS, UTC); RFC 3339 in CSV).
+	Timestamp Type = "timestamp"
+)
+
+// Table names.
+const (
+	DecisionsTable    = "decisions"
+	ParticipantsTable = "participants"
+)
+
+// Column describes one column of a table (its codebook entry).
+type Column struct {
+	Name  string `json:"name"`
+	Table string `json:"table"`
+	Type  Type   `json:"type"`
+	// ParquetType is the column's Parquet physical and logical type.
+	ParquetType string `json:"parquet_type"`
+	Unit        string `json:"unit,omitempty"`
+	// Levels lists the values of a categorical column: "0 = none" for a
+	// 0/1-coded column, the value itself for a string column.
+	Levels      []string `json:"levels,omitempty"`
+	Description string   `json:"description"`
+	// Missing says when the value is missing (empty in CSV, null in Parquet).
+	Missing string `json:"missing"`
+}
+
+// Table is one exported table.
+type Table struct {
+	Name    string
+	Columns []Column
+	// Rows holds one value per column: nil when missing, else int64,
+	// float64, string or time.Time as the column's Type says.
+	Rows [][]any
+}
+
+// Index returns the position of the named column, or -1.
+func (t *Table) Index(name string) int {
+	for i, c := range t.Columns {
+		if c.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// Value returns row i's value of the named column (nil when missing or
+// when there is no such column).
+func (t *Table) Value(i int, name string) any {
+	j := t.Index(name)
+	if j < 0 {
+		return nil
+	}
+	return t.Rows[i][j]
+}
+
+// Tables is a study's export.
+type Tables struct {
+	Study     string
+	StudyName string
+	// PolicyRevisions lists the policy revisions found in the records, in
+	// order of first use.
+	PolicyRevisions []string
+	GeneratedAt     time.Time
+	Decisions       *Table
+	Participants    *Table
+}
+
+// Table returns the named table, or nil.
+func (ts *Tables) Table(name string) *Table {
+	switch name {
+	case DecisionsTable:
+		return ts.Decisions
+	case ParticipantsTable:
+		return ts.Participants
+	}
+	return nil
+}
+
+// pageSize is how many records are read per query, which bounds memory
+// for participants with very many decisions.
+const pageSize = 5000
+
+// Build reads a study's participants (in enrolment order), their decisions
+// (by time, then id) and events, and returns the export's two tables.
+func Build(ctx context.Context, st Store, study *policies.Study, opts Options) (*Tables, error) {
+	if study == nil || study.Config == nil {
+		return nil, errors.New("export: no study given")
+	}
+	cfg := study.Config
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	b := newBuilder(cfg, now().UTC())
+	parts, err := st.Participants(ctx, cfg.ID)
+	if err != nil {
+		return nil, fmt.Errorf("export of study %s: listing participants: %w", cfg.ID, err)
+	}
+	err = fetchInOrder(ctx, st, cfg.ID, parts, func(p *engine.Participant, f fetched) error {
+		return b.addParticipant(p, f.recs, f.evs)
+	})
+	if err != nil {
+		return nil, err
+	}
+	ts, err := b.finish()
+	if err != nil {
+		return nil, fmt.Errorf("export of study %s: %w", cfg.ID, err)
+	}
+	ts.StudyName = cfg.Name
+	return ts, nil
+}
+
+// fetchWorkers is how many participants are read from the store at once
+// (the reads decode JSON records, so they use the cores); it also bounds
+// how many participants' records are held before they become rows.
+const fetchWorkers = 4
+
+type fetched struct {
+	recs []*engine.Record
+	evs  []engine.Event
+	err  error
+}
+
+// fetchInOrder reads each participant's decisions and events, up to
+// fetchWorkers participants at once, and calls use for each in the order
+// of parts. It returns the first error and waits for every read it started.
+func fetchInOrder(ctx context.Context, st Store, study string, parts []*engine.Participant, use func(*engine.Participant, fetched) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make([]chan fetched, len(parts))
+	for i := range results {
+		results[i] = make(chan fetched, 1)
+	}
+	tokens := make(chan struct{}, fetchWorkers)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i, p := range parts {
+			select {
+			case tokens <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var f fetched
+				if f.recs, f.err = listDecisions(ctx, st, study, p.ID); f.err == nil {
+					if f.evs, f.err = st.Events(ctx, study, p.ID); f.err != nil {
+						f.err = fmt.Errorf("export of study %s: listing events of a participant: %w", study, f.err)
+					}
+				}
+				results[i] <- f
+			}()
+		}
+	}()
+	for i, p := range parts {
+		var f fetched
+		select {
+		case f = <-results[i]:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		<-tokens
+		if f.err != nil {
+			return f.err
+		}
+		if err := use(p, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func listDecisions(ctx context.Context, st Store, study, participant string) ([]*engine.Record, error) {
+	var out []*engine.Record
+	q := engine.DecisionQuery{Study: study, Participant: participant, Limit: pageSize}
+	for {
+		recs, err := st.ListDecisions(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("export of study %s: listing decisions: %w", study, err)
+		}
+		out = append(out, recs...)
+		if len(recs) < pageSize {
+			break
+		}
+		last := recs[len(recs)-1]
+		q.AfterTime, q.AfterID = last.Time, last.ID
+	}
+	// The store lists by (time, id); keep that order even if a store
+	// breaks ties differently.
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].Time.Equal(out[j].Time) {
+			return out[i].Time.Before(out[j].Time)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+// policyInput is the part of a record's policy input that is exported.
+type policyInput struct {
+	Participant struct {
+		DayInStudy *float64 `json:"day_in_study"`
+	} `json:"participant"`
+	Context map[string]any `json:"context"`
+	State   struct {
+		EMA        map[string]struct{ Value any } `json:"ema"`
+		Context    map[string]struct{ Value any } `json:"context"`
+		Assessment map[string]struct {
+			Total *float64 `json:"total"`
+		} `json:"assessment"`
+	} `json:"state"`
+	History struct {
+		PromptsToday           *float64 `json:"prompts_today"`
+		DecisionsToday         *float64 `json:"decisions_today"`
+		MinutesSinceLastPrompt *float64 `json:"minutes_since_last_prompt"`
+	} `json:"history"`
+}
+
+// scalar returns v if it is a number, boolean or short string, the
+// elements joined by ";" if it is an array of those, and nil otherwise.
+// Strings longer than maxString are free text and never exported.
+func scalar(v any) any {
+	switch x := v.(type) {
+	case float64, bool:
+		return x
+	case json.Number:
+		f, err := x.Float64()
+		if err != nil {
+			return nil
+		}
+		return f
+	case string:
+		if len(x) > maxString {
+			return nil
+		}
+		return x
+	case []any:
+		parts := make([]string, 0, len(x))
+		for _, e := range x {
+			s, ok := scalar(e).(string)
+			if !ok {
+				switch e.(type) {
+				case float64, bool, json.Number:
+					s = formatRaw(scalar(e))
+				default:
+					return nil
+				}
+			}
+			parts = append(parts, s)
+		}
+		return strings.Join(parts, ";")
+	}
+	return nil
+}
+
+// maxString is the longest string value exported; longer ones are free
+// text (the engine never gives them to policies either).
+const maxString = 64
