@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"io"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -52,6 +53,10 @@ type Components struct {
 	// MaxClockSkew rejects decision times further than this from Now
 	// (0 disables the check).
 	MaxClockSkew time.Duration
+	// Rand is the randomness behind decision ids (crypto/rand when nil).
+	// Draws are keyed by decision id, so a simulation that seeds Rand is
+	// reproducible end to end.
+	Rand io.Reader
 }
 
 // Engine makes decisions. It is safe for concurrent use.
@@ -96,7 +101,7 @@ func New(c Components) (*Engine, error) {
 		policyTimeout: c.PolicyTimeout,
 		maxSkew:       c.MaxClockSkew,
 		seed:          maphash.MakeSeed(),
-		ids:           newIDSource(),
+		ids:           newIDSource(c.Rand),
 	}
 	if e.log == nil {
 		e.log = zap.NewNop()

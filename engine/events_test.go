@@ -167,7 +167,7 @@ func TestNextStateDoesNotTouchOld(t *testing.T) {
 }
 
 func TestIDsSortByTimeAndDiffer(t *testing.T) {
-	s := newIDSource()
+	s := newIDSource(nil)
 	t0 := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 	a, b := s.next(t0), s.next(t0.Add(time.Millisecond))
 	c := s.next(t0)

@@ -3,6 +3,7 @@ package engine
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"io"
 	"sync"
 	"time"
 )
@@ -13,12 +14,17 @@ const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 // Crockford base32, so decision ids sort by time and never collide.
 type idSource struct {
 	mu  sync.Mutex
+	r   io.Reader
 	buf [4096]byte
 	off int
 }
 
-func newIDSource() *idSource {
-	s := &idSource{}
+// newIDSource reads randomness from r (crypto/rand when nil).
+func newIDSource(r io.Reader) *idSource {
+	if r == nil {
+		r = rand.Reader
+	}
+	s := &idSource{r: r}
 	s.off = len(s.buf)
 	return s
 }
@@ -26,8 +32,8 @@ func newIDSource() *idSource {
 func (s *idSource) random(dst []byte) {
 	s.mu.Lock()
 	if s.off+len(dst) > len(s.buf) {
-		if _, err := rand.Read(s.buf[:]); err != nil {
-			panic("crypto/rand failed: " + err.Error())
+		if _, err := io.ReadFull(s.r, s.buf[:]); err != nil {
+			panic("reading randomness for decision ids: " + err.Error())
 		}
 		s.off = 0
 	}

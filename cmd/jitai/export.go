@@ -148,11 +148,10 @@ func exportStudy(ctx context.Context, cfg *Config, studyID string, f export.Form
 	if _, err := os.Stat(dbPath); err != nil {
 		return export.Paths{}, nil, fmt.Errorf("no store at %s: give the data folder that `jitai serve` uses with --data (%w)", dbPath, err)
 	}
-	store, err := sqlite.Open(dbPath, sqlite.Options{Durability: cfg.Durability}, nil)
+	// Read-only: an export runs beside a live server and sees every
+	// decision committed before it started.
+	store, err := sqlite.OpenReadOnly(dbPath, nil)
 	if err != nil {
-		if storeLocked(err) {
-			return export.Paths{}, nil, fmt.Errorf("the store %s is in use by a running server (its lock file %s.lock is held): stop `jitai serve` on %s first, or download the export from the running server with GET /v1/studies/%s/export?format=%s", dbPath, dbPath, cfg.Data, studyID, f)
-		}
 		return export.Paths{}, nil, fmt.Errorf("opening the embedded store: %w", err)
 	}
 	ts, err := export.Build(ctx, store, study, export.Options{})
@@ -169,8 +168,3 @@ func exportStudy(ctx context.Context, cfg *Config, studyID string, f export.Form
 	return paths, ts, nil
 }
 
-// storeLocked reports whether opening the store failed because another
-// process holds its lock file.
-func storeLocked(err error) bool {
-	return errors.Is(err, syscall.EWOULDBLOCK) || errors.Is(err, syscall.EAGAIN) || strings.Contains(err.Error(), "in use by another")
-}
