@@ -167,4 +167,3 @@ func exportStudy(ctx context.Context, cfg *Config, studyID string, f export.Form
 	}
 	return paths, ts, nil
 }
-
