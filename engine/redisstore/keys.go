@@ -1,0 +1,134 @@
+package redisstore
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"math"
+	"strings"
+	"time"
+)
+
+// keys names the Redis keys of one store (see the package documentation for
+// the layout). All names start with the store's key prefix.
+type keys struct {
+	prefix string
+}
+
+// esc escapes the characters that would break a hash tag or the separator
+// between study and participant: '%', ':', '{' and '}'. Most ids contain
+// none of them and are returned unchanged.
+func esc(s string) string {
+	if !strings.ContainsAny(s, "%:{}") {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '%':
+			b.WriteString("%25")
+		case ':':
+			b.WriteString("%3A")
+		case '{':
+			b.WriteString("%7B")
+		case '}':
+			b.WriteString("%7D")
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// participantKeys are the keys of one participant; they share the hash tag
+// {study:participant} and so one cluster slot.
+type participantKeys struct {
+	base string // prefix{study:participant}
+}
+
+func (k keys) participant(study, participant string) participantKeys {
+	return participantKeys{base: k.prefix + "{" + esc(study) + ":" + esc(participant) + "}"}
+}
+
+// doc is a hash: p (participant JSON), s (state JSON), v (state version),
+// a (token of the latest event append).
+func (k participantKeys) doc() string { return k.base + ":p" }
+
+// idem is the string holding the idempotency entry for key.
+func (k participantKeys) idem(key string) string { return k.base + ":i:" + key }
+
+// eventIDs is the set of the participant's event ids.
+func (k participantKeys) eventIDs() string { return k.base + ":eid" }
+
+// events is a sorted set (all scores 0, ordered by member) of
+// timeKey(time) + id + "\x00" + event JSON.
+func (k participantKeys) events() string { return k.base + ":ev" }
+
+// records is a hash: decision id -> record JSON.
+func (k participantKeys) records() string { return k.base + ":d" }
+
+// recordsByTime is a sorted set (scores 0) of timeKey(time) + decision id.
+func (k participantKeys) recordsByTime() string { return k.base + ":dt" }
+
+// studyKeys are a study's keys; they share the hash tag {study}.
+type studyKeys struct {
+	base string // prefix{study}
+}
+
+func (k keys) study(study string) studyKeys {
+	return studyKeys{base: k.prefix + "{" + esc(study) + "}"}
+}
+
+// seq is a hash: stratum -> next sequence number.
+func (k studyKeys) seq() string { return k.base + ":seq" }
+
+// reservations is a hash: participant -> JSON {t: token, s: stratum, q: seq,
+// d: deadline in Unix ms} of an enrolment in progress.
+func (k studyKeys) reservations() string { return k.base + ":res" }
+
+// freeSeqs is a sorted set (scores 0) of stratum + "\x00" + %020d seq:
+// sequence numbers handed out but given back.
+func (k studyKeys) freeSeqs() string { return k.base + ":free" }
+
+// participants is a hash: participant -> participant JSON (the register of
+// enrolments; the participant's own doc hash holds a copy).
+func (k studyKeys) participants() string { return k.base + ":pdoc" }
+
+// order is a sorted set of participants scored by enrolment order.
+func (k studyKeys) order() string { return k.base + ":pord" }
+
+// enrolled counts enrolments (the scores of order).
+func (k studyKeys) enrolled() string { return k.base + ":ord" }
+
+// recordsByTime is a sorted set (scores 0) of timeKey(time) + decision id +
+// "\x00" + participant: the study-wide decision index.
+func (k studyKeys) recordsByTime() string { return k.base + ":dt" }
+
+// recordOwners is a hash: decision id -> participant.
+func (k studyKeys) recordOwners() string { return k.base + ":di" }
+
+// timeKeyLen is the length of a timeKey.
+const timeKeyLen = 16
+
+var (
+	minNanoTime = time.Unix(0, math.MinInt64)
+	maxNanoTime = time.Unix(0, math.MaxInt64)
+)
+
+// timeKey encodes t as 16 hex digits that sort as the times do: Unix
+// nanoseconds with the sign bit flipped. Times outside the int64 range
+// (including the zero time) clamp to its ends.
+func timeKey(t time.Time) string {
+	var n int64
+	switch {
+	case t.Before(minNanoTime):
+		n = math.MinInt64
+	case t.After(maxNanoTime):
+		n = math.MaxInt64
+	default:
+		n = t.UnixNano()
+	}
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(n)^(1<<63))
+	return hex.EncodeToString(b[:])
+}

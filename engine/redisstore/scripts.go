@@ -1,0 +1,227 @@
+package redisstore
+
+import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Lua scripts. Each touches only keys of one hash tag, declared in KEYS, so
+// it runs on Redis Cluster. Scripts that write are safe to run twice (the
+// client retries a command whose reply was lost): a repeated run reports the
+// outcome of the first.
+
+// commitSrc is one decision's commit.
+//
+// KEYS: participant doc, records, records by time[, idempotency key].
+// ARGV: record id, record JSON, time member, state JSON ("" for none),
+// expected version, new version, idempotency entry JSON, its TTL in ms.
+const commitSrc = `
+if redis.call('HEXISTS', KEYS[1], 'p') == 0 then return 'notfound' end
+local old = redis.call('HGET', KEYS[2], ARGV[1])
+if old then
+  if old == ARGV[2] then return 'ok' end
+  return 'exists'
+end
+if KEYS[4] and redis.call('EXISTS', KEYS[4]) == 1 then return 'replay' end
+if ARGV[4] ~= '' then
+  if (redis.call('HGET', KEYS[1], 'v') or '0') ~= ARGV[5] then return 'conflict' end
+  redis.call('HSET', KEYS[1], 's', ARGV[4], 'v', ARGV[6])
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[3], 0, ARGV[3])
+if KEYS[4] then
+  if tonumber(ARGV[8]) > 0 then
+    redis.call('SET', KEYS[4], ARGV[7], 'PX', ARGV[8])
+  else
+    redis.call('SET', KEYS[4], ARGV[7])
+  end
+end
+return 'ok'
+`
+
+// indexSrc adds a record to the study-wide index.
+//
+// KEYS: study records by time, record owners. ARGV: member, record id,
+// participant.
+const indexSrc = `
+redis.call('ZADD', KEYS[1], 0, ARGV[1])
+redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[3])
+return 1
+`
+
+// unindexSrc removes what indexSrc added for a commit that failed.
+const unindexSrc = `
+redis.call('ZREM', KEYS[1], ARGV[1])
+if redis.call('HGET', KEYS[2], ARGV[2]) == ARGV[3] then redis.call('HDEL', KEYS[2], ARGV[2]) end
+return 1
+`
+
+// appendSrc stores new events and the state they led to if the state
+// version is still the one read.
+//
+// KEYS: participant doc, event ids, events. ARGV: expected version, new
+// state JSON, new version, append token, then (id, member) pairs.
+const appendSrc = `
+if redis.call('HEXISTS', KEYS[1], 'p') == 0 then return 'notfound' end
+local v = redis.call('HGET', KEYS[1], 'v') or '0'
+if v ~= ARGV[1] then
+  if v == ARGV[3] and redis.call('HGET', KEYS[1], 'a') == ARGV[4] then return 'ok' end
+  return 'conflict'
+end
+for i = 5, #ARGV, 2 do
+  redis.call('SADD', KEYS[2], ARGV[i])
+  redis.call('ZADD', KEYS[3], 0, ARGV[i + 1])
+end
+redis.call('HSET', KEYS[1], 's', ARGV[2], 'v', ARGV[3], 'a', ARGV[4])
+return 'ok'
+`
+
+// reserveSrc reserves the next sequence number of a stratum for one
+// participant: the smallest given-back number, else the counter's next.
+// Expired reservations of other participants are given back first.
+//
+// KEYS: seq counters, reservations, free seqs, register. ARGV: participant,
+// stratum, token, lease in ms. Returns {'exists', doc}, {'busy'} (another
+// caller holds an unexpired reservation for the participant) or
+// {'reserved', seq}.
+const reserveSrc = `
+local doc = redis.call('HGET', KEYS[4], ARGV[1])
+if doc then return {'exists', doc} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function giveBack(stratum, seq)
+  redis.call('ZADD', KEYS[3], 0, stratum .. '\0' .. string.format('%020d', seq))
+end
+local mine
+local all = redis.call('HGETALL', KEYS[2])
+for i = 1, #all, 2 do
+  local r = cjson.decode(all[i + 1])
+  if all[i] == ARGV[1] then
+    mine = r
+  elseif r.d < now then
+    giveBack(r.s, r.q)
+    redis.call('HDEL', KEYS[2], all[i])
+  end
+end
+local seq
+if mine then
+  if mine.t ~= ARGV[3] and mine.d >= now then return {'busy'} end
+  if mine.s == ARGV[2] then seq = mine.q else giveBack(mine.s, mine.q) end
+end
+if not seq then
+  local f = redis.call('ZRANGEBYLEX', KEYS[3], '[' .. ARGV[2] .. '\0', '(' .. ARGV[2] .. '\1', 'LIMIT', 0, 1)
+  if #f > 0 then
+    redis.call('ZREM', KEYS[3], f[1])
+    seq = tonumber(string.sub(f[1], #ARGV[2] + 2))
+  else
+    seq = redis.call('HINCRBY', KEYS[1], ARGV[2], 1) - 1
+  end
+end
+redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({t = ARGV[3], s = ARGV[2], q = seq, d = now + tonumber(ARGV[4])}))
+return {'reserved', seq}
+`
+
+// enrolSrc registers a participant under the caller's reservation.
+//
+// KEYS: reservations, register, enrolment order, enrolment counter. ARGV:
+// participant, token, participant JSON. Returns {'ok'}, {'exists', doc} or
+// {'lost'} (the reservation expired and was taken).
+const enrolSrc = `
+local doc = redis.call('HGET', KEYS[2], ARGV[1])
+if doc then
+  if doc == ARGV[3] then return {'ok'} end
+  return {'exists', doc}
+end
+local r = redis.call('HGET', KEYS[1], ARGV[1])
+if not r or cjson.decode(r).t ~= ARGV[2] then return {'lost'} end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[4]), ARGV[1])
+redis.call('HDEL', KEYS[1], ARGV[1])
+return {'ok'}
+`
+
+// releaseSrc gives back the caller's reservation.
+//
+// KEYS: reservations, free seqs. ARGV: participant, token.
+const releaseSrc = `
+local r = redis.call('HGET', KEYS[1], ARGV[1])
+if r then
+  local x = cjson.decode(r)
+  if x.t == ARGV[2] then
+    redis.call('ZADD', KEYS[2], 0, x.s .. '\0' .. string.format('%020d', x.q))
+    redis.call('HDEL', KEYS[1], ARGV[1])
+  end
+end
+return 1
+`
+
+// listSrc reads up to ARGV[2] records of one participant from lexical bound
+// ARGV[1] on. KEYS: records by time, records. Returns the last member read
+// followed by the records (false where a record is missing).
+const listSrc = `
+local m = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], '+', 'LIMIT', 0, tonumber(ARGV[2]))
+if #m == 0 then return {} end
+local ids = {}
+for i, v in ipairs(m) do ids[i] = string.sub(v, 17) end
+local recs = redis.call('HMGET', KEYS[2], unpack(ids))
+table.insert(recs, 1, m[#m])
+return recs
+`
+
+// participantsSrc reads the docs of the participants ranked ARGV[1] to
+// ARGV[2] in enrolment order. KEYS: enrolment order, register.
+const participantsSrc = `
+local ids = redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[2])
+if #ids == 0 then return {} end
+return redis.call('HMGET', KEYS[2], unpack(ids))
+`
+
+// scripts are the store's loaded scripts.
+type scripts struct {
+	commit, index, unindex, append, reserve, enrol, release, list, participants *redis.Script
+}
+
+func newScripts() scripts {
+	return scripts{
+		commit:       redis.NewScript(commitSrc),
+		index:        redis.NewScript(indexSrc),
+		unindex:      redis.NewScript(unindexSrc),
+		append:       redis.NewScript(appendSrc),
+		reserve:      redis.NewScript(reserveSrc),
+		enrol:        redis.NewScript(enrolSrc),
+		release:      redis.NewScript(releaseSrc),
+		list:         redis.NewScript(listSrc),
+		participants: redis.NewScript(participantsSrc),
+	}
+}
+
+// call is one script invocation.
+type call struct {
+	script *redis.Script
+	keys   []string
+	args   []any
+}
+
+// eval runs calls in one pipeline (one round trip per node involved) by
+// digest, and reruns with the source any that the server did not know
+// (after a restart or failover).
+func (s *Store) eval(ctx context.Context, calls ...call) []*redis.Cmd {
+	cmds := make([]*redis.Cmd, len(calls))
+	if len(calls) == 1 {
+		c := calls[0]
+		cmds[0] = c.script.Run(ctx, s.rdb, c.keys, c.args...)
+		return cmds
+	}
+	pipe := s.rdb.Pipeline()
+	for i, c := range calls {
+		cmds[i] = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
+	}
+	_, _ = pipe.Exec(ctx) // errors are in the commands
+	for i, c := range calls {
+		if redis.HasErrorPrefix(cmds[i].Err(), "NOSCRIPT") {
+			cmds[i] = c.script.Eval(ctx, s.rdb, c.keys, c.args...)
+		}
+	}
+	return cmds
+}
