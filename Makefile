@@ -6,7 +6,7 @@ DATA        ?= ./data
 ADDR        ?= 127.0.0.1:8080
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build run test test-race bench lint fmt clean
+.PHONY: build run run-redis test test-race bench lint fmt clean
 
 ## build: compile the engine to bin/jitai
 build:
@@ -15,6 +15,11 @@ build:
 ## run: build, then serve the example studies on 127.0.0.1:8080 with the embedded store under ./data
 run: build
 	./$(BIN) serve --addr $(ADDR) --studies $(STUDIES) --data $(DATA)
+
+## run-redis: build, then serve the example studies with the Redis store (REDIS_URL, default the local Redis)
+REDIS_URL ?= redis://127.0.0.1:6379/0
+run-redis: build
+	./$(BIN) serve --addr $(ADDR) --studies $(STUDIES) --store redis --redis-url $(REDIS_URL)
 
 ## test: vet, format check, unit/API/crash tests and the example studies' Rego tests
 test:

@@ -25,6 +25,8 @@ type Config struct {
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	PolicyTimeout  time.Duration `yaml:"policy_timeout"`
 	MaxClockSkew   time.Duration `yaml:"max_clock_skew"`
+	Store          string        `yaml:"store"`
+	RedisURL       string        `yaml:"redis_url"`
 	RateLimit      int           `yaml:"rate_limit"`
 	RateBurst      int           `yaml:"rate_burst"`
 }
@@ -39,6 +41,15 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Data == "" {
 		c.Data = "data"
+	}
+	if c.Store == "" {
+		c.Store = "embedded"
+		if c.RedisURL != "" {
+			c.Store = "redis" // a Redis URL alone says which store
+		}
+	}
+	if c.Store == "redis" && c.RedisURL == "" {
+		c.RedisURL = "redis://127.0.0.1:6379/0"
 	}
 	if c.Durability == "" {
 		c.Durability = "process"
@@ -65,6 +76,12 @@ func (c *Config) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("addr %q: want host:port, e.g. 127.0.0.1:8080", c.Addr))
+	}
+	if c.Store != "embedded" && c.Store != "redis" {
+		errs = append(errs, fmt.Errorf("store %q: want embedded (SQLite under data) or redis (with redis_url)", c.Store))
+	}
+	if c.Store == "embedded" && c.RedisURL != "" {
+		errs = append(errs, errors.New("redis_url is set but store is embedded: add --store redis"))
 	}
 	if c.Durability != "process" && c.Durability != "power" {
 		errs = append(errs, fmt.Errorf("durability %q: want process (survives a crash of the engine) or power (survives power loss; slower)", c.Durability))
@@ -93,6 +110,8 @@ var configKeys = []struct{ key, usage string }{
 	{"addr", "listen address host:port (default 127.0.0.1:8080)"},
 	{"studies", "folder of study folders (default policies/examples)"},
 	{"data", "folder of the embedded store (default data)"},
+	{"store", "embedded (SQLite under --data) | redis (default embedded)"},
+	{"redis-url", "Redis URL: redis://host:port/db, rediss://..., redis+cluster://h1:p1,h2:p2, redis+sentinel://s1:p1/master; pool and timeouts as query options (?pool_size=&dial_timeout=&read_timeout=&write_timeout=)"},
 	{"durability", "process | power: what an answered decision survives (default process)"},
 	{"log-level", "debug | info | warn | error (default info)"},
 	{"shutdown-grace", "how long to drain in-flight requests on shutdown (default 15s)"},
@@ -174,7 +193,7 @@ func (c *Config) loadFile(name string, raw []byte) error {
 		k, v := m.Content[i], m.Content[i+1]
 		key := strings.ReplaceAll(k.Value, "_", "-")
 		if !known[key] || strings.Contains(k.Value, "-") {
-			return fmt.Errorf("%s:%d: unknown key %q (keys: addr, studies, data, durability, log_level, shutdown_grace, request_timeout, policy_timeout, max_clock_skew, rate_limit, rate_burst)", name, k.Line, k.Value)
+			return fmt.Errorf("%s:%d: unknown key %q (keys: addr, studies, data, store, redis_url, durability, log_level, shutdown_grace, request_timeout, policy_timeout, max_clock_skew, rate_limit, rate_burst)", name, k.Line, k.Value)
 		}
 		if v.Kind != yaml.ScalarNode {
 			return fmt.Errorf("%s:%d: %s must be a single value", name, v.Line, k.Value)
@@ -206,6 +225,10 @@ func (c *Config) set(key, v string) error {
 		c.Studies = v
 	case "data":
 		c.Data = v
+	case "store":
+		c.Store = v
+	case "redis-url":
+		c.RedisURL = v
 	case "durability":
 		c.Durability = v
 	case "log-level":

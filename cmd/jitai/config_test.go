@@ -39,6 +39,7 @@ func TestConfigDefaults(t *testing.T) {
 	want := Config{
 		Addr: "127.0.0.1:8080", Studies: "policies/examples", Data: "data", Durability: "process", LogLevel: "info",
 		ShutdownGrace: 15 * time.Second, RequestTimeout: 10 * time.Second, PolicyTimeout: 2 * time.Second, MaxClockSkew: 0,
+		Store: "embedded",
 	}
 	if *c != want {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *c, want)
@@ -222,6 +223,10 @@ func TestConfigFlagsMirrorKeys(t *testing.T) {
 			val = "7s"
 		case "rate-limit", "rate-burst":
 			val = "7"
+		case "store":
+			val = "redis"
+		case "redis-url":
+			val = "redis://127.0.0.1:6380/2"
 		default:
 			val = "/x/" + k.key
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/api"
 	"github.com/jitai/jitai/engine/ratelimit"
+	"github.com/jitai/jitai/engine/redisstore"
 	"github.com/jitai/jitai/engine/sqlite"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
@@ -52,6 +53,24 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// openStore opens the configured store and the rate limiter that goes with
+// it: in process for the embedded store, shared through Redis otherwise.
+func openStore(ctx context.Context, cfg *Config, log *zap.Logger) (engine.Store, ratelimit.Limiter, error) {
+	if cfg.Store == "redis" {
+		redisstore.RouteClientLogs(log)
+		st, err := redisstore.Open(ctx, cfg.RedisURL, redisstore.Options{}, log)
+		if err != nil {
+			return nil, nil, fmt.Errorf("opening the Redis store: %w", err)
+		}
+		return st, ratelimit.NewRedis(st.Client()), nil
+	}
+	st, err := sqlite.Open(filepath.Join(cfg.Data, "jitai.db"), sqlite.Options{Durability: cfg.Durability}, log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening the embedded store: %w", err)
+	}
+	return st, ratelimit.NewMemory(nil), nil
+}
+
 func newLogger(level string, w io.Writer) (*zap.Logger, error) {
 	var lvl zapcore.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
@@ -77,9 +96,9 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 	for _, s := range studies {
 		log.Info("study loaded", zap.String("study", s.Config.ID), zap.String("policy_revision", s.Revision), zap.Int("interventions", s.Catalogue.Len()))
 	}
-	store, err := sqlite.Open(filepath.Join(cfg.Data, "jitai.db"), sqlite.Options{Durability: cfg.Durability}, log)
+	store, limiter, err := openStore(ctx, cfg, log)
 	if err != nil {
-		return fmt.Errorf("opening the embedded store: %w", err)
+		return err
 	}
 	closed := false
 	defer func() {
@@ -94,7 +113,7 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 	if err != nil {
 		return err
 	}
-	opts := api.Options{RequestTimeout: cfg.RequestTimeout}
+	opts := api.Options{RequestTimeout: cfg.RequestTimeout, Limiter: limiter}
 	if cfg.RateLimit > 0 {
 		opts.RateLimit = ratelimit.PerSecond(cfg.RateLimit, cfg.RateBurst)
 	}
@@ -111,7 +130,7 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          zap.NewStdLog(log),
 	}
-	log.Info("serving", zap.String("addr", ln.Addr().String()), zap.String("data", cfg.Data), zap.String("durability", cfg.Durability))
+	log.Info("serving", zap.String("addr", ln.Addr().String()), zap.String("store", cfg.Store), zap.String("data", cfg.Data), zap.String("durability", cfg.Durability))
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}

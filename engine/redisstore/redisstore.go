@@ -477,3 +477,7 @@ func (l clientLogger) Printf(_ context.Context, format string, v ...any) {
 		ce.Write(zap.String("message", fmt.Sprintf(format, v...)))
 	}
 }
+
+// Client returns the store's Redis client, for components that share the
+// connection pool (such as the API rate limiter).
+func (s *Store) Client() redis.UniversalClient { return s.rdb }
