@@ -46,7 +46,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, context.DeadlineExceeded) {
 		// Not a store outage: the study is too large for one request.
 		writeProblem(w, r, problem(http.StatusServiceUnavailable, "export-timeout", "Export took too long",
-			fmt.Sprintf("building the export took longer than the request timeout (%s): raise request_timeout, or stop the server and run `jitai export --study %s`", s.requestTimeout, study), ""))
+			fmt.Sprintf("building the export took longer than the request timeout (%s): raise request_timeout, or run `jitai export --study %s` on this machine (it reads beside the running server)", s.requestTimeout, study), ""))
 		return
 	}
 	if err != nil {
