@@ -47,6 +47,9 @@ func NewStudyRuntime(s *policies.Study) (*StudyRuntime, error) {
 			return nil, fmt.Errorf("study %s: %d between-person factors make %d cells; use a fractional design", s.Config.ID, len(rt.between), 1<<len(rt.between))
 		}
 		rt.rows = experiments.FullFactorial(len(rt.between))
+		if s.Design != nil {
+			rt.rows = s.Design.Rows()
+		}
 		a, err := experiments.NewBlockAssigner(s.Config.Seed, rt.rows)
 		if err != nil {
 			return nil, err

@@ -48,11 +48,13 @@ type Config struct {
 	DeliveryFactor string          `yaml:"delivery_factor" json:"delivery_factor,omitempty"`
 	Factors        []Factor        `yaml:"factors" json:"factors"`
 	Strata         []string        `yaml:"strata" json:"strata,omitempty"`
-	Outcomes       []Outcome       `yaml:"outcomes" json:"outcomes"`
-	Burden         Burden          `yaml:"burden" json:"burden"`
-	QuietHours     *QuietHours     `yaml:"quiet_hours" json:"quiet_hours,omitempty"`
-	Crisis         Crisis          `yaml:"crisis" json:"crisis"`
-	Interventions  InterventionSel `yaml:"interventions" json:"interventions"`
+	// Design chooses the between-person design; the full factorial when nil.
+	Design        *DesignConfig   `yaml:"design" json:"design,omitempty"`
+	Outcomes      []Outcome       `yaml:"outcomes" json:"outcomes"`
+	Burden        Burden          `yaml:"burden" json:"burden"`
+	QuietHours    *QuietHours     `yaml:"quiet_hours" json:"quiet_hours,omitempty"`
+	Crisis        Crisis          `yaml:"crisis" json:"crisis"`
+	Interventions InterventionSel `yaml:"interventions" json:"interventions"`
 }
 
 // DecisionPoint is a named moment of the day at which a decision may be asked for.
@@ -96,6 +98,15 @@ type BudgetConfig struct {
 	// Stratum names a key of the policy's decision.tailoring whose value is
 	// the stratum (e.g. "need"); empty means one stratum.
 	Stratum string `yaml:"stratum" json:"stratum,omitempty"`
+}
+
+// DesignConfig is a fractional between-person design: the between-person
+// factors, in declaration order, are the design's factors A, B, C, ...
+// Runs asks for the minimum-aberration design of that size; Generators
+// give the design explicitly (e.g. ["D=ABC"]).
+type DesignConfig struct {
+	Runs       int      `yaml:"runs" json:"runs,omitempty"`
+	Generators []string `yaml:"generators" json:"generators,omitempty"`
 }
 
 // Outcome is a proximal outcome: a value joined to a decision from a later event.
@@ -451,6 +462,17 @@ func (c *Config) validate(file string, lines map[string]int) ConfigErrors {
 	for i, s := range c.Strata {
 		if !stratRe.MatchString(s) {
 			v.at(fmt.Sprintf("strata[%d]", i), "stratum name %q must be a lower-case identifier", s)
+		}
+	}
+	if c.Design != nil {
+		nb := len(c.FactorsOf(Between))
+		switch {
+		case nb == 0:
+			v.at("design", "design applies to between-person factors, and the study has none")
+		case c.Design.Runs == 0 && len(c.Design.Generators) == 0:
+			v.at("design", "design needs runs (a minimum-aberration fraction) or generators")
+		case c.Design.Runs != 0 && (c.Design.Runs < 2 || c.Design.Runs&(c.Design.Runs-1) != 0 || c.Design.Runs > 1<<nb):
+			v.at("design.runs", "runs %d must be a power of two from 2 to %d (the full factorial of %d factors)", c.Design.Runs, 1<<nb, nb)
 		}
 	}
 	onames := map[string]bool{}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jitai/jitai/experiments/design"
 	"github.com/jitai/jitai/interventions"
 )
 
@@ -22,6 +23,10 @@ type Study struct {
 	Catalogue *interventions.Catalogue
 	// Revision is the sha256 of study.yaml and the non-test policy files.
 	Revision string
+	// Design holds the between-person design rows (level indices, one
+	// column per between-person factor in declaration order); nil for the
+	// full factorial.
+	Design *design.Design
 	// Location is the study's default time zone.
 	Location *time.Location
 	// PolicyFiles and TestFiles hold the policy's sources by path
@@ -82,6 +87,10 @@ func LoadStudy(ctx context.Context, dir string, catalogue *interventions.Catalog
 			}
 		}
 	}
+	dsg, err := buildDesign(cfg)
+	if err != nil {
+		errs = append(errs, &ConfigError{File: rel("study.yaml"), Line: designLine(raw), Msg: "design: " + err.Error()})
+	}
 	mods, err := ParseModules(policyFiles)
 	if err != nil {
 		errs = append(errs, asConfigErrors(err)...)
@@ -100,6 +109,7 @@ func LoadStudy(ctx context.Context, dir string, catalogue *interventions.Catalog
 		Policy:      pol,
 		Catalogue:   cat,
 		Revision:    Revision(bundle),
+		Design:      dsg,
 		Location:    loc,
 		PolicyFiles: policyFiles,
 		TestFiles:   testFiles,
@@ -136,6 +146,37 @@ func PolicyData(cat *interventions.Catalogue) map[string]any {
 		"by_target":    toAny(byTarget),
 		"by_technique": toAny(byTechnique),
 	}
+}
+
+// buildDesign builds the configured fractional design (nil for the full
+// factorial). A run size gets the minimum-aberration design, searched
+// exactly where the search can prove it.
+func buildDesign(cfg *Config) (*design.Design, error) {
+	if cfg.Design == nil {
+		return nil, nil
+	}
+	k := len(cfg.FactorsOf(Between))
+	if len(cfg.Design.Generators) > 0 {
+		d, err := design.FromGenerators(k, cfg.Design.Generators)
+		if err != nil {
+			return nil, err
+		}
+		if cfg.Design.Runs != 0 && d.Runs() != cfg.Design.Runs {
+			return nil, fmt.Errorf("the generators give %d runs, not the %d in runs", d.Runs(), cfg.Design.Runs)
+		}
+		return d, nil
+	}
+	return design.MinimumAberration(k, cfg.Design.Runs, 5*time.Second)
+}
+
+// designLine is the line of the top-level design key in study.yaml.
+func designLine(raw []byte) int {
+	for i, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, "design:") {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 func asConfigErrors(err error) ConfigErrors {
