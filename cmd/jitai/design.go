@@ -1,12 +1,17 @@
 package main
 
 import (
-	"fmt"
 	"io"
+
+	"github.com/jitai/jitai/experiments/design"
 )
 
-// runDesign implements `jitai design`. Being written (issue 3): this file is replaced whole.
+// runDesign implements `jitai design --factors K (--runs N | --resolution R)
+// [--generators "E=ABC,F=ABD"] [--json]`: two-level full and fractional
+// factorial designs (minimum aberration by search, FrF2 conventions) with
+// their generators, defining relation, word-length pattern, resolution,
+// aliases and clear two-factor interactions. The flags, output and their
+// tests live with the search in experiments/design (design.RunCommand).
 func runDesign(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "jitai design: not available in this build yet")
-	return 2
+	return design.RunCommand(args, stdout, stderr)
 }
