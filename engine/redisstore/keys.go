@@ -3,7 +3,9 @@ package redisstore
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"hash/fnv"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -70,6 +72,10 @@ func (k participantKeys) records() string { return k.base + ":d" }
 // recordsByTime is a sorted set (scores 0) of timeKey(time) + decision id.
 func (k participantKeys) recordsByTime() string { return k.base + ":dt" }
 
+// abandoned is a set of decision ids that the decision log gave up on (see
+// fenceSrc): their commit is refused.
+func (k participantKeys) abandoned() string { return k.base + ":dx" }
+
 // studyKeys are a study's keys; they share the hash tag {study}.
 type studyKeys struct {
 	base string // prefix{study}
@@ -100,12 +106,42 @@ func (k studyKeys) order() string { return k.base + ":pord" }
 // enrolled counts enrolments (the scores of order).
 func (k studyKeys) enrolled() string { return k.base + ":ord" }
 
-// recordsByTime is a sorted set (scores 0) of timeKey(time) + decision id +
-// "\x00" + participant: the study-wide decision index.
-func (k studyKeys) recordsByTime() string { return k.base + ":dt" }
+// shardKeys are the keys of one shard of a study's decision log and
+// study-wide decision index; they share the hash tag {study#N}.
+type shardKeys struct {
+	base string // prefix{study#N}
+}
 
-// recordOwners is a hash: decision id -> participant.
-func (k studyKeys) recordOwners() string { return k.base + ":di" }
+// shard names shard n of study. The study id is escaped as in other keys
+// and '#' as %23 as well, so {S#N} names exactly one (study, shard).
+func (k keys) shard(study string, n int) shardKeys {
+	return shardKeys{base: k.prefix + "{" + strings.ReplaceAll(esc(study), "#", "%23") + "#" + strconv.Itoa(n) + "}"}
+}
+
+// recordsByTime is a sorted set (scores 0) of timeKey(time) + decision id +
+// "\x00" + participant: the shard's part of the study-wide decision index.
+func (k shardKeys) recordsByTime() string { return k.base + ":dt" }
+
+// recordOwners is a hash: decision id -> participant + "\x00" + id of the
+// decision's entry in log. It says which decisions have been logged.
+func (k shardKeys) recordOwners() string { return k.base + ":di" }
+
+// log is the stream of the shard's decisions: fields d (decision id), p
+// (participant) and t (timeKey of the decision time).
+func (k shardKeys) log() string { return k.base + ":log" }
+
+// meta is a hash of settings that every store on this key prefix must
+// share: log_shards.
+func (k keys) meta() string { return k.prefix + "meta" }
+
+// shardOf is the log shard of a participant: FNV-1a (32 bit) of the
+// participant id modulo the number of shards. It must never change, or
+// participants would move between shards.
+func shardOf(participant string, shards int) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(participant))
+	return int(h.Sum32() % uint32(shards))
+}
 
 // timeKeyLen is the length of a timeKey.
 const timeKeyLen = 16

@@ -37,6 +37,8 @@
 //	{S:P}:ev       sorted set, by member: timekey + event id + NUL + event JSON
 //	{S:P}:d        hash: decision id -> record JSON
 //	{S:P}:dt       sorted set, by member: timekey + decision id
+//	{S:P}:dx       set: decision ids the log reader gave up on (their commit
+//	               is refused; see "Decision log")
 //
 // where timekey is 16 hex digits of the time's Unix nanoseconds with the
 // sign bit flipped, so that members sort by (time, id). The study-level keys
@@ -48,31 +50,104 @@
 //	{S}:seq        hash: stratum -> next sequence number
 //	{S}:free       sorted set, by member: stratum + NUL + seq, numbers given back
 //	{S}:res        hash: participant id -> enrolment reservation in progress
-//	{S}:dt         sorted set, by member: timekey + decision id + NUL + participant
-//	{S}:di         hash: decision id -> participant id
+//
+// The study-wide decision index and the decision log are split into
+// Options.LogShards shards (default 16) so that they are not one hot slot;
+// participant P's decisions go to shard N = FNV-1a-32(P) mod LogShards, and
+// a shard's keys carry the hash tag {S#N} ('#' in S is escaped as %23):
+//
+//	{S#N}:dt       sorted set, by member: timekey + decision id + NUL + participant
+//	{S#N}:di       hash: decision id -> participant + NUL + id of its log entry
+//	{S#N}:log      stream: one entry per decision, fields d (decision id),
+//	               p (participant), t (timekey)
+//
+// The hash at prefix + "meta" holds settings every store on the prefix must
+// share (log_shards; Open refuses a store with another number, since that
+// would move participants between shards). Keys written before the index
+// was sharded ({S}:dt, {S}:di) are not read; Reindex builds the sharded
+// index and log from the participants' own records.
 //
 // # Round trips and atomicity
 //
 // Snapshot is one pipelined round trip (HMGET of {S:P}:p and GET of the
 // idempotency key). CommitDecision is one Lua script on {S:P} that checks
-// that the participant exists, the idempotency key is unused (else
+// that the participant exists, the decision has not been given up by the
+// log reader, the idempotency key is unused (else
 // engine.ErrIdempotencyReplay) and the state version is the one read (else
 // engine.ErrConflict) and then writes the record, its time index entry, the
 // state and the idempotency entry, all or nothing. The study-wide index
-// entry ({S}:dt and {S}:di) lives in another slot, so it is written by a
-// second script sent in the same pipeline (one round trip on one server;
-// two nodes in parallel on Cluster) and removed again when the commit
-// fails. Readers of the study-wide index fetch each record from its
-// participant's hash and skip entries whose record is not there, so an entry
-// written ahead of its commit, or left behind by a client that crashed
-// between the two, is never seen. The per-participant record is the durable
-// one: if the index write alone fails, it is retried, and if it still fails
-// the decision stays committed, the error is logged and Reindex repairs the
-// index; until then Decision and the study-wide listing miss that record
-// (the participant's own listing has it).
+// entry and the log entry ({S#N}:dt, {S#N}:di, {S#N}:log) live in another
+// slot, so they are written by a second script sent ahead of the commit in
+// the same pipeline (one round trip on one server; two nodes in parallel
+// on Cluster), and removed again when the commit fails. Readers of the
+// study-wide index fetch each record from its participant's hash and skip
+// entries whose record is not there, so an entry written ahead of its
+// commit, or left behind by a client that crashed between the two, is
+// never seen. The per-participant record is the durable one: if the index
+// write alone fails, it is retried, and if it still fails the decision
+// stays committed, the error is logged and Reindex repairs the index and
+// the log; until then Decision, the study-wide listing and the log miss
+// that record (the participant's own listing has it).
 //
 // Since the index entry is written no later than the commit, a study-wide
 // listing or Decision after CommitDecision has returned sees the record.
+// The study-wide listing merges the shards (a page of each, pipelined);
+// Decision asks every shard's {S#N}:di in one pipelined round trip.
+//
+// # Decision log
+//
+// Every committed decision is appended to the stream of its participant's
+// shard, by the index script above (which appends only if {S#N}:di does
+// not name the decision yet, and records the entry's id there, in the same
+// script: so a resent script, a retried commit with the same decision id
+// and Reindex never append a decision twice). ReadLog, Ack and Trim read
+// it through Redis consumer groups. The guarantees:
+//
+//   - No committed decision is missing from the log for long. The entry is
+//     written before the commit on the same connection: on a single server
+//     or Sentinel, a commit that happened has its entry unless the index
+//     script itself failed (an error reply, such as OOM or a wrong key
+//     type), which CommitDecision retries once and then logs as an error
+//     naming Reindex. On Cluster the two scripts go to different nodes, so
+//     also a shard node failing alone, or the engine process dying between
+//     sending to the two nodes, can leave a committed decision without its
+//     entry. Reindex (also `jitai export --reindex`) appends every
+//     committed decision that the index does not name, once; run it after
+//     such an error or an engine crash on Cluster.
+//   - The log delivers only committed decisions. ReadLog reads each
+//     entry's record from the participant's hash before returning it, and
+//     returns it only if {S#N}:di still names this very entry (read after
+//     the record, which makes it final). An entry of a commit that failed
+//     is removed by CommitDecision; one left by a client that died, or
+//     whose commit is still in flight, is held (with the entries after it
+//     in its shard, so that order is kept) until its record appears or
+//     Options.LogGrace (default 30s) has passed since it was written. Then
+//     a script on the participant's slot settles it for good: it returns
+//     the record if the commit happened after all, else adds the decision
+//     to {S:P}:dx, which makes the commit script refuse it from then on
+//     (the engine answers 503, the client retries as a new decision), and
+//     the entry is dropped. No timing assumption is needed for safety;
+//     LogGrace only bounds how long a shard can be held up.
+//   - Each committed decision is delivered to each consumer group once,
+//     plus re-deliveries of what was not acknowledged: ReadLog returns a
+//     consumer's own pending (delivered, not acknowledged) entries first.
+//     Delivery is at least once; a consumer that must not duplicate skips
+//     decision ids it has already stored (as `jitai export --format jsonl`
+//     does with the end of its file). Entries pending for a consumer name
+//     that never reads again stay pending (and untrimmed) for good: keep
+//     consumer names stable.
+//   - Trim removes only what every consumer group on the shard has
+//     acknowledged: below the oldest pending entry of any group, and no
+//     further than any group's last delivered entry (computed and applied
+//     in one script per shard). A shard without groups is never trimmed.
+//     A group created by ReadLog starts at the beginning of what is still
+//     in the log, so create every group that needs the whole log before
+//     the first Trim.
+//
+// Per shard, entries are in the order their scripts ran (commit order for
+// one participant); ReadLog orders entries of different shards by entry id
+// (the shard node's clock). Entries appended by Reindex come after newer
+// ones. The log is as durable as the rest of the data (see "Durability").
 //
 // AppendEvents reads the state and which event ids are known in one round
 // trip, calls apply, then stores the new events, their ids and the new state
@@ -158,6 +233,10 @@ const (
 	defaultAppendAttempts = 50
 
 	defaultCacheParticipants = 100000
+
+	defaultLogShards = 16
+	maxLogShards     = 1024
+	defaultLogGrace  = 30 * time.Second
 )
 
 func defaultPoolSize() int { return 10 * runtime.GOMAXPROCS(0) }
@@ -197,6 +276,17 @@ type Options struct {
 	// kept in memory to skip decoding unchanged ones (default 100000; -1
 	// turns the cache off). Every read still goes to Redis.
 	CacheParticipants int `yaml:"cache_participants" json:"cache_participants"`
+	// LogShards is how many shards each study's decision log and
+	// study-wide index are split into (default 16, at most 1024); a
+	// participant's decisions go to shard FNV-1a(participant) mod
+	// LogShards. Every store on one key prefix must use the same number:
+	// Open refuses another one.
+	LogShards int `yaml:"log_shards" json:"log_shards"`
+	// LogGrace is how long the log reader waits for the commit of a logged
+	// decision whose record it does not find before it gives the decision
+	// up for good (default 30s). See "Decision log" in the package
+	// documentation.
+	LogGrace time.Duration `yaml:"log_grace" json:"log_grace"`
 }
 
 // SetDefaults fills in unset store options. Connection options are resolved
@@ -214,6 +304,12 @@ func (o *Options) SetDefaults() {
 	if o.CacheParticipants == 0 {
 		o.CacheParticipants = defaultCacheParticipants
 	}
+	if o.LogShards == 0 {
+		o.LogShards = defaultLogShards
+	}
+	if o.LogGrace == 0 {
+		o.LogGrace = defaultLogGrace
+	}
 }
 
 // Validate reports options that cannot work, naming the key and the fix.
@@ -230,6 +326,9 @@ func (o *Options) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %d: use a positive number or leave it out for the default", c.key, c.v))
 		}
 	}
+	if o.LogShards < 0 || o.LogShards > maxLogShards {
+		errs = append(errs, fmt.Errorf("log_shards %d: use 1 to %d, or leave it out for the default (%d)", o.LogShards, maxLogShards, defaultLogShards))
+	}
 	if o.CacheParticipants < -1 {
 		errs = append(errs, fmt.Errorf("cache_participants %d: use a positive number, 0 for the default or -1 for no cache", o.CacheParticipants))
 	}
@@ -239,7 +338,7 @@ func (o *Options) Validate() error {
 	for _, c := range []struct {
 		key string
 		v   time.Duration
-	}{{"dial_timeout", o.DialTimeout}, {"read_timeout", o.ReadTimeout}, {"write_timeout", o.WriteTimeout}, {"pool_timeout", o.PoolTimeout}, {"idempotency_ttl", o.IdempotencyTTL}, {"enroll_lease", o.EnrollLease}} {
+	}{{"dial_timeout", o.DialTimeout}, {"read_timeout", o.ReadTimeout}, {"write_timeout", o.WriteTimeout}, {"pool_timeout", o.PoolTimeout}, {"idempotency_ttl", o.IdempotencyTTL}, {"enroll_lease", o.EnrollLease}, {"log_grace", o.LogGrace}} {
 		if c.v < 0 {
 			errs = append(errs, fmt.Errorf("%s %s: use a positive duration or leave it out for the default", c.key, c.v))
 		}
@@ -262,6 +361,12 @@ type Store struct {
 	idemTTL string // milliseconds, "0" for none
 	health  health
 	closed  atomic.Bool
+	groups  sync.Map // study + NUL + group -> struct{}: consumer groups known to exist
+	rotate  atomic.Uint32
+
+	// testSkipIndex, set by tests only, makes CommitDecision leave out the
+	// index and log script for the records it returns true for.
+	testSkipIndex func(rec *engine.Record) bool
 }
 
 var _ engine.Store = (*Store)(nil)
@@ -305,7 +410,8 @@ func Open(ctx context.Context, url string, opts Options, log *zap.Logger) (*Stor
 	return s, nil
 }
 
-// checkServer pings and checks the server's version.
+// checkServer pings and checks the server's version and that the keys
+// were written with the same number of log shards.
 func (s *Store) checkServer(ctx context.Context) error {
 	if err := s.Ping(ctx); err != nil {
 		return err
@@ -323,6 +429,24 @@ func (s *Store) checkServer(ctx context.Context) error {
 		if _, err := fmt.Sscanf(v, "%d.%d", &major, &minor); err == nil && (major < 6 || major == 6 && minor < 2) {
 			return fmt.Errorf("redis server %s is too old: the redis store needs Redis 6.2 or later", v)
 		}
+	}
+	return s.checkLogShards(ctx)
+}
+
+// checkLogShards records the number of log shards for the key prefix, or
+// checks it against the one recorded: participants' decisions must stay in
+// their shard.
+func (s *Store) checkLogShards(ctx context.Context) error {
+	want := strconv.Itoa(s.opts.LogShards)
+	if err := s.rdb.HSetNX(ctx, s.k.meta(), "log_shards", want).Err(); err != nil {
+		return s.fail("recording the number of log shards", err)
+	}
+	got, err := s.rdb.HGet(ctx, s.k.meta(), "log_shards").Result()
+	if err != nil {
+		return s.fail("reading the number of log shards", err)
+	}
+	if got != want {
+		return fmt.Errorf("log_shards %s: the keys under prefix %q were written with log_shards %s; use that (changing it would move participants to other shards of the decision log)", want, s.opts.KeyPrefix, got)
 	}
 	return nil
 }

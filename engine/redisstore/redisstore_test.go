@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -139,8 +140,11 @@ func TestHashTags(t *testing.T) {
 		}
 		keys = append(keys, ks...)
 	}
-	participantKinds, studyKinds := map[string]bool{}, map[string]bool{}
+	participantKinds, studyKinds, shardKinds := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, key := range keys {
+		if key == s.k.meta() {
+			continue // settings of the key prefix, in any slot
+		}
 		rest := strings.TrimPrefix(key, s.opts.KeyPrefix)
 		tag, kind, ok := strings.Cut(strings.TrimPrefix(rest, "{"), "}:")
 		if !ok || !strings.HasPrefix(rest, "{") {
@@ -153,7 +157,13 @@ func TestHashTags(t *testing.T) {
 		if slot(key) != slot("{"+tag+"}") {
 			t.Errorf("key %q is not in the slot of its tag {%s}", key, tag)
 		}
-		if strings.Contains(tag, ":") {
+		if study, shard, ok := strings.Cut(tag, "#"); ok {
+			shardKinds[kind] = true
+			n, err := strconv.Atoi(shard)
+			if err != nil || n < 0 || n >= s.opts.LogShards || study != "s1" && study != esc("s:2") {
+				t.Errorf("key %q: tag %q names no study log shard", key, tag)
+			}
+		} else if strings.Contains(tag, ":") {
 			participantKinds[kind] = true
 			// The tag is exactly the participant's.
 			found := false
@@ -177,9 +187,14 @@ func TestHashTags(t *testing.T) {
 			t.Errorf("no participant key of kind %q among %v", kind, keys)
 		}
 	}
-	for _, kind := range []string{"pdoc", "pord", "ord", "seq", "free", "res", "dt", "di"} {
+	for _, kind := range []string{"pdoc", "pord", "ord", "seq", "free", "res"} {
 		if !studyKinds[kind] {
 			t.Errorf("no study key of kind %q among %v", kind, keys)
+		}
+	}
+	for _, kind := range []string{"dt", "di", "log"} {
+		if !shardKinds[kind] {
+			t.Errorf("no log shard key of kind %q among %v", kind, keys)
 		}
 	}
 	// The participant keys are what the participant's key helpers name.
@@ -391,9 +406,9 @@ func TestCommitResent(t *testing.T) {
 	}
 }
 
-// TestReindex checks that a decision whose study-wide index write failed
-// is still committed, that the failure is logged, and that Reindex puts the
-// entry back.
+// TestReindex checks that a decision whose study-wide index and log write
+// failed is still committed, that the failure is logged, and that Reindex
+// puts the index entry back and appends the decision to the log, once.
 func TestReindex(t *testing.T) {
 	t.Parallel()
 	url := singleURL(t)
@@ -407,7 +422,7 @@ func TestReindex(t *testing.T) {
 	defer s.Close()
 	ctx := t.Context()
 	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
-	sk := s.k.study("s1")
+	sk := s.k.shard("s1", shardOf("p2", s.opts.LogShards))
 	for _, p := range []string{"p1", "p2"} {
 		enrol(t, s, "s1", p)
 		for i := range 3 {
@@ -438,9 +453,17 @@ func TestReindex(t *testing.T) {
 	if err != nil || len(recs) != 3 {
 		t.Fatalf("the participant's listing has %d records, %v; want all 3", len(recs), err)
 	}
-	n, err := s.Reindex(ctx, "s1")
-	if err != nil || n != 6 {
-		t.Fatalf("Reindex = %d, %v; want 6", n, err)
+	if n, err := s.LogLen(ctx, "s1"); err != nil || n != 5 {
+		t.Fatalf("LogLen before Reindex = %d, %v; want 5", n, err)
+	}
+	for range 2 {
+		n, err := s.Reindex(ctx, "s1")
+		if err != nil || n != 6 {
+			t.Fatalf("Reindex = %d, %v; want 6", n, err)
+		}
+		if n, err := s.LogLen(ctx, "s1"); err != nil || n != 6 {
+			t.Fatalf("LogLen after Reindex = %d, %v; want 6", n, err)
+		}
 	}
 	recs, err = s.ListDecisions(ctx, engine.DecisionQuery{Study: "s1"})
 	if err != nil || len(recs) != 6 {
@@ -466,7 +489,7 @@ func TestDanglingIndexEntries(t *testing.T) {
 		at := now.Add(time.Duration(i) * time.Minute)
 		if i%2 == 0 {
 			// Indexed by a client that crashed before its commit.
-			if err := s.eval(ctx, s.indexCall("s1", timeKey(at)+id+"\x00p1", id, "p1"))[0].Err(); err != nil {
+			if err := s.eval(ctx, s.indexCall("s1", "p1", id, timeKey(at)))[0].Err(); err != nil {
 				t.Fatal(err)
 			}
 			continue

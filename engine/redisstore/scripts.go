@@ -13,9 +13,10 @@ import (
 
 // commitSrc is one decision's commit.
 //
-// KEYS: participant doc, records, records by time[, idempotency key].
-// ARGV: record id, record JSON, time member, state JSON ("" for none),
-// expected version, new version, idempotency entry JSON, its TTL in ms.
+// KEYS: participant doc, records, records by time, abandoned decisions[,
+// idempotency key]. ARGV: record id, record JSON, time member, state JSON
+// ("" for none), expected version, new version, idempotency entry JSON, its
+// TTL in ms.
 const commitSrc = `
 if redis.call('HEXISTS', KEYS[1], 'p') == 0 then return 'notfound' end
 local old = redis.call('HGET', KEYS[2], ARGV[1])
@@ -23,38 +24,113 @@ if old then
   if old == ARGV[2] then return 'ok' end
   return 'exists'
 end
-if KEYS[4] and redis.call('EXISTS', KEYS[4]) == 1 then return 'replay' end
+if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then return 'abandoned' end
+if KEYS[5] and redis.call('EXISTS', KEYS[5]) == 1 then return 'replay' end
 if ARGV[4] ~= '' then
   if (redis.call('HGET', KEYS[1], 'v') or '0') ~= ARGV[5] then return 'conflict' end
   redis.call('HSET', KEYS[1], 's', ARGV[4], 'v', ARGV[6])
 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[3], 0, ARGV[3])
-if KEYS[4] then
+if KEYS[5] then
   if tonumber(ARGV[8]) > 0 then
-    redis.call('SET', KEYS[4], ARGV[7], 'PX', ARGV[8])
+    redis.call('SET', KEYS[5], ARGV[7], 'PX', ARGV[8])
   else
-    redis.call('SET', KEYS[4], ARGV[7])
+    redis.call('SET', KEYS[5], ARGV[7])
   end
 end
 return 'ok'
 `
 
-// indexSrc adds a record to the study-wide index.
+// indexSrc adds a decision to its shard of the study-wide index and, unless
+// the index already names it (a resent script, a retried commit, Reindex),
+// appends it to the shard's log. Returns 1 if it appended, else 0.
 //
-// KEYS: study records by time, record owners. ARGV: member, record id,
-// participant.
+// KEYS: shard records by time, record owners, log. ARGV: time key, record
+// id, participant.
 const indexSrc = `
-redis.call('ZADD', KEYS[1], 0, ARGV[1])
-redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[3])
+redis.call('ZADD', KEYS[1], 0, ARGV[1] .. ARGV[2] .. '\0' .. ARGV[3])
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 0 end
+local sid = redis.call('XADD', KEYS[3], '*', 'd', ARGV[2], 'p', ARGV[3], 't', ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3] .. '\0' .. sid)
 return 1
 `
 
-// unindexSrc removes what indexSrc added for a commit that failed.
+// unindexSrc removes what indexSrc added, for a decision that is not and
+// will not be committed: its index entry, its owner entry and its log
+// entry. With ARGV[4] = "" (a commit that failed) it removes the log entry
+// the owner entry names, if the owner is the participant; with a log entry
+// id (the log reader dropping an abandoned entry) it removes that entry,
+// and the owner entry only if it names that entry.
+//
+// KEYS: shard records by time, record owners, log. ARGV: time key, record
+// id, participant, log entry id or "".
 const unindexSrc = `
-redis.call('ZREM', KEYS[1], ARGV[1])
-if redis.call('HGET', KEYS[2], ARGV[2]) == ARGV[3] then redis.call('HDEL', KEYS[2], ARGV[2]) end
+redis.call('ZREM', KEYS[1], ARGV[1] .. ARGV[2] .. '\0' .. ARGV[3])
+local v = redis.call('HGET', KEYS[2], ARGV[2])
+if v then
+  local sep = string.find(v, '\0', 1, true)
+  if sep and string.sub(v, 1, sep - 1) == ARGV[3] then
+    local sid = string.sub(v, sep + 1)
+    if ARGV[4] == '' or ARGV[4] == sid then
+      redis.call('XDEL', KEYS[3], sid)
+      redis.call('HDEL', KEYS[2], ARGV[2])
+    end
+  end
+end
+if ARGV[4] ~= '' then redis.call('XDEL', KEYS[3], ARGV[4]) end
 return 1
+`
+
+// fenceSrc settles a logged decision whose record the log reader did not
+// find within the grace period: it returns the record if it has been
+// committed by now, else marks the decision abandoned (so that commitSrc
+// refuses it from now on) and returns false. Either way the answer is
+// final.
+//
+// KEYS: participant records, abandoned decisions. ARGV: record id.
+const fenceSrc = `
+local r = redis.call('HGET', KEYS[1], ARGV[1])
+if r then return r end
+redis.call('SADD', KEYS[2], ARGV[1])
+return false
+`
+
+// trimSrc trims a log shard up to what every consumer group has
+// acknowledged: below the oldest entry pending in any group, or, for a
+// group with nothing pending, up to its last delivered entry. Nothing is
+// trimmed if the named group does not exist on the shard (it returns -1),
+// and a shard without groups is not trimmed. Returns {trimmed, bound}.
+//
+// KEYS: log. ARGV: group.
+const trimSrc = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
+local function split(id)
+  local d = string.find(id, '-', 1, true)
+  return tonumber(string.sub(id, 1, d - 1)), tonumber(string.sub(id, d + 1)), string.sub(id, 1, d - 1)
+end
+local function less(a, b)
+  local am, as = split(a)
+  local bm, bs = split(b)
+  return am < bm or (am == bm and as < bs)
+end
+local bound
+local found = false
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local f = {}
+  for i = 1, #g, 2 do f[g[i]] = g[i + 1] end
+  if f['name'] == ARGV[1] then found = true end
+  local b
+  if f['pending'] > 0 then
+    b = redis.call('XPENDING', KEYS[1], f['name'])[2]
+  else
+    local _, seq, ms = split(f['last-delivered-id'])
+    b = ms .. '-' .. string.format('%d', seq + 1)
+  end
+  if not bound or less(b, bound) then bound = b end
+end
+if not found then return {-1, ''} end
+return {redis.call('XTRIM', KEYS[1], 'MINID', bound), bound}
 `
 
 // appendSrc stores new events and the state they led to if the state
@@ -179,7 +255,7 @@ return redis.call('HMGET', KEYS[2], unpack(ids))
 
 // scripts are the store's loaded scripts.
 type scripts struct {
-	commit, index, unindex, append, reserve, enrol, release, list, participants *redis.Script
+	commit, index, unindex, fence, trim, append, reserve, enrol, release, list, participants *redis.Script
 }
 
 func newScripts() scripts {
@@ -187,6 +263,8 @@ func newScripts() scripts {
 		commit:       redis.NewScript(commitSrc),
 		index:        redis.NewScript(indexSrc),
 		unindex:      redis.NewScript(unindexSrc),
+		fence:        redis.NewScript(fenceSrc),
+		trim:         redis.NewScript(trimSrc),
 		append:       redis.NewScript(appendSrc),
 		reserve:      redis.NewScript(reserveSrc),
 		enrol:        redis.NewScript(enrolSrc),
