@@ -20,7 +20,7 @@ func commands() []command {
 		{"study", "check a study folder or run its policy tests (study check DIR | study test DIR)", runStudy},
 		{"design", "two-level factorial designs: minimum aberration, aliases, resolution", runDesign},
 		{"assignments", "between-person assignment balance per stratum", runAssignments},
-		{"export", "analysis-ready export of a study's decisions (CSV or Parquet) with a codebook", runExport},
+		{"export", "analysis-ready export (CSV or Parquet, with a codebook) or the decision log as JSONL (Redis)", runExport},
 		{"analyze", "estimators: wcls, emee (causal excursion effects), factorial effects", runAnalyze},
 		{"power", "sample size and power: mrt, mrt-binary, factorial", runPower},
 		{"version", "print the version", func([]string, io.Writer, io.Writer) int { fmt.Println(version); return 0 }},
