@@ -47,3 +47,32 @@ fmt:
 
 clean:
 	rm -rf bin
+
+## bench-redis: decisions/s, p50 and p99 of jitai serve with the embedded store, then with the
+## Redis store (BENCH_REDIS_URL), under the same load (cmd/jitai-load; BENCH_CONCURRENCY workers, BENCH_DURATION each)
+BENCH_REDIS_URL    ?= redis://127.0.0.1:6379/15
+BENCH_CONCURRENCY  ?= 16
+BENCH_DURATION     ?= 20s
+BENCH_PARTICIPANTS ?= 1000
+.PHONY: bench-redis
+bench-redis: build
+	$(GO) build -o bin/jitai-load ./cmd/jitai-load
+	STUDIES=$(STUDIES) BENCH_REDIS_URL=$(BENCH_REDIS_URL) BENCH_CONCURRENCY=$(BENCH_CONCURRENCY) \
+	  BENCH_DURATION=$(BENCH_DURATION) BENCH_PARTICIPANTS=$(BENCH_PARTICIPANTS) \
+	  bash cmd/jitai-load/bench-redis.sh $(BIN) bin/jitai-load
+
+## bench-load: the engine (embedded store with durable recording, then the Redis store) against
+## OPA's own server (opa run --server, built from the OPA module at the version in go.mod) on the
+## same policy and the engine's own policy inputs, one after the other, each at every
+## BENCH_LOAD_CONCURRENCY, with the same closed-loop driver (cmd/jitai-bench). Prints
+## decisions/s, p50, p99 and the ratio engine/OPA. BENCH_LOAD_REDIS_URL's database is flushed.
+BENCH_LOAD_REDIS_URL   ?= redis://127.0.0.1:6379/13
+BENCH_LOAD_CONCURRENCY ?= 16,64
+BENCH_LOAD_DURATION    ?= 15s
+BENCH_LOAD_WARMUP      ?= 3s
+.PHONY: bench-load
+bench-load: build
+	$(GO) build -o bin/opa github.com/open-policy-agent/opa
+	$(GO) build -o bin/jitai-bench ./cmd/jitai-bench
+	./bin/jitai-bench --jitai $(BIN) --opa bin/opa --studies $(STUDIES) --redis-url $(BENCH_LOAD_REDIS_URL) \
+	  --concurrency $(BENCH_LOAD_CONCURRENCY) --duration $(BENCH_LOAD_DURATION) --warmup $(BENCH_LOAD_WARMUP)

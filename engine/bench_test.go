@@ -43,7 +43,7 @@ func benchEngine(b *testing.B, days int) (*engine.Engine, *policies.Study, time.
 	}
 	b.Cleanup(func() { _ = store.Close() })
 	base := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
-	eng, err := engine.New(engine.Components{Store: store, Studies: []*policies.Study{study}, Now: func() time.Time { return base.AddDate(0, 0, days) }})
+	eng, err := engine.New(engine.Components{Store: store, Studies: []*policies.Study{study}, Now: func() time.Time { return base.AddDate(0, 0, days) }, Observer: benchObserver})
 	if err != nil {
 		b.Fatal(err)
 	}

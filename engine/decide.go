@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -47,8 +48,13 @@ func (e *Engine) decide(ctx context.Context, rt *StudyRuntime, dp *policies.Deci
 		return nil, nil, nil, fmt.Errorf("building policy input: %w", err)
 	}
 	pctx, cancel := context.WithTimeout(ctx, e.policyTimeout)
+	pstart := time.Now()
 	out, err := rt.Policy.Eval(pctx, inputVal)
 	cancel()
+	e.observePolicy(rt.Config.ID, pstart, err)
+	if err != nil && errors.Is(pctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+		err = fmt.Errorf("%w after %s", ErrPolicyTimeout, e.policyTimeout)
+	}
 	if err != nil {
 		return nil, nil, nil, &PolicyError{Study: rt.Config.ID, Err: err}
 	}

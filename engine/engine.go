@@ -57,6 +57,8 @@ type Components struct {
 	// Draws are keyed by decision id, so a simulation that seeds Rand is
 	// reproducible end to end.
 	Rand io.Reader
+	// Observer, if set, receives decision, policy and store measurements.
+	Observer Observer
 }
 
 // Engine makes decisions. It is safe for concurrent use.
@@ -71,6 +73,7 @@ type Engine struct {
 	seed          maphash.Seed
 	ids           *idSource
 	zones         zoneCache
+	obs           Observer
 }
 
 // zoneCache keeps loaded time zones: time.LoadLocation reads the zone
@@ -102,6 +105,7 @@ func New(c Components) (*Engine, error) {
 		maxSkew:       c.MaxClockSkew,
 		seed:          maphash.MakeSeed(),
 		ids:           newIDSource(c.Rand),
+		obs:           c.Observer,
 	}
 	if e.log == nil {
 		e.log = zap.NewNop()
@@ -172,6 +176,12 @@ func (e *Engine) Enroll(ctx context.Context, study string, req EnrollRequest) (*
 	}
 	if !ValidID(req.ParticipantID) {
 		return nil, false, inputErr("participant_id", "participant_id is required: a pseudonymous id of 1-128 letters, digits or . _ : - (never a name, e-mail or phone number)")
+	}
+	if err := checkName("timezone", req.Timezone); err != nil {
+		return nil, false, err
+	}
+	if err := checkStrata(req.Strata); err != nil {
+		return nil, false, err
 	}
 	tz := req.Timezone
 	if tz == "" {
@@ -308,11 +318,15 @@ const maxAttempts = 5
 
 // Decide runs the decision pipeline (docs/policy.md, DESIGN.md section 3)
 // and returns the answer only after its record is durable.
-func (e *Engine) Decide(ctx context.Context, study, participant string, req DecideRequest) (*Answer, error) {
+func (e *Engine) Decide(ctx context.Context, study, participant string, req DecideRequest) (ans *Answer, err error) {
 	start := time.Now()
+	defer func() { e.observeDecision(study, ans, err, start) }()
 	rt, ok := e.Study(study)
 	if !ok {
 		return nil, ErrUnknownStudy
+	}
+	if err := checkName("decision_point", req.DecisionPoint); err != nil {
+		return nil, err
 	}
 	dp, ok := rt.Config.DecisionPoint(req.DecisionPoint)
 	if req.DecisionPoint == "" {
@@ -344,7 +358,9 @@ func (e *Engine) Decide(ctx context.Context, study, participant string, req Deci
 	defer unlock()
 	decisionID := e.ids.next(req.Time)
 	for attempt := 0; attempt < maxAttempts; attempt++ {
+		t0 := time.Now()
 		snap, err := e.store.Snapshot(ctx, study, participant, req.IdempotencyKey)
+		e.observeStore(StoreOpSnapshot, t0, err)
 		if errors.Is(err, ErrNotFound) {
 			return nil, ErrUnknownParticipant
 		}
@@ -368,7 +384,9 @@ func (e *Engine) Decide(ctx context.Context, study, participant string, req Deci
 		if req.IdempotencyKey != "" {
 			c.Idempotency = &IdempotencyEntry{Key: req.IdempotencyKey, RequestHash: reqHash, DecisionID: decisionID, Response: body, CreatedAt: rec.RecordedAt}
 		}
+		t0 = time.Now()
 		err = e.store.CommitDecision(ctx, c)
+		e.observeStore(StoreOpCommit, t0, err)
 		switch {
 		case err == nil:
 			return &Answer{Body: body, Record: rec}, nil
@@ -390,7 +408,15 @@ func checkContext(c map[string]any) error {
 			return inputErr("context."+k, "context names are lower-case identifiers")
 		}
 		switch x := v.(type) {
-		case bool, float64, json.Number:
+		case bool:
+		case float64:
+			if err := checkNumber("context."+k, x); err != nil {
+				return err
+			}
+		case json.Number:
+			if err := checkContextNumber("context."+k, x); err != nil {
+				return err
+			}
 		case string:
 			if len(x) > maxStringValue {
 				return inputErr("context."+k, "context strings are at most %d characters (no free text)", maxStringValue)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"math"
 	"regexp"
 	"time"
 
@@ -131,6 +130,9 @@ func validateEvent(field string, ev *Event, now time.Time) error {
 	if len(ev.Data) == 0 || bytes.Equal(ev.Data, []byte("null")) {
 		return inputErr(field+".data", "data is required")
 	}
+	if err := checkName(field+".type", ev.Type); err != nil {
+		return err
+	}
 	df := field + ".data"
 	switch ev.Type {
 	case EventEMA, EventContext:
@@ -147,10 +149,14 @@ func validateEvent(field string, ev *Event, now time.Time) error {
 			}
 			switch x := v.(type) {
 			case float64:
-				if math.IsInf(x, 0) || math.IsNaN(x) || math.Abs(x) > 1e9 {
-					return inputErr(df+"."+k, "number out of range")
+				if err := checkNumber(df+"."+k, x); err != nil {
+					return err
 				}
-			case bool, string:
+			case string:
+				if len(x) > MaxTextValue {
+					return inputErr(df+"."+k, "strings are at most %d bytes", MaxTextValue)
+				}
+			case bool:
 			default:
 				return inputErr(df+"."+k, "value must be a number, boolean or string")
 			}
@@ -163,7 +169,13 @@ func validateEvent(field string, ev *Event, now time.Time) error {
 		if d.DecisionID == "" {
 			return inputErr(df+".decision_id", "decision_id is required")
 		}
+		if len(d.DecisionID) > maxIDLen {
+			return inputErr(df+".decision_id", "decision ids are at most %d characters", maxIDLen)
+		}
 		if !engagementStatus[d.Status] {
+			if len(d.Status) > maxNameLen {
+				d.Status = d.Status[:maxNameLen] + "..."
+			}
 			return inputErr(df+".status", "status %q must be delivered, opened, completed, dismissed or rated", d.Status)
 		}
 		if d.Status == "rated" && d.Rating == nil {
@@ -179,6 +191,9 @@ func validateEvent(field string, ev *Event, now time.Time) error {
 		}
 		if d.SnoozeUntil == nil && d.SnoozeMinutes == nil && d.QuietHours == nil && d.OptOut == nil {
 			return inputErr(df, "give at least one of snooze_until, snooze_minutes, quiet_hours, opt_out")
+		}
+		if d.SnoozeUntil != nil && len(*d.SnoozeUntil) > maxNameLen {
+			return inputErr(df+".snooze_until", "must be an RFC 3339 time")
 		}
 		if d.SnoozeUntil != nil && *d.SnoozeUntil != "" {
 			if _, err := time.Parse(time.RFC3339, *d.SnoozeUntil); err != nil {
@@ -204,6 +219,9 @@ func validateEvent(field string, ev *Event, now time.Time) error {
 		var d assessmentData
 		if err := decodeStrict(ev.Data, &d); err != nil {
 			return inputErr(df, "assessment data is {instrument, items: [...]}: %v", err)
+		}
+		if err := checkName(df+".instrument", d.Instrument); err != nil {
+			return err
 		}
 		if _, err := ScoreAssessment(d.Instrument, d.Items); err != nil {
 			return inputErr(df, "%v", err)

@@ -55,7 +55,18 @@ type Config struct {
 	QuietHours    *QuietHours     `yaml:"quiet_hours" json:"quiet_hours,omitempty"`
 	Crisis        Crisis          `yaml:"crisis" json:"crisis"`
 	Interventions InterventionSel `yaml:"interventions" json:"interventions"`
+	// Erasure says what erasing a participant does to their decision
+	// records: ErasureAnonymise (default) keeps them with the participant id
+	// replaced by a random surrogate and the input snapshot stripped;
+	// ErasureRemove deletes them.
+	Erasure string `yaml:"erasure" json:"erasure"`
 }
+
+// Erasure settings.
+const (
+	ErasureAnonymise = "anonymise"
+	ErasureRemove    = "remove"
+)
 
 // DecisionPoint is a named moment of the day at which a decision may be asked for.
 type DecisionPoint struct {
@@ -312,6 +323,9 @@ func indexLines(n *yaml.Node, path string, out map[string]int) {
 }
 
 func (c *Config) setDefaults() {
+	if c.Erasure == "" {
+		c.Erasure = ErasureAnonymise
+	}
 	if c.DecisionTTL.Duration == 0 {
 		c.DecisionTTL.Duration = 30 * time.Minute
 	}
@@ -410,6 +424,9 @@ func (c *Config) validate(file string, lines map[string]int) ConfigErrors {
 	}
 	if c.DecisionTTL.Duration < 0 {
 		v.at("decision_ttl", "decision_ttl must be positive")
+	}
+	if c.Erasure != ErasureAnonymise && c.Erasure != ErasureRemove {
+		v.at("erasure", "erasure %q must be anonymise (keep decision records without the participant id) or remove (delete them)", c.Erasure)
 	}
 	names := map[string]bool{}
 	for i, f := range c.Factors {

@@ -29,6 +29,9 @@ type Config struct {
 	RedisURL       string        `yaml:"redis_url"`
 	RateLimit      int           `yaml:"rate_limit"`
 	RateBurst      int           `yaml:"rate_burst"`
+
+	// AuthConfig holds auth, tokens_file, audit_log, metrics_auth and TLS.
+	AuthConfig `yaml:",inline"` // see authconfig.go
 }
 
 // SetDefaults fills unset values.
@@ -69,6 +72,7 @@ func (c *Config) SetDefaults() {
 	if c.RateLimit > 0 && c.RateBurst == 0 {
 		c.RateBurst = 2 * c.RateLimit
 	}
+	c.AuthConfig.SetDefaults(c.Data)
 }
 
 // Validate says which key is wrong and how to fix it.
@@ -102,6 +106,7 @@ func (c *Config) Validate() error {
 	if c.MaxClockSkew < 0 {
 		errs = append(errs, errors.New("max_clock_skew must not be negative (0 turns the check off)"))
 	}
+	errs = append(errs, c.AuthConfig.Validate())
 	return errors.Join(errs...)
 }
 
@@ -120,6 +125,13 @@ var configKeys = []struct{ key, usage string }{
 	{"max-clock-skew", "refuse decision times further than this from the server clock; 0 = off (default 0)"},
 	{"rate-limit", "requests per second allowed to each client; 0 = no limit (default 0)"},
 	{"rate-burst", "burst of requests allowed above the rate (default 2 x rate-limit)"},
+	{"auth", "none | token: bearer tokens from the token file (default none; none is refused on a non-loopback address)"},
+	{"tokens-file", "token file written by 'jitai token' (default DATA/tokens.json)"},
+	{"audit-log", "append-only audit log, JSON lines (default DATA/audit.jsonl)"},
+	{"metrics-auth", "none | token: whether /metrics and /openapi.json need an analyst or admin token (default token)"},
+	{"tls-cert", "TLS certificate file (PEM); serve HTTPS"},
+	{"tls-key", "TLS private key file (PEM)"},
+	{"tls-client-ca", "CA bundle (PEM): require and verify client certificates (mTLS)"},
 }
 
 // loadConfig parses flags, environment and the optional YAML file.
@@ -193,7 +205,7 @@ func (c *Config) loadFile(name string, raw []byte) error {
 		k, v := m.Content[i], m.Content[i+1]
 		key := strings.ReplaceAll(k.Value, "_", "-")
 		if !known[key] || strings.Contains(k.Value, "-") {
-			return fmt.Errorf("%s:%d: unknown key %q (keys: addr, studies, data, store, redis_url, durability, log_level, shutdown_grace, request_timeout, policy_timeout, max_clock_skew, rate_limit, rate_burst)", name, k.Line, k.Value)
+			return fmt.Errorf("%s:%d: unknown key %q (keys: addr, studies, data, store, redis_url, durability, log_level, shutdown_grace, request_timeout, policy_timeout, max_clock_skew, rate_limit, rate_burst, auth, tokens_file, audit_log, metrics_auth, tls_cert, tls_key, tls_client_ca)", name, k.Line, k.Value)
 		}
 		if v.Kind != yaml.ScalarNode {
 			return fmt.Errorf("%s:%d: %s must be a single value", name, v.Line, k.Value)
@@ -241,6 +253,8 @@ func (c *Config) set(key, v string) error {
 		return dur(&c.PolicyTimeout)
 	case "max-clock-skew":
 		return dur(&c.MaxClockSkew)
+	case "auth", "tokens-file", "audit-log", "metrics-auth", "tls-cert", "tls-key", "tls-client-ca":
+		c.AuthConfig.set(key, v)
 	case "rate-limit", "rate-burst":
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {

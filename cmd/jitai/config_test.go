@@ -39,7 +39,8 @@ func TestConfigDefaults(t *testing.T) {
 	want := Config{
 		Addr: "127.0.0.1:8080", Studies: "policies/examples", Data: "data", Durability: "process", LogLevel: "info",
 		ShutdownGrace: 15 * time.Second, RequestTimeout: 10 * time.Second, PolicyTimeout: 2 * time.Second, MaxClockSkew: 0,
-		Store: "embedded",
+		Store:      "embedded",
+		AuthConfig: AuthConfig{Auth: "none", TokensFile: filepath.Join("data", "tokens.json"), AuditLog: filepath.Join("data", "audit.jsonl"), MetricsAuth: "token"},
 	}
 	if *c != want {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *c, want)
@@ -227,6 +228,10 @@ func TestConfigFlagsMirrorKeys(t *testing.T) {
 			val = "redis"
 		case "redis-url":
 			val = "redis://127.0.0.1:6380/2"
+		case "auth":
+			val = "token"
+		case "metrics-auth":
+			val = "none"
 		default:
 			val = "/x/" + k.key
 		}

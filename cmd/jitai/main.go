@@ -22,6 +22,7 @@ func commands() []command {
 		{"assignments", "between-person assignment balance per stratum", runAssignments},
 		{"export", "analysis-ready export (CSV or Parquet, with a codebook) or the decision log as JSONL (Redis)", runExport},
 		{"analyze", "estimators: wcls, emee (causal excursion effects), factorial effects", runAnalyze},
+		{"token", "API tokens: token create --role ROLE [--study ID] [--name NAME] | token list | token revoke ID", runToken},
 		{"power", "sample size and power: mrt, mrt-binary, factorial", runPower},
 		{"version", "print the version", func([]string, io.Writer, io.Writer) int { fmt.Println(version); return 0 }},
 	}

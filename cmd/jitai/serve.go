@@ -19,6 +19,7 @@ import (
 
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/api"
+	"github.com/jitai/jitai/engine/metrics"
 	"github.com/jitai/jitai/engine/ratelimit"
 	"github.com/jitai/jitai/engine/redisstore"
 	"github.com/jitai/jitai/engine/sqlite"
@@ -106,21 +107,36 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 			_ = store.Close()
 		}
 	}()
+	met := metrics.New()
+	for _, s := range studies {
+		met.AddStudy(s.Config.ID)
+	}
 	eng, err := engine.New(engine.Components{
-		Store: store, Studies: studies, Logger: log,
+		Store: store, Studies: studies, Logger: log, Observer: met,
 		PolicyTimeout: cfg.PolicyTimeout, MaxClockSkew: cfg.MaxClockSkew,
 	})
 	if err != nil {
 		return err
 	}
-	opts := api.Options{RequestTimeout: cfg.RequestTimeout, Limiter: limiter}
+	opts := api.Options{RequestTimeout: cfg.RequestTimeout, Limiter: limiter, Metrics: met}
 	if cfg.RateLimit > 0 {
 		opts.RateLimit = ratelimit.PerSecond(cfg.RateLimit, cfg.RateBurst)
 	}
 	srv := api.New(eng, log, opts)
+	if err := checkListen(cfg.Addr, &cfg.AuthConfig); err != nil {
+		return err
+	}
+	closeAuth, err := setupAuth(ctx, &cfg.AuthConfig, srv, log)
+	if err != nil {
+		return err
+	}
+	defer closeAuth()
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Addr, err)
+	}
+	if ln, err = tlsListener(ln, &cfg.AuthConfig); err != nil {
+		return err
 	}
 	hs := &http.Server{
 		Handler:           srv,

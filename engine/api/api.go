@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/engine/metrics"
 	"github.com/jitai/jitai/engine/ratelimit"
 )
 
@@ -44,6 +45,10 @@ type Server struct {
 
 	limiter ratelimit.Limiter
 	limit   ratelimit.Limit
+
+	metrics *metrics.Metrics
+
+	auth authConfig // see auth.go
 }
 
 // Options configure a Server.
@@ -56,6 +61,9 @@ type Options struct {
 	RateLimit ratelimit.Limit
 	// Limiter enforces RateLimit (in-process when nil).
 	Limiter ratelimit.Limiter
+	// Metrics is served at GET /metrics and records HTTP requests (a
+	// registry of the server's own when nil).
+	Metrics *metrics.Metrics
 }
 
 // New returns the API server for an engine.
@@ -67,7 +75,7 @@ func New(eng *engine.Engine, log *zap.Logger, opts Options) *Server {
 		opts.RequestTimeout = 10 * time.Second
 	}
 	s := &Server{eng: eng, log: log, mux: http.NewServeMux(), requestTimeout: opts.RequestTimeout, storeOK: true,
-		limiter: opts.Limiter, limit: opts.RateLimit}
+		limiter: opts.Limiter, limit: opts.RateLimit, metrics: opts.Metrics}
 	if s.limiter == nil {
 		s.limiter = ratelimit.NewMemory(nil)
 	}
@@ -78,6 +86,8 @@ func New(eng *engine.Engine, log *zap.Logger, opts Options) *Server {
 func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /metrics", s.metricsHandler())
+	s.mux.HandleFunc("GET /openapi.json", s.openAPI)
 	s.mux.HandleFunc("GET /v1/studies", s.listStudies)
 	s.mux.HandleFunc("GET /v1/studies/{study}", s.getStudy)
 	s.mux.HandleFunc("POST /v1/studies/{study}/participants", s.enroll)
@@ -87,6 +97,8 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/studies/{study}/decisions", s.listDecisions)
 	s.mux.HandleFunc("GET /v1/studies/{study}/decisions/{id}", s.getDecision)
 	s.mux.HandleFunc("GET /v1/studies/{study}/export", s.export)
+	s.mux.HandleFunc("POST /v1/studies/{study}/participants/{participant}/withdraw", s.withdraw)
+	s.mux.HandleFunc("DELETE /v1/studies/{study}/participants/{participant}", s.erase)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, problem(http.StatusNotFound, "no-route", "No such route", r.Method+" "+r.URL.Path+" is not part of the API", ""))
 	})
@@ -106,6 +118,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.allow(sw, r) {
 		return
 	}
+	r, ok := s.authorize(sw, r)
+	if !ok {
+		return
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			s.log.Error("panic serving request", zap.String("route", r.Pattern), zap.Any("panic", v))
@@ -118,6 +134,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			zap.String("study", r.PathValue("study")),
 			zap.Int("status", sw.status),
 			zap.Duration("took", time.Since(start)))
+		s.observeRequest(r, sw.status, time.Since(start))
 	}()
 	s.mux.ServeHTTP(sw, r)
 }
@@ -192,6 +209,9 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	body, err := io.ReadAll(r.Body)
 	if err == nil && len(bytes.TrimSpace(body)) == 0 {
 		err = errEmptyBody
+	}
+	if err == nil {
+		err = checkDepth(body, MaxJSONDepth)
 	}
 	if err == nil {
 		dec := json.NewDecoder(bytes.NewReader(body))
@@ -283,6 +303,9 @@ func summary(rt *engine.StudyRuntime) studySummary {
 func (s *Server) listStudies(w http.ResponseWriter, r *http.Request) {
 	out := []studySummary{}
 	for _, rt := range s.eng.Studies() {
+		if !allowedStudy(r, rt.Config.ID) {
+			continue // a study-bound token sees its studies only
+		}
 		out = append(out, summary(rt))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"studies": out})

@@ -56,6 +56,9 @@ func (s *Server) errorProblem(r *http.Request, err error) *Problem {
 		return problem(http.StatusUnprocessableEntity, "idempotency-key-reused", "Idempotency-Key reused", "this Idempotency-Key was used for a different request; use a new key for a new decision", "Idempotency-Key")
 	case errors.Is(err, engine.ErrWithdrawn):
 		return problem(http.StatusConflict, "withdrawn", "Participant withdrawn", "the participant has withdrawn from the study", "participant")
+	case errors.Is(err, engine.ErrPolicyTimeout):
+		s.log.Error("policy timed out", zap.String("study", r.PathValue("study")), zap.Error(err))
+		return problem(http.StatusServiceUnavailable, "policy-timeout", "The study's policy timed out", err.Error()+"; nothing was recorded", "")
 	case errors.As(err, &pe):
 		s.log.Error("policy failed", zap.String("study", pe.Study), zap.Error(pe.Err))
 		return problem(http.StatusInternalServerError, "policy-error", "The study's policy failed", pe.Err.Error(), "")
@@ -74,7 +77,10 @@ func decodeError(err error) *Problem {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	var mbe *http.MaxBytesError
+	var de *depthError
 	switch {
+	case errors.As(err, &de):
+		return de.problem()
 	case errors.As(err, &mbe):
 		return problem(http.StatusRequestEntityTooLarge, "body-too-large", "Request body too large", fmt.Sprintf("the body is over the limit of %d bytes", mbe.Limit), "")
 	case errors.As(err, &se):

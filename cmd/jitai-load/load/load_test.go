@@ -1,0 +1,150 @@
+package load
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestPercentile(t *testing.T) {
+	var lats []time.Duration
+	for i := 100; i >= 1; i-- {
+		lats = append(lats, time.Duration(i)*time.Millisecond)
+	}
+	l := Summarise(lats)
+	for name, c := range map[string][2]time.Duration{
+		"p50": {l.P50, 50 * time.Millisecond}, "p90": {l.P90, 90 * time.Millisecond}, "p99": {l.P99, 99 * time.Millisecond},
+		"p99.9": {l.P999, 100 * time.Millisecond}, "max": {l.Max, 100 * time.Millisecond}, "mean": {l.Mean, 50500 * time.Microsecond},
+	} {
+		if c[0] != c[1] {
+			t.Errorf("%s = %s, want %s", name, c[0], c[1])
+		}
+	}
+	if got := Percentile([]time.Duration{7}, 99); got != 7 {
+		t.Errorf("p99 of one value = %s", got)
+	}
+	if got := Summarise(nil); got != (Latency{}) {
+		t.Errorf("summary of nothing = %+v", got)
+	}
+}
+
+// fakeAPI answers the routes the generator uses and records what it got.
+type fakeAPI struct {
+	mu        sync.Mutex
+	enrolled  map[string]int
+	keys      map[string]int
+	times     []time.Time
+	points    map[string]int
+	decisions int
+}
+
+func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case r.Method == "GET" && r.URL.Path == "/v1/studies/s1":
+		_, _ = io.WriteString(w, `{"id":"s1","timezone":"Europe/London","decision_points":[{"id":"morning","time":"08:30"},{"id":"evening","time":"20:30"},{"id":"app","kind":"app"}]}`)
+	case r.Method == "POST" && r.URL.Path == "/v1/studies/s1/participants":
+		var req struct {
+			ID string `json:"participant_id"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		f.enrolled[req.ID]++
+		if f.enrolled[req.ID] == 1 {
+			w.WriteHeader(http.StatusCreated)
+		}
+		_, _ = io.WriteString(w, `{}`)
+	case r.Method == "POST" && strings.HasSuffix(r.URL.Path, "/decisions"):
+		var req struct {
+			DecisionPoint string `json:"decision_point"`
+			Time          string `json:"time"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		at, err := time.Parse(time.RFC3339, req.Time)
+		if err != nil || r.Header.Get("Idempotency-Key") == "" {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		f.keys[r.Header.Get("Idempotency-Key")]++
+		f.times = append(f.times, at)
+		f.points[req.DecisionPoint]++
+		f.decisions++
+		if f.decisions%10 == 0 {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, `{"action":"none","reasons":["quiet_hours"]}`)
+	default:
+		w.WriteHeader(http.StatusNotFound)
+	}
+}
+
+func TestRunAgainstFake(t *testing.T) {
+	f := &fakeAPI{enrolled: map[string]int{}, keys: map[string]int{}, points: map[string]int{}}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	var observed sync.Map
+	cfg := Config{URLs: []string{srv.URL + "/"}, Study: "s1", Participants: 25, Concurrency: 4, Requests: 400, Enrol: true, Days: 3, Seed: 1,
+		Observe: func(s *Sample) { observed.Store(s.Key, s.Status) }}
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Enrolled != 25 || len(f.enrolled) != 25 {
+		t.Errorf("enrolled %d (%d distinct), want 25", res.Enrolled, len(f.enrolled))
+	}
+	if res.Requests != 400 || f.decisions != 400 || len(f.keys) != 400 {
+		t.Errorf("%d requests, the server saw %d with %d distinct keys; want exactly 400", res.Requests, f.decisions, len(f.keys))
+	}
+	if res.OK != 360 || res.Status[503] != 40 || res.Errors != 40 {
+		t.Errorf("ok %d, 503 %d, errors %d; want 360, 40, 40", res.OK, res.Status[503], res.Errors)
+	}
+	if res.Actions["none"] != 360 || res.Reasons["quiet_hours"] != 360 {
+		t.Errorf("actions %v reasons %v", res.Actions, res.Reasons)
+	}
+	n := 0
+	observed.Range(func(_, _ any) bool { n++; return true })
+	if n != 400 {
+		t.Errorf("Observe saw %d requests", n)
+	}
+	london, _ := time.LoadLocation("Europe/London")
+	first := time.Date(2026, 11, 16, 0, 0, 0, 0, london)
+	end := first.AddDate(0, 0, 3)
+	for _, at := range f.times {
+		if at.Before(first) || !at.Before(end) {
+			t.Errorf("decision time %s outside the 3 days from %s", at, first)
+		}
+	}
+	for _, dp := range []string{"morning", "evening", "app"} {
+		if f.points[dp] == 0 {
+			t.Errorf("decision point %s never asked for: %v", dp, f.points)
+		}
+	}
+	if res.Latency.P50 <= 0 || res.Latency.P50 > res.Latency.P99 || res.Latency.P99 > res.Latency.Max {
+		t.Errorf("latency %+v", res.Latency)
+	}
+	if _, err := json.Marshal(res); err != nil {
+		t.Error(err)
+	}
+	var b strings.Builder
+	res.Table(&b)
+	if !strings.Contains(b.String(), "status 503   40") {
+		t.Errorf("table:\n%s", b.String())
+	}
+}
+
+func TestRunNeedsAnEnd(t *testing.T) {
+	if _, err := Run(context.Background(), Config{URLs: []string{"http://127.0.0.1:1"}}); err == nil {
+		t.Error("a run without duration or number of requests started")
+	}
+	if _, err := Run(context.Background(), Config{URLs: []string{"ftp://x"}, Requests: 1}); err == nil {
+		t.Error("a run with a non-HTTP URL started")
+	}
+}
