@@ -99,7 +99,7 @@ func (e *Engine) decide(ctx context.Context, rt *StudyRuntime, dp *policies.Deci
 		rec.Action = ActionSafety
 		rec.Reasons = out.SafetyReasons
 	default:
-		if err := e.availability(rt, snap.State, out, h, now, rec); err != nil {
+		if err := e.availability(rt, snap.State, out, clock, now, rec); err != nil {
 			return nil, nil, nil, &PolicyError{Study: rt.Config.ID, Err: err}
 		}
 		if rec.Available {
@@ -144,20 +144,13 @@ func (e *Engine) decide(ctx context.Context, rt *StudyRuntime, dp *policies.Deci
 
 // availability combines the policy's reasons with the engine's hard rules
 // and filters the candidates. It is decided before any randomisation.
-func (e *Engine) availability(rt *StudyRuntime, st *State, out *policies.Output, h history, now time.Time, rec *Record) error {
+func (e *Engine) availability(rt *StudyRuntime, st *State, out *policies.Output, clock localClock, now time.Time, rec *Record) error {
 	reasons := append([]string(nil), out.UnavailableReasons...)
 	if st.Preferences.OptedOut {
 		reasons = appendUnique(reasons, ReasonOptedOut)
 	}
-	b := rt.Config.Burden
-	if b.MaxPerDay > 0 && h.promptsToday >= b.MaxPerDay {
-		reasons = appendUnique(reasons, ReasonBurdenDailyCap)
-	}
-	if b.MaxPer24h > 0 && h.prompts24h >= b.MaxPer24h {
-		reasons = appendUnique(reasons, ReasonBurden24hCap)
-	}
-	if b.MinMinutesBetween > 0 && !h.lastPrompt.IsZero() && now.Sub(h.lastPrompt) < time.Duration(b.MinMinutesBetween)*time.Minute {
-		reasons = appendUnique(reasons, ReasonBurdenMinGap)
+	for _, r := range burdenReasons(rt.Config.Burden, st.Prompts, now, clock) {
+		reasons = appendUnique(reasons, r)
 	}
 	conditions := map[string]bool{}
 	for _, c := range out.Conditions {
@@ -182,6 +175,64 @@ func (e *Engine) availability(rt *StudyRuntime, st *State, out *policies.Output,
 	rec.UnavailableReasons = reasons
 	rec.Available = len(reasons) == 0
 	return nil
+}
+
+// burdenReasons checks the hard caps against every recorded delivery, also
+// those recorded for a later time than this decision (a late request from
+// an app that was offline, or concurrent requests committed out of order):
+// a delivery now must not make any local day, any 24 hours or any gap break
+// the caps.
+func burdenReasons(b policies.Burden, prompts []Prompt, now time.Time, clock localClock) []string {
+	var reasons []string
+	if b.MaxPerDay > 0 {
+		n := 0
+		for _, p := range prompts {
+			if clock.sameDay(p.Time) {
+				n++
+			}
+		}
+		if n >= b.MaxPerDay {
+			reasons = append(reasons, ReasonBurdenDailyCap)
+		}
+	}
+	if b.MaxPer24h > 0 && exceeds24h(prompts, now, b.MaxPer24h) {
+		reasons = append(reasons, ReasonBurden24hCap)
+	}
+	if b.MinMinutesBetween > 0 {
+		gap := time.Duration(b.MinMinutesBetween) * time.Minute
+		for _, p := range prompts {
+			if d := now.Sub(p.Time); d < gap && d > -gap {
+				reasons = append(reasons, ReasonBurdenMinGap)
+				break
+			}
+		}
+	}
+	return reasons
+}
+
+// exceeds24h reports whether a delivery at now would put more than max
+// deliveries into some 24-hour window: windows that could hold now start
+// at now or at a delivery in the 24 hours before it.
+func exceeds24h(prompts []Prompt, now time.Time, max int) bool {
+	const day = 24 * time.Hour
+	count := func(start time.Time) int {
+		n := 1 // the delivery at now
+		for _, p := range prompts {
+			if !p.Time.Before(start) && p.Time.Before(start.Add(day)) {
+				n++
+			}
+		}
+		return n
+	}
+	if count(now) > max {
+		return true
+	}
+	for _, p := range prompts {
+		if d := now.Sub(p.Time); d > 0 && d < day && count(p.Time) > max {
+			return true
+		}
+	}
+	return false
 }
 
 func contraindicated(iv *interventions.Intervention, conditions map[string]bool) bool {

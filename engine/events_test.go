@@ -2,9 +2,12 @@ package engine
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jitai/jitai/policies"
 )
 
 func TestScoreAssessment(t *testing.T) {
@@ -185,5 +188,35 @@ func TestRollingCapCountsLast24Hours(t *testing.T) {
 	h := computeHistory(st, now, newLocalClock(now, time.UTC))
 	if h.prompts24h != 3 || h.promptsToday != 1 {
 		t.Fatalf("24h %d (want 3), today %d (want 1)", h.prompts24h, h.promptsToday)
+	}
+}
+
+// Caps hold whatever order deliveries were recorded in: a decision for an
+// earlier time sees the deliveries recorded for later times.
+func TestBurdenCapsSeeLaterDeliveries(t *testing.T) {
+	at := func(h, m int) time.Time { return time.Date(2026, 11, 21, h, m, 0, 0, time.UTC) }
+	b := policies.Burden{MaxPerDay: 2, MaxPer24h: 3, MinMinutesBetween: 90}
+	cases := []struct {
+		name    string
+		prompts []Prompt
+		now     time.Time
+		want    []string
+	}{
+		{"free", []Prompt{{Time: at(8, 0)}}, at(12, 0), nil},
+		{"gap before", []Prompt{{Time: at(11, 0)}}, at(12, 0), []string{ReasonBurdenMinGap}},
+		{"gap after (recorded later)", []Prompt{{Time: at(11, 0)}}, at(10, 0), []string{ReasonBurdenMinGap}},
+		{"daily cap counts later deliveries", []Prompt{{Time: at(15, 0)}, {Time: at(19, 0)}}, at(9, 0), []string{ReasonBurdenDailyCap}},
+		{"other days do not count", []Prompt{{Time: at(15, 0).AddDate(0, 0, 1)}, {Time: at(19, 0).AddDate(0, 0, -1)}}, at(9, 0), nil},
+		// 3 in the 24 h from 20:00 yesterday would become 4 with a delivery at 09:00.
+		{"rolling window before", []Prompt{{Time: at(20, 0).AddDate(0, 0, -1)}, {Time: at(22, 0).AddDate(0, 0, -1)}, {Time: at(23, 30).AddDate(0, 0, -1)}}, at(9, 0), []string{ReasonBurden24hCap}},
+		// Later deliveries (tomorrow morning) fill the window starting now.
+		{"rolling window after", []Prompt{{Time: at(7, 0).AddDate(0, 0, 1)}, {Time: at(8, 0).AddDate(0, 0, 1)}, {Time: at(9, 0).AddDate(0, 0, 1)}}, at(12, 0), []string{ReasonBurden24hCap}},
+		{"rolling window not full", []Prompt{{Time: at(7, 0).AddDate(0, 0, -1)}, {Time: at(8, 0).AddDate(0, 0, 1)}}, at(12, 0), nil},
+	}
+	for _, c := range cases {
+		got := burdenReasons(b, c.prompts, c.now, newLocalClock(c.now, time.UTC))
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
 	}
 }

@@ -64,7 +64,7 @@ func (s *Server) errorProblem(r *http.Request, err error) *Problem {
 		return problem(http.StatusInternalServerError, "policy-error", "The study's policy failed", pe.Err.Error(), "")
 	case errors.Is(err, engine.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		s.storeDown(err)
-		return problem(http.StatusServiceUnavailable, "unavailable", "Service unavailable", "the store is not reachable now; nothing was recorded; retry shortly", "")
+		return problem(http.StatusServiceUnavailable, "unavailable", "Service unavailable", "the store is not reachable now; retry shortly with the same Idempotency-Key: if the decision was recorded before the store went away you get that decision, otherwise a new one is made (no randomised decision is returned without its record)", "")
 	case errors.Is(err, context.Canceled):
 		return problem(499, "cancelled", "Request cancelled", "the client went away", "")
 	}
