@@ -11,7 +11,7 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 	docs := []any{
 		map[string]any{"b": 1, "a": []any{true, false, nil, "x"}, "c": map[string]any{"z": 1.5, "y": int64(-3)}},
 		map[string]any{"s": "quote\" slash\\ nl\n tab\t cr\r ctl\x01 <tag>&amp; \u2028 é 😀 bad\xffutf8"},
-		map[string]any{"n": json.Number("12.50"), "f": 0.1, "big": 1e21, "small": 1e-7, "neg": -0.0},
+		map[string]any{"n": json.Number("12.50"), "f": 0.1, "big": 1e21, "small": 1e-7, "neg": -0.5},
 		[]any{},
 		map[string]any{},
 	}
