@@ -74,6 +74,35 @@ func (l *lincombFlag) Set(s string) error {
 	return nil
 }
 
+// parseFlags parses a subcommand's flags and checks the required ones (by
+// flag name) are set. ok is false when the command should end with code
+// (0 for -h, 2 for a usage error, already reported).
+func parseFlags(fs *flag.FlagSet, args []string, cmd string, stderr io.Writer, required ...string) (code int, ok bool) {
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: jitai analyze %s [flags]\n", cmd)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	if fs.NArg() > 0 {
+		return fail(stderr, cmd, fmt.Errorf("unexpected argument %q", fs.Arg(0))), false
+	}
+	var missing []string
+	for _, name := range required {
+		if strings.TrimSpace(fs.Lookup(name).Value.String()) == "" {
+			missing = append(missing, "--"+name)
+		}
+	}
+	if len(missing) > 0 {
+		return fail(stderr, cmd, fmt.Errorf("missing required flag(s) %s", strings.Join(missing, ", "))), false
+	}
+	return 0, true
+}
+
 func fail(stderr io.Writer, cmd string, err error) int {
 	fmt.Fprintf(stderr, "jitai analyze %s: %s\n", cmd, strings.TrimPrefix(err.Error(), cmd+": "))
 	return 2
@@ -112,27 +141,8 @@ func runMRT(cmd string, args []string, stdout, stderr io.Writer) int {
 	var lincombs lincombFlag
 	fs.Var(&lincombs, "lincomb", `linear combination of the effect coefficients ("(Intercept)" then the moderators), e.g. "1,1"; repeatable`)
 	asJSON := fs.Bool("json", false, "write JSON instead of a table")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: jitai analyze %s [flags]\n", cmd)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		return fail(stderr, cmd, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
-	}
-	var missing []string
-	for _, f := range []struct{ name, v string }{{"--data", *data}, {"--id", *id}, {"--outcome", *outcome}, {"--treatment", *treatment}, {"--rand-prob", *randProb}} {
-		if strings.TrimSpace(f.v) == "" {
-			missing = append(missing, f.name)
-		}
-	}
-	if len(missing) > 0 {
-		return fail(stderr, cmd, fmt.Errorf("missing required flag(s) %s", strings.Join(missing, ", ")))
+	if code, ok := parseFlags(fs, args, cmd, stderr, "data", "id", "outcome", "treatment", "rand-prob"); !ok {
+		return code
 	}
 	spec := MRTSpec{
 		ID: *id, Outcome: *outcome, Treatment: *treatment,
@@ -215,27 +225,8 @@ func runFactorial(args []string, stdout, stderr io.Writer) int {
 	order := fs.Int("order", 0, "include every interaction of up to this many factors (instead of --interactions)")
 	covariates := fs.String("covariates", "", "comma-separated numeric covariate columns")
 	asJSON := fs.Bool("json", false, "write JSON instead of a table")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: jitai analyze %s [flags]\n", cmd)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		return fail(stderr, cmd, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
-	}
-	var missing []string
-	for _, f := range []struct{ name, v string }{{"--data", *data}, {"--outcome", *outcome}, {"--factors", *factors}} {
-		if strings.TrimSpace(f.v) == "" {
-			missing = append(missing, f.name)
-		}
-	}
-	if len(missing) > 0 {
-		return fail(stderr, cmd, fmt.Errorf("missing required flag(s) %s", strings.Join(missing, ", ")))
+	if code, ok := parseFlags(fs, args, cmd, stderr, "data", "outcome", "factors"); !ok {
+		return code
 	}
 	if *interactions != "" && *order != 0 {
 		return fail(stderr, cmd, fmt.Errorf("give either --interactions or --order, not both"))
