@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/engine/storetest"
 )
 
 // TestUnavailable stops a private Redis under an open store: every call
@@ -32,7 +33,7 @@ func TestUnavailable(t *testing.T) {
 	ctx := t.Context()
 	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 	enrol(t, s, "s1", "p1")
-	if err := s.CommitDecision(ctx, &engine.Commit{Record: benchRecord("s1", "p1", "d1", now), State: &engine.State{Version: 1}}); err != nil {
+	if err := s.CommitDecision(ctx, &engine.Commit{Record: storetest.BenchRecord("s1", "p1", "d1", now), State: &engine.State{Version: 1}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -51,7 +52,7 @@ func TestUnavailable(t *testing.T) {
 		},
 		"Events": func() error { _, err := s.Events(ctx, "s1", "p1"); return err },
 		"CommitDecision": func() error {
-			return s.CommitDecision(ctx, &engine.Commit{Record: benchRecord("s1", "p1", "d2", now), State: &engine.State{Version: 2}})
+			return s.CommitDecision(ctx, &engine.Commit{Record: storetest.BenchRecord("s1", "p1", "d2", now), State: &engine.State{Version: 2}})
 		},
 		"Decision":      func() error { _, err := s.Decision(ctx, "s1", "d1"); return err },
 		"ListDecisions": func() error { _, err := s.ListDecisions(ctx, engine.DecisionQuery{Study: "s1"}); return err },
@@ -94,7 +95,7 @@ func TestUnavailable(t *testing.T) {
 	// The server came back empty (no persistence): the store works again
 	// without being reopened, scripts included.
 	enrol(t, s, "s1", "p3")
-	if err := s.CommitDecision(ctx, &engine.Commit{Record: benchRecord("s1", "p3", "d3", now), State: &engine.State{Version: 1}}); err != nil {
+	if err := s.CommitDecision(ctx, &engine.Commit{Record: storetest.BenchRecord("s1", "p3", "d3", now), State: &engine.State{Version: 1}}); err != nil {
 		t.Fatalf("CommitDecision after Redis came back: %v", err)
 	}
 	for name, call := range calls {
@@ -166,7 +167,7 @@ func TestClose(t *testing.T) {
 	if err := s.Ping(ctx); !errors.Is(err, engine.ErrUnavailable) {
 		t.Fatalf("Ping after Close: %v", err)
 	}
-	if err := s.CommitDecision(ctx, &engine.Commit{Record: benchRecord("s1", "p1", "d1", time.Now())}); !errors.Is(err, engine.ErrUnavailable) {
+	if err := s.CommitDecision(ctx, &engine.Commit{Record: storetest.BenchRecord("s1", "p1", "d1", time.Now())}); !errors.Is(err, engine.ErrUnavailable) {
 		t.Fatalf("CommitDecision after Close: %v", err)
 	}
 }

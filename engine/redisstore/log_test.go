@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/engine/storetest"
 )
 
 // commitN enrols people participants of study and commits per decisions
@@ -28,7 +29,7 @@ func commitN(t testing.TB, s *Store, study string, people, per int) []string {
 		for j := range per {
 			id := fmt.Sprintf("d-%s-%d", p, j)
 			err := s.CommitDecision(ctx, &engine.Commit{
-				Record:      benchRecord(study, p, id, base.Add(time.Duration(j)*time.Hour+time.Duration(i)*time.Second)),
+				Record:      storetest.BenchRecord(study, p, id, base.Add(time.Duration(j)*time.Hour+time.Duration(i)*time.Second)),
 				State:       &engine.State{Version: int64(j + 1)},
 				Idempotency: &engine.IdempotencyEntry{Key: "k-" + id, DecisionID: id, Response: []byte(`{}`)},
 			})
@@ -111,17 +112,17 @@ func TestLogEveryCommit(t *testing.T) {
 				commit *engine.Commit
 				want   error
 			}{
-				{&engine.Commit{Record: benchRecord("s1", "p0000", "bad-1", now), State: &engine.State{Version: 2}}, engine.ErrConflict},
-				{&engine.Commit{Record: benchRecord("s1", "p0001", "bad-2", now), State: &engine.State{Version: 4},
+				{&engine.Commit{Record: storetest.BenchRecord("s1", "p0000", "bad-1", now), State: &engine.State{Version: 2}}, engine.ErrConflict},
+				{&engine.Commit{Record: storetest.BenchRecord("s1", "p0001", "bad-2", now), State: &engine.State{Version: 4},
 					Idempotency: &engine.IdempotencyEntry{Key: "k-d-p0001-0", DecisionID: "bad-2"}}, engine.ErrIdempotencyReplay},
-				{&engine.Commit{Record: benchRecord("s1", "nobody", "bad-3", now)}, engine.ErrNotFound},
+				{&engine.Commit{Record: storetest.BenchRecord("s1", "nobody", "bad-3", now)}, engine.ErrNotFound},
 			} {
 				if err := s.CommitDecision(ctx, c.commit); !errors.Is(err, c.want) {
 					t.Fatalf("commit %s: %v, want %v", c.commit.Record.ID, err, c.want)
 				}
 			}
 			// A commit resent after its reply was lost appends nothing.
-			rec := benchRecord("s1", "p0002", "d-p0002-1", time.Date(2026, 3, 2, 10, 0, 2, 0, time.UTC))
+			rec := storetest.BenchRecord("s1", "p0002", "d-p0002-1", time.Date(2026, 3, 2, 10, 0, 2, 0, time.UTC))
 			if err := s.CommitDecision(ctx, &engine.Commit{Record: rec}); err != nil {
 				t.Fatalf("resent commit: %v", err)
 			}
@@ -262,7 +263,7 @@ func TestLogCrashRepair(t *testing.T) {
 	// written.
 	s.testSkipIndex = func(rec *engine.Record) bool { return rec.ID == "lost" }
 	enrol(t, s, "s1", "p0003")
-	err := s.CommitDecision(ctx, &engine.Commit{Record: benchRecord("s1", "p0003", "lost", time.Date(2026, 3, 4, 9, 0, 0, 0, time.UTC)), State: &engine.State{Version: 3}})
+	err := s.CommitDecision(ctx, &engine.Commit{Record: storetest.BenchRecord("s1", "p0003", "lost", time.Date(2026, 3, 4, 9, 0, 0, 0, time.UTC)), State: &engine.State{Version: 3}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +443,7 @@ func commitMore(t testing.TB, s *Store, study string, n int) []string {
 		p := fmt.Sprintf("q%04d", i)
 		enrol(t, s, study, p)
 		id := "d-" + p
-		if err := s.CommitDecision(context.Background(), &engine.Commit{Record: benchRecord(study, p, id, now.Add(time.Duration(i)*time.Second))}); err != nil {
+		if err := s.CommitDecision(context.Background(), &engine.Commit{Record: storetest.BenchRecord(study, p, id, now.Add(time.Duration(i)*time.Second))}); err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, id)
@@ -480,12 +481,12 @@ func TestLogUncommittedEntries(t *testing.T) {
 
 	// A commit in flight: its index and log entry are written, the commit
 	// not yet.
-	inflight := benchRecord("s1", "p1", "inflight", at)
+	inflight := storetest.BenchRecord("s1", "p1", "inflight", at)
 	if err := s.eval(ctx, s.indexCall("s1", "p1", "inflight", timeKey(at)))[0].Err(); err != nil {
 		t.Fatal(err)
 	}
 	// A later decision of p1 (same shard) and one of the other participant.
-	for _, r := range []*engine.Record{benchRecord("s1", "p1", "after", at.Add(time.Minute)), benchRecord("s1", other, "elsewhere", at)} {
+	for _, r := range []*engine.Record{storetest.BenchRecord("s1", "p1", "after", at.Add(time.Minute)), storetest.BenchRecord("s1", other, "elsewhere", at)} {
 		if err := s.CommitDecision(ctx, &engine.Commit{Record: r}); err != nil {
 			t.Fatal(err)
 		}
@@ -503,11 +504,11 @@ func TestLogUncommittedEntries(t *testing.T) {
 
 	// A client that died after writing the log entry: the commit never
 	// comes.
-	ghost := benchRecord("s1", "p1", "ghost", at.Add(2*time.Minute))
+	ghost := storetest.BenchRecord("s1", "p1", "ghost", at.Add(2*time.Minute))
 	if err := s.eval(ctx, s.indexCall("s1", "p1", "ghost", timeKey(ghost.Time)))[0].Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CommitDecision(ctx, &engine.Commit{Record: benchRecord("s1", "p1", "later", at.Add(3*time.Minute))}); err != nil {
+	if err := s.CommitDecision(ctx, &engine.Commit{Record: storetest.BenchRecord("s1", "p1", "later", at.Add(3*time.Minute))}); err != nil {
 		t.Fatal(err)
 	}
 	if got := drain(t, s, "s1", "export", "c1", 10, true); len(got) != 0 {
@@ -564,7 +565,7 @@ func TestLogStaleCopy(t *testing.T) {
 	}
 	s.unindex(ctx, index)
 	// Attempt 2 with the same decision id: logged again and committed.
-	if err := s.CommitDecision(ctx, &engine.Commit{Record: benchRecord("s1", "p1", "d1", at)}); err != nil {
+	if err := s.CommitDecision(ctx, &engine.Commit{Record: storetest.BenchRecord("s1", "p1", "d1", at)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.ensureGroups(ctx, "s1", "export"); err != nil {
@@ -602,7 +603,7 @@ func TestLogConcurrent(t *testing.T) {
 			at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 			for i := range per {
 				id := fmt.Sprintf("%s-%d", p, i)
-				if err := s.CommitDecision(ctx, &engine.Commit{Record: benchRecord("s1", p, id, at.Add(time.Duration(i)*time.Second)), State: &engine.State{Version: int64(i + 1)}}); err != nil {
+				if err := s.CommitDecision(ctx, &engine.Commit{Record: storetest.BenchRecord("s1", p, id, at.Add(time.Duration(i)*time.Second)), State: &engine.State{Version: int64(i + 1)}}); err != nil {
 					t.Errorf("CommitDecision: %v", err)
 					return
 				}

@@ -104,7 +104,7 @@ func TestHashTags(t *testing.T) {
 		}
 		id := "d-" + p.study + "-" + p.id
 		err := s.CommitDecision(ctx, &engine.Commit{
-			Record:      benchRecord(p.study, p.id, id, now),
+			Record:      storetest.BenchRecord(p.study, p.id, id, now),
 			State:       &engine.State{Version: 2},
 			Idempotency: &engine.IdempotencyEntry{Key: "k{1}", DecisionID: id, Response: []byte(`{}`)},
 		})
@@ -336,7 +336,7 @@ func TestInterruptedEnrolment(t *testing.T) {
 		func(id string) error { _, err := s.Snapshot(ctx, "s1", id, ""); return err },
 		func(id string) error { _, err := s.Participant(ctx, "s1", id); return err },
 		func(id string) error {
-			return s.CommitDecision(ctx, &engine.Commit{Record: benchRecord("s1", id, "d-"+id, now), State: &engine.State{Version: 1}})
+			return s.CommitDecision(ctx, &engine.Commit{Record: storetest.BenchRecord("s1", id, "d-"+id, now), State: &engine.State{Version: 1}})
 		},
 		func(id string) error {
 			_, err := s.AppendEvents(ctx, "s1", id, []engine.Event{{ID: "e1", Type: engine.EventEMA, Time: now, Data: json.RawMessage(`{}`)}}, nil)
@@ -375,7 +375,7 @@ func TestCommitResent(t *testing.T) {
 	enrol(t, s, "s1", "p1")
 	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 	c := &engine.Commit{
-		Record:      benchRecord("s1", "p1", "d1", now),
+		Record:      storetest.BenchRecord("s1", "p1", "d1", now),
 		State:       &engine.State{Version: 1},
 		Idempotency: &engine.IdempotencyEntry{Key: "k1", DecisionID: "d1", Response: []byte(`{}`)},
 	}
@@ -433,7 +433,7 @@ func TestReindex(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if err := s.CommitDecision(ctx, &engine.Commit{Record: benchRecord("s1", p, fmt.Sprintf("d-%s-%d", p, i), now.Add(time.Duration(i)*time.Minute))}); err != nil {
+			if err := s.CommitDecision(ctx, &engine.Commit{Record: storetest.BenchRecord("s1", p, fmt.Sprintf("d-%s-%d", p, i), now.Add(time.Duration(i)*time.Minute))}); err != nil {
 				t.Fatalf("CommitDecision with a failing index write: %v", err)
 			}
 			if p == "p2" && i == 1 {
@@ -495,7 +495,7 @@ func TestDanglingIndexEntries(t *testing.T) {
 			continue
 		}
 		want = append(want, id)
-		if err := s.CommitDecision(ctx, &engine.Commit{Record: benchRecord("s1", "p1", id, at)}); err != nil {
+		if err := s.CommitDecision(ctx, &engine.Commit{Record: storetest.BenchRecord("s1", "p1", id, at)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -584,7 +584,7 @@ func TestLargeListings(t *testing.T) {
 	const records = listPage + 30
 	for i := range records {
 		p := []string{"p0001", "p0002"}[i%2]
-		if err := s.CommitDecision(ctx, &engine.Commit{Record: benchRecord("s1", p, fmt.Sprintf("d%04d", i), base.Add(time.Duration(i)*time.Second))}); err != nil {
+		if err := s.CommitDecision(ctx, &engine.Commit{Record: storetest.BenchRecord("s1", p, fmt.Sprintf("d%04d", i), base.Add(time.Duration(i)*time.Second))}); err != nil {
 			t.Fatal(err)
 		}
 	}

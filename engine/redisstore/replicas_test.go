@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/engine/storetest"
 )
 
 // TestTwoReplicas runs two stores over the same keys, as two engine
@@ -32,7 +33,7 @@ func TestTwoReplicas(t *testing.T) {
 	if _, err := a.Snapshot(ctx, "s1", "p0", ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.CommitDecision(ctx, &engine.Commit{Record: benchRecord("s1", "p0", "first", time.Now()), State: &engine.State{Version: 1, Decisions: []time.Time{time.Now().UTC()}}}); err != nil {
+	if err := b.CommitDecision(ctx, &engine.Commit{Record: storetest.BenchRecord("s1", "p0", "first", time.Now()), State: &engine.State{Version: 1, Decisions: []time.Time{time.Now().UTC()}}}); err != nil {
 		t.Fatal(err)
 	}
 	if snap, err := a.Snapshot(ctx, "s1", "p0", ""); err != nil || snap.State.Version != 1 {
@@ -79,7 +80,7 @@ func TestTwoReplicas(t *testing.T) {
 						st.Version++
 						st.Decisions = append(append([]time.Time(nil), snap.State.Decisions...), time.Now().UTC())
 						err = s.CommitDecision(ctx, &engine.Commit{
-							Record:      benchRecord("s1", p, id, time.Now().UTC()),
+							Record:      storetest.BenchRecord("s1", p, id, time.Now().UTC()),
 							State:       &st,
 							Idempotency: &engine.IdempotencyEntry{Key: key, DecisionID: id, Response: []byte(`{}`)},
 						})

@@ -9,41 +9,18 @@ import (
 	"time"
 
 	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/engine/storetest"
 )
-
-// benchState is a participant state of realistic size: a week of history.
-func benchState(version int64, now time.Time) *engine.State {
-	st := &engine.State{
-		Version: version,
-		EMA: map[string]engine.Observation{
-			"stress": {Value: 7.0, Time: now.Add(-20 * time.Minute)},
-			"mood":   {Value: 4.0, Time: now.Add(-20 * time.Minute)},
-			"sleep":  {Value: 6.5, Time: now.Add(-9 * time.Hour)},
-		},
-		Context: map[string]engine.Observation{
-			"activity": {Value: "still", Time: now.Add(-2 * time.Minute)},
-			"location": {Value: "home", Time: now.Add(-2 * time.Minute)},
-		},
-		Preferences: engine.Preferences{QuietHours: &engine.QuietHours{Start: "22:30", End: "07:00"}, QuietSetAt: now.Add(-72 * time.Hour)},
-	}
-	for i := range 20 {
-		t := now.Add(-time.Duration(i) * 3 * time.Hour)
-		st.Prompts = append(st.Prompts, engine.Prompt{DecisionID: fmt.Sprintf("01J%023d", i), Time: t, Intervention: "breathing-478"})
-		st.Decisions = append(st.Decisions, t)
-		st.Engagement = append(st.Engagement, engine.Engagement{DecisionID: fmt.Sprintf("01J%023d", i), Status: "opened", Time: t.Add(time.Minute)})
-	}
-	return st
-}
 
 func BenchmarkSnapshot(b *testing.B) {
 	s := openTemp(b, Options{})
 	ctx := context.Background()
 	enrol(b, s, "s1", "p1")
 	now := time.Now().UTC()
-	rec := benchRecord("s1", "p1", "d1", now)
+	rec := storetest.BenchRecord("s1", "p1", "d1", now)
 	err := s.CommitDecision(ctx, &engine.Commit{
 		Record:      rec,
-		State:       benchState(1, now),
+		State:       storetest.BenchState(1, now),
 		Idempotency: &engine.IdempotencyEntry{Key: "k1", RequestHash: "sha256:ab", DecisionID: "d1", Response: make([]byte, 600), CreatedAt: now},
 	})
 	if err != nil {
@@ -86,8 +63,8 @@ func BenchmarkCommitDecisionParallel(b *testing.B) {
 					version++
 					id := fmt.Sprintf("d%012d", seq.Add(1))
 					err := s.CommitDecision(ctx, &engine.Commit{
-						Record:      benchRecord("s1", p, id, now.Add(time.Duration(version)*time.Millisecond)),
-						State:       benchState(version, now),
+						Record:      storetest.BenchRecord("s1", p, id, now.Add(time.Duration(version)*time.Millisecond)),
+						State:       storetest.BenchState(version, now),
 						Idempotency: &engine.IdempotencyEntry{Key: "k" + id, RequestHash: "sha256:ab", DecisionID: id, Response: make([]byte, 600), CreatedAt: now},
 					})
 					if err != nil {

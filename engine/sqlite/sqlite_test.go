@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -116,26 +115,6 @@ func enrol(t testing.TB, s *Store, study, id string) {
 	}
 }
 
-// benchRecord is a realistic record of about 1.5 KB.
-func benchRecord(study, participant, id string, t time.Time) *engine.Record {
-	p, prop, draw := 0.6, 0.72, 0.4137792315
-	return &engine.Record{
-		ID: id, Study: study, Participant: participant, DecisionPoint: "scheduled",
-		Time: t, LocalTime: t.Format("2006-01-02T15:04:05"), RecordedAt: t.Add(3 * time.Millisecond), ExpiresAt: t.Add(time.Hour),
-		PolicyRevision: "sha256:4f2a9c", CatalogueRevision: "cat-2026-02-20",
-		Action: engine.ActionDeliver, Reasons: []string{"stress_high"}, Available: true, Randomised: true,
-		Factors: []engine.FactorDraw{
-			{Name: "prompt", Type: "within", Level: 1, Label: "on", Probability: &p, Proposed: &prop, Source: "policy", Draw: &draw},
-			{Name: "framing", Type: "between", Level: 0, Label: "gain"},
-		},
-		Option:    &engine.OptionDraw{ID: "breathing-478", Probability: 2.0 / 3, Draw: 0.1903},
-		Tailoring: map[string]any{"stress": 7.0, "minutes_since_prompt": 184.0},
-		Input: json.RawMessage(`{"now":"2026-03-02T09:00:00Z","state":{"ema":{"stress":{"v":7,"t":"2026-03-02T08:11:00Z"}}},` +
-			`"between":{"framing":"gain"},"history":{"prompts_today":1,"minutes_since_prompt":184}}`),
-		InputHash: "sha256:0b1c7e", LatencyMicros: 1843,
-	}
-}
-
 // blockWriter occupies the writer until the returned release is called, so
 // that ops queue up behind it.
 func blockWriter(t *testing.T, s *Store) (release func()) {
@@ -183,7 +162,7 @@ func TestGroupCommit(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			id := fmt.Sprintf("d%02d", i)
-			rec := benchRecord("s1", "p1", id, time.Date(2026, 3, 2, 9, 0, i, 0, time.UTC))
+			rec := storetest.BenchRecord("s1", "p1", id, time.Date(2026, 3, 2, 9, 0, i, 0, time.UTC))
 			errs[i] = s.CommitDecision(ctx, &engine.Commit{Record: rec, Idempotency: &engine.IdempotencyEntry{Key: "k" + id, DecisionID: id, Response: []byte(`{}`)}})
 		})
 	}
@@ -219,10 +198,10 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 		enroll  func(int64) error
 		wantErr error
 	}{
-		{id: "ok1", commit: &engine.Commit{Record: benchRecord("s1", "p1", "ok1", at), State: &engine.State{Version: 1}}},
-		{id: "stale", commit: &engine.Commit{Record: benchRecord("s1", "p1", "stale", at), State: &engine.State{Version: 1}}, wantErr: engine.ErrConflict},
+		{id: "ok1", commit: &engine.Commit{Record: storetest.BenchRecord("s1", "p1", "ok1", at), State: &engine.State{Version: 1}}},
+		{id: "stale", commit: &engine.Commit{Record: storetest.BenchRecord("s1", "p1", "stale", at), State: &engine.State{Version: 1}}, wantErr: engine.ErrConflict},
 		{id: "panics", enroll: func(int64) error { panic("assign bug") }, wantErr: errPanic},
-		{id: "ok2", commit: &engine.Commit{Record: benchRecord("s1", "p1", "ok2", at), State: &engine.State{Version: 2}}},
+		{id: "ok2", commit: &engine.Commit{Record: storetest.BenchRecord("s1", "p1", "ok2", at), State: &engine.State{Version: 2}}},
 	}
 	errs := make([]error, len(cases))
 	var wg sync.WaitGroup
@@ -319,7 +298,7 @@ func TestClose(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			id := fmt.Sprintf("d%d", i)
-			errs[i] = s.CommitDecision(ctx, &engine.Commit{Record: benchRecord("s1", "p1", id, time.Date(2026, 3, 2, 9, i, 0, 0, time.UTC))})
+			errs[i] = s.CommitDecision(ctx, &engine.Commit{Record: storetest.BenchRecord("s1", "p1", id, time.Date(2026, 3, 2, 9, i, 0, 0, time.UTC))})
 		})
 	}
 	waitQueued(t, s, n)
@@ -348,7 +327,7 @@ func TestClose(t *testing.T) {
 
 	// After Close everything is unavailable, and Close is idempotent.
 	checks := map[string]error{
-		"CommitDecision": s.CommitDecision(ctx, &engine.Commit{Record: benchRecord("s1", "p1", "late", time.Now())}),
+		"CommitDecision": s.CommitDecision(ctx, &engine.Commit{Record: storetest.BenchRecord("s1", "p1", "late", time.Now())}),
 		"Ping":           s.Ping(ctx),
 	}
 	_, _, checks["Enroll"] = s.Enroll(ctx, &engine.Participant{Study: "s1", ID: "p9"}, nil)
@@ -391,7 +370,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 				if _, err := s.Participants(ctx, "s1"); err != nil {
 					t.Error(err)
 				}
-				if err := s.CommitDecision(ctx, &engine.Commit{Record: benchRecord("s1", "p0", fmt.Sprint(time.Now().UnixNano()), time.Now())}); err != nil {
+				if err := s.CommitDecision(ctx, &engine.Commit{Record: storetest.BenchRecord("s1", "p0", fmt.Sprint(time.Now().UnixNano()), time.Now())}); err != nil {
 					t.Error(err)
 				}
 			})
@@ -425,7 +404,7 @@ func TestReadableWithSQL(t *testing.T) {
 	}
 	enrol(t, s, "s1", "p1")
 	at := time.Date(2026, 3, 2, 9, 0, 0, 123456000, time.UTC)
-	if err := s.CommitDecision(t.Context(), &engine.Commit{Record: benchRecord("s1", "p1", "d1", at)}); err != nil {
+	if err := s.CommitDecision(t.Context(), &engine.Commit{Record: storetest.BenchRecord("s1", "p1", "d1", at)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {

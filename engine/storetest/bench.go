@@ -1,0 +1,55 @@
+package storetest
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jitai/jitai/engine"
+)
+
+// BenchState is a participant state of realistic size (a week of history),
+// for store benchmarks.
+func BenchState(version int64, now time.Time) *engine.State {
+	st := &engine.State{
+		Version: version,
+		EMA: map[string]engine.Observation{
+			"stress": {Value: 7.0, Time: now.Add(-20 * time.Minute)},
+			"mood":   {Value: 4.0, Time: now.Add(-20 * time.Minute)},
+			"sleep":  {Value: 6.5, Time: now.Add(-9 * time.Hour)},
+		},
+		Context: map[string]engine.Observation{
+			"activity": {Value: "still", Time: now.Add(-2 * time.Minute)},
+			"location": {Value: "home", Time: now.Add(-2 * time.Minute)},
+		},
+		Preferences: engine.Preferences{QuietHours: &engine.QuietHours{Start: "22:30", End: "07:00"}, QuietSetAt: now.Add(-72 * time.Hour)},
+	}
+	for i := range 20 {
+		t := now.Add(-time.Duration(i) * 3 * time.Hour)
+		st.Prompts = append(st.Prompts, engine.Prompt{DecisionID: fmt.Sprintf("01J%023d", i), Time: t, Intervention: "breathing-478"})
+		st.Decisions = append(st.Decisions, t)
+		st.Engagement = append(st.Engagement, engine.Engagement{DecisionID: fmt.Sprintf("01J%023d", i), Status: "opened", Time: t.Add(time.Minute)})
+	}
+	return st
+}
+
+// BenchRecord is a realistic decision record of about 1.5 KB, for store
+// benchmarks.
+func BenchRecord(study, participant, id string, t time.Time) *engine.Record {
+	p, prop, draw := 0.6, 0.72, 0.4137792315
+	return &engine.Record{
+		ID: id, Study: study, Participant: participant, DecisionPoint: "scheduled",
+		Time: t, LocalTime: t.Format("2006-01-02T15:04:05"), RecordedAt: t.Add(3 * time.Millisecond), ExpiresAt: t.Add(time.Hour),
+		PolicyRevision: "sha256:4f2a9c", CatalogueRevision: "cat-2026-02-20",
+		Action: engine.ActionDeliver, Reasons: []string{"stress_high"}, Available: true, Randomised: true,
+		Factors: []engine.FactorDraw{
+			{Name: "prompt", Type: "within", Level: 1, Label: "on", Probability: &p, Proposed: &prop, Source: "policy", Draw: &draw},
+			{Name: "framing", Type: "between", Level: 0, Label: "gain"},
+		},
+		Option:    &engine.OptionDraw{ID: "breathing-478", Probability: 2.0 / 3, Draw: 0.1903},
+		Tailoring: map[string]any{"stress": 7.0, "minutes_since_prompt": 184.0},
+		Input: json.RawMessage(`{"now":"2026-03-02T09:00:00Z","state":{"ema":{"stress":{"v":7,"t":"2026-03-02T08:11:00Z"}}},` +
+			`"between":{"framing":"gain"},"history":{"prompts_today":1,"minutes_since_prompt":184}}`),
+		InputHash: "sha256:0b1c7e", LatencyMicros: 1843,
+	}
+}
