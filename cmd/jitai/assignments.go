@@ -13,8 +13,6 @@ import (
 
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/sqlite"
-	"github.com/jitai/jitai/interventions"
-	"github.com/jitai/jitai/policies"
 )
 
 // balanceReport is the between-person assignment balance of one study.
@@ -71,22 +69,9 @@ func runAssignments(args []string, stdout, stderr io.Writer) int {
 }
 
 func assignmentReport(ctx context.Context, studyID, studiesDir, dataDir string) (*balanceReport, error) {
-	cat, err := interventions.Embedded()
+	study, err := loadStudy(ctx, studiesDir, studyID)
 	if err != nil {
 		return nil, err
-	}
-	all, err := policies.LoadStudies(ctx, studiesDir, cat)
-	if err != nil {
-		return nil, err
-	}
-	var study *policies.Study
-	for _, s := range all {
-		if s.Config.ID == studyID {
-			study = s
-		}
-	}
-	if study == nil {
-		return nil, fmt.Errorf("no study %q under %s", studyID, studiesDir)
 	}
 	rt, err := engine.NewStudyRuntime(study)
 	if err != nil {

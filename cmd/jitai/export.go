@@ -15,8 +15,6 @@ import (
 	"github.com/jitai/jitai/engine/redisstore"
 	"github.com/jitai/jitai/engine/sqlite"
 	"github.com/jitai/jitai/experiments/export"
-	"github.com/jitai/jitai/interventions"
-	"github.com/jitai/jitai/policies"
 )
 
 // runExport implements `jitai export --study S --format csv|parquet|jsonl --out FILE`.
@@ -208,24 +206,9 @@ func openRedisStore(ctx context.Context, cfg *Config, stderr io.Writer) (*rediss
 // exportStudy loads the study, opens the store, builds the tables and
 // writes the files.
 func exportStudy(ctx context.Context, cfg *Config, studyID string, f export.Format, out string, stderr io.Writer) (export.Paths, *export.Tables, error) {
-	cat, err := interventions.Embedded()
-	if err != nil {
-		return export.Paths{}, nil, fmt.Errorf("loading the intervention catalogue: %w", err)
-	}
-	all, err := policies.LoadStudies(ctx, cfg.Studies, cat)
+	study, err := loadStudy(ctx, cfg.Studies, studyID)
 	if err != nil {
 		return export.Paths{}, nil, err
-	}
-	var study *policies.Study
-	var ids []string
-	for _, s := range all {
-		ids = append(ids, s.Config.ID)
-		if s.Config.ID == studyID {
-			study = s
-		}
-	}
-	if study == nil {
-		return export.Paths{}, nil, fmt.Errorf("no study %q in %s (studies: %s)", studyID, cfg.Studies, strings.Join(ids, ", "))
 	}
 	if err := checkOutFolder(out); err != nil {
 		return export.Paths{}, nil, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
@@ -63,4 +64,25 @@ func runStudy(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// loadStudy loads the studies under dir, as serve does, and returns the one
+// with the given id; the error lists the ids there are.
+func loadStudy(ctx context.Context, dir, id string) (*policies.Study, error) {
+	cat, err := interventions.Embedded()
+	if err != nil {
+		return nil, fmt.Errorf("loading the intervention catalogue: %w", err)
+	}
+	all, err := policies.LoadStudies(ctx, dir, cat)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, s := range all {
+		if s.Config.ID == id {
+			return s, nil
+		}
+		ids = append(ids, s.Config.ID)
+	}
+	return nil, fmt.Errorf("no study %q in %s (studies: %s)", id, dir, strings.Join(ids, ", "))
 }
