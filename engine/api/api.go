@@ -116,10 +116,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(ctx)
 	r.Body = http.MaxBytesReader(sw, r.Body, MaxBodyBytes)
 	if !s.allow(sw, r) {
+		s.observeRejected(r, sw.status, start)
 		return
 	}
 	r, ok := s.authorize(sw, r)
 	if !ok {
+		s.observeRejected(r, sw.status, start)
 		return
 	}
 	defer func() {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/api"
+	"github.com/jitai/jitai/engine/metrics"
 	"github.com/jitai/jitai/engine/ratelimit"
 )
 
@@ -19,7 +21,8 @@ import (
 // RateLimit-* headers; health checks stay exempt.
 func TestRateLimit(t *testing.T) {
 	eng := rateLimitEngine(t)
-	srv := httptest.NewServer(api.New(eng, zap.NewNop(), api.Options{RateLimit: ratelimit.Limit{Rate: 1, Burst: 3, Period: time.Minute}}))
+	met := metrics.New()
+	srv := httptest.NewServer(api.New(eng, zap.NewNop(), api.Options{Metrics: met, RateLimit: ratelimit.Limit{Rate: 1, Burst: 3, Period: time.Minute}}))
 	defer srv.Close()
 	get := func(path string) *http.Response {
 		t.Helper()
@@ -59,6 +62,17 @@ func TestRateLimit(t *testing.T) {
 	}
 	if r := get("/readyz"); r.StatusCode != 200 {
 		t.Fatalf("readyz limited: %d", r.StatusCode)
+	}
+	// The refusal is counted under the route it asked for.
+	rec := httptest.NewRecorder()
+	met.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{
+		`jitai_http_requests_total{code="429",route="GET /v1/studies"} 1`,
+		`jitai_http_requests_total{code="200",route="GET /v1/studies"} 3`,
+	} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }
 
