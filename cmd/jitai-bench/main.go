@@ -122,7 +122,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	for _, c := range o.concurrency {
-		r := drive(ctx, c, o.duration, jitaiRequests(eng.base, o, study, prefix))
+		r := measured(eng, func() result { return drive(ctx, c, o.duration, jitaiRequests(eng.base, o, study, prefix)) })
 		rows = append(rows, row{"engine (embedded, durable)", c, r})
 	}
 	eng.stop()
@@ -142,7 +142,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		for _, c := range o.concurrency {
-			r := drive(ctx, c, o.duration, jitaiRequests(eng.base, o, study, prefix))
+			r := measured(eng, func() result { return drive(ctx, c, o.duration, jitaiRequests(eng.base, o, study, prefix)) })
 			rows = append(rows, row{"engine (Redis)", c, r})
 		}
 		eng.stop()
@@ -165,7 +165,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	_ = drive(ctx, 16, o.warmup, opaReq)
 	for _, c := range o.concurrency {
-		r := drive(ctx, c, o.duration, opaReq)
+		r := measured(opa, func() result { return drive(ctx, c, o.duration, opaReq) })
 		rows = append(rows, row{"opa run --server", c, r})
 	}
 	opa.stop()
@@ -187,15 +187,15 @@ func printTable(w io.Writer, rows []row) {
 			opa[r.conc] = r.res
 		}
 	}
-	fmt.Fprintf(w, "%-28s %5s %10s %9s %9s %7s %12s %12s\n", "server", "conc", "decisions/s", "p50 ms", "p99 ms", "errors", "x OPA dec/s", "p99 vs OPA")
+	fmt.Fprintf(w, "%-28s %5s %10s %9s %9s %7s %12s %12s %11s %11s\n", "server", "conc", "decisions/s", "p50 ms", "p99 ms", "errors", "x OPA dec/s", "p99 vs OPA", "server µs", "driver µs")
 	for _, r := range rows {
 		ratio, p99 := "", ""
 		if o, ok := opa[r.conc]; ok && !strings.HasPrefix(r.name, "opa") && o.perSecond > 0 {
 			ratio = fmt.Sprintf("%.2fx", r.res.perSecond/o.perSecond)
 			p99 = fmt.Sprintf("%.2fx", float64(r.res.lat.P99)/float64(max(o.lat.P99, 1)))
 		}
-		fmt.Fprintf(w, "%-28s %5d %10.0f %9.2f %9.2f %7d %12s %12s\n", r.name, r.conc, r.res.perSecond,
-			ms(r.res.lat.P50), ms(r.res.lat.P99), r.res.errors, ratio, p99)
+		fmt.Fprintf(w, "%-28s %5d %10.0f %9.2f %9.2f %7d %12s %12s %11s %11s\n", r.name, r.conc, r.res.perSecond,
+			ms(r.res.lat.P50), ms(r.res.lat.P99), r.res.errors, ratio, p99, perDecision(r.res.serverCPU, r.res.ok), perDecision(r.res.driverCPU, r.res.ok))
 	}
 }
 
@@ -207,6 +207,52 @@ type result struct {
 	perSecond  float64
 	lat        load.Latency
 	firstErr   string
+	// CPU time (user + system) the server process and this driver spent
+	// during the run; the Redis server's own CPU is not included.
+	serverCPU, driverCPU time.Duration
+}
+
+// measured runs one drive and adds the CPU time the server process and this
+// process (the driver) spent meanwhile.
+func measured(s *server, run func() result) result {
+	s0, d0 := processCPU(s.cmd.Process.Pid), selfCPU()
+	r := run()
+	r.serverCPU, r.driverCPU = processCPU(s.cmd.Process.Pid)-s0, selfCPU()-d0
+	return r
+}
+
+// processCPU is a process's user + system CPU time from /proc (0 where
+// there is no /proc).
+func processCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces) start at state.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	const ticks = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / ticks
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// perDecision is CPU time per answered decision in microseconds.
+func perDecision(cpu time.Duration, n int64) string {
+	if cpu <= 0 || n <= 0 {
+		return "-"
+	}
+	return strconv.FormatInt(cpu.Microseconds()/n, 10)
 }
 
 // drive is the closed-loop driver used for every server: conc workers, each
