@@ -176,3 +176,16 @@ func fingerprint(dir string) string {
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
+
+// RunForcedOnly scans only when ReloadAll is called, until ctx ends (for a
+// server that does not poll).
+func (w *Watcher) RunForcedOnly(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.force:
+			w.Scan(ctx, true)
+		}
+	}
+}
