@@ -61,4 +61,3 @@ func formatRego(dir string, write bool) ([]string, error) {
 	}
 	return changed, nil
 }
-
