@@ -128,7 +128,11 @@ func runStudyTest(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "FAIL %s:%d %s: %s\n", r.File, r.Line, r.Name, r.Err)
 		}
 	}
-	fmt.Fprintf(stdout, "%s: rego tests: %d passed, %d failed, coverage %.1f%%\n", name, passed, failed, cov.Percent)
+	if passed+failed == 0 {
+		fmt.Fprintf(stdout, "%s: rego tests: none (put them in policy/*_test.rego)\n", name)
+	} else {
+		fmt.Fprintf(stdout, "%s: rego tests: %d passed, %d failed, coverage %.1f%%\n", name, passed, failed, cov.Percent)
+	}
 	scen, err := runScenarios(ctx, s, name)
 	if err != nil {
 		var ce policies.ConfigErrors
