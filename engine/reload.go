@@ -240,6 +240,15 @@ func (e *Engine) swapIn(s *policies.Study, start time.Time) (*ReloadAttempt, err
 
 	e.reload.swap.Lock()
 	old := *e.studies.Load()
+	if old[id] != cur {
+		// Another folder's reload of the same id won the race.
+		e.reload.swap.Unlock()
+		a.Outcome, a.Revision = ReloadFailed, a.Previous
+		a.Errors = []string{fmt.Sprintf("%s: study %s was reloaded from another folder meanwhile; reload again", s.Dir, id)}
+		a.TookMillis = millis(time.Since(start))
+		e.recordAttempt(a)
+		return a, a.Err()
+	}
 	next := make(map[string]*StudyRuntime, len(old)+1)
 	for k, v := range old {
 		next[k] = v

@@ -215,6 +215,9 @@ func runScenarioFile(ctx context.Context, eng *engine.Engine, rt *engine.StudyRu
 
 func scenarioYAMLError(file string, err error) *policies.ConfigError {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if i := strings.Index(msg, " in type main."); i >= 0 {
+		msg = msg[:i] + " (docs/study.md lists the scenario keys)"
+	}
 	var n int
 	if _, e := fmt.Sscanf(msg, "line %d:", &n); e == nil {
 		_, rest, _ := strings.Cut(msg, ": ")

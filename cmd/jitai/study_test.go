@@ -191,3 +191,31 @@ func TestStudyFmt(t *testing.T) {
 		t.Errorf("the formatted policy fails its tests: %s%s", out, errs)
 	}
 }
+
+// TestScenarioFileProblems: a scenario file with an unknown key is reported
+// with file:line; a case that cannot run (bad time) fails at its line.
+func TestScenarioFileProblems(t *testing.T) {
+	dir := copyStudy(t, "stress-mrt", func(rel, text string) (string, bool) {
+		return text, !strings.HasPrefix(rel, "scenarios/")
+	})
+	write := func(name, text string) {
+		if err := os.WriteFile(filepath.Join(dir, "scenarios", name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a.yaml", "cases:\n  - name: typo\n    time: 2026-11-18T14:30\n    decision_point: afternoon\n    expct: {action: none}\n")
+	write("b.yaml", "cases:\n  - name: bad time\n    time: yesterday\n    decision_point: afternoon\n    expect: {action: none}\n  - name: unknown point\n    time: 2026-11-18T14:30\n    decision_point: teatime\n")
+	out, _, code := runCmd(t, "study", "test", dir)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", code, out)
+	}
+	for _, want := range []string{
+		"ERROR stress-mrt/scenarios/a.yaml:5: field expct not found (docs/study.md lists the scenario keys)",
+		"FAIL stress-mrt/scenarios/b.yaml:2 bad time\n    stress-mrt/scenarios/b.yaml:3: time: \"yesterday\" is neither RFC 3339 nor YYYY-MM-DDTHH:MM",
+		"FAIL stress-mrt/scenarios/b.yaml:6 unknown point\n    stress-mrt/scenarios/b.yaml:8: the decision failed: decision_point: study stress-mrt has no decision point \"teatime\"",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
