@@ -214,6 +214,22 @@ func TestReloadRefusesExperimentChanges(t *testing.T) {
 	if rt, _ := eng.Study("swap"); rt.Revision != revA {
 		t.Error("a refused reload changed the serving revision")
 	}
+	// Swap, given an already loaded study, makes the same checks.
+	writeStudy(t, dir, reloadStudyYAML+"strata: [site]\n", reloadPolicy("a"))
+	s, err := policies.LoadStudy(ctx, dir, mustCatalogue(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, err = eng.Swap(s); err == nil || !strings.Contains(a.Errors[0], "strata changed") {
+		t.Fatalf("strata change through Swap: %+v, %v", a, err)
+	}
+	writeStudy(t, dir, reloadStudyYAML, reloadPolicy("b"))
+	if s, err = policies.LoadStudy(ctx, dir, mustCatalogue(t)); err != nil {
+		t.Fatal(err)
+	}
+	if a, err = eng.Swap(s); err != nil || a.Outcome != engine.ReloadLoaded {
+		t.Fatalf("Swap of a new policy: %+v, %v", a, err)
+	}
 }
 
 // TestInFlightDecisionFinishesOnItsVersion: a decision that started before
