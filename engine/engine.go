@@ -59,6 +59,9 @@ type Components struct {
 	Rand io.Reader
 	// Observer, if set, receives decision, policy and store measurements.
 	Observer Observer
+	// Loader loads a study folder on reload (policies.LoadStudy with the
+	// built-in catalogue when nil); see reload.go.
+	Loader StudyLoader
 }
 
 // Engine makes decisions. It is safe for concurrent use.
@@ -74,6 +77,7 @@ type Engine struct {
 	ids           *idSource
 	zones         zoneCache
 	obs           Observer
+	reload        *reloader // see reload.go
 }
 
 // zoneCache keeps loaded time zones: time.LoadLocation reads the zone
@@ -125,6 +129,7 @@ func New(c Components) (*Engine, error) {
 		m[s.Config.ID] = rt
 	}
 	e.studies.Store(&m)
+	e.initReload(c.Loader, m)
 	return e, nil
 }
 
@@ -321,7 +326,10 @@ const maxAttempts = 5
 func (e *Engine) Decide(ctx context.Context, study, participant string, req DecideRequest) (ans *Answer, err error) {
 	start := time.Now()
 	defer func() { e.observeDecision(study, ans, err, start) }()
-	rt, ok := e.Study(study)
+	// The decision uses this version to the end, even if a reload swaps in
+	// a newer one meanwhile (reload.go).
+	rt, release, ok := e.acquire(study)
+	defer release()
 	if !ok {
 		return nil, ErrUnknownStudy
 	}

@@ -22,6 +22,8 @@ type StudyRuntime struct {
 	budgets  map[string]budgetRuntime
 	// studyInput is the constant part of the policy input (input.study).
 	studyInput map[string]any
+	// life counts in-flight decisions for hot reload (reload.go).
+	life lifecycle
 }
 
 // NewStudyRuntime prepares a loaded study for decisions.

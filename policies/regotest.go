@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/cover"
 	"github.com/open-policy-agent/opa/v1/tester"
 )
 
@@ -25,6 +26,24 @@ type TestResult struct {
 // RunTests runs the study's Rego tests (policy/*_test.rego) with OPA's test
 // runner, against the policy and the catalogue data the engine uses.
 func (s *Study) RunTests(ctx context.Context) ([]TestResult, error) {
+	res, _, err := s.RunTestsWithCoverage(ctx)
+	return res, err
+}
+
+// Coverage is how much of the policy (not the tests) the Rego tests
+// evaluated, as OPA's coverage report counts it.
+type Coverage struct {
+	// Percent of the policy's lines covered.
+	Percent float64
+	// Files maps each policy file to its percentage.
+	Files map[string]float64
+	// NotCovered lists the first lines of uncovered ranges by file.
+	NotCovered map[string][]int
+}
+
+// RunTestsWithCoverage is RunTests that also measures the tests' coverage
+// of the policy files.
+func (s *Study) RunTestsWithCoverage(ctx context.Context) ([]TestResult, *Coverage, error) {
 	srcs := make(map[string]string, len(s.PolicyFiles)+len(s.TestFiles))
 	for p, src := range s.PolicyFiles {
 		srcs[p] = src
@@ -34,24 +53,27 @@ func (s *Study) RunTests(ctx context.Context) ([]TestResult, error) {
 	}
 	mods, err := ParseModules(srcs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	comp := ast.NewCompiler().WithCapabilities(pureCapabilities()).WithDefaultRegoVersion(ast.RegoV1)
 	store := s.Policy.Store()
 	txn, err := store.NewTransaction(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("opening policy data: %w", err)
+		return nil, nil, fmt.Errorf("opening policy data: %w", err)
 	}
+	cov := cover.New()
 	defer store.Abort(ctx, txn)
 	ch, err := tester.NewRunner().
 		SetCompiler(comp).
 		SetStore(store).
 		SetModules(mods).
 		SetTimeout(30*time.Second).
+		SetCoverageQueryTracer(cov).
+		SetCoverageRuns([]cover.Kind{}).
 		RaiseBuiltinErrors(true).
 		RunTests(ctx, txn)
 	if err != nil {
-		return nil, fmt.Errorf("running rego tests: %w", err)
+		return nil, nil, fmt.Errorf("running rego tests: %w", err)
 	}
 	var out []TestResult
 	for r := range ch {
@@ -73,5 +95,20 @@ func (s *Study) RunTests(ctx context.Context) ([]TestResult, error) {
 		}
 		return out[i].Line < out[j].Line
 	})
-	return out, nil
+	policyMods := map[string]*ast.Module{}
+	for p := range s.PolicyFiles {
+		policyMods[p] = mods[p]
+	}
+	rep := cov.Report(policyMods)
+	c := &Coverage{Percent: rep.Coverage, Files: map[string]float64{}, NotCovered: map[string][]int{}}
+	for f, fr := range rep.Files {
+		if _, ok := s.PolicyFiles[f]; !ok {
+			continue
+		}
+		c.Files[f] = fr.Coverage
+		for _, r := range fr.NotCovered {
+			c.NotCovered[f] = append(c.NotCovered[f], r.Start.Row)
+		}
+	}
+	return out, c, nil
 }

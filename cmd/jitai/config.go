@@ -29,6 +29,9 @@ type Config struct {
 	RedisURL       string        `yaml:"redis_url"`
 	RateLimit      int           `yaml:"rate_limit"`
 	RateBurst      int           `yaml:"rate_burst"`
+	// WatchInterval is how often the studies folder is polled for changed
+	// studies (hot reload); negative ("off") turns watching off.
+	WatchInterval time.Duration `yaml:"watch_interval"`
 
 	// AuthConfig holds auth, tokens_file, audit_log, metrics_auth and TLS.
 	AuthConfig `yaml:",inline"` // see authconfig.go
@@ -68,6 +71,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.PolicyTimeout == 0 {
 		c.PolicyTimeout = 2 * time.Second
+	}
+	if c.WatchInterval == 0 {
+		c.WatchInterval = time.Second
 	}
 	if c.RateLimit > 0 && c.RateBurst == 0 {
 		c.RateBurst = 2 * c.RateLimit
@@ -125,6 +131,7 @@ var configKeys = []struct{ key, usage string }{
 	{"max-clock-skew", "refuse decision times further than this from the server clock; 0 = off (default 0)"},
 	{"rate-limit", "requests per second allowed to each client; 0 = no limit (default 0)"},
 	{"rate-burst", "burst of requests allowed above the rate (default 2 x rate-limit)"},
+	{"watch-interval", "how often to poll the studies folder and hot-reload changed studies; off = only on SIGHUP or POST .../reload (default 1s)"},
 	{"auth", "none | token: bearer tokens from the token file (default none; none is refused on a non-loopback address)"},
 	{"tokens-file", "token file written by 'jitai token' (default DATA/tokens.json)"},
 	{"audit-log", "append-only audit log, JSON lines (default DATA/audit.jsonl)"},
@@ -205,7 +212,7 @@ func (c *Config) loadFile(name string, raw []byte) error {
 		k, v := m.Content[i], m.Content[i+1]
 		key := strings.ReplaceAll(k.Value, "_", "-")
 		if !known[key] || strings.Contains(k.Value, "-") {
-			return fmt.Errorf("%s:%d: unknown key %q (keys: addr, studies, data, store, redis_url, durability, log_level, shutdown_grace, request_timeout, policy_timeout, max_clock_skew, rate_limit, rate_burst, auth, tokens_file, audit_log, metrics_auth, tls_cert, tls_key, tls_client_ca)", name, k.Line, k.Value)
+			return fmt.Errorf("%s:%d: unknown key %q (keys: addr, studies, data, store, redis_url, durability, log_level, shutdown_grace, request_timeout, policy_timeout, max_clock_skew, rate_limit, rate_burst, watch_interval, auth, tokens_file, audit_log, metrics_auth, tls_cert, tls_key, tls_client_ca)", name, k.Line, k.Value)
 		}
 		if v.Kind != yaml.ScalarNode {
 			return fmt.Errorf("%s:%d: %s must be a single value", name, v.Line, k.Value)
@@ -253,6 +260,14 @@ func (c *Config) set(key, v string) error {
 		return dur(&c.PolicyTimeout)
 	case "max-clock-skew":
 		return dur(&c.MaxClockSkew)
+	case "watch-interval":
+		if v == "off" {
+			c.WatchInterval = -1
+			return nil
+		}
+		if err := dur(&c.WatchInterval); err != nil || c.WatchInterval <= 0 {
+			return fmt.Errorf("%q is not a positive duration (e.g. 1s) or off", v)
+		}
 	case "auth", "tokens-file", "audit-log", "metrics-auth", "tls-cert", "tls-key", "tls-client-ca":
 		c.AuthConfig.set(key, v)
 	case "rate-limit", "rate-burst":

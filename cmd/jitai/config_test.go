@@ -38,7 +38,7 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	want := Config{
 		Addr: "127.0.0.1:8080", Studies: "policies/examples", Data: "data", Durability: "process", LogLevel: "info",
-		ShutdownGrace: 15 * time.Second, RequestTimeout: 10 * time.Second, PolicyTimeout: 2 * time.Second, MaxClockSkew: 0,
+		ShutdownGrace: 15 * time.Second, RequestTimeout: 10 * time.Second, PolicyTimeout: 2 * time.Second, MaxClockSkew: 0, WatchInterval: time.Second,
 		Store:      "embedded",
 		AuthConfig: AuthConfig{Auth: "none", TokensFile: filepath.Join("data", "tokens.json"), AuditLog: filepath.Join("data", "audit.jsonl"), MetricsAuth: "token"},
 	}
@@ -220,7 +220,7 @@ func TestConfigFlagsMirrorKeys(t *testing.T) {
 			val = "power"
 		case "log-level":
 			val = "debug"
-		case "shutdown-grace", "request-timeout", "policy-timeout", "max-clock-skew":
+		case "shutdown-grace", "request-timeout", "policy-timeout", "max-clock-skew", "watch-interval":
 			val = "7s"
 		case "rate-limit", "rate-burst":
 			val = "7"

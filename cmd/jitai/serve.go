@@ -123,6 +123,8 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 		opts.RateLimit = ratelimit.PerSecond(cfg.RateLimit, cfg.RateBurst)
 	}
 	srv := api.New(eng, log, opts)
+	stopWatch := watchStudies(ctx, cfg, eng, met, log) // see reload.go
+	defer stopWatch()
 	if err := checkListen(cfg.Addr, &cfg.AuthConfig); err != nil {
 		return err
 	}

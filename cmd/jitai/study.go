@@ -2,26 +2,99 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
 
+	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
 )
 
-// runStudy implements `jitai study check DIR` and `jitai study test DIR`.
+// runStudy implements `jitai study check|test|fmt DIR` (docs/study.md).
 func runStudy(args []string, stdout, stderr io.Writer) int {
-	if len(args) < 2 || (args[0] != "check" && args[0] != "test") {
-		fmt.Fprintln(stderr, "usage: jitai study check DIR | jitai study test DIR")
+	if len(args) < 1 {
+		fmt.Fprintln(stderr, studyUsage)
 		return 2
 	}
-	fs := flag.NewFlagSet("study "+args[0], flag.ContinueOnError)
+	switch args[0] {
+	case "check":
+		return runStudyCheck(args[1:], stdout, stderr)
+	case "test":
+		return runStudyTest(args[1:], stdout, stderr)
+	case "fmt":
+		return runStudyFmt(args[1:], stdout, stderr)
+	}
+	fmt.Fprintln(stderr, studyUsage)
+	return 2
+}
+
+const studyUsage = "usage: jitai study check DIR | jitai study test [-v] DIR | jitai study fmt [-w] [--check] DIR"
+
+// studyArgs parses a study subcommand's flags and its one DIR (flags may
+// come before or after it).
+func studyArgs(fs *flag.FlagSet, args []string, stderr io.Writer) (string, bool) {
 	fs.SetOutput(stderr)
-	verbose := fs.Bool("v", false, "list every test")
-	if err := fs.Parse(args[2:]); err != nil {
+	var dir string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return "", false
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		if dir != "" {
+			fmt.Fprintln(stderr, studyUsage)
+			return "", false
+		}
+		dir, args = fs.Arg(0), fs.Args()[1:]
+	}
+	if dir == "" {
+		fmt.Fprintln(stderr, studyUsage)
+		return "", false
+	}
+	return filepath.Clean(dir), true
+}
+
+// runStudyCheck reports every problem of a study folder with file:line.
+func runStudyCheck(args []string, stdout, stderr io.Writer) int {
+	dir, ok := studyArgs(flag.NewFlagSet("study check", flag.ContinueOnError), args, stderr)
+	if !ok {
+		return 2
+	}
+	cat, err := interventions.Embedded()
+	if err != nil {
+		fmt.Fprintf(stderr, "catalogue: %v\n", err)
+		return 1
+	}
+	s, errs := policies.CheckStudy(context.Background(), dir, cat, engine.InputSchema())
+	if len(errs) > 0 {
+		for _, e := range errs {
+			fmt.Fprintln(stdout, e)
+		}
+		fmt.Fprintf(stdout, "%s: %d problem(s)\n", filepath.Base(dir), len(errs))
+		return 1
+	}
+	paths := map[string]bool{}
+	mods, _ := policies.ParseModules(s.PolicyFiles)
+	for _, r := range policies.InputRefs(mods) {
+		paths[strings.Join(r.Path, ".")] = true
+	}
+	fmt.Fprintf(stdout, "%s: ok (study %s, policy revision %s, %d interventions, reads %d documented input paths)\n",
+		filepath.Base(dir), s.Config.ID, s.Revision[:12], s.Catalogue.Len(), len(paths))
+	return 0
+}
+
+// runStudyTest runs the study's Rego tests (with coverage) and its
+// scenario files.
+func runStudyTest(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("study test", flag.ContinueOnError)
+	verbose := fs.Bool("v", false, "list every test and scenario, not only failures")
+	dir, ok := studyArgs(fs, args, stderr)
+	if !ok {
 		return 2
 	}
 	ctx := context.Background()
@@ -30,17 +103,13 @@ func runStudy(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "catalogue: %v\n", err)
 		return 1
 	}
-	dir := filepath.Clean(args[1])
 	s, err := policies.LoadStudy(ctx, dir, cat)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	if args[0] == "check" {
-		fmt.Fprintf(stdout, "%s: ok (study %s, policy revision %s, %d interventions)\n", dir, s.Config.ID, s.Revision[:12], s.Catalogue.Len())
-		return 0
-	}
-	results, err := s.RunTests(ctx)
+	name := filepath.Base(dir)
+	results, cov, err := s.RunTestsWithCoverage(ctx)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -52,15 +121,73 @@ func runStudy(args []string, stdout, stderr io.Writer) int {
 		case r.Pass:
 			passed++
 			if *verbose {
-				fmt.Fprintf(stdout, "PASS %s:%d %s (%s)\n", r.File, r.Line, r.Name, r.Duration)
+				fmt.Fprintf(stdout, "PASS %s:%d %s\n", r.File, r.Line, r.Name)
 			}
 		default:
 			failed++
 			fmt.Fprintf(stdout, "FAIL %s:%d %s: %s\n", r.File, r.Line, r.Name, r.Err)
 		}
 	}
-	fmt.Fprintf(stdout, "%s: %d passed, %d failed\n", s.Config.ID, passed, failed)
-	if failed > 0 || passed == 0 {
+	if passed+failed == 0 {
+		fmt.Fprintf(stdout, "%s: rego tests: none (put them in policy/*_test.rego)\n", name)
+	} else {
+		fmt.Fprintf(stdout, "%s: rego tests: %d passed, %d failed, coverage %.1f%%\n", name, passed, failed, cov.Percent)
+	}
+	scen, err := runScenarios(ctx, s, name)
+	if err != nil {
+		var ce policies.ConfigErrors
+		if !errors.As(err, &ce) {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		for _, e := range ce {
+			fmt.Fprintf(stdout, "ERROR %s\n", e)
+		}
+		failed += len(ce)
+	}
+	sp, sf := 0, 0
+	for _, r := range scen {
+		if r.pass() {
+			sp++
+			if *verbose {
+				fmt.Fprintf(stdout, "PASS %s:%d %s\n", r.File, r.Line, r.Name)
+			}
+			continue
+		}
+		sf++
+		fmt.Fprintf(stdout, "FAIL %s:%d %s\n", r.File, r.Line, r.Name)
+		for _, f := range r.Failures {
+			fmt.Fprintf(stdout, "    %s:%d: %s\n", r.File, f.Line, f.Msg)
+		}
+	}
+	fmt.Fprintf(stdout, "%s: scenarios: %d passed, %d failed\n", name, sp, sf)
+	if failed > 0 || sf > 0 || passed+sp == 0 {
+		return 1
+	}
+	return 0
+}
+
+// runStudyFmt formats the study's Rego files with OPA's formatter.
+// study.yaml and scenario files are left alone: a YAML round trip can move
+// or drop comments, and a study file's comments are part of its protocol.
+func runStudyFmt(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("study fmt", flag.ContinueOnError)
+	write := fs.Bool("w", false, "rewrite the files that are not formatted")
+	check := fs.Bool("check", false, "list the files that are not formatted and exit 1 if there are any")
+	dir, ok := studyArgs(fs, args, stderr)
+	if !ok {
+		return 2
+	}
+	changed, err := formatRego(dir, *write)
+	for _, f := range changed {
+		fmt.Fprintln(stdout, f)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if *check && len(changed) > 0 {
+		fmt.Fprintf(stderr, "%d file(s) not formatted: run jitai study fmt -w %s\n", len(changed), dir)
 		return 1
 	}
 	return 0

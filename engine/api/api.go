@@ -90,6 +90,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /openapi.json", s.openAPI)
 	s.mux.HandleFunc("GET /v1/studies", s.listStudies)
 	s.mux.HandleFunc("GET /v1/studies/{study}", s.getStudy)
+	s.mux.HandleFunc("POST /v1/studies/{study}/reload", s.reloadStudy)
 	s.mux.HandleFunc("POST /v1/studies/{study}/participants", s.enroll)
 	s.mux.HandleFunc("GET /v1/studies/{study}/participants/{participant}", s.getParticipant)
 	s.mux.HandleFunc("POST /v1/studies/{study}/participants/{participant}/events", s.events)
@@ -286,6 +287,8 @@ type studySummary struct {
 	DecisionPoints any    `json:"decision_points"`
 	Factors        any    `json:"factors"`
 	Timezone       string `json:"timezone"`
+	// Reload is the study's reload status (GET /v1/studies/{study} only).
+	Reload *engine.ReloadStatus `json:"reload,omitempty"`
 }
 
 func summary(rt *engine.StudyRuntime) studySummary {
@@ -319,7 +322,9 @@ func (s *Server) getStudy(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, engine.ErrUnknownStudy)
 		return
 	}
-	writeJSON(w, http.StatusOK, summary(rt))
+	sum := summary(rt)
+	sum.Reload, _ = s.eng.ReloadStatus(rt.Config.ID)
+	writeJSON(w, http.StatusOK, sum)
 }
 
 type enrollment struct {

@@ -57,6 +57,7 @@ var routeRules = map[string]rule{
 	"GET /openapi.json":                     {roles: []auth.Role{analyst}},
 	"GET /v1/studies":                       {roles: []auth.Role{designer, analyst}},
 	"GET /v1/studies/{study}":               {roles: []auth.Role{designer, analyst}},
+	"POST /v1/studies/{study}/reload":       {roles: []auth.Role{designer}, audit: "reload"},
 	"POST /v1/studies/{study}/participants": {roles: []auth.Role{app}},
 	"GET /v1/studies/{study}/participants/{participant}":            {roles: []auth.Role{app}},
 	"POST /v1/studies/{study}/participants/{participant}/events":    {roles: []auth.Role{app}},

@@ -149,6 +149,9 @@ func TestRouteRoleTable(t *testing.T) {
 		{method: "GET", path: "/openapi.json", build: get("/openapi.json"), ok: 200, who: []string{pAnalyst, pAnalystOther}},
 		{method: "GET", path: "/v1/studies", build: get("/v1/studies"), ok: 200, who: []string{pDesigner, pAnalyst, pAnalystOther}},
 		{method: "GET", path: s, build: get(s), ok: 200, who: []string{pDesigner, pAnalyst}, study: true},
+		{method: "POST", path: s + "/reload", ok: 200, who: []string{pDesigner}, study: true, build: func(string) req {
+			return req{Method: "POST", Path: s + "/reload"}
+		}},
 		{method: "POST", path: s + "/participants", ok: 201, who: []string{pApp}, study: true, build: func(string) req {
 			return req{Method: "POST", Path: s + "/participants", Body: map[string]any{"participant_id": fmt.Sprintf("new-%d", time.Now().UnixNano()), "timezone": "Europe/London"}}
 		}},

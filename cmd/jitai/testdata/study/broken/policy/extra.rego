@@ -1,0 +1,4 @@
+package jitai.policy
+
+helper if {
+	input.context.driving == true
