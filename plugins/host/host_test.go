@@ -465,4 +465,3 @@ func readJSONL(t testing.TB, path string) []map[string]any {
 	}
 	return out
 }
-

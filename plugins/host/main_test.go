@@ -127,11 +127,20 @@ type rig struct {
 	data string
 	mu   sync.Mutex
 	sets map[string]*host.Set
+
+	close     func()
+	closeOnce sync.Once
 }
 
 func newRig(t testing.TB, opts host.Options, studies ...*policies.Study) *rig {
 	t.Helper()
-	r := &rig{data: t.TempDir(), sets: map[string]*host.Set{}}
+	return newRigAt(t, t.TempDir(), opts, studies...)
+}
+
+// newRigAt is newRig with the store and the plugins' data under data.
+func newRigAt(t testing.TB, data string, opts host.Options, studies ...*policies.Study) *rig {
+	t.Helper()
+	r := &rig{data: data, sets: map[string]*host.Set{}}
 	if opts.DataDir == "" {
 		opts.DataDir = filepath.Join(r.data, "plugins")
 	}
@@ -154,14 +163,18 @@ func newRig(t testing.TB, opts host.Options, studies ...*policies.Study) *rig {
 		store.Close()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
+	r.close = func() {
 		if err := r.eng.Close(); err != nil {
 			t.Error(err)
 		}
 		store.Close()
-	})
+	}
+	t.Cleanup(r.Close)
 	return r
 }
+
+// Close stops the engine's plugins and closes the store (once).
+func (r *rig) Close() { r.closeOnce.Do(r.close) }
 
 func (r *rig) set(id string) *host.Set {
 	r.mu.Lock()
