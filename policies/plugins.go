@@ -211,7 +211,7 @@ func validatePlugins(v *validator, c *Config) {
 			} else if o, found := findOutcome(c.Outcomes, pl.Outcome); !found {
 				v.at(p+".outcome", "outcome %q is not one of the study's outcomes", pl.Outcome)
 			} else if o.Event != "ema" && o.Event != "context" {
-				v.at(p+".outcome", "outcome %q is a %s outcome; a plugin learns from ema or context outcomes", pl.Outcome, o.Event)
+				v.at(p+".outcome", "outcome %q is measured from %s events; a plugin learns from ema or context outcomes", pl.Outcome, o.Event)
 			}
 		}
 		if pl.Kind == PluginNotifier {
@@ -249,7 +249,7 @@ func validateFactorPlugin(v *validator, p string, f Factor, plugins []PluginConf
 		for _, pl := range plugins {
 			if pl.Name == f.Plugin {
 				if pl.Kind != PluginProbability {
-					v.at(p+".plugin", "plugin %q is a %s, not a probability plugin", f.Plugin, pl.Kind)
+					v.at(p+".plugin", "plugin %q is of kind %s; probability_source: plugin needs a probability plugin", f.Plugin, pl.Kind)
 				}
 				return
 			}

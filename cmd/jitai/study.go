@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/jitai/jitai/interventions"
+	"github.com/jitai/jitai/plugins/host"
 	"github.com/jitai/jitai/policies"
 )
 
@@ -37,6 +38,10 @@ func runStudy(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if args[0] == "check" {
+		if err := host.Verify(s); err != nil { // plugin executables match their checksums
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
 		fmt.Fprintf(stdout, "%s: ok (study %s, policy revision %s, %d interventions)\n", dir, s.Config.ID, s.Revision[:12], s.Catalogue.Len())
 		return 0
 	}

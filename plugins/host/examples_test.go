@@ -108,6 +108,11 @@ func loadStudy(t *testing.T, dir string) *policies.Study {
 // across a restart, and a safety decision reaches the clinician alerts file.
 func TestExampleStudyWithItsPlugins(t *testing.T) {
 	dir := exampleLayout(t)
+	// Load it by a relative path, as jitai serve --studies plugins/examples
+	// does from the repository's root: plugin paths resolve against the
+	// study's folder, not the plugin's working folder.
+	t.Chdir(filepath.Dir(filepath.Dir(filepath.Dir(dir))))
+	dir = filepath.Join("plugins", "examples", "stress-mrt-plugins")
 	study := loadStudy(t, dir)
 	data := t.TempDir()
 	r := newRigAt(t, data, host.Options{}, study)

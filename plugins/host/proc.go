@@ -59,6 +59,12 @@ type conn struct {
 func newProc(s *policies.Study, pc policies.PluginConfig, o *Options) (*proc, error) {
 	p := &proc{study: s.Config.ID, cfg: pc, exe: pc.ExecutablePath(s.Dir), o: o, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	p.ctx, p.stop = context.WithCancel(context.Background())
+	// The plugin runs in its data folder: resolve its path first.
+	abs, err := filepath.Abs(p.exe)
+	if err != nil {
+		return nil, errorf(p, "resolving its path: %v", err)
+	}
+	p.exe = abs
 	sum, err := expectedChecksum(s.Dir, &pc, p.exe)
 	if err != nil {
 		return nil, errorf(p, "%v", err)
@@ -353,4 +359,22 @@ func (pr provider) Outcome(ctx context.Context, o engine.OutcomeReport) error {
 
 func decision(d engine.PluginDecision) *pb.Decision {
 	return &pb.Decision{Study: d.Study, Participant: d.Participant, DecisionId: d.DecisionID, DecisionPoint: d.DecisionPoint, TimeUnixNano: d.Time.UnixNano()}
+}
+
+// Verify checks, without starting anything, that every plugin the study
+// declares is an executable file matching its pinned checksum.
+func Verify(s *policies.Study) error {
+	var errs []error
+	for i := range s.Config.Plugins {
+		pc := &s.Config.Plugins[i]
+		exe := pc.ExecutablePath(s.Dir)
+		sum, err := expectedChecksum(s.Dir, pc, exe)
+		if err == nil {
+			err = VerifyChecksum(exe, sum)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("study %s, plugin %s: %w", s.Config.ID, pc.Name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
