@@ -298,10 +298,14 @@ func (e *Engine) pluginProbability(ctx context.Context, rt *StudyRuntime, f *pol
 	}
 	call.LatencyMicros = time.Since(start).Microseconds()
 	if err == nil {
-		v := p
-		call.Value = &v
-		if math.IsNaN(p) || p < 0 || p > 1 {
-			err = ErrPluginInvalid
+		if math.IsNaN(p) || math.IsInf(p, 0) {
+			err = ErrPluginInvalid // not recordable (JSON has no NaN): no value
+		} else {
+			v := p
+			call.Value = &v
+			if p < 0 || p > 1 {
+				err = ErrPluginInvalid
+			}
 		}
 	}
 	if err != nil {

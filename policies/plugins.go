@@ -2,6 +2,7 @@ package policies
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -204,6 +205,12 @@ func validatePlugins(v *validator, c *Config) {
 		}
 		if pl.Defaults != nil && pl.Kind != PluginEnricher {
 			v.at(p+".defaults", "defaults apply to enrichers only")
+		}
+		if _, err := json.Marshal(pl.Defaults); err != nil {
+			v.at(p+".defaults", "defaults must be plain values (they become part of the policy input): %v", err)
+		}
+		if _, err := json.Marshal(pl.Config); err != nil {
+			v.at(p+".config", "config must be plain values (it is sent to the plugin as JSON): %v", err)
 		}
 		if pl.Outcome != "" {
 			if pl.Kind != PluginProbability {
