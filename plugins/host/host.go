@@ -48,6 +48,10 @@ type Options struct {
 	// CheckInterval is how often a plugin's process is checked for having
 	// exited (default 100ms); a failed call checks at once.
 	CheckInterval time.Duration
+	// OutboxRescan is how often a notifier's outbox looks for notifications
+	// spooled by another outbox on the same folder, such as one of a study
+	// version retired by a reload (default 10s).
+	OutboxRescan time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -65,6 +69,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.CheckInterval <= 0 {
 		o.CheckInterval = 100 * time.Millisecond
+	}
+	if o.OutboxRescan <= 0 {
+		o.OutboxRescan = 10 * time.Second
 	}
 }
 

@@ -465,3 +465,35 @@ func readJSONL(t testing.TB, path string) []map[string]any {
 	}
 	return out
 }
+
+// TestNotificationsHandedOverOnReload: a hot reload starts the new study
+// version's plugins before it retires the old; a safety decision made on
+// the old version as it is retired is spooled and delivered by the new.
+func TestNotificationsHandedOverOnReload(t *testing.T) {
+	exe, sum := testPlugin(t)
+	data := t.TempDir()
+	opts := host.Options{DataDir: data, OutboxRescan: 50 * time.Millisecond}
+	yaml := studyYAML("alerts", "plugins:\n"+pluginYAML("alerts", "notifier", exe, sum, "config: {fail_notify: 0}"))
+	old, err := host.Start(writeStudy(t, t.TempDir(), "alerts", yaml, safetyPolicy), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := host.Start(writeStudy(t, t.TempDir(), "alerts", yaml, safetyPolicy), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Close()
+	retiring := old.Notifier("alerts")
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	retiring.Notify(engine.Notification{ID: "d-9/alerts", Decision: engine.PluginDecision{Study: "alerts", Participant: "p1", DecisionID: "d-9", Time: time.Now()}, Action: "safety"})
+	var lines []map[string]any
+	waitFor(t, 10*time.Second, func() bool {
+		lines = readJSONL(t, filepath.Join(data, "alerts", "alerts", "notified.jsonl"))
+		return len(lines) > 0
+	})
+	if len(lines) != 1 || lines[0]["id"] != "d-9/alerts" {
+		t.Errorf("delivered %v, want d-9/alerts once", lines)
+	}
+}

@@ -34,6 +34,9 @@ type outbox struct {
 	stop       chan struct{}
 	done       chan struct{}
 	dlMu       sync.Mutex
+	// mu orders Notify against close: after close, nothing enters queue.
+	mu     sync.RWMutex
+	closed bool
 }
 
 // pending is a notification with its delivery state, as spooled.
@@ -79,17 +82,44 @@ func newOutbox(p *proc, dir string) (*outbox, error) {
 // file at once.
 func (ob *outbox) Notify(n engine.Notification) {
 	pd := &pending{Notification: n, Enqueued: time.Now().UTC()}
+	ob.mu.RLock()
+	defer ob.mu.RUnlock()
+	if ob.closed {
+		// A decision made on a study version being retired (hot reload)
+		// or during shutdown: spool it for the next outbox on this folder.
+		ob.spoolOnly(pd)
+		return
+	}
 	select {
 	case ob.queue <- pd:
 	default:
-		pd.LastError = "outbox queue full"
-		go ob.dead(pd)
+		// Far behind: spool it; a rescan of the spool picks it up.
+		go ob.spoolOnly(pd)
 	}
 }
 
+func (ob *outbox) spoolOnly(pd *pending) {
+	if err := ob.save(pd); err != nil {
+		pd.LastError = "spooling failed: " + err.Error()
+		ob.dead(pd)
+	}
+}
+
+// close stops the worker; what is queued or pending stays in the spool.
 func (ob *outbox) close() {
+	ob.mu.Lock()
+	ob.closed = true
+	ob.mu.Unlock()
 	close(ob.stop)
 	<-ob.done
+	for {
+		select {
+		case pd := <-ob.queue:
+			ob.spoolOnly(pd)
+		default:
+			return
+		}
+	}
 }
 
 func (ob *outbox) file(id string) string {
@@ -198,6 +228,12 @@ func (ob *outbox) run(waiting []*pending) {
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	rescan := time.NewTicker(ob.p.o.OutboxRescan)
+	defer rescan.Stop()
+	known := map[string]bool{}
+	for _, pd := range waiting {
+		known[pd.Notification.ID] = true
+	}
 	for {
 		sort.SliceStable(waiting, func(i, j int) bool { return waiting[i].next.Before(waiting[j].next) })
 		wait := time.Hour
@@ -209,18 +245,38 @@ func (ob *outbox) run(waiting []*pending) {
 		case <-ob.stop:
 			return
 		case pd := <-ob.queue:
+			if known[pd.Notification.ID] {
+				continue
+			}
 			if err := ob.save(pd); err != nil {
 				ob.p.o.Logger.Error("spooling a notification failed; delivering from memory", zap.String("study", ob.p.study), zap.String("plugin", ob.p.cfg.Name), zap.Error(err))
 			}
 			pd.next = time.Now()
+			known[pd.Notification.ID] = true
 			waiting = append(waiting, pd)
+		case <-rescan.C:
+			// Spooled by another outbox on this folder (a retired study
+			// version) or while the queue was full.
+			found, err := ob.load()
+			if err != nil {
+				ob.p.o.Logger.Warn("rescanning the outbox failed", zap.String("study", ob.p.study), zap.String("plugin", ob.p.cfg.Name), zap.Error(err))
+			}
+			for _, pd := range found {
+				if !known[pd.Notification.ID] {
+					pd.next = time.Now()
+					known[pd.Notification.ID] = true
+					waiting = append(waiting, pd)
+				}
+			}
 		case <-timer.C:
 			pd := waiting[0]
 			waiting = waiting[1:]
 			if ob.deliver(pd) {
+				delete(known, pd.Notification.ID)
 				continue
 			}
 			if pd.Attempts >= ob.p.cfg.Retry.Attempts {
+				delete(known, pd.Notification.ID)
 				ob.dead(pd)
 				continue
 			}
