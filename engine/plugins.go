@@ -96,8 +96,8 @@ type StudyPlugins interface {
 	// Version is the version the named plugin reported when it started
 	// ("" when it has not started).
 	Version(name string) string
-	// Close stops the plugins (after flushing what notifiers can deliver
-	// quickly; the rest stays pending on disk).
+	// Close stops the plugins; notifications not yet delivered stay
+	// pending on disk. It may be called more than once.
 	Close() error
 }
 
