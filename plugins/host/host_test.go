@@ -283,6 +283,21 @@ func TestSlowPluginCostsAtMostItsDeadline(t *testing.T) {
 		}
 		t.Logf("decision %d took %s (plugin call %dµs)", i, took, fd.Plugin.LatencyMicros)
 	}
+
+	// A slow enricher: its answer would block the decision; omitted, the
+	// decision goes ahead within the deadline.
+	gate := writeStudy(t, root, "slow-gate", studyYAML("slow-gate", "plugins:\n"+pluginYAML("gate", "enricher", exe, sum,
+		"timeout: 150ms\nconfig: {derived: {block: true}, sleep: 3s}")), gatePolicy)
+	r = newRig(t, host.Options{}, gate)
+	r.enroll(t, "slow-gate", "p1")
+	start := time.Now()
+	rec := r.decide(t, "slow-gate", "p1", base, nil)
+	if took := time.Since(start); took > deadline+time.Second {
+		t.Errorf("decision took %s with a %s enricher deadline", took, deadline)
+	}
+	if rec.Action != engine.ActionDeliver || rec.Plugins[0].Fallback != policies.FallbackOmit || rec.Plugins[0].Reason != engine.PluginTimeout {
+		t.Errorf("action %s, enricher %+v; want deliver with the enricher omitted after a timeout", rec.Action, rec.Plugins[0])
+	}
 }
 
 func TestChecksumMismatchIsRefused(t *testing.T) {
