@@ -43,13 +43,21 @@ func learnersOf(c *policies.Config) []learner {
 const maxOutcomeWorkers = 16
 
 type outcomeWorkers struct {
-	once sync.Once
-	sem  chan struct{}
-	wg   sync.WaitGroup
+	mu     sync.Mutex
+	sem    chan struct{}
+	wg     sync.WaitGroup
+	closed bool
 }
 
 func (w *outcomeWorkers) acquire() bool {
-	w.once.Do(func() { w.sem = make(chan struct{}, maxOutcomeWorkers) })
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return false
+	}
+	if w.sem == nil {
+		w.sem = make(chan struct{}, maxOutcomeWorkers)
+	}
 	select {
 	case w.sem <- struct{}{}:
 		w.wg.Add(1)
@@ -57,6 +65,14 @@ func (w *outcomeWorkers) acquire() bool {
 	default:
 		return false
 	}
+}
+
+// close refuses new reports and waits for those in flight.
+func (w *outcomeWorkers) close() {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+	w.wg.Wait()
 }
 
 func (w *outcomeWorkers) release() {
@@ -98,7 +114,7 @@ func (e *Engine) reportOutcomes(study, participant string, events []Event) {
 		return
 	}
 	if !e.outcomes.acquire() {
-		e.log.Warn("outcome reports to plugins dropped: too many in flight", zap.String("study", study), zap.Int("values", len(obs)))
+		e.log.Warn("outcome reports to plugins dropped: too many in flight, or the engine is closing", zap.String("study", study), zap.Int("values", len(obs)))
 		return
 	}
 	go func() {

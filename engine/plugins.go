@@ -165,7 +165,7 @@ func (rt *StudyRuntime) Close() error {
 // Close stops every loaded study's plugins, after waiting for outcome
 // reports in flight.
 func (e *Engine) Close() error {
-	e.outcomes.wg.Wait()
+	e.outcomes.close()
 	var errs []error
 	for _, rt := range *e.studies.Load() {
 		errs = append(errs, rt.Close())
