@@ -512,3 +512,31 @@ func TestNotificationsHandedOverOnReload(t *testing.T) {
 		t.Errorf("delivered %v, want d-9/alerts once", lines)
 	}
 }
+
+// TestPluginsDoNotInheritTheEngineEnvironment: the engine's environment
+// holds secrets (store URLs, tokens); a plugin gets PATH and little else.
+func TestPluginsDoNotInheritTheEngineEnvironment(t *testing.T) {
+	t.Setenv("JITAI_TEST_SECRET", "s3cret")
+	exe, sum := testPlugin(t)
+	root := t.TempDir()
+	echo := func(name string) map[string]any {
+		id := "env-" + strings.ToLower(strings.ReplaceAll(name, "_", "-"))
+		s := writeStudy(t, root, id, studyYAML(id, "plugins:\n"+pluginYAML("gate", "enricher", exe, sum, "config: {echo_env: "+name+"}")), gatePolicy)
+		set, err := host.Start(s, host.Options{DataDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer set.Close()
+		out, err := set.Enricher("gate").Enrich(context.Background(), engine.PluginDecision{}, []byte(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if got := echo("JITAI_TEST_SECRET"); got["set"] != false {
+		t.Errorf("the plugin sees JITAI_TEST_SECRET: %v", got)
+	}
+	if got := echo("PATH"); got["set"] != true {
+		t.Errorf("the plugin has no PATH: %v", got)
+	}
+}

@@ -9,6 +9,7 @@
 //	probability  the provider's answer
 //	sleep        a duration every Enrich and Probability call sleeps first
 //	fail_notify  how many Notify attempts fail before one succeeds (-1: all)
+//	echo_env     Enrich answers {"env": <the value of this environment variable>}
 //
 // Notifications that succeed are appended to notified.jsonl and outcomes
 // to outcomes.jsonl, in the plugin's data folder.
@@ -35,6 +36,7 @@ type config struct {
 	Probability float64         `json:"probability"`
 	Sleep       string          `json:"sleep"`
 	FailNotify  int             `json:"fail_notify"`
+	EchoEnv     string          `json:"echo_env"`
 }
 
 type server struct {
@@ -85,6 +87,10 @@ func (s *server) Enrich(ctx context.Context, _ *pb.EnrichRequest) (*pb.EnrichRes
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d := s.cfg.Derived
+	if s.cfg.EchoEnv != "" {
+		v, set := os.LookupEnv(s.cfg.EchoEnv)
+		d, _ = json.Marshal(map[string]any{"env": v, "set": set})
+	}
 	if d == nil {
 		d = json.RawMessage(`{}`)
 	}
