@@ -57,9 +57,9 @@ test:
 test-race:
 	$(GO) test -race -count=1 ./...
 
-## bench: benchmarks of the decision path, policy evaluation, store and randomisation
+## bench: benchmarks of the decision path, policy evaluation, store, randomisation and plugin calls
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./engine/... ./experiments/... ./interventions/...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./engine/... ./experiments/... ./interventions/... ./plugins/...
 
 ## lint: gofmt, go vet and staticcheck
 lint:
