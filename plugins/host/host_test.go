@@ -540,3 +540,41 @@ func TestPluginsDoNotInheritTheEngineEnvironment(t *testing.T) {
 		t.Errorf("the plugin has no PATH: %v", got)
 	}
 }
+
+// TestReplacedExecutableIsNotRestarted: the checksum is verified again
+// before every restart, so a plugin whose file was swapped while it ran
+// stays down (and decisions fall back) instead of running the new file.
+func TestReplacedExecutableIsNotRestarted(t *testing.T) {
+	built, sum := testPlugin(t)
+	exe := filepath.Join(t.TempDir(), "bandit")
+	raw, err := os.ReadFile(built)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(exe, raw, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := writeStudy(t, t.TempDir(), "swap", banditStudy("swap", exe, sum, "config: {probability: 0.7}"), deliverPolicy)
+	r := newRig(t, host.Options{MinBackoff: 20 * time.Millisecond, CheckInterval: 10 * time.Millisecond}, s)
+	r.enroll(t, "swap", "p1")
+	pid := r.set("swap").PID("bandit")
+	// Still a working plugin executable, but not the pinned one, swapped
+	// in by a rename (a running executable cannot be written).
+	if err := os.WriteFile(exe+".new", append(raw, 0), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(exe+".new", exe); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // many restart attempts
+	if got := r.set("swap").PID("bandit"); got != 0 {
+		t.Fatalf("a replaced executable was started (pid %d)", got)
+	}
+	rec := r.decide(t, "swap", "p1", time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC), nil)
+	if fd := rec.Factors[0]; fd.Plugin.Reason != engine.PluginUnavailable || *fd.Probability != 0.5 {
+		t.Errorf("plugin %+v probability %v, want the fallback 0.5 while the plugin is refused", fd.Plugin, *fd.Probability)
+	}
+}
