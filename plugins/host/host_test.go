@@ -159,14 +159,15 @@ func TestBanditProbabilitiesDriveRandomisation(t *testing.T) {
 		t.Fatal(err)
 	}
 	outcomes := filepath.Join(r.data, "plugins", "bandit-lo", "bandit", "outcomes.jsonl")
+	// p1 decided at minutes 0, 3, 6, ...: those from 0 to 15 (window 30-90
+	// minutes before the report at 45) get the report, one call each.
 	var lines []map[string]any
 	waitFor(t, 10*time.Second, func() bool {
 		lines = readJSONL(t, outcomes)
-		return len(lines) > 0
+		return len(lines) >= 6
 	})
-	// p1 decided at minutes 0, 3, 6, ...: those from 0 to 15 (window 30-90
-	// minutes before the report at 45) get the report.
-	if len(lines) != 6 {
+	time.Sleep(200 * time.Millisecond) // no more may follow
+	if lines = readJSONL(t, outcomes); len(lines) != 6 {
 		t.Errorf("%d outcome reports, want 6 (p1's decisions 0-15 minutes before the report's window end)", len(lines))
 	}
 	for _, l := range lines {
