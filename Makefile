@@ -6,7 +6,7 @@ DATA        ?= ./data
 ADDR        ?= 127.0.0.1:8080
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build run run-redis test test-race bench lint fmt clean
+.PHONY: build run run-redis test test-race bench lint fmt clean plugins run-plugins proto
 
 ## build: compile the engine to bin/jitai
 build:
@@ -15,6 +15,31 @@ build:
 ## run: build, then serve the example studies on 127.0.0.1:8080 with the embedded store under ./data
 run: build
 	./$(BIN) serve --addr $(ADDR) --studies $(STUDIES) --data $(DATA)
+
+## plugins: build the example plugins (plugins/examples) into bin/plugins, with their SHA256SUMS
+PLUGINS   ?= thompson sleepdebt alertfile
+SHA256SUM ?= sha256sum
+plugins:
+	@mkdir -p bin/plugins
+	@for p in $(PLUGINS); do echo "$(GO) build -trimpath -o bin/plugins/$$p ./plugins/examples/$$p"; \
+	  $(GO) build -trimpath -o bin/plugins/$$p ./plugins/examples/$$p || exit 1; done
+	cd bin/plugins && $(SHA256SUM) $(PLUGINS) > SHA256SUMS && cat SHA256SUMS
+
+## run-plugins: build, then serve the example plugin study (plugins/examples/stress-mrt-plugins) with its plugins
+run-plugins: build plugins
+	./$(BIN) serve --addr $(ADDR) --studies plugins/examples --data $(DATA)
+
+## proto: regenerate plugins/proto from plugin.proto (needs protoc; the generated code is committed,
+## so building and testing never need it). protoc-gen-go is the version in go.mod.
+PROTOC_GEN_GO_GRPC ?= google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+proto:
+	@mkdir -p bin/tools
+	$(GO) build -o bin/tools/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
+	GOBIN=$(CURDIR)/bin/tools $(GO) install $(PROTOC_GEN_GO_GRPC)
+	protoc -I plugins/proto \
+	  --plugin=protoc-gen-go=bin/tools/protoc-gen-go --go_out=plugins/proto --go_opt=paths=source_relative \
+	  --plugin=protoc-gen-go-grpc=bin/tools/protoc-gen-go-grpc --go-grpc_out=plugins/proto --go-grpc_opt=paths=source_relative \
+	  plugins/proto/plugin.proto
 
 ## run-redis: build, then serve the example studies with the Redis store (REDIS_URL, default the local Redis)
 REDIS_URL ?= redis://127.0.0.1:6379/0
@@ -32,9 +57,9 @@ test:
 test-race:
 	$(GO) test -race -count=1 ./...
 
-## bench: benchmarks of the decision path, policy evaluation, store and randomisation
+## bench: benchmarks of the decision path, policy evaluation, store, randomisation and plugin calls
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./engine/... ./experiments/... ./interventions/...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./engine/... ./experiments/... ./interventions/... ./plugins/...
 
 ## lint: gofmt, go vet and staticcheck
 lint:

@@ -42,6 +42,17 @@ func (e *Engine) decide(ctx context.Context, rt *StudyRuntime, dp *policies.Deci
 	h := computeHistory(snap.State, now, clock)
 	dpDoc := map[string]any{"id": dp.ID, "time": dp.Time, "kind": dp.Kind}
 	input := buildInput(rt, snap, dpDoc, req.Context, now, clock, h)
+	var pluginCalls []PluginCall
+	if len(rt.Config.Plugins) > 0 {
+		d := PluginDecision{Study: rt.Config.ID, Participant: p.ID, DecisionID: decisionID, DecisionPoint: dp.ID, Time: now}
+		var derived map[string]any
+		if pluginCalls, derived, err = e.enrich(ctx, rt, d, input); err != nil {
+			return nil, nil, nil, err
+		}
+		if derived != nil {
+			input["derived"] = derived
+		}
+	}
 
 	inputVal, err := ast.InterfaceToValue(input)
 	if err != nil {
@@ -81,6 +92,7 @@ func (e *Engine) decide(ctx context.Context, rt *StudyRuntime, dp *policies.Deci
 		InputHash:         hex.EncodeToString(sum[:]),
 		IdempotencyKey:    req.IdempotencyKey,
 		Factors:           make([]FactorDraw, 0, len(rt.Config.Factors)),
+		Plugins:           pluginCalls,
 	}
 	levels := make(map[string]string, len(rt.Config.Factors))
 	for _, f := range rt.between {
@@ -103,7 +115,7 @@ func (e *Engine) decide(ctx context.Context, rt *StudyRuntime, dp *policies.Deci
 			return nil, nil, nil, &PolicyError{Study: rt.Config.ID, Err: err}
 		}
 		if rec.Available {
-			budget = e.randomise(rt, p.ID, snap.State, out, levels, clock, rec)
+			budget = e.randomise(ctx, rt, p.ID, snap.State, out, levels, clock, rec, inputJSON)
 		} else {
 			rec.Action = ActionNone
 			rec.Reasons = rec.UnavailableReasons
@@ -246,7 +258,7 @@ func contraindicated(iv *interventions.Intervention, conditions map[string]bool)
 
 // randomise draws every within-person factor, then (unless the delivery
 // factor said no) the option, and renders it.
-func (e *Engine) randomise(rt *StudyRuntime, participant string, st *State, out *policies.Output, levels map[string]string, clock localClock, rec *Record) []BudgetEntry {
+func (e *Engine) randomise(ctx context.Context, rt *StudyRuntime, participant string, st *State, out *policies.Output, levels map[string]string, clock localClock, rec *Record, inputJSON []byte) []BudgetEntry {
 	rec.Randomised = len(rt.within) > 0
 	deliver := true
 	var budget []BudgetEntry
@@ -262,6 +274,14 @@ func (e *Engine) randomise(rt *StudyRuntime, participant string, st *State, out 
 				prob = pp
 			} else {
 				fd.Source = policies.SourceFixed + " (policy gave none)"
+			}
+		case policies.SourcePlugin:
+			prob, fd.Plugin = e.pluginProbability(ctx, rt, &f, rec, inputJSON)
+			if fd.Plugin.Fallback == "" {
+				proposed := prob
+				fd.Proposed = &proposed
+			} else {
+				fd.Source = policies.SourceFixed + " (plugin fallback: " + fd.Plugin.Reason + ")"
 			}
 		case policies.SourceBudget:
 			br := rt.budgets[f.Name]

@@ -62,6 +62,10 @@ type Components struct {
 	// Loader loads a study folder on reload (policies.LoadStudy with the
 	// built-in catalogue when nil); see reload.go.
 	Loader StudyLoader
+	// Plugins starts the plugins of each loaded study version
+	// (plugins/host.Factory). Without it, a study's plugin calls all fall
+	// back, and the records say so.
+	Plugins PluginFactory
 }
 
 // Engine makes decisions. It is safe for concurrent use.
@@ -78,6 +82,8 @@ type Engine struct {
 	zones         zoneCache
 	obs           Observer
 	reload        *reloader // see reload.go
+	pluginFactory PluginFactory
+	outcomes      outcomeWorkers
 }
 
 // zoneCache keeps loaded time zones: time.LoadLocation reads the zone
@@ -110,6 +116,7 @@ func New(c Components) (*Engine, error) {
 		seed:          maphash.MakeSeed(),
 		ids:           newIDSource(c.Rand),
 		obs:           c.Observer,
+		pluginFactory: c.Plugins,
 	}
 	if e.log == nil {
 		e.log = zap.NewNop()
@@ -122,8 +129,11 @@ func New(c Components) (*Engine, error) {
 	}
 	m := map[string]*StudyRuntime{}
 	for _, s := range c.Studies {
-		rt, err := NewStudyRuntime(s)
+		rt, err := e.newRuntime(s)
 		if err != nil {
+			for _, started := range m {
+				_ = started.Close()
+			}
 			return nil, err
 		}
 		m[s.Config.ID] = rt
@@ -259,7 +269,9 @@ func (e *Engine) Ingest(ctx context.Context, study, participant string, events [
 	// Apply in time order so that "latest" means latest by event time.
 	sorted := append([]Event(nil), events...)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Time.Before(sorted[j].Time) })
+	var stored []Event
 	n, err := e.store.AppendEvents(ctx, study, participant, sorted, func(st *State, fresh []Event) error {
+		stored = fresh
 		for i := range fresh {
 			applyEvent(st, &fresh[i])
 		}
@@ -268,6 +280,7 @@ func (e *Engine) Ingest(ctx context.Context, study, participant string, events [
 	if err != nil {
 		return 0, 0, fmt.Errorf("storing events: %w", err)
 	}
+	e.reportOutcomes(study, participant, stored)
 	return n, len(events) - n, nil
 }
 
@@ -397,6 +410,7 @@ func (e *Engine) Decide(ctx context.Context, study, participant string, req Deci
 		e.observeStore(StoreOpCommit, t0, err)
 		switch {
 		case err == nil:
+			e.notify(rt, rec)
 			return &Answer{Body: body, Record: rec}, nil
 		case errors.Is(err, ErrConflict), errors.Is(err, ErrIdempotencyReplay):
 			continue // re-read: the same decision id keeps the draws the same

@@ -50,6 +50,8 @@ func InputSchema() *policies.InputField {
 		}),
 		"decision_point": obj(map[string]*policies.InputField{"id": str(), "time": str(), "kind": str()}),
 		"context":        each(anyv()),
+		// derived.<plugin>: what each enricher plugin returned (plugins.md).
+		"derived": each(each(anyv())),
 		"state": obj(map[string]*policies.InputField{
 			"ema":     each(observation),
 			"context": each(observation),

@@ -51,6 +51,10 @@ func richInput(t *testing.T) map[string]any {
 	clock := newLocalClock(now, rt.Location)
 	in := buildInput(rt, &Snapshot{Participant: p, State: st}, map[string]any{"id": "afternoon", "time": "14:30", "kind": "scheduled"},
 		map[string]any{"driving": false}, now, clock, computeHistory(st, now, clock))
+	// input.derived is added by decide from the study's enricher plugins
+	// (plugins/host tests show their values reach the policy); one
+	// enricher's answer stands for it here.
+	in["derived"] = map[string]any{"sleep": map[string]any{"debt_hours": 2.5}}
 	// Through JSON, as the policy sees it.
 	b, err := json.Marshal(in)
 	if err != nil {

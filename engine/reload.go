@@ -227,7 +227,7 @@ func (e *Engine) swapIn(s *policies.Study, start time.Time) (*ReloadAttempt, err
 	var rt *StudyRuntime
 	if len(problems) == 0 {
 		var err error
-		if rt, err = NewStudyRuntime(s); err != nil {
+		if rt, err = e.newRuntime(s); err != nil {
 			problems = append(problems, err.Error())
 		}
 	}
@@ -243,6 +243,7 @@ func (e *Engine) swapIn(s *policies.Study, start time.Time) (*ReloadAttempt, err
 	if old[id] != cur {
 		// Another folder's reload of the same id won the race.
 		e.reload.swap.Unlock()
+		_ = rt.Close() // its plugins never served
 		a.Outcome, a.Revision = ReloadFailed, a.Previous
 		a.Errors = []string{fmt.Sprintf("%s: study %s was reloaded from another folder meanwhile; reload again", s.Dir, id)}
 		a.TookMillis = millis(time.Since(start))

@@ -24,6 +24,11 @@ type StudyRuntime struct {
 	studyInput map[string]any
 	// life counts in-flight decisions for hot reload (reload.go).
 	life lifecycle
+	// plugins are the study's running plugins (nil without any, or
+	// without a plugin host); see plugins.go.
+	plugins StudyPlugins
+	// learners are the probability plugins that learn from an outcome.
+	learners []learner
 }
 
 // NewStudyRuntime prepares a loaded study for decisions.
@@ -36,6 +41,7 @@ func NewStudyRuntime(s *policies.Study) (*StudyRuntime, error) {
 		content: map[string]bool{},
 	}
 	rt.budgets = map[string]budgetRuntime{}
+	rt.learners = learnersOf(s.Config)
 	for _, f := range s.Config.Factors {
 		if f.Content {
 			rt.content[f.Name] = true

@@ -149,6 +149,9 @@ type FactorDraw struct {
 	Draw     *float64 `json:"draw,omitempty"`
 	// Budget explains a budgeted probability.
 	Budget *BudgetDraw `json:"budget,omitempty"`
+	// Plugin records the probability provider's answer (probability_source:
+	// plugin): its unclipped value, version, and the fallback if one applied.
+	Plugin *PluginCall `json:"plugin,omitempty"`
 }
 
 // BudgetDraw records how a budgeted probability was computed: the decision
@@ -197,4 +200,6 @@ type Record struct {
 	InputHash          string                  `json:"input_hash"`
 	IdempotencyKey     string                  `json:"idempotency_key,omitempty"`
 	LatencyMicros      int64                   `json:"latency_us"`
+	// Plugins records what each enricher contributed (input.derived).
+	Plugins []PluginCall `json:"plugins,omitempty"`
 }

@@ -34,6 +34,10 @@ const (
 	// SourceBudget spreads a daily budget of treatments over the day's
 	// available decision times (Liao, Dempsey et al. 2018).
 	SourceBudget = "budget"
+	// SourcePlugin asks the probability provider plugin named by the
+	// factor's plugin key (docs/plugins.md); the factor's probability is the
+	// fallback.
+	SourcePlugin = "plugin"
 )
 
 // Config is a study's study.yaml.
@@ -60,6 +64,8 @@ type Config struct {
 	// replaced by a random surrogate and the input snapshot stripped;
 	// ErasureRemove deletes them.
 	Erasure string `yaml:"erasure" json:"erasure"`
+	// Plugins are the study's out-of-process plugins (docs/plugins.md).
+	Plugins []PluginConfig `yaml:"plugins" json:"plugins,omitempty"`
 }
 
 // Erasure settings.
@@ -91,6 +97,8 @@ type Factor struct {
 	Content bool `yaml:"content" json:"content,omitempty"`
 	// Budget configures probability_source: budget.
 	Budget *BudgetConfig `yaml:"budget" json:"budget,omitempty"`
+	// Plugin names the probability provider of probability_source: plugin.
+	Plugin string `yaml:"plugin" json:"plugin,omitempty"`
 }
 
 // BudgetConfig is budgeted micro-randomisation (Liao, Dempsey et al. 2018):
@@ -350,6 +358,9 @@ func (c *Config) setDefaults() {
 			}
 		}
 	}
+	for i := range c.Plugins {
+		c.Plugins[i].setDefaults()
+	}
 	for i := range c.Outcomes {
 		if c.Outcomes[i].Aggregate == "" {
 			c.Outcomes[i].Aggregate = "first"
@@ -451,15 +462,16 @@ func (c *Config) validate(file string, lines map[string]int) ConfigErrors {
 				v.at(p+".probability", "probability %v of factor %q must lie within its bounds [%v, %v]", f.Probability, f.Name, lo, hi)
 			}
 			switch f.ProbabilitySource {
-			case SourceFixed, SourcePolicy:
+			case SourceFixed, SourcePolicy, SourcePlugin:
 				if f.Budget != nil {
 					v.at(p+".budget", "budget applies only with probability_source: budget")
 				}
 			case SourceBudget:
 				validateBudget(v, p+".budget", f.Budget)
 			default:
-				v.at(p+".probability_source", "probability_source %q must be fixed, policy or budget", f.ProbabilitySource)
+				v.at(p+".probability_source", "probability_source %q must be fixed, policy, budget or plugin", f.ProbabilitySource)
 			}
+			validateFactorPlugin(v, p, f, c.Plugins)
 		case Between:
 			if f.Probability != 0 || f.ProbabilitySource != "" || f.Bounds != [2]float64{} {
 				v.at(p, "between-person factor %q is assigned by permuted blocks: remove probability, bounds and probability_source", f.Name)
@@ -468,6 +480,7 @@ func (c *Config) validate(file string, lines map[string]int) ConfigErrors {
 			v.at(p+".type", "factor type %q must be within or between", f.Type)
 		}
 	}
+	validatePlugins(v, c)
 	if c.DeliveryFactor != "" {
 		f, ok := c.Factor(c.DeliveryFactor)
 		if !ok {

@@ -24,6 +24,7 @@ import (
 	"github.com/jitai/jitai/engine/redisstore"
 	"github.com/jitai/jitai/engine/sqlite"
 	"github.com/jitai/jitai/interventions"
+	"github.com/jitai/jitai/plugins/host"
 	"github.com/jitai/jitai/policies"
 )
 
@@ -114,10 +115,16 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 	eng, err := engine.New(engine.Components{
 		Store: store, Studies: studies, Logger: log, Observer: met,
 		PolicyTimeout: cfg.PolicyTimeout, MaxClockSkew: cfg.MaxClockSkew,
+		Plugins: host.Factory(host.Options{DataDir: filepath.Join(cfg.Data, "plugins"), Logger: log, Observer: met}),
 	})
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err := eng.Close(); err != nil { // stops plugin processes
+			log.Warn("stopping plugins", zap.Error(err))
+		}
+	}()
 	opts := api.Options{RequestTimeout: cfg.RequestTimeout, Limiter: limiter, Metrics: met}
 	if cfg.RateLimit > 0 {
 		opts.RateLimit = ratelimit.PerSecond(cfg.RateLimit, cfg.RateBurst)
@@ -165,6 +172,9 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
 		log.Warn("drain incomplete", zap.Error(err))
+	}
+	if err := eng.Close(); err != nil {
+		log.Warn("stopping plugins", zap.Error(err))
 	}
 	closed = true
 	if err := store.Close(); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/interventions"
+	"github.com/jitai/jitai/plugins/host"
 	"github.com/jitai/jitai/policies"
 )
 
@@ -71,6 +72,14 @@ func runStudyCheck(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	s, errs := policies.CheckStudy(context.Background(), dir, cat, engine.InputSchema())
+	if s != nil {
+		// Plugin executables must exist and match their pinned checksums.
+		if err := host.Verify(s); err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				errs = append(errs, &policies.ConfigError{File: filepath.Join(dir, "study.yaml"), Msg: line})
+			}
+		}
+	}
 	if len(errs) > 0 {
 		for _, e := range errs {
 			fmt.Fprintln(stdout, e)

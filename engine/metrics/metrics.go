@@ -1,7 +1,7 @@
 // Package metrics exposes the engine's Prometheus metrics: decisions by
 // study, action and outcome; latency histograms of whole decisions, policy
-// evaluations and store operations; store and policy errors; HTTP requests
-// by route pattern and status.
+// evaluations, store operations and plugin calls; store and policy errors;
+// HTTP requests by route pattern and status.
 //
 // Label values are only ever study ids of loaded studies, route patterns
 // and fixed enums: never participant ids, paths or other client-chosen
@@ -51,6 +51,8 @@ type Metrics struct {
 	storeErrC  cache[[2]string, prometheus.Counter]
 	httpC      cache[httpKey, prometheus.Counter]
 	httpRouteC cache[string, prometheus.Observer]
+
+	plugins pluginMetrics
 }
 
 var _ engine.Observer = (*Metrics)(nil)
@@ -106,6 +108,7 @@ func NewWithRegistry(reg *prometheus.Registry) *Metrics {
 			[]string{"route"}),
 	}
 	reg.MustRegister(m.decisions, m.decisionSeconds, m.policySeconds, m.policyErrors, m.storeSeconds, m.storeErrors, m.httpRequests, m.httpSeconds)
+	m.plugins.register(reg)
 	for _, op := range []string{engine.StoreOpSnapshot, engine.StoreOpCommit} {
 		m.storeSeries(op)
 	}

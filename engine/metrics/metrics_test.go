@@ -44,3 +44,43 @@ func TestDecisionPathNoAllocs(t *testing.T) {
 		t.Errorf("DecisionOutcome(nil): %v allocations, want 0", n)
 	}
 }
+
+func TestPluginCalls(t *testing.T) {
+	m := metrics.New()
+	m.PluginCall("s", "bandit", "probability", "probability", engine.PluginOK, 2*time.Millisecond)
+	m.PluginCall("s", "bandit", "probability", "probability", engine.PluginTimeout, 100*time.Millisecond)
+	m.PluginCall("s", "bandit", "probability", "probability", engine.PluginTimeout, 100*time.Millisecond)
+	m.PluginCall("s", "alerts", "notifier", "dead_letter", engine.PluginError, 0)
+	fams, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]float64{}
+	histograms := 0
+	for _, f := range fams {
+		for _, mt := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range mt.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			switch f.GetName() {
+			case "jitai_plugin_calls_total":
+				counts[labels["plugin"]+"/"+labels["call"]+"/"+labels["outcome"]] = mt.GetCounter().GetValue()
+			case "jitai_plugin_call_duration_seconds":
+				histograms++
+				if mt.GetHistogram().GetSampleCount() != 3 {
+					t.Errorf("latency samples %d, want 3", mt.GetHistogram().GetSampleCount())
+				}
+			}
+		}
+	}
+	want := map[string]float64{"bandit/probability/ok": 1, "bandit/probability/timeout": 2, "alerts/dead_letter/error": 1}
+	for k, v := range want {
+		if counts[k] != v {
+			t.Errorf("%s = %v, want %v (all: %v)", k, counts[k], v, counts)
+		}
+	}
+	if histograms != 1 {
+		t.Errorf("%d latency series, want 1 (dead letters are not timed)", histograms)
+	}
+}

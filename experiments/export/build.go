@@ -172,6 +172,9 @@ func (b *builder) decisionColumns() {
 			if f.ProbabilitySource == policies.SourcePolicy {
 				src = "the policy's probability (the study's fixed probability when the policy gave none)"
 			}
+			if f.ProbabilitySource == policies.SourcePlugin {
+				src = fmt.Sprintf("the probability provider plugin %s's value (the study's fixed probability when the plugin failed or missed its deadline; the decision record says which)", f.Plugin)
+			}
 			b.addD(f.Name, Integer, "", coded(lv), fmt.Sprintf("Level of within-person factor %s, micro-randomised at every available decision point (0 = %s, 1 = %s). 0 on rows that were not randomised (unavailable or safety), where nothing of the factor was shown. Use as MRTAnalysis's treatment.", f.Name, lv[0], lv[1]), "never (0 when not randomised)")
 			b.addD(f.Name+"_label", String, "", lv, fmt.Sprintf("Label of the level of %s.", f.Name), "when not randomised (unavailable or safety)")
 			b.addD(f.Name+"_prob", Double, "probability", nil, fmt.Sprintf("Probability of level 1 (%s) used for the draw: %s, clipped to the bounds [%s, %s]. Use as MRTAnalysis's rand_prob.", lv[1], src, fmtFloat(f.Bounds[0]), fmtFloat(f.Bounds[1])), "when not randomised (unavailable or safety); MRTAnalysis needs a value on every row: fill any value in (0, 1), the weight of an unavailable row is 0")

@@ -1,0 +1,250 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/engine/sqlite"
+	"github.com/jitai/jitai/interventions"
+	"github.com/jitai/jitai/policies"
+)
+
+// The engine's side of plugins, with in-process fakes of the plugin
+// interfaces (plugins/host's tests run real plugin processes).
+
+const pluginStudy = `id: fake
+name: Plugins
+timezone: Europe/London
+seed: "fake-seed-0123456789"
+decision_points:
+  - {id: app, kind: app}
+delivery_factor: prompt
+factors:
+  - name: prompt
+    type: within
+    levels: [none, deliver]
+    probability: 0.4
+    bounds: [0.1, 0.9]
+    probability_source: plugin
+    plugin: bandit
+plugins:
+  - {name: gate, kind: enricher, path: x, checksum_file: SUMS, fallback: defaults, defaults: {level: 0}}
+  - {name: bandit, kind: probability, path: x, checksum_file: SUMS}
+  - {name: alerts, kind: notifier, path: x, checksum_file: SUMS}
+crisis:
+  text: "Call 116 123."
+`
+
+const pluginPolicy = `package jitai.policy
+
+default level := "none"
+
+level := l if l := input.derived.gate.level
+
+decision := {
+	"safety_reasons": [r | r := "risk_flag"; input.context.risk == true],
+	"unavailable_reasons": [],
+	"candidates": [{"id": id, "weight": 1} | some id in data.jitai.by_target.stress],
+	"tailoring": {"level": level},
+}
+`
+
+type fakePlugins struct {
+	derived map[string]any
+	enErr   error
+	prob    float64
+	probErr error
+	mu      sync.Mutex
+	notes   []engine.Notification
+	closed  int
+}
+
+func (f *fakePlugins) Enricher(name string) engine.Enricher {
+	if name == "gate" {
+		return fakeEnricher{f}
+	}
+	return nil
+}
+
+func (f *fakePlugins) ProbabilityProvider(name string) engine.ProbabilityProvider {
+	if name == "bandit" {
+		return fakeProvider{f}
+	}
+	return nil
+}
+
+func (f *fakePlugins) Notifier(name string) engine.Notifier {
+	if name == "alerts" {
+		return fakeNotifier{f}
+	}
+	return nil
+}
+
+func (f *fakePlugins) Version(name string) string { return name + "/9" }
+func (f *fakePlugins) Close() error               { f.closed++; return nil }
+
+type fakeEnricher struct{ f *fakePlugins }
+
+func (e fakeEnricher) Enrich(context.Context, engine.PluginDecision, []byte) (map[string]any, error) {
+	return e.f.derived, e.f.enErr
+}
+
+type fakeProvider struct{ f *fakePlugins }
+
+func (p fakeProvider) Probability(context.Context, engine.PluginDecision, engine.ProbabilityQuery) (float64, error) {
+	return p.f.prob, p.f.probErr
+}
+
+func (p fakeProvider) Outcome(context.Context, engine.OutcomeReport) error { return nil }
+
+type fakeNotifier struct{ f *fakePlugins }
+
+func (n fakeNotifier) Notify(note engine.Notification) {
+	n.f.mu.Lock()
+	defer n.f.mu.Unlock()
+	n.f.notes = append(n.f.notes, note)
+}
+
+func pluginEngine(t *testing.T, fake *fakePlugins) *engine.Engine {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "fake")
+	if err := os.MkdirAll(filepath.Join(dir, "policy"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "study.yaml"), []byte(pluginStudy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "policy", "p.rego"), []byte(pluginPolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := interventions.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	study, err := policies.LoadStudy(context.Background(), dir, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := sqlite.Open(filepath.Join(t.TempDir(), "p.db"), sqlite.Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	c := engine.Components{Store: store, Studies: []*policies.Study{study}}
+	if fake != nil {
+		c.Plugins = func(*policies.Study) (engine.StudyPlugins, error) { return fake, nil }
+	}
+	eng, err := engine.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := eng.Enroll(context.Background(), "fake", engine.EnrollRequest{ParticipantID: "p1"}); err != nil {
+		t.Fatal(err)
+	}
+	return eng
+}
+
+var pluginT0 = time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)
+
+func decideFake(t *testing.T, eng *engine.Engine, i int, ctx map[string]any, key string) *engine.Answer {
+	t.Helper()
+	ans, err := eng.Decide(context.Background(), "fake", "p1", engine.DecideRequest{DecisionPoint: "app", Time: pluginT0.Add(time.Duration(i) * time.Minute), Context: ctx, IdempotencyKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ans
+}
+
+func TestPluginAnswersAreUsedClippedAndRecorded(t *testing.T) {
+	fake := &fakePlugins{derived: map[string]any{"level": 4.0}, prob: 0.95}
+	eng := pluginEngine(t, fake)
+	rec := decideFake(t, eng, 0, nil, "").Record
+	if rec.Tailoring["level"] != 4.0 && rec.Tailoring["level"] != json.Number("4") {
+		t.Errorf("tailoring %v, want the enricher's level 4", rec.Tailoring)
+	}
+	if len(rec.Plugins) != 1 || rec.Plugins[0].Version != "gate/9" || rec.Plugins[0].Fallback != "" {
+		t.Errorf("enricher record %+v", rec.Plugins)
+	}
+	fd := rec.Factors[0]
+	if *fd.Probability != 0.9 || *fd.Proposed != 0.95 || *fd.Plugin.Value != 0.95 || fd.Plugin.Version != "bandit/9" || fd.Source != policies.SourcePlugin {
+		t.Errorf("factor draw %+v plugin %+v", fd, fd.Plugin)
+	}
+	if !strings.Contains(string(rec.Input), `"derived":{"gate":{"level":4}}`) {
+		t.Errorf("recorded input lacks derived: %s", rec.Input)
+	}
+	if err := eng.Close(); err != nil || fake.closed != 1 {
+		t.Errorf("Close: %v, plugins closed %d times", err, fake.closed)
+	}
+}
+
+func TestPluginFallbacks(t *testing.T) {
+	cases := []struct {
+		name       string
+		fake       *fakePlugins
+		enReason   string
+		probReason string
+	}{
+		{"no plugin host", nil, engine.PluginUnavailable, engine.PluginUnavailable},
+		{"errors", &fakePlugins{enErr: errors.New("boom"), probErr: errors.New("boom")}, engine.PluginError, engine.PluginError},
+		{"timeouts", &fakePlugins{enErr: fmt.Errorf("late: %w", context.DeadlineExceeded), probErr: fmt.Errorf("late: %w", context.DeadlineExceeded)}, engine.PluginTimeout, engine.PluginTimeout},
+		{"down", &fakePlugins{enErr: engine.ErrPluginUnavailable, probErr: engine.ErrPluginUnavailable}, engine.PluginUnavailable, engine.PluginUnavailable},
+		{"out of range", &fakePlugins{derived: map[string]any{}, prob: 1.5}, "", engine.PluginInvalid},
+		{"NaN", &fakePlugins{derived: map[string]any{}, prob: math.NaN()}, "", engine.PluginInvalid},
+		{"infinite", &fakePlugins{derived: map[string]any{}, prob: math.Inf(1)}, "", engine.PluginInvalid},
+		{"no object", &fakePlugins{derived: nil, prob: 0.5}, engine.PluginInvalid, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := decideFake(t, pluginEngine(t, tc.fake), 0, nil, "").Record
+			en := rec.Plugins[0]
+			if en.Reason != tc.enReason {
+				t.Errorf("enricher reason %q, want %q", en.Reason, tc.enReason)
+			}
+			if tc.enReason != "" {
+				if en.Fallback != policies.FallbackDefaults || (rec.Tailoring["level"] != json.Number("0") && rec.Tailoring["level"] != 0.0) {
+					t.Errorf("enricher fallback %q, tailoring %v; want the declared defaults (level 0)", en.Fallback, rec.Tailoring)
+				}
+			}
+			fd := rec.Factors[0]
+			if fd.Plugin.Reason != tc.probReason {
+				t.Errorf("provider reason %q, want %q", fd.Plugin.Reason, tc.probReason)
+			}
+			if tc.probReason != "" {
+				if fd.Plugin.Fallback != policies.FallbackDefaultProbability || *fd.Probability != 0.4 || fd.Proposed != nil ||
+					fd.Source != "fixed (plugin fallback: "+tc.probReason+")" {
+					t.Errorf("provider fallback %+v, probability %v, source %q; want the factor's 0.4", fd.Plugin, *fd.Probability, fd.Source)
+				}
+				if (*fd.Draw < 0.4) != (fd.Level == 1) {
+					t.Errorf("level %d with draw %v at probability 0.4", fd.Level, *fd.Draw)
+				}
+			}
+		})
+	}
+}
+
+func TestNotifiersGetCommittedSafetyDecisionsOnce(t *testing.T) {
+	fake := &fakePlugins{derived: map[string]any{}, prob: 0.5}
+	eng := pluginEngine(t, fake)
+	safety := decideFake(t, eng, 0, map[string]any{"risk": true}, "k1")
+	decideFake(t, eng, 0, map[string]any{"risk": true}, "k1") // a retry: replayed, not notified again
+	decideFake(t, eng, 1, nil, "")                            // not a safety decision
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	if len(fake.notes) != 1 {
+		t.Fatalf("%d notifications, want 1: %+v", len(fake.notes), fake.notes)
+	}
+	n := fake.notes[0]
+	if n.Action != engine.ActionSafety || n.Decision.DecisionID != safety.Record.ID || n.ID != safety.Record.ID+"/alerts" || n.Reasons[0] != "risk_flag" {
+		t.Errorf("notification %+v", n)
+	}
+}

@@ -1,0 +1,218 @@
+package host_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/interventions"
+	"github.com/jitai/jitai/plugins/host"
+	"github.com/jitai/jitai/policies"
+)
+
+const exampleStudy = "../examples/stress-mrt-plugins"
+
+// TestExampleStudyRegoTests loads the example plugin study as committed
+// (no plugin needs to be built for that) and runs its Rego tests.
+func TestExampleStudyRegoTests(t *testing.T) {
+	cat, err := interventions.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := policies.LoadStudy(context.Background(), exampleStudy, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	results, err := s.RunTests(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	passed := 0
+	for _, r := range results {
+		if r.Pass {
+			passed++
+			continue
+		}
+		t.Errorf("%s:%d %s: %s", r.File, r.Line, r.Name, r.Err)
+	}
+	if passed < 20 {
+		t.Errorf("only %d Rego tests passed", passed)
+	}
+}
+
+// exampleLayout builds the example plugins and lays the example study out
+// as in the repository after make plugins: <root>/bin/plugins holds the
+// executables and SHA256SUMS, <root>/plugins/examples/<study> the study, so
+// that the study's relative paths and checksum_file work unchanged.
+func exampleLayout(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	bin := filepath.Join(root, "bin", "plugins")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var sums strings.Builder
+	for _, name := range []string{"sleepdebt", "thompson", "alertfile"} {
+		built := buildPlugin(t, "plugins/examples/"+name)
+		raw, err := os.ReadFile(built)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(bin, name), raw, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&sums, "%s  %s\n", strings.TrimPrefix(sha256File(t, built), "sha256:"), name)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "SHA256SUMS"), []byte(sums.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "plugins", "examples", "stress-mrt-plugins")
+	for _, f := range []string{"study.yaml", "policy/policy.rego", "policy/policy_test.rego"} {
+		raw, err := os.ReadFile(filepath.Join(exampleStudy, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func loadStudy(t *testing.T, dir string) *policies.Study {
+	t.Helper()
+	cat, err := interventions.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := policies.LoadStudy(context.Background(), dir, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestExampleStudyWithItsPlugins runs the example study with the example
+// plugins: the sleep-debt enricher tailors evening decisions, the Thompson
+// sampler learns from stress reports that a prompt helps and raises the
+// delivery probability (clipped by the engine), keeps what it learned
+// across a restart, and a safety decision reaches the clinician alerts file.
+func TestExampleStudyWithItsPlugins(t *testing.T) {
+	dir := exampleLayout(t)
+	// Load it by a relative path, as jitai serve --studies plugins/examples
+	// does from the repository's root: plugin paths resolve against the
+	// study's folder, not the plugin's working folder.
+	t.Chdir(filepath.Dir(filepath.Dir(filepath.Dir(dir))))
+	dir = filepath.Join("plugins", "examples", "stress-mrt-plugins")
+	study := loadStudy(t, dir)
+	data := t.TempDir()
+	r := newRigAt(t, data, host.Options{}, study)
+	const sid = "stress-mrt-plugins"
+	r.enroll(t, sid, "p1", "p2")
+	ctx := context.Background()
+	day0 := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC) // London is on UTC in November
+	ev := 0
+	ingest := func(p string, at time.Time, data string) {
+		ev++
+		e := engine.Event{ID: fmt.Sprintf("e%d", ev), Type: engine.EventEMA, Time: at, Data: json.RawMessage(data)}
+		if _, _, err := r.eng.Ingest(ctx, sid, p, []engine.Event{e}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var first, last *engine.FactorDraw
+	var evening *engine.Record
+	for d := 0; d < 8; d++ {
+		day := day0.AddDate(0, 0, d)
+		for _, p := range []string{"p1", "p2"} {
+			ingest(p, day.Add(7*time.Hour), `{"sleep_hours": 5}`) // 3 hours short each night
+		}
+		for _, dp := range study.Config.DecisionPoints {
+			minute, _ := policies.ParseClock(dp.Time)
+			at := day.Add(time.Duration(minute) * time.Minute)
+			for _, p := range []string{"p1", "p2"} {
+				ans, err := r.eng.Decide(ctx, sid, p, engine.DecideRequest{DecisionPoint: dp.ID, Time: at})
+				if err != nil {
+					t.Fatal(err)
+				}
+				rec := ans.Record
+				if len(rec.Plugins) != 1 || rec.Plugins[0].Version != "sleepdebt/1.0.0" || rec.Plugins[0].Fallback != "" {
+					t.Fatalf("enricher call %+v", rec.Plugins)
+				}
+				if d == 4 && dp.ID == "evening" {
+					evening = rec
+				}
+				if !rec.Randomised {
+					continue
+				}
+				fd := rec.Factors[0]
+				if fd.Plugin == nil || fd.Plugin.Version != "thompson-beta-bernoulli/1.0.0" || fd.Plugin.Fallback != "" {
+					t.Fatalf("provider call %+v", fd.Plugin)
+				}
+				if first == nil {
+					first = &fd
+				}
+				last = &fd
+				// A prompt helps: stress 2 after one, 6 without.
+				stress := 6
+				if fd.Level == 1 {
+					stress = 2
+				}
+				ingest(p, at.Add(45*time.Minute), fmt.Sprintf(`{"stress": %d}`, stress))
+			}
+		}
+	}
+	if evening == nil || evening.Tailoring["need"] != "sleep" || evening.Tailoring["sleep_debt_hours"] == nil {
+		t.Errorf("day 4 evening tailoring %v, want need sleep with the enricher's debt", evening.Tailoring)
+	}
+	if *first.Plugin.Value != 0.5 || *first.Probability != 0.5 {
+		t.Errorf("first probability %v (provider %v), want 0.5 from the flat prior", *first.Probability, *first.Plugin.Value)
+	}
+	if *last.Plugin.Value < 0.85 || *last.Probability != 0.8 || *last.Proposed != *last.Plugin.Value {
+		t.Errorf("after learning: provider %v, used %v; want the provider near its own 0.9 clip and the engine at the bound 0.8", *last.Plugin.Value, *last.Probability)
+	}
+
+	// A safety decision alerts the clinician.
+	ans, err := r.eng.Decide(ctx, sid, "p1", engine.DecideRequest{DecisionPoint: "morning", Time: day0.AddDate(0, 0, 9).Add(9 * time.Hour), Context: map[string]any{"risk": true}})
+	if err != nil || ans.Record.Action != engine.ActionSafety {
+		t.Fatalf("safety decision: %v %+v", err, ans)
+	}
+	alerts := filepath.Join(data, "plugins", sid, "clinician", "alerts.jsonl")
+	var lines []map[string]any
+	waitFor(t, 10*time.Second, func() bool { lines = readJSONL(t, alerts); return len(lines) > 0 })
+	if lines[0]["decision_id"] != ans.Record.ID || lines[0]["reasons"].([]any)[0] != "risk_flag" {
+		t.Errorf("alert %v", lines[0])
+	}
+
+	// The bandit's posterior survives a restart of the engine and plugins.
+	learned := *last.Plugin.Value
+	r.Close()
+	r = newRigAt(t, data, host.Options{}, loadStudy(t, dir))
+	var fd *engine.FactorDraw
+	for _, dp := range study.Config.DecisionPoints {
+		minute, _ := policies.ParseClock(dp.Time)
+		ans, err := r.eng.Decide(ctx, sid, "p2", engine.DecideRequest{DecisionPoint: dp.ID, Time: day0.AddDate(0, 0, 10).Add(time.Duration(minute) * time.Minute)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ans.Record.Randomised {
+			fd = &ans.Record.Factors[0]
+			break
+		}
+	}
+	if fd == nil {
+		t.Fatal("no randomised decision after the restart")
+	}
+	if *fd.Plugin.Value < learned-0.05 {
+		t.Errorf("after a restart the provider says %v; it had learned %v", *fd.Plugin.Value, learned)
+	}
+	t.Logf("provider: %v at first, %v after learning, %v after a restart", *first.Plugin.Value, learned, *fd.Plugin.Value)
+}
