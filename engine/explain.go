@@ -103,6 +103,8 @@ type RuleExplanation struct {
 	Value        any          `json:"value,omitempty"`
 	ValueOmitted bool         `json:"value_omitted,omitempty"`
 	Inputs       []InputValue `json:"inputs,omitempty"`
+	// RuleValues are the values of the other rules this one used.
+	RuleValues []InputValue `json:"rule_values,omitempty"`
 }
 
 // InputValue is an input reference and its value in the logged input.
@@ -110,6 +112,8 @@ type InputValue struct {
 	Ref     string `json:"ref"`
 	Value   any    `json:"value,omitempty"`
 	Defined bool   `json:"defined"`
+	// Omitted says a large rule value (the catalogue) is left out.
+	Omitted bool `json:"omitted,omitempty"`
 }
 
 // maxRuleValue is the longest rule value (as JSON) an explanation shows.
@@ -165,33 +169,52 @@ func Explain(ctx context.Context, rt *StudyRuntime, rec *Record) (*Explanation, 
 				}
 			}
 			for _, ref := range f.Reads {
-				v, ok := inputAt(doc, ref)
+				v, ok := valueAt(doc, ref)
 				re.Inputs = append(re.Inputs, InputValue{Ref: ref, Value: v, Defined: ok})
+			}
+			for _, ref := range f.Uses {
+				v, ok := valueAt(values, ref)
+				iv := InputValue{Ref: ref, Value: v, Defined: ok}
+				if raw, err := json.Marshal(v); err != nil || len(raw) > maxRuleValue {
+					iv.Value, iv.Omitted = nil, true
+				}
+				re.RuleValues = append(re.RuleValues, iv)
 			}
 			ex.Rules = append(ex.Rules, re)
 		}
 	}
-	rulesFor := func(name string, reason string) []string {
-		var out []string
-		for _, f := range fired {
-			if s, ok := f.Key.(string); ok && s == reason && strings.Contains(f.Head, " contains ") && (name == "" || f.Name == name) {
-				out = append(out, fmt.Sprintf("%s:%d", f.File, f.Line))
+	// rulesFor finds the "contains" rules that added a reason, and says
+	// what they read.
+	rulesFor := func(reason string) ([]string, string) {
+		var locs, read []string
+		for _, r := range ex.Rules {
+			if s, ok := r.Key.(string); ok && s == reason && strings.Contains(r.Head, " contains ") {
+				locs = append(locs, fmt.Sprintf("%s:%d", r.File, r.Line))
+				for _, v := range append(append([]InputValue(nil), r.Inputs...), r.RuleValues...) {
+					read = append(read, v.text())
+				}
 			}
 		}
-		return out
+		detail := "a rule of the policy"
+		if len(read) > 0 {
+			detail += ", which read " + strings.Join(read, ", ")
+		}
+		return locs, detail
 	}
 	for _, r := range rec.SafetyReasons {
-		ex.Safety = append(ex.Safety, ReasonExplanation{Reason: r, Source: "policy", Rules: rulesFor("", r),
-			Detail: "a safety rule of the policy: the decision pre-empts everything else, shows the crisis signposting and is never randomised"})
+		locs, detail := rulesFor(r)
+		ex.Safety = append(ex.Safety, ReasonExplanation{Reason: r, Source: "policy", Rules: locs,
+			Detail: detail + ": a safety decision pre-empts everything else, shows the crisis signposting and is never randomised"})
 	}
 	for _, r := range rec.UnavailableReasons {
 		re := ReasonExplanation{Reason: r, Source: "policy"}
 		if engineOwned(r) || r == ReasonNoCandidate {
 			re.Source = "engine"
-		}
-		re.Detail = reasonDetail(rt, rec, doc, r)
-		if re.Source == "policy" {
-			re.Rules = rulesFor("", r)
+			re.Detail = reasonDetail(rt, rec, doc, r)
+		} else if ex.PolicyEvaluated {
+			re.Rules, re.Detail = rulesFor(r)
+		} else {
+			re.Detail = reasonDetail(rt, rec, doc, r)
 		}
 		ex.Unavailable = append(ex.Unavailable, re)
 	}
@@ -222,14 +245,41 @@ func Explain(ctx context.Context, rt *StudyRuntime, rec *Record) (*Explanation, 
 	return ex, nil
 }
 
-// inputAt looks up an input reference (input.a.b[0]) in the input document.
-func inputAt(doc map[string]any, ref string) (any, bool) {
-	r, err := ast.ParseRef(ref)
-	if err != nil || !r.HasPrefix(ast.InputRootRef) {
-		return nil, false
+// text renders the value as "ref = value".
+func (v InputValue) text() string {
+	if !v.Defined {
+		return v.Ref + " undefined"
 	}
-	var cur any = doc
-	for _, t := range r[1:] {
+	if v.Omitted {
+		return v.Ref + " (large)"
+	}
+	raw, err := json.Marshal(v.Value)
+	if err != nil || len(raw) > 80 {
+		return v.Ref + " (see below)"
+	}
+	return v.Ref + " = " + string(raw)
+}
+
+// valueAt looks up a reference (input.a.b[0], or rule.a for a map of rule
+// values) in a decoded JSON document: the reference's head names the root.
+func valueAt(root map[string]any, ref string) (any, bool) {
+	r, err := ast.ParseRef(ref)
+	if err != nil || len(r) == 0 {
+		// A bare name ("need") is not a ref to the parser.
+		v, ok := root[ref]
+		return v, ok
+	}
+	var cur any = root
+	terms := r[1:]
+	if !r.HasPrefix(ast.InputRootRef) {
+		name, ok := r[0].Value.(ast.Var)
+		if !ok {
+			return nil, false
+		}
+		// A rule: its name is the first key.
+		terms = append([]*ast.Term{ast.StringTerm(string(name))}, r[1:]...)
+	}
+	for _, t := range terms {
 		switch k := t.Value.(type) {
 		case ast.String:
 			m, ok := cur.(map[string]any)
@@ -270,7 +320,7 @@ func reasonDetail(rt *StudyRuntime, rec *Record, doc map[string]any, reason stri
 	case ReasonBurden24hCap:
 		return fmt.Sprintf("engine burden cap: at most %d prompts in any 24 hours (burden.max_per_24h); %s had been delivered in the 24 hours before", b.MaxPer24h, hist("prompts_24h"))
 	case ReasonBurdenMinGap:
-		return fmt.Sprintf("engine burden cap: at least %d minutes between prompts (burden.min_minutes_between); the last prompt was %s minutes before (or is logged for a later time)", b.MinMinutesBetween, hist("minutes_since_last_prompt"))
+		return fmt.Sprintf("engine burden cap: at least %d minutes between prompts (burden.min_minutes_between); minutes since the last prompt: %s", b.MinMinutesBetween, hist("minutes_since_last_prompt"))
 	case ReasonNoCandidate:
 		if len(rec.Contraindicated) > 0 {
 			return "the policy offered no intervention that may be given now: " + strings.Join(rec.Contraindicated, ", ") + " were contraindicated by the conditions " + strings.Join(rec.Conditions, ", ")

@@ -3,6 +3,7 @@ package policies
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -24,6 +25,8 @@ type Inspector struct {
 	// rules maps a rule's source position (file:row:col) to the rule as
 	// written (the compiled rules are rewritten).
 	rules map[string]ruleSource
+	// names are the package's rule names (not functions).
+	names map[string]bool
 }
 
 type ruleSource struct {
@@ -43,10 +46,13 @@ func NewInspector(ctx context.Context, p *Policy) (*Inspector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("preparing %s: %w", Package, err)
 	}
-	in := &Inspector{policy: p, pkg: pq, rules: map[string]ruleSource{}}
+	in := &Inspector{policy: p, pkg: pq, rules: map[string]ruleSource{}, names: map[string]bool{}}
 	for _, m := range p.modules {
 		for _, r := range m.Rules {
 			name := r.Head.Ref().String()
+			if len(r.Head.Args) == 0 && m.Package.Path.String() == Package {
+				in.names[r.Head.Ref()[0].Value.String()] = true
+			}
 			for e := r; e != nil; e = e.Else {
 				in.rules[posKey(e.Location)] = ruleSource{rule: e, name: name, isElse: e != r}
 			}
@@ -98,10 +104,13 @@ type FiredRule struct {
 	Default bool `json:"default,omitempty"`
 	// Constant says the rule has no body: its value is fixed in the source.
 	Constant bool `json:"constant,omitempty"`
-	// Reads are the input references in the rule's body, as written (a
-	// ref with variables is cut before the first one; object.get(input,
-	// path, _) counts as a read of that path).
+	// Reads are the input references in the rule (body and head), as
+	// written (a ref with variables is cut before the first one;
+	// object.get(input, path, _) counts as a read of that path).
 	Reads []string `json:"reads,omitempty"`
+	// Uses are the references to other rules of the package, cut the same
+	// way ("recent_ema.stress").
+	Uses []string `json:"uses,omitempty"`
 }
 
 // Fired evaluates the decision on input with tracing and returns the
@@ -118,7 +127,7 @@ func (in *Inspector) Fired(ctx context.Context, input ast.Value) ([]FiredRule, e
 		if !ok || len(src.rule.Head.Args) > 0 {
 			continue // a function, or a rule the compiler generated
 		}
-		out = append(out, describeRule(src))
+		out = append(out, describeRule(src, in.names))
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].File != out[j].File {
@@ -145,7 +154,7 @@ func (t *exitTracer) TraceEvent(ev topdown.Event) {
 	}
 }
 
-func describeRule(src ruleSource) FiredRule {
+func describeRule(src ruleSource, names map[string]bool) FiredRule {
 	r := src.rule
 	f := FiredRule{Name: src.name, Default: r.Default, Else: src.isElse}
 	if r.Location != nil {
@@ -167,8 +176,16 @@ func describeRule(src ruleSource) FiredRule {
 	default:
 		f.Head = src.name
 	}
-	f.Constant = len(r.Body) == 1 && r.Body[0].IsGround() && r.Body[0].Equal(ast.NewExpr(ast.BooleanTerm(true)))
-	f.Reads = InputReads(r.Body)
+	nodes := []any{r.Body}
+	if h.Key != nil {
+		nodes = append(nodes, h.Key)
+	}
+	if h.Value != nil {
+		nodes = append(nodes, h.Value)
+	}
+	f.Reads, f.Uses = refReads(nodes, names)
+	f.Uses = slices.DeleteFunc(f.Uses, func(u string) bool { return u == src.name })
+	f.Constant = len(f.Reads) == 0 && len(f.Uses) == 0 && len(r.Body) == 1 && r.Body[0].Equal(ast.NewExpr(ast.BooleanTerm(true)))
 	return f
 }
 
@@ -177,7 +194,14 @@ func describeRule(src ruleSource) FiredRule {
 // object.get(input.x, "y", d) and object.get(input, ["x", "y"], d) count as
 // input.x.y.
 func InputReads(body ast.Body) []string {
-	set := map[string]bool{}
+	reads, _ := refReads([]any{body}, nil)
+	return reads
+}
+
+// refReads lists the input references and the references to the named
+// rules in nodes.
+func refReads(nodes []any, rules map[string]bool) (reads, uses []string) {
+	set, used := map[string]bool{}, map[string]bool{}
 	var vis *ast.GenericVisitor
 	vis = ast.NewGenericVisitor(func(x any) bool {
 		switch v := x.(type) {
@@ -194,17 +218,25 @@ func InputReads(body ast.Body) []string {
 		case ast.Ref:
 			if v.HasPrefix(ast.InputRootRef) {
 				set[groundPrefix(v).String()] = true
+			} else if head, ok := v[0].Value.(ast.Var); ok && rules[string(head)] {
+				used[groundPrefix(v).String()] = true
+			}
+			for _, t := range v[1:] {
+				vis.Walk(t) // the head is done; variables in brackets may be rules
+			}
+			return true
+		case *ast.Term:
+			// A rule used as a bare name (count(favour)) is a Var term.
+			if name, ok := v.Value.(ast.Var); ok && rules[string(name)] {
+				used[string(name)] = true
 			}
 		}
 		return false
 	})
-	vis.Walk(body)
-	out := make([]string, 0, len(set))
-	for k := range set {
-		out = append(out, k)
+	for _, n := range nodes {
+		vis.Walk(n)
 	}
-	sort.Strings(out)
-	return out
+	return sortedKeys(set), sortedKeys(used)
 }
 
 func groundPrefix(ref ast.Ref) ast.Ref {

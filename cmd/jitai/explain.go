@@ -149,7 +149,7 @@ func writeExplanation(w io.Writer, ex *engine.Explanation) {
 	if len(ex.Rules) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "\nRules that fired (in source order), with the input values they read:")
+	fmt.Fprintln(w, "\nRules that fired (in source order), with the values they read (input and other rules):")
 	for _, r := range ex.Rules {
 		kind := ""
 		switch {
@@ -159,13 +159,19 @@ func writeExplanation(w io.Writer, ex *engine.Explanation) {
 			kind = " [else branch]"
 		}
 		fmt.Fprintf(w, "  %s:%d  %s%s", r.File, r.Line, r.Head, kind)
-		if r.Value != nil && !strings.Contains(r.Head, " contains ") && !strings.Contains(r.Head, " := ") {
+		switch {
+		case r.ValueOmitted:
+			fmt.Fprint(w, " (large value not shown)")
+		case r.Value != nil && !strings.Contains(r.Head, " contains ") && !strings.Contains(r.Head, " := "):
 			fmt.Fprintf(w, " = %s", jsonText(r.Value))
 		}
 		fmt.Fprintln(w)
-		for _, in := range r.Inputs {
+		for _, in := range append(append([]engine.InputValue(nil), r.Inputs...), r.RuleValues...) {
 			v := "undefined"
-			if in.Defined {
+			switch {
+			case in.Omitted:
+				v = "(large value not shown)"
+			case in.Defined:
 				v = jsonText(in.Value)
 			}
 			fmt.Fprintf(w, "      %s = %s\n", in.Ref, v)

@@ -470,3 +470,67 @@ func golden(t *testing.T, name, got string) {
 		t.Errorf("%s differs from the golden file (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", p, got, want)
 	}
 }
+
+// TestExplainGolden pins the explanation of a delivered decision (with
+// contraindicated candidates), an unavailable one (policy and engine
+// reasons), a safety one, one where the delivery factor drew no prompt, and
+// one made with another policy revision than the study folder's.
+func TestExplainGolden(t *testing.T) {
+	tr := simulatedTrial(t)
+	cases := []struct {
+		name string
+		pred func(*engine.Record) bool
+	}{
+		{"deliver", func(r *engine.Record) bool { return r.Action == engine.ActionDeliver && len(r.Contraindicated) > 0 }},
+		{"unavailable", func(r *engine.Record) bool { return slices.Contains(r.Reasons, "burden_min_gap") }},
+		{"safety", func(r *engine.Record) bool { return r.Action == engine.ActionSafety }},
+		{"no_prompt", func(r *engine.Record) bool { return slices.Contains(r.Reasons, engine.ReasonRandomisedNoPrompt) }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			i := slices.IndexFunc(tr.records, tc.pred)
+			if i < 0 {
+				t.Fatal("no such decision in the trial")
+			}
+			id := tr.records[i].ID
+			code, out, errOut := runCLI(t, nil, "explain", id, "--study", stressDir, "--data", tr.data)
+			if code != 0 {
+				t.Fatalf("exit %d\n%s%s", code, out, errOut)
+			}
+			golden(t, "explain_"+tc.name+".txt", out)
+			// The same decision from the JSONL file, as JSON.
+			code, js, errOut := runCLI(t, nil, "explain", "--study", stressDir, "--decisions", tr.jsonl, "--format", "json", id)
+			if code != 0 {
+				t.Fatalf("exit %d\n%s", code, errOut)
+			}
+			var ex engine.Explanation
+			if err := json.Unmarshal([]byte(js), &ex); err != nil {
+				t.Fatal(err)
+			}
+			if ex.DecisionID != id || !ex.PolicyEvaluated || ex.Reproduced == nil || !*ex.Reproduced || len(ex.Rules) == 0 || len(ex.Summary) < 3 {
+				t.Errorf("JSON explanation: %s", js)
+			}
+		})
+	}
+	t.Run("other_revision", func(t *testing.T) {
+		id := tr.records[slices.IndexFunc(tr.records, cases[1].pred)].ID
+		code, out, errOut := runCLI(t, nil, "explain", id, "--study", quietHoursPolicy(t), "--decisions", tr.jsonl)
+		if code != 0 {
+			t.Fatalf("exit %d\n%s%s", code, out, errOut)
+		}
+		golden(t, "explain_other_revision.txt", out)
+		if strings.Contains(out, "Rules that fired") {
+			t.Error("explained with another revision's rules")
+		}
+	})
+	t.Run("errors", func(t *testing.T) {
+		code, _, errOut := runCLI(t, nil, "explain", "01NOSUCHDECISION", "--study", stressDir, "--data", tr.data)
+		if code != 2 || !strings.Contains(errOut, "no decision 01NOSUCHDECISION of study stress-mrt") {
+			t.Errorf("unknown id: exit %d: %s", code, errOut)
+		}
+		code, _, errOut = runCLI(t, nil, "explain", "--study", stressDir, "--data", tr.data)
+		if code != 2 || !strings.Contains(errOut, "give DECISION_ID") {
+			t.Errorf("no id: exit %d: %s", code, errOut)
+		}
+	})
+}
