@@ -9,8 +9,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -190,6 +192,19 @@ func replay(ctx context.Context, studyDir, newDir string, src decisionSource, ex
 	}
 	trans := map[[2]string]*transition{}
 	start := time.Now()
+	// Records are replayed in parallel, a batch at a time, and the results
+	// added to the report in the source's order.
+	var batch []*replayItem
+	flush := func() error {
+		replayBatch(ctx, rt, cmp, batch, study.Revision, study.Catalogue.Revision())
+		for _, it := range batch {
+			if err := rep.add(it, trans); err != nil {
+				return err
+			}
+		}
+		batch = batch[:0]
+		return nil
+	}
 	err = src.each(ctx, study.Config.ID, func(where string, rec *engine.Record) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -198,64 +213,15 @@ func replay(ctx context.Context, studyDir, newDir string, src decisionSource, ex
 			rep.OtherStudy++
 			return nil
 		}
-		rep.Decisions++
-		if _, err := engine.DecodeInput(rec); errors.Is(err, engine.ErrInputHash) {
-			rep.Differ = append(rep.Differ, replayCase{Where: where, DecisionID: rec.ID, Participant: rec.Participant, Time: rec.Time,
-				LocalTime: rec.LocalTime, OldAction: rec.Action, OldReasons: nonNilStrings(rec.Reasons), NewReasons: []string{},
-				Differences: []engine.Difference{{Field: "input_hash", Old: rec.InputHash, New: "not the hash of the logged input: the record was altered"}}})
-			return nil
-		}
-		own := rec.PolicyRevision == study.Revision && rec.CatalogueRevision == study.Catalogue.Revision()
-		if own {
-			res, err := engine.Replay(ctx, rt, rec)
-			if err != nil {
-				return fmt.Errorf("%s: decision %s: %w", where, rec.ID, err)
-			}
-			rep.note(res.Notes)
-			if len(res.Differences) == 0 {
-				rep.Reproduced++
-			} else {
-				rep.Differ = append(rep.Differ, newCase(where, res))
-			}
-		} else {
-			if rep.NotCheckable == nil {
-				rep.NotCheckable = map[string]int{}
-			}
-			rep.NotCheckable[rec.PolicyRevision+" / "+rec.CatalogueRevision]++
-		}
-		if cmp == nil {
-			return nil
-		}
-		res, rules, err := cmp.replay(ctx, rec)
-		if err != nil {
-			return fmt.Errorf("%s: decision %s, with --policy: %w", where, rec.ID, err)
-		}
-		rep.note(res.Notes)
-		key := [2]string{rec.Action, res.Replayed.Action}
-		tr := trans[key]
-		if tr == nil {
-			tr = &transition{From: key[0], To: key[1]}
-			trans[key] = tr
-		}
-		tr.Count++
-		if len(res.Differences) == 0 {
-			return nil
-		}
-		tr.Changed++
-		rep.Changed++
-		for _, d := range res.Differences {
-			rep.ChangedFields[fieldGroup(d.Field)]++
-		}
-		for _, r := range rules {
-			rep.RuleValues[r]++
-		}
-		if len(rep.Examples) < examples {
-			c := newCase(where, res)
-			c.Rules = rules
-			rep.Examples = append(rep.Examples, c)
+		batch = append(batch, &replayItem{where: where, rec: rec})
+		if len(batch) == replayBatchSize {
+			return flush()
 		}
 		return nil
 	})
+	if err == nil {
+		err = flush()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -274,6 +240,116 @@ func replay(ctx context.Context, studyDir, newDir string, src decisionSource, ex
 		return a.To < b.To
 	})
 	return rep, nil
+}
+
+// replayBatchSize is how many records are replayed in parallel at a time.
+const replayBatchSize = 512
+
+// replayItem is one record and what replaying it gave.
+type replayItem struct {
+	where       string
+	rec         *engine.Record
+	altered     bool // the input does not match its hash
+	own         bool // made with --study's revision: replayed with it
+	res, cmpRes *engine.ReplayResult
+	rules       []string
+	err         error
+}
+
+// replayBatch replays the items on every CPU. Replay is pure: the
+// runtimes, their prepared queries and draw keyers are safe for concurrent
+// use.
+func replayBatch(ctx context.Context, rt *engine.StudyRuntime, cmp *comparer, items []*replayItem, revision, catalogue string) {
+	work := make(chan *replayItem)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(items)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range work {
+				rec := it.rec
+				it.own = rec.PolicyRevision == revision && rec.CatalogueRevision == catalogue
+				if it.own {
+					it.res, it.err = engine.Replay(ctx, rt, rec)
+				} else if cmp == nil {
+					_, it.err = engine.DecodeInput(rec) // not replayed: check it is intact
+				}
+				if cmp != nil && it.err == nil {
+					it.cmpRes, it.rules, it.err = cmp.replay(ctx, rec)
+				}
+				switch {
+				case errors.Is(it.err, engine.ErrInputHash):
+					it.altered, it.err = true, nil
+				case it.err != nil && it.own && it.res == nil:
+					it.err = fmt.Errorf("%s: decision %s: %w", it.where, rec.ID, it.err)
+				case it.err != nil:
+					it.err = fmt.Errorf("%s: decision %s, with --policy: %w", it.where, rec.ID, it.err)
+				}
+			}
+		}()
+	}
+	for _, it := range items {
+		work <- it
+	}
+	close(work)
+	wg.Wait()
+}
+
+// add counts one replayed record into the report.
+func (rep *replayReport) add(it *replayItem, trans map[[2]string]*transition) error {
+	if it.err != nil {
+		return it.err
+	}
+	rec := it.rec
+	rep.Decisions++
+	if it.altered {
+		rep.Differ = append(rep.Differ, replayCase{Where: it.where, DecisionID: rec.ID, Participant: rec.Participant, Time: rec.Time,
+			LocalTime: rec.LocalTime, OldAction: rec.Action, OldReasons: nonNilStrings(rec.Reasons), NewReasons: []string{},
+			Differences: []engine.Difference{{Field: "input_hash", Old: rec.InputHash, New: "not the hash of the logged input: the record was altered"}}})
+		return nil
+	}
+	if it.own {
+		rep.note(it.res.Notes)
+		if len(it.res.Differences) == 0 {
+			rep.Reproduced++
+		} else {
+			rep.Differ = append(rep.Differ, newCase(it.where, it.res))
+		}
+	} else {
+		if rep.NotCheckable == nil {
+			rep.NotCheckable = map[string]int{}
+		}
+		rep.NotCheckable[rec.PolicyRevision+" / "+rec.CatalogueRevision]++
+	}
+	res := it.cmpRes
+	if res == nil {
+		return nil
+	}
+	rep.note(res.Notes)
+	key := [2]string{rec.Action, res.Replayed.Action}
+	tr := trans[key]
+	if tr == nil {
+		tr = &transition{From: key[0], To: key[1]}
+		trans[key] = tr
+	}
+	tr.Count++
+	if len(res.Differences) == 0 {
+		return nil
+	}
+	tr.Changed++
+	rep.Changed++
+	for _, d := range res.Differences {
+		rep.ChangedFields[fieldGroup(d.Field)]++
+	}
+	for _, r := range it.rules {
+		rep.RuleValues[r]++
+	}
+	if len(rep.Examples) < rep.examplesLimit {
+		c := newCase(it.where, res)
+		c.Rules = it.rules
+		rep.Examples = append(rep.Examples, c)
+	}
+	return nil
 }
 
 func (rep *replayReport) note(notes []string) {

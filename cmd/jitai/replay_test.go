@@ -534,3 +534,20 @@ func TestExplainGolden(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkReplay replays the simulated trial's log with its own policy.
+func BenchmarkReplay(b *testing.B) {
+	tr := simulatedTrial(&testing.T{})
+	b.ReportAllocs()
+	ctx := context.Background()
+	var secs float64
+	for b.Loop() {
+		rep, err := replay(ctx, stressDir, "", decisionSource{file: tr.jsonl}, 0)
+		if err != nil || rep.Reproduced != len(tr.records) {
+			b.Fatal(err)
+		}
+		secs += rep.Seconds
+	}
+	// The replay loop only, without loading the study.
+	b.ReportMetric(float64(len(tr.records)*b.N)/secs, "decisions/s")
+}
