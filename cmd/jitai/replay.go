@@ -274,16 +274,16 @@ func replayBatch(ctx context.Context, rt *engine.StudyRuntime, cmp *comparer, it
 				} else if cmp == nil {
 					_, it.err = engine.DecodeInput(rec) // not replayed: check it is intact
 				}
+				with := ""
 				if cmp != nil && it.err == nil {
 					it.cmpRes, it.rules, it.err = cmp.replay(ctx, rec)
+					with = ", with --policy"
 				}
 				switch {
 				case errors.Is(it.err, engine.ErrInputHash):
 					it.altered, it.err = true, nil
-				case it.err != nil && it.own && it.res == nil:
-					it.err = fmt.Errorf("%s: decision %s: %w", it.where, rec.ID, it.err)
 				case it.err != nil:
-					it.err = fmt.Errorf("%s: decision %s, with --policy: %w", it.where, rec.ID, it.err)
+					it.err = fmt.Errorf("%s: decision %s%s: %w", it.where, rec.ID, with, it.err)
 				}
 			}
 		}()
