@@ -180,9 +180,9 @@ func engineReasons(rt *StudyRuntime, st *State, now time.Time, clock localClock)
 
 // availability combines the policy's reasons with the engine's and filters
 // the candidates. It is decided before any randomisation.
-func availability(rt *StudyRuntime, out *policies.Output, engine []string, rec *Record) error {
+func availability(rt *StudyRuntime, out *policies.Output, engineReasons []string, rec *Record) error {
 	reasons := append([]string(nil), out.UnavailableReasons...)
-	for _, r := range engine {
+	for _, r := range engineReasons {
 		reasons = appendUnique(reasons, r)
 	}
 	conditions := map[string]bool{}

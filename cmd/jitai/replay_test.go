@@ -238,6 +238,16 @@ func TestReplayFromServer(t *testing.T) {
 	if rep := replayJSON(t, out); rep.Reproduced != len(tr.records) || len(tr.records) <= 1000 {
 		t.Fatalf("%d of %d reproduced from the server (more than one page of 1000 wanted)", rep.Reproduced, len(tr.records))
 	}
+	// explain reads one decision from the server.
+	id := tr.records[len(tr.records)-1].ID
+	code, out, errOut = runCLI(t, nil, "explain", id, "--study", stressDir, "--from-server", hs.URL)
+	if code != 0 || !strings.HasPrefix(out, "Decision "+id+" for participant ") {
+		t.Fatalf("explain --from-server: exit %d\n%s%s", code, out, errOut)
+	}
+	code, _, errOut = runCLI(t, nil, "explain", "01NOSUCH", "--study", stressDir, "--from-server", hs.URL)
+	if code != 2 || !strings.Contains(errOut, "404 Not Found") {
+		t.Errorf("explain --from-server of an unknown id: exit %d: %s", code, errOut)
+	}
 }
 
 // quietHoursPolicy writes a copy of stress-mrt whose quiet-hours rule
