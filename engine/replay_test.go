@@ -2,6 +2,8 @@ package engine_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -31,7 +33,7 @@ decision := {
 }
 `
 
-func writeStudy(t *testing.T, name, yaml, rego string) *policies.Study {
+func writeStudy(t testing.TB, name, yaml, rego string) *policies.Study {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), name)
 	if err := os.MkdirAll(filepath.Join(dir, "policy"), 0o755); err != nil {
@@ -152,5 +154,50 @@ func TestCompareNumbers(t *testing.T) {
 	p2 = 0.7
 	if d := engine.Compare(a, b); len(d) != 1 || d[0].String() != "factors.f.probability: 0.6 -> 0.7" {
 		t.Errorf("probability: %v", d)
+	}
+}
+
+// TestReplayAfterReencoding: a record that went through encoding/json (an
+// API answer, a JSONL file), which escapes <, > and & in the input, still
+// matches its input hash and replays; an altered input does not.
+func TestReplayAfterReencoding(t *testing.T) {
+	ctx := context.Background()
+	study := writeStudy(t, "budget", budgetStudy, budgetPolicy)
+	store, err := sqlite.Open(filepath.Join(t.TempDir(), "b.db"), sqlite.Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	at := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	eng, err := engine.New(engine.Components{Store: store, Studies: []*policies.Study{study}, Now: func() time.Time { return at }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := eng.Enroll(ctx, "budget", engine.EnrollRequest{ParticipantID: "p"}); err != nil {
+		t.Fatal(err)
+	}
+	ans, err := eng.Decide(ctx, "budget", "p", engine.DecideRequest{DecisionPoint: "app", Time: at, Context: map[string]any{"stress": 8.0, "place": "a<b&c>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(ans.Record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), `\u003c`) {
+		t.Fatalf("encoding/json did not escape the input: %s", raw)
+	}
+	var rec engine.Record
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		t.Fatal(err)
+	}
+	rt, _ := eng.Study("budget")
+	res, err := engine.Replay(ctx, rt, &rec)
+	if err != nil || len(res.Differences) > 0 {
+		t.Fatalf("replay after re-encoding: %v %v", err, res)
+	}
+	rec.Input = json.RawMessage(strings.Replace(string(rec.Input), `"stress":8`, `"stress":9`, 1))
+	if _, err := engine.Replay(ctx, rt, &rec); !errors.Is(err, engine.ErrInputHash) {
+		t.Fatalf("altered input: %v, want ErrInputHash", err)
 	}
 }

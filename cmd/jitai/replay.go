@@ -57,6 +57,8 @@ type replayReport struct {
 	RuleValues    map[string]int        `json:"changed_rule_values,omitempty"`
 	RuleSources   []policies.RuleChange `json:"changed_rule_sources,omitempty"`
 	Examples      []replayCase          `json:"examples,omitempty"`
+	// Warnings say what else than the policy differs in --policy's study.
+	Warnings []string `json:"warnings,omitempty"`
 	// Notes counts the approximations replay made (docs/replay.md).
 	Notes         map[string]int `json:"notes,omitempty"`
 	Seconds       float64        `json:"seconds"`
@@ -187,6 +189,12 @@ func replay(ctx context.Context, studyDir, newDir string, src decisionSource, ex
 			return nil, err
 		}
 		rep.Mode, rep.NewRevision = "compare", ns.Revision
+		if ns.Config.Seed != study.Config.Seed {
+			rep.Warnings = append(rep.Warnings, "--policy's study.yaml has another seed: every draw changes")
+		}
+		if !sameValue(ns.Config.Factors, study.Config.Factors) {
+			rep.Warnings = append(rep.Warnings, "--policy's study.yaml declares other factors (levels, probabilities, bounds or sources): randomisation changes beyond the policy")
+		}
 		rep.RuleSources = policies.ChangedRules(study.Policy, ns.Policy)
 		rep.ChangedFields, rep.RuleValues = map[string]int{}, map[string]int{}
 	}
@@ -483,6 +491,9 @@ func writeReplay(w io.Writer, rep *replayReport) {
 			pct = 100 * float64(rep.Changed) / float64(rep.Decisions)
 		}
 		fmt.Fprintf(w, "\nwith the new policy revision %s: %d of %d decisions change (%.1f%%)\n", short(rep.NewRevision), rep.Changed, rep.Decisions, pct)
+		for _, warning := range rep.Warnings {
+			fmt.Fprintf(w, "WARNING: %s\n", warning)
+		}
 		fmt.Fprintln(w, "\nactions (logged -> replayed):")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "  logged\treplayed\tdecisions\tchanged\t")
