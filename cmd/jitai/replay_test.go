@@ -561,3 +561,46 @@ func BenchmarkReplay(b *testing.B) {
 	// The replay loop only, without loading the study.
 	b.ReportMetric(float64(len(tr.records)*b.N)/secs, "decisions/s")
 }
+
+// TestReplaySeedChange: a study.yaml with another seed changes exactly the
+// randomised decisions (their draws), not the unavailable or safety ones,
+// and the report warns about it.
+func TestReplaySeedChange(t *testing.T) {
+	tr := simulatedTrial(t)
+	dir := filepath.Join(t.TempDir(), "stress-mrt")
+	if err := os.CopyFS(dir, os.DirFS(stressDir)); err != nil {
+		t.Fatal(err)
+	}
+	yaml, err := os.ReadFile(filepath.Join(dir, "study.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml = bytes.Replace(yaml, []byte("\nseed: "), []byte("\nseed: other-"), 1)
+	if err := os.WriteFile(filepath.Join(dir, "study.yaml"), yaml, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, nil, "replay", "--study", stressDir, "--decisions", tr.jsonl, "--policy", dir, "--format", "json", "--examples", "100000")
+	if code != replayOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	rep := replayJSON(t, out)
+	want := 0
+	for _, r := range tr.records {
+		if r.Randomised {
+			want++
+		}
+	}
+	for _, c := range rep.Examples {
+		if c.OldAction == engine.ActionSafety || slices.ContainsFunc(c.Differences, func(d engine.Difference) bool {
+			return d.Field == "available" || d.Field == "unavailable_reasons"
+		}) {
+			t.Errorf("%s: a seed changed more than draws: %v", c.DecisionID, c.Differences)
+		}
+	}
+	if rep.Changed != want || len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "another seed") {
+		t.Errorf("%d decisions changed, want the %d randomised; warnings %q", rep.Changed, want, rep.Warnings)
+	}
+	if len(rep.RuleSources) != 0 || len(rep.RuleValues) != 0 {
+		t.Errorf("no rule changed, but the report says %v %v", rep.RuleSources, rep.RuleValues)
+	}
+}
