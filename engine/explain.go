@@ -32,6 +32,11 @@ type Explanation struct {
 	PolicyRevision  string `json:"policy_revision"`
 	LoadedRevision  string `json:"loaded_revision"`
 	PolicyEvaluated bool   `json:"policy_evaluated"`
+	// CatalogueRevision and LoadedCatalogue are the same for the
+	// intervention catalogue the policy reads (data.jitai.catalogue): the
+	// policy is evaluated only when both revisions are the same.
+	CatalogueRevision string `json:"catalogue_revision"`
+	LoadedCatalogue   string `json:"loaded_catalogue_revision"`
 	// Safety lists the safety reasons that pre-empted the decision.
 	Safety    []ReasonExplanation `json:"safety,omitempty"`
 	Available bool                `json:"available"`
@@ -127,13 +132,14 @@ func Explain(ctx context.Context, rt *StudyRuntime, rec *Record) (*Explanation, 
 		DecisionID: rec.ID, Study: rec.Study, Participant: rec.Participant, DecisionPoint: rec.DecisionPoint,
 		Time: rec.Time, LocalTime: rec.LocalTime, Action: rec.Action, Reasons: nonNil(rec.Reasons),
 		PolicyRevision: rec.PolicyRevision, LoadedRevision: rt.Revision, Available: rec.Available,
+		CatalogueRevision: rec.CatalogueRevision, LoadedCatalogue: rt.Catalogue.Revision(),
 	}
 	doc, err := DecodeInput(rec)
 	if err != nil {
 		return nil, err
 	}
 	var fired []policies.FiredRule
-	if rec.PolicyRevision == rt.Revision {
+	if rec.PolicyRevision == rt.Revision && rec.CatalogueRevision == ex.LoadedCatalogue {
 		ex.PolicyEvaluated = true
 		inputVal, err := ast.InterfaceToValue(doc)
 		if err != nil {
@@ -394,8 +400,10 @@ func summarise(ex *Explanation, rec *Record) []string {
 			}
 			s = append(s, "Re-evaluating does NOT give the logged decision, which is a bug to report: "+strings.Join(d, "; ")+".")
 		}
-	} else {
+	} else if ex.PolicyRevision != ex.LoadedRevision {
 		s = append(s, fmt.Sprintf("It was made with policy revision %s, but revision %s is loaded: which rules fired cannot be shown without that revision's policy; what follows is what the record holds.", short(ex.PolicyRevision), short(ex.LoadedRevision)))
+	} else {
+		s = append(s, fmt.Sprintf("It was made with policy revision %s, the one loaded now, but with intervention catalogue revision %s, and %s is loaded: the policy reads the catalogue, so which rules fired cannot be shown; what follows is what the record holds.", short(ex.PolicyRevision), short(ex.CatalogueRevision), short(ex.LoadedCatalogue)))
 	}
 	if len(ex.Safety) > 0 {
 		var r []string

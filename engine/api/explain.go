@@ -29,6 +29,9 @@ func (s *Server) explainDecision(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	// The study as loaded now: a decision made with an older revision is
+	// explained from its record only (once the engine keeps a revision
+	// history, the record's own revision can be used here).
 	s.writeExplanation(w, r, rt, rec)
 }
 
