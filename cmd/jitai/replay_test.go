@@ -47,7 +47,7 @@ var (
 // a day at jittered times (so that some fall either side of 20:00) and
 // some repeated soon after, with self-reports, some driving, a few risk
 // answers (safety) and snoozes.
-func simulatedTrial(t *testing.T) *replayTrial {
+func simulatedTrial(t testing.TB) *replayTrial {
 	t.Helper()
 	trialOnce.Do(func() { trial, trialErr = runTrial(filepath.Join(binDir, "replay-trial")) })
 	if trialErr != nil {
@@ -547,7 +547,7 @@ func TestExplainGolden(t *testing.T) {
 
 // BenchmarkReplay replays the simulated trial's log with its own policy.
 func BenchmarkReplay(b *testing.B) {
-	tr := simulatedTrial(&testing.T{})
+	tr := simulatedTrial(b)
 	b.ReportAllocs()
 	ctx := context.Background()
 	var secs float64
@@ -602,5 +602,26 @@ func TestReplaySeedChange(t *testing.T) {
 	}
 	if len(rep.RuleSources) != 0 || len(rep.RuleValues) != 0 {
 		t.Errorf("no rule changed, but the report says %v %v", rep.RuleSources, rep.RuleValues)
+	}
+}
+
+// BenchmarkExplain explains a delivered stress-mrt decision.
+func BenchmarkExplain(b *testing.B) {
+	tr := simulatedTrial(b)
+	cat, _ := interventions.Embedded()
+	study, err := policies.LoadStudy(context.Background(), stressDir, cat)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rt, err := engine.NewStudyRuntime(study)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec := tr.records[slices.IndexFunc(tr.records, func(r *engine.Record) bool { return r.Action == engine.ActionDeliver })]
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := engine.Explain(context.Background(), rt, rec); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
