@@ -217,8 +217,8 @@ func Explain(ctx context.Context, rt *StudyRuntime, rec *Record) (*Explanation, 
 		if engineOwned(r) || r == ReasonNoCandidate {
 			re.Source = "engine"
 			re.Detail = reasonDetail(rt, rec, doc, r)
-		} else if ex.PolicyEvaluated {
-			re.Rules, re.Detail = rulesFor(r)
+		} else if locs, detail := rulesFor(r); len(locs) > 0 {
+			re.Rules, re.Detail = locs, detail
 		} else {
 			re.Detail = reasonDetail(rt, rec, doc, r)
 		}
