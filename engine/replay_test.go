@@ -201,3 +201,105 @@ func TestReplayAfterReencoding(t *testing.T) {
 		t.Fatalf("altered input: %v, want ErrInputHash", err)
 	}
 }
+
+// TestReplayBetweenPerson: decisions of the factorial mood-most study
+// (between-person factors that change the rendered content) replay
+// exactly, rendering included.
+func TestReplayBetweenPerson(t *testing.T) {
+	ctx := context.Background()
+	cat, err := interventions.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	study, err := policies.LoadStudy(ctx, "../policies/examples/mood-most", cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := sqlite.Open(filepath.Join(t.TempDir(), "m.db"), sqlite.Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	now := time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)
+	eng, err := engine.New(engine.Components{Store: store, Studies: []*policies.Study{study}, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 16; i++ {
+		pid := fmt.Sprintf("m%02d", i)
+		if _, _, err := eng.Enroll(ctx, "mood-most", engine.EnrollRequest{ParticipantID: pid, Strata: map[string]string{"site": []string{"a", "b"}[i%2]}}); err != nil {
+			t.Fatal(err)
+		}
+		for d := 0; d < 3; d++ {
+			for _, dp := range study.Config.DecisionPoints {
+				minute, _ := policies.ParseClock(dp.Time)
+				now = time.Date(2026, 11, 2+d, 0, minute, 0, 0, time.UTC)
+				ema := json.RawMessage(fmt.Sprintf(`{"mood":%d,"energy":%d}`, (i+d)%10, (i*3+d)%10))
+				if _, _, err := eng.Ingest(ctx, "mood-most", pid, []engine.Event{{ID: fmt.Sprintf("e%d%s", d, dp.ID), Type: engine.EventEMA, Time: now.Add(-time.Minute), Data: ema}}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := eng.Decide(ctx, "mood-most", pid, engine.DecideRequest{DecisionPoint: dp.ID, Time: now}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	recs, err := store.ListDecisions(ctx, engine.DecisionQuery{Study: "mood-most", Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, _ := eng.Study("mood-most")
+	delivered := 0
+	for _, rec := range recs {
+		res, err := engine.Replay(ctx, rt, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Differences) > 0 {
+			t.Errorf("%s: %v", rec.ID, res.Differences)
+		}
+		if rec.Intervention != nil {
+			delivered++
+		}
+	}
+	if len(recs) != 16*3*3 || delivered < 20 {
+		t.Fatalf("%d decisions, %d delivered: the test needs deliveries", len(recs), delivered)
+	}
+}
+
+// FuzzReplay: a logged input of any shape is replayed or refused with an
+// error, never a panic (logs are read from files and other servers).
+func FuzzReplay(f *testing.F) {
+	ctx := context.Background()
+	study := writeStudy(f, "budget", budgetStudy, budgetPolicyWithGaps)
+	store, err := sqlite.Open(filepath.Join(f.TempDir(), "f.db"), sqlite.Options{}, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer store.Close()
+	at := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	eng, err := engine.New(engine.Components{Store: store, Studies: []*policies.Study{study}, Now: func() time.Time { return at }})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, _, err := eng.Enroll(ctx, "budget", engine.EnrollRequest{ParticipantID: "p"}); err != nil {
+		f.Fatal(err)
+	}
+	ans, err := eng.Decide(ctx, "budget", "p", engine.DecideRequest{DecisionPoint: "app", Time: at, Context: map[string]any{"stress": 8.0}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	rt, _ := eng.Study("budget")
+	f.Add([]byte(ans.Record.Input))
+	f.Add([]byte(`{"local":{"timezone":"Europe/London"},"participant":{"assignment":{"x":1}},"context":{"stress":1}}`))
+	f.Add([]byte(`{"local":{"timezone":"../../etc/passwd"}}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, input []byte) {
+		rec := *ans.Record
+		rec.Input, rec.InputHash = input, ""
+		res, err := engine.Replay(ctx, rt, &rec)
+		if err == nil && res.Replayed == nil {
+			t.Fatal("no error and no replayed record")
+		}
+	})
+}
