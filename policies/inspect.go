@@ -42,7 +42,10 @@ func NewInspector(ctx context.Context, p *Policy) (*Inspector, error) {
 	if comp.Failed() {
 		return nil, astErrors("policy", comp.Errors)
 	}
-	pq, err := rego.New(rego.Query(Package), rego.Compiler(comp), rego.Store(p.store)).PrepareForEval(ctx)
+	// Values stay AST values (no conversion of the catalogue to Go for
+	// every decision a replay compares).
+	asAST := rego.GenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t.Value, nil })
+	pq, err := rego.New(rego.Query(Package), rego.Compiler(comp), rego.Store(p.store), asAST).PrepareForEval(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("preparing %s: %w", Package, err)
 	}
@@ -72,18 +75,68 @@ func posKey(l *ast.Location) string {
 // their values by rule name (JSON-like Go values; sets become arrays).
 // Undefined rules are absent; functions are not rules here.
 func (in *Inspector) Rules(ctx context.Context, input ast.Value) (map[string]any, error) {
+	obj, err := in.RuleValues(ctx, input)
+	if err != nil {
+		return nil, err
+	}
+	v, err := ast.JSON(obj)
+	if err != nil {
+		return nil, fmt.Errorf("converting the values of %s: %w", Package, err)
+	}
+	m, _ := v.(map[string]any)
+	if m == nil {
+		m = map[string]any{}
+	}
+	return m, nil
+}
+
+// RuleValues is Rules as AST values: an object from rule name to value.
+func (in *Inspector) RuleValues(ctx context.Context, input ast.Value) (ast.Object, error) {
 	rs, err := in.pkg.Eval(ctx, rego.EvalParsedInput(input))
 	if err != nil {
 		return nil, fmt.Errorf("evaluating %s: %w", Package, err)
 	}
 	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
-		return map[string]any{}, nil
+		return ast.NewObject(), nil
 	}
-	m, _ := rs[0].Expressions[0].Value.(map[string]any)
-	if m == nil {
-		m = map[string]any{}
+	obj, ok := rs[0].Expressions[0].Value.(ast.Object)
+	if !ok {
+		return ast.NewObject(), nil
 	}
-	return m, nil
+	return obj, nil
+}
+
+// ChangedRuleValues lists, by name, the rules whose values differ between two
+// policies on the same input (defined in one and not the other included).
+func ChangedRuleValues(ctx context.Context, old, cur *Inspector, input ast.Value) ([]string, error) {
+	a, err := old.RuleValues(ctx, input)
+	if err != nil {
+		return nil, fmt.Errorf("old policy: %w", err)
+	}
+	b, err := cur.RuleValues(ctx, input)
+	if err != nil {
+		return nil, fmt.Errorf("new policy: %w", err)
+	}
+	var out []string
+	b.Foreach(func(k, v *ast.Term) {
+		if w := a.Get(k); w == nil || v.Value.Compare(w.Value) != 0 {
+			out = append(out, ruleKey(k))
+		}
+	})
+	a.Foreach(func(k, _ *ast.Term) {
+		if b.Get(k) == nil {
+			out = append(out, ruleKey(k))
+		}
+	})
+	sort.Strings(out)
+	return out, nil
+}
+
+func ruleKey(k *ast.Term) string {
+	if s, ok := k.Value.(ast.String); ok {
+		return string(s)
+	}
+	return k.String()
 }
 
 // FiredRule is a rule body of the policy that succeeded for an input.

@@ -429,26 +429,10 @@ func (c *comparer) replay(ctx context.Context, rec *engine.Record) (*engine.Repl
 	if err != nil {
 		return nil, nil, err
 	}
-	a, err := c.old.Rules(ctx, in)
+	rules, err := policies.ChangedRuleValues(ctx, c.old, c.cur, in)
 	if err != nil {
-		return nil, nil, fmt.Errorf("old policy: %w", err)
+		return nil, nil, err
 	}
-	b, err := c.cur.Rules(ctx, in)
-	if err != nil {
-		return nil, nil, fmt.Errorf("new policy: %w", err)
-	}
-	var rules []string
-	for name, v := range b {
-		if w, ok := a[name]; !ok || !sameValue(v, w) {
-			rules = append(rules, name)
-		}
-	}
-	for name := range a {
-		if _, ok := b[name]; !ok {
-			rules = append(rules, name)
-		}
-	}
-	sort.Strings(rules)
 	return res, rules, nil
 }
 

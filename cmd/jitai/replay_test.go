@@ -49,15 +49,14 @@ var (
 // answers (safety) and snoozes.
 func simulatedTrial(t testing.TB) *replayTrial {
 	t.Helper()
-	trialOnce.Do(func() { trial, trialErr = runTrial(filepath.Join(binDir, "replay-trial")) })
+	trialOnce.Do(func() { trial, trialErr = runTrial(filepath.Join(binDir, "replay-trial"), 16, 14) })
 	if trialErr != nil {
 		t.Fatal(trialErr)
 	}
 	return trial
 }
 
-func runTrial(dir string) (*replayTrial, error) {
-	const participants, days = 16, 14
+func runTrial(dir string, participants, days int) (*replayTrial, error) {
 	ctx := context.Background()
 	data := filepath.Join(dir, "data")
 	if err := os.MkdirAll(data, 0o755); err != nil {
