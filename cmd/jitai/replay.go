@@ -203,6 +203,7 @@ func replay(ctx context.Context, studyDir, newDir string, src decisionSource, ex
 	// Records are replayed in parallel, a batch at a time, and the results
 	// added to the report in the source's order.
 	var batch []*replayItem
+	var otherStudy string
 	flush := func() error {
 		replayBatch(ctx, rt, cmp, batch, study.Revision, study.Catalogue.Revision())
 		for _, it := range batch {
@@ -218,6 +219,9 @@ func replay(ctx context.Context, studyDir, newDir string, src decisionSource, ex
 			return err
 		}
 		if rec.Study != study.Config.ID {
+			if rep.OtherStudy == 0 {
+				otherStudy = rec.Study
+			}
 			rep.OtherStudy++
 			return nil
 		}
@@ -232,6 +236,12 @@ func replay(ctx context.Context, studyDir, newDir string, src decisionSource, ex
 	}
 	if err != nil {
 		return nil, err
+	}
+	switch {
+	case rep.Decisions == 0 && rep.OtherStudy > 0:
+		return nil, fmt.Errorf("none of the %d decisions read is of study %s (the first is of study %s): give that study's folder with --study", rep.OtherStudy, study.Config.ID, otherStudy)
+	case rep.Decisions == 0:
+		return nil, errors.New("no decisions to replay: the log is empty")
 	}
 	rep.Seconds = time.Since(start).Seconds()
 	if rep.Seconds > 0 {

@@ -407,6 +407,17 @@ func TestReplayReportsTampering(t *testing.T) {
 		t.Errorf("other revision: exit %d, want %d\n%s", code, replayNotCheckable, out)
 	}
 
+	// A log of another study, or an empty one, is an input error.
+	lines = [][]byte{edit(0, func(m map[string]any) { m["study"] = "mood-most" })}
+	code, _, errOut = runCLI(t, nil, "replay", "--study", stressDir, "--decisions", write("other.jsonl", lines))
+	if code != replayUsage || !strings.Contains(errOut, "none of the 1 decisions read is of study stress-mrt (the first is of study mood-most)") {
+		t.Errorf("other study: exit %d: %s", code, errOut)
+	}
+	code, _, errOut = runCLI(t, []byte("\n"), "replay", "--study", stressDir, "--decisions", "-")
+	if code != replayUsage || !strings.Contains(errOut, "no decisions to replay") {
+		t.Errorf("empty log: exit %d: %s", code, errOut)
+	}
+
 	// A broken line names the file and line.
 	lines = slices.Clone(tr.lines[:5])
 	lines[2] = []byte(`{"decision_id": "x", "study": `)
