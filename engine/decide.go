@@ -85,41 +85,17 @@ func (e *Engine) decide(ctx context.Context, rt *StudyRuntime, dp *policies.Deci
 		ExpiresAt:         now.Add(rt.Config.DecisionTTL.Duration),
 		PolicyRevision:    rt.Revision,
 		CatalogueRevision: rt.Catalogue.Revision(),
-		SafetyReasons:     out.SafetyReasons,
-		Conditions:        out.Conditions,
-		Tailoring:         out.Tailoring,
 		Input:             inputJSON,
 		InputHash:         hex.EncodeToString(sum[:]),
 		IdempotencyKey:    req.IdempotencyKey,
-		Factors:           make([]FactorDraw, 0, len(rt.Config.Factors)),
 		Plugins:           pluginCalls,
 	}
-	levels := make(map[string]string, len(rt.Config.Factors))
-	for _, f := range rt.between {
-		label := p.Assignment[f.Name]
-		level := 0
-		if label == f.Levels[1] {
-			level = 1
-		}
-		levels[f.Name] = label
-		rec.Factors = append(rec.Factors, FactorDraw{Name: f.Name, Type: string(policies.Between), Level: level, Label: label})
-	}
-
-	var budget []BudgetEntry
-	switch {
-	case len(out.SafetyReasons) > 0:
-		rec.Action = ActionSafety
-		rec.Reasons = out.SafetyReasons
-	default:
-		if err := e.availability(rt, snap.State, out, clock, now, rec); err != nil {
-			return nil, nil, nil, &PolicyError{Study: rt.Config.ID, Err: err}
-		}
-		if rec.Available {
-			budget = e.randomise(ctx, rt, p.ID, snap.State, out, levels, clock, rec, inputJSON)
-		} else {
-			rec.Action = ActionNone
-			rec.Reasons = rec.UnavailableReasons
-		}
+	levels, budget, err := settle(rt, p.Assignment, out, clock, stateDerived{
+		engineReasons: func() []string { return engineReasons(rt, snap.State, now, clock) },
+		probability:   e.liveProbability(ctx, rt, snap.State, out, clock, rec, inputJSON),
+	}, rec)
+	if err != nil {
+		return nil, nil, nil, &PolicyError{Study: rt.Config.ID, Err: err}
 	}
 
 	st := nextState(snap.State, rec, now, clock.date, budget)
@@ -154,14 +130,71 @@ func (e *Engine) decide(ctx context.Context, rt *StudyRuntime, dp *policies.Deci
 	return rec, st, body, nil
 }
 
-// availability combines the policy's reasons with the engine's hard rules
-// and filters the candidates. It is decided before any randomisation.
-func (e *Engine) availability(rt *StudyRuntime, st *State, out *policies.Output, clock localClock, now time.Time, rec *Record) error {
-	reasons := append([]string(nil), out.UnavailableReasons...)
-	if st.Preferences.OptedOut {
-		reasons = appendUnique(reasons, ReasonOptedOut)
+// stateDerived is what a decision takes from the participant's state
+// rather than from the policy output: the engine-owned availability reasons
+// and the probabilities of state-dependent sources (budget; any source that
+// depends on the state or the world, such as a plugin, belongs here too). A
+// live decision computes them from the state; replay takes them from the
+// logged record (replay.go).
+type stateDerived struct {
+	engineReasons func() []string
+	// probability gives a state-dependent factor's probability before
+	// clipping; it may set fd.Source and fd.Budget, and returns the budget
+	// entry the decision adds to the state (nil for none).
+	probability func(f policies.Factor, fd *FactorDraw) (float64, *BudgetEntry)
+}
+
+// settle turns a policy output into the decision: safety, availability,
+// candidates, factor levels, option and rendering. It is the part of the
+// pipeline that live decisions and replay share; rec holds the identity
+// fields already.
+func settle(rt *StudyRuntime, assignment map[string]string, out *policies.Output, clock localClock, sd stateDerived, rec *Record) (map[string]string, []BudgetEntry, error) {
+	rec.SafetyReasons, rec.Conditions, rec.Tailoring = out.SafetyReasons, out.Conditions, out.Tailoring
+	rec.Factors = make([]FactorDraw, 0, len(rt.Config.Factors))
+	levels := make(map[string]string, len(rt.Config.Factors))
+	for _, f := range rt.between {
+		label := assignment[f.Name]
+		level := 0
+		if label == f.Levels[1] {
+			level = 1
+		}
+		levels[f.Name] = label
+		rec.Factors = append(rec.Factors, FactorDraw{Name: f.Name, Type: string(policies.Between), Level: level, Label: label})
 	}
-	for _, r := range burdenReasons(rt.Config.Burden, st.Prompts, now, clock) {
+	var budget []BudgetEntry
+	switch {
+	case len(out.SafetyReasons) > 0:
+		rec.Action = ActionSafety
+		rec.Reasons = out.SafetyReasons
+	default:
+		if err := availability(rt, out, sd.engineReasons(), rec); err != nil {
+			return nil, nil, err
+		}
+		if rec.Available {
+			budget = randomise(rt, rec.Participant, out, levels, clock, sd.probability, rec)
+		} else {
+			rec.Action = ActionNone
+			rec.Reasons = rec.UnavailableReasons
+		}
+	}
+	return levels, budget, nil
+}
+
+// engineReasons are the engine's hard availability rules on the state:
+// opt-out and the burden caps.
+func engineReasons(rt *StudyRuntime, st *State, now time.Time, clock localClock) []string {
+	var reasons []string
+	if st.Preferences.OptedOut {
+		reasons = append(reasons, ReasonOptedOut)
+	}
+	return append(reasons, burdenReasons(rt.Config.Burden, st.Prompts, now, clock)...)
+}
+
+// availability combines the policy's reasons with the engine's and filters
+// the candidates. It is decided before any randomisation.
+func availability(rt *StudyRuntime, out *policies.Output, engineReasons []string, rec *Record) error {
+	reasons := append([]string(nil), out.UnavailableReasons...)
+	for _, r := range engineReasons {
 		reasons = appendUnique(reasons, r)
 	}
 	conditions := map[string]bool{}
@@ -258,7 +291,7 @@ func contraindicated(iv *interventions.Intervention, conditions map[string]bool)
 
 // randomise draws every within-person factor, then (unless the delivery
 // factor said no) the option, and renders it.
-func (e *Engine) randomise(ctx context.Context, rt *StudyRuntime, participant string, st *State, out *policies.Output, levels map[string]string, clock localClock, rec *Record, inputJSON []byte) []BudgetEntry {
+func randomise(rt *StudyRuntime, participant string, out *policies.Output, levels map[string]string, clock localClock, stateProbability func(policies.Factor, *FactorDraw) (float64, *BudgetEntry), rec *Record) []BudgetEntry {
 	rec.Randomised = len(rt.within) > 0
 	deliver := true
 	var budget []BudgetEntry
@@ -275,35 +308,8 @@ func (e *Engine) randomise(ctx context.Context, rt *StudyRuntime, participant st
 			} else {
 				fd.Source = policies.SourceFixed + " (policy gave none)"
 			}
-		case policies.SourcePlugin:
-			prob, fd.Plugin = e.pluginProbability(ctx, rt, &f, rec, inputJSON)
-			if fd.Plugin.Fallback == "" {
-				proposed := prob
-				fd.Proposed = &proposed
-			} else {
-				fd.Source = policies.SourceFixed + " (plugin fallback: " + fd.Plugin.Reason + ")"
-			}
-		case policies.SourceBudget:
-			br := rt.budgets[f.Name]
-			t, inDay := br.index(clock.t.Hour()*60 + clock.t.Minute())
-			if !inDay {
-				fd.Source = policies.SourceFixed + " (outside the budget's day)"
-				break
-			}
-			stratum := ""
-			if br.stratum != "" {
-				stratum = fmt.Sprint(out.Tailoring[br.stratum])
-			}
-			var past []experiments.BudgetPoint
-			for _, be := range st.Budget {
-				if be.Factor == f.Name && be.Date == clock.date && be.Stratum == stratum {
-					past = append(past, experiments.BudgetPoint{T: be.T, Rho: be.Rho, Treated: be.Treated})
-				}
-			}
-			rho, used, remaining := br.b.Probability(t, past)
-			prob = rho
-			fd.Budget = &BudgetDraw{Stratum: stratum, T: t, Used: used, Remaining: remaining}
-			entry = &BudgetEntry{Factor: f.Name, Date: clock.date, Stratum: stratum, T: t}
+		case policies.SourceBudget, policies.SourcePlugin:
+			prob, entry = stateProbability(f, &fd)
 		}
 		prob = experiments.Clip(prob, f.Bounds[0], f.Bounds[1])
 		u := rt.drawer.Uniform(participant, rec.ID, f.Name)
@@ -347,6 +353,54 @@ func (e *Engine) randomise(ctx context.Context, rt *StudyRuntime, participant st
 		rec.Reasons = []string{chosen.Reason}
 	}
 	return budget
+}
+
+// liveProbability gives the probabilities that do not come from the study
+// or the policy: a budgeted factor's from the day's budget points in the
+// participant's state, a plugin-sourced factor's from its probability
+// provider (or its fallback). Replay takes both from the record instead.
+func (e *Engine) liveProbability(ctx context.Context, rt *StudyRuntime, st *State, out *policies.Output, clock localClock, rec *Record, inputJSON []byte) func(policies.Factor, *FactorDraw) (float64, *BudgetEntry) {
+	budget := budgetProbability(rt, st, out, clock)
+	return func(f policies.Factor, fd *FactorDraw) (float64, *BudgetEntry) {
+		if f.ProbabilitySource != policies.SourcePlugin {
+			return budget(f, fd)
+		}
+		prob, call := e.pluginProbability(ctx, rt, &f, rec, inputJSON)
+		fd.Plugin = call
+		if call.Fallback == "" {
+			proposed := prob
+			fd.Proposed = &proposed
+		} else {
+			fd.Source = policies.SourceFixed + " (plugin fallback: " + call.Reason + ")"
+		}
+		return prob, nil
+	}
+}
+
+// budgetProbability is the live probability of budgeted factors: from the
+// day's budget points in the participant's state.
+func budgetProbability(rt *StudyRuntime, st *State, out *policies.Output, clock localClock) func(policies.Factor, *FactorDraw) (float64, *BudgetEntry) {
+	return func(f policies.Factor, fd *FactorDraw) (float64, *BudgetEntry) {
+		br := rt.budgets[f.Name]
+		t, inDay := br.index(clock.t.Hour()*60 + clock.t.Minute())
+		if !inDay {
+			fd.Source = policies.SourceFixed + " (outside the budget's day)"
+			return f.Probability, nil
+		}
+		stratum := ""
+		if br.stratum != "" {
+			stratum = fmt.Sprint(out.Tailoring[br.stratum])
+		}
+		var past []experiments.BudgetPoint
+		for _, be := range st.Budget {
+			if be.Factor == f.Name && be.Date == clock.date && be.Stratum == stratum {
+				past = append(past, experiments.BudgetPoint{T: be.T, Rho: be.Rho, Treated: be.Treated})
+			}
+		}
+		rho, used, remaining := br.b.Probability(t, past)
+		fd.Budget = &BudgetDraw{Stratum: stratum, T: t, Used: used, Remaining: remaining}
+		return rho, &BudgetEntry{Factor: f.Name, Date: clock.date, Stratum: stratum, T: t}
+	}
 }
 
 // nextState is the participant's state after the decision: the old state

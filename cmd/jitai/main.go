@@ -24,6 +24,8 @@ func commands() []command {
 		{"analyze", "estimators: wcls, emee (causal excursion effects), factorial effects", runAnalyze},
 		{"token", "API tokens: token create --role ROLE [--study ID] [--name NAME] | token list | token revoke ID", runToken},
 		{"power", "sample size and power: mrt, mrt-binary, factorial", runPower},
+		{"replay", "re-evaluate logged decisions: check they reproduce, or what a new policy would change", runReplay},
+		{"explain", "explain one logged decision: rules fired, values read, availability, draws, option", runExplain},
 		{"version", "print the version", func([]string, io.Writer, io.Writer) int { fmt.Println(version); return 0 }},
 	}
 }

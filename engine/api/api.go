@@ -97,6 +97,8 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/studies/{study}/participants/{participant}/decisions", s.decide)
 	s.mux.HandleFunc("GET /v1/studies/{study}/decisions", s.listDecisions)
 	s.mux.HandleFunc("GET /v1/studies/{study}/decisions/{id}", s.getDecision)
+	s.mux.HandleFunc("GET /v1/studies/{study}/decisions/{id}/explain", s.explainDecision)
+	s.mux.HandleFunc("GET /v1/decisions/{id}/explain", s.explainAnyStudy)
 	s.mux.HandleFunc("GET /v1/studies/{study}/export", s.export)
 	s.mux.HandleFunc("POST /v1/studies/{study}/participants/{participant}/withdraw", s.withdraw)
 	s.mux.HandleFunc("DELETE /v1/studies/{study}/participants/{participant}", s.erase)

@@ -64,6 +64,8 @@ var routeRules = map[string]rule{
 	"POST /v1/studies/{study}/participants/{participant}/decisions": {roles: []auth.Role{app}},
 	"GET /v1/studies/{study}/decisions":                             {roles: []auth.Role{analyst}, audit: "list-decisions"},
 	"GET /v1/studies/{study}/decisions/{id}":                        {roles: []auth.Role{analyst}, audit: "read-decision"},
+	"GET /v1/studies/{study}/decisions/{id}/explain":                {roles: []auth.Role{designer}, audit: "explain-decision"},
+	"GET /v1/decisions/{id}/explain":                                {roles: []auth.Role{designer}, audit: "explain-decision"},
 	"GET /v1/studies/{study}/export":                                {roles: []auth.Role{analyst}, audit: "export"},
 	"POST /v1/studies/{study}/participants/{participant}/withdraw":  {roles: []auth.Role{app}},
 	"DELETE /v1/studies/{study}/participants/{participant}":         {},

@@ -172,6 +172,8 @@ func TestRouteRoleTable(t *testing.T) {
 		}},
 		{method: "GET", path: s + "/decisions", build: get(s + "/decisions"), ok: 200, who: []string{pAnalyst}, study: true},
 		{method: "GET", path: s + "/decisions/{id}", build: get(s + "/decisions/" + dec.ID), ok: 200, who: []string{pAnalyst}, study: true},
+		{method: "GET", path: s + "/decisions/{id}/explain", build: get(s + "/decisions/" + dec.ID + "/explain"), ok: 200, who: []string{pDesigner}, study: true},
+		{method: "GET", path: "/v1/decisions/{id}/explain", build: get("/v1/decisions/" + dec.ID + "/explain"), ok: 200, who: []string{pDesigner}},
 		{method: "GET", path: s + "/export", build: get(s + "/export?format=csv"), ok: 200, who: []string{pAnalyst}, study: true},
 		{method: "GET", path: "/no/such/route", build: get("/no/such/route"), ok: 404, who: principals},
 	}

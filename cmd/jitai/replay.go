@@ -1,0 +1,554 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/policies"
+)
+
+// Exit codes of jitai replay (docs/replay.md).
+const (
+	replayOK           = 0 // replayed; without --policy every decision reproduced
+	replayDiffers      = 1 // a decision replayed with its own revision differs from its log: a bug
+	replayUsage        = 2 // bad flags, unreadable decisions, a study that does not load, a server error
+	replayNotCheckable = 3 // some decisions were made with another revision and could not be checked
+)
+
+// replayReport is what jitai replay found (the JSON of --format json).
+type replayReport struct {
+	Study    string `json:"study"`
+	Mode     string `json:"mode"` // reproduce | compare
+	Revision string `json:"revision"`
+	// Catalogue is the catalogue revision of the loaded study.
+	Catalogue   string `json:"catalogue_revision"`
+	NewRevision string `json:"new_revision,omitempty"`
+	Decisions   int    `json:"decisions"`
+	// OtherStudy counts records of other studies (skipped).
+	OtherStudy int `json:"other_study,omitempty"`
+	// NotCheckable counts, by "policy revision / catalogue revision", the
+	// decisions made with a revision other than --study's: they cannot be
+	// reproduced with it.
+	NotCheckable map[string]int `json:"not_checkable,omitempty"`
+	// Reproduced counts the decisions replayed with their own revision
+	// that came out exactly as logged; Differ lists those that did not.
+	Reproduced int          `json:"reproduced"`
+	Differ     []replayCase `json:"differ"`
+	// Compare mode (--policy): what the new policy changes.
+	Changed       int                   `json:"changed,omitempty"`
+	Transitions   []transition          `json:"transitions,omitempty"`
+	ChangedFields map[string]int        `json:"changed_fields,omitempty"`
+	RuleValues    map[string]int        `json:"changed_rule_values,omitempty"`
+	RuleSources   []policies.RuleChange `json:"changed_rule_sources,omitempty"`
+	Examples      []replayCase          `json:"examples,omitempty"`
+	// Warnings say what else than the policy differs in --policy's study.
+	Warnings []string `json:"warnings,omitempty"`
+	// Notes counts the approximations replay made (docs/replay.md).
+	Notes         map[string]int `json:"notes,omitempty"`
+	Seconds       float64        `json:"seconds"`
+	PerSecond     float64        `json:"decisions_per_second"`
+	examplesLimit int
+}
+
+// transition counts decisions by (logged action, replayed action).
+type transition struct {
+	From    string `json:"from"`
+	To      string `json:"to"`
+	Count   int    `json:"decisions"`
+	Changed int    `json:"changed"`
+}
+
+// replayCase is one decision that differs.
+type replayCase struct {
+	Where       string              `json:"where"`
+	DecisionID  string              `json:"decision_id"`
+	Participant string              `json:"participant_id"`
+	Time        time.Time           `json:"time"`
+	LocalTime   string              `json:"local_time"`
+	OldAction   string              `json:"old_action"`
+	NewAction   string              `json:"new_action"`
+	OldReasons  []string            `json:"old_reasons"`
+	NewReasons  []string            `json:"new_reasons"`
+	Differences []engine.Difference `json:"differences"`
+	Rules       []string            `json:"changed_rules,omitempty"`
+}
+
+// runReplay implements `jitai replay`.
+func runReplay(args []string, stdout, stderr io.Writer) int {
+	return replayMain(args, os.Stdin, stdout, stderr)
+}
+
+func replayMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	studyDir := fs.String("study", "", "study folder the decisions were made with (study.yaml and policy/*.rego) (required)")
+	file := fs.String("decisions", "", "JSONL file of decision records, one per line (- for stdin)")
+	server := fs.String("from-server", "", "base URL of a jitai server to read the study's decisions from (GET /v1/studies/{study}/decisions)")
+	token := fs.String("token", "", "analyst token for --from-server (env JITAI_TOKEN)")
+	newDir := fs.String("policy", "", "study folder with the new policy to compare with (omit to check that the log reproduces)")
+	format := fs.String("format", "text", "text | json")
+	examples := fs.Int("examples", 10, "how many changed decisions to show as examples")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: jitai replay --study DIR (--decisions FILE | --from-server URL [--token T]) [--policy NEW_DIR] [--format text|json] [--examples N]")
+		fmt.Fprintln(stderr, "\nRe-evaluates logged decisions. Without --policy, with the policy revision each was made with:")
+		fmt.Fprintln(stderr, "every decision must come out exactly as logged, and any difference is a bug. With --policy, with a")
+		fmt.Fprintln(stderr, "new policy: reports what would change (actions, reasons, rules). Draws are reproduced from their keys.")
+		fmt.Fprintln(stderr, "\nExit status: 0 replayed (and, without --policy, all reproduced); 1 a decision replayed with its own")
+		fmt.Fprintln(stderr, "revision differs from its log; 2 usage or input error; 3 some decisions were made with another")
+		fmt.Fprintln(stderr, "revision than --study's and could not be checked.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return replayUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "jitai replay: unexpected argument %q\n", fs.Arg(0))
+		return replayUsage
+	}
+	if *studyDir == "" || (*file == "") == (*server == "") {
+		fmt.Fprintln(stderr, "jitai replay: give --study DIR and one of --decisions FILE or --from-server URL")
+		return replayUsage
+	}
+	if *format != "text" && *format != "json" {
+		fmt.Fprintf(stderr, "jitai replay: --format %q: want text or json\n", *format)
+		return replayUsage
+	}
+	if *examples < 0 {
+		fmt.Fprintln(stderr, "jitai replay: --examples must be 0 or more")
+		return replayUsage
+	}
+	if *token == "" {
+		*token = os.Getenv("JITAI_TOKEN")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	src := decisionSource{file: *file, server: *server, token: *token, stdin: stdin}
+	rep, err := replay(ctx, *studyDir, *newDir, src, *examples)
+	if err != nil {
+		fmt.Fprintf(stderr, "jitai replay: %v\n", err)
+		return replayUsage
+	}
+	fmt.Fprintf(stderr, "jitai replay: %d decisions in %.2fs (%.0f decisions/s)\n", rep.Decisions, rep.Seconds, rep.PerSecond)
+	if *format == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+	} else {
+		writeReplay(stdout, rep)
+	}
+	switch {
+	case len(rep.Differ) > 0:
+		return replayDiffers
+	case len(rep.NotCheckable) > 0 && rep.Mode == "reproduce":
+		return replayNotCheckable
+	}
+	return replayOK
+}
+
+// replay replays every decision of the source and builds the report.
+func replay(ctx context.Context, studyDir, newDir string, src decisionSource, examples int) (*replayReport, error) {
+	study, err := loadStudyFolder(ctx, "--study", studyDir)
+	if err != nil {
+		return nil, err
+	}
+	rt, err := engine.NewStudyRuntime(study)
+	if err != nil {
+		return nil, err
+	}
+	rep := &replayReport{Study: study.Config.ID, Mode: "reproduce", Revision: study.Revision, Catalogue: study.Catalogue.Revision(),
+		Differ: []replayCase{}, examplesLimit: examples}
+	var cmp *comparer
+	if newDir != "" {
+		ns, err := loadStudyFolder(ctx, "--policy", newDir)
+		if err != nil {
+			return nil, err
+		}
+		if ns.Config.ID != study.Config.ID {
+			return nil, fmt.Errorf("--policy %s is study %q, --study %s is study %q: compare two versions of the same study", newDir, ns.Config.ID, studyDir, study.Config.ID)
+		}
+		if cmp, err = newComparer(ctx, rt, ns); err != nil {
+			return nil, err
+		}
+		rep.Mode, rep.NewRevision = "compare", ns.Revision
+		if ns.Config.Seed != study.Config.Seed {
+			rep.Warnings = append(rep.Warnings, "--policy's study.yaml has another seed: every draw changes")
+		}
+		if !sameValue(ns.Config.Factors, study.Config.Factors) {
+			rep.Warnings = append(rep.Warnings, "--policy's study.yaml declares other factors (levels, probabilities, bounds or sources): randomisation changes beyond the policy")
+		}
+		rep.RuleSources = policies.ChangedRules(study.Policy, ns.Policy)
+		rep.ChangedFields, rep.RuleValues = map[string]int{}, map[string]int{}
+	}
+	trans := map[[2]string]*transition{}
+	start := time.Now()
+	// Records are replayed in parallel, a batch at a time, and the results
+	// added to the report in the source's order.
+	var batch []*replayItem
+	var otherStudy string
+	flush := func() error {
+		replayBatch(ctx, rt, cmp, batch, study.Revision, study.Catalogue.Revision())
+		for _, it := range batch {
+			if err := rep.add(it, trans); err != nil {
+				return err
+			}
+		}
+		batch = batch[:0]
+		return nil
+	}
+	err = src.each(ctx, study.Config.ID, func(where string, rec *engine.Record) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if rec.Study != study.Config.ID {
+			if rep.OtherStudy == 0 {
+				otherStudy = rec.Study
+			}
+			rep.OtherStudy++
+			return nil
+		}
+		batch = append(batch, &replayItem{where: where, rec: rec})
+		if len(batch) == replayBatchSize {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case rep.Decisions == 0 && rep.OtherStudy > 0:
+		return nil, fmt.Errorf("none of the %d decisions read is of study %s (the first is of study %s): give that study's folder with --study", rep.OtherStudy, study.Config.ID, otherStudy)
+	case rep.Decisions == 0:
+		return nil, errors.New("no decisions to replay: the log is empty")
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	if rep.Seconds > 0 {
+		rep.PerSecond = float64(rep.Decisions) / rep.Seconds
+	}
+	for _, t := range trans {
+		rep.Transitions = append(rep.Transitions, *t)
+	}
+	sort.Slice(rep.Transitions, func(i, j int) bool {
+		a, b := rep.Transitions[i], rep.Transitions[j]
+		if a.From != b.From {
+			return a.From < b.From
+		}
+		return a.To < b.To
+	})
+	return rep, nil
+}
+
+// replayBatchSize is how many records are replayed in parallel at a time.
+const replayBatchSize = 512
+
+// replayItem is one record and what replaying it gave.
+type replayItem struct {
+	where       string
+	rec         *engine.Record
+	altered     bool // the input does not match its hash
+	own         bool // made with --study's revision: replayed with it
+	res, cmpRes *engine.ReplayResult
+	rules       []string
+	err         error
+}
+
+// replayBatch replays the items on every CPU. Replay is pure: the
+// runtimes, their prepared queries and draw keyers are safe for concurrent
+// use.
+func replayBatch(ctx context.Context, rt *engine.StudyRuntime, cmp *comparer, items []*replayItem, revision, catalogue string) {
+	work := make(chan *replayItem)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(items)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range work {
+				rec := it.rec
+				it.own = rec.PolicyRevision == revision && rec.CatalogueRevision == catalogue
+				if it.own {
+					it.res, it.err = engine.Replay(ctx, rt, rec)
+				} else if cmp == nil {
+					_, it.err = engine.DecodeInput(rec) // not replayed: check it is intact
+				}
+				with := ""
+				if cmp != nil && it.err == nil {
+					it.cmpRes, it.rules, it.err = cmp.replay(ctx, rec)
+					with = ", with --policy"
+				}
+				switch {
+				case errors.Is(it.err, engine.ErrInputHash):
+					it.altered, it.err = true, nil
+				case it.err != nil:
+					it.err = fmt.Errorf("%s: decision %s%s: %w", it.where, rec.ID, with, it.err)
+				}
+			}
+		}()
+	}
+	for _, it := range items {
+		work <- it
+	}
+	close(work)
+	wg.Wait()
+}
+
+// add counts one replayed record into the report.
+func (rep *replayReport) add(it *replayItem, trans map[[2]string]*transition) error {
+	if it.err != nil {
+		return it.err
+	}
+	rec := it.rec
+	rep.Decisions++
+	if it.altered {
+		rep.Differ = append(rep.Differ, replayCase{Where: it.where, DecisionID: rec.ID, Participant: rec.Participant, Time: rec.Time,
+			LocalTime: rec.LocalTime, OldAction: rec.Action, OldReasons: nonNilStrings(rec.Reasons), NewReasons: []string{},
+			Differences: []engine.Difference{{Field: "input_hash", Old: rec.InputHash, New: "not the hash of the logged input: the record was altered"}}})
+		return nil
+	}
+	if it.own {
+		rep.note(it.res.Notes)
+		if len(it.res.Differences) == 0 {
+			rep.Reproduced++
+		} else {
+			rep.Differ = append(rep.Differ, newCase(it.where, it.res))
+		}
+	} else {
+		if rep.NotCheckable == nil {
+			rep.NotCheckable = map[string]int{}
+		}
+		rep.NotCheckable[rec.PolicyRevision+" / "+rec.CatalogueRevision]++
+	}
+	res := it.cmpRes
+	if res == nil {
+		return nil
+	}
+	rep.note(res.Notes)
+	key := [2]string{rec.Action, res.Replayed.Action}
+	tr := trans[key]
+	if tr == nil {
+		tr = &transition{From: key[0], To: key[1]}
+		trans[key] = tr
+	}
+	tr.Count++
+	if len(res.Differences) == 0 {
+		return nil
+	}
+	tr.Changed++
+	rep.Changed++
+	for _, d := range res.Differences {
+		rep.ChangedFields[fieldGroup(d.Field)]++
+	}
+	for _, r := range it.rules {
+		rep.RuleValues[r]++
+	}
+	if len(rep.Examples) < rep.examplesLimit {
+		c := newCase(it.where, res)
+		c.Rules = it.rules
+		rep.Examples = append(rep.Examples, c)
+	}
+	return nil
+}
+
+func (rep *replayReport) note(notes []string) {
+	for _, n := range notes {
+		if rep.Notes == nil {
+			rep.Notes = map[string]int{}
+		}
+		rep.Notes[n]++
+	}
+}
+
+// fieldGroup is a difference's field without the factor's sub-field
+// (factors.prompt.draw -> factors.prompt).
+func fieldGroup(f string) string {
+	if strings.HasPrefix(f, "factors.") {
+		parts := strings.SplitN(f, ".", 3)
+		return parts[0] + "." + parts[1]
+	}
+	return f
+}
+
+func newCase(where string, res *engine.ReplayResult) replayCase {
+	l, r := res.Logged, res.Replayed
+	return replayCase{Where: where, DecisionID: l.ID, Participant: l.Participant, Time: l.Time, LocalTime: l.LocalTime,
+		OldAction: l.Action, NewAction: r.Action, OldReasons: nonNilStrings(l.Reasons), NewReasons: nonNilStrings(r.Reasons),
+		Differences: res.Differences}
+}
+
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// comparer replays with the new policy and finds the rules whose values
+// differ between the old and the new policy on a decision's input.
+type comparer struct {
+	newRT    *engine.StudyRuntime
+	old, cur *policies.Inspector
+}
+
+func newComparer(ctx context.Context, oldRT *engine.StudyRuntime, ns *policies.Study) (*comparer, error) {
+	newRT, err := engine.NewStudyRuntime(ns)
+	if err != nil {
+		return nil, err
+	}
+	oi, err := policies.NewInspector(ctx, oldRT.Policy)
+	if err != nil {
+		return nil, err
+	}
+	ni, err := policies.NewInspector(ctx, ns.Policy)
+	if err != nil {
+		return nil, err
+	}
+	return &comparer{newRT: newRT, old: oi, cur: ni}, nil
+}
+
+func (c *comparer) replay(ctx context.Context, rec *engine.Record) (*engine.ReplayResult, []string, error) {
+	res, err := engine.Replay(ctx, c.newRT, rec)
+	if err != nil || len(res.Differences) == 0 {
+		return res, nil, err
+	}
+	doc, err := engine.DecodeInput(rec)
+	if err != nil {
+		return nil, nil, err
+	}
+	in, err := ast.InterfaceToValue(doc)
+	if err != nil {
+		return nil, nil, err
+	}
+	rules, err := policies.ChangedRuleValues(ctx, c.old, c.cur, in)
+	if err != nil {
+		return nil, nil, err
+	}
+	return res, rules, nil
+}
+
+func sameValue(a, b any) bool {
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(x) == string(y)
+}
+
+// writeReplay writes the report as text for the designer.
+func writeReplay(w io.Writer, rep *replayReport) {
+	fmt.Fprintf(w, "study %s: %d decisions replayed", rep.Study, rep.Decisions)
+	if rep.OtherStudy > 0 {
+		fmt.Fprintf(w, " (%d records of other studies skipped)", rep.OtherStudy)
+	}
+	fmt.Fprintln(w)
+	checked := rep.Reproduced + len(rep.Differ)
+	fmt.Fprintf(w, "with their own policy revision %s: %d of %d reproduced exactly, %d differ\n", short(rep.Revision), rep.Reproduced, checked, len(rep.Differ))
+	if len(rep.NotCheckable) > 0 {
+		fmt.Fprintln(w, "\nNOT CHECKED: made with another policy or catalogue revision than --study's")
+		fmt.Fprintf(w, "(--study has policy %s, catalogue %s); give that revision's study folder to check them:\n", short(rep.Revision), short(rep.Catalogue))
+		for _, k := range sortedKeys(rep.NotCheckable) {
+			p, c, _ := strings.Cut(k, " / ")
+			fmt.Fprintf(w, "  policy %s, catalogue %s: %d decisions\n", short(p), short(c), rep.NotCheckable[k])
+		}
+	}
+	if len(rep.Differ) > 0 {
+		fmt.Fprintln(w, "\nDIFFERENCES: these decisions replayed with their own revision do not come out as logged.")
+		fmt.Fprintln(w, "The policy is pure and the draws are keyed, so this is a bug (or the log was altered): report it.")
+		for _, c := range rep.Differ {
+			fmt.Fprintf(w, "  %s: decision %s (participant %s, %s):\n", c.Where, c.DecisionID, c.Participant, c.LocalTime)
+			for _, d := range c.Differences {
+				fmt.Fprintf(w, "    %s\n", d)
+			}
+		}
+	}
+	if rep.Mode == "compare" {
+		pct := 0.0
+		if rep.Decisions > 0 {
+			pct = 100 * float64(rep.Changed) / float64(rep.Decisions)
+		}
+		fmt.Fprintf(w, "\nwith the new policy revision %s: %d of %d decisions change (%.1f%%)\n", short(rep.NewRevision), rep.Changed, rep.Decisions, pct)
+		for _, warning := range rep.Warnings {
+			fmt.Fprintf(w, "WARNING: %s\n", warning)
+		}
+		fmt.Fprintln(w, "\nactions (logged -> replayed):")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "  logged\treplayed\tdecisions\tchanged\t")
+		for _, t := range rep.Transitions {
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t\n", t.From, t.To, t.Count, t.Changed)
+		}
+		_ = tw.Flush()
+		if len(rep.RuleSources) > 0 {
+			fmt.Fprintln(w, "\nrules whose source changed:")
+			for _, r := range rep.RuleSources {
+				fmt.Fprintf(w, "  %s: %s (%s:%d)\n", r.Rule, r.Change, r.File, r.Line)
+			}
+		}
+		if len(rep.RuleValues) > 0 {
+			fmt.Fprintln(w, "\nrules whose value changed (decisions):")
+			for _, k := range sortedByCount(rep.RuleValues) {
+				fmt.Fprintf(w, "  %-28s %d\n", k, rep.RuleValues[k])
+			}
+		}
+		if len(rep.ChangedFields) > 0 {
+			fmt.Fprintln(w, "\nfields of the decision that changed (decisions):")
+			for _, k := range sortedByCount(rep.ChangedFields) {
+				fmt.Fprintf(w, "  %-28s %d\n", k, rep.ChangedFields[k])
+			}
+		}
+		if len(rep.Examples) > 0 {
+			fmt.Fprintf(w, "\nexamples (first %d):\n", len(rep.Examples))
+			for _, c := range rep.Examples {
+				fmt.Fprintf(w, "  %s  participant %s  %s local\n", c.DecisionID, c.Participant, c.LocalTime)
+				fmt.Fprintf(w, "    logged:   %s%s\n", c.OldAction, reasonList(c.OldReasons))
+				fmt.Fprintf(w, "    replayed: %s%s\n", c.NewAction, reasonList(c.NewReasons))
+				if len(c.Rules) > 0 {
+					fmt.Fprintf(w, "    rules changed: %s\n", strings.Join(c.Rules, ", "))
+				}
+			}
+		}
+	}
+	if len(rep.Notes) > 0 {
+		fmt.Fprintln(w, "\napproximations (docs/replay.md):")
+		for _, k := range sortedKeys(rep.Notes) {
+			fmt.Fprintf(w, "  %d x %s\n", rep.Notes[k], k)
+		}
+	}
+}
+
+func reasonList(r []string) string {
+	if len(r) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(r, ", ") + ")"
+}
+
+func short(rev string) string {
+	if len(rev) > 12 {
+		return rev[:12]
+	}
+	return rev
+}
+
+func sortedByCount(m map[string]int) []string {
+	keys := sortedKeys(m)
+	sort.SliceStable(keys, func(i, j int) bool { return m[keys[i]] > m[keys[j]] })
+	return keys
+}
