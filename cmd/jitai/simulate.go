@@ -93,7 +93,7 @@ func runSimulate(args []string, stdout, stderr io.Writer) int {
 	}
 	// The run keeps every record in memory; collecting less often trades
 	// memory (plentiful here) for CPU.
-	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	defer debug.SetGCPercent(debug.SetGCPercent(200))
 
 	opts := simulate.Options{Study: study, Cohort: cohort, Participants: *n, Days: *days, Seed: *seed, Start: day, Workers: *workers}
 	bar := newProgressBar(stderr)

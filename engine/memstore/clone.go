@@ -7,9 +7,12 @@ import (
 	"github.com/jitai/jitai/engine"
 )
 
-// CloneState returns a deep copy of st: changing the copy's maps and slices
-// leaves st as it was. Observation values are numbers, strings and
-// booleans (immutable) as the engine stores them; other values are shared.
+// CloneState returns a copy of st that can be changed as the engine's event
+// handling does without changing st: its maps are copied; its slices share
+// st's elements but have no spare capacity, so appending to them copies.
+// Changing a slice element in place would change st too. Observation
+// values are numbers, strings and booleans (immutable) as the engine
+// stores them.
 func CloneState(st *engine.State) *engine.State {
 	c := *st
 	c.EMA = maps.Clone(st.EMA)
@@ -25,10 +28,10 @@ func CloneState(st *engine.State) *engine.State {
 		q := *st.Preferences.QuietHours
 		c.Preferences.QuietHours = &q
 	}
-	c.Prompts = slices.Clone(st.Prompts)
-	c.Decisions = slices.Clone(st.Decisions)
-	c.Engagement = slices.Clone(st.Engagement)
-	c.Budget = slices.Clone(st.Budget)
+	c.Prompts = slices.Clip(st.Prompts)
+	c.Decisions = slices.Clip(st.Decisions)
+	c.Engagement = slices.Clip(st.Engagement)
+	c.Budget = slices.Clip(st.Budget)
 	return &c
 }
 

@@ -2,6 +2,7 @@ package memstore
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/jitai/jitai/engine"
@@ -53,18 +54,29 @@ func (s *Store) Erase(ctx context.Context, study, participant string, anonymise 
 	ps.ref.gone = true
 	sh.mu.Unlock()
 
-	var kept []*engine.Record
+	var kept []*stored
 	surrogate := engine.NewSurrogate()
 	for _, r := range records {
-		ix := s.idShard(study, r.ID)
+		ix := s.idShard(study, r.id)
 		ix.mu.Lock()
 		if anonymise {
-			c := *r
+			rec, err := r.record()
+			if err != nil {
+				ix.mu.Unlock()
+				return nil, fmt.Errorf("erasing participant in study %s: %w", study, err)
+			}
+			c := *rec
 			engine.AnonymiseRecord(&c, surrogate)
-			ix.recs[key{study, r.ID}] = &c
-			kept = append(kept, &c)
+			doc, err := json.Marshal(&c)
+			if err != nil {
+				ix.mu.Unlock()
+				return nil, fmt.Errorf("erasing participant in study %s: encoding record %s: %w", study, r.id, err)
+			}
+			sr := &stored{time: c.Time, id: c.ID, doc: doc}
+			ix.recs[key{study, r.id}] = sr
+			kept = append(kept, sr)
 		} else {
-			delete(ix.recs, key{study, r.ID})
+			delete(ix.recs, key{study, r.id})
 		}
 		ix.mu.Unlock()
 	}
@@ -78,7 +90,7 @@ func (s *Store) Erase(ctx context.Context, study, participant string, anonymise 
 			ssh.people[sk] = sp
 		}
 		for _, r := range kept {
-			sp.records = insertSorted(sp.records, r, cmpRecord)
+			sp.records = insertSorted(sp.records, r, cmpStored)
 		}
 		ssh.mu.Unlock()
 	}

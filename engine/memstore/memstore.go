@@ -8,18 +8,26 @@
 // a commit is atomic under one lock. A second set of shards indexes records
 // by decision id for Decision.
 //
-// Values handed to the store (states, records, participants) are owned by it
-// afterwards, and values it returns are shared: callers must not modify
-// them. The engine already works that way (it builds a new state rather than
-// changing the one it read). AppendEvents hands apply a private copy of the
-// state, so a failing apply changes nothing.
+// Records are kept as their JSON encoding, which the garbage collector
+// need not scan: a simulation holds hundreds of thousands of them. The few
+// most recent records of each participant are also kept decoded, because
+// engagement events look them up. Decision and ListDecisions return records
+// of their own; WriteJSONL copies the stored encodings.
+//
+// States and participants handed to the store are owned by it afterwards,
+// and those it returns are shared: callers must not modify them. The engine
+// already works that way (it builds a new state rather than changing the one
+// it read). AppendEvents hands apply a copy of the state (see CloneState),
+// so a failing apply changes nothing.
 package memstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"io"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -62,8 +70,32 @@ type shard struct {
 
 type idShard struct {
 	mu   sync.RWMutex
-	recs map[key]*engine.Record // (study, decision id)
+	recs map[key]*stored // (study, decision id)
 }
+
+// recentDecoded is how many of a participant's latest records stay decoded.
+const recentDecoded = 8
+
+// stored is one record: its JSON and, while it is recent, the record.
+type stored struct {
+	time time.Time
+	id   string
+	doc  []byte
+	rec  atomic.Pointer[engine.Record]
+}
+
+func (r *stored) record() (*engine.Record, error) {
+	if rec := r.rec.Load(); rec != nil {
+		return rec, nil
+	}
+	var rec engine.Record
+	if err := json.Unmarshal(r.doc, &rec); err != nil {
+		return nil, fmt.Errorf("decoding decision record %s: %w", r.id, err)
+	}
+	return &rec, nil
+}
+
+func cmpStored(a, b *stored) int { return cmpTimeID(a.time, a.id, b.time, b.id) }
 
 // person is everything stored under one (study, participant id). Records
 // and idempotency entries may exist without an enrolment (a commit without
@@ -76,7 +108,7 @@ type person struct {
 	events   []engine.Event // in (time, id) order
 	eventIDs map[string]struct{}
 	idem     map[string]*engine.IdempotencyEntry
-	records  []*engine.Record // in (time, id) order
+	records  []*stored // in (time, id) order
 }
 
 var (
@@ -89,7 +121,7 @@ func New() *Store {
 	s := &Store{seed: maphash.MakeSeed(), seqs: map[string]int64{}, order: map[string][]*participantID{}}
 	for i := range s.shards {
 		s.shards[i].people = map[key]*person{}
-		s.index[i].recs = map[key]*engine.Record{}
+		s.index[i].recs = map[key]*stored{}
 	}
 	return s
 }
@@ -284,6 +316,12 @@ func (s *Store) CommitDecision(ctx context.Context, c *engine.Commit) error {
 		return err
 	}
 	rec := c.Record
+	doc, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encoding decision record in study %s: %w", rec.Study, err)
+	}
+	sr := &stored{time: rec.Time, id: rec.ID, doc: doc}
+	sr.rec.Store(rec)
 	sh := s.shard(rec.Study, rec.Participant)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -313,10 +351,13 @@ func (s *Store) CommitDecision(ctx context.Context, c *engine.Commit) error {
 		}
 		ps.idem[c.Idempotency.Key] = c.Idempotency
 	}
-	ps.records = insertSorted(ps.records, rec, cmpRecord)
+	ps.records = insertSorted(ps.records, sr, cmpStored)
+	if n := len(ps.records); n > recentDecoded {
+		ps.records[n-recentDecoded-1].rec.Store(nil)
+	}
 	ix := s.idShard(rec.Study, rec.ID)
 	ix.mu.Lock()
-	ix.recs[key{rec.Study, rec.ID}] = rec
+	ix.recs[key{rec.Study, rec.ID}] = sr
 	ix.mu.Unlock()
 	return nil
 }
@@ -344,22 +385,51 @@ func (s *Store) Decision(ctx context.Context, study, id string) (*engine.Record,
 	}
 	ix := s.idShard(study, id)
 	ix.mu.RLock()
-	rec := ix.recs[key{study, id}]
+	sr := ix.recs[key{study, id}]
 	ix.mu.RUnlock()
-	if rec == nil {
+	if sr == nil {
 		return nil, fmt.Errorf("decision %s in study %s: %w", id, study, engine.ErrNotFound)
 	}
-	return rec, nil
+	return sr.record()
 }
 
 // ListDecisions lists records in (time, id) order. A listing of a whole
 // study gathers and sorts every record of the study, so paging through a
-// large study costs a sort per page; simulations list once.
+// large study costs a sort per page; simulations list once (WriteJSONL).
 func (s *Store) ListDecisions(ctx context.Context, q engine.DecisionQuery) ([]*engine.Record, error) {
-	if err := s.check(ctx); err != nil {
+	var out []*engine.Record
+	err := s.each(ctx, q, func(sr *stored) error {
+		rec, err := sr.record()
+		if err != nil {
+			return err
+		}
+		out = append(out, rec)
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	var all []*engine.Record
+	return out, nil
+}
+
+// WriteJSONL writes a study's records to w, one JSON document a line in
+// (time, id) order: what json.Encoder writes for each record.
+func (s *Store) WriteJSONL(ctx context.Context, study string, w io.Writer) error {
+	return s.each(ctx, engine.DecisionQuery{Study: study}, func(sr *stored) error {
+		if _, err := w.Write(sr.doc); err != nil {
+			return err
+		}
+		_, err := w.Write([]byte{'\n'})
+		return err
+	})
+}
+
+// each visits the records q selects in (time, id) order.
+func (s *Store) each(ctx context.Context, q engine.DecisionQuery, fn func(*stored) error) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	var all []*stored
 	if q.Participant != "" {
 		sh := s.shard(q.Study, q.Participant)
 		sh.mu.Lock()
@@ -378,25 +448,25 @@ func (s *Store) ListDecisions(ctx context.Context, q engine.DecisionQuery) ([]*e
 			}
 			sh.mu.Unlock()
 		}
-		slices.SortFunc(all, cmpRecord)
+		slices.SortFunc(all, cmpStored)
 	}
-	out := all[:0]
+	n := 0
 	for _, r := range all {
-		if !q.Since.IsZero() && r.Time.Before(q.Since) {
+		if !q.Since.IsZero() && r.time.Before(q.Since) {
 			continue
 		}
-		if !q.AfterTime.IsZero() && cmpTimeID(r.Time, r.ID, q.AfterTime, q.AfterID) <= 0 {
+		if !q.AfterTime.IsZero() && cmpTimeID(r.time, r.id, q.AfterTime, q.AfterID) <= 0 {
 			continue
 		}
-		out = append(out, r)
-		if q.Limit > 0 && len(out) == q.Limit {
+		if err := fn(r); err != nil {
+			return err
+		}
+		n++
+		if q.Limit > 0 && n == q.Limit {
 			break
 		}
 	}
-	if len(out) == 0 {
-		return nil, nil
-	}
-	return out, nil
+	return nil
 }
 
 func cmpTimeID(at time.Time, aid string, bt time.Time, bid string) int {
@@ -411,8 +481,6 @@ func cmpTimeID(at time.Time, aid string, bt time.Time, bid string) int {
 	}
 	return 0
 }
-
-func cmpRecord(a, b *engine.Record) int { return cmpTimeID(a.Time, a.ID, b.Time, b.ID) }
 
 // insertSorted inserts v after every element that is not greater: appending
 // is the common case, since events and decisions mostly arrive in order.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -439,6 +440,7 @@ func (c *Cohort) checkAgainst(cfg *policies.Config) error {
 		}
 	}
 	if len(errs) > 0 {
+		sort.Strings(errs)
 		return errors.New(strings.Join(errs, "\n"))
 	}
 	return nil

@@ -14,7 +14,8 @@ import (
 // the participant's response to a delivery.
 func (s *sim) decide(ctx context.Context, dp int) error {
 	at := s.now
-	ans, err := s.eng.Decide(ctx, s.cfg.ID, s.id, engine.DecideRequest{DecisionPoint: s.cfg.DecisionPoints[dp].ID, Time: at})
+	ans, err := s.eng.Decide(ctx, s.cfg.ID, s.id, engine.DecideRequest{DecisionPoint: s.cfg.DecisionPoints[dp].ID, Time: at, Context: s.reqContext})
+	s.reqContext = nil
 	if err != nil {
 		return fmt.Errorf("deciding at %s: %w", s.cfg.DecisionPoints[dp].ID, err)
 	}
@@ -55,14 +56,22 @@ func (s *sim) deliver(rec *engine.Record) {
 	s.pending = append(s.pending, d)
 	r := s.rng
 	at := rec.Time
+	// The app uploads the engagement with a decision when the interaction
+	// ends, in one request.
+	var batch []engine.Event
+	last := at
 	eng := func(t time.Time, status string, rating *int) {
 		data := map[string]any{"decision_id": rec.ID, "status": status}
 		if rating != nil {
 			data["rating"] = *rating
 		}
-		s.queueEvent(t, engine.EventEngagement, data)
+		batch = append(batch, s.event(t, engine.EventEngagement, data))
 		s.engaged = append(s.engaged, engagement{at: t, status: status})
+		if t.After(last) {
+			last = t
+		}
 	}
+	defer func() { s.push(action{at: last, kind: actEvent, evs: batch}) }()
 	eng(at.Add(5*time.Second), "delivered", nil)
 	pOpen := s.p.open
 	if s.inUse {
@@ -143,7 +152,7 @@ func (s *sim) selfReport(ctx context.Context, dp int) error {
 	if err != nil {
 		return err
 	}
-	return s.ingest(ctx, engine.Event{ID: s.nextEventID("ema"), Type: engine.EventEMA, Time: s.now, Data: b})
+	return s.ingest(ctx, []engine.Event{{ID: s.nextEventID("ema"), Type: engine.EventEMA, Time: s.now, Data: b}})
 }
 
 // finish joins the primary proximal outcome to every decision, as the

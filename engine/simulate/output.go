@@ -12,8 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	"github.com/jitai/jitai/engine"
 )
 
 // Write writes the report into dir (created if needed): report.html,
@@ -70,17 +68,7 @@ func writeFile(path string, write func(w io.Writer) error) (err error) {
 }
 
 func writeDecisions(ctx context.Context, w io.Writer, run *Run) error {
-	recs, err := run.Store.ListDecisions(ctx, engine.DecisionQuery{Study: run.Options.Study.Config.ID})
-	if err != nil {
-		return err
-	}
-	enc := json.NewEncoder(w)
-	for _, rec := range recs {
-		if err := enc.Encode(rec); err != nil {
-			return err
-		}
-	}
-	return nil
+	return run.Store.WriteJSONL(ctx, run.Options.Study.Config.ID, w)
 }
 
 func f4(x float64) string { return strconv.FormatFloat(x, 'f', 4, 64) }

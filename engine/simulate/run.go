@@ -204,7 +204,10 @@ type sim struct {
 	prevDay day
 	within  []policies.Factor
 	inUse   bool // the phone was in use at the last context report
-	engaged []engagement
+	// reqContext goes with the next decision request; lastCtx is the last
+	// context event.
+	reqContext, lastCtx map[string]any
+	engaged             []engagement
 }
 
 type engagement struct {
@@ -280,7 +283,7 @@ type action struct {
 	seq  int
 	kind int
 	dp   int
-	ev   *engine.Event
+	evs  []engine.Event
 }
 
 type actions []action
@@ -338,7 +341,7 @@ func (s *sim) run(ctx context.Context, dayDone func()) error {
 		case actDecide:
 			err = s.decide(ctx, a.dp)
 		case actEvent:
-			err = s.ingest(ctx, *a.ev)
+			err = s.ingest(ctx, a.evs)
 		case actReport:
 			err = s.selfReport(ctx, a.dp)
 		}
@@ -437,13 +440,17 @@ func (s *sim) nextEventID(kind string) string {
 }
 
 func (s *sim) queueEvent(at time.Time, typ string, data map[string]any) {
-	b, _ := json.Marshal(data)
-	s.push(action{at: at, kind: actEvent, ev: &engine.Event{ID: s.nextEventID(typ), Type: typ, Time: at, Data: b}})
+	s.push(action{at: at, kind: actEvent, evs: []engine.Event{s.event(at, typ, data)}})
 }
 
-func (s *sim) ingest(ctx context.Context, ev engine.Event) error {
-	if _, _, err := s.eng.Ingest(ctx, s.cfg.ID, s.id, []engine.Event{ev}); err != nil {
-		return fmt.Errorf("ingesting a %s event: %w", ev.Type, err)
+func (s *sim) event(at time.Time, typ string, data map[string]any) engine.Event {
+	b, _ := json.Marshal(data)
+	return engine.Event{ID: s.nextEventID(typ), Type: typ, Time: at, Data: b}
+}
+
+func (s *sim) ingest(ctx context.Context, evs []engine.Event) error {
+	if _, _, err := s.eng.Ingest(ctx, s.cfg.ID, s.id, evs); err != nil {
+		return fmt.Errorf("ingesting %s events: %w", evs[0].Type, err)
 	}
 	return nil
 }
@@ -474,7 +481,9 @@ func (s *sim) moodNow() float64 {
 	return level(&s.o.Cohort.Mood, s.p.moodUsual, s.today.moodShift, s.today.sleepQuality, s.now.In(s.loc))
 }
 
-// context: the app's context report just before a decision point.
+// context: the app's context just before a decision point. It goes with
+// the decision request; a change of driving or location is also reported
+// as a context event, as apps report context changes.
 func (s *sim) context(ctx context.Context, at time.Time) error {
 	local := at.Add(2 * time.Minute).In(s.loc)
 	driving := s.today.driving(local)
@@ -485,11 +494,14 @@ func (s *sim) context(ctx context.Context, at time.Time) error {
 	case s.rng.Float64() < 0.2:
 		activity = "walking"
 	}
-	inUse := s.rng.Float64() < s.o.Cohort.Phone.InUse
-	s.inUse = inUse
-	data := map[string]any{"driving": driving, "location": s.today.location(&s.p, local, s.rng), "activity": activity, "phone_in_use": inUse}
-	b, _ := json.Marshal(data)
-	return s.ingest(ctx, engine.Event{ID: s.nextEventID("context"), Type: engine.EventContext, Time: at, Data: b})
+	s.inUse = s.rng.Float64() < s.o.Cohort.Phone.InUse
+	location := s.today.location(&s.p, local, s.rng)
+	s.reqContext = map[string]any{"driving": driving, "location": location, "activity": activity, "phone_in_use": s.inUse}
+	if s.lastCtx != nil && s.lastCtx["driving"] == driving && s.lastCtx["location"] == location {
+		return nil
+	}
+	s.lastCtx = map[string]any{"driving": driving, "location": location}
+	return s.ingest(ctx, []engine.Event{s.event(at, engine.EventContext, map[string]any{"driving": driving, "location": location, "activity": activity})})
 }
 
 func jsonMarshal(v any) ([]byte, error) {

@@ -1,0 +1,229 @@
+package simulate
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/interventions"
+	"github.com/jitai/jitai/policies"
+)
+
+func loadExample(t testing.TB, name string) *policies.Study {
+	t.Helper()
+	cat, err := interventions.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := policies.LoadStudy(context.Background(), filepath.Join("..", "..", "policies", "examples", name), cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// simulateTo runs a simulation and writes its report into a temporary
+// folder, which it returns with the report.
+func simulateTo(t *testing.T, o Options) (string, *Report) {
+	t.Helper()
+	ctx := context.Background()
+	run, err := Simulate(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := run.Store.Participants(ctx, o.Study.Config.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := Build(run, ps)
+	dir := t.TempDir()
+	if err := Write(ctx, dir, run, r); err != nil {
+		t.Fatal(err)
+	}
+	return dir, r
+}
+
+func read(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// latency is the one field of a record measured on the wall clock.
+var latency = regexp.MustCompile(`"latency_us":\d+`)
+
+// TestDeterministic: the same seed gives the same report and the same
+// decision records (but for their measured latency), whatever the number
+// of workers; another seed gives another run.
+func TestDeterministic(t *testing.T) {
+	st := loadExample(t, "stress-mrt")
+	base := Options{Study: st, Cohort: DefaultCohort(), Participants: 12, Days: 5, Seed: 42}
+	one, two, other := base, base, base
+	one.Workers, two.Workers, other.Workers = 1, 4, 4
+	other.Seed = 43
+	d1, _ := simulateTo(t, one)
+	d2, _ := simulateTo(t, two)
+	d3, _ := simulateTo(t, other)
+	for _, f := range []string{"report.json", "participant_days.csv", "factors.csv", "availability.csv", "hours.csv", "report.html"} {
+		if !bytes.Equal(read(t, filepath.Join(d1, f)), read(t, filepath.Join(d2, f))) {
+			t.Errorf("%s differs between two runs with seed 42", f)
+		}
+	}
+	j1 := latency.ReplaceAll(read(t, filepath.Join(d1, "decisions.jsonl")), nil)
+	j2 := latency.ReplaceAll(read(t, filepath.Join(d2, "decisions.jsonl")), nil)
+	if !bytes.Equal(j1, j2) {
+		t.Error("decisions.jsonl differs between two runs with seed 42 (beyond latency_us)")
+	}
+	if bytes.Equal(read(t, filepath.Join(d1, "report.json")), read(t, filepath.Join(d3, "report.json"))) {
+		t.Error("seeds 42 and 43 gave the same report")
+	}
+}
+
+// TestReportStressMRT checks the report of a modest stress-mrt run against
+// the decision records themselves.
+func TestReportStressMRT(t *testing.T) {
+	st := loadExample(t, "stress-mrt")
+	c := DefaultCohort()
+	c.Effects.Stress = -1.5 // large, so that a small run shows it
+	dir, r := simulateTo(t, Options{Study: st, Cohort: c, Participants: 30, Days: 14, Seed: 7})
+
+	// Every record is in decisions.jsonl, and the caps hold per local day.
+	loc, _ := time.LoadLocation(st.Config.Timezone)
+	f, err := os.Open(filepath.Join(dir, "decisions.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	perDay := map[string]int{}
+	n, deliveries := 0, 0
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	var prev time.Time
+	for sc.Scan() {
+		var rec engine.Record
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Fatalf("line %d: %v", n+1, err)
+		}
+		n++
+		if rec.Study != "stress-mrt" || rec.ID == "" || rec.PolicyRevision != st.Revision || len(rec.Input) == 0 {
+			t.Fatalf("line %d is not a complete record: %s", n, sc.Bytes()[:min(200, len(sc.Bytes()))])
+		}
+		if rec.Time.Before(prev) {
+			t.Fatalf("line %d: records are not in time order", n)
+		}
+		prev = rec.Time
+		if rec.Action == engine.ActionDeliver {
+			deliveries++
+			perDay[rec.Participant+" "+rec.Time.In(loc).Format(time.DateOnly)]++
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if want := 30 * 14 * len(st.Config.DecisionPoints); n != want || r.Totals.Decisions != want {
+		t.Errorf("%d records, report says %d decisions; want %d", n, r.Totals.Decisions, want)
+	}
+	if deliveries != r.Totals.Deliver {
+		t.Errorf("%d deliveries in the records, %d in the report", deliveries, r.Totals.Deliver)
+	}
+	most := 0
+	for _, k := range perDay {
+		most = max(most, k)
+	}
+	if most > st.Config.Burden.MaxPerDay || r.Deliveries.Max != most || r.Deliveries.DaysOverCap != 0 {
+		t.Errorf("max deliveries in a day: records %d, report %d (cap %d, %d days over)", most, r.Deliveries.Max, st.Config.Burden.MaxPerDay, r.Deliveries.DaysOverCap)
+	}
+	hist := 0
+	for k, days := range r.Deliveries.Histogram {
+		hist += k * days
+	}
+	if hist != deliveries {
+		t.Errorf("the histogram holds %d deliveries, the records %d", hist, deliveries)
+	}
+
+	// Realised randomisation rates are near the intended probabilities.
+	if len(r.Factors) != 2 {
+		t.Fatalf("factors %+v", r.Factors)
+	}
+	for _, fr := range r.Factors {
+		f, _ := st.Config.Factor(fr.Name)
+		if abs(fr.Intended-f.Probability) > 1e-9 {
+			t.Errorf("%s: intended %v, the study fixes %v", fr.Name, fr.Intended, f.Probability)
+		}
+		if fr.Randomised < 1000 || abs(fr.Realised-fr.Intended) > 0.04 || !fr.OK {
+			t.Errorf("%s: realised %.4f over %d, intended %.4f", fr.Name, fr.Realised, fr.Randomised, fr.Intended)
+		}
+	}
+	if r.Availability.Rate <= 0.5 || r.Availability.Rate >= 1 || len(r.Availability.Reasons) == 0 {
+		t.Errorf("availability %.3f, reasons %v", r.Availability.Rate, r.Availability.Reasons)
+	}
+	// The built-in effect shows.
+	if len(r.Effects) == 0 || r.Effects[0].Factor != "prompt" || r.Effects[0].Estimate > -1 || r.Effects[0].Estimate < -2 {
+		t.Errorf("effect of prompt %+v, true -1.5", r.Effects)
+	}
+	if r.Power.Kind != "mrt" || r.Power.Error != "" || r.Power.N < 1 || r.Power.PowerAtN <= 0 || len(r.Power.Assumptions) == 0 {
+		t.Errorf("power %+v", r.Power)
+	}
+
+	// The HTML stands alone.
+	page := string(read(t, filepath.Join(dir, "report.html")))
+	for _, bad := range []string{"<script", "http:", "https:", "src=", "@import", "url("} {
+		if strings.Contains(page, bad) {
+			t.Errorf("report.html contains %q", bad)
+		}
+	}
+	for _, want := range []string{"<svg", "Deliveries per participant-day", "Availability", "Safety", "Randomisation", "Sample size and power"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+}
+
+// TestReportMoodMOST: a between-person factorial study reports cell
+// balance and factorial power.
+func TestReportMoodMOST(t *testing.T) {
+	st := loadExample(t, "mood-most")
+	c := DefaultCohort()
+	c.Strata = map[string][]string{"site": {"leeds", "york", "hull"}}
+	c.Effects.Components = map[string]Effect{"dose": {Mood: 1}}
+	_, r := simulateTo(t, Options{Study: st, Cohort: c, Participants: 40, Days: 4, Seed: 3})
+	if r.Cells == nil || len(r.Cells.Strata) != 3 || r.Cells.MaxSpread > 1 {
+		t.Fatalf("cell balance %+v", r.Cells)
+	}
+	total := 0
+	for _, s := range r.Cells.Strata {
+		for _, n := range s.Counts {
+			total += n
+		}
+	}
+	if total != 40 {
+		t.Errorf("cells hold %d participants, want 40", total)
+	}
+	if len(r.Factors) != 0 {
+		t.Errorf("mood-most has no within-person factors, report has %+v", r.Factors)
+	}
+	if r.Power.Kind != "factorial" || r.Power.Error != "" || r.Power.N < 1 || !strings.Contains(r.Power.Effect, "dose") {
+		t.Errorf("power %+v", r.Power)
+	}
+	if r.Deliveries.Max > st.Config.Burden.MaxPerDay {
+		t.Errorf("max %d deliveries a day, cap %d", r.Deliveries.Max, st.Config.Burden.MaxPerDay)
+	}
+}
+
+func abs(x float64) float64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
