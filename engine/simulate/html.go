@@ -161,7 +161,11 @@ func writeHTML(w io.Writer, r *Report) error {
 	case pw.Detectable > 0:
 		p("<p>%s: with %d participants the smallest main effect detectable with 80%% power is <b>%.3f</b>.</p>\n", esc(pw.Effect), r.Run.Participants, pw.Detectable)
 	default:
-		p("<p>%s: <b>N = %d</b> participants for %.0f%% power; with the %d simulated participants the power is <b>%.3f</b>.</p>\n", esc(pw.Effect), pw.N, 100*pw.Target, r.Run.Participants, pw.PowerAtN)
+		rel := "="
+		if pw.AtMost {
+			rel = "&le;" // MRTSampleSize's search starts at 10
+		}
+		p("<p>%s: <b>N %s %d</b> participants for %.0f%% power; with the %d simulated participants the power is <b>%.3f</b>.</p>\n", esc(pw.Effect), rel, pw.N, 100*pw.Target, r.Run.Participants, pw.PowerAtN)
 	}
 	if len(pw.Assumptions) > 0 {
 		p("<p>Assumed:</p><ul>\n")

@@ -161,7 +161,11 @@ func Summary(w io.Writer, r *Report) error {
 	case p.Detectable > 0:
 		fmt.Fprintf(&b, "power           %s: detectable main effect %.3f with %d participants at 80%%\n", p.Kind, p.Detectable, r.Run.Participants)
 	default:
-		fmt.Fprintf(&b, "power           %s: N = %d for 80%%; power %.3f with %d participants\n", p.Kind, p.N, p.PowerAtN, r.Run.Participants)
+		rel := "="
+		if p.AtMost {
+			rel = "<="
+		}
+		fmt.Fprintf(&b, "power           %s: N %s %d for 80%%; power %.3f with %d participants\n", p.Kind, rel, p.N, p.PowerAtN, r.Run.Participants)
 	}
 	bad := 0
 	for _, c := range r.Checks {

@@ -200,9 +200,12 @@ type EffectEstimate struct {
 
 // PowerReport is the expected sample size and power for the primary effect.
 type PowerReport struct {
-	Kind        string   `json:"kind"` // mrt, factorial or none
-	Effect      string   `json:"effect,omitempty"`
-	N           int      `json:"n_for_target,omitempty"`
+	Kind   string `json:"kind"` // mrt, factorial or none
+	Effect string `json:"effect,omitempty"`
+	N      int    `json:"n_for_target,omitempty"`
+	// AtMost says that the target is reached already at N, the first size
+	// the MRT search tries: the study needs at most N.
+	AtMost      bool     `json:"n_is_upper_bound,omitempty"`
 	Target      float64  `json:"target_power,omitempty"`
 	PowerAtN    float64  `json:"power_at_participants,omitempty"`
 	Detectable  float64  `json:"detectable_effect,omitempty"`
@@ -654,7 +657,7 @@ func powerFor(run *Run, primary *policies.Outcome, r *Report) PowerReport {
 			"missing outcomes (unanswered self-reports) are not in the formula: it assumes every outcome is observed",
 		}
 		if res, err := power.MRT(spec); err == nil {
-			pr.N = res.N
+			pr.N, pr.AtMost = res.N, res.AtSearchStart
 		} else {
 			pr.Error = err.Error()
 		}

@@ -199,7 +199,6 @@ type sim struct {
 	evn     int
 	pending []delivery // deliveries whose effect awaits the next self-report
 	reports []report
-	opened  []time.Time
 	today   *day
 	prevDay day
 	within  []policies.Factor
