@@ -116,6 +116,7 @@ func (s *sim) selfReport(ctx context.Context, dp int) error {
 	c := &s.o.Cohort
 	r := s.rng
 	s.out.Requests++
+	s.out.RequestsByDay[s.today.index]++
 	if r.Float64() >= clip01(s.p.respond*s.factor()) {
 		return nil
 	}

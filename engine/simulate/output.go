@@ -88,9 +88,9 @@ func (r *Report) writeParticipantDays(w io.Writer) error {
 	rows := make([][]string, 0, len(r.dayRows))
 	for _, d := range r.dayRows {
 		rows = append(rows, []string{d.Participant, strconv.Itoa(d.Day + 1), strconv.Itoa(d.Decisions), strconv.Itoa(d.Available),
-			strconv.Itoa(d.Deliveries), strconv.Itoa(d.Safety), strconv.Itoa(d.Opened), strconv.Itoa(d.Reports)})
+			strconv.Itoa(d.Deliveries), strconv.Itoa(d.Safety), strconv.Itoa(d.Opened), strconv.Itoa(d.Reports), strconv.Itoa(d.Requests)})
 	}
-	return writeCSV(w, []string{"participant_id", "day", "decisions", "available", "deliveries", "safety", "opened", "self_reports"}, rows)
+	return writeCSV(w, []string{"participant_id", "day", "decisions", "available", "deliveries", "safety", "opened", "self_reports", "self_report_requests"}, rows)
 }
 
 func (r *Report) writeFactors(w io.Writer) error {

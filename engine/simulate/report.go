@@ -183,6 +183,7 @@ type ParticipantDay struct {
 	Safety      int
 	Opened      int
 	Reports     int
+	Requests    int
 }
 
 // EffectEstimate is a simple difference in the primary outcome between a
@@ -263,7 +264,7 @@ func Build(run *Run, participants []*engine.Participant) *Report {
 	for _, p := range run.People {
 		perDay := make([]ParticipantDay, o.Days)
 		for d := range perDay {
-			perDay[d] = ParticipantDay{Participant: p.ID, Day: d, Opened: p.OpenedByDay[d], Reports: p.ReportsByDay[d]}
+			perDay[d] = ParticipantDay{Participant: p.ID, Day: d, Opened: p.OpenedByDay[d], Reports: p.ReportsByDay[d], Requests: p.RequestsByDay[d]}
 		}
 		hadSafety := false
 		for _, pt := range p.Points {
@@ -395,7 +396,7 @@ func Build(run *Run, participants []*engine.Participant) *Report {
 	for _, pd := range r.dayRows {
 		dayOpened[pd.Day] += pd.Opened
 		dayReports[pd.Day] += pd.Reports
-		dayRequests[pd.Day] += pd.Decisions + 1 // one follow-up per decision and the morning report
+		dayRequests[pd.Day] += pd.Requests
 	}
 	for d := range o.Days {
 		r.Daily = append(r.Daily, DayRow{Day: d + 1, Available: ratio(dayAvail[d], dayDec[d]),

@@ -63,19 +63,20 @@ type Run struct {
 
 // Outcome is what happened to one participant.
 type Outcome struct {
-	ID           string
-	Stratum      string
-	Assignment   map[string]string
-	Row          int
-	Disengaged   int // study day they drifted away, -1 never
-	OptedOut     bool
-	Points       []Point
-	Reports      int // self-reports answered
-	Requests     int // self-reports asked for
-	Opened       int
-	Completed    int
-	ReportsByDay []int
-	OpenedByDay  []int
+	ID            string
+	Stratum       string
+	Assignment    map[string]string
+	Row           int
+	Disengaged    int // study day they drifted away, -1 never
+	OptedOut      bool
+	Points        []Point
+	Reports       int // self-reports answered
+	Requests      int // self-reports asked for
+	Opened        int
+	Completed     int
+	ReportsByDay  []int
+	RequestsByDay []int
+	OpenedByDay   []int
 }
 
 // Point is one decision as the report needs it.
@@ -263,7 +264,7 @@ func newSim(ctx context.Context, o *Options, store engine.Store, i int, loc *tim
 		return nil, fmt.Errorf("simulate: enrolling %s: %w", s.id, err)
 	}
 	s.out = &Outcome{ID: s.id, Stratum: p.Stratum, Assignment: p.Assignment, Row: p.Row, Disengaged: s.p.disengageDay, OptedOut: s.p.optOut,
-		ReportsByDay: make([]int, o.Days), OpenedByDay: make([]int, o.Days)}
+		ReportsByDay: make([]int, o.Days), RequestsByDay: make([]int, o.Days), OpenedByDay: make([]int, o.Days)}
 	return s, nil
 }
 

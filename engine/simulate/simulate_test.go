@@ -227,3 +227,37 @@ func abs(x float64) float64 {
 	}
 	return x
 }
+
+// TestDisengagement: participants who drift away and opt out show up as
+// opted_out unavailability and in the engagement summary; with nobody
+// drifting away there is none.
+func TestDisengagement(t *testing.T) {
+	st := loadExample(t, "stress-mrt")
+	c := DefaultCohort()
+	c.Disengagement = Disengagement{Fraction: 1, FromDay: 0, Factor: 0, OptOut: 1}
+	_, r := simulateTo(t, Options{Study: st, Cohort: c, Participants: 10, Days: 6, Seed: 5})
+	if r.Engagement.Disengaged != 10 || r.Engagement.OptedOut != 10 {
+		t.Errorf("engagement %+v, want all 10 disengaged and opted out", r.Engagement)
+	}
+	opted := 0
+	for _, rc := range r.Availability.Reasons {
+		if rc.Reason == engine.ReasonOptedOut {
+			opted = rc.Count
+		}
+	}
+	if opted == 0 {
+		t.Errorf("no opted_out decisions: %+v", r.Availability.Reasons)
+	}
+	for _, d := range r.Daily {
+		if d.ReportRate < 0 || d.ReportRate > 1 || d.OpenRate < 0 || d.OpenRate > 1 {
+			t.Errorf("day %+v: rates outside [0, 1]", d)
+		}
+	}
+	c.Disengagement.Fraction = 0
+	_, r = simulateTo(t, Options{Study: st, Cohort: c, Participants: 10, Days: 6, Seed: 5})
+	for _, rc := range r.Availability.Reasons {
+		if rc.Reason == engine.ReasonOptedOut {
+			t.Errorf("%d opted_out decisions with nobody disengaging", rc.Count)
+		}
+	}
+}

@@ -13,7 +13,7 @@ import (
 const (
 	svgW   = 640
 	svgH   = 240
-	padL   = 48
+	padL   = 56
 	padR   = 12
 	padT   = 16
 	padB   = 36
@@ -102,7 +102,7 @@ func barChart(title string, labels []string, values, back []float64, yLabel, xLa
 	if mark >= 0 && mark < n {
 		x := float64(padL) + bw*float64(mark+1)
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-dasharray="4 3"/>`, x, padT, x, padT+plotH, warn)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" class="tick" fill="%s">cap</text>`, x+3, padT+10, warn)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="end" class="tick" fill="%s">cap</text>`, x-3, padT+10, warn)
 	}
 	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle" class="axis">%s</text>`, padL+plotW/2, svgH-4, esc(xLabel))
 	b.WriteString(`</svg>`)
