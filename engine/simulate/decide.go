@@ -78,6 +78,9 @@ func (s *sim) deliver(rec *engine.Record) {
 		pOpen += c.Engagement.InUseBoost
 	}
 	pOpen = clip01(pOpen) * s.factor()
+	if s.today.asleep(&s.p, at.In(s.loc)) {
+		pOpen = 0
+	}
 	dismissed := time.Time{}
 	if r.Float64() < pOpen {
 		opened := at.Add(minutes(1 + 44*r.Float64())).Truncate(time.Second)
@@ -117,7 +120,7 @@ func (s *sim) selfReport(ctx context.Context, dp int) error {
 	r := s.rng
 	s.out.Requests++
 	s.out.RequestsByDay[s.today.index]++
-	if r.Float64() >= clip01(s.p.respond*s.factor()) {
+	if r.Float64() >= clip01(s.p.respond*s.factor()) || s.today.asleep(&s.p, s.now.In(s.loc)) {
 		return nil
 	}
 	s.out.Reports++

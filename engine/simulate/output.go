@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -180,6 +179,3 @@ func Summary(w io.Writer, r *Report) error {
 	_, err := io.WriteString(w, b.String())
 	return err
 }
-
-// ErrChecks is returned by callers that treat a failed check as failure.
-var ErrChecks = errors.New("simulation checks failed")

@@ -76,6 +76,16 @@ func level(rh *Rhythm, usual, shift, sleepQuality float64, t time.Time) float64 
 	return v
 }
 
+// asleep reports whether the person is asleep at local time t: before
+// today's waking or after their bedtime (which may be after midnight).
+func (d *day) asleep(p *person, t time.Time) bool {
+	m := t.Sub(d.date).Minutes()
+	if !t.Before(d.wake) {
+		return m >= p.bedtime
+	}
+	return m >= p.bedtime-1440
+}
+
 func (d *day) driving(t time.Time) bool {
 	for _, tr := range d.trips {
 		if !t.Before(tr[0]) && t.Before(tr[1]) {
