@@ -163,6 +163,7 @@ func (s *sim) selfReport(ctx context.Context, dp int) error {
 // export would: the first (last, mean; or any, for engagement) value in
 // the outcome's window after the decision point.
 func (s *sim) finish() {
+	defer func() { s.reports, s.engaged, s.pending = nil, nil, nil }()
 	var out *policies.Outcome
 	for i := range s.cfg.Outcomes {
 		if s.cfg.Outcomes[i].Primary {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -259,5 +260,19 @@ func TestDisengagement(t *testing.T) {
 		if rc.Reason == engine.ReasonOptedOut {
 			t.Errorf("%d opted_out decisions with nobody disengaging", rc.Count)
 		}
+	}
+}
+
+// TestCancelled: a cancelled run stops with the context's error, and bad
+// options are refused.
+func TestCancelled(t *testing.T) {
+	st := loadExample(t, "stress-mrt")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Simulate(ctx, Options{Study: st, Cohort: DefaultCohort(), Participants: 4, Days: 30, Seed: 1}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled run: %v", err)
+	}
+	if _, err := Simulate(context.Background(), Options{Study: st, Cohort: DefaultCohort(), Participants: 0, Days: 3}); err == nil {
+		t.Error("no participants: no error")
 	}
 }
