@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/engine/api"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
 )
@@ -274,5 +276,43 @@ func TestCancelled(t *testing.T) {
 	}
 	if _, err := Simulate(context.Background(), Options{Study: st, Cohort: DefaultCohort(), Participants: 0, Days: 3}); err == nil {
 		t.Error("no participants: no error")
+	}
+}
+
+// TestDecisionsMatchAPI: each line of decisions.jsonl is byte for byte what
+// GET /v1/studies/{study}/decisions/{id} answers for that decision.
+func TestDecisionsMatchAPI(t *testing.T) {
+	st := loadExample(t, "stress-mrt")
+	o := Options{Study: st, Cohort: DefaultCohort(), Participants: 3, Days: 2, Seed: 8}
+	run, err := Simulate(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := writeDecisions(context.Background(), &buf, run); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.New(engine.Components{Store: run.Store, Studies: []*policies.Study{st}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := api.New(eng, nil, api.Options{})
+	lines := bytes.SplitAfter(buf.Bytes(), []byte("\n"))
+	lines = lines[:len(lines)-1]
+	if len(lines) != 3*2*5 {
+		t.Fatalf("%d lines", len(lines))
+	}
+	for _, line := range lines {
+		var rec struct {
+			ID string `json:"decision_id"`
+		}
+		if err := json.Unmarshal(line, &rec); err != nil {
+			t.Fatal(err)
+		}
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, httptest.NewRequest("GET", "/v1/studies/stress-mrt/decisions/"+rec.ID, nil))
+		if w.Code != 200 || !bytes.Equal(w.Body.Bytes(), line) {
+			t.Fatalf("GET %s: %d\n%s\nfile:\n%s", rec.ID, w.Code, w.Body.Bytes(), line)
+		}
 	}
 }
