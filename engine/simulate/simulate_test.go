@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -314,5 +315,28 @@ func TestDecisionsMatchAPI(t *testing.T) {
 		if w.Code != 200 || !bytes.Equal(w.Body.Bytes(), line) {
 			t.Fatalf("GET %s: %d\n%s\nfile:\n%s", rec.ID, w.Code, w.Body.Bytes(), line)
 		}
+	}
+}
+
+// TestProgress: progress is reported once per participant-day, up to the
+// total.
+func TestProgress(t *testing.T) {
+	st := loadExample(t, "mood-most")
+	var mu sync.Mutex
+	calls, last := 0, 0
+	o := Options{Study: st, Cohort: DefaultCohort(), Participants: 5, Days: 3, Seed: 2, Workers: 3, Progress: func(done, total int) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		last = max(last, done)
+		if total != 15 {
+			t.Errorf("total %d, want 15", total)
+		}
+	}}
+	if _, err := Simulate(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 15 || last != 15 {
+		t.Errorf("%d progress calls reaching %d, want 15 and 15", calls, last)
 	}
 }
