@@ -166,6 +166,14 @@ func writeHTML(w io.Writer, r *Report) error {
 			rel = "&le;" // MRTSampleSize's search starts at 10
 		}
 		p("<p>%s: <b>N %s %d</b> participants for %.0f%% power; with the %d simulated participants the power is <b>%.3f</b>.</p>\n", esc(pw.Effect), rel, pw.N, 100*pw.Target, r.Run.Participants, pw.PowerAtN)
+		if pw.NMissing > 0 {
+			rel = "="
+			if pw.AtMostMissing {
+				rel = "&le;"
+			}
+			p("<p>Counting only the %.0f%% of randomised points whose outcome was observed: <b>N %s %d</b>; power with %d participants <b>%.3f</b>.</p>\n",
+				100*pw.ObservedShare, rel, pw.NMissing, r.Run.Participants, pw.PowerAtNMissing)
+		}
 	}
 	if len(pw.Assumptions) > 0 {
 		p("<p>Assumed:</p><ul>\n")

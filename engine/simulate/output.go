@@ -165,6 +165,13 @@ func Summary(w io.Writer, r *Report) error {
 			rel = "<="
 		}
 		fmt.Fprintf(&b, "power           %s: N %s %d for 80%%; power %.3f with %d participants\n", p.Kind, rel, p.N, p.PowerAtN, r.Run.Participants)
+		if p.NMissing > 0 {
+			rel = "="
+			if p.AtMostMissing {
+				rel = "<="
+			}
+			fmt.Fprintf(&b, "                 with %.0f%% of outcomes observed: N %s %d; power %.3f\n", 100*p.ObservedShare, rel, p.NMissing, p.PowerAtNMissing)
+		}
 	}
 	bad := 0
 	for _, c := range r.Checks {

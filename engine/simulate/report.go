@@ -206,13 +206,19 @@ type PowerReport struct {
 	N      int    `json:"n_for_target,omitempty"`
 	// AtMost says that the target is reached already at N, the first size
 	// the MRT search tries: the study needs at most N.
-	AtMost      bool     `json:"n_is_upper_bound,omitempty"`
-	Target      float64  `json:"target_power,omitempty"`
-	PowerAtN    float64  `json:"power_at_participants,omitempty"`
-	Detectable  float64  `json:"detectable_effect,omitempty"`
-	Inputs      any      `json:"inputs,omitempty"`
-	Assumptions []string `json:"assumptions"`
-	Error       string   `json:"error,omitempty"`
+	AtMost   bool    `json:"n_is_upper_bound,omitempty"`
+	Target   float64 `json:"target_power,omitempty"`
+	PowerAtN float64 `json:"power_at_participants,omitempty"`
+	// NMissing and PowerAtNMissing count only decision points whose
+	// outcome was observed: availability times the observed share (MRT).
+	NMissing        int      `json:"n_for_target_with_missing,omitempty"`
+	AtMostMissing   bool     `json:"n_with_missing_is_upper_bound,omitempty"`
+	PowerAtNMissing float64  `json:"power_at_participants_with_missing,omitempty"`
+	ObservedShare   float64  `json:"observed_share,omitempty"`
+	Detectable      float64  `json:"detectable_effect,omitempty"`
+	Inputs          any      `json:"inputs,omitempty"`
+	Assumptions     []string `json:"assumptions"`
+	Error           string   `json:"error,omitempty"`
 }
 
 // Check is one pass/fail statement the report makes.
@@ -623,10 +629,18 @@ func powerFor(run *Run, primary *policies.Outcome, r *Report) PowerReport {
 		// delivery factor drew level 0.
 		var y0 []float64
 		idx := factorIndex(cfg, f.Name)
+		randomised, observed := 0, 0
 		for _, p := range run.People {
 			for _, pt := range p.Points {
-				if pt.Randomised && idx < len(pt.Factors) && pt.Factors[idx].Level == 0 && !math.IsNaN(pt.Outcome) {
-					y0 = append(y0, pt.Outcome)
+				if !pt.Randomised {
+					continue
+				}
+				randomised++
+				if !math.IsNaN(pt.Outcome) {
+					observed++
+					if idx < len(pt.Factors) && pt.Factors[idx].Level == 0 {
+						y0 = append(y0, pt.Outcome)
+					}
 				}
 			}
 		}
@@ -655,18 +669,26 @@ func powerFor(run *Run, primary *policies.Outcome, r *Report) PowerReport {
 			fmt.Sprintf("availability: the simulated rate %.3f, constant over the study", avail),
 			fmt.Sprintf("randomisation probability: the mean probability used for %s (%.3f)", f.Name, prob),
 			fmt.Sprintf("%d days, %d scheduled decision points a day, alpha 0.05 two-sided, 3 control parameters (Liao et al. 2016, as MRTSampleSize)", spec.Days, spec.DecisionsPerDay),
-			"missing outcomes (unanswered self-reports) are not in the formula: it assumes every outcome is observed",
+			"the formula assumes every outcome is observed; the second figure counts only the points whose outcome was observed in the simulation (availability times that share)",
 		}
-		if res, err := power.MRT(spec); err == nil {
-			pr.N, pr.AtMost = res.N, res.AtSearchStart
-		} else {
-			pr.Error = err.Error()
-		}
-		spec.N = o.Participants
-		if res, err := power.MRT(spec); err == nil {
-			pr.PowerAtN = res.Power
-		} else if pr.Error == "" {
-			pr.Error = err.Error()
+		pr.ObservedShare = ratio(observed, randomised)
+		for _, missing := range []bool{false, true} {
+			s := spec
+			if missing {
+				if pr.ObservedShare == 0 {
+					break
+				}
+				s.Availability.Mean = avail * pr.ObservedShare
+			}
+			n, atMost, pow, err := mrtPower(s, o.Participants)
+			if err != nil && pr.Error == "" {
+				pr.Error = err.Error()
+			}
+			if missing {
+				pr.NMissing, pr.AtMostMissing, pr.PowerAtNMissing = n, atMost, pow
+			} else {
+				pr.N, pr.AtMost, pr.PowerAtN = n, atMost, pow
+			}
 		}
 		return pr
 	}
@@ -748,6 +770,23 @@ func powerFor(run *Run, primary *policies.Outcome, r *Report) PowerReport {
 		pr.Error = err.Error()
 	}
 	return pr
+}
+
+// mrtPower is the sample size for the spec's power and the power with n
+// participants.
+func mrtPower(spec power.MRTSpec, n int) (need int, atMost bool, pow float64, err error) {
+	if res, e := power.MRT(spec); e == nil {
+		need, atMost = res.N, res.AtSearchStart
+	} else {
+		err = e
+	}
+	spec.N = n
+	if res, e := power.MRT(spec); e == nil {
+		pow = res.Power
+	} else if err == nil {
+		err = e
+	}
+	return need, atMost, pow, err
 }
 
 func factorIndex(cfg *policies.Config, name string) int {

@@ -179,6 +179,10 @@ func TestReportStressMRT(t *testing.T) {
 	if r.Power.Kind != "mrt" || r.Power.Error != "" || r.Power.N < 1 || r.Power.PowerAtN <= 0 || len(r.Power.Assumptions) == 0 {
 		t.Errorf("power %+v", r.Power)
 	}
+	// Missing outcomes can only make the study need more participants.
+	if r.Power.ObservedShare <= 0 || r.Power.ObservedShare >= 1 || r.Power.NMissing < r.Power.N || r.Power.PowerAtNMissing > r.Power.PowerAtN {
+		t.Errorf("power with missing outcomes %+v", r.Power)
+	}
 
 	// The HTML stands alone.
 	page := string(read(t, filepath.Join(dir, "report.html")))
