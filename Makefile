@@ -101,3 +101,10 @@ bench-load: build
 	$(GO) build -o bin/jitai-bench ./cmd/jitai-bench
 	./bin/jitai-bench --jitai $(BIN) --opa bin/opa --studies $(STUDIES) --redis-url $(BENCH_LOAD_REDIS_URL) \
 	  --concurrency $(BENCH_LOAD_CONCURRENCY) --duration $(BENCH_LOAD_DURATION) --warmup $(BENCH_LOAD_WARMUP)
+
+## simulate-bench: the 500 participants x 90 days x 5 points (225,000 decisions) simulation of
+## stress-mrt, timed (target: under 2 minutes); the report goes to SIM_OUT
+SIM_OUT ?= /tmp/jitai-simulate-bench
+.PHONY: simulate-bench
+simulate-bench: build
+	time ./$(BIN) simulate --study $(STUDIES)/stress-mrt --participants 500 --days 90 --seed 1 --out $(SIM_OUT)

@@ -18,6 +18,7 @@ func commands() []command {
 	return []command{
 		{"serve", "serve the HTTP API for the studies in a folder", runServe},
 		{"study", "check a study folder or run its policy tests (study check DIR | study test DIR)", runStudy},
+		{"simulate", "run a synthetic cohort through the real engine and report how the study behaves", runSimulate},
 		{"design", "two-level factorial designs: minimum aberration, aliases, resolution", runDesign},
 		{"assignments", "between-person assignment balance per stratum", runAssignments},
 		{"export", "analysis-ready export (CSV or Parquet, with a codebook) or the decision log as JSONL (Redis)", runExport},

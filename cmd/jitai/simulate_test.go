@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestSimulateCommand runs `jitai simulate` end to end on a small cohort
+// read from a cohort.yaml and checks what it writes.
+func TestSimulateCommand(t *testing.T) {
+	dir := t.TempDir()
+	cohort := filepath.Join(dir, "cohort.yaml")
+	if err := os.WriteFile(cohort, []byte("engagement:\n  open: 0.8\neffects:\n  stress: -1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "report")
+	var stdout, stderr bytes.Buffer
+	args := []string{"simulate", "--study", "../../policies/examples/stress-mrt", "--participants", "6", "--days", "3", "--seed", "9",
+		"--cohort", cohort, "--out", out, "--start", "2026-06-01"}
+	if code := run(args, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "study stress-mrt: 6 participants x 3 days from 2026-06-01") {
+		t.Errorf("summary:\n%s", stdout.String())
+	}
+	// Not a terminal: no progress bar.
+	if strings.Contains(stderr.String(), "participant-days  ") || strings.Contains(stderr.String(), "\r") {
+		t.Errorf("progress drawn on a non-terminal: %q", stderr.String())
+	}
+	for _, f := range []string{"report.html", "report.json", "participant_days.csv", "factors.csv", "availability.csv", "hours.csv", "decisions.jsonl"} {
+		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	var rep struct {
+		Run struct {
+			Cohort struct {
+				Engagement struct {
+					Open float64 `json:"open"`
+				} `json:"engagement"`
+			} `json:"cohort"`
+		} `json:"run"`
+		Totals struct {
+			Decisions int `json:"decisions"`
+		} `json:"totals"`
+	}
+	b, _ := os.ReadFile(filepath.Join(out, "report.json"))
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Run.Cohort.Engagement.Open != 0.8 || rep.Totals.Decisions != 6*3*5 {
+		t.Errorf("report.json: cohort open %v, %d decisions", rep.Run.Cohort.Engagement.Open, rep.Totals.Decisions)
+	}
+}
+
+func TestSimulateCommandErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "cohort.yaml")
+	if err := os.WriteFile(bad, []byte("phone:\n  in_use: 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no study", []string{"--out", dir}, 2, "--study and --out are required"},
+		{"bad date", []string{"--study", "../../policies/examples/stress-mrt", "--out", dir, "--start", "03/02/2026"}, 2, "--start"},
+		{"bad cohort", []string{"--study", "../../policies/examples/stress-mrt", "--out", dir, "--cohort", bad}, 1, bad + ":2: phone.in_use: 2 is not a probability"},
+		{"no such study", []string{"--study", filepath.Join(dir, "nope"), "--out", dir}, 1, "nope"},
+		{"zero days", []string{"--study", "../../policies/examples/stress-mrt", "--out", dir, "--days", "0"}, 2, "at least 1"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(append([]string{"simulate"}, c.args...), &stdout, &stderr)
+			if code != c.code || !strings.Contains(stderr.String(), c.want) {
+				t.Errorf("exit %d (want %d), stderr %q lacks %q", code, c.code, stderr.String(), c.want)
+			}
+		})
+	}
+}

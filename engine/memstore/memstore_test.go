@@ -1,0 +1,114 @@
+package memstore_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/engine/memstore"
+	"github.com/jitai/jitai/engine/storetest"
+)
+
+func open(*testing.T) engine.Store { return memstore.New() }
+
+// TestConformance runs the store conformance suite (no reopen: nothing is
+// durable).
+func TestConformance(t *testing.T) { storetest.Run(t, open, nil) }
+
+// TestEraser runs the withdrawal and erasure suite.
+func TestEraser(t *testing.T) { storetest.RunEraser(t, open) }
+
+// TestOldRecordsDecode: records beyond the decoded window come back equal
+// from their JSON, and WriteJSONL writes every record in (time, id) order.
+func TestOldRecordsDecode(t *testing.T) {
+	ctx := t.Context()
+	s := memstore.New()
+	p := &engine.Participant{Study: "s1", ID: "p1", Timezone: "UTC", EnrolledAt: time.Unix(0, 0).UTC(), Status: engine.StatusActive}
+	if _, _, err := s.Enroll(ctx, p, func(int64) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 3, 2, 9, 0, 0, 123000, time.UTC)
+	var want []*engine.Record
+	for i := range 20 {
+		// Committed newest first for half of them: insertion keeps order.
+		at := base.Add(time.Duration((i*7)%20) * time.Hour)
+		rec := storetest.BenchRecord("s1", "p1", fmt.Sprintf("d%02d", i), at)
+		if err := s.CommitDecision(ctx, &engine.Commit{Record: rec}); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, rec)
+	}
+	for _, rec := range want {
+		got, err := s.Decision(ctx, "s1", rec.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, _ := json.Marshal(got)
+		w, _ := json.Marshal(rec)
+		if !bytes.Equal(g, w) {
+			t.Fatalf("record %s:\n got %s\nwant %s", rec.ID, g, w)
+		}
+	}
+	var buf bytes.Buffer
+	if err := s.WriteJSONL(ctx, "s1", &buf); err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(want, func(a, b *engine.Record) int { return a.Time.Compare(b.Time) })
+	var expect bytes.Buffer
+	enc := json.NewEncoder(&expect)
+	for _, rec := range want {
+		if err := enc.Encode(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(buf.Bytes(), expect.Bytes()) {
+		t.Fatalf("WriteJSONL differs from encoding the records in time order")
+	}
+}
+
+// TestFailedApplyLeavesState: an apply that appends to the state's slices
+// and then fails leaves the stored state as it was.
+func TestFailedApplyLeavesState(t *testing.T) {
+	ctx := t.Context()
+	s := memstore.New()
+	p := &engine.Participant{Study: "s1", ID: "p1", Timezone: "UTC", EnrolledAt: time.Unix(0, 0).UTC(), Status: engine.StatusActive}
+	if _, _, err := s.Enroll(ctx, p, func(int64) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	ev := func(id string) []engine.Event {
+		return []engine.Event{{ID: id, Type: engine.EventEngagement, Time: at, Data: json.RawMessage(`{}`)}}
+	}
+	grow := func(st *engine.State, _ []engine.Event) error {
+		st.Engagement = append(st.Engagement, engine.Engagement{DecisionID: "d", Status: "opened", Time: at})
+		st.EMA = map[string]engine.Observation{"stress": {Value: 3.0, Time: at}}
+		return nil
+	}
+	for i := range 3 {
+		if _, err := s.AppendEvents(ctx, "s1", "p1", ev(fmt.Sprint("e", i)), grow); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, _ := s.Snapshot(ctx, "s1", "p1", "")
+	b0, _ := json.Marshal(before.State)
+	boom := errors.New("boom")
+	_, err := s.AppendEvents(ctx, "s1", "p1", ev("bad"), func(st *engine.State, fresh []engine.Event) error {
+		_ = grow(st, fresh)
+		st.Engagement[0].Status = "changed in the copy"
+		st.Preferences.OptedOut = true
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("error %v", err)
+	}
+	after, _ := s.Snapshot(ctx, "s1", "p1", "")
+	b1, _ := json.Marshal(after.State)
+	if !bytes.Equal(b0, b1) {
+		t.Fatalf("state changed by a failed apply:\n%s\n%s", b0, b1)
+	}
+}

@@ -1,0 +1,215 @@
+package simulate
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/policies"
+)
+
+// decide asks the engine for a decision at decision point dp and plays out
+// the participant's response to a delivery.
+func (s *sim) decide(ctx context.Context, dp int) error {
+	at := s.now
+	ans, err := s.eng.Decide(ctx, s.cfg.ID, s.id, engine.DecideRequest{DecisionPoint: s.cfg.DecisionPoints[dp].ID, Time: at, Context: s.reqContext})
+	s.reqContext = nil
+	if err != nil {
+		return fmt.Errorf("deciding at %s: %w", s.cfg.DecisionPoints[dp].ID, err)
+	}
+	rec := ans.Record
+	pt := Point{Day: s.today.index, DP: dp, Hour: at.In(s.loc).Hour(), Action: rec.Action, Available: rec.Available,
+		Reasons: rec.UnavailableReasons, Safety: rec.SafetyReasons, Randomised: rec.Randomised, Outcome: math.NaN(), At: at}
+	if rec.Randomised {
+		for _, fd := range rec.Factors {
+			if fd.Type == string(policies.Within) && fd.Probability != nil {
+				pt.Factors = append(pt.Factors, FactorLevel{Level: fd.Level, Prob: *fd.Probability})
+			}
+		}
+	}
+	s.out.Points = append(s.out.Points, pt)
+	c := &s.o.Cohort
+	if rec.Action == engine.ActionDeliver {
+		s.deliver(rec)
+	}
+	// The follow-up self-report request, after every decision point.
+	delay := c.Engagement.ReportDelay.Duration
+	jitter := time.Duration((2*s.rng.Float64() - 1) * float64(delay) / 3)
+	s.push(action{at: at.Add(delay + jitter).Truncate(time.Second), kind: actReport, dp: dp})
+	return nil
+}
+
+// deliver records the true effect awaiting the next self-report and queues
+// the engagement the person shows.
+func (s *sim) deliver(rec *engine.Record) {
+	c := &s.o.Cohort
+	d := delivery{at: rec.Time, stress: c.Effects.Stress, mood: c.Effects.Mood}
+	for _, fd := range rec.Factors {
+		ef, ok := c.Effects.Components[fd.Name]
+		if ok && fd.Level == 1 {
+			d.stress += ef.Stress
+			d.mood += ef.Mood
+		}
+	}
+	s.pending = append(s.pending, d)
+	r := s.rng
+	at := rec.Time
+	// The app uploads the engagement with a decision when the interaction
+	// ends, in one request.
+	var batch []engine.Event
+	last := at
+	eng := func(t time.Time, status string, rating *int) {
+		data := map[string]any{"decision_id": rec.ID, "status": status}
+		if rating != nil {
+			data["rating"] = *rating
+		}
+		batch = append(batch, s.event(t, engine.EventEngagement, data))
+		s.engaged = append(s.engaged, engagement{at: t, status: status})
+		if t.After(last) {
+			last = t
+		}
+	}
+	defer func() { s.push(action{at: last, kind: actEvent, evs: batch}) }()
+	eng(at.Add(5*time.Second), "delivered", nil)
+	pOpen := s.p.open
+	if s.inUse {
+		pOpen += c.Engagement.InUseBoost
+	}
+	pOpen = clip01(pOpen) * s.factor()
+	if s.today.asleep(&s.p, at.In(s.loc)) {
+		pOpen = 0
+	}
+	dismissed := time.Time{}
+	if r.Float64() < pOpen {
+		opened := at.Add(minutes(1 + 44*r.Float64())).Truncate(time.Second)
+		eng(opened, "opened", nil)
+		s.out.Opened++
+		s.out.OpenedByDay[s.today.index]++
+		dur := 120 * time.Second
+		if rec.Intervention != nil && rec.Intervention.DurationS > 0 {
+			dur = time.Duration(rec.Intervention.DurationS) * time.Second
+		}
+		if r.Float64() < s.p.complete {
+			done := opened.Add(dur)
+			eng(done, "completed", nil)
+			s.out.Completed++
+			if r.Float64() < s.p.rate {
+				rating := min(10, max(0, int(math.Round(7+1.5*r.NormFloat64()))))
+				eng(done.Add(30*time.Second), "rated", &rating)
+			}
+		} else {
+			dismissed = opened.Add(time.Minute)
+		}
+	} else if r.Float64() < 0.3 {
+		dismissed = at.Add(minutes(5 + 55*r.Float64())).Truncate(time.Second)
+	}
+	if !dismissed.IsZero() {
+		eng(dismissed, "dismissed", nil)
+		if r.Float64() < c.Engagement.Snooze {
+			s.queueEvent(dismissed.Add(time.Second), engine.EventPreference, map[string]any{"snooze_minutes": int(c.Engagement.SnoozeFor.Minutes())})
+		}
+	}
+}
+
+// selfReport answers (or not) a self-report request: dp is the decision
+// point it follows, -1 for the morning report.
+func (s *sim) selfReport(ctx context.Context, dp int) error {
+	c := &s.o.Cohort
+	r := s.rng
+	s.out.Requests++
+	s.out.RequestsByDay[s.today.index]++
+	if r.Float64() >= clip01(s.p.respond*s.factor()) || s.today.asleep(&s.p, s.now.In(s.loc)) {
+		return nil
+	}
+	s.out.Reports++
+	s.out.ReportsByDay[s.today.index]++
+	local := s.now.In(s.loc)
+	stress := level(&c.Stress, s.p.stressUsual, s.today.stressShift, s.today.sleepQuality, local) + c.Stress.NoiseSD*r.NormFloat64()
+	mood := s.moodNow() + c.Mood.NoiseSD*r.NormFloat64()
+	// The true effect of deliveries since the last report, within the window.
+	for _, d := range s.pending {
+		if s.now.Sub(d.at) <= c.Effects.Window.Duration {
+			stress += d.stress
+			mood += d.mood
+		}
+	}
+	s.pending = s.pending[:0]
+	values := map[string]float64{
+		"stress": math.Round(clip10(stress)),
+		"mood":   math.Round(clip10(mood)),
+		"energy": math.Round(clip10(0.6*mood + 0.3*s.today.sleepQuality - 0.5 + r.NormFloat64())),
+	}
+	if dp < 0 {
+		values["sleep_quality"] = math.Round(s.today.sleepQuality)
+	}
+	data := make(map[string]any, len(values)+1)
+	for k, v := range values {
+		data[k] = v
+	}
+	if r.Float64() < c.Safety.RiskReport {
+		data["risk"] = 1
+	}
+	s.reports = append(s.reports, report{at: s.now, values: values})
+	b, err := jsonMarshal(data)
+	if err != nil {
+		return err
+	}
+	return s.ingest(ctx, []engine.Event{{ID: s.nextEventID("ema"), Type: engine.EventEMA, Time: s.now, Data: b}})
+}
+
+// finish joins the primary proximal outcome to every decision, as the
+// export would: the first (last, mean; or any, for engagement) value in
+// the outcome's window after the decision point.
+func (s *sim) finish() {
+	defer func() { s.reports, s.engaged, s.pending = nil, nil, nil }()
+	var out *policies.Outcome
+	for i := range s.cfg.Outcomes {
+		if s.cfg.Outcomes[i].Primary {
+			out = &s.cfg.Outcomes[i]
+		}
+	}
+	if out == nil {
+		return
+	}
+	for i := range s.out.Points {
+		pt := &s.out.Points[i]
+		from, to := pt.At.Add(out.From.Duration), pt.At.Add(out.To.Duration)
+		in := func(t time.Time) bool { return !t.Before(from) && !t.After(to) }
+		switch out.Event {
+		case engine.EventEMA:
+			var vals []float64
+			for _, r := range s.reports {
+				if v, ok := r.values[out.Variable]; ok && in(r.at) {
+					vals = append(vals, v)
+				}
+			}
+			if len(vals) == 0 {
+				continue
+			}
+			switch out.Aggregate {
+			case "last":
+				pt.Outcome = vals[len(vals)-1]
+			case "mean":
+				sum := 0.0
+				for _, v := range vals {
+					sum += v
+				}
+				pt.Outcome = sum / float64(len(vals))
+			case "count":
+				pt.Outcome = float64(len(vals))
+			default:
+				pt.Outcome = vals[0]
+			}
+		case engine.EventEngagement:
+			pt.Outcome = 0
+			for _, e := range s.engaged {
+				if e.status == out.Status && in(e.at) {
+					pt.Outcome = 1
+					break
+				}
+			}
+		}
+	}
+}
