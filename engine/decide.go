@@ -54,7 +54,7 @@ func (e *Engine) decide(ctx context.Context, rt *StudyRuntime, dp *policies.Deci
 		}
 	}
 
-	inputVal, err := ast.InterfaceToValue(input)
+	inputVal, err := policyInput(rt, input)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("building policy input: %w", err)
 	}
@@ -445,4 +445,16 @@ func appendUnique(list []string, s string) []string {
 		}
 	}
 	return append(list, s)
+}
+
+// policyInput converts the input document to the AST value the policy
+// evaluates; the constant input.study is converted once per study version
+// (ast.InterfaceToValue takes an ast.Value as it is).
+func policyInput(rt *StudyRuntime, input map[string]any) (ast.Value, error) {
+	study, ok := input["study"]
+	if ok && rt.studyValue != nil {
+		input["study"] = rt.studyValue
+		defer func() { input["study"] = study }()
+	}
+	return ast.InterfaceToValue(input)
 }

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/open-policy-agent/opa/v1/ast"
+
 	"github.com/jitai/jitai/experiments"
 	"github.com/jitai/jitai/policies"
 )
@@ -22,6 +24,9 @@ type StudyRuntime struct {
 	budgets  map[string]budgetRuntime
 	// studyInput is the constant part of the policy input (input.study).
 	studyInput map[string]any
+	// studyValue is studyInput as an AST value, converted once: decisions
+	// put it into the policy input instead of converting the map again.
+	studyValue ast.Value
 	// life counts in-flight decisions for hot reload (reload.go).
 	life lifecycle
 	// plugins are the study's running plugins (nil without any, or
@@ -86,6 +91,11 @@ func NewStudyRuntime(s *policies.Study) (*StudyRuntime, error) {
 	if q := s.Config.QuietHours; q != nil {
 		rt.studyInput["quiet_hours"] = map[string]any{"start": q.Start, "end": q.End}
 	}
+	v, err := ast.InterfaceToValue(rt.studyInput)
+	if err != nil {
+		return nil, fmt.Errorf("study %s: policy input: %w", s.Config.ID, err)
+	}
+	rt.studyValue = v
 	return rt, nil
 }
 
