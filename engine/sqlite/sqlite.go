@@ -104,8 +104,9 @@ type Store struct {
 	path string
 	opts Options
 
-	wdb   *sql.DB   // one connection, owned by the writer goroutine
-	wconn *sql.Conn // the writer's connection
+	ckpt  *checkpointer // background WAL checkpoints (checkpoint.go)
+	wdb   *sql.DB       // one connection, owned by the writer goroutine
+	wconn *sql.Conn     // the writer's connection
 	w     *writeStmts
 	rdb   *sql.DB // read pool
 	r     *readStmts
@@ -171,7 +172,7 @@ func Open(path string, opts Options, log *zap.Logger) (*Store, error) {
 	ctx := context.Background()
 	// A 64 MiB page cache keeps the hot participant rows and index pages in
 	// memory (SQLite's default is 2 MiB); mmap spares read copies.
-	s.wdb, err = sql.Open("sqlite", fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=page_size(8192)&_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=cache_size(-65536)&_pragma=mmap_size(268435456)&_pragma=temp_store(memory)&_pragma=wal_autocheckpoint(8192)", path, busyTimeoutMillis, synchronous))
+	s.wdb, err = sql.Open("sqlite", fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=page_size(8192)&_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=cache_size(-65536)&_pragma=mmap_size(268435456)&_pragma=temp_store(memory)&_pragma=wal_autocheckpoint(%d)", path, busyTimeoutMillis, synchronous, walAutocheckpointPg))
 	if err != nil {
 		return nil, fmt.Errorf("opening sqlite store for writing: %w", err)
 	}
@@ -199,6 +200,10 @@ func Open(path string, opts Options, log *zap.Logger) (*Store, error) {
 	s.rdb.SetConnMaxIdleTime(0)
 	if s.r, err = prepareRead(ctx, s.rdb); err != nil {
 		return nil, fmt.Errorf("preparing sqlite store reads: %w", err)
+	}
+
+	if s.ckpt, err = startCheckpointer(path, s.stats.transactions.Load, log); err != nil {
+		return nil, err
 	}
 
 	s.ops = make(chan *op, opts.BatchMax)
@@ -274,6 +279,7 @@ func (s *Store) Close() error {
 // closeDBs releases statements, connections and databases that were opened.
 func (s *Store) closeDBs() error {
 	var errs []error
+	errs = append(errs, s.ckpt.close())
 	if s.w != nil {
 		errs = append(errs, s.w.close())
 	}
@@ -308,15 +314,22 @@ type Stats struct {
 	// FailedOps is the number of write operations that failed (conflicts,
 	// callback errors, failed commits).
 	FailedOps uint64
+	// CheckpointedPages is how many WAL pages the background checkpoints
+	// have copied into the database file (checkpoint.go).
+	CheckpointedPages uint64
 }
 
 // Stats returns the writer's counters.
 func (s *Store) Stats() Stats {
-	return Stats{
+	st := Stats{
 		Transactions: s.stats.transactions.Load(),
 		Ops:          s.stats.ops.Load(),
 		FailedOps:    s.stats.failedOps.Load(),
 	}
+	if s.ckpt != nil {
+		st.CheckpointedPages = s.ckpt.pages.Load()
+	}
+	return st
 }
 
 // errClosed is returned by calls after Close.
