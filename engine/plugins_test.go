@@ -248,3 +248,48 @@ func TestNotifiersGetCommittedSafetyDecisionsOnce(t *testing.T) {
 		t.Errorf("notification %+v", n)
 	}
 }
+
+// A decision whose enricher and probability provider answered (or fell
+// back) replays exactly from its record, without calling any plugin: the
+// derived values are in the logged input, the provider's probability in the
+// logged factor draw.
+func TestPluginDecisionsReplayFromTheRecord(t *testing.T) {
+	fake := &fakePlugins{derived: map[string]any{"level": 4.0}, prob: 0.95}
+	eng := pluginEngine(t, fake)
+	var recs []*engine.Record
+	for i := range 40 {
+		if i == 20 { // the provider goes down: the fallback is logged
+			fake.mu.Lock()
+			fake.probErr = engine.ErrPluginUnavailable
+			fake.mu.Unlock()
+		}
+		recs = append(recs, decideFake(t, eng, i, nil, "").Record)
+	}
+	rt, _ := eng.Study("fake")
+	// The provider now answers differently: a replay that asked it again
+	// would draw with another probability.
+	fake.mu.Lock()
+	fake.prob, fake.probErr = 0.11, nil
+	fake.mu.Unlock()
+	levels := map[int]int{}
+	for _, rec := range recs {
+		res, err := engine.Replay(context.Background(), rt, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Differences) > 0 {
+			t.Fatalf("decision %s: replay differs: %+v", rec.ID, res.Differences)
+		}
+		fd := res.Replayed.Factors[0]
+		if *fd.Probability != *rec.Factors[0].Probability || fd.Source != rec.Factors[0].Source {
+			t.Fatalf("replayed draw %+v, logged %+v", fd, rec.Factors[0])
+		}
+		levels[fd.Level]++
+	}
+	if levels[0] == 0 || levels[1] == 0 {
+		t.Errorf("levels %v: the test should see both", levels)
+	}
+	if src := recs[25].Factors[0].Source; !strings.Contains(src, "plugin fallback") {
+		t.Errorf("decision after the provider went down has source %q", src)
+	}
+}
