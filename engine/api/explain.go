@@ -10,8 +10,9 @@ import (
 
 // explainDecision serves GET /v1/studies/{study}/decisions/{id}/explain:
 // why a logged decision came out as it did (engine.Explain), for
-// designers. The policy is evaluated again only when the decision was made
-// with the revision loaded now; otherwise the explanation says so.
+// designers. The policy is evaluated again with the revision the decision
+// was made with, while hot reload keeps it; otherwise the explanation says
+// so.
 func (s *Server) explainDecision(w http.ResponseWriter, r *http.Request) {
 	study := r.PathValue("study")
 	rt, ok := s.eng.Study(study)
@@ -29,10 +30,7 @@ func (s *Server) explainDecision(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	// The study as loaded now: a decision made with an older revision is
-	// explained from its record only (once the engine keeps a revision
-	// history, the record's own revision can be used here).
-	s.writeExplanation(w, r, rt, rec)
+	s.writeExplanation(w, r, s.versionOf(rt, rec), rec)
 }
 
 // explainAnyStudy serves GET /v1/decisions/{id}/explain, the form of issue
@@ -51,11 +49,24 @@ func (s *Server) explainAnyStudy(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, err)
 			return
 		}
-		s.writeExplanation(w, r, rt, rec)
+		s.writeExplanation(w, r, s.versionOf(rt, rec), rec)
 		return
 	}
 	writeProblem(w, r, problem(http.StatusNotFound, "unknown-decision", "Unknown decision",
 		"no study this token may see has a decision with this id", "id"))
+}
+
+// versionOf is the study version a decision was made with when hot reload
+// still keeps it (engine.StudyAt), else the one loaded now: a decision made
+// with a revision no longer kept is explained from its record only, and the
+// explanation says so.
+func (s *Server) versionOf(rt *engine.StudyRuntime, rec *engine.Record) *engine.StudyRuntime {
+	if rec.PolicyRevision != rt.Revision {
+		if old, ok := s.eng.StudyAt(rt.Config.ID, rec.PolicyRevision); ok {
+			return old
+		}
+	}
+	return rt
 }
 
 func (s *Server) writeExplanation(w http.ResponseWriter, r *http.Request, rt *engine.StudyRuntime, rec *engine.Record) {

@@ -114,3 +114,25 @@ func TestExplainAPI(t *testing.T) {
 	checkProblem(t, ae.as("designer-other", req{Method: "GET", Path: "/v1/decisions/" + day.ID + "/explain"}), http.StatusNotFound, "id")
 	checkProblem(t, ae.as("designer-other", req{Method: "GET", Path: s + "/decisions/" + day.ID + "/explain"}), http.StatusForbidden, "study")
 }
+
+// A decision made before a hot reload is explained with the revision it was
+// made with, which the engine still keeps, not with the one serving now.
+func TestExplainAfterReload(t *testing.T) {
+	e, dir := newSwapEnv(t)
+	e.enrol("swap", "p1")
+	_, before := e.decide("swap", "p1", "app", at(0, 9, 0), nil)
+	writeSwapPolicy(t, dir, swapPolicy("b"))
+	e.do(req{Method: "POST", Path: "/v1/studies/swap/reload"}).expect(t, http.StatusOK)
+	_, after := e.decide("swap", "p1", "app", at(0, 10, 0), nil)
+	if before.PolicyRevision != swapRevision("a") || after.PolicyRevision != swapRevision("b") {
+		t.Fatalf("revisions %s then %s; want a then b", before.PolicyRevision, after.PolicyRevision)
+	}
+	var ex explanationDoc
+	e.do(req{Method: "GET", Path: "/v1/studies/swap/decisions/" + before.DecisionID + "/explain"}).expect(t, http.StatusOK).decode(t, &ex)
+	if !ex.PolicyEvaluated || ex.Reproduced == nil || !*ex.Reproduced || ex.PolicyRevision != swapRevision("a") || ex.LoadedRevision != swapRevision("a") {
+		t.Fatalf("explanation of the decision made before the reload: %+v", ex)
+	}
+	if !strings.Contains(strings.Join(ex.Summary, " "), "rev_a") {
+		t.Errorf("summary does not give version a's reason: %q", ex.Summary)
+	}
+}
