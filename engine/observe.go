@@ -22,6 +22,13 @@ type Observer interface {
 	StoreOp(op string, took time.Duration, err error)
 }
 
+// ReloadObserver is an optional interface of an Observer: it receives
+// every study reload attempt with its outcome (ReloadLoaded, ReloadAdded,
+// ReloadUnchanged or ReloadFailed).
+type ReloadObserver interface {
+	StudyReload(study, outcome string, took time.Duration)
+}
+
 // Store operations reported to an Observer.
 const (
 	StoreOpSnapshot = "snapshot"

@@ -331,6 +331,9 @@ func (e *Engine) recordAttempt(a *ReloadAttempt) {
 	if a.Study == "" {
 		return // the folder's study.yaml has no readable id; the log has it
 	}
+	if ro, ok := e.obs.(ReloadObserver); ok {
+		ro.StudyReload(a.Study, a.Outcome, time.Duration(a.TookMillis*float64(time.Millisecond)))
+	}
 	e.reload.mu.Lock()
 	defer e.reload.mu.Unlock()
 	h := e.reload.historyOf(a.Study)

@@ -53,6 +53,7 @@ type Metrics struct {
 	httpRouteC cache[string, prometheus.Observer]
 
 	plugins pluginMetrics
+	reloads reloadMetrics
 }
 
 var _ engine.Observer = (*Metrics)(nil)
@@ -109,6 +110,7 @@ func NewWithRegistry(reg *prometheus.Registry) *Metrics {
 	}
 	reg.MustRegister(m.decisions, m.decisionSeconds, m.policySeconds, m.policyErrors, m.storeSeconds, m.storeErrors, m.httpRequests, m.httpSeconds)
 	m.plugins.register(reg)
+	m.reloads.register(reg)
 	for _, op := range []string{engine.StoreOpSnapshot, engine.StoreOpCommit} {
 		m.storeSeries(op)
 	}
