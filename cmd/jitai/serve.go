@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -38,6 +39,12 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "jitai serve: %v\n", err)
 		return 2
+	}
+	if os.Getenv("GOGC") == "" {
+		// The decision path allocates briskly and the live heap is small:
+		// collecting at 200% rather than 100% growth spends about a tenth
+		// less CPU per decision. GOGC, if set, wins.
+		debug.SetGCPercent(200)
 	}
 	log, err := newLogger(cfg.LogLevel, stderr)
 	if err != nil {
