@@ -32,6 +32,9 @@ type Explanation struct {
 	PolicyRevision  string `json:"policy_revision"`
 	LoadedRevision  string `json:"loaded_revision"`
 	PolicyEvaluated bool   `json:"policy_evaluated"`
+	// Anonymised says the record was anonymised by an erasure: its input
+	// is gone, so the policy is not evaluated again.
+	Anonymised bool `json:"anonymised,omitempty"`
 	// CatalogueRevision and LoadedCatalogue are the same for the
 	// intervention catalogue the policy reads (data.jitai.catalogue): the
 	// policy is evaluated only when both revisions are the same.
@@ -134,12 +137,16 @@ func Explain(ctx context.Context, rt *StudyRuntime, rec *Record) (*Explanation, 
 		PolicyRevision: rec.PolicyRevision, LoadedRevision: rt.Revision, Available: rec.Available,
 		CatalogueRevision: rec.CatalogueRevision, LoadedCatalogue: rt.Catalogue.Revision(),
 	}
-	doc, err := DecodeInput(rec)
-	if err != nil {
-		return nil, err
+	ex.Anonymised = Anonymised(rec)
+	var doc map[string]any
+	if !ex.Anonymised {
+		var err error
+		if doc, err = DecodeInput(rec); err != nil {
+			return nil, err
+		}
 	}
 	var fired []policies.FiredRule
-	if rec.PolicyRevision == rt.Revision && rec.CatalogueRevision == ex.LoadedCatalogue {
+	if !ex.Anonymised && rec.PolicyRevision == rt.Revision && rec.CatalogueRevision == ex.LoadedCatalogue {
 		ex.PolicyEvaluated = true
 		inputVal, err := ast.InterfaceToValue(doc)
 		if err != nil {
@@ -391,7 +398,9 @@ func summarise(ex *Explanation, rec *Record) []string {
 	var s []string
 	s = append(s, fmt.Sprintf("Decision %s for participant %s at decision point %s, %s local time: %s%s.",
 		ex.DecisionID, ex.Participant, ex.DecisionPoint, ex.LocalTime, ex.Action, reasonsText(ex.Reasons)))
-	if ex.PolicyEvaluated {
+	if ex.Anonymised {
+		s = append(s, "The participant's data was erased and this record kept anonymised: its input is gone, so the policy cannot be evaluated again; what follows is what the record holds.")
+	} else if ex.PolicyEvaluated {
 		s = append(s, fmt.Sprintf("It was made with policy revision %s, the one loaded now, so the policy was evaluated again on the logged input.", short(ex.PolicyRevision)))
 		if ex.Reproduced != nil && !*ex.Reproduced {
 			var d []string

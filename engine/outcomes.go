@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sync"
 	"time"
 
@@ -87,12 +88,35 @@ type observed struct {
 }
 
 // reportOutcomes sends the outcome values among freshly stored events to
-// the providers that learn from them.
+// the providers that learn from them: those of the version serving when the
+// report is sent, held in use meanwhile so that a reload cannot close its
+// plugins under the report.
 func (e *Engine) reportOutcomes(study, participant string, events []Event) {
 	rt, ok := e.Study(study)
-	if !ok || rt.plugins == nil || len(rt.learners) == 0 {
+	if !ok || rt.plugins == nil || len(rt.learners) == 0 || len(outcomeValues(rt, events)) == 0 {
 		return
 	}
+	if !e.outcomes.acquire() {
+		e.log.Warn("outcome reports to plugins dropped: too many in flight, or the engine is closing", zap.String("study", study))
+		return
+	}
+	events = slices.Clone(events)
+	go func() {
+		defer e.outcomes.release()
+		rt, release, ok := e.acquire(study)
+		defer release()
+		if !ok || rt.plugins == nil {
+			return
+		}
+		if obs := outcomeValues(rt, events); len(obs) > 0 {
+			e.sendOutcomes(rt, participant, obs)
+		}
+	}()
+}
+
+// outcomeValues are the values among events that rt's learning providers
+// take as outcomes.
+func outcomeValues(rt *StudyRuntime, events []Event) []observed {
 	var obs []observed
 	for i := range events {
 		ev := &events[i]
@@ -110,17 +134,7 @@ func (e *Engine) reportOutcomes(study, participant string, events []Event) {
 			}
 		}
 	}
-	if len(obs) == 0 {
-		return
-	}
-	if !e.outcomes.acquire() {
-		e.log.Warn("outcome reports to plugins dropped: too many in flight, or the engine is closing", zap.String("study", study), zap.Int("values", len(obs)))
-		return
-	}
-	go func() {
-		defer e.outcomes.release()
-		e.sendOutcomes(rt, participant, obs)
-	}()
+	return obs
 }
 
 func (e *Engine) sendOutcomes(rt *StudyRuntime, participant string, obs []observed) {

@@ -163,13 +163,19 @@ func (rt *StudyRuntime) Close() error {
 }
 
 // Close stops every loaded study's plugins, after waiting for outcome
-// reports in flight.
+// reports in flight; reloads are refused from then on, and versions a
+// reload retired are closed before it returns.
 func (e *Engine) Close() error {
+	e.reload.swap.Lock()
+	e.reload.closed = true
+	serving := *e.studies.Load()
+	e.reload.swap.Unlock()
 	e.outcomes.close()
 	var errs []error
-	for _, rt := range *e.studies.Load() {
+	for _, rt := range serving {
 		errs = append(errs, rt.Close())
 	}
+	e.WaitRetired()
 	return errors.Join(errs...)
 }
 

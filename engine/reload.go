@@ -123,6 +123,9 @@ type reloader struct {
 	load StudyLoader
 	// swap serialises copy-on-write updates of the studies map.
 	swap sync.Mutex
+	// closed (under swap) refuses swaps once Engine.Close has begun, so no
+	// version's plugins are started after Close closed the serving ones.
+	closed bool
 	// perStudy serialises reloads of one study, so that two reloads cannot
 	// swap in their versions out of order.
 	perStudy sync.Map // id or dir -> *sync.Mutex
@@ -239,6 +242,15 @@ func (e *Engine) swapIn(s *policies.Study, start time.Time) (*ReloadAttempt, err
 	}
 
 	e.reload.swap.Lock()
+	if e.reload.closed {
+		e.reload.swap.Unlock()
+		_ = rt.Close() // its plugins never served
+		a.Outcome, a.Revision = ReloadFailed, a.Previous
+		a.Errors = []string{fmt.Sprintf("%s: the engine is shutting down", s.Dir)}
+		a.TookMillis = millis(time.Since(start))
+		e.recordAttempt(a)
+		return a, a.Err()
+	}
 	old := *e.studies.Load()
 	if old[id] != cur {
 		// Another folder's reload of the same id won the race.

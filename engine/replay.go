@@ -68,9 +68,22 @@ func (d Difference) String() string {
 // the record was changed after it was made.
 var ErrInputHash = errors.New("the logged input does not match its input_hash")
 
+// ErrAnonymised says that a record was anonymised when its participant's
+// data was erased (AnonymiseRecord): its input is gone, so the policy
+// cannot be evaluated on it again.
+var ErrAnonymised = errors.New("the record was anonymised when its participant's data was erased: its logged input is gone, so it cannot be evaluated again")
+
+// Anonymised reports whether rec was anonymised by an erasure.
+func Anonymised(rec *Record) bool {
+	return rec.InputHash == "" && (len(rec.Input) == 0 || string(bytes.TrimSpace(rec.Input)) == "{}")
+}
+
 // DecodeInput decodes a record's logged input document, checking it against
 // the record's input hash. Numbers stay json.Number, as the engine wrote them.
 func DecodeInput(rec *Record) (map[string]any, error) {
+	if Anonymised(rec) {
+		return nil, ErrAnonymised
+	}
 	if len(rec.Input) == 0 {
 		return nil, errors.New("the record holds no input document")
 	}

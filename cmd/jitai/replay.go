@@ -46,6 +46,9 @@ type replayReport struct {
 	// decisions made with a revision other than --study's: they cannot be
 	// reproduced with it.
 	NotCheckable map[string]int `json:"not_checkable,omitempty"`
+	// Anonymised counts records kept anonymised after their participant's
+	// erasure: their input is gone, so they are not replayed.
+	Anonymised int `json:"anonymised,omitempty"`
 	// Reproduced counts the decisions replayed with their own revision
 	// that came out exactly as logged; Differ lists those that did not.
 	Reproduced int          `json:"reproduced"`
@@ -268,6 +271,7 @@ type replayItem struct {
 	where       string
 	rec         *engine.Record
 	altered     bool // the input does not match its hash
+	anonymised  bool // kept anonymised after an erasure: no input to replay
 	own         bool // made with --study's revision: replayed with it
 	res, cmpRes *engine.ReplayResult
 	rules       []string
@@ -286,6 +290,10 @@ func replayBatch(ctx context.Context, rt *engine.StudyRuntime, cmp *comparer, it
 			defer wg.Done()
 			for it := range work {
 				rec := it.rec
+				if engine.Anonymised(rec) {
+					it.anonymised = true
+					continue
+				}
 				it.own = rec.PolicyRevision == revision && rec.CatalogueRevision == catalogue
 				if it.own {
 					it.res, it.err = engine.Replay(ctx, rt, rec)
@@ -320,6 +328,10 @@ func (rep *replayReport) add(it *replayItem, trans map[[2]string]*transition) er
 	}
 	rec := it.rec
 	rep.Decisions++
+	if it.anonymised {
+		rep.Anonymised++
+		return nil
+	}
 	if it.altered {
 		rep.Differ = append(rep.Differ, replayCase{Where: it.where, DecisionID: rec.ID, Participant: rec.Participant, Time: rec.Time,
 			LocalTime: rec.LocalTime, OldAction: rec.Action, OldReasons: nonNilStrings(rec.Reasons), NewReasons: []string{},
@@ -461,6 +473,9 @@ func writeReplay(w io.Writer, rep *replayReport) {
 	fmt.Fprintln(w)
 	checked := rep.Reproduced + len(rep.Differ)
 	fmt.Fprintf(w, "with their own policy revision %s: %d of %d reproduced exactly, %d differ\n", short(rep.Revision), rep.Reproduced, checked, len(rep.Differ))
+	if rep.Anonymised > 0 {
+		fmt.Fprintf(w, "%d decisions not replayed: kept anonymised after their participant's erasure, their input is gone\n", rep.Anonymised)
+	}
 	if len(rep.NotCheckable) > 0 {
 		fmt.Fprintln(w, "\nNOT CHECKED: made with another policy or catalogue revision than --study's")
 		fmt.Fprintf(w, "(--study has policy %s, catalogue %s); give that revision's study folder to check them:\n", short(rep.Revision), short(rep.Catalogue))

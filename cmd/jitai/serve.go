@@ -180,6 +180,7 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 	if err := hs.Shutdown(sctx); err != nil {
 		log.Warn("drain incomplete", zap.Error(err))
 	}
+	stopWatch() // no reload may start plugins while they are being stopped
 	if err := eng.Close(); err != nil {
 		log.Warn("stopping plugins", zap.Error(err))
 	}

@@ -1,0 +1,250 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/engine/memstore"
+	"github.com/jitai/jitai/interventions"
+	"github.com/jitai/jitai/policies"
+)
+
+const seamStudy = `id: seam
+name: Seam
+timezone: Europe/London
+seed: "seam-seed-0123456789"
+decision_points:
+  - {id: app, kind: app}
+delivery_factor: prompt
+factors:
+  - name: prompt
+    type: within
+    levels: [none, deliver]
+    probability: 0.4
+    bounds: [0.1, 0.9]
+    probability_source: plugin
+    plugin: bandit
+plugins:
+  - {name: bandit, kind: probability, path: x, checksum_file: SUMS, outcome: stress_90m}
+outcomes:
+  - name: stress_90m
+    event: ema
+    variable: stress
+    from: 30m
+    to: 90m
+    aggregate: first
+    primary: true
+crisis:
+  text: "Call 116 123."
+# VERSION
+`
+
+type seamPlugins struct {
+	name      string
+	closed    atomic.Bool
+	block     chan struct{}
+	afterShut atomic.Int32
+	calls     atomic.Int32
+}
+
+func (s *seamPlugins) Enricher(string) engine.Enricher { return nil }
+func (s *seamPlugins) ProbabilityProvider(n string) engine.ProbabilityProvider {
+	if n == "bandit" {
+		return seamProv{s}
+	}
+	return nil
+}
+func (s *seamPlugins) Notifier(string) engine.Notifier { return nil }
+func (s *seamPlugins) Version(string) string           { return s.name }
+func (s *seamPlugins) Close() error                    { s.closed.Store(true); return nil }
+
+type seamProv struct{ s *seamPlugins }
+
+func (p seamProv) Probability(context.Context, engine.PluginDecision, engine.ProbabilityQuery) (float64, error) {
+	return 0.9, nil
+}
+func (p seamProv) Outcome(ctx context.Context, o engine.OutcomeReport) error {
+	<-p.s.block
+	p.s.calls.Add(1)
+	if p.s.closed.Load() {
+		p.s.afterShut.Add(1)
+	}
+	return nil
+}
+
+func writeSeam(t *testing.T, dir, version string) *policies.Study {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(dir, "policy"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "study.yaml"), []byte(seamStudy+"# "+version+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "policy", "p.rego"), []byte(pluginPolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := interventions.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := policies.LoadStudy(context.Background(), dir, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// An outcome report in flight when a reload retires its version never
+// reaches the retired version's plugins after they are closed.
+func TestOutcomeReportHoldsItsVersion(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "seam")
+	s1 := writeSeam(t, dir, "v1")
+	var mu sync.Mutex
+	var sets []*seamPlugins
+	block := make(chan struct{})
+	factory := func(s *policies.Study) (engine.StudyPlugins, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		p := &seamPlugins{name: s.Revision[:8], block: block}
+		sets = append(sets, p)
+		return p, nil
+	}
+	eng, err := engine.New(engine.Components{Store: memstore.New(), Studies: []*policies.Study{s1}, Plugins: factory,
+		Now: func() time.Time { return pluginT0.Add(time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, _, err := eng.Enroll(ctx, "seam", engine.EnrollRequest{ParticipantID: "p1"}); err != nil {
+		t.Fatal(err)
+	}
+	ans, err := eng.Decide(ctx, "seam", "p1", engine.DecideRequest{DecisionPoint: "app", Time: pluginT0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ans.Record.Randomised {
+		t.Fatalf("decision not randomised: %+v", ans.Record)
+	}
+	_, _, err = eng.Ingest(ctx, "seam", "p1", []engine.Event{{ID: "e1", Type: engine.EventEMA, Time: pluginT0.Add(45 * time.Minute), Data: []byte(`{"stress": 3}`)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Reload while the outcome report is in flight: the retired version
+	// stays open until the report is done.
+	if _, err := eng.Swap(writeSeam(t, dir, "v2")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	mu.Lock()
+	closedEarly := sets[0].closed.Load()
+	mu.Unlock()
+	if closedEarly {
+		t.Error("the retired version's plugins were closed while an outcome report was using them")
+	}
+	close(block)
+	eng.WaitRetired()
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := sets[0].calls.Load() + sets[1].calls.Load(); n != 1 || sets[0].afterShut.Load() > 0 || !sets[0].closed.Load() {
+		t.Errorf("outcome reports %d (want 1), %d after the retired plugins closed (want 0), retired plugins closed %v",
+			n, sets[0].afterShut.Load(), sets[0].closed.Load())
+	}
+}
+
+// Engine.Close racing with a reload: the plugins the reload started are
+// closed too, and the closed engine serves nothing new.
+func TestCloseRacingAReload(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "seam")
+	s1 := writeSeam(t, dir, "v1")
+	s2 := writeSeam(t, dir, "v2")
+	var mu sync.Mutex
+	var sets []*seamPlugins
+	gate := make(chan struct{})
+	started := make(chan struct{}, 2)
+	factory := func(s *policies.Study) (engine.StudyPlugins, error) {
+		p := &seamPlugins{name: s.Revision[:8], block: make(chan struct{})}
+		mu.Lock()
+		sets = append(sets, p)
+		n := len(sets)
+		mu.Unlock()
+		if n == 2 {
+			started <- struct{}{}
+			<-gate // the reload's plugins are starting while the server shuts down
+		}
+		return p, nil
+	}
+	eng, err := engine.New(engine.Components{Store: memstore.New(), Studies: []*policies.Study{s1}, Plugins: factory})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _, _ = eng.Swap(s2); close(done) }()
+	<-started
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+	close(gate)
+	<-done
+	eng.WaitRetired()
+	mu.Lock()
+	defer mu.Unlock()
+	if !sets[0].closed.Load() || !sets[1].closed.Load() {
+		t.Errorf("plugins closed: serving %v, started by the racing reload %v; want both (no leaked plugin processes)",
+			sets[0].closed.Load(), sets[1].closed.Load())
+	}
+	if rt, ok := eng.Study("seam"); !ok || rt.Revision != s1.Revision {
+		t.Errorf("a reload racing Close swapped in a new version")
+	}
+}
+
+// A record kept anonymised after its participant's erasure has no input:
+// explain says so and explains it from the record; replay refuses it with
+// ErrAnonymised, which the replay command counts instead of failing.
+func TestExplainAndReplayAnonymised(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "seam")
+	st := memstore.New()
+	eng, err := engine.New(engine.Components{Store: st, Studies: []*policies.Study{writeSeam(t, dir, "v1")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, _, err := eng.Enroll(ctx, "seam", engine.EnrollRequest{ParticipantID: "p1"}); err != nil {
+		t.Fatal(err)
+	}
+	ans, err := eng.Decide(ctx, "seam", "p1", engine.DecideRequest{DecisionPoint: "app", Time: pluginT0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Erase(ctx, "seam", "p1", true); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := st.Decision(ctx, "seam", ans.Record.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !engine.Anonymised(rec) || engine.Anonymised(ans.Record) {
+		t.Fatalf("Anonymised: erased record %v, live record %v", engine.Anonymised(rec), engine.Anonymised(ans.Record))
+	}
+	rt, _ := eng.Study("seam")
+	ex, err := engine.Explain(ctx, rt, rec)
+	if err != nil {
+		t.Fatalf("explaining an anonymised record: %v", err)
+	}
+	if !ex.Anonymised || ex.PolicyEvaluated || len(ex.Factors) != 1 || !strings.Contains(strings.Join(ex.Summary, " "), "erased") {
+		t.Errorf("explanation of an anonymised record: %+v", ex)
+	}
+	if _, err := engine.Replay(ctx, rt, rec); !errors.Is(err, engine.ErrAnonymised) {
+		t.Errorf("replaying an anonymised record: %v, want ErrAnonymised", err)
+	}
+}
