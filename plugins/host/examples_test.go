@@ -4,13 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/engine/api"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/plugins/host"
 	"github.com/jitai/jitai/policies"
@@ -217,9 +222,8 @@ func TestExampleStudyWithItsPlugins(t *testing.T) {
 	t.Logf("provider: %v at first, %v after learning, %v after a restart", *first.Plugin.Value, learned, *fd.Plugin.Value)
 }
 
-// TestErasureReachesTheExamplePlugins: erasing a participant's plugin-held
-// data (what DELETE /v1/studies/{study}/participants/{p} does after the
-// store's erasure) removes their sleep history from the sleepdebt plugin
+// TestErasureReachesTheExamplePlugins: erasing a participant (DELETE
+// /v1/studies/{study}/participants/{p}) removes their sleep history from the sleepdebt plugin
 // and their alerts from the alertfile plugin, and keeps everyone else's.
 func TestErasureReachesTheExamplePlugins(t *testing.T) {
 	dir := exampleLayout(t)
@@ -260,9 +264,10 @@ func TestErasureReachesTheExamplePlugins(t *testing.T) {
 		t.Fatalf("sleep history before erasure: %v", m)
 	}
 
-	rt, _ := r.eng.Study(sid)
-	if err := rt.ErasePluginData(ctx, "p1"); err != nil {
-		t.Fatal(err)
+	srv := httptest.NewServer(api.New(r.eng, zap.NewNop(), api.Options{}))
+	defer srv.Close()
+	if code := deleteParticipant(t, srv.URL, sid, "p1"); code != http.StatusOK {
+		t.Fatalf("DELETE participant: %d", code)
 	}
 	if m := nights(); m["p1"] != nil || m["p2"] == nil {
 		t.Errorf("sleep history after erasing p1: %v", m)
@@ -271,4 +276,18 @@ func TestErasureReachesTheExamplePlugins(t *testing.T) {
 	if len(lines) != 1 || lines[0]["participant_id"] != "p2" {
 		t.Errorf("alerts after erasing p1: %v, want p2's only", lines)
 	}
+}
+
+func deleteParticipant(t *testing.T, base, study, participant string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodDelete, base+"/v1/studies/"+study+"/participants/"+participant, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

@@ -6,13 +6,18 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/engine/api"
 	"github.com/jitai/jitai/plugins/host"
 	"github.com/jitai/jitai/plugins/internal/filelock"
 )
@@ -213,5 +218,30 @@ func TestErasureRemovesParticipantNotifications(t *testing.T) {
 	erased := readJSONL(t, filepath.Join(data, "alerts", "alerts", "erased.jsonl"))
 	if len(erased) != 1 || erased[0]["participant"] != "p1" {
 		t.Errorf("plugin erasures %v, want one for p1", erased)
+	}
+}
+
+// TestFailedPluginErasureCanBeRepeated: DELETE participant answers 503 when
+// a plugin cannot erase; a repeat finds the store's part done (404) but
+// erases the plugins' part.
+func TestFailedPluginErasureCanBeRepeated(t *testing.T) {
+	exe, sum := testPlugin(t)
+	study := writeStudy(t, t.TempDir(), "alerts", studyYAML("alerts", "plugins:\n"+pluginYAML("alerts", "notifier", exe, sum, "config: {fail_erase: 1}")), safetyPolicy)
+	r := newRig(t, host.Options{}, study)
+	r.enroll(t, "alerts", "p1")
+	srv := httptest.NewServer(api.New(r.eng, zap.NewNop(), api.Options{}))
+	defer srv.Close()
+	if code := deleteParticipant(t, srv.URL, "alerts", "p1"); code != http.StatusServiceUnavailable {
+		t.Fatalf("DELETE with a failing plugin eraser: %d, want 503", code)
+	}
+	erased := filepath.Join(r.data, "plugins", "alerts", "alerts", "erased.jsonl")
+	if got := readJSONL(t, erased); len(got) != 0 {
+		t.Fatalf("erasures recorded %v after a failure", got)
+	}
+	if code := deleteParticipant(t, srv.URL, "alerts", "p1"); code != http.StatusNotFound {
+		t.Fatalf("repeated DELETE: %d, want 404 (the store's part is done)", code)
+	}
+	if got := readJSONL(t, erased); len(got) != 1 || got[0]["participant"] != "p1" {
+		t.Errorf("erasures %v after the repeat, want p1's", got)
 	}
 }

@@ -11,6 +11,7 @@
 //	fail_notify  how many Notify attempts fail before one succeeds (-1: all)
 //	notify_sleep a duration every Notify call sleeps first (a cancelled call
 //	             fails without recording the notification)
+//	fail_erase   how many Erase calls fail before one succeeds
 //	echo_env     Enrich answers {"env": <the value of this environment variable>}
 //
 // Notifications that succeed are appended to notified.jsonl and outcomes
@@ -39,6 +40,7 @@ type config struct {
 	Sleep       string          `json:"sleep"`
 	FailNotify  int             `json:"fail_notify"`
 	NotifySleep string          `json:"notify_sleep"`
+	FailErase   int             `json:"fail_erase"`
 	EchoEnv     string          `json:"echo_env"`
 }
 
@@ -52,6 +54,7 @@ type server struct {
 	sleep    time.Duration
 	dir      string
 	failures int
+	erasures int
 }
 
 func (s *server) Configure(_ context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
@@ -134,6 +137,13 @@ func (s *server) Notify(ctx context.Context, req *pb.NotifyRequest) (*pb.NotifyR
 // Erase records the request in erased.jsonl (the test plugin keeps
 // nothing per participant to delete).
 func (s *server) Erase(_ context.Context, req *pb.EraseRequest) (*pb.EraseResponse, error) {
+	s.mu.Lock()
+	s.erasures++
+	fail := s.erasures <= s.cfg.FailErase
+	s.mu.Unlock()
+	if fail {
+		return nil, errors.New("eraser configured to fail")
+	}
 	return &pb.EraseResponse{}, s.appendJSON("erased.jsonl", req)
 }
 
