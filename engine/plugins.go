@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -26,11 +27,34 @@ var ErrPluginUnavailable = errors.New("plugin unavailable")
 
 // PluginDecision identifies the decision a plugin call is made for.
 type PluginDecision struct {
-	Study         string
-	Participant   string
-	DecisionID    string
-	DecisionPoint string
-	Time          time.Time
+	Study         string    `json:"study"`
+	Participant   string    `json:"participant"`
+	DecisionID    string    `json:"decision_id"`
+	DecisionPoint string    `json:"decision_point"`
+	Time          time.Time `json:"time"`
+}
+
+// UnmarshalJSON also reads the field names written before the JSON tags
+// existed ("DecisionID", "DecisionPoint"), as in older notifier spool and
+// dead-letter files.
+func (d *PluginDecision) UnmarshalJSON(b []byte) error {
+	type plain PluginDecision
+	var v struct {
+		plain
+		OldDecisionID    string `json:"DecisionID"`
+		OldDecisionPoint string `json:"DecisionPoint"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*d = PluginDecision(v.plain)
+	if d.DecisionID == "" {
+		d.DecisionID = v.OldDecisionID
+	}
+	if d.DecisionPoint == "" {
+		d.DecisionPoint = v.OldDecisionPoint
+	}
+	return nil
 }
 
 // Enricher derives tailoring variables for a decision.
@@ -72,11 +96,11 @@ type ProbabilityProvider interface {
 // Notification is a committed decision handed to a notifier.
 type Notification struct {
 	// ID is stable across redeliveries (the decision id and the plugin).
-	ID           string
-	Decision     PluginDecision
-	Action       string
-	Reasons      []string
-	Intervention string
+	ID           string         `json:"id"`
+	Decision     PluginDecision `json:"decision"`
+	Action       string         `json:"action"`
+	Reasons      []string       `json:"reasons,omitempty"`
+	Intervention string         `json:"intervention,omitempty"`
 }
 
 // Notifier acts on committed decisions out of band.
@@ -99,6 +123,23 @@ type StudyPlugins interface {
 	// Close stops the plugins; notifications not yet delivered stay
 	// pending on disk. It may be called more than once.
 	Close() error
+}
+
+// PluginEraser is an optional interface of StudyPlugins: it deletes what
+// the plugins (and the host, such as a notifier's pending and dead-lettered
+// notifications) keep about one participant. The engine calls it when a
+// participant's data are erased.
+type PluginEraser interface {
+	EraseParticipant(ctx context.Context, study, participant string) error
+}
+
+// ErasePluginData erases what the study's plugins keep about participant,
+// if its plugins can (PluginEraser); nil if it has none.
+func (rt *StudyRuntime) ErasePluginData(ctx context.Context, participant string) error {
+	if er, ok := rt.plugins.(PluginEraser); ok {
+		return er.EraseParticipant(ctx, rt.Config.ID, participant)
+	}
+	return nil
 }
 
 // PluginFactory starts the plugins a study declares, once per loaded study

@@ -117,6 +117,14 @@ func (n fakeNotifier) Notify(note engine.Notification) {
 
 func pluginEngine(t *testing.T, fake *fakePlugins) *engine.Engine {
 	t.Helper()
+	if fake == nil {
+		return pluginEngineWith(t, nil)
+	}
+	return pluginEngineWith(t, func(*policies.Study) (engine.StudyPlugins, error) { return fake, nil })
+}
+
+func pluginEngineWith(t *testing.T, factory engine.PluginFactory) *engine.Engine {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "fake")
 	if err := os.MkdirAll(filepath.Join(dir, "policy"), 0o755); err != nil {
 		t.Fatal(err)
@@ -140,10 +148,7 @@ func pluginEngine(t *testing.T, fake *fakePlugins) *engine.Engine {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	c := engine.Components{Store: store, Studies: []*policies.Study{study}}
-	if fake != nil {
-		c.Plugins = func(*policies.Study) (engine.StudyPlugins, error) { return fake, nil }
-	}
+	c := engine.Components{Store: store, Studies: []*policies.Study{study}, Plugins: factory}
 	eng, err := engine.New(c)
 	if err != nil {
 		t.Fatal(err)
@@ -291,5 +296,55 @@ func TestPluginDecisionsReplayFromTheRecord(t *testing.T) {
 	}
 	if src := recs[25].Factors[0].Source; !strings.Contains(src, "plugin fallback") {
 		t.Errorf("decision after the provider went down has source %q", src)
+	}
+}
+
+// erasingPlugins are fakePlugins that can erase (engine.PluginEraser).
+type erasingPlugins struct {
+	*fakePlugins
+	erased []string
+}
+
+func (e *erasingPlugins) EraseParticipant(_ context.Context, study, participant string) error {
+	e.erased = append(e.erased, study+"/"+participant)
+	return nil
+}
+
+// TestErasePluginDataReachesPluginsThatCanErase: a study's plugins that
+// implement engine.PluginEraser are asked to erase; plugins that do not
+// are skipped without an error.
+func TestErasePluginDataReachesPluginsThatCanErase(t *testing.T) {
+	fake := &erasingPlugins{fakePlugins: &fakePlugins{prob: 0.5}}
+	eng := pluginEngineWith(t, func(*policies.Study) (engine.StudyPlugins, error) { return fake, nil })
+	rt, _ := eng.Study("fake")
+	if err := rt.ErasePluginData(context.Background(), "p1"); err != nil {
+		t.Fatal(err)
+	}
+	if len(fake.erased) != 1 || fake.erased[0] != "fake/p1" {
+		t.Errorf("erasures %v, want fake/p1", fake.erased)
+	}
+	plain := pluginEngine(t, &fakePlugins{prob: 0.5})
+	rt, _ = plain.Study("fake")
+	if err := rt.ErasePluginData(context.Background(), "p1"); err != nil {
+		t.Errorf("plugins without erasure: %v", err)
+	}
+}
+
+// TestPluginDecisionJSON: snake_case field names, and the names written
+// before there were tags (old notifier spool and dead-letter files) still read.
+func TestPluginDecisionJSON(t *testing.T) {
+	d := engine.PluginDecision{Study: "s", Participant: "p1", DecisionID: "d1", DecisionPoint: "app", Time: pluginT0}
+	raw, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"study":"s","participant":"p1","decision_id":"d1","decision_point":"app","time":"2026-11-02T12:00:00Z"}`; string(raw) != want {
+		t.Errorf("JSON %s, want %s", raw, want)
+	}
+	for _, in := range []string{string(raw), `{"Study":"s","Participant":"p1","DecisionID":"d1","DecisionPoint":"app","Time":"2026-11-02T12:00:00Z"}`} {
+		var back engine.PluginDecision
+		if err := json.Unmarshal([]byte(in), &back); err != nil || back != d {
+			t.Errorf("%s read as %+v (%v), want %+v", in, back, err, d)
+		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 
+	"go.uber.org/zap"
+
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/auth"
 	"github.com/jitai/jitai/policies"
@@ -45,6 +47,8 @@ func (s *Server) withdraw(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, toEnrollment(p))
 }
 
+var errPluginErasure = errors.New("plugin erasure failed")
+
 // erase deletes a participant's state, events, identifiers and idempotency
 // entries; their decision records are removed or kept anonymised as the
 // study's erasure setting says. The choice is in the answer and the audit log.
@@ -64,10 +68,26 @@ func (s *Server) erase(w http.ResponseWriter, r *http.Request) {
 		mode = policies.ErasureAnonymise
 	}
 	res, err := er.Erase(r.Context(), study, pid, mode == policies.ErasureAnonymise)
+	if err == nil || errors.Is(err, engine.ErrNotFound) {
+		// What the study's plugins keep (pending notifications, plugin
+		// state) goes too, also when a repeated request finds the store's
+		// part already erased: a failed plugin erasure can be retried.
+		if perr := rt.ErasePluginData(r.Context(), pid); perr != nil {
+			s.log.Error("erasing plugin-held participant data failed", zap.String("study", study), zap.Error(perr))
+			err = errPluginErasure
+		}
+	}
 	if errors.Is(err, engine.ErrNotFound) {
 		err = engine.ErrUnknownParticipant
 	}
 	detail := map[string]any{"participant_sha256": auth.ParticipantHash(study, pid), "erasure": mode}
+	if errors.Is(err, errPluginErasure) {
+		prob := problem(http.StatusServiceUnavailable, "plugin-erasure-failed", "Plugin data not erased",
+			"the participant's data held by the study's plugins could not all be erased (a plugin is down or failed); repeat the request", "")
+		s.audit(r, principal(r), r.Pattern, "erase", "failed", prob.Status, detail)
+		writeProblem(w, r, prob)
+		return
+	}
 	if err != nil {
 		prob := s.errorProblem(r, err)
 		s.audit(r, principal(r), r.Pattern, "erase", "failed", prob.Status, detail)

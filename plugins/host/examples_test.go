@@ -4,13 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/engine/api"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/plugins/host"
 	"github.com/jitai/jitai/policies"
@@ -215,4 +220,74 @@ func TestExampleStudyWithItsPlugins(t *testing.T) {
 		t.Errorf("after a restart the provider says %v; it had learned %v", *fd.Plugin.Value, learned)
 	}
 	t.Logf("provider: %v at first, %v after learning, %v after a restart", *first.Plugin.Value, learned, *fd.Plugin.Value)
+}
+
+// TestErasureReachesTheExamplePlugins: erasing a participant (DELETE
+// /v1/studies/{study}/participants/{p}) removes their sleep history from the sleepdebt plugin
+// and their alerts from the alertfile plugin, and keeps everyone else's.
+func TestErasureReachesTheExamplePlugins(t *testing.T) {
+	dir := exampleLayout(t)
+	data := t.TempDir()
+	r := newRigAt(t, data, host.Options{}, loadStudy(t, dir))
+	const sid = "stress-mrt-plugins"
+	r.enroll(t, sid, "p1", "p2")
+	ctx := context.Background()
+	day := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	for i, p := range []string{"p1", "p2"} {
+		e := engine.Event{ID: fmt.Sprintf("e%d", i), Type: engine.EventEMA, Time: day.Add(7 * time.Hour), Data: json.RawMessage(`{"sleep_hours": 5}`)}
+		if _, _, err := r.eng.Ingest(ctx, sid, p, []engine.Event{e}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.eng.Decide(ctx, sid, p, engine.DecideRequest{DecisionPoint: "morning", Time: day.Add(8*time.Hour + 30*time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+		ans, err := r.eng.Decide(ctx, sid, p, engine.DecideRequest{DecisionPoint: "late_morning", Time: day.Add(11*time.Hour + 30*time.Minute), Context: map[string]any{"risk": true}})
+		if err != nil || ans.Record.Action != engine.ActionSafety {
+			t.Fatalf("safety decision: %v %+v", err, ans)
+		}
+	}
+	alerts := filepath.Join(data, "plugins", sid, "clinician", "alerts.jsonl")
+	waitFor(t, 10*time.Second, func() bool { return len(readJSONL(t, alerts)) == 2 })
+	state := filepath.Join(data, "plugins", sid, "sleep", "sleepdebt-state.json")
+	nights := func() map[string]any {
+		raw, err := os.ReadFile(state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	if m := nights(); m["p1"] == nil || m["p2"] == nil {
+		t.Fatalf("sleep history before erasure: %v", m)
+	}
+
+	srv := httptest.NewServer(api.New(r.eng, zap.NewNop(), api.Options{}))
+	defer srv.Close()
+	if code := deleteParticipant(t, srv.URL, sid, "p1"); code != http.StatusOK {
+		t.Fatalf("DELETE participant: %d", code)
+	}
+	if m := nights(); m["p1"] != nil || m["p2"] == nil {
+		t.Errorf("sleep history after erasing p1: %v", m)
+	}
+	lines := readJSONL(t, alerts)
+	if len(lines) != 1 || lines[0]["participant_id"] != "p2" {
+		t.Errorf("alerts after erasing p1: %v, want p2's only", lines)
+	}
+}
+
+func deleteParticipant(t *testing.T, base, study, participant string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodDelete, base+"/v1/studies/"+study+"/participants/"+participant, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

@@ -92,7 +92,10 @@ type Set struct {
 	closeOnce sync.Once
 }
 
-var _ engine.StudyPlugins = (*Set)(nil)
+var (
+	_ engine.StudyPlugins = (*Set)(nil)
+	_ engine.PluginEraser = (*Set)(nil)
+)
 
 // Start verifies and starts every plugin the study declares. It fails,
 // stopping what it started, if any plugin's executable does not match its
@@ -170,6 +173,37 @@ func (s *Set) PID(name string) int {
 		}
 	}
 	return 0
+}
+
+// EraseParticipant implements engine.PluginEraser: it removes the
+// participant's notifications from every notifier's spool (pending, whoever
+// holds them) and dead-letter file, and calls every plugin's Erase (a
+// plugin that does not implement it keeps nothing per participant). Every
+// plugin is asked even if one fails; the error names the plugins that
+// failed, never the participant.
+func (s *Set) EraseParticipant(ctx context.Context, study, participant string) error {
+	if study != s.study {
+		return fmt.Errorf("erase: plugins of study %s asked to erase in study %s", s.study, study)
+	}
+	var errs []error
+	for name, ob := range s.outboxes {
+		if err := ob.erase(participant); err != nil {
+			errs = append(errs, fmt.Errorf("notifier %s outbox: %w", name, err))
+		}
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, p := range s.procs {
+		wg.Go(func() {
+			if err := p.erase(ctx, participant); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // Close stops the notifiers' outboxes (what is pending stays on disk for

@@ -389,7 +389,7 @@ func TestNotifierRetriesThenDeadLetters(t *testing.T) {
 		t.Fatalf("%d dead letters, want 1", len(lines))
 	}
 	n := lines[0]["notification"].(map[string]any)
-	if n["Decision"].(map[string]any)["DecisionID"] != ids["alerts-down"] || n["Action"] != "safety" || lines[0]["attempts"] != float64(3) {
+	if n["decision"].(map[string]any)["decision_id"] != ids["alerts-down"] || n["action"] != "safety" || lines[0]["attempts"] != float64(3) {
 		t.Errorf("dead letter %v, want decision %s after 3 attempts", lines[0], ids["alerts-down"])
 	}
 	if spooled, _ := filepath.Glob(filepath.Join(r.data, "plugins", "alerts-down", "alerts.outbox", "spool", "*")); len(spooled) != 0 {

@@ -273,13 +273,18 @@ func (p *proc) close() {
 // for the engine: context.DeadlineExceeded for a timeout,
 // engine.ErrPluginUnavailable while the plugin is down.
 func (p *proc) call(ctx context.Context, name string, fn func(context.Context, *conn) error) error {
+	return p.callWithin(ctx, name, p.cfg.Timeout.Duration, fn)
+}
+
+// callWithin is call with the deadline timeout instead of the plugin's.
+func (p *proc) callWithin(ctx context.Context, name string, timeout time.Duration, fn func(context.Context, *conn) error) error {
 	start := time.Now()
-	err := p.doCall(ctx, fn)
+	err := p.doCall(ctx, timeout, fn)
 	p.observe(name, start, err)
 	return err
 }
 
-func (p *proc) doCall(ctx context.Context, fn func(context.Context, *conn) error) error {
+func (p *proc) doCall(ctx context.Context, timeout time.Duration, fn func(context.Context, *conn) error) error {
 	if p.ctx.Err() != nil {
 		return errClosed
 	}
@@ -287,7 +292,7 @@ func (p *proc) doCall(ctx context.Context, fn func(context.Context, *conn) error
 	if c == nil {
 		return fmt.Errorf("%w: %s is restarting", engine.ErrPluginUnavailable, p.cfg.Name)
 	}
-	cctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout.Duration)
+	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	err := fn(cctx, c)
 	if err == nil {
@@ -295,7 +300,7 @@ func (p *proc) doCall(ctx context.Context, fn func(context.Context, *conn) error
 	}
 	switch st, _ := status.FromError(err); {
 	case st.Code() == codes.DeadlineExceeded || errors.Is(cctx.Err(), context.DeadlineExceeded):
-		return fmt.Errorf("plugin %s: no answer within %s: %w", p.cfg.Name, p.cfg.Timeout.Duration, context.DeadlineExceeded)
+		return fmt.Errorf("plugin %s: no answer within %s: %w", p.cfg.Name, timeout, context.DeadlineExceeded)
 	case st.Code() == codes.Unavailable || st.Code() == codes.Canceled && ctx.Err() == nil:
 		select {
 		case p.kick <- struct{}{}:
@@ -355,6 +360,37 @@ func (pr provider) Outcome(ctx context.Context, o engine.OutcomeReport) error {
 		})
 		return err
 	})
+}
+
+// eraseTimeout is the least deadline of an Erase call: a plugin may have
+// files to rewrite.
+const eraseTimeout = 10 * time.Second
+
+// erase asks the plugin to delete what it keeps about participant. A
+// plugin that does not implement Erase keeps nothing per participant.
+// The error never carries the plugin's own message (it could name the
+// participant): only the plugin's name and the call's outcome.
+func (p *proc) erase(ctx context.Context, participant string) error {
+	req := &pb.EraseRequest{Study: p.study, Participant: participant}
+	err := p.callWithin(ctx, "erase", max(p.cfg.Timeout.Duration, eraseTimeout), func(ctx context.Context, c *conn) error {
+		var err error
+		switch {
+		case c.enr != nil:
+			_, err = c.enr.Erase(ctx, req)
+		case c.prob != nil:
+			_, err = c.prob.Erase(ctx, req)
+		case c.notif != nil:
+			_, err = c.notif.Erase(ctx, req)
+		}
+		if status.Code(err) == codes.Unimplemented {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("plugin %s: erase: %s", p.cfg.Name, engine.PluginOutcome(err))
+	}
+	return nil
 }
 
 func decision(d engine.PluginDecision) *pb.Decision {

@@ -747,6 +747,102 @@ func (*NotifyResponse) Descriptor() ([]byte, []int) {
 	return file_plugin_proto_rawDescGZIP(), []int{10}
 }
 
+// EraseRequest asks a plugin to delete everything it holds about one
+// participant (the participant's right to erasure): per-participant state,
+// files in its data folder naming them, caches. Erase can repeat and can
+// name a participant the plugin never saw: both must succeed. A plugin that
+// keeps nothing per participant may leave Erase unimplemented (the engine
+// treats Unimplemented as nothing to erase).
+type EraseRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Study         string                 `protobuf:"bytes,1,opt,name=study,proto3" json:"study,omitempty"`
+	Participant   string                 `protobuf:"bytes,2,opt,name=participant,proto3" json:"participant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EraseRequest) Reset() {
+	*x = EraseRequest{}
+	mi := &file_plugin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseRequest) ProtoMessage() {}
+
+func (x *EraseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseRequest.ProtoReflect.Descriptor instead.
+func (*EraseRequest) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *EraseRequest) GetStudy() string {
+	if x != nil {
+		return x.Study
+	}
+	return ""
+}
+
+func (x *EraseRequest) GetParticipant() string {
+	if x != nil {
+		return x.Participant
+	}
+	return ""
+}
+
+// EraseResponse is empty: an error means the erasure did not complete (the
+// engine reports it, and the erasure request can be repeated).
+type EraseResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EraseResponse) Reset() {
+	*x = EraseResponse{}
+	mi := &file_plugin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseResponse) ProtoMessage() {}
+
+func (x *EraseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseResponse.ProtoReflect.Descriptor instead.
+func (*EraseResponse) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{12}
+}
+
 var File_plugin_proto protoreflect.FileDescriptor
 
 const file_plugin_proto_rawDesc = "" +
@@ -801,17 +897,24 @@ const file_plugin_proto_rawDesc = "" +
 	"\areasons\x18\x04 \x03(\tR\areasons\x12\"\n" +
 	"\fintervention\x18\x05 \x01(\tR\fintervention\x12\x18\n" +
 	"\aattempt\x18\x06 \x01(\x05R\aattempt\"\x10\n" +
-	"\x0eNotifyResponse2\xad\x01\n" +
+	"\x0eNotifyResponse\"F\n" +
+	"\fEraseRequest\x12\x14\n" +
+	"\x05study\x18\x01 \x01(\tR\x05study\x12 \n" +
+	"\vparticipant\x18\x02 \x01(\tR\vparticipant\"\x0f\n" +
+	"\rEraseResponse2\xf7\x01\n" +
 	"\bEnricher\x12T\n" +
 	"\tConfigure\x12\".jitai.plugins.v1.ConfigureRequest\x1a#.jitai.plugins.v1.ConfigureResponse\x12K\n" +
-	"\x06Enrich\x12\x1f.jitai.plugins.v1.EnrichRequest\x1a .jitai.plugins.v1.EnrichResponse2\x97\x02\n" +
+	"\x06Enrich\x12\x1f.jitai.plugins.v1.EnrichRequest\x1a .jitai.plugins.v1.EnrichResponse\x12H\n" +
+	"\x05Erase\x12\x1e.jitai.plugins.v1.EraseRequest\x1a\x1f.jitai.plugins.v1.EraseResponse2\xe1\x02\n" +
 	"\x13ProbabilityProvider\x12T\n" +
 	"\tConfigure\x12\".jitai.plugins.v1.ConfigureRequest\x1a#.jitai.plugins.v1.ConfigureResponse\x12Z\n" +
 	"\vProbability\x12$.jitai.plugins.v1.ProbabilityRequest\x1a%.jitai.plugins.v1.ProbabilityResponse\x12N\n" +
-	"\aOutcome\x12 .jitai.plugins.v1.OutcomeRequest\x1a!.jitai.plugins.v1.OutcomeResponse2\xad\x01\n" +
+	"\aOutcome\x12 .jitai.plugins.v1.OutcomeRequest\x1a!.jitai.plugins.v1.OutcomeResponse\x12H\n" +
+	"\x05Erase\x12\x1e.jitai.plugins.v1.EraseRequest\x1a\x1f.jitai.plugins.v1.EraseResponse2\xf7\x01\n" +
 	"\bNotifier\x12T\n" +
 	"\tConfigure\x12\".jitai.plugins.v1.ConfigureRequest\x1a#.jitai.plugins.v1.ConfigureResponse\x12K\n" +
-	"\x06Notify\x12\x1f.jitai.plugins.v1.NotifyRequest\x1a .jitai.plugins.v1.NotifyResponseB/Z-github.com/jitai/jitai/plugins/proto;pluginpbb\x06proto3"
+	"\x06Notify\x12\x1f.jitai.plugins.v1.NotifyRequest\x1a .jitai.plugins.v1.NotifyResponse\x12H\n" +
+	"\x05Erase\x12\x1e.jitai.plugins.v1.EraseRequest\x1a\x1f.jitai.plugins.v1.EraseResponseB/Z-github.com/jitai/jitai/plugins/proto;pluginpbb\x06proto3"
 
 var (
 	file_plugin_proto_rawDescOnce sync.Once
@@ -825,7 +928,7 @@ func file_plugin_proto_rawDescGZIP() []byte {
 	return file_plugin_proto_rawDescData
 }
 
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_plugin_proto_goTypes = []any{
 	(*ConfigureRequest)(nil),    // 0: jitai.plugins.v1.ConfigureRequest
 	(*ConfigureResponse)(nil),   // 1: jitai.plugins.v1.ConfigureResponse
@@ -838,6 +941,8 @@ var file_plugin_proto_goTypes = []any{
 	(*OutcomeResponse)(nil),     // 8: jitai.plugins.v1.OutcomeResponse
 	(*NotifyRequest)(nil),       // 9: jitai.plugins.v1.NotifyRequest
 	(*NotifyResponse)(nil),      // 10: jitai.plugins.v1.NotifyResponse
+	(*EraseRequest)(nil),        // 11: jitai.plugins.v1.EraseRequest
+	(*EraseResponse)(nil),       // 12: jitai.plugins.v1.EraseResponse
 }
 var file_plugin_proto_depIdxs = []int32{
 	2,  // 0: jitai.plugins.v1.EnrichRequest.decision:type_name -> jitai.plugins.v1.Decision
@@ -846,20 +951,26 @@ var file_plugin_proto_depIdxs = []int32{
 	2,  // 3: jitai.plugins.v1.NotifyRequest.decision:type_name -> jitai.plugins.v1.Decision
 	0,  // 4: jitai.plugins.v1.Enricher.Configure:input_type -> jitai.plugins.v1.ConfigureRequest
 	3,  // 5: jitai.plugins.v1.Enricher.Enrich:input_type -> jitai.plugins.v1.EnrichRequest
-	0,  // 6: jitai.plugins.v1.ProbabilityProvider.Configure:input_type -> jitai.plugins.v1.ConfigureRequest
-	5,  // 7: jitai.plugins.v1.ProbabilityProvider.Probability:input_type -> jitai.plugins.v1.ProbabilityRequest
-	7,  // 8: jitai.plugins.v1.ProbabilityProvider.Outcome:input_type -> jitai.plugins.v1.OutcomeRequest
-	0,  // 9: jitai.plugins.v1.Notifier.Configure:input_type -> jitai.plugins.v1.ConfigureRequest
-	9,  // 10: jitai.plugins.v1.Notifier.Notify:input_type -> jitai.plugins.v1.NotifyRequest
-	1,  // 11: jitai.plugins.v1.Enricher.Configure:output_type -> jitai.plugins.v1.ConfigureResponse
-	4,  // 12: jitai.plugins.v1.Enricher.Enrich:output_type -> jitai.plugins.v1.EnrichResponse
-	1,  // 13: jitai.plugins.v1.ProbabilityProvider.Configure:output_type -> jitai.plugins.v1.ConfigureResponse
-	6,  // 14: jitai.plugins.v1.ProbabilityProvider.Probability:output_type -> jitai.plugins.v1.ProbabilityResponse
-	8,  // 15: jitai.plugins.v1.ProbabilityProvider.Outcome:output_type -> jitai.plugins.v1.OutcomeResponse
-	1,  // 16: jitai.plugins.v1.Notifier.Configure:output_type -> jitai.plugins.v1.ConfigureResponse
-	10, // 17: jitai.plugins.v1.Notifier.Notify:output_type -> jitai.plugins.v1.NotifyResponse
-	11, // [11:18] is the sub-list for method output_type
-	4,  // [4:11] is the sub-list for method input_type
+	11, // 6: jitai.plugins.v1.Enricher.Erase:input_type -> jitai.plugins.v1.EraseRequest
+	0,  // 7: jitai.plugins.v1.ProbabilityProvider.Configure:input_type -> jitai.plugins.v1.ConfigureRequest
+	5,  // 8: jitai.plugins.v1.ProbabilityProvider.Probability:input_type -> jitai.plugins.v1.ProbabilityRequest
+	7,  // 9: jitai.plugins.v1.ProbabilityProvider.Outcome:input_type -> jitai.plugins.v1.OutcomeRequest
+	11, // 10: jitai.plugins.v1.ProbabilityProvider.Erase:input_type -> jitai.plugins.v1.EraseRequest
+	0,  // 11: jitai.plugins.v1.Notifier.Configure:input_type -> jitai.plugins.v1.ConfigureRequest
+	9,  // 12: jitai.plugins.v1.Notifier.Notify:input_type -> jitai.plugins.v1.NotifyRequest
+	11, // 13: jitai.plugins.v1.Notifier.Erase:input_type -> jitai.plugins.v1.EraseRequest
+	1,  // 14: jitai.plugins.v1.Enricher.Configure:output_type -> jitai.plugins.v1.ConfigureResponse
+	4,  // 15: jitai.plugins.v1.Enricher.Enrich:output_type -> jitai.plugins.v1.EnrichResponse
+	12, // 16: jitai.plugins.v1.Enricher.Erase:output_type -> jitai.plugins.v1.EraseResponse
+	1,  // 17: jitai.plugins.v1.ProbabilityProvider.Configure:output_type -> jitai.plugins.v1.ConfigureResponse
+	6,  // 18: jitai.plugins.v1.ProbabilityProvider.Probability:output_type -> jitai.plugins.v1.ProbabilityResponse
+	8,  // 19: jitai.plugins.v1.ProbabilityProvider.Outcome:output_type -> jitai.plugins.v1.OutcomeResponse
+	12, // 20: jitai.plugins.v1.ProbabilityProvider.Erase:output_type -> jitai.plugins.v1.EraseResponse
+	1,  // 21: jitai.plugins.v1.Notifier.Configure:output_type -> jitai.plugins.v1.ConfigureResponse
+	10, // 22: jitai.plugins.v1.Notifier.Notify:output_type -> jitai.plugins.v1.NotifyResponse
+	12, // 23: jitai.plugins.v1.Notifier.Erase:output_type -> jitai.plugins.v1.EraseResponse
+	14, // [14:24] is the sub-list for method output_type
+	4,  // [4:14] is the sub-list for method input_type
 	4,  // [4:4] is the sub-list for extension type_name
 	4,  // [4:4] is the sub-list for extension extendee
 	0,  // [0:4] is the sub-list for field type_name
@@ -876,7 +987,7 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -33,6 +33,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	Enricher_Configure_FullMethodName = "/jitai.plugins.v1.Enricher/Configure"
 	Enricher_Enrich_FullMethodName    = "/jitai.plugins.v1.Enricher/Enrich"
+	Enricher_Erase_FullMethodName     = "/jitai.plugins.v1.Enricher/Erase"
 )
 
 // EnricherClient is the client API for Enricher service.
@@ -43,6 +44,7 @@ const (
 type EnricherClient interface {
 	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ConfigureResponse, error)
 	Enrich(ctx context.Context, in *EnrichRequest, opts ...grpc.CallOption) (*EnrichResponse, error)
+	Erase(ctx context.Context, in *EraseRequest, opts ...grpc.CallOption) (*EraseResponse, error)
 }
 
 type enricherClient struct {
@@ -73,6 +75,16 @@ func (c *enricherClient) Enrich(ctx context.Context, in *EnrichRequest, opts ...
 	return out, nil
 }
 
+func (c *enricherClient) Erase(ctx context.Context, in *EraseRequest, opts ...grpc.CallOption) (*EraseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EraseResponse)
+	err := c.cc.Invoke(ctx, Enricher_Erase_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EnricherServer is the server API for Enricher service.
 // All implementations must embed UnimplementedEnricherServer
 // for forward compatibility.
@@ -81,6 +93,7 @@ func (c *enricherClient) Enrich(ctx context.Context, in *EnrichRequest, opts ...
 type EnricherServer interface {
 	Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error)
 	Enrich(context.Context, *EnrichRequest) (*EnrichResponse, error)
+	Erase(context.Context, *EraseRequest) (*EraseResponse, error)
 	mustEmbedUnimplementedEnricherServer()
 }
 
@@ -96,6 +109,9 @@ func (UnimplementedEnricherServer) Configure(context.Context, *ConfigureRequest)
 }
 func (UnimplementedEnricherServer) Enrich(context.Context, *EnrichRequest) (*EnrichResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Enrich not implemented")
+}
+func (UnimplementedEnricherServer) Erase(context.Context, *EraseRequest) (*EraseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Erase not implemented")
 }
 func (UnimplementedEnricherServer) mustEmbedUnimplementedEnricherServer() {}
 func (UnimplementedEnricherServer) testEmbeddedByValue()                  {}
@@ -154,6 +170,24 @@ func _Enricher_Enrich_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Enricher_Erase_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EraseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EnricherServer).Erase(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Enricher_Erase_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EnricherServer).Erase(ctx, req.(*EraseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Enricher_ServiceDesc is the grpc.ServiceDesc for Enricher service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -169,6 +203,10 @@ var Enricher_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Enrich",
 			Handler:    _Enricher_Enrich_Handler,
 		},
+		{
+			MethodName: "Erase",
+			Handler:    _Enricher_Erase_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "plugin.proto",
@@ -178,6 +216,7 @@ const (
 	ProbabilityProvider_Configure_FullMethodName   = "/jitai.plugins.v1.ProbabilityProvider/Configure"
 	ProbabilityProvider_Probability_FullMethodName = "/jitai.plugins.v1.ProbabilityProvider/Probability"
 	ProbabilityProvider_Outcome_FullMethodName     = "/jitai.plugins.v1.ProbabilityProvider/Outcome"
+	ProbabilityProvider_Erase_FullMethodName       = "/jitai.plugins.v1.ProbabilityProvider/Erase"
 )
 
 // ProbabilityProviderClient is the client API for ProbabilityProvider service.
@@ -190,6 +229,7 @@ type ProbabilityProviderClient interface {
 	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ConfigureResponse, error)
 	Probability(ctx context.Context, in *ProbabilityRequest, opts ...grpc.CallOption) (*ProbabilityResponse, error)
 	Outcome(ctx context.Context, in *OutcomeRequest, opts ...grpc.CallOption) (*OutcomeResponse, error)
+	Erase(ctx context.Context, in *EraseRequest, opts ...grpc.CallOption) (*EraseResponse, error)
 }
 
 type probabilityProviderClient struct {
@@ -230,6 +270,16 @@ func (c *probabilityProviderClient) Outcome(ctx context.Context, in *OutcomeRequ
 	return out, nil
 }
 
+func (c *probabilityProviderClient) Erase(ctx context.Context, in *EraseRequest, opts ...grpc.CallOption) (*EraseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EraseResponse)
+	err := c.cc.Invoke(ctx, ProbabilityProvider_Erase_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ProbabilityProviderServer is the server API for ProbabilityProvider service.
 // All implementations must embed UnimplementedProbabilityProviderServer
 // for forward compatibility.
@@ -240,6 +290,7 @@ type ProbabilityProviderServer interface {
 	Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error)
 	Probability(context.Context, *ProbabilityRequest) (*ProbabilityResponse, error)
 	Outcome(context.Context, *OutcomeRequest) (*OutcomeResponse, error)
+	Erase(context.Context, *EraseRequest) (*EraseResponse, error)
 	mustEmbedUnimplementedProbabilityProviderServer()
 }
 
@@ -258,6 +309,9 @@ func (UnimplementedProbabilityProviderServer) Probability(context.Context, *Prob
 }
 func (UnimplementedProbabilityProviderServer) Outcome(context.Context, *OutcomeRequest) (*OutcomeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Outcome not implemented")
+}
+func (UnimplementedProbabilityProviderServer) Erase(context.Context, *EraseRequest) (*EraseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Erase not implemented")
 }
 func (UnimplementedProbabilityProviderServer) mustEmbedUnimplementedProbabilityProviderServer() {}
 func (UnimplementedProbabilityProviderServer) testEmbeddedByValue()                             {}
@@ -334,6 +388,24 @@ func _ProbabilityProvider_Outcome_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ProbabilityProvider_Erase_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EraseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProbabilityProviderServer).Erase(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ProbabilityProvider_Erase_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProbabilityProviderServer).Erase(ctx, req.(*EraseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ProbabilityProvider_ServiceDesc is the grpc.ServiceDesc for ProbabilityProvider service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -353,6 +425,10 @@ var ProbabilityProvider_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Outcome",
 			Handler:    _ProbabilityProvider_Outcome_Handler,
 		},
+		{
+			MethodName: "Erase",
+			Handler:    _ProbabilityProvider_Erase_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "plugin.proto",
@@ -361,6 +437,7 @@ var ProbabilityProvider_ServiceDesc = grpc.ServiceDesc{
 const (
 	Notifier_Configure_FullMethodName = "/jitai.plugins.v1.Notifier/Configure"
 	Notifier_Notify_FullMethodName    = "/jitai.plugins.v1.Notifier/Notify"
+	Notifier_Erase_FullMethodName     = "/jitai.plugins.v1.Notifier/Erase"
 )
 
 // NotifierClient is the client API for Notifier service.
@@ -371,6 +448,7 @@ const (
 type NotifierClient interface {
 	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ConfigureResponse, error)
 	Notify(ctx context.Context, in *NotifyRequest, opts ...grpc.CallOption) (*NotifyResponse, error)
+	Erase(ctx context.Context, in *EraseRequest, opts ...grpc.CallOption) (*EraseResponse, error)
 }
 
 type notifierClient struct {
@@ -401,6 +479,16 @@ func (c *notifierClient) Notify(ctx context.Context, in *NotifyRequest, opts ...
 	return out, nil
 }
 
+func (c *notifierClient) Erase(ctx context.Context, in *EraseRequest, opts ...grpc.CallOption) (*EraseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EraseResponse)
+	err := c.cc.Invoke(ctx, Notifier_Erase_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NotifierServer is the server API for Notifier service.
 // All implementations must embed UnimplementedNotifierServer
 // for forward compatibility.
@@ -409,6 +497,7 @@ func (c *notifierClient) Notify(ctx context.Context, in *NotifyRequest, opts ...
 type NotifierServer interface {
 	Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error)
 	Notify(context.Context, *NotifyRequest) (*NotifyResponse, error)
+	Erase(context.Context, *EraseRequest) (*EraseResponse, error)
 	mustEmbedUnimplementedNotifierServer()
 }
 
@@ -424,6 +513,9 @@ func (UnimplementedNotifierServer) Configure(context.Context, *ConfigureRequest)
 }
 func (UnimplementedNotifierServer) Notify(context.Context, *NotifyRequest) (*NotifyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Notify not implemented")
+}
+func (UnimplementedNotifierServer) Erase(context.Context, *EraseRequest) (*EraseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Erase not implemented")
 }
 func (UnimplementedNotifierServer) mustEmbedUnimplementedNotifierServer() {}
 func (UnimplementedNotifierServer) testEmbeddedByValue()                  {}
@@ -482,6 +574,24 @@ func _Notifier_Notify_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Notifier_Erase_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EraseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NotifierServer).Erase(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Notifier_Erase_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NotifierServer).Erase(ctx, req.(*EraseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Notifier_ServiceDesc is the grpc.ServiceDesc for Notifier service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -496,6 +606,10 @@ var Notifier_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Notify",
 			Handler:    _Notifier_Notify_Handler,
+		},
+		{
+			MethodName: "Erase",
+			Handler:    _Notifier_Erase_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

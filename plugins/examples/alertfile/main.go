@@ -12,6 +12,9 @@
 // clinician to look the participant up in the study's own records, nothing
 // more.
 //
+// Erase removes a participant's alerts from the file (not from the webhook's
+// receiver).
+//
 // Config: file (alerts.jsonl, in the data folder), webhook (URL, optional),
 // webhook_timeout (3s).
 package main
@@ -30,6 +33,7 @@ import (
 	"time"
 
 	"github.com/jitai/jitai/plugins"
+	"github.com/jitai/jitai/plugins/internal/filelock"
 	pb "github.com/jitai/jitai/plugins/proto"
 )
 
@@ -113,6 +117,13 @@ func (n *notifier) Notify(ctx context.Context, req *pb.NotifyRequest) (*pb.Notif
 			return nil, err
 		}
 	}
+	// Another process of this plugin (during a study's hot reload) may
+	// append or rewrite the file too.
+	lock, err := filelock.Acquire(n.path + ".lock")
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
 	f, err := os.OpenFile(n.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
@@ -129,6 +140,63 @@ func (n *notifier) Notify(ctx context.Context, req *pb.NotifyRequest) (*pb.Notif
 	}
 	n.seen[req.Id] = true
 	return &pb.NotifyResponse{}, nil
+}
+
+// Erase rewrites the alerts file without the participant's alerts
+// (temporary file, fsync, rename). Alerts already posted to the webhook
+// are the receiving system's to erase.
+func (n *notifier) Erase(_ context.Context, req *pb.EraseRequest) (*pb.EraseResponse, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	lock, err := filelock.Acquire(n.path + ".lock")
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
+	raw, err := os.ReadFile(n.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return &pb.EraseResponse{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	quoted, _ := json.Marshal(req.Participant)
+	var kept []byte
+	dropped := false
+	for line := range bytes.Lines(raw) {
+		var a Alert
+		theirs := bytes.Contains(line, quoted) // an unreadable line naming them goes too
+		if json.Unmarshal(line, &a) == nil {
+			theirs = a.Participant == req.Participant
+		}
+		if theirs {
+			dropped = true
+			continue
+		}
+		kept = append(kept, line...)
+	}
+	if !dropped {
+		return &pb.EraseResponse{}, nil
+	}
+	tmp := n.path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	_, err = f.Write(kept)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, n.path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &pb.EraseResponse{}, nil
 }
 
 func (n *notifier) post(ctx context.Context, body []byte) error {

@@ -14,7 +14,8 @@
 //
 // The engine's state keeps only the latest value of each variable, so the
 // plugin keeps its own short history per (pseudonymous) participant, in a
-// JSON file in its data folder.
+// JSON file in its data folder (plugins.StateFile: safe with two processes
+// of the plugin during a hot reload). Erase deletes a participant's history.
 //
 // Config: variable (sleep_hours), need_hours (8), nights (7),
 // short_debt_hours (5), state_file (sleepdebt-state.json).
@@ -64,7 +65,7 @@ type enricher struct {
 	pb.UnimplementedEnricherServer
 	mu   sync.Mutex
 	cfg  config
-	path string
+	file *plugins.StateFile
 	// nights: participant -> local date -> hours
 	nights map[string]map[string]float64
 }
@@ -79,14 +80,10 @@ func (e *enricher) Configure(_ context.Context, req *pb.ConfigureRequest) (*pb.C
 	if e.cfg.NeedHours <= 0 || e.cfg.Nights < 1 || e.cfg.Nights > 60 {
 		return nil, errors.New("config: need_hours must be positive and nights from 1 to 60")
 	}
-	e.path = filepath.Join(req.DataDir, filepath.Base(e.cfg.StateFile))
+	e.file = plugins.NewStateFile(filepath.Join(req.DataDir, filepath.Base(e.cfg.StateFile)))
 	e.nights = map[string]map[string]float64{}
-	if raw, err := os.ReadFile(e.path); err == nil {
-		if err := json.Unmarshal(raw, &e.nights); err != nil {
-			return nil, fmt.Errorf("reading state %s: %w", e.path, err)
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
+	if err := e.file.Update(e.reload, nil); err != nil {
+		return nil, fmt.Errorf("reading state %s: %w", e.file.Path(), err)
 	}
 	return &pb.ConfigureResponse{Version: version}, nil
 }
@@ -99,6 +96,34 @@ func (e *enricher) Enrich(_ context.Context, req *pb.EnrichRequest) (*pb.EnrichR
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	who := req.GetDecision().GetParticipant()
+	today, err := time.Parse(time.DateOnly, in.Local.Date)
+	if err != nil {
+		return nil, fmt.Errorf("input.local.date: %w", err)
+	}
+	var out map[string]any
+	// Change the freshest state: another process of this plugin (during a
+	// study's hot reload) may have written the file since.
+	err = e.file.Update(e.reload, func() ([]byte, error) {
+		var changed bool
+		out, changed = e.apply(who, in, today)
+		if !changed {
+			return nil, nil
+		}
+		return json.Marshal(e.nights)
+	})
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.EnrichResponse{DerivedJson: b}, nil
+}
+
+// apply records the latest report and returns the derived variables and
+// whether the history changed.
+func (e *enricher) apply(who string, in input, today time.Time) (map[string]any, bool) {
 	changed := false
 	if obs, ok := in.State.EMA[e.cfg.Variable]; ok {
 		hours, isNum := obs.Value.(float64)
@@ -116,10 +141,6 @@ func (e *enricher) Enrich(_ context.Context, req *pb.EnrichRequest) (*pb.EnrichR
 				changed = true
 			}
 		}
-	}
-	today, err := time.Parse(time.DateOnly, in.Local.Date)
-	if err != nil {
-		return nil, fmt.Errorf("input.local.date: %w", err)
 	}
 	from := today.AddDate(0, 0, -(e.cfg.Nights - 1)).Format(time.DateOnly)
 	var dates []string
@@ -141,28 +162,31 @@ func (e *enricher) Enrich(_ context.Context, req *pb.EnrichRequest) (*pb.EnrichR
 	if len(dates) > 0 {
 		out["last_night_hours"] = e.nights[who][dates[len(dates)-1]]
 	}
-	if changed {
-		if err := e.save(); err != nil {
-			return nil, err
-		}
-	}
-	b, err := json.Marshal(out)
-	if err != nil {
-		return nil, err
-	}
-	return &pb.EnrichResponse{DerivedJson: b}, nil
+	return out, changed
 }
 
-func (e *enricher) save() error {
-	raw, err := json.Marshal(e.nights)
-	if err != nil {
+// Erase deletes the participant's sleep history (memory and file).
+func (e *enricher) Erase(_ context.Context, req *pb.EraseRequest) (*pb.EraseResponse, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	err := e.file.Update(e.reload, func() ([]byte, error) {
+		if _, ok := e.nights[req.Participant]; !ok {
+			return nil, nil
+		}
+		delete(e.nights, req.Participant)
+		return json.Marshal(e.nights)
+	})
+	return &pb.EraseResponse{}, err
+}
+
+// reload replaces the in-memory history with the file's.
+func (e *enricher) reload(raw []byte) error {
+	nights := map[string]map[string]float64{}
+	if err := json.Unmarshal(raw, &nights); err != nil {
 		return err
 	}
-	tmp := e.path + ".tmp"
-	if err := os.WriteFile(tmp, raw, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, e.path)
+	e.nights = nights
+	return nil
 }
 
 func main() {

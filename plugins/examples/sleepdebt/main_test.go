@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	pb "github.com/jitai/jitai/plugins/proto"
@@ -51,5 +53,34 @@ func TestSleepDebt(t *testing.T) {
 	out = enrich(t, e2, "p1", "2026-11-05", 8, "2026-11-05T07:00:00Z")
 	if out["debt_hours"] != 3.5 || out["nights"] != float64(3) {
 		t.Fatalf("after a restart, derived %v, want nights 3-5: debt 3 + 0.5 + 0", out)
+	}
+}
+
+func TestEraseDeletesOneParticipantsHistory(t *testing.T) {
+	dir := t.TempDir()
+	e := &enricher{}
+	if _, err := e.Configure(context.Background(), &pb.ConfigureRequest{ConfigJson: []byte(`{}`), DataDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	enrich(t, e, "p1", "2026-11-02", 6, "2026-11-02T07:00:00Z")
+	enrich(t, e, "p2", "2026-11-02", 5, "2026-11-02T07:00:00Z")
+	for range 2 { // repeating an erasure succeeds
+		if _, err := e.Erase(context.Background(), &pb.EraseRequest{Participant: "p1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "sleepdebt-state.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nights map[string]map[string]float64
+	if err := json.Unmarshal(raw, &nights); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := nights["p1"]; ok || len(nights["p2"]) != 1 {
+		t.Errorf("state file after erasing p1: %s", raw)
+	}
+	if out := enrich(t, e, "p1", "2026-11-03", 7, "2026-11-01T07:00:00Z"); out["nights"] != float64(1) {
+		t.Errorf("p1's nights after erasure and one new report: %v, want 1", out["nights"])
 	}
 }

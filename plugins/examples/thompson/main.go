@@ -14,6 +14,11 @@
 // The posterior is learned from the engine's outcome reports (the first
 // report per decision and factor counts) and persisted to a JSON file in
 // the plugin's data folder after every update, so it survives restarts.
+// Two processes of the plugin share the file during a study's hot reload:
+// each update reloads the file first if the other wrote it
+// (plugins.StateFile), so neither loses what the other learned. Between
+// updates a process answers from its own copy, which may lag the other's
+// learning by the outcomes it has not seen.
 //
 // Config (study.yaml plugins[].config):
 //
@@ -80,8 +85,39 @@ type bandit struct {
 	prior arm
 	lo    float64
 	hi    float64
-	path  string
+	file  *plugins.StateFile
 	st    state
+}
+
+func newState(st *state) state {
+	if st == nil {
+		st = &state{}
+	}
+	st.Version = version
+	if st.Arms == nil {
+		st.Arms = map[string][2]arm{}
+	}
+	if st.N == nil {
+		st.N = map[string][2]int{}
+	}
+	st.seenSet = make(map[string]bool, len(st.Seen))
+	for _, k := range st.Seen {
+		st.seenSet[k] = true
+	}
+	st.cache = map[string]float64{}
+	return *st
+}
+
+// reload replaces the in-memory state with the file's: another process of
+// this plugin (a study version being retired or just started by a hot
+// reload) has learned since.
+func (b *bandit) reload(raw []byte) error {
+	var st state
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return err
+	}
+	b.st = newState(&st)
+	return nil
 }
 
 func (b *bandit) Configure(_ context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
@@ -111,23 +147,11 @@ func (b *bandit) Configure(_ context.Context, req *pb.ConfigureRequest) (*pb.Con
 	if name == "" {
 		name = "thompson-state.json"
 	}
-	b.path = filepath.Join(req.DataDir, filepath.Base(name))
-	b.st = state{Version: version, Arms: map[string][2]arm{}, N: map[string][2]int{}}
-	if raw, err := os.ReadFile(b.path); err == nil {
-		if err := json.Unmarshal(raw, &b.st); err != nil {
-			return nil, fmt.Errorf("reading state %s: %w", b.path, err)
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
+	b.file = plugins.NewStateFile(filepath.Join(req.DataDir, filepath.Base(name)))
+	b.st = newState(nil)
+	if err := b.file.Update(b.reload, nil); err != nil {
+		return nil, fmt.Errorf("reading state %s: %w", b.file.Path(), err)
 	}
-	if b.st.N == nil {
-		b.st.N = map[string][2]int{}
-	}
-	b.st.seenSet = make(map[string]bool, len(b.st.Seen))
-	for _, k := range b.st.Seen {
-		b.st.seenSet[k] = true
-	}
-	b.st.cache = map[string]float64{}
 	return &pb.ConfigureResponse{Version: version}, nil
 }
 
@@ -155,9 +179,22 @@ func (b *bandit) Outcome(_ context.Context, req *pb.OutcomeRequest) (*pb.Outcome
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	key := req.GetDecision().GetDecisionId() + "/" + req.Factor
-	if b.st.seenSet[key] || (req.Level != 0 && req.Level != 1) {
+	if req.Level != 0 && req.Level != 1 {
 		return &pb.OutcomeResponse{}, nil
 	}
+	// Learn on the freshest state: another process of this plugin may have
+	// counted outcomes (even this one) since this process last saved.
+	err := b.file.Update(b.reload, func() ([]byte, error) {
+		if b.st.seenSet[key] {
+			return nil, nil
+		}
+		b.learn(key, req)
+		return json.Marshal(&b.st)
+	})
+	return &pb.OutcomeResponse{}, err
+}
+
+func (b *bandit) learn(key string, req *pb.OutcomeRequest) {
 	success := false
 	if b.cfg.Reward.Below != nil {
 		success = req.Value < *b.cfg.Reward.Below
@@ -181,32 +218,6 @@ func (b *bandit) Outcome(_ context.Context, req *pb.OutcomeRequest) (*pb.Outcome
 		b.st.Seen = b.st.Seen[1:]
 	}
 	delete(b.st.cache, req.Factor)
-	return &pb.OutcomeResponse{}, b.save()
-}
-
-// save writes the state atomically (temporary file, fsync, rename).
-func (b *bandit) save() error {
-	raw, err := json.Marshal(&b.st)
-	if err != nil {
-		return err
-	}
-	tmp := b.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(raw); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, b.path)
 }
 
 // probBetter is P(X > Y) for X ~ Beta(x), Y ~ Beta(y): the integral of

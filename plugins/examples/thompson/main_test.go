@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"sync"
 	"testing"
 
 	pb "github.com/jitai/jitai/plugins/proto"
@@ -85,5 +87,41 @@ func TestLearnsDeduplicatesAndPersists(t *testing.T) {
 	}
 	if again.st.Arms["prompt"][1].Beta != 1 {
 		t.Errorf("a report for a decision counted before the restart was counted again")
+	}
+}
+
+// TestTwoProcessesShareTheStateFile: during a hot reload two processes of
+// the plugin (the old and the new study version's) learn at once on the
+// same data folder; neither may overwrite what the other learned, and an
+// outcome counted by one is not counted again by the other.
+func TestTwoProcessesShareTheStateFile(t *testing.T) {
+	dir := t.TempDir()
+	old, next := configure(t, dir), configure(t, dir)
+	report := func(b *bandit, id string, level int32, value float64) {
+		t.Helper()
+		if _, err := b.Outcome(context.Background(), &pb.OutcomeRequest{Decision: &pb.Decision{DecisionId: id}, Factor: "prompt", Level: level, Value: value}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			b := old
+			if i%2 == 1 {
+				b = next
+			}
+			report(b, fmt.Sprintf("d%d", i), int32(i%2), 2)
+		})
+	}
+	wg.Wait()
+	report(next, "d0", 0, 2) // counted by the other process already
+	report(old, "d1", 1, 2)
+	restarted := configure(t, dir)
+	n := restarted.st.N["prompt"]
+	if n != [2]int{20, 20} {
+		t.Errorf("observations per level after a restart %v, want [20 20]: one process overwrote the other's learning or an outcome counted twice", n)
+	}
+	if a := restarted.st.Arms["prompt"]; a[0] != (arm{21, 1}) || a[1] != (arm{21, 1}) {
+		t.Errorf("arms %v, want Beta(21,1) for both levels", a)
 	}
 }

@@ -9,6 +9,9 @@
 //	probability  the provider's answer
 //	sleep        a duration every Enrich and Probability call sleeps first
 //	fail_notify  how many Notify attempts fail before one succeeds (-1: all)
+//	notify_sleep a duration every Notify call sleeps first (a cancelled call
+//	             fails without recording the notification)
+//	fail_erase   how many Erase calls fail before one succeeds
 //	echo_env     Enrich answers {"env": <the value of this environment variable>}
 //
 // Notifications that succeed are appended to notified.jsonl and outcomes
@@ -36,6 +39,8 @@ type config struct {
 	Probability float64         `json:"probability"`
 	Sleep       string          `json:"sleep"`
 	FailNotify  int             `json:"fail_notify"`
+	NotifySleep string          `json:"notify_sleep"`
+	FailErase   int             `json:"fail_erase"`
 	EchoEnv     string          `json:"echo_env"`
 }
 
@@ -49,6 +54,7 @@ type server struct {
 	sleep    time.Duration
 	dir      string
 	failures int
+	erasures int
 }
 
 func (s *server) Configure(_ context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
@@ -108,7 +114,14 @@ func (s *server) Outcome(_ context.Context, req *pb.OutcomeRequest) (*pb.Outcome
 	return &pb.OutcomeResponse{}, s.appendJSON("outcomes.jsonl", req)
 }
 
-func (s *server) Notify(_ context.Context, req *pb.NotifyRequest) (*pb.NotifyResponse, error) {
+func (s *server) Notify(ctx context.Context, req *pb.NotifyRequest) (*pb.NotifyResponse, error) {
+	if d, _ := time.ParseDuration(s.cfg.NotifySleep); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	s.mu.Lock()
 	fail := s.cfg.FailNotify < 0 || s.failures < s.cfg.FailNotify
 	if fail {
@@ -119,6 +132,19 @@ func (s *server) Notify(_ context.Context, req *pb.NotifyRequest) (*pb.NotifyRes
 		return nil, errors.New("notifier configured to fail")
 	}
 	return &pb.NotifyResponse{}, s.appendJSON("notified.jsonl", req)
+}
+
+// Erase records the request in erased.jsonl (the test plugin keeps
+// nothing per participant to delete).
+func (s *server) Erase(_ context.Context, req *pb.EraseRequest) (*pb.EraseResponse, error) {
+	s.mu.Lock()
+	s.erasures++
+	fail := s.erasures <= s.cfg.FailErase
+	s.mu.Unlock()
+	if fail {
+		return nil, errors.New("eraser configured to fail")
+	}
+	return &pb.EraseResponse{}, s.appendJSON("erased.jsonl", req)
 }
 
 func (s *server) appendJSON(name string, v any) error {
