@@ -169,10 +169,16 @@ func studyOf(pattern string, r *http.Request) string {
 // audit writes one audit entry (no participant data: detail holds at most
 // a participant hash).
 func (s *Server) audit(r *http.Request, tok *auth.Token, route, action, outcome string, status int, detail map[string]any) {
+	s.auditStudy(r, tok, route, studyOf(route, r), action, outcome, status, detail)
+}
+
+// auditStudy is audit for a route whose study is not in its path (it is
+// found while serving, as GET /v1/decisions/{id}/explain finds it).
+func (s *Server) auditStudy(r *http.Request, tok *auth.Token, route, study, action, outcome string, status int, detail map[string]any) {
 	if s.auth.Audit == nil {
 		return
 	}
-	e := auth.AuditEntry{Action: action, Route: route, Study: studyOf(route, r), Outcome: outcome, Status: status, Detail: detail}
+	e := auth.AuditEntry{Action: action, Route: route, Study: study, Outcome: outcome, Status: status, Detail: detail}
 	if tok != nil {
 		e.TokenID, e.TokenName, e.Role = tok.ID, tok.Name, tok.Role
 	}

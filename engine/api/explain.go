@@ -49,6 +49,8 @@ func (s *Server) explainAnyStudy(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, err)
 			return
 		}
+		// The route names no study: say in the audit log which one was read.
+		s.auditStudy(r, principal(r), r.Pattern, rt.Config.ID, "explain-decision", "found", http.StatusOK, nil)
 		s.writeExplanation(w, r, s.versionOf(rt, rec), rec)
 		return
 	}

@@ -101,10 +101,22 @@ func TestExplainAPI(t *testing.T) {
 	checkProblem(t, ae.as(pDesigner, req{Method: "GET", Path: "/v1/studies/no-such-study/decisions/" + day.ID + "/explain"}), http.StatusForbidden, "")
 	checkProblem(t, ae.as(pAdmin, req{Method: "GET", Path: "/v1/studies/no-such-study/decisions/" + day.ID + "/explain"}), http.StatusNotFound, "study")
 
-	// The unscoped form.
+	// The unscoped form; the audit log names the study it was found in.
 	ae.as(pDesigner, req{Method: "GET", Path: "/v1/decisions/" + day.ID + "/explain"}).expect(t, http.StatusOK).decode(t, &ex)
 	if ex.DecisionID != day.ID {
 		t.Errorf("unscoped explain: %+v", ex)
+	}
+	located := 0
+	for _, e := range readAudit(t, ae.auditFile) {
+		if e.Route == "GET /v1/decisions/{id}/explain" && e.Outcome == "found" {
+			located++
+			if e.Study != stressMRT || e.Action != "explain-decision" || e.TokenName == "" {
+				t.Errorf("audit entry of the unscoped explain: %+v", e)
+			}
+		}
+	}
+	if located != 1 {
+		t.Errorf("%d audit entries saying where the unscoped explain found its decision, want 1", located)
 	}
 	plain, _, err := auth.Create(ae.tokensFile, "designer-other", auth.RoleDesigner, []string{moodMOST}, time.Now())
 	if err != nil {
