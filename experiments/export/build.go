@@ -38,7 +38,31 @@ type builder struct {
 	pinst   map[string]bool // instruments seen in assessment events
 	pdistal []map[string]*distal
 	histIdx int // position of prompts_today; decisions_today and minutes_since_last_prompt follow
+
+	// factorIdx is the position of each factor's first column (its level),
+	// in cfg.Factors order; a factor whose probability comes from a plugin
+	// has the provider's columns after its _draw (see pluginFactor).
+	factorIdx []int
+	// enrichers are the study's enricher plugins, and enricherIdx the
+	// position of each one's _enricher_fallback column.
+	enrichers   []string
+	enricherIdx []int
 }
+
+// pluginFactor says whether a factor's probability comes from a
+// probability provider plugin: such a factor has 4 more columns.
+func pluginFactor(f policies.Factor) bool {
+	return f.Type == policies.Within && f.ProbabilitySource == policies.SourcePlugin
+}
+
+// pluginReasons are the reasons a plugin's fallback applies.
+var pluginReasons = []string{engine.PluginTimeout, engine.PluginUnavailable, engine.PluginError, engine.PluginInvalid}
+
+// Values of a plugin factor's _prob_source column.
+const (
+	probSourcePlugin   = "plugin"
+	probSourceFallback = "fallback"
+)
 
 type drow struct {
 	vals []any
@@ -167,24 +191,42 @@ func (b *builder) decisionColumns() {
 
 	for _, f := range cfg.Factors {
 		lv := f.Levels
+		b.factorIdx = append(b.factorIdx, len(b.dcols))
 		if f.Type == policies.Within {
 			src := "the study's fixed probability"
 			if f.ProbabilitySource == policies.SourcePolicy {
 				src = "the policy's probability (the study's fixed probability when the policy gave none)"
 			}
 			if f.ProbabilitySource == policies.SourcePlugin {
-				src = fmt.Sprintf("the probability provider plugin %s's value (the study's fixed probability when the plugin failed or missed its deadline; the decision record says which)", f.Plugin)
+				src = fmt.Sprintf("the probability provider plugin %s's value (the study's fixed probability when the plugin failed or missed its deadline; %s_prob_source says which)", f.Plugin, f.Name)
 			}
 			b.addD(f.Name, Integer, "", coded(lv), fmt.Sprintf("Level of within-person factor %s, micro-randomised at every available decision point (0 = %s, 1 = %s). 0 on rows that were not randomised (unavailable or safety), where nothing of the factor was shown. Use as MRTAnalysis's treatment.", f.Name, lv[0], lv[1]), "never (0 when not randomised)")
 			b.addD(f.Name+"_label", String, "", lv, fmt.Sprintf("Label of the level of %s.", f.Name), "when not randomised (unavailable or safety)")
 			b.addD(f.Name+"_prob", Double, "probability", nil, fmt.Sprintf("Probability of level 1 (%s) used for the draw: %s, clipped to the bounds [%s, %s]. Use as MRTAnalysis's rand_prob.", lv[1], src, fmtFloat(f.Bounds[0]), fmtFloat(f.Bounds[1])), "when not randomised (unavailable or safety); MRTAnalysis needs a value on every row: fill any value in (0, 1), the weight of an unavailable row is 0")
 			b.addD(f.Name+"_draw", Double, "", nil, fmt.Sprintf("Uniform [0, 1) draw (HMAC of the study seed, participant, decision id and factor): level 1 when draw < %s_prob.", f.Name), "when not randomised (unavailable or safety)")
+			if pluginFactor(f) {
+				b.pluginFactorColumns(f)
+			}
 			continue
 		}
 		b.addD(f.Name, Integer, "", coded(lv), fmt.Sprintf("Level of between-person factor %s, assigned at enrolment by permuted blocks (0 = %s, 1 = %s).", f.Name, lv[0], lv[1]), "when the record holds no level of the factor (the factor was added to the study after the decision)")
 		b.addD(f.Name+"_label", String, "", lv, fmt.Sprintf("Label of the level of %s.", f.Name), "as "+f.Name)
 		b.addD(f.Name+"_prob", Double, "probability", nil, "Always missing: a between-person factor is assigned at enrolment, not drawn at each decision.", "always")
 		b.addD(f.Name+"_draw", Double, "", nil, "Always missing: a between-person factor is assigned at enrolment, not drawn at each decision.", "always")
+	}
+
+	for _, pc := range cfg.Plugins {
+		if pc.Kind != policies.PluginEnricher {
+			continue
+		}
+		what := "input.derived." + pc.Name + " was left out of the policy input"
+		if pc.Fallback == policies.FallbackDefaults {
+			what = "input.derived." + pc.Name + " held the plugin's declared defaults"
+		}
+		b.enrichers = append(b.enrichers, pc.Name)
+		b.enricherIdx = append(b.enricherIdx, b.addD(pc.Name+"_enricher_fallback", String, "", pluginReasons,
+			fmt.Sprintf("Why the enricher plugin %s's fallback (%s) applied at the decision: timeout (it missed its deadline), unavailable (not running), error (it returned an error) or invalid (its answer was not a JSON object); then %s. From the record's plugins[].reason. Enrichers are asked at every decision, randomised or not.", pc.Name, pc.Fallback, what),
+			"when the enricher answered (its derived values were used), or when the record holds no call of it (a decision made under a policy revision that did not declare it)"))
 	}
 
 	for _, o := range cfg.Outcomes {
@@ -224,6 +266,25 @@ func (b *builder) decisionColumns() {
 	b.histIdx = b.addD("prompts_today", Integer, "prompts", nil, "Prompts delivered earlier on the participant-local day, as given to the policy (input.history.prompts_today).", "when the record's policy input lacks it")
 	b.addD("decisions_today", Integer, "decisions", nil, "Decisions earlier on the participant-local day, as given to the policy (input.history.decisions_today).", "when the record's policy input lacks it")
 	b.addD("minutes_since_last_prompt", Integer, "minutes", nil, "Whole minutes since the last delivered prompt, as given to the policy (input.history.minutes_since_last_prompt).", "when no prompt was delivered in the 8 days before")
+}
+
+// pluginFactorColumns adds the columns of a factor whose probability comes
+// from a probability provider plugin: where the probability came from, the
+// provider's unclipped value, its version and the fallback's reason.
+func (b *builder) pluginFactorColumns(f policies.Factor) {
+	noCall := "when not randomised (unavailable or safety), or when the record holds no call of the provider (a decision made under a policy revision where the factor's probability did not come from a plugin)"
+	b.addD(f.Name+"_prob_source", String, "", []string{probSourcePlugin, probSourceFallback},
+		fmt.Sprintf("Where %s_prob came from: plugin (the probability provider plugin %s's answer, clipped) or fallback (the study's fixed probability %s, because the provider failed, missed its deadline or gave an invalid answer; %s_fallback_reason says why). From the record's factors[].plugin. Exclude fallback rows for a sensitivity analysis of the provider's probabilities; the analysis with every row stays valid, as %s_prob is always the probability used.", f.Name, f.Plugin, fmtFloat(f.Probability), f.Name, f.Name),
+		noCall)
+	b.addD(f.Name+"_provider_value", Double, "probability", nil,
+		fmt.Sprintf("The probability provider plugin %s's value, before clipping to the bounds [%s, %s]: %s_prob differs from it exactly when clipping changed it. From the record's factors[].plugin.value. Missing after a fallback, even when the provider answered a value out of [0, 1] (fallback reason invalid; the decision record keeps that value).", f.Plugin, fmtFloat(f.Bounds[0]), fmtFloat(f.Bounds[1]), f.Name),
+		"when "+f.Name+"_prob_source is fallback, or "+noCall)
+	b.addD(f.Name+"_provider_version", String, "", nil,
+		fmt.Sprintf("Version the probability provider plugin %s reported when it started (also on fallback rows: the version that failed). From the record's factors[].plugin.version.", f.Plugin),
+		"when the provider had not started (it reported no version; then the fallback applied with reason unavailable), or "+noCall)
+	b.addD(f.Name+"_fallback_reason", String, "", pluginReasons,
+		fmt.Sprintf("Why the fallback applied (%s_prob_source = fallback): timeout (the provider missed its deadline), unavailable (not running: crashed, restarting or not started), error (it returned an error) or invalid (a value outside [0, 1], NaN or infinite). From the record's factors[].plugin.reason.", f.Name),
+		"when "+f.Name+"_prob_source is plugin (the provider answered), or "+noCall)
 }
 
 func outcomeDefinition(o policies.Outcome) string {
@@ -437,8 +498,8 @@ func (b *builder) decisionRow(p *engine.Participant, rec *engine.Record, i int, 
 	vals[dSafety] = boolInt(rec.Action == engine.ActionSafety)
 	vals[dSafetyReasons] = joinReasons(rec.SafetyReasons)
 
-	c := dFixed
-	for _, f := range b.cfg.Factors {
+	for k, f := range b.cfg.Factors {
+		c := b.factorIdx[k]
 		var fd *engine.FactorDraw
 		for k := range rec.Factors {
 			if rec.Factors[k].Name == f.Name {
@@ -459,7 +520,19 @@ func (b *builder) decisionRow(p *engine.Participant, rec *engine.Record, i int, 
 		case f.Type == policies.Within:
 			vals[c] = int64(0)
 		}
-		c += 4
+		if pluginFactor(f) && fd != nil && fd.Plugin != nil {
+			pluginValues(vals[c+4:c+8], fd.Plugin)
+		}
+	}
+	for k, name := range b.enrichers {
+		for _, call := range rec.Plugins {
+			if call.Name == name && call.Kind == policies.PluginEnricher {
+				if call.Fallback != "" {
+					vals[b.enricherIdx[k]] = call.Reason
+				}
+				break
+			}
+		}
 	}
 
 	for k, o := range b.cfg.Outcomes {
@@ -515,6 +588,23 @@ func (b *builder) decisionRow(p *engine.Participant, rec *engine.Record, i int, 
 		add(4, k, v)
 	}
 	return r, nil
+}
+
+// pluginValues fills a plugin factor's _prob_source, _provider_value,
+// _provider_version and _fallback_reason from the provider's call.
+func pluginValues(vals []any, call *engine.PluginCall) {
+	if call.Fallback != "" {
+		vals[0] = probSourceFallback
+		vals[3] = call.Reason
+	} else {
+		vals[0] = probSourcePlugin
+		if call.Value != nil {
+			vals[1] = *call.Value
+		}
+	}
+	if call.Version != "" {
+		vals[2] = call.Version
+	}
 }
 
 func boolInt(b bool) int64 {
@@ -632,7 +722,30 @@ func (b *builder) finish() (*Tables, error) {
 		GeneratedAt:     b.now,
 		Decisions:       &Table{Name: DecisionsTable, Columns: cols, Rows: rows},
 		Participants:    &Table{Name: ParticipantsTable, Columns: pcols, Rows: prows},
+		pluginNote:      b.pluginNote(),
 	}, nil
+}
+
+// pluginNote describes the plugin columns of the decisions table, if the
+// study has any.
+func (b *builder) pluginNote() string {
+	var fs []string
+	for _, f := range b.cfg.Factors {
+		if pluginFactor(f) {
+			fs = append(fs, f.Name)
+		}
+	}
+	if len(fs) == 0 && len(b.enrichers) == 0 {
+		return ""
+	}
+	var s []string
+	if len(fs) > 0 {
+		s = append(s, fmt.Sprintf("The probability of %s comes from a probability provider plugin: after the factor's _draw come _prob_source (plugin or fallback), _provider_value (the provider's unclipped value), _provider_version and _fallback_reason.", strings.Join(fs, ", ")))
+	}
+	if len(b.enrichers) > 0 {
+		s = append(s, "After the factors, each enricher plugin's <plugin>_enricher_fallback (study.yaml order) says why its fallback applied (missing when it answered).")
+	}
+	return strings.Join(s, " ")
 }
 
 func contains(list []string, s string) bool {

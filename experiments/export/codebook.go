@@ -59,7 +59,11 @@ func (ts *Tables) Codebook(format Format, files map[string]string) *Codebook {
 		cb.PolicyRevisions = []string{}
 	}
 	for _, t := range []*Table{ts.Decisions, ts.Participants} {
-		cb.Tables = append(cb.Tables, CodebookTable{Name: t.Name, File: files[t.Name], Description: tableDescriptions[t.Name], Rows: len(t.Rows), Columns: t.Columns})
+		desc := tableDescriptions[t.Name]
+		if t.Name == DecisionsTable && ts.pluginNote != "" {
+			desc += " " + ts.pluginNote
+		}
+		cb.Tables = append(cb.Tables, CodebookTable{Name: t.Name, File: files[t.Name], Description: desc, Rows: len(t.Rows), Columns: t.Columns})
 	}
 	return cb
 }

@@ -12,7 +12,11 @@
 // Column order is stable and documented in the codebook: the fixed columns,
 // then each factor in study.yaml order, then each proximal outcome in
 // study.yaml order, then the policy's input (history, then ema_*, ctx_*,
-// ctxev_*, assess_*, tailoring_* each sorted by name).
+// ctxev_*, assess_*, tailoring_* each sorted by name). A study with plugins
+// has more: after the _draw of a factor whose probability comes from a
+// plugin, its _prob_source, _provider_value, _provider_version and
+// _fallback_reason; after the factors, each enricher plugin's
+// <plugin>_enricher_fallback (study.yaml order).
 package export
 
 import (
@@ -124,6 +128,9 @@ type Tables struct {
 	GeneratedAt     time.Time
 	Decisions       *Table
 	Participants    *Table
+	// pluginNote completes the decisions table's codebook description
+	// for a study with plugins ("" without).
+	pluginNote string
 }
 
 // Table returns the named table, or nil.
