@@ -3,7 +3,6 @@ package engine_test
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -13,8 +12,8 @@ import (
 
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/memstore"
-	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
+	"github.com/jitai/jitai/policies/policytest"
 )
 
 const seamStudy = `id: seam
@@ -82,24 +81,7 @@ func (p seamProv) Outcome(ctx context.Context, o engine.OutcomeReport) error {
 
 func writeSeam(t *testing.T, dir, version string) *policies.Study {
 	t.Helper()
-	if err := os.MkdirAll(filepath.Join(dir, "policy"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "study.yaml"), []byte(seamStudy+"# "+version+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "policy", "p.rego"), []byte(pluginPolicy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cat, err := interventions.Embedded()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := policies.LoadStudy(context.Background(), dir, cat)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return policytest.WriteStudy(t, dir, seamStudy+"# "+version+"\n", pluginPolicy)
 }
 
 // An outcome report in flight when a reload retires its version never

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,8 +14,8 @@ import (
 
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/sqlite"
-	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
+	"github.com/jitai/jitai/policies/policytest"
 )
 
 // The engine's side of plugins, with in-process fakes of the plugin
@@ -125,24 +124,7 @@ func pluginEngine(t *testing.T, fake *fakePlugins) *engine.Engine {
 
 func pluginEngineWith(t *testing.T, factory engine.PluginFactory) *engine.Engine {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "fake")
-	if err := os.MkdirAll(filepath.Join(dir, "policy"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "study.yaml"), []byte(pluginStudy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "policy", "p.rego"), []byte(pluginPolicy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cat, err := interventions.Embedded()
-	if err != nil {
-		t.Fatal(err)
-	}
-	study, err := policies.LoadStudy(context.Background(), dir, cat)
-	if err != nil {
-		t.Fatal(err)
-	}
+	study := policytest.WriteStudy(t, filepath.Join(t.TempDir(), "fake"), pluginStudy, pluginPolicy)
 	store, err := sqlite.Open(filepath.Join(t.TempDir(), "p.db"), sqlite.Options{}, nil)
 	if err != nil {
 		t.Fatal(err)

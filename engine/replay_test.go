@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/jitai/jitai/engine/sqlite"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
+	"github.com/jitai/jitai/policies/policytest"
 )
 
 // budgetPolicyWithGaps is budgetPolicy, unavailable when stress is low.
@@ -35,25 +35,7 @@ decision := {
 
 func writeReplayStudy(t testing.TB, name, yaml, rego string) *policies.Study {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), name)
-	if err := os.MkdirAll(filepath.Join(dir, "policy"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "study.yaml"), []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "policy", "p.rego"), []byte(rego), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cat, err := interventions.Embedded()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := policies.LoadStudy(context.Background(), dir, cat)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return policytest.WriteStudy(t, filepath.Join(t.TempDir(), name), yaml, rego)
 }
 
 // TestReplayBudgeted: decisions of a budgeted factor replay exactly (the

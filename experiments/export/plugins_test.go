@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -18,8 +17,8 @@ import (
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/sqlite"
 	"github.com/jitai/jitai/experiments/export"
-	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
+	"github.com/jitai/jitai/policies/policytest"
 )
 
 // A study whose delivery factor's probability comes from a probability
@@ -138,24 +137,7 @@ type plugWant struct {
 
 func TestExportPluginColumns(t *testing.T) {
 	ctx := context.Background()
-	dir := filepath.Join(t.TempDir(), "plug")
-	if err := os.MkdirAll(filepath.Join(dir, "policy"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "study.yaml"), []byte(plugStudy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "policy", "p.rego"), []byte(plugPolicy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cat, err := interventions.Embedded()
-	if err != nil {
-		t.Fatal(err)
-	}
-	study, err := policies.LoadStudy(ctx, dir, cat)
-	if err != nil {
-		t.Fatal(err)
-	}
+	study := policytest.WriteStudy(t, filepath.Join(t.TempDir(), "plug"), plugStudy, plugPolicy)
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "p.db"), sqlite.Options{}, nil)
 	if err != nil {
 		t.Fatal(err)
