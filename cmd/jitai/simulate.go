@@ -91,11 +91,15 @@ func runSimulate(args []string, stdout, stderr io.Writer) int {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	// The run keeps every record in memory; collecting less often trades
-	// memory (plentiful here) for CPU.
+	// Collecting less often trades memory (modest here: the records go to
+	// a spill file in the report folder) for CPU.
 	defer debug.SetGCPercent(debug.SetGCPercent(200))
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		fmt.Fprintf(stderr, "jitai simulate: creating the report folder: %v\n", err)
+		return 1
+	}
 
-	opts := simulate.Options{Study: study, Cohort: cohort, Participants: *n, Days: *days, Seed: *seed, Start: day, Workers: *workers}
+	opts := simulate.Options{Study: study, Cohort: cohort, Participants: *n, Days: *days, Seed: *seed, Start: day, Workers: *workers, SpillDir: *out}
 	bar := newProgressBar(stderr)
 	if bar != nil {
 		opts.Progress = bar.update
@@ -108,6 +112,7 @@ func runSimulate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "jitai simulate: %v\n", err)
 		return 1
 	}
+	defer run.Close()
 	participants, err := run.Store.Participants(ctx, study.Config.ID)
 	if err != nil {
 		fmt.Fprintf(stderr, "jitai simulate: %v\n", err)

@@ -85,3 +85,49 @@ func TestSimulateCommandErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestSimulateCommandSpill: the command spills its records into the report
+// folder and removes the spill file when done; decisions.jsonl holds every
+// decision in (time, id) order.
+func TestSimulateCommandSpill(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "report")
+	var stdout, stderr bytes.Buffer
+	args := []string{"simulate", "--study", "../../policies/examples/stress-mrt", "--participants", "7", "--days", "4", "--seed", "3", "--out", out}
+	if code := run(args, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	entries, err := os.ReadDir(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if want := "availability.csv decisions.jsonl factors.csv hours.csv participant_days.csv report.html report.json"; strings.Join(names, " ") != want {
+		t.Errorf("report folder holds %v, want %s", names, want)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "decisions.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n"))
+	if len(lines) != 7*4*5 {
+		t.Fatalf("%d records, want %d", len(lines), 7*4*5)
+	}
+	var prevTime, prevID string
+	for i, l := range lines {
+		var rec struct {
+			ID   string `json:"decision_id"`
+			Time string `json:"time"`
+		}
+		if err := json.Unmarshal(l, &rec); err != nil {
+			t.Fatalf("line %d: %v", i+1, err)
+		}
+		// The simulated times are whole seconds in UTC, so the text orders them.
+		if i > 0 && (rec.Time < prevTime || rec.Time == prevTime && rec.ID <= prevID) {
+			t.Fatalf("line %d (%s %s) is not after line %d (%s %s)", i+1, rec.Time, rec.ID, i, prevTime, prevID)
+		}
+		prevTime, prevID = rec.Time, rec.ID
+	}
+}

@@ -9,10 +9,16 @@
 // by decision id for Decision.
 //
 // Records are kept as their JSON encoding, which the garbage collector
-// need not scan: a simulation holds hundreds of thousands of them. The few
-// most recent records of each participant are also kept decoded, because
-// engagement events look them up. Decision and ListDecisions return records
+// need not scan: a simulation that keeps its records holds hundreds of
+// thousands of them. The few most recent records of each participant are
+// also kept decoded, because engagement events look them up. Decision and ListDecisions return records
 // of their own; WriteJSONL copies the stored encodings.
+//
+// By default the store keeps every record. A simulation that streams its
+// records elsewhere can instead ask (NewWithOptions) to be told of each
+// record as it is committed (OnCommit) and to keep only a participant's
+// recent records (Retain), so that its memory does not grow with the
+// number of decisions.
 //
 // States and participants handed to the store are owned by it afterwards,
 // and those it returns are shared: callers must not modify them. The engine
@@ -48,6 +54,7 @@ type Store struct {
 	shards [shardCount]shard
 	index  [shardCount]idShard
 	closed atomic.Bool
+	opts   Options
 
 	// enrolMu serialises enrolments: they allocate per-stratum sequence
 	// numbers and append to the study's enrolment order.
@@ -116,9 +123,30 @@ var (
 	_ engine.Eraser = (*Store)(nil)
 )
 
-// New returns an empty store.
-func New() *Store {
-	s := &Store{seed: maphash.MakeSeed(), seqs: map[string]int64{}, order: map[string][]*participantID{}}
+// Options change what the store keeps. The zero value keeps everything,
+// as New does.
+type Options struct {
+	// OnCommit, if set, is called with each committed record and its JSON
+	// encoding (what WriteJSONL writes for it and Decision decodes), after
+	// the commit, outside the store's locks, on the committing goroutine.
+	// Neither may be modified.
+	OnCommit func(rec *engine.Record, doc []byte)
+	// Retain, if positive, bounds the records kept: on each commit, the
+	// participant's records more than Retain older than their latest record
+	// are dropped, and Decision, ListDecisions and WriteJSONL no longer see
+	// them; so are their events more than Retain older than their latest
+	// event, which Events no longer lists and AppendEvents no longer knows
+	// (an event sent again after that is stored again). Zero keeps
+	// everything. States and idempotency entries are kept whatever Retain.
+	Retain time.Duration
+}
+
+// New returns an empty store that keeps everything.
+func New() *Store { return NewWithOptions(Options{}) }
+
+// NewWithOptions returns an empty store with the given options.
+func NewWithOptions(o Options) *Store {
+	s := &Store{seed: maphash.MakeSeed(), seqs: map[string]int64{}, order: map[string][]*participantID{}, opts: o}
 	for i := range s.shards {
 		s.shards[i].people = map[key]*person{}
 		s.index[i].recs = map[key]*stored{}
@@ -287,6 +315,16 @@ func (s *Store) AppendEvents(ctx context.Context, study, participant string, eve
 		ps.eventIDs[ev.ID] = struct{}{}
 		ps.events = insertSorted(ps.events, ev, func(a, b engine.Event) int { return cmpTimeID(a.Time, a.ID, b.Time, b.ID) })
 	}
+	if s.opts.Retain > 0 {
+		cut := ps.events[len(ps.events)-1].Time.Add(-s.opts.Retain)
+		k := 0
+		for k < len(ps.events) && ps.events[k].Time.Before(cut) {
+			delete(ps.eventIDs, ps.events[k].ID)
+			k++
+		}
+		clear(ps.events[:k])
+		ps.events = ps.events[k:]
+	}
 	ps.st = st
 	return len(fresh), nil
 }
@@ -322,6 +360,18 @@ func (s *Store) CommitDecision(ctx context.Context, c *engine.Commit) error {
 	}
 	sr := &stored{time: rec.Time, id: rec.ID, doc: doc}
 	sr.rec.Store(rec)
+	if err := s.commit(c, sr); err != nil {
+		return err
+	}
+	if s.opts.OnCommit != nil {
+		s.opts.OnCommit(rec, doc)
+	}
+	return nil
+}
+
+// commit stores what CommitDecision was given, under the shard's lock.
+func (s *Store) commit(c *engine.Commit, sr *stored) error {
+	rec := c.Record
 	sh := s.shard(rec.Study, rec.Participant)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -359,7 +409,34 @@ func (s *Store) CommitDecision(ctx context.Context, c *engine.Commit) error {
 	ix.mu.Lock()
 	ix.recs[key{rec.Study, rec.ID}] = sr
 	ix.mu.Unlock()
+	if s.opts.Retain > 0 {
+		s.dropOld(rec.Study, ps)
+	}
 	return nil
+}
+
+// dropOld drops the participant's records more than Retain older than their
+// latest (with the participant's shard locked).
+func (s *Store) dropOld(study string, ps *person) {
+	cut := ps.records[len(ps.records)-1].time.Add(-s.opts.Retain)
+	k := 0
+	for k < len(ps.records) && ps.records[k].time.Before(cut) {
+		k++
+	}
+	if k == 0 {
+		return
+	}
+	for _, r := range ps.records[:k] {
+		ix := s.idShard(study, r.id)
+		ix.mu.Lock()
+		// Unless a later commit reused the id.
+		if ix.recs[key{study, r.id}] == r {
+			delete(ix.recs, key{study, r.id})
+		}
+		ix.mu.Unlock()
+	}
+	clear(ps.records[:k])
+	ps.records = ps.records[k:]
 }
 
 func validateCommit(c *engine.Commit) error {

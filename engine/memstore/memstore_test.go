@@ -112,3 +112,73 @@ func TestFailedApplyLeavesState(t *testing.T) {
 		t.Fatalf("state changed by a failed apply:\n%s\n%s", b0, b1)
 	}
 }
+
+// TestRetain: with Retain, each commit hands OnCommit the record and the
+// JSON WriteJSONL would write, and a participant's records and events more
+// than Retain older than their latest are dropped (and their ids
+// forgotten); the rest stay as the default store keeps them.
+func TestRetain(t *testing.T) {
+	ctx := t.Context()
+	type seen struct {
+		id  string
+		doc []byte
+	}
+	var got []seen
+	s := memstore.NewWithOptions(memstore.Options{Retain: 3 * time.Hour, OnCommit: func(rec *engine.Record, doc []byte) {
+		got = append(got, seen{rec.ID, doc})
+	}})
+	p := &engine.Participant{Study: "s1", ID: "p1", Timezone: "UTC", EnrolledAt: time.Unix(0, 0).UTC(), Status: engine.StatusActive}
+	if _, _, err := s.Enroll(ctx, p, func(int64) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	noop := func(*engine.State, []engine.Event) error { return nil }
+	for i := range 10 {
+		at := base.Add(time.Duration(i) * time.Hour)
+		rec := storetest.BenchRecord("s1", "p1", fmt.Sprintf("d%02d", i), at)
+		if err := s.CommitDecision(ctx, &engine.Commit{Record: rec}); err != nil {
+			t.Fatal(err)
+		}
+		want, _ := json.Marshal(rec)
+		if len(got) != i+1 || got[i].id != rec.ID || !bytes.Equal(got[i].doc, want) {
+			t.Fatalf("commit %d: OnCommit saw %d records, the last %+v", i, len(got), got[len(got)-1].id)
+		}
+		ev := engine.Event{ID: fmt.Sprintf("e%02d", i), Type: engine.EventEMA, Time: at, Data: json.RawMessage(`{}`)}
+		if _, err := s.AppendEvents(ctx, "s1", "p1", []engine.Event{ev}, noop); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The latest is at base+9h: d06 (base+6h) and later stay.
+	for i := range 10 {
+		_, err := s.Decision(ctx, "s1", fmt.Sprintf("d%02d", i))
+		if kept := i >= 6; kept != (err == nil) || !kept && !errors.Is(err, engine.ErrNotFound) {
+			t.Errorf("d%02d: %v (kept %v)", i, err, kept)
+		}
+	}
+	recs, err := s.ListDecisions(ctx, engine.DecisionQuery{Study: "s1", Participant: "p1"})
+	if err != nil || len(recs) != 4 || recs[0].ID != "d06" {
+		t.Fatalf("ListDecisions: %d records, %v", len(recs), err)
+	}
+	var buf bytes.Buffer
+	if err := s.WriteJSONL(ctx, "s1", &buf); err != nil {
+		t.Fatal(err)
+	}
+	var expect []byte
+	for _, g := range got[6:] {
+		expect = append(append(expect, g.doc...), '\n')
+	}
+	if !bytes.Equal(buf.Bytes(), expect) {
+		t.Fatal("WriteJSONL of the retained records differs from their OnCommit encodings")
+	}
+	evs, _ := s.Events(ctx, "s1", "p1")
+	if len(evs) != 4 || evs[0].ID != "e06" {
+		t.Fatalf("events kept: %+v", evs)
+	}
+	// A forgotten event id is stored again; a retained one is a duplicate.
+	for id, want := range map[string]int{"e00": 1, "e08": 0} {
+		n, err := s.AppendEvents(ctx, "s1", "p1", []engine.Event{{ID: id, Type: engine.EventEMA, Time: base.Add(9 * time.Hour), Data: json.RawMessage(`{}`)}}, noop)
+		if err != nil || n != want {
+			t.Errorf("sending %s again: %d stored, %v; want %d", id, n, err, want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -67,6 +68,12 @@ func writeFile(path string, write func(w io.Writer) error) (err error) {
 }
 
 func writeDecisions(ctx context.Context, w io.Writer, run *Run) error {
+	if run.spill != nil {
+		return run.spill.writeTo(w)
+	}
+	if run.Options.SpillDir != "" {
+		return errors.New("simulate: the run's decision records are gone (Run.Close)")
+	}
 	return run.Store.WriteJSONL(ctx, run.Options.Study.Config.ID, w)
 }
 

@@ -47,19 +47,61 @@ type Options struct {
 	// Progress, if set, is called after each participant-day with the
 	// number done and the total.
 	Progress func(done, total int)
+	// SpillDir, if set, is where the run keeps its decision records (in a
+	// temporary file that Run.Close removes), so that its memory grows with
+	// the participants rather than with the decisions: the store then keeps
+	// only each participant's recent records (see spillRetain), and Write
+	// writes decisions.jsonl from the file. Unset, the store keeps every
+	// record, and Run.Store can answer for any decision afterwards.
+	SpillDir string
+
+	// keepRecords keeps every record in the store even with SpillDir set
+	// (for tests that compare the two).
+	keepRecords bool
 }
 
 // DefaultStart is the first day when none is given: a Monday.
 var DefaultStart = time.Date(2026, time.March, 2, 0, 0, 0, 0, time.UTC)
 
 // Run is a finished simulation: the per-decision observations and the
-// store holding every record, for the report.
+// store, for the report. The store holds every record unless the run
+// spilled them (Options.SpillDir). Close releases the spill.
 type Run struct {
 	Options Options
 	Store   *memstore.Store
 	People  []*Outcome
 	Wall    time.Duration
+	spill   *spill
 }
+
+// Close removes the run's spill file, if any; Write cannot be called
+// after it.
+func (r *Run) Close() error {
+	if r.spill == nil {
+		return nil
+	}
+	err := r.spill.close()
+	r.spill = nil
+	if err != nil {
+		return fmt.Errorf("simulate: removing the decision spill file: %w", err)
+	}
+	return nil
+}
+
+// spillRetain is how long a spilling run's store keeps a participant's
+// records after their latest: engagement events look their decision up
+// within hours, and outcome reports to plugins read the decisions whose
+// outcome windows hold the outcome.
+func spillRetain(cfg *policies.Config) time.Duration {
+	d := 24 * time.Hour
+	var longest time.Duration
+	for _, o := range cfg.Outcomes {
+		longest = max(longest, o.To.Duration)
+	}
+	return d + longest
+}
+
+func participantID(i int) string { return fmt.Sprintf("sim-%05d", i) }
 
 // Outcome is what happened to one participant.
 type Outcome struct {
@@ -101,7 +143,7 @@ type FactorLevel struct {
 }
 
 // Simulate runs the cohort through the engine.
-func Simulate(ctx context.Context, o Options) (*Run, error) {
+func Simulate(ctx context.Context, o Options) (_ *Run, err error) {
 	if o.Study == nil {
 		return nil, errors.New("simulate: no study")
 	}
@@ -126,8 +168,36 @@ func Simulate(ctx context.Context, o Options) (*Run, error) {
 		return nil, fmt.Errorf("simulate: time zone %q: %w", tz, err)
 	}
 	began := time.Now()
-	store := memstore.New()
-	run := &Run{Options: o, Store: store, People: make([]*Outcome, o.Participants)}
+	run := &Run{Options: o, People: make([]*Outcome, o.Participants)}
+	var so memstore.Options
+	if o.SpillDir != "" {
+		sp, err := newSpill(o.SpillDir, o.Participants)
+		if err != nil {
+			return nil, err
+		}
+		run.spill = sp
+		defer func() {
+			if err != nil {
+				_ = run.Close()
+			}
+		}()
+		byID := make(map[string]*spillPerson, o.Participants)
+		for i, p := range sp.people {
+			byID[participantID(i)] = p
+		}
+		so.OnCommit = func(rec *engine.Record, doc []byte) {
+			if p := byID[rec.Participant]; p != nil {
+				p.add(rec.Time, rec.ID, doc)
+			} else {
+				sp.fail(fmt.Errorf("simulate: decision %s for unknown participant %q", rec.ID, rec.Participant))
+			}
+		}
+		if !o.keepRecords {
+			so.Retain = spillRetain(o.Study.Config)
+		}
+	}
+	store := memstore.NewWithOptions(so)
+	run.Store = store
 	sims := make([]*sim, o.Participants)
 	y, m, d := o.Start.Date()
 	start := time.Date(y, m, d, 0, 0, 0, 0, loc)
@@ -135,6 +205,9 @@ func Simulate(ctx context.Context, o Options) (*Run, error) {
 		s, err := newSim(ctx, &o, store, i, loc, start)
 		if err != nil {
 			return nil, err
+		}
+		if run.spill != nil {
+			s.spill = run.spill.people[i]
 		}
 		sims[i] = s
 		run.People[i] = s.out
@@ -215,6 +288,7 @@ type sim struct {
 	// context event.
 	reqContext, lastCtx map[string]any
 	engaged             []engagement
+	spill               *spillPerson // nil: the store keeps the records
 }
 
 type engagement struct {
@@ -242,7 +316,7 @@ func stream(seed uint64, index int, what string) [32]byte {
 }
 
 func newSim(ctx context.Context, o *Options, store engine.Store, i int, loc *time.Location, start time.Time) (*sim, error) {
-	s := &sim{o: o, cfg: o.Study.Config, index: i, id: fmt.Sprintf("sim-%05d", i), loc: loc, start: start}
+	s := &sim{o: o, cfg: o.Study.Config, index: i, id: participantID(i), loc: loc, start: start}
 	seed := stream(o.Seed, i, "person")
 	s.rng = rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:16])))
 	s.now = start
@@ -360,6 +434,9 @@ func (s *sim) run(ctx context.Context, dayDone func()) error {
 		dayDone()
 	}
 	s.finish()
+	if s.spill != nil {
+		return s.spill.finish()
+	}
 	return nil
 }
 
