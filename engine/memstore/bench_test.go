@@ -21,22 +21,7 @@ func enrol(b *testing.B, s *memstore.Store, id string) {
 	}
 }
 
-func BenchmarkSnapshot(b *testing.B) {
-	s := memstore.New()
-	ctx := context.Background()
-	enrol(b, s, "p1")
-	now := time.Now().UTC()
-	if err := s.CommitDecision(ctx, &engine.Commit{Record: storetest.BenchRecord("s1", "p1", "d1", now), State: storetest.BenchState(1, now)}); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		snap, err := s.Snapshot(ctx, "s1", "p1", "")
-		if err != nil || snap.State.Version != 1 {
-			b.Fatalf("Snapshot = %v, %v", snap, err)
-		}
-	}
-}
+func BenchmarkSnapshot(b *testing.B) { storetest.BenchSnapshot(b, memstore.New()) }
 
 // BenchmarkCommitDecisionParallel: one participant per goroutine, as in
 // the SQLite store's benchmark; the cost is mostly encoding the record.

@@ -30,31 +30,7 @@ func benchStore(b *testing.B, url string) *Store {
 	return s
 }
 
-func BenchmarkSnapshot(b *testing.B) {
-	s := benchStore(b, singleURL(b))
-	ctx := context.Background()
-	enrol(b, s, "s1", "p1")
-	now := time.Now().UTC()
-	err := s.CommitDecision(ctx, &engine.Commit{
-		Record:      storetest.BenchRecord("s1", "p1", "d1", now),
-		State:       storetest.BenchState(1, now),
-		Idempotency: &engine.IdempotencyEntry{Key: "k1", RequestHash: "sha256:ab", DecisionID: "d1", Response: make([]byte, 600), CreatedAt: now},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, bc := range []struct{ name, key string }{{"NoKey", ""}, {"Miss", "k2"}, {"Replay", "k1"}} {
-		b.Run(bc.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				snap, err := s.Snapshot(ctx, "s1", "p1", bc.key)
-				if err != nil || snap.State.Version != 1 {
-					b.Fatalf("Snapshot = %v, %v", snap, err)
-				}
-			}
-		})
-	}
-}
+func BenchmarkSnapshot(b *testing.B) { storetest.BenchSnapshot(b, benchStore(b, singleURL(b))) }
 
 func BenchmarkCommitDecisionParallel(b *testing.B) {
 	b.Run("Single", func(b *testing.B) { benchCommitParallel(b, singleURL(b)) })

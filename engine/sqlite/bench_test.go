@@ -12,32 +12,7 @@ import (
 	"github.com/jitai/jitai/engine/storetest"
 )
 
-func BenchmarkSnapshot(b *testing.B) {
-	s := openTemp(b, Options{})
-	ctx := context.Background()
-	enrol(b, s, "s1", "p1")
-	now := time.Now().UTC()
-	rec := storetest.BenchRecord("s1", "p1", "d1", now)
-	err := s.CommitDecision(ctx, &engine.Commit{
-		Record:      rec,
-		State:       storetest.BenchState(1, now),
-		Idempotency: &engine.IdempotencyEntry{Key: "k1", RequestHash: "sha256:ab", DecisionID: "d1", Response: make([]byte, 600), CreatedAt: now},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, bc := range []struct{ name, key string }{{"NoKey", ""}, {"Miss", "k2"}, {"Replay", "k1"}} {
-		b.Run(bc.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				snap, err := s.Snapshot(ctx, "s1", "p1", bc.key)
-				if err != nil || snap.State.Version != 1 {
-					b.Fatalf("Snapshot = %v, %v", snap, err)
-				}
-			}
-		})
-	}
-}
+func BenchmarkSnapshot(b *testing.B) { storetest.BenchSnapshot(b, openTemp(b, Options{})) }
 
 func BenchmarkCommitDecisionParallel(b *testing.B) {
 	for _, durability := range []string{DurabilityProcess, DurabilityPower} {

@@ -1,8 +1,10 @@
 package storetest
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"testing"
 	"time"
 
 	"github.com/jitai/jitai/engine"
@@ -51,5 +53,36 @@ func BenchRecord(study, participant, id string, t time.Time) *engine.Record {
 		Input: json.RawMessage(`{"now":"2026-03-02T09:00:00Z","state":{"ema":{"stress":{"v":7,"t":"2026-03-02T08:11:00Z"}}},` +
 			`"between":{"framing":"gain"},"history":{"prompts_today":1,"minutes_since_prompt":184}}`),
 		InputHash: "sha256:0b1c7e", LatencyMicros: 1843,
+	}
+}
+
+// BenchSnapshot benchmarks Snapshot of one participant with a committed
+// decision: without an idempotency key, with a key not yet used (Miss) and
+// with the committed one (Replay). s must be empty.
+func BenchSnapshot(b *testing.B, s engine.Store) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	p := &engine.Participant{Study: "s1", ID: "p1", Stratum: "a", Timezone: "UTC", Status: engine.StatusActive, EnrolledAt: now}
+	if _, _, err := s.Enroll(ctx, p, func(int64) error { return nil }); err != nil {
+		b.Fatal(err)
+	}
+	err := s.CommitDecision(ctx, &engine.Commit{
+		Record:      BenchRecord("s1", "p1", "d1", now),
+		State:       BenchState(1, now),
+		Idempotency: &engine.IdempotencyEntry{Key: "k1", RequestHash: "sha256:ab", DecisionID: "d1", Response: make([]byte, 600), CreatedAt: now},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct{ name, key string }{{"NoKey", ""}, {"Miss", "k2"}, {"Replay", "k1"}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				snap, err := s.Snapshot(ctx, "s1", "p1", bc.key)
+				if err != nil || snap.State.Version != 1 {
+					b.Fatalf("Snapshot = %v, %v", snap, err)
+				}
+			}
+		})
 	}
 }
