@@ -1,0 +1,222 @@
+package irvm_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/test/cases"
+	"github.com/open-policy-agent/opa/v1/topdown"
+
+	"github.com/jitai/jitai/policies/irvm"
+)
+
+// opaDir is the OPA module's directory in the module cache: its test-case
+// suite is the one OPA runs against topdown and its Wasm compiler.
+func opaDir(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/open-policy-agent/opa").Output()
+	if err != nil {
+		t.Fatalf("locating the OPA module: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestOPAConformance runs OPA's own evaluation test cases (Rego v1) through
+// the interpreter: every case the planner can plan must give OPA's expected
+// result or error. Cases the planner or the loader refuse are counted: a
+// refused policy is evaluated by topdown in the engine.
+func TestOPAConformance(t *testing.T) {
+	dir := filepath.Join(opaDir(t), "v1", "test", "cases", "testdata", "v1")
+	set, err := cases.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var ran, passed, unplanned, refused int
+	var failures []string
+	for _, tc := range set.Sorted().Cases {
+		if len(tc.Env) > 0 {
+			continue
+		}
+		if reason, ok := conformanceExceptions[tc.Note]; ok {
+			t.Logf("skipped %s: %s", tc.Note, reason)
+			continue
+		}
+		caps := ast.CapabilitiesForThisVersion(ast.CapabilitiesExperimentalKeywords(tc.ExperimentalKeywords))
+		opts := []func(*rego.Rego){rego.Query(tc.Query), rego.SetRegoVersion(ast.RegoV1), rego.Capabilities(caps)}
+		for i, m := range tc.Modules {
+			opts = append(opts, rego.Module(fmt.Sprintf("module-%d.rego", i), m))
+		}
+		plan, err := irvm.PlanWith(ctx, opts...)
+		if err != nil {
+			unplanned++ // compile errors the case expects, or plans OPA cannot make
+			continue
+		}
+		prog, err := irvm.Load(plan, nil)
+		if err != nil {
+			refused++
+			continue
+		}
+		var input ast.Value
+		if tc.InputTerm != nil {
+			input = ast.MustParseTerm(*tc.InputTerm).Value
+		} else if tc.Input != nil {
+			input = ast.MustInterfaceToValue(*tc.Input)
+		}
+		var data ast.Value = ast.NewObject()
+		if tc.Data != nil {
+			data = ast.MustInterfaceToValue(*tc.Data)
+		}
+		ran++
+		res, err := prog.Results(ctx, input, data, irvm.Options{NonStrict: !tc.StrictError})
+		if msg := check(tc, res, err); msg != "" {
+			failures = append(failures, fmt.Sprintf("%s (%s): %s", tc.Note, filepath.Base(tc.Filename), msg))
+			continue
+		}
+		passed++
+	}
+	t.Logf("OPA conformance: %d cases run, %d passed; %d not planned, %d refused by the loader", ran, passed, unplanned, refused)
+	for _, f := range failures {
+		t.Error(f)
+	}
+	if ran < 1000 {
+		t.Errorf("only %d cases ran: the suite was not found or the planner refused most of it", ran)
+	}
+}
+
+// conformanceExceptions are the cases where the interpreter knowingly
+// differs from topdown.
+var conformanceExceptions = map[string]string{
+	"data/toplevel integer": "topdown reads data from its store, where every key is a string, so data[2] finds \"2\"; the interpreter looks up the number 2",
+	"data/nested integer":   "as data/toplevel integer",
+}
+
+func check(tc cases.TestCase, res []ast.Object, err error) string {
+	wantErr := tc.WantErrorCode != nil || tc.WantError != nil
+	if wantErr {
+		if err == nil {
+			return fmt.Sprintf("want error %v %v, got results %v", deref(tc.WantErrorCode), deref(tc.WantError), res)
+		}
+		if tc.WantErrorCode != nil {
+			if code := errorCode(err); code != "" && code != *tc.WantErrorCode {
+				return fmt.Sprintf("want error code %s, got %v", *tc.WantErrorCode, err)
+			}
+		}
+		return ""
+	}
+	if err != nil {
+		return fmt.Sprintf("unexpected error: %v", err)
+	}
+	if tc.WantDefined != nil {
+		if *tc.WantDefined != (len(res) > 0) {
+			return fmt.Sprintf("want defined=%v, got %d results", *tc.WantDefined, len(res))
+		}
+		return ""
+	}
+	if tc.WantResult == nil {
+		return ""
+	}
+	var want []string
+	for _, r := range *tc.WantResult {
+		obj := ast.NewObject()
+		for k, v := range r {
+			obj.Insert(ast.StringTerm(k), ast.NewTerm(ast.MustInterfaceToValue(v)))
+		}
+		want = append(want, canon(obj, tc.SortBindings))
+	}
+	var got []string
+	for _, r := range res {
+		if tc.IgnoreGeneratedVars {
+			r, _ = r.Map(func(k, v *ast.Term) (*ast.Term, *ast.Term, error) { return k, v, nil })
+			kept := ast.NewObject()
+			r.Foreach(func(k, v *ast.Term) {
+				if s, ok := k.Value.(ast.String); ok && strings.HasPrefix(string(s), "__") {
+					return
+				}
+				kept.Insert(k, v)
+			})
+			r = kept
+		}
+		// As JSON, like OPA's harness: sets become arrays.
+		j, err := ast.JSON(r)
+		if err != nil {
+			return fmt.Sprintf("result %v: %v", r, err)
+		}
+		got = append(got, canon(ast.MustInterfaceToValue(j).(ast.Object), tc.SortBindings))
+	}
+	// Compared as values, so that 3.0 and 3 are the same number, and each
+	// distinct binding once, as topdown reports them.
+	if !sameValues(want, got) {
+		return fmt.Sprintf("\n want %v\n got  %v", want, got)
+	}
+	return ""
+}
+
+func sameValues(want, got []string) bool {
+	norm := func(xs []string) []ast.Value {
+		vs := make([]ast.Value, 0, len(xs))
+		for _, x := range xs {
+			vs = append(vs, ast.MustParseTerm(x).Value)
+		}
+		sort.Slice(vs, func(i, j int) bool { return ast.Compare(vs[i], vs[j]) < 0 })
+		out := vs[:0]
+		for i, v := range vs {
+			if i == 0 || ast.Compare(v, vs[i-1]) != 0 {
+				out = append(out, v)
+			}
+		}
+		return out
+	}
+	w, g := norm(want), norm(got)
+	if len(w) != len(g) {
+		return false
+	}
+	for i := range w {
+		if ast.Compare(w[i], g[i]) != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func canon(obj ast.Object, sortBindings bool) string {
+	if !sortBindings {
+		return obj.String()
+	}
+	out := ast.NewObject()
+	obj.Foreach(func(k, v *ast.Term) {
+		if arr, ok := v.Value.(*ast.Array); ok {
+			v = ast.NewTerm(arr.Sorted())
+		}
+		out.Insert(k, v)
+	})
+	return out.String()
+}
+
+
+func errorCode(err error) string {
+	var te *topdown.Error
+	if errors.As(err, &te) {
+		return te.Code
+	}
+	var ie *irvm.Error
+	if errors.As(err, &ie) {
+		return ie.Code
+	}
+	return ""
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
