@@ -201,7 +201,6 @@ func canon(obj ast.Object, sortBindings bool) string {
 	return out.String()
 }
 
-
 func errorCode(err error) string {
 	var te *topdown.Error
 	if errors.As(err, &te) {
