@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 
 	"github.com/jitai/jitai/engine"
@@ -145,4 +146,41 @@ func BenchmarkPolicyEval(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkPolicyEvaluators compares the study's policy evaluators on the
+// same inputs as BenchmarkPolicyEval, through policies.Policy (input as an
+// AST value, output decoded), serially.
+func BenchmarkPolicyEvaluators(b *testing.B) {
+	eng, study, base := benchEngine(b, 1)
+	ctx := context.Background()
+	var inputs []ast.Value
+	for i := int64(0); i < perDay; i++ {
+		p, dp, t := slot(study, base, i)
+		ans, err := eng.Decide(ctx, "stress-mrt", p, engine.DecideRequest{DecisionPoint: dp, Time: t})
+		if err != nil {
+			b.Fatal(err)
+		}
+		v, err := ast.ValueFromReader(bytes.NewReader(ans.Record.Input))
+		if err != nil {
+			b.Fatal(err)
+		}
+		inputs = append(inputs, v)
+	}
+	if ev, err := study.Policy.Evaluator(); ev != policies.EvaluatorIR {
+		b.Fatalf("the policy runs on %s: %v", ev, err)
+	}
+	for _, bc := range []struct {
+		name string
+		eval func(context.Context, ast.Value) (*policies.Output, error)
+	}{{"ir", study.Policy.Eval}, {"topdown", study.Policy.EvalTopdown}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if _, err := bc.eval(ctx, inputs[i%len(inputs)]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -13,11 +13,14 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+
+	"github.com/jitai/jitai/policies/irvm"
 )
 
 // Query is the document every study policy must define.
@@ -58,6 +61,37 @@ type Policy struct {
 	query   rego.PreparedEvalQuery
 	modules map[string]*ast.Module
 	store   storage.Store
+
+	// vm is the same policy planned by OPA's planner and run by irvm; nil
+	// when the plan could not be made or loaded (vmErr says why), and then
+	// topdown evaluates.
+	vm     *irvm.Program
+	vmData ast.Value
+	vmErr  error
+}
+
+// Evaluator names the Rego evaluators.
+const (
+	EvaluatorIR      = "ir"      // OPA's planner + irvm (the default)
+	EvaluatorTopdown = "topdown" // OPA's topdown evaluator
+)
+
+var evaluator atomic.Value // string
+
+// SetEvaluator chooses the evaluator for policies compiled from now on:
+// EvaluatorIR (default) or EvaluatorTopdown.
+func SetEvaluator(name string) error {
+	switch name {
+	case EvaluatorIR, EvaluatorTopdown:
+		evaluator.Store(name)
+		return nil
+	}
+	return fmt.Errorf("unknown policy evaluator %q (want %s or %s)", name, EvaluatorIR, EvaluatorTopdown)
+}
+
+func useIR() bool {
+	v, _ := evaluator.Load().(string)
+	return v != EvaluatorTopdown
 }
 
 // Output is the policy's decision document (see docs/policy.md).
@@ -170,7 +204,58 @@ func Compile(ctx context.Context, mods map[string]*ast.Module, data map[string]a
 	if err != nil {
 		return nil, fmt.Errorf("preparing %s: %w", Query, err)
 	}
-	return &Policy{query: pq, modules: mods, store: store}, nil
+	p := &Policy{query: pq, modules: mods, store: store}
+	if useIR() {
+		p.vm, p.vmData, p.vmErr = planIR(ctx, mods, store)
+	} else {
+		p.vmErr = errors.New("topdown chosen")
+	}
+	return p, nil
+}
+
+// planIR plans the decision query with OPA's planner, on a compiler of its
+// own (planning switches a compiler to IR mode).
+func planIR(ctx context.Context, mods map[string]*ast.Module, store storage.Store) (*irvm.Program, ast.Value, error) {
+	comp := ast.NewCompiler().WithCapabilities(pureCapabilities()).WithDefaultRegoVersion(ast.RegoV1)
+	comp.Compile(mods)
+	if comp.Failed() {
+		return nil, nil, comp.Errors
+	}
+	plan, err := irvm.Plan(ctx, irVar+" = "+Query, comp, store)
+	if err != nil {
+		return nil, nil, err
+	}
+	prog, err := irvm.Load(plan, pureCapabilities())
+	if err != nil {
+		return nil, nil, err
+	}
+	txn, err := store.NewTransaction(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer store.Abort(ctx, txn)
+	raw, err := store.Read(ctx, txn, storage.RootPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	data, ok := raw.(ast.Value)
+	if !ok {
+		if data, err = ast.InterfaceToValue(raw); err != nil {
+			return nil, nil, err
+		}
+	}
+	return prog, data, nil
+}
+
+const irVar = "x"
+
+// Evaluator reports which evaluator runs this policy, and if it is topdown
+// although IR was wanted, why.
+func (p *Policy) Evaluator() (string, error) {
+	if p.vm != nil {
+		return EvaluatorIR, nil
+	}
+	return EvaluatorTopdown, p.vmErr
 }
 
 func definesDecision(mods map[string]*ast.Module) bool {
@@ -190,12 +275,34 @@ func definesDecision(mods map[string]*ast.Module) bool {
 
 // Eval evaluates the policy on an input document and decodes its output.
 func (p *Policy) Eval(ctx context.Context, input ast.Value) (*Output, error) {
+	if p.vm != nil {
+		vals, err := p.vm.Eval(ctx, input, p.vmData, irVar, irvm.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("evaluating policy: %w", err)
+		}
+		if len(vals) == 0 {
+			return nil, errNoDecision
+		}
+		doc, err := ast.JSON(vals[0])
+		if err != nil {
+			return nil, fmt.Errorf("evaluating policy: %w", err)
+		}
+		return DecodeOutput(doc)
+	}
+	return p.EvalTopdown(ctx, input)
+}
+
+var errNoDecision = errors.New("policy produced no decision document (data.jitai.policy.decision is undefined for this input)")
+
+// EvalTopdown evaluates the policy with OPA's topdown evaluator whatever
+// evaluator is chosen (for differential checks).
+func (p *Policy) EvalTopdown(ctx context.Context, input ast.Value) (*Output, error) {
 	rs, err := p.query.Eval(ctx, rego.EvalParsedInput(input))
 	if err != nil {
 		return nil, fmt.Errorf("evaluating policy: %w", err)
 	}
 	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
-		return nil, errors.New("policy produced no decision document (data.jitai.policy.decision is undefined for this input)")
+		return nil, errNoDecision
 	}
 	return DecodeOutput(rs[0].Expressions[0].Value)
 }

@@ -537,7 +537,12 @@ func (p *Program) Results(ctx context.Context, input, data ast.Value, opts Optio
 	if now.IsZero() {
 		now = time.Now()
 	}
+	// Long-running built-ins watch Cancel, as under topdown.
+	cancel := topdown.NewCancel()
+	stop := context.AfterFunc(ctx, cancel.Cancel)
+	defer stop()
 	m.bctx = topdown.BuiltinContext{
+		Cancel:       cancel,
 		Context:      ctx,
 		Cache:        builtins.Cache{},
 		PrintHook:    opts.PrintHook,
