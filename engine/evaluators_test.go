@@ -3,9 +3,6 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"math/rand/v2"
-	"sort"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -14,99 +11,6 @@ import (
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
 )
-
-// inputGen makes random policy inputs shaped by the documented input schema:
-// fields present or missing, mostly of their documented type but sometimes
-// not, and strings and keys drawn from the policy's own string literals, so
-// that the policy's branches are actually taken.
-type inputGen struct {
-	r     *rand.Rand
-	words []string
-}
-
-func newInputGen(seed uint64, mods map[string]*ast.Module) *inputGen {
-	seen := map[string]bool{}
-	words := []string{"22:00", "08:00", "07:30", "23:59", "00:00", "24:00", "9:00", "", "home", "x"}
-	for _, m := range mods {
-		ast.WalkTerms(m, func(t *ast.Term) bool {
-			if s, ok := t.Value.(ast.String); ok && len(s) < 40 && !seen[string(s)] {
-				seen[string(s)] = true
-				words = append(words, string(s))
-			}
-			return false
-		})
-	}
-	sort.Strings(words)
-	return &inputGen{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), words: words}
-}
-
-func (g *inputGen) word() string { return g.words[g.r.IntN(len(g.words))] }
-
-func (g *inputGen) number() any {
-	switch g.r.IntN(4) {
-	case 0:
-		return []int{-1, 0, 1, 2, 3, 4, 7, 8, 10, 14, 15, 30, 31, 89, 90, 91, 359, 360, 1199, 1200, 1259, 1260, 1439, 1440, 1441}[g.r.IntN(25)]
-	case 1:
-		return g.r.IntN(11)
-	case 2:
-		return json.Number(fmt.Sprintf("%.2f", g.r.Float64()*12-1))
-	}
-	return g.r.IntN(1500)
-}
-
-func (g *inputGen) scalar() any {
-	switch g.r.IntN(5) {
-	case 0:
-		return g.word()
-	case 1:
-		return g.r.IntN(2) == 0
-	case 2:
-		return nil
-	}
-	return g.number()
-}
-
-func (g *inputGen) value(f *policies.InputField, depth int) any {
-	if g.r.IntN(12) == 0 { // the wrong type now and then
-		return g.scalar()
-	}
-	switch f.Type {
-	case policies.FieldString:
-		return g.word()
-	case policies.FieldNumber:
-		return g.number()
-	case policies.FieldBool:
-		return g.r.IntN(3) > 0
-	case policies.FieldArray:
-		n := g.r.IntN(5)
-		out := make([]any, n)
-		for i := range out {
-			if g.r.IntN(4) == 0 {
-				out[i] = g.scalar()
-			} else {
-				out[i] = g.word()
-			}
-		}
-		return out
-	case policies.FieldObject:
-		out := map[string]any{}
-		for k, sub := range f.Fields {
-			if g.r.IntN(5) > 0 {
-				out[k] = g.value(sub, depth+1)
-			}
-		}
-		if f.Each != nil {
-			for range g.r.IntN(6) {
-				out[g.word()] = g.value(f.Each, depth+1)
-			}
-		}
-		return out
-	}
-	if depth > 3 {
-		return g.scalar()
-	}
-	return g.scalar()
-}
 
 func loadExample(t testing.TB, name string) *policies.Study {
 	t.Helper()
@@ -124,20 +28,8 @@ func loadExample(t testing.TB, name string) *policies.Study {
 	return study
 }
 
-// evaluatorsAgree evaluates input with both evaluators and reports any
-// difference in the decoded decision or in whether it failed.
 func evaluatorsAgree(ctx context.Context, p *policies.Policy, input ast.Value) string {
-	ir, irErr := p.Eval(ctx, input)
-	td, tdErr := p.EvalTopdown(ctx, input)
-	if (irErr == nil) != (tdErr == nil) {
-		return fmt.Sprintf("ir error %v, topdown error %v", irErr, tdErr)
-	}
-	a, _ := json.Marshal(ir)
-	b, _ := json.Marshal(td)
-	if string(a) != string(b) {
-		return fmt.Sprintf("ir %s\ntopdown %s", a, b)
-	}
-	return ""
+	return p.CompareEvaluators(ctx, input)
 }
 
 // TestEvaluatorsAgreeOnExamples runs both example studies' policies on
@@ -148,10 +40,10 @@ func TestEvaluatorsAgreeOnExamples(t *testing.T) {
 	schema := engine.InputSchema()
 	for _, name := range []string{"stress-mrt", "mood-most"} {
 		study := loadExample(t, name)
-		g := newInputGen(uint64(len(name)), study.Policy.Modules())
+		g := engine.NewInputSampler(uint64(len(name)), study.Policy.Modules())
 		actions := map[string]int{}
 		for i := range 3000 {
-			doc := g.value(schema, 0)
+			doc := g.Sample(schema)
 			input, err := ast.InterfaceToValue(doc)
 			if err != nil {
 				t.Fatal(err)
@@ -194,8 +86,8 @@ func FuzzEvaluatorsAgree(f *testing.F) {
 	studies := map[bool]*policies.Study{false: loadExample(f, "stress-mrt"), true: loadExample(f, "mood-most")}
 	f.Fuzz(func(t *testing.T, seed uint64, mood bool) {
 		study := studies[mood]
-		g := newInputGen(seed, study.Policy.Modules())
-		input, err := ast.InterfaceToValue(g.value(schema, 0))
+		g := engine.NewInputSampler(seed, study.Policy.Modules())
+		input, err := ast.InterfaceToValue(g.Sample(schema))
 		if err != nil {
 			t.Fatal(err)
 		}

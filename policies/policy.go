@@ -292,6 +292,26 @@ func (p *Policy) Eval(ctx context.Context, input ast.Value) (*Output, error) {
 	return p.EvalTopdown(ctx, input)
 }
 
+// CompareEvaluators evaluates input with the IR evaluator and with topdown
+// and describes any difference in the decoded decision or in whether
+// evaluation failed; "" when they agree (or when IR is not in use).
+func (p *Policy) CompareEvaluators(ctx context.Context, input ast.Value) string {
+	if p.vm == nil {
+		return ""
+	}
+	ir, irErr := p.Eval(ctx, input)
+	td, tdErr := p.EvalTopdown(ctx, input)
+	if (irErr == nil) != (tdErr == nil) {
+		return fmt.Sprintf("ir error %v, topdown error %v", irErr, tdErr)
+	}
+	a, _ := json.Marshal(ir)
+	b, _ := json.Marshal(td)
+	if string(a) != string(b) {
+		return fmt.Sprintf("ir %s, topdown %s", a, b)
+	}
+	return ""
+}
+
 var errNoDecision = errors.New("policy produced no decision document (data.jitai.policy.decision is undefined for this input)")
 
 // EvalTopdown evaluates the policy with OPA's topdown evaluator whatever

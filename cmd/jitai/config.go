@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/jitai/jitai/policies"
 )
 
 // Config is the server configuration. Precedence: flags, then JITAI_*
@@ -24,6 +26,7 @@ type Config struct {
 	ShutdownGrace  time.Duration `yaml:"shutdown_grace"`
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	PolicyTimeout  time.Duration `yaml:"policy_timeout"`
+	Evaluator      string        `yaml:"evaluator"`
 	MaxClockSkew   time.Duration `yaml:"max_clock_skew"`
 	Store          string        `yaml:"store"`
 	RedisURL       string        `yaml:"redis_url"`
@@ -69,6 +72,9 @@ func (c *Config) SetDefaults() {
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 10 * time.Second
 	}
+	if c.Evaluator == "" {
+		c.Evaluator = policies.EvaluatorIR
+	}
 	if c.PolicyTimeout == 0 {
 		c.PolicyTimeout = 2 * time.Second
 	}
@@ -106,6 +112,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s must be positive", name))
 		}
 	}
+	if c.Evaluator != policies.EvaluatorIR && c.Evaluator != policies.EvaluatorTopdown {
+		errs = append(errs, fmt.Errorf("evaluator %q: want %s or %s", c.Evaluator, policies.EvaluatorIR, policies.EvaluatorTopdown))
+	}
 	if c.RateLimit < 0 || c.RateBurst < 0 {
 		errs = append(errs, errors.New("rate_limit and rate_burst must not be negative"))
 	}
@@ -128,6 +137,7 @@ var configKeys = []struct{ key, usage string }{
 	{"shutdown-grace", "how long to drain in-flight requests on shutdown (default 15s)"},
 	{"request-timeout", "time limit of one request (default 10s)"},
 	{"policy-timeout", "time limit of one policy evaluation (default 2s)"},
+	{"evaluator", "ir | topdown: how policies are evaluated; ir runs OPA's planned IR (default), topdown is OPA's tree-walking evaluator (default ir)"},
 	{"max-clock-skew", "refuse decision times further than this from the server clock; 0 = off (default 0)"},
 	{"rate-limit", "requests per second allowed to each client; 0 = no limit (default 0)"},
 	{"rate-burst", "burst of requests allowed above the rate (default 2 x rate-limit)"},
@@ -212,7 +222,7 @@ func (c *Config) loadFile(name string, raw []byte) error {
 		k, v := m.Content[i], m.Content[i+1]
 		key := strings.ReplaceAll(k.Value, "_", "-")
 		if !known[key] || strings.Contains(k.Value, "-") {
-			return fmt.Errorf("%s:%d: unknown key %q (keys: addr, studies, data, store, redis_url, durability, log_level, shutdown_grace, request_timeout, policy_timeout, max_clock_skew, rate_limit, rate_burst, watch_interval, auth, tokens_file, audit_log, metrics_auth, tls_cert, tls_key, tls_client_ca)", name, k.Line, k.Value)
+			return fmt.Errorf("%s:%d: unknown key %q (keys: addr, studies, data, store, redis_url, durability, log_level, shutdown_grace, request_timeout, policy_timeout, evaluator, max_clock_skew, rate_limit, rate_burst, watch_interval, auth, tokens_file, audit_log, metrics_auth, tls_cert, tls_key, tls_client_ca)", name, k.Line, k.Value)
 		}
 		if v.Kind != yaml.ScalarNode {
 			return fmt.Errorf("%s:%d: %s must be a single value", name, v.Line, k.Value)
@@ -258,6 +268,8 @@ func (c *Config) set(key, v string) error {
 		return dur(&c.RequestTimeout)
 	case "policy-timeout":
 		return dur(&c.PolicyTimeout)
+	case "evaluator":
+		c.Evaluator = v
 	case "max-clock-skew":
 		return dur(&c.MaxClockSkew)
 	case "watch-interval":

@@ -39,7 +39,7 @@ func TestConfigDefaults(t *testing.T) {
 	want := Config{
 		Addr: "127.0.0.1:8080", Studies: "policies/examples", Data: "data", Durability: "process", LogLevel: "info",
 		ShutdownGrace: 15 * time.Second, RequestTimeout: 10 * time.Second, PolicyTimeout: 2 * time.Second, MaxClockSkew: 0, WatchInterval: time.Second,
-		Store:      "embedded",
+		Store: "embedded", Evaluator: "ir",
 		AuthConfig: AuthConfig{Auth: "none", TokensFile: filepath.Join("data", "tokens.json"), AuditLog: filepath.Join("data", "audit.jsonl"), MetricsAuth: "token"},
 	}
 	if *c != want {
@@ -174,6 +174,7 @@ func TestConfigErrors(t *testing.T) {
 		{name: "bad duration in file", file: "policy_timeout: fast\n", want: []string{"jitai.yaml", "policy_timeout", "duration"}},
 		{name: "duration without unit in file", file: "shutdown_grace: 30\n", want: []string{"jitai.yaml", "shutdown_grace", "duration"}},
 		{name: "negative duration", args: []string{"--policy-timeout", "-1s"}, want: []string{"policy_timeout", "positive"}},
+		{name: "unknown evaluator", args: []string{"--evaluator", "wasm"}, want: []string{"evaluator \"wasm\"", "ir or topdown"}},
 		{name: "negative clock skew", env: map[string]string{"JITAI_MAX_CLOCK_SKEW": "-5s"}, want: []string{"max_clock_skew", "negative"}},
 		{name: "unknown YAML key", file: "adress: 127.0.0.1:9000\n", want: []string{"jitai.yaml", "adress"}},
 		{name: "flag name as YAML key", file: "log-level: debug\n", want: []string{"jitai.yaml", "log-level"}},
@@ -232,6 +233,8 @@ func TestConfigFlagsMirrorKeys(t *testing.T) {
 			val = "token"
 		case "metrics-auth":
 			val = "none"
+		case "evaluator":
+			val = "topdown"
 		default:
 			val = "/x/" + k.key
 		}

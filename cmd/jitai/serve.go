@@ -98,12 +98,19 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 	if err != nil {
 		return fmt.Errorf("loading the intervention catalogue: %w", err)
 	}
+	if err := policies.SetEvaluator(cfg.Evaluator); err != nil {
+		return err
+	}
 	studies, err := policies.LoadStudies(ctx, cfg.Studies, cat)
 	if err != nil {
 		return err
 	}
 	for _, s := range studies {
-		log.Info("study loaded", zap.String("study", s.Config.ID), zap.String("policy_revision", s.Revision), zap.Int("interventions", s.Catalogue.Len()))
+		ev, why := s.Policy.Evaluator()
+		log.Info("study loaded", zap.String("study", s.Config.ID), zap.String("policy_revision", s.Revision), zap.Int("interventions", s.Catalogue.Len()), zap.String("evaluator", ev))
+		if ev != cfg.Evaluator && why != nil {
+			log.Warn("policy evaluated by topdown: the planned IR cannot run it", zap.String("study", s.Config.ID), zap.String("reason", why.Error()))
+		}
 	}
 	store, limiter, err := openStore(ctx, cfg, log)
 	if err != nil {

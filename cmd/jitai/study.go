@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/plugins/host"
 	"github.com/jitai/jitai/policies"
+	"github.com/open-policy-agent/opa/v1/ast"
 )
 
 // runStudy implements `jitai study check|test|fmt DIR` (docs/study.md).
@@ -92,9 +94,45 @@ func runStudyCheck(args []string, stdout, stderr io.Writer) int {
 	for _, r := range policies.InputRefs(mods) {
 		paths[strings.Join(r.Path, ".")] = true
 	}
+	evaluator, err := checkEvaluators(s)
+	if err != nil {
+		fmt.Fprintln(stdout, &policies.ConfigError{File: filepath.Join(dir, "policy"), Msg: err.Error()})
+		fmt.Fprintf(stdout, "%s: 1 problem(s)\n", filepath.Base(dir))
+		return 1
+	}
 	fmt.Fprintf(stdout, "%s: ok (study %s, policy revision %s, %d interventions, reads %d documented input paths)\n",
 		filepath.Base(dir), s.Config.ID, s.Revision[:12], s.Catalogue.Len(), len(paths))
+	fmt.Fprintf(stdout, "%s: evaluator %s\n", filepath.Base(dir), evaluator)
 	return 0
+}
+
+// evaluatorSamples is how many generated inputs study check runs through
+// both evaluators.
+const evaluatorSamples = 1000
+
+// checkEvaluators describes which evaluator the server will use for the
+// study's policy and, for the planned IR, checks that it decides as topdown
+// does on generated inputs shaped by the documented input schema.
+func checkEvaluators(s *policies.Study) (string, error) {
+	ev, why := s.Policy.Evaluator()
+	if ev != policies.EvaluatorIR {
+		return fmt.Sprintf("topdown (the planned IR cannot run this policy: %v)", why), nil
+	}
+	ctx := context.Background()
+	schema := engine.InputSchema()
+	g := engine.NewInputSampler(1, s.Policy.Modules())
+	for i := range evaluatorSamples {
+		doc := g.Sample(schema)
+		input, err := ast.InterfaceToValue(doc)
+		if err != nil {
+			return "", err
+		}
+		if diff := s.Policy.CompareEvaluators(ctx, input); diff != "" {
+			js, _ := json.Marshal(doc)
+			return "", fmt.Errorf("the planned-IR evaluator and topdown decide differently on generated input %d (%s) for input %s; serve with --evaluator topdown and report this", i, diff, js)
+		}
+	}
+	return fmt.Sprintf("ir (OPA's planned IR; agrees with topdown on %d generated inputs)", evaluatorSamples), nil
 }
 
 // runStudyTest runs the study's Rego tests (with coverage) and its

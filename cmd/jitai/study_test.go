@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/jitai/jitai/policies/policytest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -217,5 +219,31 @@ func TestScenarioFileProblems(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestStudyCheckNamesTheEvaluator: a policy the planned IR cannot run (it
+// uses `with`) is reported as evaluated by topdown, with the reason, and
+// still passes.
+func TestStudyCheckNamesTheEvaluator(t *testing.T) {
+	dir := t.TempDir()
+	yml, err := os.ReadFile(filepath.Join(examples, "stress-mrt", "study.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	policytest.WriteStudy(t, dir, string(yml), `package jitai.policy
+
+decision := {"safety_reasons": [], "unavailable_reasons": unavailable, "candidates": []}
+
+unavailable := ["driving" | driving with input.context.driving as true]
+
+driving if input.context.driving == true
+`)
+	out, errs, code := runCmd(t, "study", "check", dir)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	if !strings.Contains(out, "evaluator topdown (the planned IR cannot run this policy:") || !strings.Contains(out, "`with` is not supported") {
+		t.Errorf("check does not say the policy runs on topdown and why:\n%s", out)
 	}
 }

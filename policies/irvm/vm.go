@@ -508,6 +508,13 @@ type machine struct {
 	ret   *ast.Term
 
 	nonStrict bool
+
+	// Built-in results arrive through iter, set once per evaluation.
+	iter     func(*ast.Term) error
+	out      *ast.Term
+	rel      []*ast.Term
+	relation bool
+	arena    []*ast.Term
 }
 
 // Eval runs the plan on input (nil: undefined) and data and returns the value
@@ -531,6 +538,14 @@ func (p *Program) Eval(ctx context.Context, input, data ast.Value, varName strin
 // variable bindings.
 func (p *Program) Results(ctx context.Context, input, data ast.Value, opts Options) ([]ast.Object, error) {
 	m := &machine{prog: p, ctx: ctx, nonStrict: opts.NonStrict}
+	m.iter = func(t *ast.Term) error {
+		if m.relation {
+			m.rel = append(m.rel, t)
+		} else {
+			m.out = t
+		}
+		return nil
+	}
 	m.memo = make([]*ast.Term, len(p.funcs))
 	m.known = make([]bool, len(p.funcs))
 	now := opts.Time
@@ -931,21 +946,17 @@ func (m *machine) call(f []*ast.Term, s *sCall) (*ast.Term, error) {
 			return r, nil
 		}
 	}
-	// OPA's built-ins may keep their operands; give them their own slice.
-	own := make([]*ast.Term, len(args))
+	// OPA's built-ins may keep their operands: each call gets its own
+	// slice, cut from a per-evaluation arena.
+	if len(m.arena) < len(args) {
+		m.arena = make([]*ast.Term, maxInt(256, len(args)))
+	}
+	own := m.arena[:len(args):len(args)]
+	m.arena = m.arena[len(args):]
 	copy(own, args)
 	m.bctx.Location = bi.loc
-	var out *ast.Term
-	var rel []*ast.Term
-	err := bi.f(m.bctx, own, func(t *ast.Term) error {
-		if bi.relation {
-			rel = append(rel, t)
-			return nil
-		}
-		out = t
-		return nil
-	})
-	if err != nil {
+	m.out, m.rel, m.relation = nil, nil, bi.relation
+	if err := bi.f(m.bctx, own, m.iter); err != nil {
 		if m.nonStrict && !topdown.IsCancel(err) {
 			var halt topdown.Halt
 			if !errors.As(err, &halt) {
@@ -955,12 +966,9 @@ func (m *machine) call(f []*ast.Term, s *sCall) (*ast.Term, error) {
 		return nil, builtinError(bi, err)
 	}
 	if bi.relation {
-		return ast.ArrayTerm(rel...), nil
+		return ast.ArrayTerm(m.rel...), nil
 	}
-	if bi.void && out == nil {
-		return nil, nil
-	}
-	return out, nil
+	return m.out, nil
 }
 
 func builtinError(bi *builtin, err error) error {
