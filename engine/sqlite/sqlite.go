@@ -172,7 +172,7 @@ func Open(path string, opts Options, log *zap.Logger) (*Store, error) {
 	ctx := context.Background()
 	// A 64 MiB page cache keeps the hot participant rows and index pages in
 	// memory (SQLite's default is 2 MiB); mmap spares read copies.
-	s.wdb, err = sql.Open("sqlite", fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=page_size(8192)&_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=cache_size(-65536)&_pragma=mmap_size(268435456)&_pragma=temp_store(memory)&_pragma=wal_autocheckpoint(%d)", path, busyTimeoutMillis, synchronous, walAutocheckpointPg))
+	s.wdb, err = sql.Open("sqlite", fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=page_size(8192)&_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=cache_size(-8192)&_pragma=mmap_size(268435456)&_pragma=temp_store(memory)&_pragma=wal_autocheckpoint(%d)", path, busyTimeoutMillis, synchronous, walAutocheckpointPg))
 	if err != nil {
 		return nil, fmt.Errorf("opening sqlite store for writing: %w", err)
 	}
