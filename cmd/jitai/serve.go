@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"path/filepath"
 	"runtime/debug"
 	"syscall"
@@ -54,6 +55,14 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	defer func() { _ = log.Sync() }()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// JITAI_CPU_PROFILE=FILE writes a CPU profile of the whole run (for
+	// performance work; FILE gets the process id appended).
+	if path := os.Getenv("JITAI_CPU_PROFILE"); path != "" {
+		f, err := os.Create(fmt.Sprintf("%s.%d", path, os.Getpid()))
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+		}
+	}
 	if err := serve(ctx, cfg, log, nil); err != nil {
 		log.Error("serve failed", zap.Error(err))
 		fmt.Fprintf(stderr, "jitai serve: %v\n", err)
