@@ -15,6 +15,7 @@ import (
 
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/sqlite"
+	"github.com/jitai/jitai/engine/storetest"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
 )
@@ -90,6 +91,7 @@ func BenchmarkDecide(b *testing.B) {
 	var n atomic.Int64
 	b.ReportAllocs()
 	b.SetParallelism(8)
+	cpu := storetest.ReportCPU(b)
 	b.ResetTimer()
 	before := eng.Store().(*sqlite.Store).Stats()
 	b.Cleanup(func() {
@@ -107,6 +109,8 @@ func BenchmarkDecide(b *testing.B) {
 			}
 		}
 	})
+	b.StopTimer()
+	cpu()
 }
 
 // BenchmarkPolicyEval measures the bare prepared-query evaluation of the
