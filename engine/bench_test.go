@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -85,7 +86,13 @@ func slot(study *policies.Study, base time.Time, n int64) (string, string, time.
 
 // BenchmarkDecide measures the whole in-process decision path: state read,
 // input, Rego, randomisation, rendering and the durable record.
-func BenchmarkDecide(b *testing.B) {
+func BenchmarkDecide(b *testing.B) { benchDecide(b, false) }
+
+// BenchmarkDecideWithKey is BenchmarkDecide with a fresh Idempotency-Key on
+// every request, as apps (and the HTTP load test) send them.
+func BenchmarkDecideWithKey(b *testing.B) { benchDecide(b, true) }
+
+func benchDecide(b *testing.B, withKey bool) {
 	eng, study, base := benchEngine(b, b.N/perDay+1)
 	ctx := context.Background()
 	var n atomic.Int64
@@ -102,8 +109,13 @@ func BenchmarkDecide(b *testing.B) {
 	})
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			p, dp, t := slot(study, base, n.Add(1)-1)
-			if _, err := eng.Decide(ctx, "stress-mrt", p, engine.DecideRequest{DecisionPoint: dp, Time: t}); err != nil {
+			i := n.Add(1) - 1
+			p, dp, t := slot(study, base, i)
+			req := engine.DecideRequest{DecisionPoint: dp, Time: t}
+			if withKey {
+				req.IdempotencyKey = "k" + strconv.FormatInt(i, 10)
+			}
+			if _, err := eng.Decide(ctx, "stress-mrt", p, req); err != nil {
 				b.Error(err)
 				return
 			}
