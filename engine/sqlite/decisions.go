@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/jitai/jitai/engine"
 )
@@ -22,16 +23,21 @@ func (s *Store) CommitDecision(ctx context.Context, c *engine.Commit) error {
 		return err
 	}
 	rec := c.Record
-	recJSON, err := json.Marshal(rec)
+	buf := getBuffer()
+	defer putBuffer(buf)
+	b, err := rec.AppendJSON(buf.b[:0])
 	if err != nil {
 		return fmt.Errorf("encoding decision record in study %s: %w", rec.Study, err)
 	}
-	var stateJSON []byte
+	recJSON := string(b) // the driver binds TEXT, so that sqlite3 users see JSON
+	var stateJSON string
 	if c.State != nil {
-		if stateJSON, err = json.Marshal(c.State); err != nil {
+		if b, err = c.State.AppendJSON(b[:0]); err != nil {
 			return fmt.Errorf("encoding state in study %s: %w", rec.Study, err)
 		}
+		stateJSON = string(b)
 	}
+	buf.b = b
 	idem := c.Idempotency
 
 	err = s.write(ctx, func(w *writeStmts) error {
@@ -47,8 +53,8 @@ func (s *Store) CommitDecision(ctx context.Context, c *engine.Commit) error {
 				return engine.ErrIdempotencyReplay
 			}
 		}
-		if stateJSON != nil {
-			res, err := w.casState.ExecContext(bg, rec.Study, rec.Participant, string(stateJSON), c.State.Version)
+		if c.State != nil {
+			res, err := w.casState.ExecContext(bg, rec.Study, rec.Participant, stateJSON, c.State.Version)
 			if err != nil {
 				return fmt.Errorf("updating state: %w", err)
 			}
@@ -67,7 +73,7 @@ func (s *Store) CommitDecision(ctx context.Context, c *engine.Commit) error {
 				return engine.ErrConflict
 			}
 		}
-		if _, err := w.insertDecision.ExecContext(bg, rec.Study, rec.ID, rec.Participant, rec.Time.UnixNano(), rec.Action, string(recJSON)); err != nil {
+		if _, err := w.insertDecision.ExecContext(bg, rec.Study, rec.ID, rec.Participant, rec.Time.UnixNano(), rec.Action, recJSON); err != nil {
 			return fmt.Errorf("inserting decision record: %w", err)
 		}
 		return nil
@@ -166,4 +172,18 @@ func (s *Store) ListDecisions(ctx context.Context, q engine.DecisionQuery) ([]*e
 		return nil, s.readErr("listing decisions of study "+q.Study, err)
 	}
 	return out, nil
+}
+
+// buffer is an encoding buffer, reused through bufferPool.
+type buffer struct{ b []byte }
+
+var bufferPool = sync.Pool{New: func() any { return &buffer{b: make([]byte, 0, 8192)} }}
+
+func getBuffer() *buffer { return bufferPool.Get().(*buffer) }
+
+// putBuffer returns buf to the pool unless it grew unusually large.
+func putBuffer(buf *buffer) {
+	if cap(buf.b) <= 1<<16 {
+		bufferPool.Put(buf)
+	}
 }

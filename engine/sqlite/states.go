@@ -125,7 +125,7 @@ func (s *Store) AppendEvents(ctx context.Context, study, participant string, eve
 			}
 		}
 		st.Version = version + 1
-		doc, err := json.Marshal(st)
+		doc, err := st.AppendJSON(make([]byte, 0, 4096))
 		if err != nil {
 			return fmt.Errorf("encoding state: %w", err)
 		}
