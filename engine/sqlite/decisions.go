@@ -39,6 +39,10 @@ func (s *Store) CommitDecision(ctx context.Context, c *engine.Commit) error {
 	}
 	buf.b = b
 	idem := c.Idempotency
+	var idemHash uint64
+	if idem != nil && s.idem != nil {
+		idemHash = s.idem.hashString(rec.Study, rec.Participant, idem.Key)
+	}
 
 	err = s.write(ctx, func(w *writeStmts) error {
 		bg := context.Background()
@@ -52,6 +56,9 @@ func (s *Store) CommitDecision(ctx context.Context, c *engine.Commit) error {
 			} else if n == 0 {
 				return engine.ErrIdempotencyReplay
 			}
+			// Before the commit makes the key visible: the filter must
+			// never say "unused" of a committed key.
+			s.idem.add(idemHash)
 		}
 		if c.State != nil {
 			res, err := w.casState.ExecContext(bg, rec.Study, rec.Participant, stateJSON, c.State.Version)

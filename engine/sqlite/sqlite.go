@@ -120,6 +120,7 @@ type Store struct {
 	closing    atomic.Bool
 
 	cache    *stateCache
+	idem     *idemFilter // nil when read-only
 	lock     *os.File
 	readOnly bool
 
@@ -208,7 +209,11 @@ func Open(path string, opts Options, log *zap.Logger) (*Store, error) {
 
 	s.ops = make(chan *op, opts.BatchMax)
 	s.writerDone = make(chan struct{})
+	s.idem = newIdemFilter()
 	go s.writer()
+	loadCtx, stopLoad := context.WithCancel(context.Background())
+	s.idem.stop = stopLoad
+	go s.idem.load(loadCtx, s.rdb, log)
 	ok = true
 	log.Info("sqlite store opened", zap.String("durability", opts.Durability), zap.Int("batch_max", opts.BatchMax), zap.Int("read_conns", opts.ReadConns))
 	return s, nil
@@ -278,6 +283,7 @@ func (s *Store) Close() error {
 
 // closeDBs releases statements, connections and databases that were opened.
 func (s *Store) closeDBs() error {
+	s.idem.close()
 	var errs []error
 	errs = append(errs, s.ckpt.close())
 	if s.w != nil {
@@ -317,6 +323,10 @@ type Stats struct {
 	// CheckpointedPages is how many WAL pages the background checkpoints
 	// have copied into the database file (checkpoint.go).
 	CheckpointedPages uint64
+	// IdempotencyQueriesSkipped counts the snapshots whose idempotency key
+	// the in-memory filter showed to be unused, so that it was not looked
+	// up (idemfilter.go).
+	IdempotencyQueriesSkipped uint64
 }
 
 // Stats returns the writer's counters.
@@ -328,6 +338,9 @@ func (s *Store) Stats() Stats {
 	}
 	if s.ckpt != nil {
 		st.CheckpointedPages = s.ckpt.pages.Load()
+	}
+	if s.idem != nil {
+		st.IdempotencyQueriesSkipped = s.idem.skipped.Load()
 	}
 	return st
 }

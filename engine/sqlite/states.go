@@ -18,7 +18,7 @@ func (s *Store) Snapshot(ctx context.Context, study, participant, idemKey string
 	}
 	if c, ok := s.cache.get(study, participant); ok {
 		snap := &engine.Snapshot{Participant: c.p, State: c.st}
-		if idemKey != "" {
+		if idemKey != "" && s.idem.mayContain(study, participant, idemKey) {
 			var (
 				reqHash, decisionID string
 				response            []byte
