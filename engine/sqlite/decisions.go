@@ -23,21 +23,23 @@ func (s *Store) CommitDecision(ctx context.Context, c *engine.Commit) error {
 		return err
 	}
 	rec := c.Record
+	// The record and the state share one pooled buffer; the statements cast
+	// them to TEXT (the driver binds []byte as a BLOB), so that sqlite3 users
+	// see JSON text, without a copy into a Go string.
 	buf := getBuffer()
 	defer putBuffer(buf)
 	b, err := rec.AppendJSON(buf.b[:0])
 	if err != nil {
 		return fmt.Errorf("encoding decision record in study %s: %w", rec.Study, err)
 	}
-	recJSON := string(b) // the driver binds TEXT, so that sqlite3 users see JSON
-	var stateJSON string
+	n := len(b)
 	if c.State != nil {
-		if b, err = c.State.AppendJSON(b[:0]); err != nil {
+		if b, err = c.State.AppendJSON(b); err != nil {
 			return fmt.Errorf("encoding state in study %s: %w", rec.Study, err)
 		}
-		stateJSON = string(b)
 	}
 	buf.b = b
+	recJSON, stateJSON := b[:n:n], b[n:]
 	idem := c.Idempotency
 	var idemHash uint64
 	if idem != nil && s.idem != nil {
