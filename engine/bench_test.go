@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/sqlite"
+	"github.com/jitai/jitai/engine/storetest"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
 )
@@ -85,12 +87,19 @@ func slot(study *policies.Study, base time.Time, n int64) (string, string, time.
 
 // BenchmarkDecide measures the whole in-process decision path: state read,
 // input, Rego, randomisation, rendering and the durable record.
-func BenchmarkDecide(b *testing.B) {
+func BenchmarkDecide(b *testing.B) { benchDecide(b, false) }
+
+// BenchmarkDecideWithKey is BenchmarkDecide with a fresh Idempotency-Key on
+// every request, as apps (and the HTTP load test) send them.
+func BenchmarkDecideWithKey(b *testing.B) { benchDecide(b, true) }
+
+func benchDecide(b *testing.B, withKey bool) {
 	eng, study, base := benchEngine(b, b.N/perDay+1)
 	ctx := context.Background()
 	var n atomic.Int64
 	b.ReportAllocs()
 	b.SetParallelism(8)
+	cpu := storetest.ReportCPU(b)
 	b.ResetTimer()
 	before := eng.Store().(*sqlite.Store).Stats()
 	b.Cleanup(func() {
@@ -101,13 +110,20 @@ func BenchmarkDecide(b *testing.B) {
 	})
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			p, dp, t := slot(study, base, n.Add(1)-1)
-			if _, err := eng.Decide(ctx, "stress-mrt", p, engine.DecideRequest{DecisionPoint: dp, Time: t}); err != nil {
+			i := n.Add(1) - 1
+			p, dp, t := slot(study, base, i)
+			req := engine.DecideRequest{DecisionPoint: dp, Time: t}
+			if withKey {
+				req.IdempotencyKey = "k" + strconv.FormatInt(i, 10)
+			}
+			if _, err := eng.Decide(ctx, "stress-mrt", p, req); err != nil {
 				b.Error(err)
 				return
 			}
 		}
 	})
+	b.StopTimer()
+	cpu()
 }
 
 // BenchmarkPolicyEval measures the bare prepared-query evaluation of the

@@ -41,3 +41,39 @@ func FuzzAppendJSONString(f *testing.F) {
 		}
 	})
 }
+
+// appendRawMessage must give what encoding/json gives for a RawMessage
+// field (compacted, HTML-escaped) or fail where it fails; its quick path
+// must never accept what encoding/json would change.
+func FuzzAppendRawMessage(f *testing.F) {
+	for _, s := range []string{`{}`, `[]`, `null`, `{"a":1,"b":[true,false,null,"x"]}`, " { \"a\" : 1 }\n", `{"h":"<&>"}`,
+		"\"\u2028\"", `"\u2028"`, `"\"\\\/\b\f\n\r\t\u00e9"`, `[0,-0,0.5,1E+2,1e-2,01,1.,-,1e]`, "\"bad\xffutf8\"", `{"a":}`, `{} x`, ``,
+		`"ctl` + "\x01" + `"`, `{"a":1,}`, `[1,]`, `tru`, `nul`, `{"a" 1}`, `"\x"`, `"\u12"`, `[[[[[[[[[[]]]]]]]]]]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, m []byte) {
+		want, wantErr := json.Marshal(json.RawMessage(m))
+		got, err := appendRawMessage([]byte("x"), m)
+		if (err != nil) != (wantErr != nil) {
+			t.Fatalf("appendRawMessage(%q): error %v, encoding/json's %v", m, err, wantErr)
+		}
+		if err == nil && string(got) != "x"+string(want) {
+			t.Fatalf("appendRawMessage(%q) = %s, want x%s", m, got, want)
+		}
+	})
+}
+
+func FuzzValidNumber(f *testing.F) {
+	for _, s := range []string{"0", "-0", "12.50", "1e21", "1E+2", "01", "1.", ".5", "-", "1e", "1e+", "+1", "0x1", " 1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if s == "" {
+			return // encoding/json writes the zero Number as 0
+		}
+		_, err := json.Marshal(json.Number(s))
+		if got := validNumber(s); got != (err == nil) {
+			t.Fatalf("validNumber(%q) = %v, encoding/json's error %v", s, got, err)
+		}
+	})
+}

@@ -34,14 +34,14 @@ func (s *Store) CommitDecision(ctx context.Context, c *engine.Commit) error {
 	if s.closed.Load() {
 		return fmt.Errorf("%s: %w", what, errClosed)
 	}
-	recJSON, err := json.Marshal(rec)
+	recJSON, err := rec.AppendJSON(make([]byte, 0, 4096))
 	if err != nil {
 		return fmt.Errorf("%s: encoding decision record: %w", what, err)
 	}
 	var stateJSON, idemJSON []byte
 	var expected, next int64
 	if c.State != nil {
-		if stateJSON, err = json.Marshal(c.State); err != nil {
+		if stateJSON, err = c.State.AppendJSON(make([]byte, 0, 4096)); err != nil {
 			return fmt.Errorf("%s: encoding state: %w", what, err)
 		}
 		next = c.State.Version

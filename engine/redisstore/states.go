@@ -226,7 +226,7 @@ func (s *Store) AppendEvents(ctx context.Context, study, participant string, eve
 			}
 		}
 		st.Version = read + 1
-		stDoc, err := json.Marshal(st)
+		stDoc, err := st.AppendJSON(make([]byte, 0, 4096))
 		if err != nil {
 			return 0, fmt.Errorf("%s: encoding state: %w", what, err)
 		}

@@ -30,6 +30,7 @@ func BenchmarkCommitDecisionParallel(b *testing.B) {
 			before := s.Stats()
 			b.SetParallelism(8)
 			b.ReportAllocs()
+			cpu := storetest.ReportCPU(b)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				p := fmt.Sprintf("p%03d", next.Add(1)-1)
@@ -49,6 +50,7 @@ func BenchmarkCommitDecisionParallel(b *testing.B) {
 				}
 			})
 			b.StopTimer()
+			cpu()
 			st := s.Stats()
 			if txs := st.Transactions - before.Transactions; txs > 0 {
 				b.ReportMetric(float64(st.Ops-before.Ops)/float64(txs), "ops/tx")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/jitai/jitai/engine"
 )
@@ -22,17 +23,28 @@ func (s *Store) CommitDecision(ctx context.Context, c *engine.Commit) error {
 		return err
 	}
 	rec := c.Record
-	recJSON, err := json.Marshal(rec)
+	// The record and the state share one pooled buffer; the statements cast
+	// them to TEXT (the driver binds []byte as a BLOB), so that sqlite3 users
+	// see JSON text, without a copy into a Go string.
+	buf := getBuffer()
+	defer putBuffer(buf)
+	b, err := rec.AppendJSON(buf.b[:0])
 	if err != nil {
 		return fmt.Errorf("encoding decision record in study %s: %w", rec.Study, err)
 	}
-	var stateJSON []byte
+	n := len(b)
 	if c.State != nil {
-		if stateJSON, err = json.Marshal(c.State); err != nil {
+		if b, err = c.State.AppendJSON(b); err != nil {
 			return fmt.Errorf("encoding state in study %s: %w", rec.Study, err)
 		}
 	}
+	buf.b = b
+	recJSON, stateJSON := b[:n:n], b[n:]
 	idem := c.Idempotency
+	var idemHash uint64
+	if idem != nil && s.idem != nil {
+		idemHash = s.idem.hashString(rec.Study, rec.Participant, idem.Key)
+	}
 
 	err = s.write(ctx, func(w *writeStmts) error {
 		bg := context.Background()
@@ -46,9 +58,12 @@ func (s *Store) CommitDecision(ctx context.Context, c *engine.Commit) error {
 			} else if n == 0 {
 				return engine.ErrIdempotencyReplay
 			}
+			// Before the commit makes the key visible: the filter must
+			// never say "unused" of a committed key.
+			s.idem.add(idemHash)
 		}
-		if stateJSON != nil {
-			res, err := w.casState.ExecContext(bg, rec.Study, rec.Participant, string(stateJSON), c.State.Version)
+		if c.State != nil {
+			res, err := w.casState.ExecContext(bg, rec.Study, rec.Participant, stateJSON, c.State.Version)
 			if err != nil {
 				return fmt.Errorf("updating state: %w", err)
 			}
@@ -67,7 +82,7 @@ func (s *Store) CommitDecision(ctx context.Context, c *engine.Commit) error {
 				return engine.ErrConflict
 			}
 		}
-		if _, err := w.insertDecision.ExecContext(bg, rec.Study, rec.ID, rec.Participant, rec.Time.UnixNano(), rec.Action, string(recJSON)); err != nil {
+		if _, err := w.insertDecision.ExecContext(bg, rec.Study, rec.ID, rec.Participant, rec.Time.UnixNano(), rec.Action, recJSON); err != nil {
 			return fmt.Errorf("inserting decision record: %w", err)
 		}
 		return nil
@@ -166,4 +181,18 @@ func (s *Store) ListDecisions(ctx context.Context, q engine.DecisionQuery) ([]*e
 		return nil, s.readErr("listing decisions of study "+q.Study, err)
 	}
 	return out, nil
+}
+
+// buffer is an encoding buffer, reused through bufferPool.
+type buffer struct{ b []byte }
+
+var bufferPool = sync.Pool{New: func() any { return &buffer{b: make([]byte, 0, 8192)} }}
+
+func getBuffer() *buffer { return bufferPool.Get().(*buffer) }
+
+// putBuffer returns buf to the pool unless it grew unusually large.
+func putBuffer(buf *buffer) {
+	if cap(buf.b) <= 1<<16 {
+		bufferPool.Put(buf)
+	}
 }

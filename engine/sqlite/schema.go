@@ -178,10 +178,10 @@ func prepareWrite(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
 		&w.insertEvent: `INSERT INTO events (study, participant, id, type, time_ns, received_ns, data)
 			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING`,
 		&w.setState: `UPDATE participants SET state = ?3, version = ?4 WHERE study = ?1 AND id = ?2`,
-		&w.casState: `UPDATE participants SET state = ?3, version = ?4 WHERE study = ?1 AND id = ?2 AND version = ?4 - 1`,
+		&w.casState: `UPDATE participants SET state = CAST(?3 AS TEXT), version = ?4 WHERE study = ?1 AND id = ?2 AND version = ?4 - 1`,
 		&w.insertIdempotency: `INSERT INTO idempotency (study, participant, key, request_hash, decision_id, response, created_ns)
 			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING`,
-		&w.insertDecision: `INSERT INTO decisions (study, id, participant, time_ns, action, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6)`,
+		&w.insertDecision: `INSERT INTO decisions (study, id, participant, time_ns, action, record) VALUES (?1, ?2, ?3, ?4, ?5, CAST(?6 AS TEXT))`,
 	})
 	if err != nil {
 		return nil, err

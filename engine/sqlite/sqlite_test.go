@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -404,7 +405,8 @@ func TestReadableWithSQL(t *testing.T) {
 	}
 	enrol(t, s, "s1", "p1")
 	at := time.Date(2026, 3, 2, 9, 0, 0, 123456000, time.UTC)
-	if err := s.CommitDecision(t.Context(), &engine.Commit{Record: storetest.BenchRecord("s1", "p1", "d1", at)}); err != nil {
+	rec, st := storetest.BenchRecord("s1", "p1", "d1", at), storetest.BenchState(1, at)
+	if err := s.CommitDecision(t.Context(), &engine.Commit{Record: rec, State: st}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -431,5 +433,23 @@ func TestReadableWithSQL(t *testing.T) {
 	}
 	if when != "2026-03-02T09:00:00.123456Z" || label != "on" || probability != 0.6 {
 		t.Fatalf("json_extract gave %s, %s, %v", when, label, probability)
+	}
+	// Both documents are TEXT (not BLOB, which json_extract would take for
+	// JSONB) and hold what encoding/json writes.
+	var recType, stateType, recDoc, stateDoc, quiet string
+	err = db.QueryRow(`SELECT typeof(d.record), typeof(p.state), d.record, p.state, json_extract(p.state, '$.preferences.quiet_hours.start')
+		FROM decisions d JOIN participants p ON p.study = d.study AND p.id = d.participant WHERE d.study = 's1' AND d.id = 'd1'`).
+		Scan(&recType, &stateType, &recDoc, &stateDoc, &quiet)
+	if err != nil {
+		t.Fatalf("reading the record and state: %v", err)
+	}
+	if recType != "text" || stateType != "text" || quiet != "22:30" {
+		t.Errorf("typeof(record) %s, typeof(state) %s, quiet hours start %q; want text, text, 22:30", recType, stateType, quiet)
+	}
+	if want, _ := json.Marshal(rec); recDoc != string(want) {
+		t.Errorf("stored record:\n%s\nwant encoding/json's\n%s", recDoc, want)
+	}
+	if want, _ := json.Marshal(st); stateDoc != string(want) {
+		t.Errorf("stored state:\n%s\nwant encoding/json's\n%s", stateDoc, want)
 	}
 }

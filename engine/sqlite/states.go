@@ -18,7 +18,7 @@ func (s *Store) Snapshot(ctx context.Context, study, participant, idemKey string
 	}
 	if c, ok := s.cache.get(study, participant); ok {
 		snap := &engine.Snapshot{Participant: c.p, State: c.st}
-		if idemKey != "" {
+		if idemKey != "" && s.idem.mayContain(study, participant, idemKey) {
 			var (
 				reqHash, decisionID string
 				response            []byte
@@ -125,7 +125,7 @@ func (s *Store) AppendEvents(ctx context.Context, study, participant string, eve
 			}
 		}
 		st.Version = version + 1
-		doc, err := json.Marshal(st)
+		doc, err := st.AppendJSON(make([]byte, 0, 4096))
 		if err != nil {
 			return fmt.Errorf("encoding state: %w", err)
 		}
