@@ -31,7 +31,6 @@ type Program struct {
 	plan   *block
 	funcs  []*fn
 	byPath map[string]*fn
-	result *ast.Term // the key of the query variable in each result
 	caps   *ast.Capabilities
 }
 
@@ -146,7 +145,6 @@ type (
 		body  *block
 	}
 	sResult struct{ value int }
-	sNop    struct{}
 )
 
 // Load prepares a plan for evaluation. caps limits the built-ins to those a
