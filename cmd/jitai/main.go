@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/jitai/jitai/policies"
 )
 
 type command struct {
@@ -44,6 +46,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return 0
+	}
+	// Every command that evaluates policies (simulate, replay, study...)
+	// honours JITAI_EVALUATOR; serve also takes --evaluator.
+	ev := os.Getenv("JITAI_EVALUATOR")
+	if ev == "" {
+		ev = policies.EvaluatorIR
+	}
+	if err := policies.SetEvaluator(ev); err != nil {
+		fmt.Fprintf(stderr, "jitai: JITAI_EVALUATOR: %v\n", err)
+		return 2
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -129,5 +130,42 @@ func TestSimulateCommandSpill(t *testing.T) {
 			t.Fatalf("line %d (%s %s) is not after line %d (%s %s)", i+1, rec.Time, rec.ID, i, prevTime, prevID)
 		}
 		prevTime, prevID = rec.Time, rec.ID
+	}
+}
+
+// TestSimulateEvaluatorsRecordTheSameTrial: a whole simulated trial of each
+// example study, run once with the planned-IR evaluator and once with
+// topdown (JITAI_EVALUATOR), records byte-identical decisions, but for
+// latency_us, the measured wall time of each decision.
+var latencyRe = regexp.MustCompile(`"latency_us":[0-9]+`)
+
+func TestSimulateEvaluatorsRecordTheSameTrial(t *testing.T) {
+	for _, study := range []string{"stress-mrt", "mood-most"} {
+		t.Run(study, func(t *testing.T) {
+			var files [2][]byte
+			var deliveries int
+			for i, ev := range []string{"ir", "topdown"} {
+				t.Setenv("JITAI_EVALUATOR", ev)
+				out := filepath.Join(t.TempDir(), ev)
+				var stdout, stderr bytes.Buffer
+				args := []string{"simulate", "--study", "../../policies/examples/" + study, "--participants", "40", "--days", "14", "--seed", "3",
+					"--out", out, "--start", "2026-06-01"}
+				if code := run(args, &stdout, &stderr); code != 0 {
+					t.Fatalf("%s: exit %d\n%s%s", ev, code, stdout.String(), stderr.String())
+				}
+				b, err := os.ReadFile(filepath.Join(out, "decisions.jsonl"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				files[i] = latencyRe.ReplaceAll(b, []byte(`"latency_us":0`))
+				deliveries = strings.Count(string(b), `"action":"deliver"`)
+			}
+			if !bytes.Equal(files[0], files[1]) {
+				t.Fatalf("the evaluators recorded different trials (%d and %d bytes)", len(files[0]), len(files[1]))
+			}
+			if n := bytes.Count(files[0], []byte("\n")); n == 0 || n%(40*14) != 0 || deliveries == 0 {
+				t.Fatalf("%d decisions, %d deliveries: the trial did not run", n, deliveries)
+			}
+		})
 	}
 }
