@@ -68,7 +68,14 @@ type Policy struct {
 	vm     *irvm.Program
 	vmData ast.Value
 	vmErr  error
+	// irFallbacks counts evaluations the IR could not finish (an error),
+	// which topdown then made.
+	irFallbacks atomic.Int64
 }
+
+// IRFallbacks is the number of evaluations that failed on the planned IR
+// and were made by topdown instead.
+func (p *Policy) IRFallbacks() int64 { return p.irFallbacks.Load() }
 
 // Evaluator names the Rego evaluators.
 const (
@@ -278,7 +285,15 @@ func (p *Policy) Eval(ctx context.Context, input ast.Value) (*Output, error) {
 	if p.vm != nil {
 		vals, err := p.vm.Eval(ctx, input, p.vmData, irVar, irvm.Options{})
 		if err != nil {
-			return nil, fmt.Errorf("evaluating policy: %w", err)
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("evaluating policy: %w", err)
+			}
+			// Where a built-in fails or rules conflict, which rule bodies
+			// an evaluator tries first can decide between an error and a
+			// decision, and topdown's order (early exit, indexing) is not
+			// the plan's. Topdown has the last word on such inputs.
+			p.irFallbacks.Add(1)
+			return p.EvalTopdown(ctx, input)
 		}
 		if len(vals) == 0 {
 			return nil, errNoDecision

@@ -41,13 +41,10 @@ func TestOPAConformance(t *testing.T) {
 	}
 	ctx := context.Background()
 	var ran, passed, unplanned, refused int
+	var deferred []string
 	var failures []string
 	for _, tc := range set.Sorted().Cases {
 		if len(tc.Env) > 0 {
-			continue
-		}
-		if reason, ok := conformanceExceptions[tc.Note]; ok {
-			t.Logf("skipped %s: %s", tc.Note, reason)
 			continue
 		}
 		caps := ast.CapabilitiesForThisVersion(ast.CapabilitiesExperimentalKeywords(tc.ExperimentalKeywords))
@@ -77,26 +74,28 @@ func TestOPAConformance(t *testing.T) {
 		}
 		ran++
 		res, err := prog.Results(ctx, input, data, irvm.Options{NonStrict: !tc.StrictError})
+		if errors.Is(err, irvm.ErrAmbiguousKey) {
+			// A lookup whose answer depends on data-or-input: the engine
+			// evaluates such an input with topdown.
+			deferred = append(deferred, tc.Note)
+			continue
+		}
 		if msg := check(tc, res, err); msg != "" {
 			failures = append(failures, fmt.Sprintf("%s (%s): %s", tc.Note, filepath.Base(tc.Filename), msg))
 			continue
 		}
 		passed++
 	}
-	t.Logf("OPA conformance: %d cases run, %d passed; %d not planned, %d refused by the loader", ran, passed, unplanned, refused)
+	t.Logf("OPA conformance: %d cases run, %d passed, %d deferred to topdown %v; %d not planned, %d refused by the loader", ran, passed, len(deferred), deferred, unplanned, refused)
+	if len(deferred) > 5 {
+		t.Errorf("%d cases deferred to topdown: the ambiguity check is too broad", len(deferred))
+	}
 	for _, f := range failures {
 		t.Error(f)
 	}
 	if ran < 1000 {
 		t.Errorf("only %d cases ran: the suite was not found or the planner refused most of it", ran)
 	}
-}
-
-// conformanceExceptions are the cases where the interpreter knowingly
-// differs from topdown.
-var conformanceExceptions = map[string]string{
-	"data/toplevel integer": "topdown reads data from its store, where every key is a string, so data[2] finds \"2\"; the interpreter looks up the number 2",
-	"data/nested integer":   "as data/toplevel integer",
 }
 
 func check(tc cases.TestCase, res []ast.Object, err error) string {

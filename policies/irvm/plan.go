@@ -56,10 +56,17 @@ func Plan(ctx context.Context, query string, comp *ast.Compiler, store storage.S
 }
 
 // PlanWith plans the query that opts describe (modules, query, compiler...).
-func PlanWith(ctx context.Context, opts ...func(*rego.Rego)) (*ir.Policy, error) {
+func PlanWith(ctx context.Context, opts ...func(*rego.Rego)) (p *ir.Policy, err error) {
+	// The planner panics on states it considers impossible; a study load
+	// or reload must get an error (and keep topdown), not crash.
+	defer func() {
+		if r := recover(); r != nil {
+			p, err = nil, fmt.Errorf("irvm: the planner failed: %v", r)
+		}
+	}()
 	register.Do(func() { rego.RegisterPlugin("rego.target."+target, capture{}) })
 	slot := &planSlot{}
-	_, err := rego.New(append(opts, rego.Target(target))...).PrepareForEval(context.WithValue(ctx, slotKey{}, slot))
+	_, err = rego.New(append(opts, rego.Target(target))...).PrepareForEval(context.WithValue(ctx, slotKey{}, slot))
 	if err != nil {
 		return nil, err
 	}

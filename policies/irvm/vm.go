@@ -646,7 +646,10 @@ func (m *machine) block(f []*ast.Term, b *block) (int, error) {
 			if src == nil || key == nil {
 				return 0, nil
 			}
-			v := dot(src, key)
+			v, err := dot(src, key)
+			if err != nil {
+				return 0, err
+			}
 			if v == nil {
 				return 0, nil
 			}
@@ -742,23 +745,41 @@ func (m *machine) block(f []*ast.Term, b *block) (int, error) {
 			f[s.target] = ast.NewTerm(ast.NewSet())
 		case *sAppend:
 			v := m.val(f, s.value)
-			arr, ok := f[s.array].Value.(*ast.Array)
-			if v == nil || !ok {
+			if v == nil {
 				return 0, nil
+			}
+			arr, ok := f[s.array].Value.(*ast.Array)
+			if !ok {
+				return 0, conflict(f[s.array], "an array")
 			}
 			*arr = *arr.Append(v) // in place: the planner only appends to arrays it made
 		case *sInsert:
 			k, v := m.val(f, s.key), m.val(f, s.value)
-			obj, ok := f[s.object].Value.(ast.Object)
-			if k == nil || v == nil || !ok {
+			if k == nil || v == nil {
 				return 0, nil
+			}
+			obj, ok := f[s.object].Value.(ast.Object)
+			if !ok {
+				return 0, conflict(f[s.object], "an object")
+			}
+			if obj.Get(k) != nil {
+				// The planner writes a nested document back under its
+				// key after adding to it. OPA's in-place update of an
+				// existing key loses entries whose keys share its hash
+				// and leaves the object's hash stale, so replace the
+				// object with a fresh copy instead.
+				f[s.object] = ast.NewTerm(replaced(obj, k, v))
+				continue
 			}
 			obj.Insert(k, v)
 		case *sInsertOnce:
 			k, v := m.val(f, s.key), m.val(f, s.value)
-			obj, ok := f[s.object].Value.(ast.Object)
-			if k == nil || v == nil || !ok {
+			if k == nil || v == nil {
 				return 0, nil
+			}
+			obj, ok := f[s.object].Value.(ast.Object)
+			if !ok {
+				return 0, conflict(f[s.object], "an object")
 			}
 			if cur := obj.Get(k); cur != nil {
 				if !equal(cur, v) {
@@ -769,9 +790,12 @@ func (m *machine) block(f []*ast.Term, b *block) (int, error) {
 			obj.Insert(k, v)
 		case *sSetAdd:
 			v := m.val(f, s.value)
-			set, ok := f[s.set].Value.(ast.Set)
-			if v == nil || !ok {
+			if v == nil {
 				return 0, nil
+			}
+			set, ok := f[s.set].Value.(ast.Set)
+			if !ok {
+				return 0, conflict(f[s.set], "a set")
 			}
 			set.Add(v)
 		case *sIsArray:
@@ -1063,26 +1087,65 @@ func upsert(doc *ast.Term, path []*ast.Term, value *ast.Term) *ast.Term {
 	return ast.NewTerm(obj)
 }
 
-func dot(src, key *ast.Term) *ast.Term {
+// conflict reports a document that two rules define with different kinds
+// of value (the planner only adds to the collections it made, so any other
+// target means rules disagree), as topdown reports it.
+func conflict(got *ast.Term, want string) error {
+	kind := "an undefined value"
+	if got != nil {
+		kind = ast.ValueName(got.Value)
+	}
+	return &Error{Code: "eval_conflict_error", Message: fmt.Sprintf("rules define one document both as %s and as %s", want, kind)}
+}
+
+// replaced is a copy of obj with k bound to v.
+func replaced(obj ast.Object, k, v *ast.Term) ast.Object {
+	items := make([][2]*ast.Term, 0, obj.Len())
+	obj.Foreach(func(k2, v2 *ast.Term) {
+		if ast.KeyHashEqual(k2.Value, k.Value) {
+			v2 = v
+		}
+		items = append(items, [2]*ast.Term{k2, v2})
+	})
+	return ast.NewObject(items...)
+}
+
+// ErrAmbiguousKey is returned for a lookup whose result depends on where
+// the document came from: topdown reads data through its store, where a
+// number key finds a string key with the same text and a string key can
+// index an array, but looks input up by value. The plan does not say which
+// document a value came from, so such a lookup is not guessed: the caller
+// evaluates with topdown instead.
+var ErrAmbiguousKey = &Error{Code: "irvm_ambiguous_key", Message: "a number key that matches a string key, or a string key into an array: the result depends on whether the document is data or input"}
+
+func dot(src, key *ast.Term) (*ast.Term, error) {
 	switch x := src.Value.(type) {
 	case ast.Object:
-		return x.Get(key)
+		if v := x.Get(key); v != nil {
+			return v, nil
+		}
+		if n, ok := key.Value.(ast.Number); ok && x.Get(ast.StringTerm(string(n))) != nil {
+			return nil, ErrAmbiguousKey
+		}
 	case *ast.Array:
-		n, ok := key.Value.(ast.Number)
-		if !ok {
-			return nil
+		switch k := key.Value.(type) {
+		case ast.Number:
+			i, ok := k.Int()
+			if !ok || i < 0 || i >= x.Len() {
+				return nil, nil
+			}
+			return x.Elem(i), nil
+		case ast.String:
+			if _, err := strconv.Atoi(string(k)); err == nil {
+				return nil, ErrAmbiguousKey
+			}
 		}
-		i, ok := n.Int()
-		if !ok || i < 0 || i >= x.Len() {
-			return nil
-		}
-		return x.Elem(i)
 	case ast.Set:
 		if x.Contains(key) {
-			return key
+			return key, nil
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 func length(v ast.Value) int {
