@@ -62,7 +62,7 @@ func (e *Engine) decide(ctx context.Context, rt *StudyRuntime, dp *policies.Deci
 	pstart := time.Now()
 	out, err := rt.Policy.Eval(pctx, inputVal)
 	cancel()
-	e.observePolicy(rt.Config.ID, pstart, err)
+	e.observePolicy(rt.Config.ID, pstart, out, err)
 	if err != nil && errors.Is(pctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
 		err = fmt.Errorf("%w after %s", ErrPolicyTimeout, e.policyTimeout)
 	}

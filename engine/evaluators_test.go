@@ -3,13 +3,18 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/engine/memstore"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
+	"github.com/jitai/jitai/policies/policytest"
 )
 
 func loadExample(t testing.TB, name string) *policies.Study {
@@ -95,4 +100,73 @@ func FuzzEvaluatorsAgree(f *testing.F) {
 			t.Fatal(diff)
 		}
 	})
+}
+
+// fallbackCounter is an Observer that counts IR fallbacks.
+type fallbackCounter struct {
+	mu        sync.Mutex
+	fallbacks map[string]int
+}
+
+func (*fallbackCounter) Decision(string, string, string, time.Duration) {}
+func (*fallbackCounter) PolicyEval(string, time.Duration, error)        {}
+func (*fallbackCounter) StoreOp(string, time.Duration, error)           {}
+func (f *fallbackCounter) PolicyFallback(study string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fallbacks[study]++
+}
+
+// TestDecisionFallsBackToTopdown: where the planned IR stops with an error
+// that topdown's evaluation order avoids (here a built-in error in a rule
+// body topdown never reaches once the other body succeeded), the decision is
+// topdown's, and the observer is told.
+func TestDecisionFallsBackToTopdown(t *testing.T) {
+	study := policytest.WriteStudy(t, filepath.Join(t.TempDir(), "seam"), `id: seam
+name: Seam
+timezone: Europe/London
+seed: "seam-seed-0123456789"
+decision_points:
+  - {id: app, kind: app}
+delivery_factor: prompt
+factors:
+  - name: prompt
+    type: within
+    levels: [none, deliver]
+    probability: 0.4
+    bounds: [0.1, 0.9]
+crisis:
+  text: "Call 116 123."
+`, `package jitai.policy
+
+decision := {"safety_reasons": ["override" | override], "unavailable_reasons": [], "candidates": [{"id": "box-breathing"}]}
+
+override if input.context.override == true
+
+override if to_number(input.context.level) > 5
+`)
+	obs := &fallbackCounter{fallbacks: map[string]int{}}
+	eng, err := engine.New(engine.Components{Store: memstore.New(), Studies: []*policies.Study{study}, Observer: obs,
+		Now: func() time.Time { return pluginT0.Add(time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, _, err := eng.Enroll(ctx, "seam", engine.EnrollRequest{ParticipantID: "p1"}); err != nil {
+		t.Fatal(err)
+	}
+	decide := func(c map[string]any, minute int) *engine.Record {
+		t.Helper()
+		ans, err := eng.Decide(ctx, "seam", "p1", engine.DecideRequest{DecisionPoint: "app", Time: pluginT0.Add(time.Duration(minute) * time.Minute), Context: c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ans.Record
+	}
+	if rec := decide(map[string]any{"level": "7"}, 1); rec.Action != "safety" || obs.fallbacks["seam"] != 0 {
+		t.Fatalf("a level of 7: action %s, %d fallbacks; want safety, none", rec.Action, obs.fallbacks["seam"])
+	}
+	if rec := decide(map[string]any{"override": true, "level": "high"}, 2); rec.Action != "safety" || obs.fallbacks["seam"] != 1 {
+		t.Fatalf("override with a bad level: action %s, %d fallbacks; want topdown's safety decision and 1 fallback", rec.Action, obs.fallbacks["seam"])
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/jitai/jitai/policies"
 )
 
 // Observer receives the engine's measurements (engine/metrics implements it
@@ -27,6 +29,13 @@ type Observer interface {
 // ReloadUnchanged or ReloadFailed).
 type ReloadObserver interface {
 	StudyReload(study, outcome string, took time.Duration)
+}
+
+// EvaluatorObserver is an optional interface of an Observer: it is told of
+// every policy evaluation the planned IR could not make and topdown made
+// instead (see docs/policy.md).
+type EvaluatorObserver interface {
+	PolicyFallback(study string)
 }
 
 // Store operations reported to an Observer.
@@ -115,8 +124,13 @@ func (e *Engine) observeStore(op string, start time.Time, err error) {
 	}
 }
 
-func (e *Engine) observePolicy(study string, start time.Time, err error) {
+func (e *Engine) observePolicy(study string, start time.Time, out *policies.Output, err error) {
 	if e.obs != nil {
 		e.obs.PolicyEval(study, time.Since(start), err)
+		if out != nil && out.FellBack() {
+			if eo, ok := e.obs.(EvaluatorObserver); ok {
+				eo.PolicyFallback(study)
+			}
+		}
 	}
 }

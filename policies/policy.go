@@ -109,7 +109,13 @@ type Output struct {
 	Probabilities      map[string]float64 `json:"probabilities,omitempty"`
 	Conditions         []string           `json:"conditions,omitempty"`
 	Tailoring          map[string]any     `json:"tailoring,omitempty"`
+
+	fellBack bool // made by topdown after the planned IR failed
 }
+
+// FellBack reports whether this decision document was made by topdown
+// because the planned IR could not make it.
+func (o *Output) FellBack() bool { return o.fellBack }
 
 // Candidate is one intervention option the policy offers.
 type Candidate struct {
@@ -293,7 +299,11 @@ func (p *Policy) Eval(ctx context.Context, input ast.Value) (*Output, error) {
 			// decision, and topdown's order (early exit, indexing) is not
 			// the plan's. Topdown has the last word on such inputs.
 			p.irFallbacks.Add(1)
-			return p.EvalTopdown(ctx, input)
+			out, err := p.EvalTopdown(ctx, input)
+			if out != nil {
+				out.fellBack = true
+			}
+			return out, err
 		}
 		if len(vals) == 0 {
 			return nil, errNoDecision

@@ -8,13 +8,17 @@ import (
 	"github.com/jitai/jitai/engine"
 )
 
-var _ engine.ReloadObserver = (*Metrics)(nil)
+var (
+	_ engine.ReloadObserver    = (*Metrics)(nil)
+	_ engine.EvaluatorObserver = (*Metrics)(nil)
+)
 
 // reloadMetrics count study reload attempts. Labels: study (a study id
 // from a studies folder) and outcome (loaded, added, unchanged, failed).
 type reloadMetrics struct {
-	attempts *prometheus.CounterVec
-	seconds  *prometheus.HistogramVec
+	attempts  *prometheus.CounterVec
+	seconds   *prometheus.HistogramVec
+	fallbacks *prometheus.CounterVec
 }
 
 func (r *reloadMetrics) register(reg *prometheus.Registry) {
@@ -24,7 +28,15 @@ func (r *reloadMetrics) register(reg *prometheus.Registry) {
 	r.seconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "study_reload_duration_seconds",
 		Help: "Time to load, compile, check and swap a study version, by study.", Buckets: LatencyBuckets},
 		[]string{"study"})
-	reg.MustRegister(r.attempts, r.seconds)
+	r.fallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "policy_ir_fallbacks_total",
+		Help: "Policy evaluations the planned IR could not make (a built-in error, a conflict, a key whose meaning depends on data or input) and OPA's topdown made instead, by study (docs/policy.md). Each costs a second evaluation."},
+		[]string{"study"})
+	reg.MustRegister(r.attempts, r.seconds, r.fallbacks)
+}
+
+// PolicyFallback implements engine.EvaluatorObserver.
+func (m *Metrics) PolicyFallback(study string) {
+	m.reloads.fallbacks.WithLabelValues(study).Inc()
 }
 
 // StudyReload implements engine.ReloadObserver. Reloads are rare: no
