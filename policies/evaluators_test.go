@@ -10,10 +10,6 @@ import (
 	"github.com/jitai/jitai/policies"
 )
 
-func compileRego(t *testing.T, src string) *policies.Policy {
-	return compileWithData(t, src, map[string]any{"catalogue": map[string]any{}})
-}
-
 func compileWithData(t *testing.T, src string, data map[string]any) *policies.Policy {
 	t.Helper()
 	mods, err := policies.ParseModules(map[string]string{"p.rego": src})
