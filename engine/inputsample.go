@@ -86,9 +86,15 @@ func (g *InputSampler) value(f *policies.InputField, depth int) any {
 		return out
 	case policies.FieldObject:
 		out := map[string]any{}
-		for k, sub := range f.Fields {
+		// In key order: the same seed gives the same inputs.
+		keys := make([]string, 0, len(f.Fields))
+		for k := range f.Fields {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
 			if g.r.IntN(5) > 0 {
-				out[k] = g.value(sub, depth+1)
+				out[k] = g.value(f.Fields[k], depth+1)
 			}
 		}
 		if f.Each != nil {

@@ -247,3 +247,29 @@ driving if input.context.driving == true
 		t.Errorf("check does not say the policy runs on topdown and why:\n%s", out)
 	}
 }
+
+// TestStudyCheckCountsFallbacks: a policy whose every evaluation fails on
+// the IR (a rule body topdown's early exit never reaches calls a failing
+// built-in) passes, as topdown decides it, but check says what it costs.
+func TestStudyCheckCountsFallbacks(t *testing.T) {
+	dir := t.TempDir()
+	yml, err := os.ReadFile(filepath.Join(examples, "stress-mrt", "study.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	policytest.WriteStudy(t, dir, string(yml), `package jitai.policy
+
+decision := {"safety_reasons": [], "unavailable_reasons": ["quiet" | quiet], "candidates": []}
+
+quiet if true
+
+quiet if to_number(concat("", ["not ", "a number"])) > 0
+`)
+	out, errs, code := runCmd(t, "study", "check", dir)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	if !strings.Contains(out, "1000 of them failed on the IR and were handed to topdown") {
+		t.Errorf("check does not count the fallbacks:\n%s", out)
+	}
+}
