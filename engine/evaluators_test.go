@@ -34,7 +34,8 @@ func loadExample(t testing.TB, name string) *policies.Study {
 }
 
 func evaluatorsAgree(ctx context.Context, p *policies.Policy, input ast.Value) string {
-	return p.CompareEvaluators(ctx, input)
+	diff, _ := p.CompareEvaluators(ctx, input)
+	return diff
 }
 
 // TestEvaluatorsAgreeOnExamples runs both example studies' policies on

@@ -62,7 +62,7 @@ func (g *InputSampler) scalar() any {
 	return g.number()
 }
 
-func (g *InputSampler) value(f *policies.InputField, depth int) any {
+func (g *InputSampler) value(f *policies.InputField) any {
 	if g.r.IntN(12) == 0 { // the wrong type now and then
 		return g.scalar()
 	}
@@ -94,18 +94,15 @@ func (g *InputSampler) value(f *policies.InputField, depth int) any {
 		sort.Strings(keys)
 		for _, k := range keys {
 			if g.r.IntN(5) > 0 {
-				out[k] = g.value(f.Fields[k], depth+1)
+				out[k] = g.value(f.Fields[k])
 			}
 		}
 		if f.Each != nil {
 			for range g.r.IntN(6) {
-				out[g.word()] = g.value(f.Each, depth+1)
+				out[g.word()] = g.value(f.Each)
 			}
 		}
 		return out
-	}
-	if depth > 3 {
-		return g.scalar()
 	}
 	return g.scalar()
 }
@@ -113,7 +110,7 @@ func (g *InputSampler) value(f *policies.InputField, depth int) any {
 // Sample returns one random input document shaped by schema.
 func (g *InputSampler) Sample(schema *policies.InputField) map[string]any {
 	for {
-		if m, ok := g.value(schema, 0).(map[string]any); ok {
+		if m, ok := g.value(schema).(map[string]any); ok {
 			return m
 		}
 	}

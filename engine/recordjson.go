@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -483,14 +484,7 @@ func (e *jsonEncoder) preferences(p *Preferences) {
 }
 
 // sortedKeys returns m's keys in encoding/json's order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 // appendFloat formats f as encoding/json formats a float64: the shortest
 // representation, in exponent form below 1e-6 and from 1e21 on. NaN and

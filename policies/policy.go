@@ -68,14 +68,7 @@ type Policy struct {
 	vm     *irvm.Program
 	vmData ast.Value
 	vmErr  error
-	// irFallbacks counts evaluations the IR could not finish (an error),
-	// which topdown then made.
-	irFallbacks atomic.Int64
 }
-
-// IRFallbacks is the number of evaluations that failed on the planned IR
-// and were made by topdown instead.
-func (p *Policy) IRFallbacks() int64 { return p.irFallbacks.Load() }
 
 // Evaluator names the Rego evaluators.
 const (
@@ -298,7 +291,6 @@ func (p *Policy) Eval(ctx context.Context, input ast.Value) (*Output, error) {
 			// an evaluator tries first can decide between an error and a
 			// decision, and topdown's order (early exit, indexing) is not
 			// the plan's. Topdown has the last word on such inputs.
-			p.irFallbacks.Add(1)
 			out, err := p.EvalTopdown(ctx, input)
 			if out != nil {
 				out.fellBack = true
@@ -320,21 +312,23 @@ func (p *Policy) Eval(ctx context.Context, input ast.Value) (*Output, error) {
 // CompareEvaluators evaluates input with the IR evaluator and with topdown
 // and describes any difference in the decoded decision or in whether
 // evaluation failed; "" when they agree (or when IR is not in use).
-func (p *Policy) CompareEvaluators(ctx context.Context, input ast.Value) string {
+// handed reports that the IR failed on input and topdown made the decision.
+func (p *Policy) CompareEvaluators(ctx context.Context, input ast.Value) (diff string, handed bool) {
 	if p.vm == nil {
-		return ""
+		return "", false
 	}
 	ir, irErr := p.Eval(ctx, input)
+	handed = ir != nil && ir.FellBack()
 	td, tdErr := p.EvalTopdown(ctx, input)
 	if (irErr == nil) != (tdErr == nil) {
-		return fmt.Sprintf("ir error %v, topdown error %v", irErr, tdErr)
+		return fmt.Sprintf("ir error %v, topdown error %v", irErr, tdErr), handed
 	}
 	a, _ := json.Marshal(ir)
 	b, _ := json.Marshal(td)
 	if string(a) != string(b) {
-		return fmt.Sprintf("ir %s, topdown %s", a, b)
+		return fmt.Sprintf("ir %s, topdown %s", a, b), handed
 	}
-	return ""
+	return "", handed
 }
 
 var errNoDecision = errors.New("policy produced no decision document (data.jitai.policy.decision is undefined for this input)")

@@ -128,14 +128,11 @@ func checkEvaluators(s *policies.Study) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		fallbacks := s.Policy.IRFallbacks()
-		diff := s.Policy.CompareEvaluators(ctx, input)
-		if s.Policy.IRFallbacks() != fallbacks {
-			// Count the inputs only the IR failed on; where topdown fails
-			// too, the policy itself errs on that input.
-			if _, err := s.Policy.EvalTopdown(ctx, input); err == nil {
-				handed++
-			}
+		// Counted: inputs only the IR failed on. Where topdown fails too,
+		// the policy itself errs on that input.
+		diff, fellBack := s.Policy.CompareEvaluators(ctx, input)
+		if fellBack {
+			handed++
 		}
 		if diff != "" {
 			js, _ := json.Marshal(doc)

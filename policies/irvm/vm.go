@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -138,12 +139,6 @@ type (
 		value operand
 		set   int
 	}
-	sWith struct {
-		local int
-		path  []*ast.Term
-		value operand
-		body  *block
-	}
 	sResult struct{ value int }
 )
 
@@ -156,7 +151,7 @@ func Load(p *ir.Policy, caps *ast.Capabilities) (*Program, error) {
 	if len(p.UnplannedRules) > 0 {
 		return nil, fmt.Errorf("irvm: the planner left %d rules unplanned (first %s)", len(p.UnplannedRules), p.UnplannedRules[0].Path)
 	}
-	l := &loader{p: p, prog: &Program{byPath: map[string]*fn{}, caps: caps}, byName: map[string]*fn{}}
+	l := &loader{prog: &Program{byPath: map[string]*fn{}, caps: caps}, byName: map[string]*fn{}}
 	if p.Static != nil {
 		for _, s := range p.Static.Strings {
 			l.strings = append(l.strings, ast.StringTerm(s.Value))
@@ -174,14 +169,14 @@ func Load(p *ir.Policy, caps *ast.Capabilities) (*Program, error) {
 			l.prog.funcs = append(l.prog.funcs, x)
 			l.byName[f.Name] = x
 			if len(f.Path) > 0 {
-				l.prog.byPath[pathKey(f.Path)] = x
+				l.prog.byPath[strings.Join(f.Path, "\x00")] = x
 			}
 		}
 		for i, f := range p.Funcs.Funcs {
 			x := l.prog.funcs[i]
-			l.max = maxInt(x.ret, 1)
+			l.max = max(x.ret, 1)
 			for _, a := range x.params {
-				l.max = maxInt(l.max, a)
+				l.max = max(l.max, a)
 			}
 			for _, b := range f.Blocks {
 				nb, err := l.block(b)
@@ -204,38 +199,16 @@ func Load(p *ir.Policy, caps *ast.Capabilities) (*Program, error) {
 		pb.stmts = append(pb.stmts, &sBlock{blocks: []*block{nb}})
 	}
 	l.prog.plan = pb
-	l.planLocals = l.max + 1
-	l.prog.funcs = append(l.prog.funcs, &fn{index: len(l.prog.funcs), name: "plan", nlocals: l.planLocals, blocks: []*block{pb}, ret: -1})
+	l.prog.funcs = append(l.prog.funcs, &fn{index: len(l.prog.funcs), name: "plan", nlocals: l.max + 1, blocks: []*block{pb}, ret: -1})
 	return l.prog, nil
 }
 
-func pathKey(p []string) string {
-	k := ""
-	for i, s := range p {
-		if i > 0 {
-			k += "\x00"
-		}
-		k += s
-	}
-	return k
-}
-
-func maxInt(a, b int) int {
-	if a > b {
-		return a
-	}
-	return b
-}
-
 type loader struct {
-	p          *ir.Policy
-	prog       *Program
-	byName     map[string]*fn
-	strings    []*ast.Term
-	files      []string
-	max        int
-	planLocals int
-	allowWith  bool
+	prog    *Program
+	byName  map[string]*fn
+	strings []*ast.Term
+	files   []string
+	max     int
 }
 
 func (l *loader) local(x ir.Local) int {
@@ -398,21 +371,7 @@ func (l *loader) stmt(s ir.Stmt) (stmt, error) {
 	case *ir.SetAddStmt:
 		out = &sSetAdd{value: op(s.Value), set: l.local(s.Set)}
 	case *ir.WithStmt:
-		if !l.allowWith {
-			return nil, errors.New("`with` is not supported by this evaluator")
-		}
-		body, berr := l.block(s.Block)
-		if berr != nil {
-			return nil, berr
-		}
-		w := &sWith{local: l.local(s.Local), value: op(s.Value), body: body}
-		for _, i := range s.Path {
-			if i < 0 || i >= len(l.strings) {
-				return nil, fmt.Errorf("with path index %d out of range", i)
-			}
-			w.path = append(w.path, l.strings[i])
-		}
-		out = w
+		return nil, errors.New("`with` is not supported by this evaluator")
 	case *ir.ResultSetAddStmt:
 		out = &sResult{value: l.local(s.Value)}
 	case *ir.NopStmt:
@@ -593,7 +552,7 @@ func (m *machine) push(n int) []*ast.Term {
 	if cap(m.stack)-len(m.stack) < n {
 		// Frames handed out earlier keep the old array; only new frames
 		// use the new one.
-		m.stack = make([]*ast.Term, 0, maxInt(2*cap(m.stack), 256+n))
+		m.stack = make([]*ast.Term, 0, max(2*cap(m.stack), 256+n))
 	}
 	start := len(m.stack)
 	m.stack = m.stack[:start+n]
@@ -627,13 +586,7 @@ func (m *machine) tick() error {
 
 // block runs b on frame f; see the control results above.
 func (m *machine) block(f []*ast.Term, b *block) (int, error) {
-	if debug {
-		fmt.Printf("block %p %d stmts\n", b, len(b.stmts))
-	}
 	for _, s := range b.stmts {
-		if debug {
-			fmt.Printf("  %T %+v\n", s, s)
-		}
 		switch s := s.(type) {
 		case *sAssign:
 			v := m.val(f, s.src)
@@ -845,11 +798,6 @@ func (m *machine) block(f []*ast.Term, b *block) (int, error) {
 			if err != nil || r >= 0 {
 				return r, err
 			}
-		case *sWith:
-			r, err := m.with(f, s)
-			if err != nil || r != fellThrough {
-				return r, err
-			}
 		default:
 			return 0, fmt.Errorf("irvm: unknown statement %T", s)
 		}
@@ -971,7 +919,7 @@ func (m *machine) call(f []*ast.Term, s *sCall) (*ast.Term, error) {
 	// OPA's built-ins may keep their operands: each call gets its own
 	// slice, cut from a per-evaluation arena.
 	if len(m.arena) < len(args) {
-		m.arena = make([]*ast.Term, maxInt(256, len(args)))
+		m.arena = make([]*ast.Term, max(256, len(args)))
 	}
 	own := m.arena[:len(args):len(args)]
 	m.arena = m.arena[len(args):]
@@ -1037,54 +985,6 @@ func (m *machine) callDynamic(f []*ast.Term, s *sCallDyn) (int, error) {
 	}
 	f[s.result] = v
 	return -1, nil
-}
-
-func (m *machine) with(f []*ast.Term, s *sWith) (int, error) {
-	saved := f[s.local]
-	v := m.val(f, s.value)
-	if v == nil {
-		return 0, nil
-	}
-	if len(s.path) == 0 {
-		f[s.local] = v
-	} else {
-		f[s.local] = upsert(saved, s.path, v)
-	}
-	memo, known := m.memo, m.known
-	m.memo, m.known = make([]*ast.Term, len(memo)), make([]bool, len(known))
-	r, err := m.block(f, s.body)
-	f[s.local] = saved
-	m.memo, m.known = memo, known
-	if err != nil || r == returned {
-		return r, err
-	}
-	if r > 0 {
-		return r - 1, nil
-	}
-	if r == 0 {
-		return 0, nil // the nested block was undefined
-	}
-	return fellThrough, nil
-}
-
-// upsert returns a copy of doc with value at path, copying objects along the
-// way and replacing anything that is not an object.
-func upsert(doc *ast.Term, path []*ast.Term, value *ast.Term) *ast.Term {
-	var obj ast.Object
-	if doc != nil {
-		if o, ok := doc.Value.(ast.Object); ok {
-			obj = o.Copy()
-		}
-	}
-	if obj == nil {
-		obj = ast.NewObject()
-	}
-	if len(path) == 1 {
-		obj.Insert(path[0], value)
-		return ast.NewTerm(obj)
-	}
-	obj.Insert(path[0], upsert(obj.Get(path[0]), path[1:], value))
-	return ast.NewTerm(obj)
 }
 
 // conflict reports a document that two rules define with different kinds
@@ -1195,5 +1095,3 @@ func merge(a, b *ast.Term) *ast.Term {
 	})
 	return ast.NewTerm(out)
 }
-
-var debug = false
