@@ -16,8 +16,9 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 
 	"github.com/jitai/jitai/engine"
-	"github.com/jitai/jitai/engine/sqlite"
-	"github.com/jitai/jitai/engine/storetest"
+	"github.com/jitai/jitai/engine/store/sqlite"
+	"github.com/jitai/jitai/engine/store/storetest"
+	"github.com/jitai/jitai/engine/trial"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
 )
@@ -55,11 +56,11 @@ func benchEngine(b *testing.B, days int) (*engine.Engine, *policies.Study, time.
 		if _, _, err := eng.Enroll(ctx, "stress-mrt", engine.EnrollRequest{ParticipantID: id}); err != nil {
 			b.Fatal(err)
 		}
-		var evs []engine.Event
+		var evs []trial.Event
 		for d := 0; d < days; d++ {
 			for j, at := range []time.Duration{7*time.Hour + 30*time.Minute, 13 * time.Hour} {
 				k := i + 7*d + 3*j
-				evs = append(evs, engine.Event{ID: fmt.Sprintf("ema-%d-%d", d, j), Type: engine.EventEMA, Time: base.AddDate(0, 0, d).Add(at),
+				evs = append(evs, trial.Event{ID: fmt.Sprintf("ema-%d-%d", d, j), Type: trial.EventEMA, Time: base.AddDate(0, 0, d).Add(at),
 					Data: json.RawMessage(fmt.Sprintf(`{"stress":%d,"mood":%d,"energy":%d,"sleep_quality":%d,"loneliness":%d}`, k%11, (k/3)%11, (k/7)%11, (k/2)%11, (k/5)%11))})
 			}
 		}
@@ -80,7 +81,7 @@ func slot(study *policies.Study, base time.Time, n int64) (string, string, time.
 	k := n / benchParticipants
 	day, s := k/5, int(k%5)
 	dp := study.Config.DecisionPoints[s]
-	minute, _ := policies.ParseClock(dp.Time)
+	minute, _ := trial.ParseClock(dp.Time)
 	t := base.AddDate(0, 0, int(day)).Add(time.Duration(minute) * time.Minute)
 	return fmt.Sprintf("p%04d", p), dp.ID, t
 }

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/jitai/jitai/experiments"
@@ -31,7 +33,7 @@ const optionKey = "_option"
 
 // decide computes one decision from a snapshot: the record, the new state and
 // the answer body. It writes nothing.
-func (e *Engine) decide(ctx context.Context, rt *StudyRuntime, dp *policies.DecisionPoint, snap *Snapshot, req *DecideRequest, decisionID string, start time.Time) (*Record, *State, []byte, error) {
+func (e *Engine) decide(ctx context.Context, rt *StudyRuntime, dp *policies.DecisionPoint, snap *trial.Snapshot, req *DecideRequest, decisionID string, start time.Time) (*trial.Record, *trial.State, []byte, error) {
 	p := snap.Participant
 	now := req.Time
 	loc, err := e.zones.load(p.Timezone)
@@ -42,7 +44,7 @@ func (e *Engine) decide(ctx context.Context, rt *StudyRuntime, dp *policies.Deci
 	h := computeHistory(snap.State, now, clock)
 	dpDoc := map[string]any{"id": dp.ID, "time": dp.Time, "kind": dp.Kind}
 	input := buildInput(rt, snap, dpDoc, req.Context, now, clock, h)
-	var pluginCalls []PluginCall
+	var pluginCalls []trial.PluginCall
 	if len(rt.Config.Plugins) > 0 {
 		d := PluginDecision{Study: rt.Config.ID, Participant: p.ID, DecisionID: decisionID, DecisionPoint: dp.ID, Time: now}
 		var derived map[string]any
@@ -64,18 +66,18 @@ func (e *Engine) decide(ctx context.Context, rt *StudyRuntime, dp *policies.Deci
 	cancel()
 	e.observePolicy(rt.Config.ID, pstart, out, err)
 	if err != nil && errors.Is(pctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
-		err = fmt.Errorf("%w after %s", ErrPolicyTimeout, e.policyTimeout)
+		err = fmt.Errorf("%w after %s", trial.ErrPolicyTimeout, e.policyTimeout)
 	}
 	if err != nil {
 		return nil, nil, nil, &PolicyError{Study: rt.Config.ID, Err: err}
 	}
-	inputJSON, err := appendJSON(make([]byte, 0, 2048), input)
+	inputJSON, err := trial.AppendJSON(make([]byte, 0, 2048), input)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("encoding policy input: %w", err)
 	}
 	sum := sha256.Sum256(inputJSON)
 
-	rec := &Record{
+	rec := &trial.Record{
 		ID:                decisionID,
 		Study:             rt.Config.ID,
 		Participant:       p.ID,
@@ -116,11 +118,11 @@ func (e *Engine) decide(ctx context.Context, rt *StudyRuntime, dp *policies.Deci
 	if rec.Intervention != nil {
 		resp.Intervention = rec.Intervention
 	}
-	if rec.Action == ActionSafety {
+	if rec.Action == trial.ActionSafety {
 		crisis := rt.Config.Crisis
 		resp.Signposting = &crisis
 	}
-	if rec.Action != ActionSafety && len(levels) > 0 {
+	if rec.Action != trial.ActionSafety && len(levels) > 0 {
 		resp.Components = levels
 	}
 	body, err := json.Marshal(resp)
@@ -141,16 +143,16 @@ type stateDerived struct {
 	// probability gives a state-dependent factor's probability before
 	// clipping; it may set fd.Source and fd.Budget, and returns the budget
 	// entry the decision adds to the state (nil for none).
-	probability func(f policies.Factor, fd *FactorDraw) (float64, *BudgetEntry)
+	probability func(f policies.Factor, fd *trial.FactorDraw) (float64, *trial.BudgetEntry)
 }
 
 // settle turns a policy output into the decision: safety, availability,
 // candidates, factor levels, option and rendering. It is the part of the
 // pipeline that live decisions and replay share; rec holds the identity
 // fields already.
-func settle(rt *StudyRuntime, assignment map[string]string, out *policies.Output, clock localClock, sd stateDerived, rec *Record) (map[string]string, []BudgetEntry, error) {
+func settle(rt *StudyRuntime, assignment map[string]string, out *policies.Output, clock localClock, sd stateDerived, rec *trial.Record) (map[string]string, []trial.BudgetEntry, error) {
 	rec.SafetyReasons, rec.Conditions, rec.Tailoring = out.SafetyReasons, out.Conditions, out.Tailoring
-	rec.Factors = make([]FactorDraw, 0, len(rt.Config.Factors))
+	rec.Factors = make([]trial.FactorDraw, 0, len(rt.Config.Factors))
 	levels := make(map[string]string, len(rt.Config.Factors))
 	for _, f := range rt.between {
 		label := assignment[f.Name]
@@ -159,12 +161,12 @@ func settle(rt *StudyRuntime, assignment map[string]string, out *policies.Output
 			level = 1
 		}
 		levels[f.Name] = label
-		rec.Factors = append(rec.Factors, FactorDraw{Name: f.Name, Type: string(policies.Between), Level: level, Label: label})
+		rec.Factors = append(rec.Factors, trial.FactorDraw{Name: f.Name, Type: string(policies.Between), Level: level, Label: label})
 	}
-	var budget []BudgetEntry
+	var budget []trial.BudgetEntry
 	switch {
 	case len(out.SafetyReasons) > 0:
-		rec.Action = ActionSafety
+		rec.Action = trial.ActionSafety
 		rec.Reasons = out.SafetyReasons
 	default:
 		if err := availability(rt, out, sd.engineReasons(), rec); err != nil {
@@ -173,7 +175,7 @@ func settle(rt *StudyRuntime, assignment map[string]string, out *policies.Output
 		if rec.Available {
 			budget = randomise(rt, rec.Participant, out, levels, clock, sd.probability, rec)
 		} else {
-			rec.Action = ActionNone
+			rec.Action = trial.ActionNone
 			rec.Reasons = rec.UnavailableReasons
 		}
 	}
@@ -182,7 +184,7 @@ func settle(rt *StudyRuntime, assignment map[string]string, out *policies.Output
 
 // engineReasons are the engine's hard availability rules on the state:
 // opt-out and the burden caps.
-func engineReasons(rt *StudyRuntime, st *State, now time.Time, clock localClock) []string {
+func engineReasons(rt *StudyRuntime, st *trial.State, now time.Time, clock localClock) []string {
 	var reasons []string
 	if st.Preferences.OptedOut {
 		reasons = append(reasons, ReasonOptedOut)
@@ -192,7 +194,7 @@ func engineReasons(rt *StudyRuntime, st *State, now time.Time, clock localClock)
 
 // availability combines the policy's reasons with the engine's and filters
 // the candidates. It is decided before any randomisation.
-func availability(rt *StudyRuntime, out *policies.Output, engineReasons []string, rec *Record) error {
+func availability(rt *StudyRuntime, out *policies.Output, engineReasons []string, rec *trial.Record) error {
 	reasons := append([]string(nil), out.UnavailableReasons...)
 	for _, r := range engineReasons {
 		reasons = appendUnique(reasons, r)
@@ -201,7 +203,7 @@ func availability(rt *StudyRuntime, out *policies.Output, engineReasons []string
 	for _, c := range out.Conditions {
 		conditions[c] = true
 	}
-	var kept []policies.Candidate
+	var kept []trial.Candidate
 	for _, c := range out.Candidates {
 		iv, ok := rt.Catalogue.Get(c.ID)
 		if !ok {
@@ -227,7 +229,7 @@ func availability(rt *StudyRuntime, out *policies.Output, engineReasons []string
 // an app that was offline, or concurrent requests committed out of order):
 // a delivery now must not make any local day, any 24 hours or any gap break
 // the caps.
-func burdenReasons(b policies.Burden, prompts []Prompt, now time.Time, clock localClock) []string {
+func burdenReasons(b policies.Burden, prompts []trial.Prompt, now time.Time, clock localClock) []string {
 	var reasons []string
 	if b.MaxPerDay > 0 {
 		n := 0
@@ -258,7 +260,7 @@ func burdenReasons(b policies.Burden, prompts []Prompt, now time.Time, clock loc
 // exceeds24h reports whether a delivery at now would put more than max
 // deliveries into some 24-hour window: windows that could hold now start
 // at now or at a delivery in the 24 hours before it.
-func exceeds24h(prompts []Prompt, now time.Time, max int) bool {
+func exceeds24h(prompts []trial.Prompt, now time.Time, max int) bool {
 	const day = 24 * time.Hour
 	count := func(start time.Time) int {
 		n := 1 // the delivery at now
@@ -291,14 +293,14 @@ func contraindicated(iv *interventions.Intervention, conditions map[string]bool)
 
 // randomise draws every within-person factor, then (unless the delivery
 // factor said no) the option, and renders it.
-func randomise(rt *StudyRuntime, participant string, out *policies.Output, levels map[string]string, clock localClock, stateProbability func(policies.Factor, *FactorDraw) (float64, *BudgetEntry), rec *Record) []BudgetEntry {
+func randomise(rt *StudyRuntime, participant string, out *policies.Output, levels map[string]string, clock localClock, stateProbability func(policies.Factor, *trial.FactorDraw) (float64, *trial.BudgetEntry), rec *trial.Record) []trial.BudgetEntry {
 	rec.Randomised = len(rt.within) > 0
 	deliver := true
-	var budget []BudgetEntry
+	var budget []trial.BudgetEntry
 	for _, f := range rt.within {
 		prob := f.Probability
-		fd := FactorDraw{Name: f.Name, Type: string(policies.Within), Source: f.ProbabilitySource}
-		var entry *BudgetEntry
+		fd := trial.FactorDraw{Name: f.Name, Type: string(policies.Within), Source: f.ProbabilitySource}
+		var entry *trial.BudgetEntry
 		switch f.ProbabilitySource {
 		case policies.SourcePolicy:
 			if pp, ok := out.Probabilities[f.Name]; ok {
@@ -327,7 +329,7 @@ func randomise(rt *StudyRuntime, participant string, out *policies.Output, level
 		}
 	}
 	if !deliver {
-		rec.Action = ActionNone
+		rec.Action = trial.ActionNone
 		rec.Reasons = []string{ReasonRandomisedNoPrompt}
 		return budget
 	}
@@ -338,7 +340,7 @@ func randomise(rt *StudyRuntime, participant string, out *policies.Output, level
 	u := rt.drawer.Uniform(participant, rec.ID, optionKey)
 	i, prob := experiments.Weighted(u, weights)
 	chosen := rec.Candidates[i]
-	rec.Option = &OptionDraw{ID: chosen.ID, Probability: prob, Draw: u}
+	rec.Option = &trial.OptionDraw{ID: chosen.ID, Probability: prob, Draw: u}
 	iv, _ := rt.Catalogue.Get(chosen.ID)
 	content := make(map[string]string, len(rt.content))
 	for name := range rt.content {
@@ -347,7 +349,7 @@ func randomise(rt *StudyRuntime, participant string, out *policies.Output, level
 	target, _ := rec.Tailoring["need"].(string)
 	r := iv.Render(content, interventions.Vars{TimeOfDay: timeOfDay(clock.t.Hour()), Target: target})
 	rec.Intervention = &r
-	rec.Action = ActionDeliver
+	rec.Action = trial.ActionDeliver
 	rec.Reasons = []string{}
 	if chosen.Reason != "" {
 		rec.Reasons = []string{chosen.Reason}
@@ -359,9 +361,9 @@ func randomise(rt *StudyRuntime, participant string, out *policies.Output, level
 // or the policy: a budgeted factor's from the day's budget points in the
 // participant's state, a plugin-sourced factor's from its probability
 // provider (or its fallback). Replay takes both from the record instead.
-func (e *Engine) liveProbability(ctx context.Context, rt *StudyRuntime, st *State, out *policies.Output, clock localClock, rec *Record, inputJSON []byte) func(policies.Factor, *FactorDraw) (float64, *BudgetEntry) {
+func (e *Engine) liveProbability(ctx context.Context, rt *StudyRuntime, st *trial.State, out *policies.Output, clock localClock, rec *trial.Record, inputJSON []byte) func(policies.Factor, *trial.FactorDraw) (float64, *trial.BudgetEntry) {
 	budget := budgetProbability(rt, st, out, clock)
-	return func(f policies.Factor, fd *FactorDraw) (float64, *BudgetEntry) {
+	return func(f policies.Factor, fd *trial.FactorDraw) (float64, *trial.BudgetEntry) {
 		if f.ProbabilitySource != policies.SourcePlugin {
 			return budget(f, fd)
 		}
@@ -379,8 +381,8 @@ func (e *Engine) liveProbability(ctx context.Context, rt *StudyRuntime, st *Stat
 
 // budgetProbability is the live probability of budgeted factors: from the
 // day's budget points in the participant's state.
-func budgetProbability(rt *StudyRuntime, st *State, out *policies.Output, clock localClock) func(policies.Factor, *FactorDraw) (float64, *BudgetEntry) {
-	return func(f policies.Factor, fd *FactorDraw) (float64, *BudgetEntry) {
+func budgetProbability(rt *StudyRuntime, st *trial.State, out *policies.Output, clock localClock) func(policies.Factor, *trial.FactorDraw) (float64, *trial.BudgetEntry) {
+	return func(f policies.Factor, fd *trial.FactorDraw) (float64, *trial.BudgetEntry) {
 		br := rt.budgets[f.Name]
 		t, inDay := br.index(clock.t.Hour()*60 + clock.t.Minute())
 		if !inDay {
@@ -398,18 +400,18 @@ func budgetProbability(rt *StudyRuntime, st *State, out *policies.Output, clock 
 			}
 		}
 		rho, used, remaining := br.b.Probability(t, past)
-		fd.Budget = &BudgetDraw{Stratum: stratum, T: t, Used: used, Remaining: remaining}
-		return rho, &BudgetEntry{Factor: f.Name, Date: clock.date, Stratum: stratum, T: t}
+		fd.Budget = &trial.BudgetDraw{Stratum: stratum, T: t, Used: used, Remaining: remaining}
+		return rho, &trial.BudgetEntry{Factor: f.Name, Date: clock.date, Stratum: stratum, T: t}
 	}
 }
 
 // nextState is the participant's state after the decision: the old state
 // (never modified) with the decision, and a delivery, added to its history.
-func nextState(old *State, rec *Record, now time.Time, today string, budget []BudgetEntry) *State {
+func nextState(old *trial.State, rec *trial.Record, now time.Time, today string, budget []trial.BudgetEntry) *trial.State {
 	st := *old
 	if len(budget) > 0 || len(old.Budget) > 0 {
 		// Keep today's budget points only: the budget restarts every day.
-		st.Budget = make([]BudgetEntry, 0, len(old.Budget)+len(budget))
+		st.Budget = make([]trial.BudgetEntry, 0, len(old.Budget)+len(budget))
 		for _, be := range old.Budget {
 			if be.Date == today {
 				st.Budget = append(st.Budget, be)
@@ -418,10 +420,10 @@ func nextState(old *State, rec *Record, now time.Time, today string, budget []Bu
 		st.Budget = append(st.Budget, budget...)
 	}
 	st.Version = old.Version + 1
-	st.Decisions = appendBounded(old.Decisions, now, keepDecisions, func(t time.Time) bool { return now.Sub(t) > decisionWindow })
-	if rec.Action == ActionDeliver {
-		st.Prompts = appendBounded(old.Prompts, Prompt{DecisionID: rec.ID, Time: now, Intervention: rec.Option.ID}, keepPrompts,
-			func(p Prompt) bool { return now.Sub(p.Time) > historyWindow })
+	st.Decisions = appendBounded(old.Decisions, now, trial.KeepDecisions, func(t time.Time) bool { return now.Sub(t) > trial.DecisionWindow })
+	if rec.Action == trial.ActionDeliver {
+		st.Prompts = appendBounded(old.Prompts, trial.Prompt{DecisionID: rec.ID, Time: now, Intervention: rec.Option.ID}, trial.KeepPrompts,
+			func(p trial.Prompt) bool { return now.Sub(p.Time) > trial.HistoryWindow })
 	}
 	return &st
 }

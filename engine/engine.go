@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"go.uber.org/zap"
 
 	"github.com/jitai/jitai/policies"
@@ -43,7 +45,7 @@ func (e *PolicyError) Unwrap() error { return e.Err }
 
 // Components are what an Engine is built from.
 type Components struct {
-	Store   Store
+	Store   trial.Store
 	Studies []*policies.Study
 	Logger  *zap.Logger
 	// Now is the clock; time.Now when nil.
@@ -70,7 +72,7 @@ type Components struct {
 
 // Engine makes decisions. It is safe for concurrent use.
 type Engine struct {
-	store         Store
+	store         trial.Store
 	log           *zap.Logger
 	now           func() time.Time
 	policyTimeout time.Duration
@@ -161,7 +163,7 @@ func (e *Engine) Studies() []*StudyRuntime {
 }
 
 // Store returns the engine's store.
-func (e *Engine) Store() Store { return e.store }
+func (e *Engine) Store() trial.Store { return e.store }
 
 func (e *Engine) lock(study, participant string) func() {
 	var h maphash.Hash
@@ -184,18 +186,18 @@ type EnrollRequest struct {
 // Enroll enrols a participant, assigning between-person factor levels by
 // permuted blocks within their stratum. Enrolling again returns the stored
 // enrolment (created is false).
-func (e *Engine) Enroll(ctx context.Context, study string, req EnrollRequest) (*Participant, bool, error) {
+func (e *Engine) Enroll(ctx context.Context, study string, req EnrollRequest) (*trial.Participant, bool, error) {
 	rt, ok := e.Study(study)
 	if !ok {
 		return nil, false, ErrUnknownStudy
 	}
-	if !ValidID(req.ParticipantID) {
-		return nil, false, inputErr("participant_id", "participant_id is required: a pseudonymous id of 1-128 letters, digits or . _ : - (never a name, e-mail or phone number)")
+	if !trial.ValidID(req.ParticipantID) {
+		return nil, false, trial.InputErrorf("participant_id", "participant_id is required: a pseudonymous id of 1-128 letters, digits or . _ : - (never a name, e-mail or phone number)")
 	}
-	if err := checkName("timezone", req.Timezone); err != nil {
+	if err := trial.CheckName("timezone", req.Timezone); err != nil {
 		return nil, false, err
 	}
-	if err := checkStrata(req.Strata); err != nil {
+	if err := trial.CheckStrata(req.Strata); err != nil {
 		return nil, false, err
 	}
 	tz := req.Timezone
@@ -203,19 +205,19 @@ func (e *Engine) Enroll(ctx context.Context, study string, req EnrollRequest) (*
 		tz = rt.Config.Timezone
 	}
 	if _, err := e.zones.load(tz); err != nil || tz == "Local" {
-		return nil, false, inputErr("timezone", "%q is not an IANA time zone such as Europe/London", req.Timezone)
+		return nil, false, trial.InputErrorf("timezone", "%q is not an IANA time zone such as Europe/London", req.Timezone)
 	}
 	if err := rt.validateStrata(req.Strata); err != nil {
 		return nil, false, err
 	}
-	p := &Participant{
+	p := &trial.Participant{
 		Study:      study,
 		ID:         req.ParticipantID,
 		Timezone:   tz,
 		Strata:     req.Strata,
 		Stratum:    rt.StratumKey(req.Strata),
 		EnrolledAt: e.now().UTC().Truncate(time.Microsecond),
-		Status:     StatusActive,
+		Status:     trial.StatusActive,
 	}
 	got, created, err := e.store.Enroll(ctx, p, func(seq int64) error {
 		rt.assign(p, seq)
@@ -230,18 +232,18 @@ func (e *Engine) Enroll(ctx context.Context, study string, req EnrollRequest) (*
 // Ingest validates and stores events for a participant and updates their
 // state. Either every event is valid and the new ones are stored, or nothing
 // is written.
-func (e *Engine) Ingest(ctx context.Context, study, participant string, events []Event) (accepted, duplicates int, err error) {
+func (e *Engine) Ingest(ctx context.Context, study, participant string, events []trial.Event) (accepted, duplicates int, err error) {
 	if _, ok := e.Study(study); !ok {
 		return 0, 0, ErrUnknownStudy
 	}
 	if len(events) == 0 {
-		return 0, 0, inputErr("events", "at least one event is required")
+		return 0, 0, trial.InputErrorf("events", "at least one event is required")
 	}
-	if len(events) > MaxEventsPerRequest {
-		return 0, 0, inputErr("events", "at most %d events per request", MaxEventsPerRequest)
+	if len(events) > trial.MaxEventsPerRequest {
+		return 0, 0, trial.InputErrorf("events", "at most %d events per request", trial.MaxEventsPerRequest)
 	}
 	if _, err := e.store.Participant(ctx, study, participant); err != nil {
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, trial.ErrNotFound) {
 			return 0, 0, ErrUnknownParticipant
 		}
 		return 0, 0, fmt.Errorf("reading participant: %w", err)
@@ -251,29 +253,29 @@ func (e *Engine) Ingest(ctx context.Context, study, participant string, events [
 	for i := range events {
 		ev := &events[i]
 		field := fmt.Sprintf("events[%d]", i)
-		if err := validateEvent(field, ev, now); err != nil {
+		if err := trial.ValidateEvent(field, ev, now); err != nil {
 			return 0, 0, err
 		}
 		if seen[ev.ID] {
-			return 0, 0, inputErr(field+".id", "event id %q appears twice in this request", ev.ID)
+			return 0, 0, trial.InputErrorf(field+".id", "event id %q appears twice in this request", ev.ID)
 		}
 		seen[ev.ID] = true
 		ev.Time = ev.Time.UTC().Truncate(time.Microsecond)
 		ev.ReceivedAt = now.UTC().Truncate(time.Microsecond)
-		if ev.Type == EventEngagement {
+		if ev.Type == trial.EventEngagement {
 			if err := e.checkEngagement(ctx, study, participant, field, ev); err != nil {
 				return 0, 0, err
 			}
 		}
 	}
 	// Apply in time order so that "latest" means latest by event time.
-	sorted := append([]Event(nil), events...)
+	sorted := append([]trial.Event(nil), events...)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Time.Before(sorted[j].Time) })
-	var stored []Event
-	n, err := e.store.AppendEvents(ctx, study, participant, sorted, func(st *State, fresh []Event) error {
+	var stored []trial.Event
+	n, err := e.store.AppendEvents(ctx, study, participant, sorted, func(st *trial.State, fresh []trial.Event) error {
 		stored = fresh
 		for i := range fresh {
-			applyEvent(st, &fresh[i])
+			trial.ApplyEvent(st, &fresh[i])
 		}
 		return nil
 	})
@@ -284,18 +286,18 @@ func (e *Engine) Ingest(ctx context.Context, study, participant string, events [
 	return n, len(events) - n, nil
 }
 
-func (e *Engine) checkEngagement(ctx context.Context, study, participant, field string, ev *Event) error {
-	var d engagementData
+func (e *Engine) checkEngagement(ctx context.Context, study, participant, field string, ev *trial.Event) error {
+	var d trial.EngagementData
 	_ = json.Unmarshal(ev.Data, &d)
 	rec, err := e.store.Decision(ctx, study, d.DecisionID)
-	if errors.Is(err, ErrNotFound) || (err == nil && rec.Participant != participant) {
-		return inputErr(field+".data.decision_id", "no decision %q for this participant", d.DecisionID)
+	if errors.Is(err, trial.ErrNotFound) || (err == nil && rec.Participant != participant) {
+		return trial.InputErrorf(field+".data.decision_id", "no decision %q for this participant", d.DecisionID)
 	}
 	if err != nil {
 		return fmt.Errorf("reading decision: %w", err)
 	}
-	if rec.Action != ActionDeliver {
-		return inputErr(field+".data.decision_id", "decision %q delivered nothing (action %s)", d.DecisionID, rec.Action)
+	if rec.Action != trial.ActionDeliver {
+		return trial.InputErrorf(field+".data.decision_id", "decision %q delivered nothing (action %s)", d.DecisionID, rec.Action)
 	}
 	return nil
 }
@@ -312,7 +314,7 @@ type DecideRequest struct {
 // (and replayed for a retried idempotency key).
 type Answer struct {
 	Body     []byte
-	Record   *Record
+	Record   *trial.Record
 	Replayed bool
 }
 
@@ -346,29 +348,29 @@ func (e *Engine) Decide(ctx context.Context, study, participant string, req Deci
 	if !ok {
 		return nil, ErrUnknownStudy
 	}
-	if err := checkName("decision_point", req.DecisionPoint); err != nil {
+	if err := trial.CheckName("decision_point", req.DecisionPoint); err != nil {
 		return nil, err
 	}
 	dp, ok := rt.Config.DecisionPoint(req.DecisionPoint)
 	if req.DecisionPoint == "" {
-		return nil, inputErr("decision_point", "decision_point is required")
+		return nil, trial.InputErrorf("decision_point", "decision_point is required")
 	}
 	if !ok {
-		return nil, inputErr("decision_point", "study %s has no decision point %q", study, req.DecisionPoint)
+		return nil, trial.InputErrorf("decision_point", "study %s has no decision point %q", study, req.DecisionPoint)
 	}
 	if req.Time.IsZero() {
-		return nil, inputErr("time", "time is required (RFC 3339, e.g. 2026-11-21T14:00:00Z)")
+		return nil, trial.InputErrorf("time", "time is required (RFC 3339, e.g. 2026-11-21T14:00:00Z)")
 	}
 	if e.maxSkew > 0 {
 		if d := req.Time.Sub(e.now()); d > e.maxSkew || d < -e.maxSkew {
-			return nil, inputErr("time", "time %s is more than %s from the server's clock", req.Time.Format(time.RFC3339), e.maxSkew)
+			return nil, trial.InputErrorf("time", "time %s is more than %s from the server's clock", req.Time.Format(time.RFC3339), e.maxSkew)
 		}
 	}
 	if err := checkContext(req.Context); err != nil {
 		return nil, err
 	}
-	if req.IdempotencyKey != "" && !ValidID(req.IdempotencyKey) {
-		return nil, inputErr("Idempotency-Key", "the Idempotency-Key header must be 1-128 letters, digits or . _ : -")
+	if req.IdempotencyKey != "" && !trial.ValidID(req.IdempotencyKey) {
+		return nil, trial.InputErrorf("Idempotency-Key", "the Idempotency-Key header must be 1-128 letters, digits or . _ : -")
 	}
 	req.Time = req.Time.UTC().Truncate(time.Microsecond)
 	reqHash, err := requestHash(&req)
@@ -382,7 +384,7 @@ func (e *Engine) Decide(ctx context.Context, study, participant string, req Deci
 		t0 := time.Now()
 		snap, err := e.store.Snapshot(ctx, study, participant, req.IdempotencyKey)
 		e.observeStore(StoreOpSnapshot, t0, err)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, trial.ErrNotFound) {
 			return nil, ErrUnknownParticipant
 		}
 		if err != nil {
@@ -394,16 +396,16 @@ func (e *Engine) Decide(ctx context.Context, study, participant string, req Deci
 			}
 			return &Answer{Body: snap.Replay.Response, Replayed: true}, nil
 		}
-		if snap.Participant.Status == StatusWithdrawn {
+		if snap.Participant.Status == trial.StatusWithdrawn {
 			return nil, ErrWithdrawn
 		}
 		rec, st, body, err := e.decide(ctx, rt, dp, snap, &req, decisionID, start)
 		if err != nil {
 			return nil, err
 		}
-		c := &Commit{Record: rec, State: st}
+		c := &trial.Commit{Record: rec, State: st}
 		if req.IdempotencyKey != "" {
-			c.Idempotency = &IdempotencyEntry{Key: req.IdempotencyKey, RequestHash: reqHash, DecisionID: decisionID, Response: body, CreatedAt: rec.RecordedAt}
+			c.Idempotency = &trial.IdempotencyEntry{Key: req.IdempotencyKey, RequestHash: reqHash, DecisionID: decisionID, Response: body, CreatedAt: rec.RecordedAt}
 		}
 		t0 = time.Now()
 		err = e.store.CommitDecision(ctx, c)
@@ -412,39 +414,39 @@ func (e *Engine) Decide(ctx context.Context, study, participant string, req Deci
 		case err == nil:
 			e.notify(rt, rec)
 			return &Answer{Body: body, Record: rec}, nil
-		case errors.Is(err, ErrConflict), errors.Is(err, ErrIdempotencyReplay):
+		case errors.Is(err, trial.ErrConflict), errors.Is(err, trial.ErrIdempotencyReplay):
 			continue // re-read: the same decision id keeps the draws the same
 		default:
 			return nil, fmt.Errorf("recording decision: %w", err)
 		}
 	}
-	return nil, fmt.Errorf("recording decision: %w after %d attempts", ErrConflict, maxAttempts)
+	return nil, fmt.Errorf("recording decision: %w after %d attempts", trial.ErrConflict, maxAttempts)
 }
 
 func checkContext(c map[string]any) error {
-	if len(c) > maxVariables {
-		return inputErr("context", "at most %d context variables", maxVariables)
+	if len(c) > trial.MaxVariables {
+		return trial.InputErrorf("context", "at most %d context variables", trial.MaxVariables)
 	}
 	for k, v := range c {
-		if !varPattern.MatchString(k) {
-			return inputErr("context."+k, "context names are lower-case identifiers")
+		if !trial.ValidVariable(k) {
+			return trial.InputErrorf("context."+k, "context names are lower-case identifiers")
 		}
 		switch x := v.(type) {
 		case bool:
 		case float64:
-			if err := checkNumber("context."+k, x); err != nil {
+			if err := trial.CheckNumber("context."+k, x); err != nil {
 				return err
 			}
 		case json.Number:
-			if err := checkContextNumber("context."+k, x); err != nil {
+			if err := trial.CheckContextNumber("context."+k, x); err != nil {
 				return err
 			}
 		case string:
-			if len(x) > maxStringValue {
-				return inputErr("context."+k, "context strings are at most %d characters (no free text)", maxStringValue)
+			if len(x) > trial.MaxStringValue {
+				return trial.InputErrorf("context."+k, "context strings are at most %d characters (no free text)", trial.MaxStringValue)
 			}
 		default:
-			return inputErr("context."+k, "context values are numbers, booleans or short strings")
+			return trial.InputErrorf("context."+k, "context values are numbers, booleans or short strings")
 		}
 	}
 	return nil
@@ -457,7 +459,7 @@ func requestHash(req *DecideRequest) (string, error) {
 		Ctx map[string]any `json:"c"`
 	}{req.DecisionPoint, req.Time, req.Context})
 	if err != nil {
-		return "", inputErr("context", "cannot be encoded: %v", err)
+		return "", trial.InputErrorf("context", "cannot be encoded: %v", err)
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:]), nil

@@ -8,10 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/jitai/jitai/engine"
-	"github.com/jitai/jitai/engine/memstore"
+	"github.com/jitai/jitai/engine/store/memstore"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
 	"github.com/jitai/jitai/policies/policytest"
@@ -156,7 +158,7 @@ override if to_number(input.context.level) > 5
 	if _, _, err := eng.Enroll(ctx, "seam", engine.EnrollRequest{ParticipantID: "p1"}); err != nil {
 		t.Fatal(err)
 	}
-	decide := func(c map[string]any, minute int) *engine.Record {
+	decide := func(c map[string]any, minute int) *trial.Record {
 		t.Helper()
 		ans, err := eng.Decide(ctx, "seam", "p1", engine.DecideRequest{DecisionPoint: "app", Time: pluginT0.Add(time.Duration(minute) * time.Minute), Context: c})
 		if err != nil {

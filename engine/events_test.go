@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/jitai/jitai/policies"
 )
 
@@ -32,7 +34,7 @@ func TestScoreAssessment(t *testing.T) {
 		{"bdi", []int{0}, 0, "", "unknown instrument"},
 	}
 	for _, c := range cases {
-		a, err := ScoreAssessment(c.inst, c.items)
+		a, err := trial.ScoreAssessment(c.inst, c.items)
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Errorf("%s %v: error %v, want %q", c.inst, c.items, err, c.err)
@@ -45,22 +47,22 @@ func TestScoreAssessment(t *testing.T) {
 	}
 }
 
-func ev(id, typ string, at time.Time, data string) Event {
-	return Event{ID: id, Type: typ, Time: at, Data: json.RawMessage(data)}
+func ev(id, typ string, at time.Time, data string) trial.Event {
+	return trial.Event{ID: id, Type: typ, Time: at, Data: json.RawMessage(data)}
 }
 
 func TestApplyEventLatestByEventTime(t *testing.T) {
 	t0 := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
-	st := &State{}
-	for _, e := range []Event{
-		ev("a", EventEMA, t0.Add(time.Hour), `{"stress":7,"note":"`+strings.Repeat("x", 100)+`"}`),
-		ev("b", EventEMA, t0, `{"stress":2,"mood":5}`), // older, arrives later
-		ev("c", EventPreference, t0.Add(2*time.Hour), `{"snooze_minutes":30}`),
-		ev("d", EventPreference, t0, `{"snooze_minutes":600,"opt_out":true}`), // older
-		ev("e", EventAssessment, t0, `{"instrument":"phq9","items":[1,1,1,1,1,1,1,1,1]}`),
-		ev("f", EventPreference, t0.Add(3*time.Hour), `{"quiet_hours":{"start":"21:00","end":"07:00"}}`),
+	st := &trial.State{}
+	for _, e := range []trial.Event{
+		ev("a", trial.EventEMA, t0.Add(time.Hour), `{"stress":7,"note":"`+strings.Repeat("x", 100)+`"}`),
+		ev("b", trial.EventEMA, t0, `{"stress":2,"mood":5}`), // older, arrives later
+		ev("c", trial.EventPreference, t0.Add(2*time.Hour), `{"snooze_minutes":30}`),
+		ev("d", trial.EventPreference, t0, `{"snooze_minutes":600,"opt_out":true}`), // older
+		ev("e", trial.EventAssessment, t0, `{"instrument":"phq9","items":[1,1,1,1,1,1,1,1,1]}`),
+		ev("f", trial.EventPreference, t0.Add(3*time.Hour), `{"quiet_hours":{"start":"21:00","end":"07:00"}}`),
 	} {
-		applyEvent(st, &e)
+		trial.ApplyEvent(st, &e)
 	}
 	if got := st.EMA["stress"].Value; got != 7.0 {
 		t.Errorf("stress = %v, want the later report 7", got)
@@ -89,7 +91,7 @@ func TestValidateEvent(t *testing.T) {
 	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 	cases := []struct {
 		name  string
-		e     Event
+		e     trial.Event
 		field string
 	}{
 		{"ok ema", ev("e1", "ema", now, `{"stress":3}`), ""},
@@ -99,7 +101,7 @@ func TestValidateEvent(t *testing.T) {
 		{"future", ev("e1", "ema", now.Add(48*time.Hour), `{"stress":3}`), "ev.time"},
 		{"unknown type", ev("e1", "mood", now, `{"stress":3}`), "ev.type"},
 		{"no type", ev("e1", "", now, `{"stress":3}`), "ev.type"},
-		{"no data", Event{ID: "e1", Type: "ema", Time: now}, "ev.data"},
+		{"no data", trial.Event{ID: "e1", Type: "ema", Time: now}, "ev.data"},
 		{"nested ema", ev("e1", "ema", now, `{"stress":{"x":1}}`), "ev.data.stress"},
 		{"bad var", ev("e1", "ema", now, `{"Stress":1}`), "ev.data.Stress"},
 		{"engagement no decision", ev("e1", "engagement", now, `{"status":"opened"}`), "ev.data.decision_id"},
@@ -112,14 +114,14 @@ func TestValidateEvent(t *testing.T) {
 		{"assessment ok", ev("e1", "assessment", now, `{"instrument":"gad7","items":[1,2,0,0,0,0,3]}`), ""},
 	}
 	for _, c := range cases {
-		err := validateEvent("ev", &c.e, now)
+		err := trial.ValidateEvent("ev", &c.e, now)
 		if c.field == "" {
 			if err != nil {
 				t.Errorf("%s: unexpected error %v", c.name, err)
 			}
 			continue
 		}
-		ie, ok := err.(*InputError)
+		ie, ok := err.(*trial.InputError)
 		if !ok || ie.Field != c.field {
 			t.Errorf("%s: error %v, want one naming %s", c.name, err, c.field)
 		}
@@ -130,7 +132,7 @@ func TestHistoryUsesParticipantLocalDay(t *testing.T) {
 	loc, _ := time.LoadLocation("America/New_York")
 	// 2026-11-21 23:30 New York is 04:30 UTC on the 22nd.
 	now := time.Date(2026, 11, 22, 4, 30, 0, 0, time.UTC)
-	st := &State{Prompts: []Prompt{
+	st := &trial.State{Prompts: []trial.Prompt{
 		{DecisionID: "a", Time: time.Date(2026, 11, 21, 4, 0, 0, 0, time.UTC), Intervention: "x"},  // 23:00 on the 20th NY
 		{DecisionID: "b", Time: time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC), Intervention: "y"}, // 09:00 NY
 		{DecisionID: "c", Time: time.Date(2026, 11, 22, 2, 0, 0, 0, time.UTC), Intervention: "z"},  // 21:00 NY
@@ -150,21 +152,21 @@ func TestHistoryUsesParticipantLocalDay(t *testing.T) {
 
 func TestNextStateDoesNotTouchOld(t *testing.T) {
 	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
-	old := &State{Version: 3}
-	for i := 0; i < keepPrompts; i++ {
-		old.Prompts = append(old.Prompts, Prompt{DecisionID: "x", Time: now.Add(-time.Duration(keepPrompts-i) * time.Minute)})
+	old := &trial.State{Version: 3}
+	for i := 0; i < trial.KeepPrompts; i++ {
+		old.Prompts = append(old.Prompts, trial.Prompt{DecisionID: "x", Time: now.Add(-time.Duration(trial.KeepPrompts-i) * time.Minute)})
 	}
 	before := len(old.Prompts)
-	rec := &Record{ID: "new", Action: ActionDeliver, Option: &OptionDraw{ID: "iv"}}
+	rec := &trial.Record{ID: "new", Action: trial.ActionDeliver, Option: &trial.OptionDraw{ID: "iv"}}
 	st := nextState(old, rec, now, "2026-11-21", nil)
 	if len(old.Prompts) != before || old.Version != 3 {
 		t.Fatal("old state modified")
 	}
-	if st.Version != 4 || len(st.Prompts) != keepPrompts || st.Prompts[len(st.Prompts)-1].DecisionID != "new" {
+	if st.Version != 4 || len(st.Prompts) != trial.KeepPrompts || st.Prompts[len(st.Prompts)-1].DecisionID != "new" {
 		t.Fatalf("new state: version %d, %d prompts", st.Version, len(st.Prompts))
 	}
-	rec.Action = ActionNone
-	if st2 := nextState(st, rec, now, "2026-11-21", nil); len(st2.Prompts) != keepPrompts || len(st2.Decisions) != 2 {
+	rec.Action = trial.ActionNone
+	if st2 := nextState(st, rec, now, "2026-11-21", nil); len(st2.Prompts) != trial.KeepPrompts || len(st2.Decisions) != 2 {
 		t.Fatalf("a none decision must add to decisions only: %d prompts, %d decisions", len(st2.Prompts), len(st2.Decisions))
 	}
 }
@@ -181,9 +183,9 @@ func TestIDsSortByTimeAndDiffer(t *testing.T) {
 
 func TestRollingCapCountsLast24Hours(t *testing.T) {
 	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
-	st := &State{}
+	st := &trial.State{}
 	for _, h := range []int{30, 23, 12, 1} { // hours ago
-		st.Prompts = append(st.Prompts, Prompt{Time: now.Add(-time.Duration(h) * time.Hour)})
+		st.Prompts = append(st.Prompts, trial.Prompt{Time: now.Add(-time.Duration(h) * time.Hour)})
 	}
 	h := computeHistory(st, now, newLocalClock(now, time.UTC))
 	if h.prompts24h != 3 || h.promptsToday != 1 {
@@ -198,20 +200,20 @@ func TestBurdenCapsSeeLaterDeliveries(t *testing.T) {
 	b := policies.Burden{MaxPerDay: 2, MaxPer24h: 3, MinMinutesBetween: 90}
 	cases := []struct {
 		name    string
-		prompts []Prompt
+		prompts []trial.Prompt
 		now     time.Time
 		want    []string
 	}{
-		{"free", []Prompt{{Time: at(8, 0)}}, at(12, 0), nil},
-		{"gap before", []Prompt{{Time: at(11, 0)}}, at(12, 0), []string{ReasonBurdenMinGap}},
-		{"gap after (recorded later)", []Prompt{{Time: at(11, 0)}}, at(10, 0), []string{ReasonBurdenMinGap}},
-		{"daily cap counts later deliveries", []Prompt{{Time: at(15, 0)}, {Time: at(19, 0)}}, at(9, 0), []string{ReasonBurdenDailyCap}},
-		{"other days do not count", []Prompt{{Time: at(15, 0).AddDate(0, 0, 1)}, {Time: at(19, 0).AddDate(0, 0, -1)}}, at(9, 0), nil},
+		{"free", []trial.Prompt{{Time: at(8, 0)}}, at(12, 0), nil},
+		{"gap before", []trial.Prompt{{Time: at(11, 0)}}, at(12, 0), []string{ReasonBurdenMinGap}},
+		{"gap after (recorded later)", []trial.Prompt{{Time: at(11, 0)}}, at(10, 0), []string{ReasonBurdenMinGap}},
+		{"daily cap counts later deliveries", []trial.Prompt{{Time: at(15, 0)}, {Time: at(19, 0)}}, at(9, 0), []string{ReasonBurdenDailyCap}},
+		{"other days do not count", []trial.Prompt{{Time: at(15, 0).AddDate(0, 0, 1)}, {Time: at(19, 0).AddDate(0, 0, -1)}}, at(9, 0), nil},
 		// 3 in the 24 h from 20:00 yesterday would become 4 with a delivery at 09:00.
-		{"rolling window before", []Prompt{{Time: at(20, 0).AddDate(0, 0, -1)}, {Time: at(22, 0).AddDate(0, 0, -1)}, {Time: at(23, 30).AddDate(0, 0, -1)}}, at(9, 0), []string{ReasonBurden24hCap}},
+		{"rolling window before", []trial.Prompt{{Time: at(20, 0).AddDate(0, 0, -1)}, {Time: at(22, 0).AddDate(0, 0, -1)}, {Time: at(23, 30).AddDate(0, 0, -1)}}, at(9, 0), []string{ReasonBurden24hCap}},
 		// Later deliveries (tomorrow morning) fill the window starting now.
-		{"rolling window after", []Prompt{{Time: at(7, 0).AddDate(0, 0, 1)}, {Time: at(8, 0).AddDate(0, 0, 1)}, {Time: at(9, 0).AddDate(0, 0, 1)}}, at(12, 0), []string{ReasonBurden24hCap}},
-		{"rolling window not full", []Prompt{{Time: at(7, 0).AddDate(0, 0, -1)}, {Time: at(8, 0).AddDate(0, 0, 1)}}, at(12, 0), nil},
+		{"rolling window after", []trial.Prompt{{Time: at(7, 0).AddDate(0, 0, 1)}, {Time: at(8, 0).AddDate(0, 0, 1)}, {Time: at(9, 0).AddDate(0, 0, 1)}}, at(12, 0), []string{ReasonBurden24hCap}},
+		{"rolling window not full", []trial.Prompt{{Time: at(7, 0).AddDate(0, 0, -1)}, {Time: at(8, 0).AddDate(0, 0, 1)}}, at(12, 0), nil},
 	}
 	for _, c := range cases {
 		got := burdenReasons(b, c.prompts, c.now, newLocalClock(c.now, time.UTC))

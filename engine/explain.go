@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/jitai/jitai/policies"
@@ -71,16 +73,16 @@ type ReasonExplanation struct {
 
 // FactorExplanation is one factor's level in the decision.
 type FactorExplanation struct {
-	Name        string      `json:"name"`
-	Type        string      `json:"type"`
-	Level       int         `json:"level"`
-	Label       string      `json:"label"`
-	Probability *float64    `json:"probability,omitempty"`
-	Proposed    *float64    `json:"proposed,omitempty"`
-	Draw        *float64    `json:"draw,omitempty"`
-	Source      string      `json:"source,omitempty"`
-	Budget      *BudgetDraw `json:"budget,omitempty"`
-	Detail      string      `json:"detail"`
+	Name        string            `json:"name"`
+	Type        string            `json:"type"`
+	Level       int               `json:"level"`
+	Label       string            `json:"label"`
+	Probability *float64          `json:"probability,omitempty"`
+	Proposed    *float64          `json:"proposed,omitempty"`
+	Draw        *float64          `json:"draw,omitempty"`
+	Source      string            `json:"source,omitempty"`
+	Budget      *trial.BudgetDraw `json:"budget,omitempty"`
+	Detail      string            `json:"detail"`
 }
 
 // OptionExplanation is how the intervention was chosen.
@@ -130,7 +132,7 @@ const maxRuleValue = 400
 // Explain explains a logged decision. rt is the study as loaded now; when
 // its policy revision is not the record's, the explanation says so and
 // shows what the record holds, without evaluating the wrong policy.
-func Explain(ctx context.Context, rt *StudyRuntime, rec *Record) (*Explanation, error) {
+func Explain(ctx context.Context, rt *StudyRuntime, rec *trial.Record) (*Explanation, error) {
 	ex := &Explanation{
 		DecisionID: rec.ID, Study: rec.Study, Participant: rec.Participant, DecisionPoint: rec.DecisionPoint,
 		Time: rec.Time, LocalTime: rec.LocalTime, Action: rec.Action, Reasons: nonNil(rec.Reasons),
@@ -316,7 +318,7 @@ func valueAt(root map[string]any, ref string) (any, bool) {
 	return cur, true
 }
 
-func reasonDetail(rt *StudyRuntime, rec *Record, doc map[string]any, reason string) string {
+func reasonDetail(rt *StudyRuntime, rec *trial.Record, doc map[string]any, reason string) string {
 	b := rt.Config.Burden
 	hist := func(key string) string {
 		v := path(doc, "history", key)
@@ -345,7 +347,7 @@ func reasonDetail(rt *StudyRuntime, rec *Record, doc map[string]any, reason stri
 	return "a rule of the policy"
 }
 
-func factorDetail(rt *StudyRuntime, f FactorDraw) string {
+func factorDetail(rt *StudyRuntime, f trial.FactorDraw) string {
 	if f.Type == string(policies.Between) {
 		return fmt.Sprintf("%s: %s, assigned once at enrolment (between-person factor)", f.Name, f.Label)
 	}
@@ -394,7 +396,7 @@ func factorDetail(rt *StudyRuntime, f FactorDraw) string {
 
 func num(x float64) string { return strconv.FormatFloat(x, 'g', 4, 64) }
 
-func summarise(ex *Explanation, rec *Record) []string {
+func summarise(ex *Explanation, rec *trial.Record) []string {
 	var s []string
 	s = append(s, fmt.Sprintf("Decision %s for participant %s at decision point %s, %s local time: %s%s.",
 		ex.DecisionID, ex.Participant, ex.DecisionPoint, ex.LocalTime, ex.Action, reasonsText(ex.Reasons)))
@@ -440,7 +442,7 @@ func summarise(ex *Explanation, rec *Record) []string {
 			line += " Removed as contraindicated (" + strings.Join(o.Conditions, ", ") + "): " + strings.Join(o.Contraindicated, ", ") + "."
 		}
 		s = append(s, line)
-	} else if rec.Action == ActionNone && len(rec.Reasons) == 1 && rec.Reasons[0] == ReasonRandomisedNoPrompt {
+	} else if rec.Action == trial.ActionNone && len(rec.Reasons) == 1 && rec.Reasons[0] == ReasonRandomisedNoPrompt {
 		s = append(s, "The delivery factor drew \"no prompt\", so no option was chosen.")
 	}
 	if len(ex.Rules) > 0 {

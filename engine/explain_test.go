@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/jitai/jitai/engine"
-	"github.com/jitai/jitai/engine/sqlite"
+	"github.com/jitai/jitai/engine/store/sqlite"
 	"github.com/jitai/jitai/policies"
 )
 

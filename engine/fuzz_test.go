@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/jitai/jitai/engine"
-	"github.com/jitai/jitai/engine/sqlite"
+	"github.com/jitai/jitai/engine/store/sqlite"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
 )
@@ -63,9 +65,9 @@ func FuzzIngest(f *testing.F) {
 		if _, _, err := eng.Enroll(ctx, study.Config.ID, engine.EnrollRequest{ParticipantID: p}); err != nil {
 			t.Fatalf("enrolling: %v", err)
 		}
-		ev := engine.Event{ID: id, Type: typ, Time: now.Add(-time.Hour), Data: json.RawMessage(data)}
-		_, _, err := eng.Ingest(ctx, study.Config.ID, p, []engine.Event{ev})
-		var ie *engine.InputError
+		ev := trial.Event{ID: id, Type: typ, Time: now.Add(-time.Hour), Data: json.RawMessage(data)}
+		_, _, err := eng.Ingest(ctx, study.Config.ID, p, []trial.Event{ev})
+		var ie *trial.InputError
 		switch {
 		case err == nil:
 		case errors.As(err, &ie):

@@ -3,6 +3,8 @@ package engine
 import (
 	"math"
 	"time"
+
+	"github.com/jitai/jitai/engine/trial"
 )
 
 // localClock is the decision time in the participant's zone.
@@ -42,7 +44,7 @@ type history struct {
 	lastPrompt     time.Time
 }
 
-func computeHistory(st *State, now time.Time, clock localClock) history {
+func computeHistory(st *trial.State, now time.Time, clock localClock) history {
 	var h history
 	for _, p := range st.Prompts {
 		if p.Time.After(now) {
@@ -67,7 +69,7 @@ func computeHistory(st *State, now time.Time, clock localClock) history {
 }
 
 // buildInput assembles the policy input document (docs/policy.md).
-func buildInput(rt *StudyRuntime, snap *Snapshot, dp any, reqCtx map[string]any, now time.Time, clock localClock, h history) map[string]any {
+func buildInput(rt *StudyRuntime, snap *trial.Snapshot, dp any, reqCtx map[string]any, now time.Time, clock localClock, h history) map[string]any {
 	p := snap.Participant
 	st := snap.State
 	local := clock.t
@@ -138,7 +140,7 @@ func dateOnly(t time.Time) time.Time {
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
 
-func observations(obs map[string]Observation, now time.Time) map[string]any {
+func observations(obs map[string]trial.Observation, now time.Time) map[string]any {
 	out := make(map[string]any, len(obs))
 	for k, o := range obs {
 		if o.Time.After(now) {
@@ -153,7 +155,7 @@ func observations(obs map[string]Observation, now time.Time) map[string]any {
 	return out
 }
 
-func assessments(as map[string]Assessment, now time.Time) map[string]any {
+func assessments(as map[string]trial.Assessment, now time.Time) map[string]any {
 	out := make(map[string]any, len(as))
 	for k, a := range as {
 		if a.Time.After(now) {
@@ -178,7 +180,7 @@ func assessments(as map[string]Assessment, now time.Time) map[string]any {
 	return out
 }
 
-func preferences(p *Preferences, now time.Time) map[string]any {
+func preferences(p *trial.Preferences, now time.Time) map[string]any {
 	out := map[string]any{
 		"snoozed":   now.Before(p.SnoozedUntil),
 		"opted_out": p.OptedOut,
@@ -192,7 +194,7 @@ func preferences(p *Preferences, now time.Time) map[string]any {
 	return out
 }
 
-func recentInterventions(prompts []Prompt, now time.Time) []any {
+func recentInterventions(prompts []trial.Prompt, now time.Time) []any {
 	out := make([]any, 0, 10)
 	for i := len(prompts) - 1; i >= 0 && len(out) < 10; i-- {
 		if !prompts[i].Time.After(now) {
@@ -202,7 +204,7 @@ func recentInterventions(prompts []Prompt, now time.Time) []any {
 	return out
 }
 
-func engagementSummary(st *State, now time.Time) map[string]any {
+func engagementSummary(st *trial.State, now time.Time) map[string]any {
 	from := now.Add(-7 * 24 * time.Hour)
 	counts := map[string]int{}
 	var lastRating *float64

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
 )
@@ -34,22 +36,22 @@ func richInput(t *testing.T) map[string]any {
 	now := time.Date(2026, 11, 18, 14, 0, 0, 0, time.UTC)
 	rating := 7.0
 	ago := func(m int) time.Time { return now.Add(-time.Duration(m) * time.Minute) }
-	st := &State{
-		EMA:     map[string]Observation{"stress": {Value: 6.0, Time: ago(20)}},
-		Context: map[string]Observation{"driving": {Value: false, Time: ago(5)}},
-		Assessments: map[string]Assessment{
+	st := &trial.State{
+		EMA:     map[string]trial.Observation{"stress": {Value: 6.0, Time: ago(20)}},
+		Context: map[string]trial.Observation{"driving": {Value: false, Time: ago(5)}},
+		Assessments: map[string]trial.Assessment{
 			"phq9": {Instrument: "phq9", Items: []int{1, 1, 1, 1, 1, 1, 1, 1, 0}, Total: 8, Severity: "mild", Time: ago(60 * 24)},
 			"gad7": {Instrument: "gad7", Items: []int{1, 1, 1, 1, 1, 1, 1}, Total: 7, Severity: "mild", Time: ago(60 * 24)},
 		},
-		Preferences: Preferences{SnoozedUntil: now.Add(time.Hour), QuietHours: &QuietHours{Start: "21:00", End: "07:00"}},
-		Prompts:     []Prompt{{DecisionID: "d1", Time: ago(120), Intervention: "box-breathing"}},
+		Preferences: trial.Preferences{SnoozedUntil: now.Add(time.Hour), QuietHours: &trial.QuietHours{Start: "21:00", End: "07:00"}},
+		Prompts:     []trial.Prompt{{DecisionID: "d1", Time: ago(120), Intervention: "box-breathing"}},
 		Decisions:   []time.Time{ago(120)},
-		Engagement:  []Engagement{{DecisionID: "d1", Status: "rated", Time: ago(100), Rating: &rating}},
+		Engagement:  []trial.Engagement{{DecisionID: "d1", Status: "rated", Time: ago(100), Rating: &rating}},
 	}
-	p := &Participant{Study: "stress-mrt", ID: "p1", Timezone: "Europe/London", Strata: map[string]string{"site": "leeds"},
+	p := &trial.Participant{Study: "stress-mrt", ID: "p1", Timezone: "Europe/London", Strata: map[string]string{"site": "leeds"},
 		Assignment: map[string]string{"framing": "gain"}, EnrolledAt: now.AddDate(0, 0, -3)}
 	clock := newLocalClock(now, rt.Location)
-	in := buildInput(rt, &Snapshot{Participant: p, State: st}, map[string]any{"id": "afternoon", "time": "14:30", "kind": "scheduled"},
+	in := buildInput(rt, &trial.Snapshot{Participant: p, State: st}, map[string]any{"id": "afternoon", "time": "14:30", "kind": "scheduled"},
 		map[string]any{"driving": false}, now, clock, computeHistory(st, now, clock))
 	// input.derived is added by decide from the study's enricher plugins
 	// (plugins/host tests show their values reach the policy); one

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/jitai/jitai/policies"
 )
 
@@ -72,7 +74,7 @@ func DecisionOutcome(err error) string {
 // errorOutcome is DecisionOutcome for an error (apart, so that the targets
 // of errors.As are allocated only on the error path).
 func errorOutcome(err error) string {
-	var ie *InputError
+	var ie *trial.InputError
 	var pe *PolicyError
 	switch {
 	case errors.As(err, &ie):
@@ -91,9 +93,9 @@ func errorOutcome(err error) string {
 		return OutcomeCanceled
 	case errors.As(err, &pe):
 		return OutcomePolicyError
-	case errors.Is(err, ErrConflict):
+	case errors.Is(err, trial.ErrConflict):
 		return OutcomeConflict
-	case errors.Is(err, ErrUnavailable):
+	case errors.Is(err, trial.ErrUnavailable):
 		return OutcomeStoreUnavailable
 	}
 	return OutcomeError

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"go.uber.org/zap"
 
 	"github.com/jitai/jitai/policies"
@@ -91,7 +93,7 @@ type observed struct {
 // the providers that learn from them: those of the version serving when the
 // report is sent, held in use meanwhile so that a reload cannot close its
 // plugins under the report.
-func (e *Engine) reportOutcomes(study, participant string, events []Event) {
+func (e *Engine) reportOutcomes(study, participant string, events []trial.Event) {
 	rt, ok := e.Study(study)
 	if !ok || rt.plugins == nil || len(rt.learners) == 0 || len(outcomeValues(rt, events)) == 0 {
 		return
@@ -116,7 +118,7 @@ func (e *Engine) reportOutcomes(study, participant string, events []Event) {
 
 // outcomeValues are the values among events that rt's learning providers
 // take as outcomes.
-func outcomeValues(rt *StudyRuntime, events []Event) []observed {
+func outcomeValues(rt *StudyRuntime, events []trial.Event) []observed {
 	var obs []observed
 	for i := range events {
 		ev := &events[i]
@@ -146,7 +148,7 @@ func (e *Engine) sendOutcomes(rt *StudyRuntime, participant string, obs []observ
 			since = t
 		}
 	}
-	recs, err := e.store.ListDecisions(ctx, DecisionQuery{Study: rt.Config.ID, Participant: participant, Since: since})
+	recs, err := e.store.ListDecisions(ctx, trial.DecisionQuery{Study: rt.Config.ID, Participant: participant, Since: since})
 	if err != nil {
 		e.log.Warn("outcome reports to plugins: reading decisions failed", zap.String("study", rt.Config.ID), zap.Error(err))
 		return

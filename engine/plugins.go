@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"go.uber.org/zap"
 
 	"github.com/jitai/jitai/policies"
@@ -177,23 +179,6 @@ func PluginOutcome(err error) string {
 	return PluginError
 }
 
-// PluginCall records one plugin's contribution to a decision.
-type PluginCall struct {
-	Name    string `json:"name"`
-	Kind    string `json:"kind"`
-	Version string `json:"version,omitempty"`
-	// Value is a probability provider's unclipped value (absent when it
-	// gave none).
-	Value *float64 `json:"value,omitempty"`
-	// Fallback is the fallback that applied (default_probability, omit,
-	// defaults); empty when the plugin's answer was used.
-	Fallback string `json:"fallback,omitempty"`
-	// Reason says why the fallback applied: timeout, unavailable, error or
-	// invalid (an answer out of range or not a JSON object).
-	Reason        string `json:"reason,omitempty"`
-	LatencyMicros int64  `json:"latency_us"`
-}
-
 // Close stops the study's plugins. Call it once the runtime is retired
 // (after a reload, or at shutdown).
 func (rt *StudyRuntime) Close() error {
@@ -253,13 +238,13 @@ func (e *Engine) attachPlugins(rt *StudyRuntime) error {
 	return nil
 }
 
-func pluginDecision(rec *Record) PluginDecision {
+func pluginDecision(rec *trial.Record) PluginDecision {
 	return PluginDecision{Study: rec.Study, Participant: rec.Participant, DecisionID: rec.ID, DecisionPoint: rec.DecisionPoint, Time: rec.Time}
 }
 
 // enrich calls the study's enrichers (concurrently, each within its own
 // deadline) and returns input.derived and what each contributed.
-func (e *Engine) enrich(ctx context.Context, rt *StudyRuntime, d PluginDecision, input map[string]any) ([]PluginCall, map[string]any, error) {
+func (e *Engine) enrich(ctx context.Context, rt *StudyRuntime, d PluginDecision, input map[string]any) ([]trial.PluginCall, map[string]any, error) {
 	var enrichers []*policies.PluginConfig
 	for i := range rt.Config.Plugins {
 		if rt.Config.Plugins[i].Kind == policies.PluginEnricher {
@@ -269,15 +254,15 @@ func (e *Engine) enrich(ctx context.Context, rt *StudyRuntime, d PluginDecision,
 	if len(enrichers) == 0 {
 		return nil, nil, nil
 	}
-	inputJSON, err := appendJSON(make([]byte, 0, 2048), input)
+	inputJSON, err := trial.AppendJSON(make([]byte, 0, 2048), input)
 	if err != nil {
 		return nil, nil, fmt.Errorf("encoding policy input for enrichers: %w", err)
 	}
-	calls := make([]PluginCall, len(enrichers))
+	calls := make([]trial.PluginCall, len(enrichers))
 	values := make([]map[string]any, len(enrichers))
 	one := func(i int) {
 		pc := enrichers[i]
-		call := PluginCall{Name: pc.Name, Kind: pc.Kind}
+		call := trial.PluginCall{Name: pc.Name, Kind: pc.Kind}
 		start := time.Now()
 		var derived map[string]any
 		err := ErrPluginUnavailable
@@ -331,9 +316,9 @@ func reasonOf(err error) string {
 
 // pluginProbability asks a factor's probability provider; on failure (or
 // an answer outside [0, 1]) the factor's declared probability applies.
-func (e *Engine) pluginProbability(ctx context.Context, rt *StudyRuntime, f *policies.Factor, rec *Record, inputJSON []byte) (float64, *PluginCall) {
+func (e *Engine) pluginProbability(ctx context.Context, rt *StudyRuntime, f *policies.Factor, rec *trial.Record, inputJSON []byte) (float64, *trial.PluginCall) {
 	pc, _ := rt.Config.Plugin(f.Plugin)
-	call := &PluginCall{Name: f.Plugin, Kind: policies.PluginProbability}
+	call := &trial.PluginCall{Name: f.Plugin, Kind: policies.PluginProbability}
 	start := time.Now()
 	var p float64
 	err := ErrPluginUnavailable
@@ -366,7 +351,7 @@ func (e *Engine) pluginProbability(ctx context.Context, rt *StudyRuntime, f *pol
 }
 
 // notify hands a committed decision to the notifiers that want its action.
-func (e *Engine) notify(rt *StudyRuntime, rec *Record) {
+func (e *Engine) notify(rt *StudyRuntime, rec *trial.Record) {
 	if rt.plugins == nil {
 		return
 	}

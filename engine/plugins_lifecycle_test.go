@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/jitai/jitai/engine"
-	"github.com/jitai/jitai/engine/memstore"
+	"github.com/jitai/jitai/engine/store/memstore"
 	"github.com/jitai/jitai/policies"
 	"github.com/jitai/jitai/policies/policytest"
 )
@@ -115,7 +117,7 @@ func TestOutcomeReportHoldsItsVersion(t *testing.T) {
 	if !ans.Record.Randomised {
 		t.Fatalf("decision not randomised: %+v", ans.Record)
 	}
-	_, _, err = eng.Ingest(ctx, "seam", "p1", []engine.Event{{ID: "e1", Type: engine.EventEMA, Time: pluginT0.Add(45 * time.Minute), Data: []byte(`{"stress": 3}`)}})
+	_, _, err = eng.Ingest(ctx, "seam", "p1", []trial.Event{{ID: "e1", Type: trial.EventEMA, Time: pluginT0.Add(45 * time.Minute), Data: []byte(`{"stress": 3}`)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/jitai/jitai/engine"
-	"github.com/jitai/jitai/engine/sqlite"
+	"github.com/jitai/jitai/engine/store/sqlite"
 	"github.com/jitai/jitai/policies"
 	"github.com/jitai/jitai/policies/policytest"
 )
@@ -231,7 +233,7 @@ func TestNotifiersGetCommittedSafetyDecisionsOnce(t *testing.T) {
 		t.Fatalf("%d notifications, want 1: %+v", len(fake.notes), fake.notes)
 	}
 	n := fake.notes[0]
-	if n.Action != engine.ActionSafety || n.Decision.DecisionID != safety.Record.ID || n.ID != safety.Record.ID+"/alerts" || n.Reasons[0] != "risk_flag" {
+	if n.Action != trial.ActionSafety || n.Decision.DecisionID != safety.Record.ID || n.ID != safety.Record.ID+"/alerts" || n.Reasons[0] != "risk_flag" {
 		t.Errorf("notification %+v", n)
 	}
 }
@@ -243,7 +245,7 @@ func TestNotifiersGetCommittedSafetyDecisionsOnce(t *testing.T) {
 func TestPluginDecisionsReplayFromTheRecord(t *testing.T) {
 	fake := &fakePlugins{derived: map[string]any{"level": 4.0}, prob: 0.95}
 	eng := pluginEngine(t, fake)
-	var recs []*engine.Record
+	var recs []*trial.Record
 	for i := range 40 {
 		if i == 20 { // the provider goes down: the fallback is logged
 			fake.mu.Lock()

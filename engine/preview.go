@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/jitai/jitai/engine/trial"
 )
 
 // Preview computes the decision the engine would make for a participant in
@@ -16,7 +18,7 @@ import (
 // the randomisation draws, is derived from the study, participant,
 // decision point and time, so a preview is reproducible. Scenario tests
 // (jitai study test) and tools use it.
-func (e *Engine) Preview(ctx context.Context, study string, snap *Snapshot, req DecideRequest) (*Record, error) {
+func (e *Engine) Preview(ctx context.Context, study string, snap *trial.Snapshot, req DecideRequest) (*trial.Record, error) {
 	rt, release, ok := e.acquire(study)
 	defer release()
 	if !ok {
@@ -27,17 +29,17 @@ func (e *Engine) Preview(ctx context.Context, study string, snap *Snapshot, req 
 
 // PreviewWith is Preview with a given version of a study (for example one
 // from StudyAt).
-func (e *Engine) PreviewWith(ctx context.Context, rt *StudyRuntime, snap *Snapshot, req DecideRequest) (*Record, error) {
+func (e *Engine) PreviewWith(ctx context.Context, rt *StudyRuntime, snap *trial.Snapshot, req DecideRequest) (*trial.Record, error) {
 	start := time.Now()
 	if snap == nil || snap.Participant == nil || snap.State == nil {
 		return nil, fmt.Errorf("preview needs a snapshot with a participant and a state")
 	}
 	dp, ok := rt.Config.DecisionPoint(req.DecisionPoint)
 	if !ok {
-		return nil, inputErr("decision_point", "study %s has no decision point %q", rt.Config.ID, req.DecisionPoint)
+		return nil, trial.InputErrorf("decision_point", "study %s has no decision point %q", rt.Config.ID, req.DecisionPoint)
 	}
 	if req.Time.IsZero() {
-		return nil, inputErr("time", "time is required")
+		return nil, trial.InputErrorf("time", "time is required")
 	}
 	if err := checkContext(req.Context); err != nil {
 		return nil, err
@@ -62,10 +64,10 @@ type PreviewParticipant struct {
 // PreviewSnapshot builds the snapshot of a participant whose history is
 // the given events (validated and applied as Ingest does, in time order)
 // and past deliveries. now is the time of the decision to preview.
-func PreviewSnapshot(rt *StudyRuntime, p PreviewParticipant, events []Event, deliveries []Prompt, now time.Time) (*Snapshot, error) {
-	part := &Participant{
+func PreviewSnapshot(rt *StudyRuntime, p PreviewParticipant, events []trial.Event, deliveries []trial.Prompt, now time.Time) (*trial.Snapshot, error) {
+	part := &trial.Participant{
 		Study: rt.Config.ID, ID: p.ID, Timezone: p.Timezone, Strata: p.Strata,
-		Assignment: map[string]string{}, EnrolledAt: p.EnrolledAt.UTC(), Status: StatusActive,
+		Assignment: map[string]string{}, EnrolledAt: p.EnrolledAt.UTC(), Status: trial.StatusActive,
 	}
 	if part.ID == "" {
 		part.ID = "preview"
@@ -74,7 +76,7 @@ func PreviewSnapshot(rt *StudyRuntime, p PreviewParticipant, events []Event, del
 		part.Timezone = rt.Config.Timezone
 	}
 	if _, err := time.LoadLocation(part.Timezone); err != nil || part.Timezone == "Local" {
-		return nil, inputErr("timezone", "%q is not an IANA time zone such as Europe/London", part.Timezone)
+		return nil, trial.InputErrorf("timezone", "%q is not an IANA time zone such as Europe/London", part.Timezone)
 	}
 	if part.EnrolledAt.IsZero() {
 		part.EnrolledAt = now.UTC()
@@ -86,35 +88,35 @@ func PreviewSnapshot(rt *StudyRuntime, p PreviewParticipant, events []Event, del
 			label = f.Levels[0]
 		}
 		if label != f.Levels[0] && label != f.Levels[1] {
-			return nil, inputErr("assignment."+f.Name, "level %q is not one of %v", label, f.Levels)
+			return nil, trial.InputErrorf("assignment."+f.Name, "level %q is not one of %v", label, f.Levels)
 		}
 		part.Assignment[f.Name] = label
 	}
 	for name := range p.Assignment {
 		if _, ok := part.Assignment[name]; !ok {
-			return nil, inputErr("assignment."+name, "study %s has no between-person factor %q", rt.Config.ID, name)
+			return nil, trial.InputErrorf("assignment."+name, "study %s has no between-person factor %q", rt.Config.ID, name)
 		}
 	}
-	st := &State{}
+	st := &trial.State{}
 	seen := map[string]bool{}
-	sorted := append([]Event(nil), events...)
+	sorted := append([]trial.Event(nil), events...)
 	for i := range sorted {
 		ev := &sorted[i]
 		field := fmt.Sprintf("events[%d]", i)
-		if err := validateEvent(field, ev, now); err != nil {
+		if err := trial.ValidateEvent(field, ev, now); err != nil {
 			return nil, err
 		}
 		if seen[ev.ID] {
-			return nil, inputErr(field+".id", "event id %q appears twice", ev.ID)
+			return nil, trial.InputErrorf(field+".id", "event id %q appears twice", ev.ID)
 		}
 		seen[ev.ID] = true
 		ev.Time = ev.Time.UTC().Truncate(time.Microsecond)
 	}
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Time.Before(sorted[j].Time) })
 	for i := range sorted {
-		applyEvent(st, &sorted[i])
+		trial.ApplyEvent(st, &sorted[i])
 	}
-	ps := append([]Prompt(nil), deliveries...)
+	ps := append([]trial.Prompt(nil), deliveries...)
 	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Time.Before(ps[j].Time) })
 	for i := range ps {
 		ps[i].Time = ps[i].Time.UTC().Truncate(time.Microsecond)
@@ -122,10 +124,10 @@ func PreviewSnapshot(rt *StudyRuntime, p PreviewParticipant, events []Event, del
 			ps[i].DecisionID = fmt.Sprintf("delivery-%d", i+1)
 		}
 		if _, ok := rt.Catalogue.Get(ps[i].Intervention); !ok && ps[i].Intervention != "" {
-			return nil, inputErr(fmt.Sprintf("deliveries[%d].intervention", i), "%q is not in the study's catalogue", ps[i].Intervention)
+			return nil, trial.InputErrorf(fmt.Sprintf("deliveries[%d].intervention", i), "%q is not in the study's catalogue", ps[i].Intervention)
 		}
 		st.Prompts = append(st.Prompts, ps[i])
 		st.Decisions = append(st.Decisions, ps[i].Time)
 	}
-	return &Snapshot{Participant: part, State: st}, nil
+	return &trial.Snapshot{Participant: part, State: st}, nil
 }

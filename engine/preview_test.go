@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/jitai/jitai/engine"
-	"github.com/jitai/jitai/engine/sqlite"
+	"github.com/jitai/jitai/engine/store/sqlite"
 	"github.com/jitai/jitai/policies"
 )
 
@@ -39,17 +41,17 @@ func TestPreviewIsTheLiveDecision(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := func(id, typ string, ago time.Duration, data string) engine.Event {
-		return engine.Event{ID: id, Type: typ, Time: now.Add(-ago), Data: json.RawMessage(data)}
+	ev := func(id, typ string, ago time.Duration, data string) trial.Event {
+		return trial.Event{ID: id, Type: typ, Time: now.Add(-ago), Data: json.RawMessage(data)}
 	}
 	cases := []struct {
 		name   string
-		events []engine.Event
+		events []trial.Event
 		ctx    map[string]any
 	}{
-		{"high stress", []engine.Event{ev("e1", "ema", 20*time.Minute, `{"stress": 9, "energy": 2}`)}, nil},
-		{"driving", []engine.Event{ev("e2", "context", 5*time.Minute, `{"driving": true}`)}, map[string]any{"location": "work"}},
-		{"risk", []engine.Event{ev("e3", "ema", time.Hour, `{"risk": 1}`)}, nil},
+		{"high stress", []trial.Event{ev("e1", "ema", 20*time.Minute, `{"stress": 9, "energy": 2}`)}, nil},
+		{"driving", []trial.Event{ev("e2", "context", 5*time.Minute, `{"driving": true}`)}, map[string]any{"location": "work"}},
+		{"risk", []trial.Event{ev("e3", "ema", time.Hour, `{"risk": 1}`)}, nil},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -71,13 +73,13 @@ func TestPreviewIsTheLiveDecision(t *testing.T) {
 				t.Fatal(err)
 			}
 			req := engine.DecideRequest{DecisionPoint: "afternoon", Time: now, Context: c.ctx}
-			before, _ := st.ListDecisions(ctx, engine.DecisionQuery{Study: "stress-mrt", Limit: 100})
+			before, _ := st.ListDecisions(ctx, trial.DecisionQuery{Study: "stress-mrt", Limit: 100})
 			prev, err := eng.Preview(ctx, "stress-mrt", snap, req)
 			if err != nil {
 				t.Fatal(err)
 			}
 			again, _ := eng.Preview(ctx, "stress-mrt", snap, req)
-			after, _ := st.ListDecisions(ctx, engine.DecisionQuery{Study: "stress-mrt", Limit: 100})
+			after, _ := st.ListDecisions(ctx, trial.DecisionQuery{Study: "stress-mrt", Limit: 100})
 			if len(after) != len(before) {
 				t.Fatal("Preview recorded a decision")
 			}
@@ -97,7 +99,7 @@ func TestPreviewIsTheLiveDecision(t *testing.T) {
 				prev.PolicyRevision != live.PolicyRevision {
 				t.Errorf("preview %+v\nlive %+v", prev, live)
 			}
-			if prev.Action == engine.ActionSafety || !prev.Available {
+			if prev.Action == trial.ActionSafety || !prev.Available {
 				if prev.Action != live.Action || !slices.Equal(prev.Reasons, live.Reasons) {
 					t.Errorf("action %s %v, live %s %v", prev.Action, prev.Reasons, live.Action, live.Reasons)
 				}

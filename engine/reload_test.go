@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/jitai/jitai/engine"
-	"github.com/jitai/jitai/engine/sqlite"
+	"github.com/jitai/jitai/engine/store/sqlite"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
 )
@@ -75,14 +77,14 @@ func writeStudy(t *testing.T, dir, studyYAML, policy string) string {
 // gateStore holds Snapshot until released, so a test can swap versions
 // while a decision is in flight.
 type gateStore struct {
-	engine.Store
+	trial.Store
 	gate    chan struct{}
 	entered chan struct{}
 	armed   atomic.Bool
 	commits atomic.Int64
 }
 
-func (g *gateStore) CommitDecision(ctx context.Context, c *engine.Commit) error {
+func (g *gateStore) CommitDecision(ctx context.Context, c *trial.Commit) error {
 	err := g.Store.CommitDecision(ctx, c)
 	if err == nil {
 		g.commits.Add(1)
@@ -90,7 +92,7 @@ func (g *gateStore) CommitDecision(ctx context.Context, c *engine.Commit) error 
 	return err
 }
 
-func (g *gateStore) Snapshot(ctx context.Context, study, participant, key string) (*engine.Snapshot, error) {
+func (g *gateStore) Snapshot(ctx context.Context, study, participant, key string) (*trial.Snapshot, error) {
 	if g.armed.CompareAndSwap(true, false) {
 		g.entered <- struct{}{}
 		<-g.gate
@@ -132,7 +134,7 @@ func TestReloadSwapsAndKeepsLastGood(t *testing.T) {
 	if _, _, err := eng.Enroll(ctx, "swap", engine.EnrollRequest{ParticipantID: "p1"}); err != nil {
 		t.Fatal(err)
 	}
-	decide := func(i int) *engine.Record {
+	decide := func(i int) *trial.Record {
 		t.Helper()
 		ans, err := eng.Decide(ctx, "swap", "p1", engine.DecideRequest{DecisionPoint: "app", Time: decisionBase.Add(time.Duration(i) * time.Minute)})
 		if err != nil {
@@ -256,13 +258,13 @@ func TestInFlightDecisionFinishesOnItsVersion(t *testing.T) {
 	})
 	gs.armed.Store(true)
 	type result struct {
-		rec *engine.Record
+		rec *trial.Record
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
 		ans, err := eng.Decide(ctx, "swap", "p1", engine.DecideRequest{DecisionPoint: "app", Time: decisionBase})
-		var rec *engine.Record
+		var rec *trial.Record
 		if ans != nil {
 			rec = ans.Record
 		}

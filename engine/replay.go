@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/jitai/jitai/policies"
@@ -40,7 +42,7 @@ type ReplayResult struct {
 	// Logged is the record as given; Replayed is the record the replay
 	// produced (identity fields copied from Logged, revision from the
 	// runtime).
-	Logged, Replayed *Record
+	Logged, Replayed *trial.Record
 	// Output is the policy's decision document on the logged input.
 	Output *policies.Output
 	// Differences lists every field in which Replayed differs from Logged,
@@ -74,13 +76,13 @@ var ErrInputHash = errors.New("the logged input does not match its input_hash")
 var ErrAnonymised = errors.New("the record was anonymised when its participant's data was erased: its logged input is gone, so it cannot be evaluated again")
 
 // Anonymised reports whether rec was anonymised by an erasure.
-func Anonymised(rec *Record) bool {
+func Anonymised(rec *trial.Record) bool {
 	return rec.InputHash == "" && (len(rec.Input) == 0 || string(bytes.TrimSpace(rec.Input)) == "{}")
 }
 
 // DecodeInput decodes a record's logged input document, checking it against
 // the record's input hash. Numbers stay json.Number, as the engine wrote them.
-func DecodeInput(rec *Record) (map[string]any, error) {
+func DecodeInput(rec *trial.Record) (map[string]any, error) {
 	if Anonymised(rec) {
 		return nil, ErrAnonymised
 	}
@@ -99,7 +101,7 @@ func DecodeInput(rec *Record) (map[string]any, error) {
 	if rec.InputHash != "" {
 		// Re-encode canonically: the record may have been re-encoded on its
 		// way here (an API answer escapes <, > and &), the document not.
-		canon, err := appendJSON(nil, doc)
+		canon, err := trial.AppendJSON(nil, doc)
 		if err != nil {
 			return nil, fmt.Errorf("re-encoding the logged input: %w", err)
 		}
@@ -114,7 +116,7 @@ func DecodeInput(rec *Record) (map[string]any, error) {
 // Replay re-evaluates a logged decision with rt's policy and compares the
 // result with the log. An error means the decision could not be replayed at
 // all (an unreadable input, a policy error); differences are not errors.
-func Replay(ctx context.Context, rt *StudyRuntime, rec *Record) (*ReplayResult, error) {
+func Replay(ctx context.Context, rt *StudyRuntime, rec *trial.Record) (*ReplayResult, error) {
 	doc, err := DecodeInput(rec)
 	if err != nil {
 		return nil, err
@@ -131,7 +133,7 @@ func Replay(ctx context.Context, rt *StudyRuntime, rec *Record) (*ReplayResult, 
 }
 
 // replayOutput is Replay after the policy evaluation.
-func replayOutput(rt *StudyRuntime, rec *Record, doc map[string]any, out *policies.Output) (*ReplayResult, error) {
+func replayOutput(rt *StudyRuntime, rec *trial.Record, doc map[string]any, out *policies.Output) (*ReplayResult, error) {
 	res := &ReplayResult{Logged: rec, Output: out}
 	local, _ := path(doc, "local").(map[string]any)
 	tz, _ := local["timezone"].(string)
@@ -148,7 +150,7 @@ func replayOutput(rt *StudyRuntime, rec *Record, doc map[string]any, out *polici
 			}
 		}
 	}
-	r := &Record{
+	r := &trial.Record{
 		ID:                rec.ID,
 		Study:             rec.Study,
 		Participant:       rec.Participant,
@@ -172,7 +174,7 @@ func replayOutput(rt *StudyRuntime, rec *Record, doc map[string]any, out *polici
 			}
 			return reasons
 		},
-		probability: func(f policies.Factor, fd *FactorDraw) (float64, *BudgetEntry) {
+		probability: func(f policies.Factor, fd *trial.FactorDraw) (float64, *trial.BudgetEntry) {
 			if old := loggedFactor(rec, f.Name); old != nil && old.Probability != nil && old.Type == string(policies.Within) {
 				// Budgeted and plugin-given probabilities came from the
 				// state or the world at the time: the logged ones stand.
@@ -207,8 +209,8 @@ func engineOwned(reason string) bool {
 // decision. A safety decision never computed them; for it they are
 // estimated from the logged input (opt-out, and the caps on the history
 // counts the input holds), and the note says so.
-func loggedEngineReasons(rec *Record, doc map[string]any) ([]string, string) {
-	if rec.Action != ActionSafety {
+func loggedEngineReasons(rec *trial.Record, doc map[string]any) ([]string, string) {
+	if rec.Action != trial.ActionSafety {
 		var out []string
 		for _, r := range rec.UnavailableReasons {
 			if engineOwned(r) {
@@ -237,7 +239,7 @@ func loggedEngineReasons(rec *Record, doc map[string]any) ([]string, string) {
 	return out, "the logged decision was a safety decision, so the engine's own availability rules (opt-out, burden caps) were not applied then; the replay estimated them from the logged history counts"
 }
 
-func loggedFactor(rec *Record, name string) *FactorDraw {
+func loggedFactor(rec *trial.Record, name string) *trial.FactorDraw {
 	for i := range rec.Factors {
 		if rec.Factors[i].Name == name {
 			return &rec.Factors[i]
@@ -277,7 +279,7 @@ func number(v any) (float64, bool) {
 // factor's level, probability, draw and source, the option and the
 // rendered intervention, the tailoring values and conditions. Identity
 // fields, revisions, times of recording and latency are not compared.
-func Compare(old, cur *Record) []Difference {
+func Compare(old, cur *trial.Record) []Difference {
 	var d []Difference
 	add := func(field string, a, b any) {
 		if !sameJSON(a, b) {

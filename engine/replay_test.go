@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"github.com/jitai/jitai/engine"
-	"github.com/jitai/jitai/engine/sqlite"
+	"github.com/jitai/jitai/engine/store/sqlite"
+	"github.com/jitai/jitai/engine/trial"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
 	"github.com/jitai/jitai/policies/policytest"
@@ -69,7 +70,7 @@ func TestReplayBudgeted(t *testing.T) {
 			}
 		}
 	}
-	recs, err := store.ListDecisions(ctx, engine.DecisionQuery{Study: "budget", Limit: 1000})
+	recs, err := store.ListDecisions(ctx, trial.DecisionQuery{Study: "budget", Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,8 +125,8 @@ func TestReplayBudgeted(t *testing.T) {
 // policy's json.Number, a log file's float64).
 func TestCompareNumbers(t *testing.T) {
 	p1, p2 := 0.6, 0.6
-	a := &engine.Record{Action: "deliver", Tailoring: map[string]any{"stress": float64(7)}, Factors: []engine.FactorDraw{{Name: "f", Probability: &p1}}}
-	b := &engine.Record{Action: "deliver", Tailoring: map[string]any{"stress": "7"}, Factors: []engine.FactorDraw{{Name: "f", Probability: &p2}}}
+	a := &trial.Record{Action: "deliver", Tailoring: map[string]any{"stress": float64(7)}, Factors: []trial.FactorDraw{{Name: "f", Probability: &p1}}}
+	b := &trial.Record{Action: "deliver", Tailoring: map[string]any{"stress": "7"}, Factors: []trial.FactorDraw{{Name: "f", Probability: &p2}}}
 	if d := engine.Compare(a, b); len(d) != 1 || d[0].Field != "tailoring" {
 		t.Errorf("string 7 vs number 7: %v", d)
 	}
@@ -169,7 +170,7 @@ func TestReplayAfterReencoding(t *testing.T) {
 	if !strings.Contains(string(raw), `\u003c`) {
 		t.Fatalf("encoding/json did not escape the input: %s", raw)
 	}
-	var rec engine.Record
+	var rec trial.Record
 	if err := json.Unmarshal(raw, &rec); err != nil {
 		t.Fatal(err)
 	}
@@ -214,10 +215,10 @@ func TestReplayBetweenPerson(t *testing.T) {
 		}
 		for d := 0; d < 3; d++ {
 			for _, dp := range study.Config.DecisionPoints {
-				minute, _ := policies.ParseClock(dp.Time)
+				minute, _ := trial.ParseClock(dp.Time)
 				now = time.Date(2026, 11, 2+d, 0, minute, 0, 0, time.UTC)
 				ema := json.RawMessage(fmt.Sprintf(`{"mood":%d,"energy":%d}`, (i+d)%10, (i*3+d)%10))
-				if _, _, err := eng.Ingest(ctx, "mood-most", pid, []engine.Event{{ID: fmt.Sprintf("e%d%s", d, dp.ID), Type: engine.EventEMA, Time: now.Add(-time.Minute), Data: ema}}); err != nil {
+				if _, _, err := eng.Ingest(ctx, "mood-most", pid, []trial.Event{{ID: fmt.Sprintf("e%d%s", d, dp.ID), Type: trial.EventEMA, Time: now.Add(-time.Minute), Data: ema}}); err != nil {
 					t.Fatal(err)
 				}
 				if _, err := eng.Decide(ctx, "mood-most", pid, engine.DecideRequest{DecisionPoint: dp.ID, Time: now}); err != nil {
@@ -226,7 +227,7 @@ func TestReplayBetweenPerson(t *testing.T) {
 			}
 		}
 	}
-	recs, err := store.ListDecisions(ctx, engine.DecisionQuery{Study: "mood-most", Limit: 1000})
+	recs, err := store.ListDecisions(ctx, trial.DecisionQuery{Study: "mood-most", Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}

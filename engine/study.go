@@ -7,6 +7,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/jitai/jitai/engine/trial"
 	"github.com/jitai/jitai/experiments"
 	"github.com/jitai/jitai/policies"
 )
@@ -109,8 +110,8 @@ type budgetRuntime struct {
 
 func newBudgetRuntime(f policies.Factor) budgetRuntime {
 	c := f.Budget
-	start, _ := policies.ParseClock(c.DayStart)
-	end, _ := policies.ParseClock(c.DayEnd)
+	start, _ := trial.ParseClock(c.DayStart)
+	end, _ := trial.ParseClock(c.DayEnd)
 	interval := int(c.Interval.Minutes())
 	return budgetRuntime{
 		b: experiments.Budget{
@@ -149,10 +150,10 @@ func (rt *StudyRuntime) validateStrata(strata map[string]string) error {
 		declared[name] = true
 		v, ok := strata[name]
 		if !ok {
-			return inputErr("strata."+name, "stratum %q is required by study %s", name, rt.Config.ID)
+			return trial.InputErrorf("strata."+name, "stratum %q is required by study %s", name, rt.Config.ID)
 		}
-		if v == "" || len(v) > maxStringValue || strings.ContainsAny(v, "|=") {
-			return inputErr("strata."+name, "stratum values are 1-64 characters without | or =")
+		if v == "" || len(v) > trial.MaxStringValue || strings.ContainsAny(v, "|=") {
+			return trial.InputErrorf("strata."+name, "stratum values are 1-64 characters without | or =")
 		}
 	}
 	keys := make([]string, 0, len(strata))
@@ -162,7 +163,7 @@ func (rt *StudyRuntime) validateStrata(strata map[string]string) error {
 	sort.Strings(keys)
 	for _, k := range keys {
 		if !declared[k] {
-			return inputErr("strata."+k, "study %s declares no stratum %q (declared: %v)", rt.Config.ID, k, rt.Config.Strata)
+			return trial.InputErrorf("strata."+k, "study %s declares no stratum %q (declared: %v)", rt.Config.ID, k, rt.Config.Strata)
 		}
 	}
 	return nil
@@ -184,7 +185,7 @@ func (rt *StudyRuntime) AssignedRow(stratum string, seq int64) int {
 }
 
 // assign fills in the between-person assignment for the seq-th enrolment.
-func (rt *StudyRuntime) assign(p *Participant, seq int64) {
+func (rt *StudyRuntime) assign(p *trial.Participant, seq int64) {
 	p.Seq = seq
 	p.Assignment = map[string]string{}
 	if rt.assigner == nil {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"gopkg.in/yaml.v3"
 )
 
@@ -53,12 +55,12 @@ type Config struct {
 	Factors        []Factor        `yaml:"factors" json:"factors"`
 	Strata         []string        `yaml:"strata" json:"strata,omitempty"`
 	// Design chooses the between-person design; the full factorial when nil.
-	Design        *DesignConfig   `yaml:"design" json:"design,omitempty"`
-	Outcomes      []Outcome       `yaml:"outcomes" json:"outcomes"`
-	Burden        Burden          `yaml:"burden" json:"burden"`
-	QuietHours    *QuietHours     `yaml:"quiet_hours" json:"quiet_hours,omitempty"`
-	Crisis        Crisis          `yaml:"crisis" json:"crisis"`
-	Interventions InterventionSel `yaml:"interventions" json:"interventions"`
+	Design        *DesignConfig     `yaml:"design" json:"design,omitempty"`
+	Outcomes      []Outcome         `yaml:"outcomes" json:"outcomes"`
+	Burden        Burden            `yaml:"burden" json:"burden"`
+	QuietHours    *trial.QuietHours `yaml:"quiet_hours" json:"quiet_hours,omitempty"`
+	Crisis        Crisis            `yaml:"crisis" json:"crisis"`
+	Interventions InterventionSel   `yaml:"interventions" json:"interventions"`
 	// Erasure says what erasing a participant does to their decision
 	// records: ErasureAnonymise (default) keeps them with the participant id
 	// replaced by a random surrogate and the input snapshot stripped;
@@ -149,12 +151,6 @@ type Burden struct {
 	MaxPer24h int `yaml:"max_per_24h" json:"max_per_24h,omitempty"`
 	// MinMinutesBetween is the least gap between two deliveries.
 	MinMinutesBetween int `yaml:"min_minutes_between" json:"min_minutes_between"`
-}
-
-// QuietHours is a participant-local interval, which may wrap past midnight.
-type QuietHours struct {
-	Start string `yaml:"start" json:"start"`
-	End   string `yaml:"end" json:"end"`
 }
 
 // Crisis is the signposting shown with every safety decision. It comes from
@@ -254,7 +250,6 @@ func (es ConfigErrors) Error() string {
 var (
 	idRe     = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 	nameRe   = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
-	clockRe  = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
 	lineRe   = regexp.MustCompile(`line (\d+): (.*)`)
 	stratRe  = nameRe
 	outEvent = map[string]bool{"ema": true, "engagement": true, "context": true, "assessment": true}
@@ -420,7 +415,7 @@ func (c *Config) validate(file string, lines map[string]int) ConfigErrors {
 			v.at(p+".id", "decision point %q is declared twice", dp.ID)
 		}
 		seen[dp.ID] = true
-		if dp.Time != "" && !clockRe.MatchString(dp.Time) {
+		if dp.Time != "" && !trial.ValidClock(dp.Time) {
 			v.at(p+".time", "time %q must be HH:MM (24-hour clock)", dp.Time)
 		}
 		switch dp.Kind {
@@ -532,7 +527,7 @@ func (c *Config) validate(file string, lines map[string]int) ConfigErrors {
 		v.at("burden", "burden limits must not be negative")
 	}
 	if c.QuietHours != nil {
-		if !clockRe.MatchString(c.QuietHours.Start) || !clockRe.MatchString(c.QuietHours.End) {
+		if !trial.ValidClock(c.QuietHours.Start) || !trial.ValidClock(c.QuietHours.End) {
 			v.at("quiet_hours", "quiet_hours start and end must be HH:MM")
 		}
 	}
@@ -557,8 +552,8 @@ func validateBudget(v *validator, p string, b *BudgetConfig) {
 	if !(b.Availability > 0 && b.Availability <= 1) {
 		v.at(p+".availability", "availability (the forecast probability of being available at a decision time) must be in (0, 1]")
 	}
-	start, err1 := ParseClock(b.DayStart)
-	end, err2 := ParseClock(b.DayEnd)
+	start, err1 := trial.ParseClock(b.DayStart)
+	end, err2 := trial.ParseClock(b.DayEnd)
 	if err1 != nil || err2 != nil || end <= start {
 		v.at(p+".day_start", "day_start and day_end must be HH:MM with day_end after day_start")
 	}
@@ -568,14 +563,4 @@ func validateBudget(v *validator, p string, b *BudgetConfig) {
 	if b.Blackout.Duration < 0 {
 		v.at(p+".blackout", "blackout must not be negative")
 	}
-}
-
-// ParseClock parses HH:MM into minutes after midnight.
-func ParseClock(s string) (int, error) {
-	if !clockRe.MatchString(s) {
-		return 0, fmt.Errorf("%q is not HH:MM", s)
-	}
-	h, _ := strconv.Atoi(s[:2])
-	m, _ := strconv.Atoi(s[3:])
-	return h*60 + m, nil
 }

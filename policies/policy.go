@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
@@ -98,7 +100,7 @@ func useIR() bool {
 type Output struct {
 	SafetyReasons      []string           `json:"safety_reasons"`
 	UnavailableReasons []string           `json:"unavailable_reasons"`
-	Candidates         []Candidate        `json:"candidates"`
+	Candidates         []trial.Candidate  `json:"candidates"`
 	Probabilities      map[string]float64 `json:"probabilities,omitempty"`
 	Conditions         []string           `json:"conditions,omitempty"`
 	Tailoring          map[string]any     `json:"tailoring,omitempty"`
@@ -109,13 +111,6 @@ type Output struct {
 // FellBack reports whether this decision document was made by topdown
 // because the planned IR could not make it.
 func (o *Output) FellBack() bool { return o.fellBack }
-
-// Candidate is one intervention option the policy offers.
-type Candidate struct {
-	ID     string  `json:"id"`
-	Weight float64 `json:"weight"`
-	Reason string  `json:"reason,omitempty"`
-}
 
 // ParseModules parses Rego sources (path -> text) and refuses impure calls.
 // Paths appear in errors as given.
@@ -402,7 +397,7 @@ func DecodeOutput(v any) (*Output, error) {
 				}
 			}
 			reason, _ := co["reason"].(string)
-			out.Candidates = append(out.Candidates, Candidate{ID: id, Weight: w, Reason: reason})
+			out.Candidates = append(out.Candidates, trial.Candidate{ID: id, Weight: w, Reason: reason})
 		}
 		// Sets come back in a canonical order already; sort anyway so that
 		// the choice never depends on evaluation order.

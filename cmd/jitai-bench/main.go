@@ -43,6 +43,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/jitai/jitai/cmd/jitai-load/load"
+	"github.com/jitai/jitai/engine/trial"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
 )
@@ -336,7 +337,7 @@ func jitaiRequests(base string, o options, study *policies.Study, prefix string)
 		dp := points[rng.IntN(len(points))]
 		midnight := day0.AddDate(0, 0, rng.IntN(o.days))
 		minute := -1
-		if m, err := policies.ParseClock(dp.Time); err == nil && dp.Time != "" && rng.IntN(10) < 8 {
+		if m, err := trial.ParseClock(dp.Time); err == nil && dp.Time != "" && rng.IntN(10) < 8 {
 			minute = m - 15 + rng.IntN(60)
 		}
 		var t time.Time

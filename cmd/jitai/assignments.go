@@ -11,8 +11,10 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/jitai/jitai/engine"
-	"github.com/jitai/jitai/engine/sqlite"
+	"github.com/jitai/jitai/engine/store/sqlite"
 )
 
 // balanceReport is the between-person assignment balance of one study.
@@ -91,7 +93,7 @@ func assignmentReport(ctx context.Context, studyID, studiesDir, dataDir string) 
 
 // balance counts design rows and factor levels per stratum and re-derives
 // every participant's row from the seed and their enrolment order.
-func balance(rt *engine.StudyRuntime, ps []*engine.Participant) *balanceReport {
+func balance(rt *engine.StudyRuntime, ps []*trial.Participant) *balanceReport {
 	rep := &balanceReport{Study: rt.Config.ID, Cells: len(rt.Design()), Balanced: true, Mismatches: []string{}}
 	for _, f := range rt.BetweenFactors() {
 		rep.Factors = append(rep.Factors, f.Name)

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jitai/jitai/engine/sqlite"
+	"github.com/jitai/jitai/engine/store/sqlite"
 )
 
 // The crash tests run the real binary: they build it once into binDir.

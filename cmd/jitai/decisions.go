@@ -15,7 +15,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
 )
@@ -41,7 +42,7 @@ var errStop = errors.New("stop")
 // where names the record for messages ("decisions.jsonl:17" or the
 // server's listing). A line that is not a record stops with an error that
 // names the file and line.
-func (s decisionSource) each(ctx context.Context, study string, fn func(where string, rec *engine.Record) error) error {
+func (s decisionSource) each(ctx context.Context, study string, fn func(where string, rec *trial.Record) error) error {
 	var err error
 	if s.server != "" {
 		err = s.eachFromServer(ctx, study, fn)
@@ -54,7 +55,7 @@ func (s decisionSource) each(ctx context.Context, study string, fn func(where st
 	return err
 }
 
-func (s decisionSource) eachFromFile(fn func(string, *engine.Record) error) error {
+func (s decisionSource) eachFromFile(fn func(string, *trial.Record) error) error {
 	name := s.file
 	var r io.Reader
 	if name == "-" {
@@ -90,8 +91,8 @@ func (s decisionSource) eachFromFile(fn func(string, *engine.Record) error) erro
 }
 
 // decodeRecord decodes one logged decision and checks that it is one.
-func decodeRecord(raw []byte) (*engine.Record, error) {
-	var rec engine.Record
+func decodeRecord(raw []byte) (*trial.Record, error) {
+	var rec trial.Record
 	if err := json.Unmarshal(raw, &rec); err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
@@ -113,7 +114,7 @@ func decodeRecord(raw []byte) (*engine.Record, error) {
 }
 
 // eachFromServer pages through GET /v1/studies/{study}/decisions.
-func (s decisionSource) eachFromServer(ctx context.Context, study string, fn func(string, *engine.Record) error) error {
+func (s decisionSource) eachFromServer(ctx context.Context, study string, fn func(string, *trial.Record) error) error {
 	cursor := ""
 	for page := 1; ; page++ {
 		q := url.Values{"limit": {"1000"}}
@@ -145,7 +146,7 @@ func (s decisionSource) eachFromServer(ctx context.Context, study string, fn fun
 }
 
 // decision fetches one record: from the server, or by scanning the file.
-func (s decisionSource) decision(ctx context.Context, study, id string) (*engine.Record, string, error) {
+func (s decisionSource) decision(ctx context.Context, study, id string) (*trial.Record, string, error) {
 	if s.server != "" {
 		u := strings.TrimRight(s.server, "/") + "/v1/studies/" + url.PathEscape(study) + "/decisions/" + url.PathEscape(id)
 		var raw json.RawMessage
@@ -158,9 +159,9 @@ func (s decisionSource) decision(ctx context.Context, study, id string) (*engine
 		}
 		return rec, u, nil
 	}
-	var found *engine.Record
+	var found *trial.Record
 	var where string
-	err := s.each(ctx, study, func(w string, rec *engine.Record) error {
+	err := s.each(ctx, study, func(w string, rec *trial.Record) error {
 		if rec.ID == id {
 			found, where = rec, w
 			return errStop

@@ -12,8 +12,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/jitai/jitai/engine"
-	"github.com/jitai/jitai/engine/sqlite"
+	"github.com/jitai/jitai/engine/store/sqlite"
 )
 
 // runExplain implements `jitai explain DECISION_ID`.
@@ -87,7 +89,7 @@ func explainMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "jitai explain: %v\n", err)
 		return 2
 	}
-	var rec *engine.Record
+	var rec *trial.Record
 	if *data != "" {
 		rec, err = decisionFromStore(ctx, *data, study.Config.ID, id)
 	} else {
@@ -120,7 +122,7 @@ func explainMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 // decisionFromStore reads one decision from the embedded store, read-only.
-func decisionFromStore(ctx context.Context, dataDir, study, id string) (*engine.Record, error) {
+func decisionFromStore(ctx context.Context, dataDir, study, id string) (*trial.Record, error) {
 	dbPath := filepath.Join(dataDir, "jitai.db")
 	if _, err := os.Stat(dbPath); err != nil {
 		return nil, fmt.Errorf("--data %s: no store at %s: give the data folder that `jitai serve` uses", dataDir, dbPath)
@@ -131,7 +133,7 @@ func decisionFromStore(ctx context.Context, dataDir, study, id string) (*engine.
 	}
 	defer st.Close()
 	rec, err := st.Decision(ctx, study, id)
-	if errors.Is(err, engine.ErrNotFound) {
+	if errors.Is(err, trial.ErrNotFound) {
 		return nil, fmt.Errorf("no decision %s of study %s in %s", id, study, dbPath)
 	}
 	return rec, err

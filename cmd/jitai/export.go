@@ -12,8 +12,8 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/jitai/jitai/engine/redisstore"
-	"github.com/jitai/jitai/engine/sqlite"
+	"github.com/jitai/jitai/engine/store/redisstore"
+	"github.com/jitai/jitai/engine/store/sqlite"
 	"github.com/jitai/jitai/experiments/export"
 )
 

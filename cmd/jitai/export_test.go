@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/jitai/jitai/engine"
-	"github.com/jitai/jitai/engine/sqlite"
+	"github.com/jitai/jitai/engine/store/sqlite"
 	"github.com/jitai/jitai/experiments/export"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
@@ -52,8 +54,8 @@ func exportData(t *testing.T) string {
 			if _, err := eng.Decide(ctx, "stress-mrt", p, engine.DecideRequest{DecisionPoint: dp, Time: tm}); err != nil {
 				t.Fatal(err)
 			}
-			ev := engine.Event{ID: p + dp, Type: engine.EventEMA, Time: tm.Add(40 * time.Minute), Data: json.RawMessage(`{"stress": 4}`)}
-			if _, _, err := eng.Ingest(ctx, "stress-mrt", p, []engine.Event{ev}); err != nil {
+			ev := trial.Event{ID: p + dp, Type: trial.EventEMA, Time: tm.Add(40 * time.Minute), Data: json.RawMessage(`{"stress": 4}`)}
+			if _, _, err := eng.Ingest(ctx, "stress-mrt", p, []trial.Event{ev}); err != nil {
 				t.Fatal(err)
 			}
 		}

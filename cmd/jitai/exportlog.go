@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/jitai/jitai/engine/redisstore"
+	"github.com/jitai/jitai/engine/store/redisstore"
 )
 
 // The JSONL export of the Redis store's decision log.

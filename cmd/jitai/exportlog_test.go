@@ -20,11 +20,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/jitai/jitai/engine"
-	"github.com/jitai/jitai/engine/redisstore"
+	"github.com/jitai/jitai/engine/store/redisstore"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
 )
@@ -152,7 +154,7 @@ func (e *logExportEngine) day(t *testing.T, d int, people ...string) {
 // decisionIDs lists the study's committed decision ids.
 func (e *logExportEngine) decisionIDs(t *testing.T) []string {
 	t.Helper()
-	recs, err := e.st.ListDecisions(context.Background(), engine.DecisionQuery{Study: "stress-mrt"})
+	recs, err := e.st.ListDecisions(context.Background(), trial.DecisionQuery{Study: "stress-mrt"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +179,7 @@ func jsonlIDs(t *testing.T, path string) []string {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
 	for sc.Scan() {
-		var r engine.Record
+		var r trial.Record
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil || r.ID == "" || r.Study != "stress-mrt" {
 			t.Fatalf("%s: line %d is not a decision record (%v): %s", path, len(ids)+1, err, sc.Text())
 		}
@@ -380,7 +382,7 @@ func BenchmarkExportJSONL(b *testing.B) {
 	base := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 	const people = 500
 	for i := range people {
-		p := &engine.Participant{Study: "s1", ID: fmt.Sprintf("p%04d", i), Stratum: "a", Status: engine.StatusActive}
+		p := &trial.Participant{Study: "s1", ID: fmt.Sprintf("p%04d", i), Stratum: "a", Status: trial.StatusActive}
 		if _, _, err := st.Enroll(ctx, p, func(int64) error { return nil }); err != nil {
 			b.Fatal(err)
 		}
@@ -394,22 +396,22 @@ func BenchmarkExportJSONL(b *testing.B) {
 	for i := range b.N {
 		p := fmt.Sprintf("p%04d", i%people)
 		t := base.Add(time.Duration(i) * time.Second)
-		rec := &engine.Record{ID: fmt.Sprintf("01J%023d", i), Study: "s1", Participant: p, DecisionPoint: "scheduled",
+		rec := &trial.Record{ID: fmt.Sprintf("01J%023d", i), Study: "s1", Participant: p, DecisionPoint: "scheduled",
 			Time: t, LocalTime: t.Format("2006-01-02T15:04:05"), RecordedAt: t.Add(3 * time.Millisecond), ExpiresAt: t.Add(time.Hour),
 			PolicyRevision: "sha256:4f2a9c0b1c7e", CatalogueRevision: "cat-2026-02-20",
-			Action: engine.ActionDeliver, Reasons: []string{"stress_high"}, Available: true, Randomised: true,
-			Factors: []engine.FactorDraw{
+			Action: trial.ActionDeliver, Reasons: []string{"stress_high"}, Available: true, Randomised: true,
+			Factors: []trial.FactorDraw{
 				{Name: "prompt", Type: "within", Level: 1, Label: "on", Probability: &prob, Source: "policy", Draw: &draw},
 				{Name: "framing", Type: "between", Level: 0, Label: "gain"},
 			},
-			Option:    &engine.OptionDraw{ID: "breathing-478", Probability: 2.0 / 3, Draw: 0.1903},
+			Option:    &trial.OptionDraw{ID: "breathing-478", Probability: 2.0 / 3, Draw: 0.1903},
 			Tailoring: map[string]any{"stress": 7.0, "minutes_since_prompt": 184.0},
 			Input:     input, InputHash: "sha256:0b1c7e4f2a9c", LatencyMicros: 1843}
 		if i == 0 {
 			j, _ := json.Marshal(rec)
 			size = len(j)
 		}
-		if err := st.CommitDecision(ctx, &engine.Commit{Record: rec}); err != nil {
+		if err := st.CommitDecision(ctx, &trial.Commit{Record: rec}); err != nil {
 			b.Fatal(err)
 		}
 	}

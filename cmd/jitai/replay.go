@@ -17,6 +17,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/jitai/jitai/engine"
@@ -217,7 +219,7 @@ func replay(ctx context.Context, studyDir, newDir string, src decisionSource, ex
 		batch = batch[:0]
 		return nil
 	}
-	err = src.each(ctx, study.Config.ID, func(where string, rec *engine.Record) error {
+	err = src.each(ctx, study.Config.ID, func(where string, rec *trial.Record) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -269,7 +271,7 @@ const replayBatchSize = 512
 // replayItem is one record and what replaying it gave.
 type replayItem struct {
 	where       string
-	rec         *engine.Record
+	rec         *trial.Record
 	altered     bool // the input does not match its hash
 	anonymised  bool // kept anonymised after an erasure: no input to replay
 	own         bool // made with --study's revision: replayed with it
@@ -438,7 +440,7 @@ func newComparer(ctx context.Context, oldRT *engine.StudyRuntime, ns *policies.S
 	return &comparer{newRT: newRT, old: oi, cur: ni}, nil
 }
 
-func (c *comparer) replay(ctx context.Context, rec *engine.Record) (*engine.ReplayResult, []string, error) {
+func (c *comparer) replay(ctx context.Context, rec *trial.Record) (*engine.ReplayResult, []string, error) {
 	res, err := engine.Replay(ctx, c.newRT, rec)
 	if err != nil || len(res.Differences) == 0 {
 		return res, nil, err

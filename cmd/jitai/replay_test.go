@@ -18,7 +18,8 @@ import (
 
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/api"
-	"github.com/jitai/jitai/engine/sqlite"
+	"github.com/jitai/jitai/engine/store/sqlite"
+	"github.com/jitai/jitai/engine/trial"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
 )
@@ -28,15 +29,15 @@ const stressDir = "../../policies/examples/stress-mrt"
 // replayTrial is a seeded stress-mrt trial run through the real engine
 // once per test binary: its data folder and its decisions as JSONL.
 type replayTrial struct {
-	data    string           // data folder (jitai.db)
-	jsonl   string           // decisions.jsonl
-	records []*engine.Record // in the file's order
+	data    string          // data folder (jitai.db)
+	jsonl   string          // decisions.jsonl
+	records []*trial.Record // in the file's order
 	lines   [][]byte
 }
 
 var (
 	trialOnce sync.Once
-	trial     *replayTrial
+	shared    *replayTrial
 	trialErr  error
 )
 
@@ -46,11 +47,11 @@ var (
 // answers (safety) and snoozes.
 func simulatedTrial(t testing.TB) *replayTrial {
 	t.Helper()
-	trialOnce.Do(func() { trial, trialErr = runTrial(filepath.Join(binDir, "replay-trial"), 16, 14) })
+	trialOnce.Do(func() { shared, trialErr = runTrial(filepath.Join(binDir, "replay-trial"), 16, 14) })
 	if trialErr != nil {
 		t.Fatal(trialErr)
 	}
-	return trial
+	return shared
 }
 
 func runTrial(dir string, participants, days int) (*replayTrial, error) {
@@ -87,24 +88,24 @@ func runTrial(dir string, participants, days int) (*replayTrial, error) {
 	for d := 0; d < days; d++ {
 		day := start.AddDate(0, 0, d)
 		for _, dp := range study.Config.DecisionPoints {
-			minute, _ := policies.ParseClock(dp.Time)
+			minute, _ := trial.ParseClock(dp.Time)
 			for i := 0; i < participants; i++ {
 				pid := fmt.Sprintf("sim-%02d", i)
 				at := day.Add(time.Duration(minute-45+rng.IntN(91)) * time.Minute)
-				var evs []engine.Event
+				var evs []trial.Event
 				if rng.Float64() < 0.7 {
 					ema := map[string]any{"stress": rng.IntN(11), "mood": rng.IntN(11), "energy": rng.IntN(11)}
 					if rng.Float64() < 0.01 {
 						ema["risk"] = 1
 					}
 					raw, _ := json.Marshal(ema)
-					evs = append(evs, engine.Event{ID: fmt.Sprintf("ema-%d-%s", d, dp.ID), Type: engine.EventEMA, Time: at.Add(-10 * time.Minute), Data: raw})
+					evs = append(evs, trial.Event{ID: fmt.Sprintf("ema-%d-%s", d, dp.ID), Type: trial.EventEMA, Time: at.Add(-10 * time.Minute), Data: raw})
 				}
 				if rng.Float64() < 0.05 {
-					evs = append(evs, engine.Event{ID: fmt.Sprintf("ctx-%d-%s", d, dp.ID), Type: engine.EventContext, Time: at.Add(-5 * time.Minute), Data: json.RawMessage(`{"driving":true}`)})
+					evs = append(evs, trial.Event{ID: fmt.Sprintf("ctx-%d-%s", d, dp.ID), Type: trial.EventContext, Time: at.Add(-5 * time.Minute), Data: json.RawMessage(`{"driving":true}`)})
 				}
 				if rng.Float64() < 0.02 {
-					evs = append(evs, engine.Event{ID: fmt.Sprintf("snz-%d-%s", d, dp.ID), Type: engine.EventPreference, Time: at.Add(-5 * time.Minute), Data: json.RawMessage(`{"snooze_minutes":60}`)})
+					evs = append(evs, trial.Event{ID: fmt.Sprintf("snz-%d-%s", d, dp.ID), Type: trial.EventPreference, Time: at.Add(-5 * time.Minute), Data: json.RawMessage(`{"snooze_minutes":60}`)})
 				}
 				now = at
 				if len(evs) > 0 {
@@ -126,7 +127,7 @@ func runTrial(dir string, participants, days int) (*replayTrial, error) {
 		}
 	}
 	tr := &replayTrial{data: data, jsonl: filepath.Join(dir, "decisions.jsonl")}
-	q := engine.DecisionQuery{Study: "stress-mrt", Limit: 500}
+	q := trial.DecisionQuery{Study: "stress-mrt", Limit: 500}
 	var buf bytes.Buffer
 	for {
 		recs, err := store.ListDecisions(ctx, q)
@@ -294,7 +295,7 @@ func TestReplayQuietHoursChange(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m := lt.Hour()*60 + lt.Minute(); m >= 20*60 && m < 22*60 && r.Action != engine.ActionSafety {
+		if m := lt.Hour()*60 + lt.Minute(); m >= 20*60 && m < 22*60 && r.Action != trial.ActionSafety {
 			want = append(want, r.ID)
 		}
 	}
@@ -348,7 +349,7 @@ func TestReplayReportsTampering(t *testing.T) {
 		b, _ := json.Marshal(m)
 		return b
 	}
-	find := func(pred func(*engine.Record) bool) int {
+	find := func(pred func(*trial.Record) bool) int {
 		for i, r := range tr.records {
 			if pred(r) {
 				return i
@@ -357,8 +358,8 @@ func TestReplayReportsTampering(t *testing.T) {
 		t.Fatal("no such record in the trial")
 		return -1
 	}
-	delivered := find(func(r *engine.Record) bool { return r.Action == engine.ActionDeliver })
-	unavailable := find(func(r *engine.Record) bool { return !r.Available && r.Action == engine.ActionNone })
+	delivered := find(func(r *trial.Record) bool { return r.Action == trial.ActionDeliver })
+	unavailable := find(func(r *trial.Record) bool { return !r.Available && r.Action == trial.ActionNone })
 	lines := slices.Clone(tr.lines)
 	lines[delivered] = edit(delivered, func(m map[string]any) {
 		for _, f := range m["factors"].([]any) {
@@ -475,12 +476,12 @@ func TestExplainGolden(t *testing.T) {
 	tr := simulatedTrial(t)
 	cases := []struct {
 		name string
-		pred func(*engine.Record) bool
+		pred func(*trial.Record) bool
 	}{
-		{"deliver", func(r *engine.Record) bool { return r.Action == engine.ActionDeliver && len(r.Contraindicated) > 0 }},
-		{"unavailable", func(r *engine.Record) bool { return slices.Contains(r.Reasons, "burden_min_gap") }},
-		{"safety", func(r *engine.Record) bool { return r.Action == engine.ActionSafety }},
-		{"no_prompt", func(r *engine.Record) bool { return slices.Contains(r.Reasons, engine.ReasonRandomisedNoPrompt) }},
+		{"deliver", func(r *trial.Record) bool { return r.Action == trial.ActionDeliver && len(r.Contraindicated) > 0 }},
+		{"unavailable", func(r *trial.Record) bool { return slices.Contains(r.Reasons, "burden_min_gap") }},
+		{"safety", func(r *trial.Record) bool { return r.Action == trial.ActionSafety }},
+		{"no_prompt", func(r *trial.Record) bool { return slices.Contains(r.Reasons, engine.ReasonRandomisedNoPrompt) }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -577,7 +578,7 @@ func TestReplaySeedChange(t *testing.T) {
 		}
 	}
 	for _, c := range rep.Examples {
-		if c.OldAction == engine.ActionSafety || slices.ContainsFunc(c.Differences, func(d engine.Difference) bool {
+		if c.OldAction == trial.ActionSafety || slices.ContainsFunc(c.Differences, func(d engine.Difference) bool {
 			return d.Field == "available" || d.Field == "unavailable_reasons"
 		}) {
 			t.Errorf("%s: a seed changed more than draws: %v", c.DecisionID, c.Differences)
@@ -603,7 +604,7 @@ func BenchmarkExplain(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rec := tr.records[slices.IndexFunc(tr.records, func(r *engine.Record) bool { return r.Action == engine.ActionDeliver })]
+	rec := tr.records[slices.IndexFunc(tr.records, func(r *trial.Record) bool { return r.Action == trial.ActionDeliver })]
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := engine.Explain(context.Background(), rt, rec); err != nil {

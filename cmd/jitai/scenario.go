@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"gopkg.in/yaml.v3"
 
 	"github.com/jitai/jitai/engine"
@@ -151,7 +153,7 @@ func runScenarios(ctx context.Context, s *policies.Study, name string) ([]scenar
 }
 
 // noStore is the store of a preview-only engine: any use is a bug.
-type noStore struct{ engine.Store }
+type noStore struct{ trial.Store }
 
 func runScenarioFile(ctx context.Context, eng *engine.Engine, rt *engine.StudyRuntime, path, shown string) ([]scenarioResult, error) {
 	raw, err := os.ReadFile(path)
@@ -267,7 +269,7 @@ func caseError(line int, format string, args ...any) error {
 	return &caseErr{line: line, msg: fmt.Sprintf(format, args...)}
 }
 
-func runCase(ctx context.Context, eng *engine.Engine, rt *engine.StudyRuntime, def *scenarioParticipant, c *scenarioCase, at func(string) int) (*engine.Record, error) {
+func runCase(ctx context.Context, eng *engine.Engine, rt *engine.StudyRuntime, def *scenarioParticipant, c *scenarioCase, at func(string) int) (*trial.Record, error) {
 	p := *def
 	if c.Participant.ID != "" {
 		p.ID = c.Participant.ID
@@ -321,7 +323,7 @@ func runCase(ctx context.Context, eng *engine.Engine, rt *engine.StudyRuntime, d
 		}
 		return now, nil
 	}
-	var events []engine.Event
+	var events []trial.Event
 	for i, ev := range c.Events {
 		t, err := when("events", ev.Ago, ev.Time)
 		if err != nil {
@@ -331,22 +333,22 @@ func runCase(ctx context.Context, eng *engine.Engine, rt *engine.StudyRuntime, d
 		if err != nil {
 			return nil, caseError(at("events"), "events[%d].data: %v", i, err)
 		}
-		events = append(events, engine.Event{ID: fmt.Sprintf("scenario-%d", i+1), Type: ev.Type, Time: t, Data: data})
+		events = append(events, trial.Event{ID: fmt.Sprintf("scenario-%d", i+1), Type: ev.Type, Time: t, Data: data})
 	}
 	if c.Preferences != nil {
 		data, err := json.Marshal(c.Preferences)
 		if err != nil {
 			return nil, caseError(at("preferences"), "preferences: %v", err)
 		}
-		events = append(events, engine.Event{ID: "scenario-preferences", Type: engine.EventPreference, Time: now, Data: data})
+		events = append(events, trial.Event{ID: "scenario-preferences", Type: trial.EventPreference, Time: now, Data: data})
 	}
-	var deliveries []engine.Prompt
+	var deliveries []trial.Prompt
 	for _, d := range c.Deliveries {
 		t, err := when("deliveries", d.Ago, d.Time)
 		if err != nil {
 			return nil, err
 		}
-		deliveries = append(deliveries, engine.Prompt{Time: t, Intervention: d.Intervention})
+		deliveries = append(deliveries, trial.Prompt{Time: t, Intervention: d.Intervention})
 	}
 	snap, err := engine.PreviewSnapshot(rt, engine.PreviewParticipant{ID: p.ID, Timezone: tz, EnrolledAt: enrolled, Assignment: p.Assignment, Strata: p.Strata}, events, deliveries, now)
 	if err != nil {
@@ -394,7 +396,7 @@ func scenarioTime(s string, loc *time.Location) (time.Time, error) {
 
 // compareExpect lists the expectations the record does not meet, each at
 // its line as "what: want ..., got ...".
-func compareExpect(x *scenarioExpect, rec *engine.Record, at func(string) int) []scenarioFailure {
+func compareExpect(x *scenarioExpect, rec *trial.Record, at func(string) int) []scenarioFailure {
 	var out []scenarioFailure
 	fail := func(key, format string, args ...any) {
 		out = append(out, scenarioFailure{Line: at("expect." + key), Msg: key + ": " + fmt.Sprintf(format, args...)})

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -23,8 +25,8 @@ import (
 	"github.com/jitai/jitai/engine/api"
 	"github.com/jitai/jitai/engine/metrics"
 	"github.com/jitai/jitai/engine/ratelimit"
-	"github.com/jitai/jitai/engine/redisstore"
-	"github.com/jitai/jitai/engine/sqlite"
+	"github.com/jitai/jitai/engine/store/redisstore"
+	"github.com/jitai/jitai/engine/store/sqlite"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/plugins/host"
 	"github.com/jitai/jitai/policies"
@@ -73,7 +75,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 
 // openStore opens the configured store and the rate limiter that goes with
 // it: in process for the embedded store, shared through Redis otherwise.
-func openStore(ctx context.Context, cfg *Config, log *zap.Logger) (engine.Store, ratelimit.Limiter, error) {
+func openStore(ctx context.Context, cfg *Config, log *zap.Logger) (trial.Store, ratelimit.Limiter, error) {
 	if cfg.Store == "redis" {
 		redisstore.RouteClientLogs(log)
 		st, err := redisstore.Open(ctx, cfg.RedisURL, redisstore.Options{}, log)

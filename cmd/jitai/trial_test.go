@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/jitai/jitai/engine"
-	"github.com/jitai/jitai/engine/sqlite"
+	"github.com/jitai/jitai/engine/store/sqlite"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
 )
@@ -72,7 +74,7 @@ func TestSimulatedTrialRecoversEffect(t *testing.T) {
 		// estimation, not zones.
 		day := start.AddDate(0, 0, d)
 		for _, dp := range study.Config.DecisionPoints {
-			minute, _ := policies.ParseClock(dp.Time)
+			minute, _ := trial.ParseClock(dp.Time)
 			at := day.Add(time.Duration(minute) * time.Minute)
 			now = at
 			for i := 0; i < participants; i++ {
@@ -83,16 +85,16 @@ func TestSimulatedTrialRecoversEffect(t *testing.T) {
 				}
 				decisions++
 				a := 0.0
-				if ans.Record.Action == engine.ActionDeliver {
+				if ans.Record.Action == trial.ActionDeliver {
 					a = 1
 					delivered++
 				}
 				// The proximal outcome: a stress report 45 minutes later.
 				stress := base[i] + trueEffect*a + rng.NormFloat64()*1.5
-				ev := engine.Event{ID: fmt.Sprintf("ema-%d-%s", d, dp.ID), Type: engine.EventEMA, Time: at.Add(45 * time.Minute),
+				ev := trial.Event{ID: fmt.Sprintf("ema-%d-%s", d, dp.ID), Type: trial.EventEMA, Time: at.Add(45 * time.Minute),
 					Data: json.RawMessage(fmt.Sprintf(`{"stress":%.3f}`, stress))}
 				now = at.Add(45 * time.Minute)
-				if _, _, err := eng.Ingest(ctx, "stress-mrt", pid, []engine.Event{ev}); err != nil {
+				if _, _, err := eng.Ingest(ctx, "stress-mrt", pid, []trial.Event{ev}); err != nil {
 					t.Fatal(err)
 				}
 				now = at

@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"go.uber.org/zap"
 
 	"github.com/jitai/jitai/engine"
@@ -339,7 +341,7 @@ type enrollment struct {
 	Status        string            `json:"status"`
 }
 
-func toEnrollment(p *engine.Participant) enrollment {
+func toEnrollment(p *trial.Participant) enrollment {
 	return enrollment{ParticipantID: p.ID, Study: p.Study, Timezone: p.Timezone, Strata: p.Strata,
 		Assignment: p.Assignment, EnrolledAt: p.EnrolledAt, Status: p.Status}
 }
@@ -371,7 +373,7 @@ func (s *Server) getParticipant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := s.eng.Store().Participant(r.Context(), r.PathValue("study"), r.PathValue("participant"))
-	if errors.Is(err, engine.ErrNotFound) {
+	if errors.Is(err, trial.ErrNotFound) {
 		err = engine.ErrUnknownParticipant
 	}
 	if err != nil {
@@ -400,14 +402,14 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Events == nil {
-		s.fail(w, r, &engine.InputError{Field: "events", Reason: "events is required: an array of {id, type, time, data}"})
+		s.fail(w, r, &trial.InputError{Field: "events", Reason: "events is required: an array of {id, type, time, data}"})
 		return
 	}
-	if len(req.Events) > engine.MaxEventsPerRequest {
-		s.fail(w, r, &engine.InputError{Field: "events", Reason: fmt.Sprintf("at most %d events per request", engine.MaxEventsPerRequest)})
+	if len(req.Events) > trial.MaxEventsPerRequest {
+		s.fail(w, r, &trial.InputError{Field: "events", Reason: fmt.Sprintf("at most %d events per request", trial.MaxEventsPerRequest)})
 		return
 	}
-	evs := make([]engine.Event, len(req.Events))
+	evs := make([]trial.Event, len(req.Events))
 	for i, raw := range req.Events {
 		var we wireEvent
 		if err := decodeStrict(raw, &we); err != nil {
@@ -422,7 +424,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, err)
 			return
 		}
-		evs[i] = engine.Event{ID: we.ID, Type: we.Type, Time: t, Data: we.Data}
+		evs[i] = trial.Event{ID: we.ID, Type: we.Type, Time: t, Data: we.Data}
 	}
 	acc, dup, err := s.eng.Ingest(r.Context(), r.PathValue("study"), r.PathValue("participant"), evs)
 	if err != nil {
@@ -449,11 +451,11 @@ func fieldSuffix(f string) string {
 
 func parseTime(field, v string) (time.Time, error) {
 	if v == "" {
-		return time.Time{}, &engine.InputError{Field: field, Reason: "time is required (RFC 3339, e.g. 2026-11-21T14:05:00Z)"}
+		return time.Time{}, &trial.InputError{Field: field, Reason: "time is required (RFC 3339, e.g. 2026-11-21T14:05:00Z)"}
 	}
 	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
-		return time.Time{}, &engine.InputError{Field: field, Reason: fmt.Sprintf("%q is not an RFC 3339 time (e.g. 2026-11-21T14:05:00Z)", v)}
+		return time.Time{}, &trial.InputError{Field: field, Reason: fmt.Sprintf("%q is not an RFC 3339 time (e.g. 2026-11-21T14:05:00Z)", v)}
 	}
 	return t, nil
 }
@@ -500,7 +502,7 @@ func (s *Server) listDecisions(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, engine.ErrUnknownStudy)
 		return
 	}
-	q := engine.DecisionQuery{Study: study, Participant: r.URL.Query().Get("participant"), Limit: 100}
+	q := trial.DecisionQuery{Study: study, Participant: r.URL.Query().Get("participant"), Limit: 100}
 	if v := r.URL.Query().Get("since"); v != "" {
 		t, err := parseTime("since", v)
 		if err != nil {
@@ -512,7 +514,7 @@ func (s *Server) listDecisions(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxListLimit {
-			s.fail(w, r, &engine.InputError{Field: "limit", Reason: fmt.Sprintf("limit must be a whole number from 1 to %d", maxListLimit)})
+			s.fail(w, r, &trial.InputError{Field: "limit", Reason: fmt.Sprintf("limit must be a whole number from 1 to %d", maxListLimit)})
 			return
 		}
 		q.Limit = n
@@ -520,7 +522,7 @@ func (s *Server) listDecisions(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("cursor"); v != "" {
 		t, id, err := decodeCursor(v)
 		if err != nil {
-			s.fail(w, r, &engine.InputError{Field: "cursor", Reason: "cursor is not one this server issued"})
+			s.fail(w, r, &trial.InputError{Field: "cursor", Reason: "cursor is not one this server issued"})
 			return
 		}
 		q.AfterTime, q.AfterID = t, id
@@ -536,7 +538,7 @@ func (s *Server) listDecisions(w http.ResponseWriter, r *http.Request) {
 		out["next_cursor"] = encodeCursor(last.Time, last.ID)
 	}
 	if recs == nil {
-		out["decisions"] = []*engine.Record{}
+		out["decisions"] = []*trial.Record{}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

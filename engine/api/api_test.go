@@ -23,7 +23,7 @@ import (
 
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/api"
-	"github.com/jitai/jitai/engine/sqlite"
+	"github.com/jitai/jitai/engine/store/sqlite"
 	"github.com/jitai/jitai/experiments"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"

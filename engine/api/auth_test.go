@@ -13,12 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"go.uber.org/zap"
 
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/api"
 	"github.com/jitai/jitai/engine/auth"
-	"github.com/jitai/jitai/engine/sqlite"
+	"github.com/jitai/jitai/engine/store/sqlite"
 	"github.com/jitai/jitai/policies"
 )
 
@@ -281,7 +283,7 @@ func TestWithdrawThenDecide(t *testing.T) {
 	ae.decideAs(pApp, "p-w", at(0, 9, 0)).expect(t, http.StatusOK)
 	var doc enrollmentDoc
 	ae.as(pApp, req{Method: "POST", Path: "/v1/studies/" + stressMRT + "/participants/p-w/withdraw"}).expect(t, http.StatusOK).decode(t, &doc)
-	if doc.Status != engine.StatusWithdrawn {
+	if doc.Status != trial.StatusWithdrawn {
 		t.Errorf("status %q after withdrawal", doc.Status)
 	}
 	checkProblem(t, ae.decideAs(pApp, "p-w", at(0, 12, 0)), http.StatusConflict, "participant")
@@ -308,9 +310,9 @@ func TestWithdrawThenDecide(t *testing.T) {
 	}
 }
 
-func (ae *authEnv) recordsOf(t *testing.T, p string) []*engine.Record {
+func (ae *authEnv) recordsOf(t *testing.T, p string) []*trial.Record {
 	t.Helper()
-	recs, err := ae.store.ListDecisions(t.Context(), engine.DecisionQuery{Study: stressMRT, Participant: p, Limit: 1000})
+	recs, err := ae.store.ListDecisions(t.Context(), trial.DecisionQuery{Study: stressMRT, Participant: p, Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}

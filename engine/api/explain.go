@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/jitai/jitai/engine"
 )
 
@@ -21,7 +23,7 @@ func (s *Server) explainDecision(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec, err := s.eng.Store().Decision(r.Context(), study, r.PathValue("id"))
-	if errors.Is(err, engine.ErrNotFound) {
+	if errors.Is(err, trial.ErrNotFound) {
 		writeProblem(w, r, problem(http.StatusNotFound, "unknown-decision", "Unknown decision",
 			fmt.Sprintf("study %s has no decision with this id", study), "id"))
 		return
@@ -42,7 +44,7 @@ func (s *Server) explainAnyStudy(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		rec, err := s.eng.Store().Decision(r.Context(), rt.Config.ID, id)
-		if errors.Is(err, engine.ErrNotFound) {
+		if errors.Is(err, trial.ErrNotFound) {
 			continue
 		}
 		if err != nil {
@@ -62,7 +64,7 @@ func (s *Server) explainAnyStudy(w http.ResponseWriter, r *http.Request) {
 // still keeps it (engine.StudyAt), else the one loaded now: a decision made
 // with a revision no longer kept is explained from its record only, and the
 // explanation says so.
-func (s *Server) versionOf(rt *engine.StudyRuntime, rec *engine.Record) *engine.StudyRuntime {
+func (s *Server) versionOf(rt *engine.StudyRuntime, rec *trial.Record) *engine.StudyRuntime {
 	if rec.PolicyRevision != rt.Revision {
 		if old, ok := s.eng.StudyAt(rt.Config.ID, rec.PolicyRevision); ok {
 			return old
@@ -71,7 +73,7 @@ func (s *Server) versionOf(rt *engine.StudyRuntime, rec *engine.Record) *engine.
 	return rt
 }
 
-func (s *Server) writeExplanation(w http.ResponseWriter, r *http.Request, rt *engine.StudyRuntime, rec *engine.Record) {
+func (s *Server) writeExplanation(w http.ResponseWriter, r *http.Request, rt *engine.StudyRuntime, rec *trial.Record) {
 	ex, err := engine.Explain(r.Context(), rt, rec)
 	if err != nil {
 		if errors.Is(err, engine.ErrInputHash) {

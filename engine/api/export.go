@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"go.uber.org/zap"
 
 	"github.com/jitai/jitai/engine"
@@ -30,7 +32,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("format"); v != "" {
 		var err error
 		if f, err = export.ParseFormat(v); err != nil {
-			s.fail(w, r, &engine.InputError{Field: "format", Reason: fmt.Sprintf("%q is not supported: use csv or parquet", v)})
+			s.fail(w, r, &trial.InputError{Field: "format", Reason: fmt.Sprintf("%q is not supported: use csv or parquet", v)})
 			return
 		}
 	}
@@ -39,7 +41,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		table = export.DecisionsTable
 	}
 	if table != export.DecisionsTable && table != export.ParticipantsTable && table != "codebook" {
-		s.fail(w, r, &engine.InputError{Field: "table", Reason: fmt.Sprintf("%q is not a table: use decisions, participants or codebook", table)})
+		s.fail(w, r, &trial.InputError{Field: "table", Reason: fmt.Sprintf("%q is not a table: use decisions, participants or codebook", table)})
 		return
 	}
 	ts, err := export.Build(r.Context(), s.eng.Store(), rt.Study, export.Options{})

@@ -15,7 +15,7 @@ import (
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/api"
 	"github.com/jitai/jitai/engine/metrics"
-	"github.com/jitai/jitai/engine/sqlite"
+	"github.com/jitai/jitai/engine/store/sqlite"
 )
 
 // TestMetrics makes decisions (and failed ones), scrapes /metrics and checks

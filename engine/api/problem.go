@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"go.uber.org/zap"
 
 	"github.com/jitai/jitai/engine"
@@ -41,7 +43,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
 // errorProblem maps an engine error to a problem; unexpected errors are
 // logged (without request data) and answered as 500.
 func (s *Server) errorProblem(r *http.Request, err error) *Problem {
-	var ie *engine.InputError
+	var ie *trial.InputError
 	var pe *engine.PolicyError
 	switch {
 	case errors.As(err, &ie):
@@ -50,19 +52,19 @@ func (s *Server) errorProblem(r *http.Request, err error) *Problem {
 		return problem(http.StatusNotFound, "unknown-study", "Unknown study", fmt.Sprintf("no study %q is loaded", r.PathValue("study")), "study")
 	case errors.Is(err, engine.ErrUnknownParticipant):
 		return problem(http.StatusNotFound, "unknown-participant", "Unknown participant", "the participant is not enrolled in this study; enrol with POST /v1/studies/{study}/participants", "participant")
-	case errors.Is(err, engine.ErrNotFound):
+	case errors.Is(err, trial.ErrNotFound):
 		return problem(http.StatusNotFound, "not-found", "Not found", "no such record", "")
 	case errors.Is(err, engine.ErrIdempotencyMismatch):
 		return problem(http.StatusUnprocessableEntity, "idempotency-key-reused", "Idempotency-Key reused", "this Idempotency-Key was used for a different request; use a new key for a new decision", "Idempotency-Key")
 	case errors.Is(err, engine.ErrWithdrawn):
 		return problem(http.StatusConflict, "withdrawn", "Participant withdrawn", "the participant has withdrawn from the study", "participant")
-	case errors.Is(err, engine.ErrPolicyTimeout):
+	case errors.Is(err, trial.ErrPolicyTimeout):
 		s.log.Error("policy timed out", zap.String("study", r.PathValue("study")), zap.Error(err))
 		return problem(http.StatusServiceUnavailable, "policy-timeout", "The study's policy timed out", err.Error()+"; nothing was recorded", "")
 	case errors.As(err, &pe):
 		s.log.Error("policy failed", zap.String("study", pe.Study), zap.Error(pe.Err))
 		return problem(http.StatusInternalServerError, "policy-error", "The study's policy failed", pe.Err.Error(), "")
-	case errors.Is(err, engine.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, trial.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		s.storeDown(err)
 		return problem(http.StatusServiceUnavailable, "unavailable", "Service unavailable", "the store is not reachable now; retry shortly with the same Idempotency-Key: if the decision was recorded before the store went away you get that decision, otherwise a new one is made (no randomised decision is returned without its record)", "")
 	case errors.Is(err, context.Canceled):

@@ -15,11 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"go.uber.org/zap"
 
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/api"
-	"github.com/jitai/jitai/engine/sqlite"
+	"github.com/jitai/jitai/engine/store/sqlite"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
 )
@@ -216,7 +218,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		failures.Range(func(k, v any) bool { t.Errorf("request %s failed: %s", k, v); return true })
 		t.Fatalf("%d of %d decision requests failed during reloads", failed.Load(), sent.Load())
 	}
-	recs, err := e.store.ListDecisions(t.Context(), engine.DecisionQuery{Study: "swap", Limit: 1 << 20})
+	recs, err := e.store.ListDecisions(t.Context(), trial.DecisionQuery{Study: "swap", Limit: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +231,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		if !ok {
 			t.Fatalf("record %s names revision %q, which is neither good version", r.ID, r.PolicyRevision)
 		}
-		if r.Action != engine.ActionDeliver || len(r.Reasons) != 1 || r.Reasons[0] != "rev_"+v || r.Tailoring["version"] != v {
+		if r.Action != trial.ActionDeliver || len(r.Reasons) != 1 || r.Reasons[0] != "rev_"+v || r.Tailoring["version"] != v {
 			t.Fatalf("record %s of revision %s (version %s) has action %s reasons %v tailoring %v: a mixed decision", r.ID, r.PolicyRevision[:12], v, r.Action, r.Reasons, r.Tailoring)
 		}
 		byVersion[v]++

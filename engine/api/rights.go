@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"go.uber.org/zap"
 
 	"github.com/jitai/jitai/engine"
@@ -13,8 +15,8 @@ import (
 
 // eraser returns the store's participant-rights ability, answering 501 if
 // the store has none.
-func (s *Server) eraser(w http.ResponseWriter, r *http.Request) (engine.Eraser, bool) {
-	er, ok := s.eng.Store().(engine.Eraser)
+func (s *Server) eraser(w http.ResponseWriter, r *http.Request) (trial.Eraser, bool) {
+	er, ok := s.eng.Store().(trial.Eraser)
 	if !ok {
 		writeProblem(w, r, problem(http.StatusNotImplemented, "not-implemented", "Not supported by this store", "the configured store cannot withdraw or erase participants", ""))
 	}
@@ -33,7 +35,7 @@ func (s *Server) withdraw(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := er.Withdraw(r.Context(), study, pid)
-	if errors.Is(err, engine.ErrNotFound) {
+	if errors.Is(err, trial.ErrNotFound) {
 		err = engine.ErrUnknownParticipant
 	}
 	detail := map[string]any{"participant_sha256": auth.ParticipantHash(study, pid)}
@@ -68,7 +70,7 @@ func (s *Server) erase(w http.ResponseWriter, r *http.Request) {
 		mode = policies.ErasureAnonymise
 	}
 	res, err := er.Erase(r.Context(), study, pid, mode == policies.ErasureAnonymise)
-	if err == nil || errors.Is(err, engine.ErrNotFound) {
+	if err == nil || errors.Is(err, trial.ErrNotFound) {
 		// What the study's plugins keep (pending notifications, plugin
 		// state) goes too, also when a repeated request finds the store's
 		// part already erased: a failed plugin erasure can be retried.
@@ -77,7 +79,7 @@ func (s *Server) erase(w http.ResponseWriter, r *http.Request) {
 			err = errPluginErasure
 		}
 	}
-	if errors.Is(err, engine.ErrNotFound) {
+	if errors.Is(err, trial.ErrNotFound) {
 		err = engine.ErrUnknownParticipant
 	}
 	detail := map[string]any{"participant_sha256": auth.ParticipantHash(study, pid), "erasure": mode}

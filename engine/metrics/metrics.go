@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -174,13 +176,13 @@ func (m *Metrics) StoreOp(op string, took time.Duration, err error) {
 // participant not found, which is an answer rather than a failure).
 func StoreErrorKind(err error) string {
 	switch {
-	case err == nil, errors.Is(err, engine.ErrNotFound):
+	case err == nil, errors.Is(err, trial.ErrNotFound):
 		return ""
-	case errors.Is(err, engine.ErrConflict):
+	case errors.Is(err, trial.ErrConflict):
 		return "conflict"
-	case errors.Is(err, engine.ErrIdempotencyReplay):
+	case errors.Is(err, trial.ErrIdempotencyReplay):
 		return "idempotency_replay"
-	case errors.Is(err, engine.ErrUnavailable):
+	case errors.Is(err, trial.ErrUnavailable):
 		return "unavailable"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timeout"

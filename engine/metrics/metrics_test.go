@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/metrics"
 )
@@ -14,10 +16,10 @@ func TestNoAllocs(t *testing.T) {
 	m := metrics.New()
 	m.AddStudy("s")
 	run := func() {
-		m.Decision("s", engine.ActionDeliver, engine.OutcomeOK, time.Millisecond)
+		m.Decision("s", trial.ActionDeliver, engine.OutcomeOK, time.Millisecond)
 		m.PolicyEval("s", time.Millisecond, nil)
 		m.StoreOp(engine.StoreOpSnapshot, time.Millisecond, nil)
-		m.StoreOp(engine.StoreOpCommit, time.Millisecond, engine.ErrConflict)
+		m.StoreOp(engine.StoreOpCommit, time.Millisecond, trial.ErrConflict)
 		m.HTTPRequest("POST /v1/studies/{study}/participants/{participant}/decisions", 200, time.Millisecond)
 	}
 	run()
@@ -28,8 +30,8 @@ func TestNoAllocs(t *testing.T) {
 
 func TestStoreErrorKind(t *testing.T) {
 	for err, want := range map[error]string{
-		nil: "", engine.ErrNotFound: "", engine.ErrConflict: "conflict",
-		engine.ErrUnavailable: "unavailable", errors.New("disk on fire"): "other",
+		nil: "", trial.ErrNotFound: "", trial.ErrConflict: "conflict",
+		trial.ErrUnavailable: "unavailable", errors.New("disk on fire"): "other",
 	} {
 		if got := metrics.StoreErrorKind(err); got != want {
 			t.Errorf("StoreErrorKind(%v) = %q, want %q", err, got, want)

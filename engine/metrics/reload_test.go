@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/jitai/jitai/engine"
-	"github.com/jitai/jitai/engine/memstore"
 	"github.com/jitai/jitai/engine/metrics"
+	"github.com/jitai/jitai/engine/store/memstore"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
 )

@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/jitai/jitai/engine/trial"
 	"github.com/jitai/jitai/policies"
 )
 
@@ -323,7 +324,7 @@ func (v *validator) level(key string, x float64) {
 }
 
 func (v *validator) clock(key, s string) {
-	if _, err := policies.ParseClock(s); err != nil {
+	if _, err := trial.ParseClock(s); err != nil {
 		v.at(key, "%q must be HH:MM (24-hour clock)", s)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"math"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/policies"
 )
@@ -31,7 +33,7 @@ func (s *sim) decide(ctx context.Context, dp int) error {
 	}
 	s.out.Points = append(s.out.Points, pt)
 	c := &s.o.Cohort
-	if rec.Action == engine.ActionDeliver {
+	if rec.Action == trial.ActionDeliver {
 		s.deliver(rec)
 	}
 	// The follow-up self-report request, after every decision point.
@@ -43,7 +45,7 @@ func (s *sim) decide(ctx context.Context, dp int) error {
 
 // deliver records the true effect awaiting the next self-report and queues
 // the engagement the person shows.
-func (s *sim) deliver(rec *engine.Record) {
+func (s *sim) deliver(rec *trial.Record) {
 	c := &s.o.Cohort
 	d := delivery{at: rec.Time, stress: c.Effects.Stress, mood: c.Effects.Mood}
 	for _, fd := range rec.Factors {
@@ -58,14 +60,14 @@ func (s *sim) deliver(rec *engine.Record) {
 	at := rec.Time
 	// The app uploads the engagement with a decision when the interaction
 	// ends, in one request.
-	var batch []engine.Event
+	var batch []trial.Event
 	last := at
 	eng := func(t time.Time, status string, rating *int) {
 		data := map[string]any{"decision_id": rec.ID, "status": status}
 		if rating != nil {
 			data["rating"] = *rating
 		}
-		batch = append(batch, s.event(t, engine.EventEngagement, data))
+		batch = append(batch, s.event(t, trial.EventEngagement, data))
 		s.engaged = append(s.engaged, engagement{at: t, status: status})
 		if t.After(last) {
 			last = t
@@ -108,7 +110,7 @@ func (s *sim) deliver(rec *engine.Record) {
 	if !dismissed.IsZero() {
 		eng(dismissed, "dismissed", nil)
 		if r.Float64() < c.Engagement.Snooze {
-			s.queueEvent(dismissed.Add(time.Second), engine.EventPreference, map[string]any{"snooze_minutes": int(c.Engagement.SnoozeFor.Minutes())})
+			s.queueEvent(dismissed.Add(time.Second), trial.EventPreference, map[string]any{"snooze_minutes": int(c.Engagement.SnoozeFor.Minutes())})
 		}
 	}
 }
@@ -156,7 +158,7 @@ func (s *sim) selfReport(ctx context.Context, dp int) error {
 	if err != nil {
 		return err
 	}
-	return s.ingest(ctx, []engine.Event{{ID: s.nextEventID("ema"), Type: engine.EventEMA, Time: s.now, Data: b}})
+	return s.ingest(ctx, []trial.Event{{ID: s.nextEventID("ema"), Type: trial.EventEMA, Time: s.now, Data: b}})
 }
 
 // finish joins the primary proximal outcome to every decision, as the
@@ -178,7 +180,7 @@ func (s *sim) finish() {
 		from, to := pt.At.Add(out.From.Duration), pt.At.Add(out.To.Duration)
 		in := func(t time.Time) bool { return !t.Before(from) && !t.After(to) }
 		switch out.Event {
-		case engine.EventEMA:
+		case trial.EventEMA:
 			var vals []float64
 			for _, r := range s.reports {
 				if v, ok := r.values[out.Variable]; ok && in(r.at) {
@@ -202,7 +204,7 @@ func (s *sim) finish() {
 			default:
 				pt.Outcome = vals[0]
 			}
-		case engine.EventEngagement:
+		case trial.EventEngagement:
 			pt.Outcome = 0
 			for _, e := range s.engaged {
 				if e.status == out.Status && in(e.at) {

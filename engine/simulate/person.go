@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/jitai/jitai/policies"
+	"github.com/jitai/jitai/engine/trial"
 )
 
 // person is one synthetic participant's traits, drawn once from the cohort.
@@ -28,8 +28,8 @@ func spread(r *rand.Rand, mean, half float64) float64 {
 }
 
 func newPerson(c *Cohort, r *rand.Rand, days int) person {
-	bed, _ := policies.ParseClock(c.Sleep.Bedtime)
-	wake, _ := policies.ParseClock(c.Sleep.Wake)
+	bed, _ := trial.ParseClock(c.Sleep.Bedtime)
+	wake, _ := trial.ParseClock(c.Sleep.Wake)
 	if bed < wake {
 		bed += 1440 // after midnight
 	}

@@ -7,7 +7,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/jitai/jitai/experiments/power"
 	"github.com/jitai/jitai/policies"
 )
@@ -229,7 +230,7 @@ type Check struct {
 }
 
 // Build computes the report of a run.
-func Build(run *Run, participants []*engine.Participant) *Report {
+func Build(run *Run, participants []*trial.Participant) *Report {
 	o := run.Options
 	cfg := o.Study.Config
 	r := &Report{}
@@ -284,13 +285,13 @@ func Build(run *Run, participants []*engine.Participant) *Report {
 				withOutcome++
 			}
 			switch pt.Action {
-			case engine.ActionDeliver:
+			case trial.ActionDeliver:
 				r.Totals.Deliver++
 				pd.Deliveries++
 				dayDel[pt.Day]++
 				dpN[pt.DP].Deliveries++
 				r.Hours.Deliveries[pt.Hour]++
-			case engine.ActionSafety:
+			case trial.ActionSafety:
 				r.Totals.Safety++
 				pd.Safety++
 				hadSafety = true
@@ -445,7 +446,7 @@ func primaryOutcome(cfg *policies.Config) *policies.Outcome {
 	return nil
 }
 
-func cellBalance(cfg *policies.Config, participants []*engine.Participant) *CellBalance {
+func cellBalance(cfg *policies.Config, participants []*trial.Participant) *CellBalance {
 	between := cfg.FactorsOf(policies.Between)
 	if len(between) == 0 {
 		return nil
@@ -518,7 +519,7 @@ func trueEffect(c *Cohort, factor, variable string) float64 {
 // between-person factor's among delivered points.
 func effects(run *Run, primary *policies.Outcome, within []policies.Factor) []EffectEstimate {
 	out := []EffectEstimate{}
-	if primary == nil || primary.Event != engine.EventEMA {
+	if primary == nil || primary.Event != trial.EventEMA {
 		return out
 	}
 	cfg := run.Options.Study.Config
@@ -530,7 +531,7 @@ func effects(run *Run, primary *policies.Outcome, within []policies.Factor) []Ef
 				if !pt.Randomised || i >= len(pt.Factors) || math.IsNaN(pt.Outcome) {
 					continue
 				}
-				if f.Name != cfg.DeliveryFactor && pt.Action != engine.ActionDeliver {
+				if f.Name != cfg.DeliveryFactor && pt.Action != trial.ActionDeliver {
 					continue // a content factor acts only through a delivery
 				}
 				if pt.Factors[i].Level == 1 {
@@ -555,7 +556,7 @@ func effects(run *Run, primary *policies.Outcome, within []policies.Factor) []Ef
 		var y0, y1 []float64
 		for _, p := range run.People {
 			for _, pt := range p.Points {
-				if pt.Action != engine.ActionDeliver || math.IsNaN(pt.Outcome) {
+				if pt.Action != trial.ActionDeliver || math.IsNaN(pt.Outcome) {
 					continue
 				}
 				if p.Assignment[f.Name] == f.Levels[1] {
@@ -620,7 +621,7 @@ func powerFor(run *Run, primary *policies.Outcome, r *Report) PowerReport {
 	}
 	if f, ok := cfg.Factor(cfg.DeliveryFactor); ok && f.Type == policies.Within {
 		pr := PowerReport{Kind: "mrt", Effect: fmt.Sprintf("causal excursion effect of %s on %s", f.Name, primary.Name), Target: 0.8}
-		if primary.Event != engine.EventEMA || (primary.Variable != "stress" && primary.Variable != "mood") {
+		if primary.Event != trial.EventEMA || (primary.Variable != "stress" && primary.Variable != "mood") {
 			pr.Error = fmt.Sprintf("the primary outcome %s is not a simulated continuous self-report (stress or mood); the MRT power for it is not computed", primary.Name)
 			pr.Assumptions = []string{}
 			return pr
@@ -708,7 +709,7 @@ func powerFor(run *Run, primary *policies.Outcome, r *Report) PowerReport {
 				sum += pt.Outcome
 				n++
 				nOut++
-				if pt.Action == engine.ActionDeliver {
+				if pt.Action == trial.ActionDeliver {
 					nDelivOut++
 				}
 			}
@@ -717,7 +718,7 @@ func powerFor(run *Run, primary *policies.Outcome, r *Report) PowerReport {
 			means = append(means, sum/float64(n))
 		}
 	}
-	if len(means) < 2 || primary.Event != engine.EventEMA {
+	if len(means) < 2 || primary.Event != trial.EventEMA {
 		pr.Error = "too few participants with outcomes, or the primary outcome is not a self-report: power is not computed"
 		pr.Assumptions = []string{}
 		return pr

@@ -29,7 +29,8 @@ import (
 	"time"
 
 	"github.com/jitai/jitai/engine"
-	"github.com/jitai/jitai/engine/memstore"
+	"github.com/jitai/jitai/engine/store/memstore"
+	"github.com/jitai/jitai/engine/trial"
 	"github.com/jitai/jitai/policies"
 )
 
@@ -185,7 +186,7 @@ func Simulate(ctx context.Context, o Options) (_ *Run, err error) {
 		for i, p := range sp.people {
 			byID[participantID(i)] = p
 		}
-		so.OnCommit = func(rec *engine.Record, doc []byte) {
+		so.OnCommit = func(rec *trial.Record, doc []byte) {
 			if p := byID[rec.Participant]; p != nil {
 				p.add(rec.Time, rec.ID, doc)
 			} else {
@@ -315,7 +316,7 @@ func stream(seed uint64, index int, what string) [32]byte {
 	return sha256.Sum256(append([]byte("jitai-simulate/"+what+"/"), b[:]...))
 }
 
-func newSim(ctx context.Context, o *Options, store engine.Store, i int, loc *time.Location, start time.Time) (*sim, error) {
+func newSim(ctx context.Context, o *Options, store trial.Store, i int, loc *time.Location, start time.Time) (*sim, error) {
 	s := &sim{o: o, cfg: o.Study.Config, index: i, id: participantID(i), loc: loc, start: start}
 	seed := stream(o.Seed, i, "person")
 	s.rng = rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:16])))
@@ -364,7 +365,7 @@ type action struct {
 	seq  int
 	kind int
 	dp   int
-	evs  []engine.Event
+	evs  []trial.Event
 }
 
 type actions []action
@@ -465,7 +466,7 @@ func (s *sim) startDay(d int) {
 	weekday := date.Weekday() != time.Saturday && date.Weekday() != time.Sunday
 	if s.p.commuter && weekday {
 		for _, at := range []string{c.Driving.MorningStart, c.Driving.EveningStart} {
-			m, _ := policies.ParseClock(at)
+			m, _ := trial.ParseClock(at)
 			from := date.Add(minutes(float64(m) + c.Driving.JitterMinutes*r.NormFloat64()))
 			td.trips = append(td.trips, [2]time.Time{from, from.Add(minutes(c.Driving.DurationMinutes))})
 		}
@@ -477,13 +478,13 @@ func (s *sim) startDay(d int) {
 	s.prevDay = prev
 	s.today = td
 	if td.disengaged && d == s.p.disengageDay && s.p.optOut {
-		s.queueEvent(date.Add(12*time.Hour), engine.EventPreference, map[string]any{"opt_out": true})
+		s.queueEvent(date.Add(12*time.Hour), trial.EventPreference, map[string]any{"opt_out": true})
 	}
 	s.push(action{at: td.wake, kind: actWake})
 	for i, dp := range s.cfg.DecisionPoints {
 		var at time.Time
 		if dp.Time != "" {
-			m, _ := policies.ParseClock(dp.Time)
+			m, _ := trial.ParseClock(dp.Time)
 			at = time.Date(date.Year(), date.Month(), date.Day(), m/60, m%60, 0, 0, s.loc)
 		} else {
 			// An app-requested point: on half the days, at a random time
@@ -524,15 +525,15 @@ func (s *sim) nextEventID(kind string) string {
 }
 
 func (s *sim) queueEvent(at time.Time, typ string, data map[string]any) {
-	s.push(action{at: at, kind: actEvent, evs: []engine.Event{s.event(at, typ, data)}})
+	s.push(action{at: at, kind: actEvent, evs: []trial.Event{s.event(at, typ, data)}})
 }
 
-func (s *sim) event(at time.Time, typ string, data map[string]any) engine.Event {
+func (s *sim) event(at time.Time, typ string, data map[string]any) trial.Event {
 	b, _ := json.Marshal(data)
-	return engine.Event{ID: s.nextEventID(typ), Type: typ, Time: at, Data: b}
+	return trial.Event{ID: s.nextEventID(typ), Type: typ, Time: at, Data: b}
 }
 
-func (s *sim) ingest(ctx context.Context, evs []engine.Event) error {
+func (s *sim) ingest(ctx context.Context, evs []trial.Event) error {
 	if _, _, err := s.eng.Ingest(ctx, s.cfg.ID, s.id, evs); err != nil {
 		return fmt.Errorf("ingesting %s events: %w", evs[0].Type, err)
 	}
@@ -556,7 +557,7 @@ func (s *sim) wake() error {
 		if s.rng.Float64() < c.Safety.Item9 {
 			items[8] = 1 + s.rng.IntN(2)
 		}
-		s.queueEvent(s.now.Add(20*time.Minute), engine.EventAssessment, map[string]any{"instrument": "phq9", "items": items})
+		s.queueEvent(s.now.Add(20*time.Minute), trial.EventAssessment, map[string]any{"instrument": "phq9", "items": items})
 	}
 	return nil
 }
@@ -585,7 +586,7 @@ func (s *sim) context(ctx context.Context, at time.Time) error {
 		return nil
 	}
 	s.lastCtx = map[string]any{"driving": driving, "location": location}
-	return s.ingest(ctx, []engine.Event{s.event(at, engine.EventContext, map[string]any{"driving": driving, "location": location, "activity": activity})})
+	return s.ingest(ctx, []trial.Event{s.event(at, trial.EventContext, map[string]any{"driving": driving, "location": location, "activity": activity})})
 }
 
 func jsonMarshal(v any) ([]byte, error) {

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/api"
 	"github.com/jitai/jitai/interventions"
@@ -115,7 +117,7 @@ func TestReportStressMRT(t *testing.T) {
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
 	var prev time.Time
 	for sc.Scan() {
-		var rec engine.Record
+		var rec trial.Record
 		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
 			t.Fatalf("line %d: %v", n+1, err)
 		}
@@ -127,7 +129,7 @@ func TestReportStressMRT(t *testing.T) {
 			t.Fatalf("line %d: records are not in time order", n)
 		}
 		prev = rec.Time
-		if rec.Action == engine.ActionDeliver {
+		if rec.Action == trial.ActionDeliver {
 			deliveries++
 			perDay[rec.Participant+" "+rec.Time.In(loc).Format(time.DateOnly)]++
 		}

@@ -10,10 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"go.uber.org/zap"
 
 	"github.com/jitai/jitai/engine"
-	"github.com/jitai/jitai/engine/sqlite"
+	"github.com/jitai/jitai/engine/store/sqlite"
 	"github.com/jitai/jitai/experiments/export"
 	"github.com/jitai/jitai/policies"
 )
@@ -40,8 +42,8 @@ func benchStore(b *testing.B, nP, nD int) (*sqlite.Store, *policies.Study) {
 	if _, _, err := eng.Enroll(ctx, stressMRT, engine.EnrollRequest{ParticipantID: "template"}); err != nil {
 		b.Fatal(err)
 	}
-	ema := engine.Event{ID: "t-ema", Type: engine.EventEMA, Time: at(0, 8, 5), Data: json.RawMessage(`{"stress":6,"mood":4,"energy":3}`)}
-	if _, _, err := eng.Ingest(ctx, stressMRT, "template", []engine.Event{ema}); err != nil {
+	ema := trial.Event{ID: "t-ema", Type: trial.EventEMA, Time: at(0, 8, 5), Data: json.RawMessage(`{"stress":6,"mood":4,"energy":3}`)}
+	if _, _, err := eng.Ingest(ctx, stressMRT, "template", []trial.Event{ema}); err != nil {
 		b.Fatal(err)
 	}
 	ans, err := eng.Decide(ctx, stressMRT, "template", engine.DecideRequest{DecisionPoint: "morning", Time: at(0, 8, 30), Context: map[string]any{"location": "home"}})
@@ -59,27 +61,27 @@ func benchStore(b *testing.B, nP, nD int) (*sqlite.Store, *policies.Study) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			id := fmt.Sprintf("b-%05d", p)
-			part := &engine.Participant{Study: stressMRT, ID: id, Timezone: "Europe/London", EnrolledAt: at(0, 7, 0).UTC(), Status: engine.StatusActive, Assignment: map[string]string{}}
+			part := &trial.Participant{Study: stressMRT, ID: id, Timezone: "Europe/London", EnrolledAt: at(0, 7, 0).UTC(), Status: trial.StatusActive, Assignment: map[string]string{}}
 			if _, _, err := st.Enroll(ctx, part, func(int64) error { return nil }); err != nil {
 				errs <- err
 				return
 			}
-			evs := make([]engine.Event, 0, nD)
+			evs := make([]trial.Event, 0, nD)
 			for d := 0; d < nD; d++ {
 				rec := *tmpl
 				rec.ID = fmt.Sprintf("%s-%06d", id, d)
 				rec.Participant = id
 				rec.Time = at(d/5, 8+3*(d%5), 30).UTC()
 				rec.IdempotencyKey = ""
-				if err := st.CommitDecision(ctx, &engine.Commit{Record: &rec}); err != nil {
+				if err := st.CommitDecision(ctx, &trial.Commit{Record: &rec}); err != nil {
 					errs <- err
 					return
 				}
-				evs = append(evs, engine.Event{ID: fmt.Sprintf("e%d", d), Type: engine.EventEMA, Time: rec.Time.Add(45 * time.Minute), Data: json.RawMessage(`{"stress":5}`)})
+				evs = append(evs, trial.Event{ID: fmt.Sprintf("e%d", d), Type: trial.EventEMA, Time: rec.Time.Add(45 * time.Minute), Data: json.RawMessage(`{"stress":5}`)})
 			}
 			for len(evs) > 0 {
-				n := min(len(evs), engine.MaxEventsPerRequest)
-				if _, err := st.AppendEvents(ctx, stressMRT, id, evs[:n], func(*engine.State, []engine.Event) error { return nil }); err != nil {
+				n := min(len(evs), trial.MaxEventsPerRequest)
+				if _, err := st.AppendEvents(ctx, stressMRT, id, evs[:n], func(*trial.State, []trial.Event) error { return nil }); err != nil {
 					errs <- err
 					return
 				}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/policies"
 )
@@ -182,7 +184,7 @@ func (b *builder) decisionColumns() {
 	b.addD("day_in_study", Integer, "days", nil, "Participant-local calendar days since enrolment (0 = the day of enrolment), as given to the policy.", "when the record's policy input has no participant.day_in_study")
 	b.addD("decision_index", Integer, "", nil, "Position of the decision among the participant's decisions (1-based, time order).", never)
 	b.addD("policy_revision", String, "", nil, "Revision (sha256) of study.yaml and the policy that made the decision.", never)
-	b.addD("action", String, "", []string{engine.ActionDeliver, engine.ActionNone, engine.ActionSafety}, "What the engine answered: deliver an intervention, none, or safety (crisis signposting, which pre-empts everything).", never)
+	b.addD("action", String, "", []string{trial.ActionDeliver, trial.ActionNone, trial.ActionSafety}, "What the engine answered: deliver an intervention, none, or safety (crisis signposting, which pre-empts everything).", never)
 	b.addD("intervention_id", String, "", nil, "Catalogue id of the intervention delivered.", "when nothing was delivered (action none or safety)")
 	b.addD("available", Integer, "", []string{"0 = unavailable", "1 = available"}, "Availability for randomisation: 1 when no unavailability reason applied and the decision was not a safety decision. Use as MRTAnalysis's availability.", never)
 	b.addD("unavailable_reasons", String, "", nil, "Reasons the participant was unavailable, joined with ';' (policy reasons such as quiet_hours, driving; engine reasons such as burden_daily_cap, burden_min_gap, opted_out, no_candidate). Empty when available or on a safety decision.", never)
@@ -382,7 +384,7 @@ func (b *builder) participantColumns() {
 		missingRow = "always: the study has no between-person factors"
 	}
 	b.addP("design_row", Integer, "", nil, "Row of the between-person design assigned at enrolment (1-based, in the design's standard order).", missingRow)
-	b.addP("status", String, "", []string{engine.StatusActive, engine.StatusWithdrawn}, "Enrolment status at the time of the export.", never)
+	b.addP("status", String, "", []string{trial.StatusActive, trial.StatusWithdrawn}, "Enrolment status at the time of the export.", never)
 	for _, f := range between {
 		b.addP(f.Name, Integer, "", coded(f.Levels), fmt.Sprintf("Level of between-person factor %s assigned at enrolment (0 = %s, 1 = %s).", f.Name, f.Levels[0], f.Levels[1]), "when the enrolment holds no level of the factor")
 		b.addP(f.Name+"_label", String, "", f.Levels, fmt.Sprintf("Label of the level of %s.", f.Name), "as "+f.Name)
@@ -403,7 +405,7 @@ type distal struct {
 	n               int64
 }
 
-func (b *builder) addParticipant(p *engine.Participant, recs []*engine.Record, evs []engine.Event) error {
+func (b *builder) addParticipant(p *trial.Participant, recs []*trial.Record, evs []trial.Event) error {
 	idx := newEventIndex(evs)
 	var nAvail, nDeliver, nSafety int64
 	for i, rec := range recs {
@@ -420,9 +422,9 @@ func (b *builder) addParticipant(p *engine.Participant, recs []*engine.Record, e
 			nAvail++
 		}
 		switch rec.Action {
-		case engine.ActionDeliver:
+		case trial.ActionDeliver:
 			nDeliver++
-		case engine.ActionSafety:
+		case trial.ActionSafety:
 			nSafety++
 		}
 	}
@@ -480,7 +482,7 @@ func levelOf(f policies.Factor, label string) int {
 
 func joinReasons(rs []string) string { return strings.Join(rs, ";") }
 
-func (b *builder) decisionRow(p *engine.Participant, rec *engine.Record, i int, idx *eventIndex) (drow, error) {
+func (b *builder) decisionRow(p *trial.Participant, rec *trial.Record, i int, idx *eventIndex) (drow, error) {
 	vals := make([]any, len(b.dcols))
 	vals[dParticipant] = rec.Participant
 	vals[dDecision] = rec.ID
@@ -490,17 +492,17 @@ func (b *builder) decisionRow(p *engine.Participant, rec *engine.Record, i int, 
 	vals[dIndex] = int64(i + 1)
 	vals[dRevision] = rec.PolicyRevision
 	vals[dAction] = rec.Action
-	if rec.Action == engine.ActionDeliver && rec.Option != nil {
+	if rec.Action == trial.ActionDeliver && rec.Option != nil {
 		vals[dIntervention] = rec.Option.ID
 	}
 	vals[dAvailable] = boolInt(rec.Available)
 	vals[dReasons] = joinReasons(rec.UnavailableReasons)
-	vals[dSafety] = boolInt(rec.Action == engine.ActionSafety)
+	vals[dSafety] = boolInt(rec.Action == trial.ActionSafety)
 	vals[dSafetyReasons] = joinReasons(rec.SafetyReasons)
 
 	for k, f := range b.cfg.Factors {
 		c := b.factorIdx[k]
-		var fd *engine.FactorDraw
+		var fd *trial.FactorDraw
 		for k := range rec.Factors {
 			if rec.Factors[k].Name == f.Name {
 				fd = &rec.Factors[k]
@@ -592,7 +594,7 @@ func (b *builder) decisionRow(p *engine.Participant, rec *engine.Record, i int, 
 
 // pluginValues fills a plugin factor's _prob_source, _provider_value,
 // _provider_version and _fallback_reason from the provider's call.
-func pluginValues(vals []any, call *engine.PluginCall) {
+func pluginValues(vals []any, call *trial.PluginCall) {
 	if call.Fallback != "" {
 		vals[0] = probSourceFallback
 		vals[3] = call.Reason

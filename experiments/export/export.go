@@ -29,18 +29,19 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/jitai/jitai/policies"
 )
 
 // Store is what an export reads. engine.Store satisfies it.
 type Store interface {
 	// Participants lists a study's participants in enrolment order.
-	Participants(ctx context.Context, study string) ([]*engine.Participant, error)
+	Participants(ctx context.Context, study string) ([]*trial.Participant, error)
 	// Events lists a participant's stored events in time order.
-	Events(ctx context.Context, study, participant string) ([]engine.Event, error)
+	Events(ctx context.Context, study, participant string) ([]trial.Event, error)
 	// ListDecisions lists records in (time, id) order.
-	ListDecisions(ctx context.Context, q engine.DecisionQuery) ([]*engine.Record, error)
+	ListDecisions(ctx context.Context, q trial.DecisionQuery) ([]*trial.Record, error)
 }
 
 // Options configure an export.
@@ -164,7 +165,7 @@ func Build(ctx context.Context, st Store, study *policies.Study, opts Options) (
 	if err != nil {
 		return nil, fmt.Errorf("export of study %s: listing participants: %w", cfg.ID, err)
 	}
-	err = fetchInOrder(ctx, st, cfg.ID, parts, func(p *engine.Participant, f fetched) error {
+	err = fetchInOrder(ctx, st, cfg.ID, parts, func(p *trial.Participant, f fetched) error {
 		return b.addParticipant(p, f.recs, f.evs)
 	})
 	if err != nil {
@@ -184,15 +185,15 @@ func Build(ctx context.Context, st Store, study *policies.Study, opts Options) (
 const fetchWorkers = 4
 
 type fetched struct {
-	recs []*engine.Record
-	evs  []engine.Event
+	recs []*trial.Record
+	evs  []trial.Event
 	err  error
 }
 
 // fetchInOrder reads each participant's decisions and events, up to
 // fetchWorkers participants at once, and calls use for each in the order
 // of parts. It returns the first error and waits for every read it started.
-func fetchInOrder(ctx context.Context, st Store, study string, parts []*engine.Participant, use func(*engine.Participant, fetched) error) error {
+func fetchInOrder(ctx context.Context, st Store, study string, parts []*trial.Participant, use func(*trial.Participant, fetched) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	results := make([]chan fetched, len(parts))
@@ -242,9 +243,9 @@ func fetchInOrder(ctx context.Context, st Store, study string, parts []*engine.P
 	return nil
 }
 
-func listDecisions(ctx context.Context, st Store, study, participant string) ([]*engine.Record, error) {
-	var out []*engine.Record
-	q := engine.DecisionQuery{Study: study, Participant: participant, Limit: pageSize}
+func listDecisions(ctx context.Context, st Store, study, participant string) ([]*trial.Record, error) {
+	var out []*trial.Record
+	q := trial.DecisionQuery{Study: study, Participant: participant, Limit: pageSize}
 	for {
 		recs, err := st.ListDecisions(ctx, q)
 		if err != nil {

@@ -17,7 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/jitai/jitai/engine/api"
 	"github.com/jitai/jitai/experiments/export"
 	"github.com/jitai/jitai/policies"
@@ -45,7 +46,7 @@ func TestExport(t *testing.T) {
 			study string
 			ts    *export.Tables
 		}{{stressMRT, stress}, {moodMOST, mood}} {
-			recs, err := f.store.ListDecisions(ctx, engine.DecisionQuery{Study: tc.study})
+			recs, err := f.store.ListDecisions(ctx, trial.DecisionQuery{Study: tc.study})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -121,7 +122,7 @@ func TestExport(t *testing.T) {
 					t.Errorf("%s: unavailable_reasons %q, record %v", id, got, rec.UnavailableReasons)
 				}
 				for _, fac := range cfg.Factors {
-					var fd *engine.FactorDraw
+					var fd *trial.FactorDraw
 					for k := range rec.Factors {
 						if rec.Factors[k].Name == fac.Name {
 							fd = &rec.Factors[k]

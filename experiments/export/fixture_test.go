@@ -10,10 +10,12 @@ import (
 	"testing/cryptotest"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"go.uber.org/zap"
 
 	"github.com/jitai/jitai/engine"
-	"github.com/jitai/jitai/engine/sqlite"
+	"github.com/jitai/jitai/engine/store/sqlite"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
 )
@@ -147,13 +149,13 @@ func (f *fixture) ingest(t *testing.T, study, p, typ string, when time.Time, dat
 	}
 	evSeq++
 	f.clock.Set(when)
-	ev := engine.Event{ID: fmt.Sprintf("ev-%05d", evSeq), Type: typ, Time: when, Data: raw}
-	if _, _, err := f.eng.Ingest(context.Background(), study, p, []engine.Event{ev}); err != nil {
+	ev := trial.Event{ID: fmt.Sprintf("ev-%05d", evSeq), Type: typ, Time: when, Data: raw}
+	if _, _, err := f.eng.Ingest(context.Background(), study, p, []trial.Event{ev}); err != nil {
 		t.Fatalf("ingesting %s event for %s at %s: %v", typ, p, when, err)
 	}
 }
 
-func (f *fixture) decide(t *testing.T, study, p, point string, when time.Time, ctx map[string]any) *engine.Record {
+func (f *fixture) decide(t *testing.T, study, p, point string, when time.Time, ctx map[string]any) *trial.Record {
 	t.Helper()
 	f.clock.Set(when)
 	ans, err := f.eng.Decide(context.Background(), study, p, engine.DecideRequest{DecisionPoint: point, Time: when, Context: ctx})
@@ -180,20 +182,20 @@ func (f *fixture) stressTrial(t *testing.T) {
 	for i, p := range ps {
 		f.enroll(t, stressMRT, p, nil, at(0, 7, i))
 	}
-	f.ingest(t, stressMRT, "p-ana", engine.EventAssessment, at(0, 7, 30), map[string]any{"instrument": "phq9", "items": []int{2, 2, 1, 1, 2, 1, 1, 1, 0}})
-	f.ingest(t, stressMRT, "p-ben", engine.EventAssessment, at(0, 7, 31), map[string]any{"instrument": "gad7", "items": []int{2, 2, 2, 1, 1, 1, 1}})
+	f.ingest(t, stressMRT, "p-ana", trial.EventAssessment, at(0, 7, 30), map[string]any{"instrument": "phq9", "items": []int{2, 2, 1, 1, 2, 1, 1, 1, 0}})
+	f.ingest(t, stressMRT, "p-ben", trial.EventAssessment, at(0, 7, 31), map[string]any{"instrument": "gad7", "items": []int{2, 2, 2, 1, 1, 1, 1}})
 	k := 0
 	for day := 0; day < 3; day++ {
 		for _, p := range ps {
 			// A morning self-report feeds the policy's tailoring.
-			f.ingest(t, stressMRT, p, engine.EventEMA, at(day, 8, 5), map[string]any{"stress": float64(3 + (k % 6)), "mood": float64(5 + day), "energy": 6})
+			f.ingest(t, stressMRT, p, trial.EventEMA, at(day, 8, 5), map[string]any{"stress": float64(3 + (k % 6)), "mood": float64(5 + day), "energy": 6})
 			if p == "p-ben" && day == 1 {
 				// Reported driving: unavailable for 30 minutes (the 11:30 point).
-				f.ingest(t, stressMRT, p, engine.EventContext, at(day, 11, 20), map[string]any{"driving": true})
+				f.ingest(t, stressMRT, p, trial.EventContext, at(day, 11, 20), map[string]any{"driving": true})
 			}
 			if p == "p-cy" && day == 1 {
 				// PHQ-9 with item 9 > 0: safety decisions from then on.
-				f.ingest(t, stressMRT, p, engine.EventAssessment, at(day, 12, 0), map[string]any{"instrument": "phq9", "items": []int{3, 3, 2, 2, 2, 2, 2, 2, 1}})
+				f.ingest(t, stressMRT, p, trial.EventAssessment, at(day, 12, 0), map[string]any{"instrument": "phq9", "items": []int{3, 3, 2, 2, 2, 2, 2, 2, 1}})
 			}
 			for _, dp := range stressPoints {
 				tm := at(day, dp.hh, dp.mm)
@@ -206,29 +208,29 @@ func (f *fixture) stressTrial(t *testing.T) {
 				v := float64(k%10) + 0.5
 				switch k % 5 {
 				case 0: // two inside the window: the earlier counts
-					f.ingest(t, stressMRT, p, engine.EventEMA, tm.Add(80*time.Minute), map[string]any{"stress": 1.0})
-					f.ingest(t, stressMRT, p, engine.EventEMA, tm.Add(45*time.Minute), map[string]any{"stress": v})
+					f.ingest(t, stressMRT, p, trial.EventEMA, tm.Add(80*time.Minute), map[string]any{"stress": 1.0})
+					f.ingest(t, stressMRT, p, trial.EventEMA, tm.Add(45*time.Minute), map[string]any{"stress": v})
 					w.stress = v
 				case 1: // just after the window: excluded
-					f.ingest(t, stressMRT, p, engine.EventEMA, tm.Add(91*time.Minute), map[string]any{"stress": v})
+					f.ingest(t, stressMRT, p, trial.EventEMA, tm.Add(91*time.Minute), map[string]any{"stress": v})
 				case 2: // one before the window, one on its start: the start counts
-					f.ingest(t, stressMRT, p, engine.EventEMA, tm.Add(29*time.Minute), map[string]any{"stress": 9.0})
-					f.ingest(t, stressMRT, p, engine.EventEMA, tm.Add(30*time.Minute), map[string]any{"stress": v})
+					f.ingest(t, stressMRT, p, trial.EventEMA, tm.Add(29*time.Minute), map[string]any{"stress": 9.0})
+					f.ingest(t, stressMRT, p, trial.EventEMA, tm.Add(30*time.Minute), map[string]any{"stress": v})
 					w.stress = v
 				case 3: // no report, but another variable in the window: missing
-					f.ingest(t, stressMRT, p, engine.EventEMA, tm.Add(40*time.Minute), map[string]any{"mood": 4.0})
+					f.ingest(t, stressMRT, p, trial.EventEMA, tm.Add(40*time.Minute), map[string]any{"mood": 4.0})
 				case 4: // one on the window's end: it counts
-					f.ingest(t, stressMRT, p, engine.EventEMA, tm.Add(90*time.Minute), map[string]any{"stress": v})
+					f.ingest(t, stressMRT, p, trial.EventEMA, tm.Add(90*time.Minute), map[string]any{"stress": v})
 					w.stress = v
 				}
-				if rec.Action == engine.ActionDeliver {
-					f.ingest(t, stressMRT, p, engine.EventEngagement, tm.Add(time.Minute), map[string]any{"decision_id": rec.ID, "status": "delivered"})
+				if rec.Action == trial.ActionDeliver {
+					f.ingest(t, stressMRT, p, trial.EventEngagement, tm.Add(time.Minute), map[string]any{"decision_id": rec.ID, "status": "delivered"})
 					switch k % 3 {
 					case 0:
-						f.ingest(t, stressMRT, p, engine.EventEngagement, tm.Add(10*time.Minute), map[string]any{"decision_id": rec.ID, "status": "opened"})
+						f.ingest(t, stressMRT, p, trial.EventEngagement, tm.Add(10*time.Minute), map[string]any{"decision_id": rec.ID, "status": "opened"})
 						w.opened = 1
 					case 1: // opened too late
-						f.ingest(t, stressMRT, p, engine.EventEngagement, tm.Add(61*time.Minute), map[string]any{"decision_id": rec.ID, "status": "opened"})
+						f.ingest(t, stressMRT, p, trial.EventEngagement, tm.Add(61*time.Minute), map[string]any{"decision_id": rec.ID, "status": "opened"})
 					}
 				}
 				f.want[rec.ID] = w
@@ -236,8 +238,8 @@ func (f *fixture) stressTrial(t *testing.T) {
 			}
 		}
 	}
-	f.ingest(t, stressMRT, "p-ana", engine.EventAssessment, at(2, 21, 0), map[string]any{"instrument": "phq9", "items": []int{1, 1, 0, 1, 1, 0, 1, 0, 0}})
-	f.ingest(t, stressMRT, "p-ben", engine.EventAssessment, at(2, 21, 5), map[string]any{"instrument": "gad7", "items": []int{1, 1, 1, 0, 0, 1, 0}})
+	f.ingest(t, stressMRT, "p-ana", trial.EventAssessment, at(2, 21, 0), map[string]any{"instrument": "phq9", "items": []int{1, 1, 0, 1, 1, 0, 1, 0, 0}})
+	f.ingest(t, stressMRT, "p-ben", trial.EventAssessment, at(2, 21, 5), map[string]any{"instrument": "gad7", "items": []int{1, 1, 1, 0, 0, 1, 0}})
 	f.end = at(4, 0, 0)
 }
 
@@ -262,14 +264,14 @@ func (f *fixture) moodTrial(t *testing.T) {
 				w := want{}
 				if k%2 == 0 {
 					v := float64(3 + k%7)
-					f.ingest(t, moodMOST, p.id, engine.EventEMA, tm.Add(2*time.Hour), map[string]any{"mood": v})
+					f.ingest(t, moodMOST, p.id, trial.EventEMA, tm.Add(2*time.Hour), map[string]any{"mood": v})
 					w.mood = v
 				} else {
 					// 3h01m: just outside the 1h-3h window.
-					f.ingest(t, moodMOST, p.id, engine.EventEMA, tm.Add(3*time.Hour+time.Minute), map[string]any{"mood": 8.0})
+					f.ingest(t, moodMOST, p.id, trial.EventEMA, tm.Add(3*time.Hour+time.Minute), map[string]any{"mood": 8.0})
 				}
-				if rec.Action == engine.ActionDeliver && k%3 != 2 {
-					f.ingest(t, moodMOST, p.id, engine.EventEngagement, tm.Add(30*time.Minute), map[string]any{"decision_id": rec.ID, "status": "completed"})
+				if rec.Action == trial.ActionDeliver && k%3 != 2 {
+					f.ingest(t, moodMOST, p.id, trial.EventEngagement, tm.Add(30*time.Minute), map[string]any{"decision_id": rec.ID, "status": "completed"})
 					w.done = 1
 				}
 				f.want[rec.ID] = w
@@ -277,5 +279,5 @@ func (f *fixture) moodTrial(t *testing.T) {
 			}
 		}
 	}
-	f.ingest(t, moodMOST, "m-01", engine.EventAssessment, at(1, 21, 0), map[string]any{"instrument": "phq9", "items": []int{1, 1, 1, 1, 1, 1, 1, 1, 0}})
+	f.ingest(t, moodMOST, "m-01", trial.EventAssessment, at(1, 21, 0), map[string]any{"instrument": "phq9", "items": []int{1, 1, 1, 1, 1, 1, 1, 1, 0}})
 }

@@ -5,7 +5,8 @@ import (
 	"sort"
 	"time"
 
-	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/jitai/jitai/policies"
 )
 
@@ -33,24 +34,24 @@ type assessEvent struct {
 	total      float64
 }
 
-func newEventIndex(evs []engine.Event) *eventIndex {
-	sorted := append([]engine.Event(nil), evs...)
+func newEventIndex(evs []trial.Event) *eventIndex {
+	sorted := append([]trial.Event(nil), evs...)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Time.Before(sorted[j].Time) })
 	idx := &eventIndex{engagement: map[string][]engEvent{}}
 	for _, ev := range sorted {
 		switch ev.Type {
-		case engine.EventEMA, engine.EventContext:
+		case trial.EventEMA, trial.EventContext:
 			var m map[string]any
 			if json.Unmarshal(ev.Data, &m) != nil {
 				continue
 			}
 			o := obsEvent{t: ev.Time, vars: m}
-			if ev.Type == engine.EventEMA {
+			if ev.Type == trial.EventEMA {
 				idx.ema = append(idx.ema, o)
 			} else {
 				idx.context = append(idx.context, o)
 			}
-		case engine.EventEngagement:
+		case trial.EventEngagement:
 			var d struct {
 				DecisionID string   `json:"decision_id"`
 				Status     string   `json:"status"`
@@ -60,7 +61,7 @@ func newEventIndex(evs []engine.Event) *eventIndex {
 				continue
 			}
 			idx.engagement[d.DecisionID] = append(idx.engagement[d.DecisionID], engEvent{t: ev.Time, status: d.Status, rating: d.Rating})
-		case engine.EventAssessment:
+		case trial.EventAssessment:
 			var d struct {
 				Instrument string `json:"instrument"`
 				Items      []int  `json:"items"`
@@ -68,7 +69,7 @@ func newEventIndex(evs []engine.Event) *eventIndex {
 			if json.Unmarshal(ev.Data, &d) != nil {
 				continue
 			}
-			a, err := engine.ScoreAssessment(d.Instrument, d.Items)
+			a, err := trial.ScoreAssessment(d.Instrument, d.Items)
 			if err != nil {
 				continue
 			}
@@ -81,7 +82,7 @@ func newEventIndex(evs []engine.Event) *eventIndex {
 // outcome joins one proximal outcome to a decision: the values reported in
 // the window [t+from, t+to] (both ends included), aggregated. It returns nil
 // (missing) while the window is still open at the time of the export.
-func (b *builder) outcome(o policies.Outcome, rec *engine.Record, idx *eventIndex) any {
+func (b *builder) outcome(o policies.Outcome, rec *trial.Record, idx *eventIndex) any {
 	lo, hi := rec.Time.Add(o.From.Duration), rec.Time.Add(o.To.Duration)
 	if hi.After(b.now) {
 		return nil

@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/jitai/jitai/engine"
-	"github.com/jitai/jitai/engine/sqlite"
+	"github.com/jitai/jitai/engine/store/sqlite"
 	"github.com/jitai/jitai/experiments/export"
 	"github.com/jitai/jitai/policies"
 	"github.com/jitai/jitai/policies/policytest"
@@ -178,7 +180,7 @@ func TestExportPluginColumns(t *testing.T) {
 		{plugStep{prob: 0.5}, plugWant{source: s("plugin"), value: 0.5, prob: 0.5, version: s("bandit/2.1")}},
 	}
 	wants := map[string]plugWant{}
-	recs := map[string]*engine.Record{}
+	recs := map[string]*trial.Record{}
 	for _, p := range []string{"p1", "p2"} {
 		if _, _, err := eng.Enroll(ctx, "plug", engine.EnrollRequest{ParticipantID: p}); err != nil {
 			t.Fatal(err)
@@ -194,7 +196,7 @@ func TestExportPluginColumns(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if step.risk != (ans.Record.Action == engine.ActionSafety) || (!step.risk && !ans.Record.Randomised) {
+			if step.risk != (ans.Record.Action == trial.ActionSafety) || (!step.risk && !ans.Record.Randomised) {
 				t.Fatalf("%s step %d: action %s, randomised %v", p, i, ans.Record.Action, ans.Record.Randomised)
 			}
 			wants[ans.Record.ID], recs[ans.Record.ID] = step.want, ans.Record

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/api"
+	"github.com/jitai/jitai/engine/trial"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/plugins/host"
 	"github.com/jitai/jitai/policies"
@@ -128,20 +129,20 @@ func TestExampleStudyWithItsPlugins(t *testing.T) {
 	ev := 0
 	ingest := func(p string, at time.Time, data string) {
 		ev++
-		e := engine.Event{ID: fmt.Sprintf("e%d", ev), Type: engine.EventEMA, Time: at, Data: json.RawMessage(data)}
-		if _, _, err := r.eng.Ingest(ctx, sid, p, []engine.Event{e}); err != nil {
+		e := trial.Event{ID: fmt.Sprintf("e%d", ev), Type: trial.EventEMA, Time: at, Data: json.RawMessage(data)}
+		if _, _, err := r.eng.Ingest(ctx, sid, p, []trial.Event{e}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	var first, last *engine.FactorDraw
-	var evening *engine.Record
+	var first, last *trial.FactorDraw
+	var evening *trial.Record
 	for d := 0; d < 8; d++ {
 		day := day0.AddDate(0, 0, d)
 		for _, p := range []string{"p1", "p2"} {
 			ingest(p, day.Add(7*time.Hour), `{"sleep_hours": 5}`) // 3 hours short each night
 		}
 		for _, dp := range study.Config.DecisionPoints {
-			minute, _ := policies.ParseClock(dp.Time)
+			minute, _ := trial.ParseClock(dp.Time)
 			at := day.Add(time.Duration(minute) * time.Minute)
 			for _, p := range []string{"p1", "p2"} {
 				ans, err := r.eng.Decide(ctx, sid, p, engine.DecideRequest{DecisionPoint: dp.ID, Time: at})
@@ -187,7 +188,7 @@ func TestExampleStudyWithItsPlugins(t *testing.T) {
 
 	// A safety decision alerts the clinician.
 	ans, err := r.eng.Decide(ctx, sid, "p1", engine.DecideRequest{DecisionPoint: "morning", Time: day0.AddDate(0, 0, 9).Add(9 * time.Hour), Context: map[string]any{"risk": true}})
-	if err != nil || ans.Record.Action != engine.ActionSafety {
+	if err != nil || ans.Record.Action != trial.ActionSafety {
 		t.Fatalf("safety decision: %v %+v", err, ans)
 	}
 	alerts := filepath.Join(data, "plugins", sid, "clinician", "alerts.jsonl")
@@ -201,9 +202,9 @@ func TestExampleStudyWithItsPlugins(t *testing.T) {
 	learned := *last.Plugin.Value
 	r.Close()
 	r = newRigAt(t, data, host.Options{}, loadStudy(t, dir))
-	var fd *engine.FactorDraw
+	var fd *trial.FactorDraw
 	for _, dp := range study.Config.DecisionPoints {
-		minute, _ := policies.ParseClock(dp.Time)
+		minute, _ := trial.ParseClock(dp.Time)
 		ans, err := r.eng.Decide(ctx, sid, "p2", engine.DecideRequest{DecisionPoint: dp.ID, Time: day0.AddDate(0, 0, 10).Add(time.Duration(minute) * time.Minute)})
 		if err != nil {
 			t.Fatal(err)
@@ -234,15 +235,15 @@ func TestErasureReachesTheExamplePlugins(t *testing.T) {
 	ctx := context.Background()
 	day := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
 	for i, p := range []string{"p1", "p2"} {
-		e := engine.Event{ID: fmt.Sprintf("e%d", i), Type: engine.EventEMA, Time: day.Add(7 * time.Hour), Data: json.RawMessage(`{"sleep_hours": 5}`)}
-		if _, _, err := r.eng.Ingest(ctx, sid, p, []engine.Event{e}); err != nil {
+		e := trial.Event{ID: fmt.Sprintf("e%d", i), Type: trial.EventEMA, Time: day.Add(7 * time.Hour), Data: json.RawMessage(`{"sleep_hours": 5}`)}
+		if _, _, err := r.eng.Ingest(ctx, sid, p, []trial.Event{e}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := r.eng.Decide(ctx, sid, p, engine.DecideRequest{DecisionPoint: "morning", Time: day.Add(8*time.Hour + 30*time.Minute)}); err != nil {
 			t.Fatal(err)
 		}
 		ans, err := r.eng.Decide(ctx, sid, p, engine.DecideRequest{DecisionPoint: "late_morning", Time: day.Add(11*time.Hour + 30*time.Minute), Context: map[string]any{"risk": true}})
-		if err != nil || ans.Record.Action != engine.ActionSafety {
+		if err != nil || ans.Record.Action != trial.ActionSafety {
 			t.Fatalf("safety decision: %v %+v", err, ans)
 		}
 	}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/plugins/host"
 	"github.com/jitai/jitai/policies"
@@ -50,7 +52,7 @@ func TestEnricherValuesReachThePolicy(t *testing.T) {
 	}
 
 	rec := r.decide(t, "gate-block", "p1", at, nil)
-	if rec.Action != engine.ActionNone || !contains(rec.Reasons, "enricher_blocks") {
+	if rec.Action != trial.ActionNone || !contains(rec.Reasons, "enricher_blocks") {
 		t.Fatalf("blocking enricher: action %s, reasons %v; want none for enricher_blocks", rec.Action, rec.Reasons)
 	}
 	if rec.Tailoring["gate_level"] != json.Number("3") && rec.Tailoring["gate_level"] != float64(3) {
@@ -70,7 +72,7 @@ func TestEnricherValuesReachThePolicy(t *testing.T) {
 	}
 
 	rec = r.decide(t, "gate-open", "p1", at, nil)
-	if rec.Action != engine.ActionDeliver {
+	if rec.Action != trial.ActionDeliver {
 		t.Fatalf("open enricher: action %s, reasons %v; want deliver", rec.Action, rec.Reasons)
 	}
 	if rec.Tailoring["gate_level"] != json.Number("7") && rec.Tailoring["gate_level"] != float64(7) {
@@ -139,7 +141,7 @@ func TestBanditProbabilitiesDriveRandomisation(t *testing.T) {
 			}
 			if fd.Level == 1 {
 				treated++
-				if rec.Action != engine.ActionDeliver {
+				if rec.Action != trial.ActionDeliver {
 					t.Fatalf("treated but action %s", rec.Action)
 				}
 			}
@@ -154,8 +156,8 @@ func TestBanditProbabilitiesDriveRandomisation(t *testing.T) {
 	// Outcomes reach the provider: a stress report 45 minutes after p1's
 	// first decision in bandit-lo falls in that decision's window.
 	first := base
-	ev := engine.Event{ID: "ema-1", Type: engine.EventEMA, Time: first.Add(45 * time.Minute), Data: json.RawMessage(`{"stress": 4}`)}
-	if _, _, err := r.eng.Ingest(context.Background(), "bandit-lo", "p1", []engine.Event{ev}); err != nil {
+	ev := trial.Event{ID: "ema-1", Type: trial.EventEMA, Time: first.Add(45 * time.Minute), Data: json.RawMessage(`{"stress": 4}`)}
+	if _, _, err := r.eng.Ingest(context.Background(), "bandit-lo", "p1", []trial.Event{ev}); err != nil {
 		t.Fatal(err)
 	}
 	outcomes := filepath.Join(r.data, "plugins", "bandit-lo", "bandit", "outcomes.jsonl")
@@ -296,7 +298,7 @@ func TestSlowPluginCostsAtMostItsDeadline(t *testing.T) {
 	if took := time.Since(start); took > deadline+time.Second {
 		t.Errorf("decision took %s with a %s enricher deadline", took, deadline)
 	}
-	if rec.Action != engine.ActionDeliver || rec.Plugins[0].Fallback != policies.FallbackOmit || rec.Plugins[0].Reason != engine.PluginTimeout {
+	if rec.Action != trial.ActionDeliver || rec.Plugins[0].Fallback != policies.FallbackOmit || rec.Plugins[0].Reason != engine.PluginTimeout {
 		t.Errorf("action %s, enricher %+v; want deliver with the enricher omitted after a timeout", rec.Action, rec.Plugins[0])
 	}
 }
@@ -342,7 +344,7 @@ func engineWith(t *testing.T, s *policies.Study) (*engine.Engine, error) {
 }
 
 // nilStore is a store for an engine that never decides.
-type nilStore struct{ engine.Store }
+type nilStore struct{ trial.Store }
 
 const safetyPolicy = `package jitai.policy
 
@@ -369,7 +371,7 @@ func TestNotifierRetriesThenDeadLetters(t *testing.T) {
 		r.enroll(t, s, "p1")
 		start := time.Now()
 		rec := r.decide(t, s, "p1", at, map[string]any{"risk": true})
-		if rec.Action != engine.ActionSafety {
+		if rec.Action != trial.ActionSafety {
 			t.Fatalf("action %s, want safety", rec.Action)
 		}
 		if took := time.Since(start); took > time.Second {

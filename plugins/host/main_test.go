@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/trial"
+
 	"github.com/jitai/jitai/engine"
-	"github.com/jitai/jitai/engine/sqlite"
+	"github.com/jitai/jitai/engine/store/sqlite"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/plugins/host"
 	"github.com/jitai/jitai/policies"
@@ -191,7 +193,7 @@ func (r *rig) enroll(t testing.TB, study string, ids ...string) {
 	}
 }
 
-func (r *rig) decide(t testing.TB, study, participant string, at time.Time, ctx map[string]any) *engine.Record {
+func (r *rig) decide(t testing.TB, study, participant string, at time.Time, ctx map[string]any) *trial.Record {
 	t.Helper()
 	ans, err := r.eng.Decide(context.Background(), study, participant, engine.DecideRequest{DecisionPoint: "app", Time: at, Context: ctx})
 	if err != nil {

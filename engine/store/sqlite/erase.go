@@ -1,0 +1,150 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jitai/jitai/engine/trial"
+)
+
+var _ trial.Eraser = (*Store)(nil)
+
+// Withdraw marks the participant withdrawn and bumps their state version,
+// so that a decision in flight fails its version check, re-reads and sees
+// the withdrawal.
+func (s *Store) Withdraw(ctx context.Context, study, participant string) (*trial.Participant, error) {
+	var out *trial.Participant
+	err := s.write(ctx, func(w *writeStmts) error {
+		bg := context.Background()
+		var doc []byte
+		if err := w.participantDoc.QueryRowContext(bg, study, participant).Scan(&doc); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return trial.ErrNotFound
+			}
+			return fmt.Errorf("reading participant: %w", err)
+		}
+		p := &trial.Participant{}
+		if err := json.Unmarshal(doc, p); err != nil {
+			return fmt.Errorf("decoding participant: %w", err)
+		}
+		p.Status = trial.StatusWithdrawn
+		doc, err := json.Marshal(p)
+		if err != nil {
+			return fmt.Errorf("encoding participant: %w", err)
+		}
+		if _, err := s.wconn.ExecContext(bg, `UPDATE participants SET doc = ?3, version = version + 1 WHERE study = ?1 AND id = ?2`, study, participant, string(doc)); err != nil {
+			return fmt.Errorf("updating participant: %w", err)
+		}
+		out = p
+		return nil
+	})
+	s.cache.drop(study, participant)
+	if err != nil {
+		return nil, fmt.Errorf("withdrawing participant in study %s: %w", study, err)
+	}
+	return out, nil
+}
+
+// Erase deletes the participant, their events and idempotency entries, and
+// removes or anonymises their decision records, in one transaction.
+func (s *Store) Erase(ctx context.Context, study, participant string, anonymise bool) (*trial.Erasure, error) {
+	var out *trial.Erasure
+	s.cache.drop(study, participant)
+	err := s.write(ctx, func(w *writeStmts) error {
+		bg := context.Background()
+		res := &trial.Erasure{Anonymised: anonymise}
+		var one int
+		if err := w.participantExists.QueryRowContext(bg, study, participant).Scan(&one); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return trial.ErrNotFound
+			}
+			return fmt.Errorf("checking participant: %w", err)
+		}
+		r, err := s.wconn.ExecContext(bg, `DELETE FROM events WHERE study = ?1 AND participant = ?2`, study, participant)
+		if err != nil {
+			return fmt.Errorf("deleting events: %w", err)
+		}
+		n, _ := r.RowsAffected()
+		res.Events = int(n)
+		if _, err := s.wconn.ExecContext(bg, `DELETE FROM idempotency WHERE study = ?1 AND participant = ?2`, study, participant); err != nil {
+			return fmt.Errorf("deleting idempotency entries: %w", err)
+		}
+		if anonymise {
+			n, err := s.anonymiseRecords(bg, study, participant)
+			if err != nil {
+				return err
+			}
+			res.Records = n
+		} else {
+			r, err := s.wconn.ExecContext(bg, `DELETE FROM decisions WHERE study = ?1 AND participant = ?2`, study, participant)
+			if err != nil {
+				return fmt.Errorf("deleting decision records: %w", err)
+			}
+			n, _ := r.RowsAffected()
+			res.Records = int(n)
+		}
+		// The stratum counter (strata) is kept: it holds no identifier and
+		// the sequence numbers of later enrolments must not be reused.
+		if _, err := s.wconn.ExecContext(bg, `DELETE FROM participants WHERE study = ?1 AND id = ?2`, study, participant); err != nil {
+			return fmt.Errorf("deleting participant: %w", err)
+		}
+		out = res
+		return nil
+	})
+	s.cache.drop(study, participant)
+	if err != nil {
+		return nil, fmt.Errorf("erasing participant in study %s: %w", study, err)
+	}
+	return out, nil
+}
+
+// anonymiseRecords rewrites the participant's records under one surrogate.
+func (s *Store) anonymiseRecords(ctx context.Context, study, participant string) (int, error) {
+	rows, err := s.wconn.QueryContext(ctx, `SELECT id, record FROM decisions WHERE study = ?1 AND participant = ?2`, study, participant)
+	if err != nil {
+		return 0, fmt.Errorf("reading decision records: %w", err)
+	}
+	type rec struct{ id, doc string }
+	var recs []rec
+	for rows.Next() {
+		var r rec
+		if err := rows.Scan(&r.id, &r.doc); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("reading decision records: %w", err)
+		}
+		recs = append(recs, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("reading decision records: %w", err)
+	}
+	surrogate := trial.NewSurrogate()
+	for _, r := range recs {
+		var d trial.Record
+		if err := json.Unmarshal([]byte(r.doc), &d); err != nil {
+			return 0, fmt.Errorf("decoding decision record %s: %w", r.id, err)
+		}
+		trial.AnonymiseRecord(&d, surrogate)
+		doc, err := json.Marshal(&d)
+		if err != nil {
+			return 0, fmt.Errorf("encoding decision record %s: %w", r.id, err)
+		}
+		if _, err := s.wconn.ExecContext(ctx, `UPDATE decisions SET participant = ?3, record = ?4 WHERE study = ?1 AND id = ?2`, study, r.id, surrogate, string(doc)); err != nil {
+			return 0, fmt.Errorf("anonymising decision record %s: %w", r.id, err)
+		}
+	}
+	return len(recs), nil
+}
+
+// drop forgets a participant (after withdrawal or erasure).
+func (c *stateCache) drop(study, participant string) {
+	if c.max <= 0 {
+		return
+	}
+	c.mu.Lock()
+	delete(c.m, cacheKey(study, participant))
+	c.mu.Unlock()
+}

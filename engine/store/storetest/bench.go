@@ -1,0 +1,103 @@
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jitai/jitai/engine/trial"
+)
+
+// BenchState is a participant state of realistic size (a week of history),
+// for store benchmarks.
+func BenchState(version int64, now time.Time) *trial.State {
+	st := &trial.State{
+		Version: version,
+		EMA: map[string]trial.Observation{
+			"stress": {Value: 7.0, Time: now.Add(-20 * time.Minute)},
+			"mood":   {Value: 4.0, Time: now.Add(-20 * time.Minute)},
+			"sleep":  {Value: 6.5, Time: now.Add(-9 * time.Hour)},
+		},
+		Context: map[string]trial.Observation{
+			"activity": {Value: "still", Time: now.Add(-2 * time.Minute)},
+			"location": {Value: "home", Time: now.Add(-2 * time.Minute)},
+		},
+		Preferences: trial.Preferences{QuietHours: &trial.QuietHours{Start: "22:30", End: "07:00"}, QuietSetAt: now.Add(-72 * time.Hour)},
+	}
+	for i := range 20 {
+		t := now.Add(-time.Duration(i) * 3 * time.Hour)
+		st.Prompts = append(st.Prompts, trial.Prompt{DecisionID: fmt.Sprintf("01J%023d", i), Time: t, Intervention: "breathing-478"})
+		st.Decisions = append(st.Decisions, t)
+		st.Engagement = append(st.Engagement, trial.Engagement{DecisionID: fmt.Sprintf("01J%023d", i), Status: "opened", Time: t.Add(time.Minute)})
+	}
+	return st
+}
+
+// BenchRecord is a realistic decision record of about 1.5 KB, for store
+// benchmarks.
+func BenchRecord(study, participant, id string, t time.Time) *trial.Record {
+	p, prop, draw := 0.6, 0.72, 0.4137792315
+	return &trial.Record{
+		ID: id, Study: study, Participant: participant, DecisionPoint: "scheduled",
+		Time: t, LocalTime: t.Format("2006-01-02T15:04:05"), RecordedAt: t.Add(3 * time.Millisecond), ExpiresAt: t.Add(time.Hour),
+		PolicyRevision: "sha256:4f2a9c", CatalogueRevision: "cat-2026-02-20",
+		Action: trial.ActionDeliver, Reasons: []string{"stress_high"}, Available: true, Randomised: true,
+		Factors: []trial.FactorDraw{
+			{Name: "prompt", Type: "within", Level: 1, Label: "on", Probability: &p, Proposed: &prop, Source: "policy", Draw: &draw},
+			{Name: "framing", Type: "between", Level: 0, Label: "gain"},
+		},
+		Option:    &trial.OptionDraw{ID: "breathing-478", Probability: 2.0 / 3, Draw: 0.1903},
+		Tailoring: map[string]any{"stress": 7.0, "minutes_since_prompt": 184.0},
+		Input: json.RawMessage(`{"now":"2026-03-02T09:00:00Z","state":{"ema":{"stress":{"v":7,"t":"2026-03-02T08:11:00Z"}}},` +
+			`"between":{"framing":"gain"},"history":{"prompts_today":1,"minutes_since_prompt":184}}`),
+		InputHash: "sha256:0b1c7e", LatencyMicros: 1843,
+	}
+}
+
+// BenchSnapshot benchmarks Snapshot of one participant with a committed
+// decision: without an idempotency key, with a key not yet used (Miss) and
+// with the committed one (Replay). s must be empty.
+func BenchSnapshot(b *testing.B, s trial.Store) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	p := &trial.Participant{Study: "s1", ID: "p1", Stratum: "a", Timezone: "UTC", Status: trial.StatusActive, EnrolledAt: now}
+	if _, _, err := s.Enroll(ctx, p, func(int64) error { return nil }); err != nil {
+		b.Fatal(err)
+	}
+	err := s.CommitDecision(ctx, &trial.Commit{
+		Record:      BenchRecord("s1", "p1", "d1", now),
+		State:       BenchState(1, now),
+		Idempotency: &trial.IdempotencyEntry{Key: "k1", RequestHash: "sha256:ab", DecisionID: "d1", Response: make([]byte, 600), CreatedAt: now},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct{ name, key string }{{"NoKey", ""}, {"Miss", "k2"}, {"Replay", "k1"}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				snap, err := s.Snapshot(ctx, "s1", "p1", bc.key)
+				if err != nil || snap.State.Version != 1 {
+					b.Fatalf("Snapshot = %v, %v", snap, err)
+				}
+			}
+		})
+	}
+}
+
+// ReportCPU starts counting the process's CPU time; the function it returns
+// reports it per operation as the metric cpu-ns/op. Call it after the setup
+// and the returned function when the measured loop has ended. On a machine
+// shared with other work, cpu-ns/op varies less than ns/op, and it counts
+// what an operation costs on every core (writer, readers, garbage
+// collector), not only the waiting.
+func ReportCPU(b *testing.B) func() {
+	start := processCPU()
+	return func() {
+		if end := processCPU(); start >= 0 && end >= 0 && b.N > 0 {
+			b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
+		}
+	}
+}
