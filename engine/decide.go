@@ -2,108 +2,65 @@ package engine
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
+	"github.com/jitai/jitai/engine/decision"
+
 	"github.com/jitai/jitai/engine/trial"
 
-	"github.com/open-policy-agent/opa/v1/ast"
-
-	"github.com/jitai/jitai/experiments"
-	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
 )
-
-// Engine-owned availability reasons (docs/policy.md).
-const (
-	ReasonOptedOut           = "opted_out"
-	ReasonBurdenDailyCap     = "burden_daily_cap"
-	ReasonBurden24hCap       = "burden_24h_cap"
-	ReasonBurdenMinGap       = "burden_min_gap"
-	ReasonNoCandidate        = "no_candidate"
-	ReasonRandomisedNoPrompt = "randomised_no_prompt"
-)
-
-// optionKey keys the draw that chooses among candidates.
-const optionKey = "_option"
 
 // decide computes one decision from a snapshot: the record, the new state and
 // the answer body. It writes nothing.
 func (e *Engine) decide(ctx context.Context, rt *StudyRuntime, dp *policies.DecisionPoint, snap *trial.Snapshot, req *DecideRequest, decisionID string, start time.Time) (*trial.Record, *trial.State, []byte, error) {
-	p := snap.Participant
-	now := req.Time
-	loc, err := e.zones.load(p.Timezone)
+	loc, err := e.zones.load(snap.Participant.Timezone)
 	if err != nil {
 		loc = rt.Location
 	}
-	clock := newLocalClock(now, loc)
-	h := computeHistory(snap.State, now, clock)
-	dpDoc := map[string]any{"id": dp.ID, "time": dp.Time, "kind": dp.Kind}
-	input := buildInput(rt, snap, dpDoc, req.Context, now, clock, h)
-	var pluginCalls []trial.PluginCall
-	if len(rt.Config.Plugins) > 0 {
-		d := PluginDecision{Study: rt.Config.ID, Participant: p.ID, DecisionID: decisionID, DecisionPoint: dp.ID, Time: now}
-		var derived map[string]any
-		if pluginCalls, derived, err = e.enrich(ctx, rt, d, input); err != nil {
-			return nil, nil, nil, err
-		}
-		if derived != nil {
-			input["derived"] = derived
-		}
-	}
-
-	inputVal, err := policyInput(rt, input)
+	rec, st, levels, err := decision.Decide(ctx, rt.Runtime, decision.Request{
+		Snapshot:       snap,
+		Point:          dp,
+		Context:        req.Context,
+		Now:            req.Time,
+		Location:       loc,
+		DecisionID:     decisionID,
+		IdempotencyKey: req.IdempotencyKey,
+		PolicyTimeout:  e.policyTimeout,
+	}, e.hooks(rt))
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("building policy input: %w", err)
+		return nil, nil, nil, err
 	}
-	pctx, cancel := context.WithTimeout(ctx, e.policyTimeout)
-	pstart := time.Now()
-	out, err := rt.Policy.Eval(pctx, inputVal)
-	cancel()
-	e.observePolicy(rt.Config.ID, pstart, out, err)
-	if err != nil && errors.Is(pctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
-		err = fmt.Errorf("%w after %s", trial.ErrPolicyTimeout, e.policyTimeout)
-	}
-	if err != nil {
-		return nil, nil, nil, &PolicyError{Study: rt.Config.ID, Err: err}
-	}
-	inputJSON, err := trial.AppendJSON(make([]byte, 0, 2048), input)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("encoding policy input: %w", err)
-	}
-	sum := sha256.Sum256(inputJSON)
-
-	rec := &trial.Record{
-		ID:                decisionID,
-		Study:             rt.Config.ID,
-		Participant:       p.ID,
-		DecisionPoint:     dp.ID,
-		Time:              now,
-		LocalTime:         clock.t.Format(time.RFC3339),
-		ExpiresAt:         now.Add(rt.Config.DecisionTTL.Duration),
-		PolicyRevision:    rt.Revision,
-		CatalogueRevision: rt.Catalogue.Revision(),
-		Input:             inputJSON,
-		InputHash:         hex.EncodeToString(sum[:]),
-		IdempotencyKey:    req.IdempotencyKey,
-		Plugins:           pluginCalls,
-	}
-	levels, budget, err := settle(rt, p.Assignment, out, clock, stateDerived{
-		engineReasons: func() []string { return engineReasons(rt, snap.State, now, clock) },
-		probability:   e.liveProbability(ctx, rt, snap.State, out, clock, rec, inputJSON),
-	}, rec)
-	if err != nil {
-		return nil, nil, nil, &PolicyError{Study: rt.Config.ID, Err: err}
-	}
-
-	st := nextState(snap.State, rec, now, clock.date, budget)
 	rec.RecordedAt = e.now().UTC().Truncate(time.Microsecond)
 	rec.LatencyMicros = time.Since(start).Microseconds()
+	body, err := answerBody(rt, rec, levels)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return rec, st, body, nil
+}
 
+// hooks are the service's parts of a live decision: the study's plugins
+// and the metrics of policy evaluation.
+func (e *Engine) hooks(rt *StudyRuntime) decision.Hooks {
+	h := decision.Hooks{
+		ObservePolicy: func(start time.Time, out *policies.Output, err error) { e.observePolicy(rt.Config.ID, start, out, err) },
+	}
+	h.PluginProbability = func(ctx context.Context, f *policies.Factor, rec *trial.Record, inputJSON []byte) (float64, *trial.PluginCall) {
+		return e.pluginProbability(ctx, rt, f, rec, inputJSON)
+	}
+	if len(rt.Config.Plugins) > 0 {
+		h.Enrich = func(ctx context.Context, d decision.PluginDecision, input map[string]any) ([]trial.PluginCall, map[string]any, error) {
+			return e.enrich(ctx, rt, d, input)
+		}
+	}
+	return h
+}
+
+// answerBody is the JSON answer to the app for a recorded decision.
+func answerBody(rt *StudyRuntime, rec *trial.Record, levels map[string]string) ([]byte, error) {
 	resp := Response{
 		DecisionID:    rec.ID,
 		Study:         rec.Study,
@@ -127,336 +84,7 @@ func (e *Engine) decide(ctx context.Context, rt *StudyRuntime, dp *policies.Deci
 	}
 	body, err := json.Marshal(resp)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("encoding answer: %w", err)
+		return nil, fmt.Errorf("encoding answer: %w", err)
 	}
-	return rec, st, body, nil
-}
-
-// stateDerived is what a decision takes from the participant's state
-// rather than from the policy output: the engine-owned availability reasons
-// and the probabilities of state-dependent sources (budget; any source that
-// depends on the state or the world, such as a plugin, belongs here too). A
-// live decision computes them from the state; replay takes them from the
-// logged record (replay.go).
-type stateDerived struct {
-	engineReasons func() []string
-	// probability gives a state-dependent factor's probability before
-	// clipping; it may set fd.Source and fd.Budget, and returns the budget
-	// entry the decision adds to the state (nil for none).
-	probability func(f policies.Factor, fd *trial.FactorDraw) (float64, *trial.BudgetEntry)
-}
-
-// settle turns a policy output into the decision: safety, availability,
-// candidates, factor levels, option and rendering. It is the part of the
-// pipeline that live decisions and replay share; rec holds the identity
-// fields already.
-func settle(rt *StudyRuntime, assignment map[string]string, out *policies.Output, clock localClock, sd stateDerived, rec *trial.Record) (map[string]string, []trial.BudgetEntry, error) {
-	rec.SafetyReasons, rec.Conditions, rec.Tailoring = out.SafetyReasons, out.Conditions, out.Tailoring
-	rec.Factors = make([]trial.FactorDraw, 0, len(rt.Config.Factors))
-	levels := make(map[string]string, len(rt.Config.Factors))
-	for _, f := range rt.between {
-		label := assignment[f.Name]
-		level := 0
-		if label == f.Levels[1] {
-			level = 1
-		}
-		levels[f.Name] = label
-		rec.Factors = append(rec.Factors, trial.FactorDraw{Name: f.Name, Type: string(policies.Between), Level: level, Label: label})
-	}
-	var budget []trial.BudgetEntry
-	switch {
-	case len(out.SafetyReasons) > 0:
-		rec.Action = trial.ActionSafety
-		rec.Reasons = out.SafetyReasons
-	default:
-		if err := availability(rt, out, sd.engineReasons(), rec); err != nil {
-			return nil, nil, err
-		}
-		if rec.Available {
-			budget = randomise(rt, rec.Participant, out, levels, clock, sd.probability, rec)
-		} else {
-			rec.Action = trial.ActionNone
-			rec.Reasons = rec.UnavailableReasons
-		}
-	}
-	return levels, budget, nil
-}
-
-// engineReasons are the engine's hard availability rules on the state:
-// opt-out and the burden caps.
-func engineReasons(rt *StudyRuntime, st *trial.State, now time.Time, clock localClock) []string {
-	var reasons []string
-	if st.Preferences.OptedOut {
-		reasons = append(reasons, ReasonOptedOut)
-	}
-	return append(reasons, burdenReasons(rt.Config.Burden, st.Prompts, now, clock)...)
-}
-
-// availability combines the policy's reasons with the engine's and filters
-// the candidates. It is decided before any randomisation.
-func availability(rt *StudyRuntime, out *policies.Output, engineReasons []string, rec *trial.Record) error {
-	reasons := append([]string(nil), out.UnavailableReasons...)
-	for _, r := range engineReasons {
-		reasons = appendUnique(reasons, r)
-	}
-	conditions := map[string]bool{}
-	for _, c := range out.Conditions {
-		conditions[c] = true
-	}
-	var kept []trial.Candidate
-	for _, c := range out.Candidates {
-		iv, ok := rt.Catalogue.Get(c.ID)
-		if !ok {
-			return fmt.Errorf("candidate %q is not in the study's intervention catalogue", c.ID)
-		}
-		if contraindicated(iv, conditions) {
-			rec.Contraindicated = append(rec.Contraindicated, c.ID)
-			continue
-		}
-		kept = append(kept, c)
-	}
-	rec.Candidates = kept
-	if len(kept) == 0 && len(reasons) == 0 {
-		reasons = append(reasons, ReasonNoCandidate)
-	}
-	rec.UnavailableReasons = reasons
-	rec.Available = len(reasons) == 0
-	return nil
-}
-
-// burdenReasons checks the hard caps against every recorded delivery, also
-// those recorded for a later time than this decision (a late request from
-// an app that was offline, or concurrent requests committed out of order):
-// a delivery now must not make any local day, any 24 hours or any gap break
-// the caps.
-func burdenReasons(b policies.Burden, prompts []trial.Prompt, now time.Time, clock localClock) []string {
-	var reasons []string
-	if b.MaxPerDay > 0 {
-		n := 0
-		for _, p := range prompts {
-			if clock.sameDay(p.Time) {
-				n++
-			}
-		}
-		if n >= b.MaxPerDay {
-			reasons = append(reasons, ReasonBurdenDailyCap)
-		}
-	}
-	if b.MaxPer24h > 0 && exceeds24h(prompts, now, b.MaxPer24h) {
-		reasons = append(reasons, ReasonBurden24hCap)
-	}
-	if b.MinMinutesBetween > 0 {
-		gap := time.Duration(b.MinMinutesBetween) * time.Minute
-		for _, p := range prompts {
-			if d := now.Sub(p.Time); d < gap && d > -gap {
-				reasons = append(reasons, ReasonBurdenMinGap)
-				break
-			}
-		}
-	}
-	return reasons
-}
-
-// exceeds24h reports whether a delivery at now would put more than max
-// deliveries into some 24-hour window: windows that could hold now start
-// at now or at a delivery in the 24 hours before it.
-func exceeds24h(prompts []trial.Prompt, now time.Time, max int) bool {
-	const day = 24 * time.Hour
-	count := func(start time.Time) int {
-		n := 1 // the delivery at now
-		for _, p := range prompts {
-			if !p.Time.Before(start) && p.Time.Before(start.Add(day)) {
-				n++
-			}
-		}
-		return n
-	}
-	if count(now) > max {
-		return true
-	}
-	for _, p := range prompts {
-		if d := now.Sub(p.Time); d > 0 && d < day && count(p.Time) > max {
-			return true
-		}
-	}
-	return false
-}
-
-func contraindicated(iv *interventions.Intervention, conditions map[string]bool) bool {
-	for _, c := range iv.Contraindications {
-		if conditions[c] {
-			return true
-		}
-	}
-	return false
-}
-
-// randomise draws every within-person factor, then (unless the delivery
-// factor said no) the option, and renders it.
-func randomise(rt *StudyRuntime, participant string, out *policies.Output, levels map[string]string, clock localClock, stateProbability func(policies.Factor, *trial.FactorDraw) (float64, *trial.BudgetEntry), rec *trial.Record) []trial.BudgetEntry {
-	rec.Randomised = len(rt.within) > 0
-	deliver := true
-	var budget []trial.BudgetEntry
-	for _, f := range rt.within {
-		prob := f.Probability
-		fd := trial.FactorDraw{Name: f.Name, Type: string(policies.Within), Source: f.ProbabilitySource}
-		var entry *trial.BudgetEntry
-		switch f.ProbabilitySource {
-		case policies.SourcePolicy:
-			if pp, ok := out.Probabilities[f.Name]; ok {
-				proposed := pp
-				fd.Proposed = &proposed
-				prob = pp
-			} else {
-				fd.Source = policies.SourceFixed + " (policy gave none)"
-			}
-		case policies.SourceBudget, policies.SourcePlugin:
-			prob, entry = stateProbability(f, &fd)
-		}
-		prob = experiments.Clip(prob, f.Bounds[0], f.Bounds[1])
-		u := rt.drawer.Uniform(participant, rec.ID, f.Name)
-		fd.Probability, fd.Draw = &prob, &u
-		fd.Level = experiments.Level(u, prob)
-		fd.Label = f.Levels[fd.Level]
-		levels[f.Name] = fd.Label
-		rec.Factors = append(rec.Factors, fd)
-		if entry != nil {
-			entry.Rho, entry.Treated = prob, fd.Level == 1
-			budget = append(budget, *entry)
-		}
-		if f.Name == rt.Config.DeliveryFactor && fd.Level == 0 {
-			deliver = false
-		}
-	}
-	if !deliver {
-		rec.Action = trial.ActionNone
-		rec.Reasons = []string{ReasonRandomisedNoPrompt}
-		return budget
-	}
-	weights := make([]float64, len(rec.Candidates))
-	for i, c := range rec.Candidates {
-		weights[i] = c.Weight
-	}
-	u := rt.drawer.Uniform(participant, rec.ID, optionKey)
-	i, prob := experiments.Weighted(u, weights)
-	chosen := rec.Candidates[i]
-	rec.Option = &trial.OptionDraw{ID: chosen.ID, Probability: prob, Draw: u}
-	iv, _ := rt.Catalogue.Get(chosen.ID)
-	content := make(map[string]string, len(rt.content))
-	for name := range rt.content {
-		content[name] = levels[name]
-	}
-	target, _ := rec.Tailoring["need"].(string)
-	r := iv.Render(content, interventions.Vars{TimeOfDay: timeOfDay(clock.t.Hour()), Target: target})
-	rec.Intervention = &r
-	rec.Action = trial.ActionDeliver
-	rec.Reasons = []string{}
-	if chosen.Reason != "" {
-		rec.Reasons = []string{chosen.Reason}
-	}
-	return budget
-}
-
-// liveProbability gives the probabilities that do not come from the study
-// or the policy: a budgeted factor's from the day's budget points in the
-// participant's state, a plugin-sourced factor's from its probability
-// provider (or its fallback). Replay takes both from the record instead.
-func (e *Engine) liveProbability(ctx context.Context, rt *StudyRuntime, st *trial.State, out *policies.Output, clock localClock, rec *trial.Record, inputJSON []byte) func(policies.Factor, *trial.FactorDraw) (float64, *trial.BudgetEntry) {
-	budget := budgetProbability(rt, st, out, clock)
-	return func(f policies.Factor, fd *trial.FactorDraw) (float64, *trial.BudgetEntry) {
-		if f.ProbabilitySource != policies.SourcePlugin {
-			return budget(f, fd)
-		}
-		prob, call := e.pluginProbability(ctx, rt, &f, rec, inputJSON)
-		fd.Plugin = call
-		if call.Fallback == "" {
-			proposed := prob
-			fd.Proposed = &proposed
-		} else {
-			fd.Source = policies.SourceFixed + " (plugin fallback: " + call.Reason + ")"
-		}
-		return prob, nil
-	}
-}
-
-// budgetProbability is the live probability of budgeted factors: from the
-// day's budget points in the participant's state.
-func budgetProbability(rt *StudyRuntime, st *trial.State, out *policies.Output, clock localClock) func(policies.Factor, *trial.FactorDraw) (float64, *trial.BudgetEntry) {
-	return func(f policies.Factor, fd *trial.FactorDraw) (float64, *trial.BudgetEntry) {
-		br := rt.budgets[f.Name]
-		t, inDay := br.index(clock.t.Hour()*60 + clock.t.Minute())
-		if !inDay {
-			fd.Source = policies.SourceFixed + " (outside the budget's day)"
-			return f.Probability, nil
-		}
-		stratum := ""
-		if br.stratum != "" {
-			stratum = fmt.Sprint(out.Tailoring[br.stratum])
-		}
-		var past []experiments.BudgetPoint
-		for _, be := range st.Budget {
-			if be.Factor == f.Name && be.Date == clock.date && be.Stratum == stratum {
-				past = append(past, experiments.BudgetPoint{T: be.T, Rho: be.Rho, Treated: be.Treated})
-			}
-		}
-		rho, used, remaining := br.b.Probability(t, past)
-		fd.Budget = &trial.BudgetDraw{Stratum: stratum, T: t, Used: used, Remaining: remaining}
-		return rho, &trial.BudgetEntry{Factor: f.Name, Date: clock.date, Stratum: stratum, T: t}
-	}
-}
-
-// nextState is the participant's state after the decision: the old state
-// (never modified) with the decision, and a delivery, added to its history.
-func nextState(old *trial.State, rec *trial.Record, now time.Time, today string, budget []trial.BudgetEntry) *trial.State {
-	st := *old
-	if len(budget) > 0 || len(old.Budget) > 0 {
-		// Keep today's budget points only: the budget restarts every day.
-		st.Budget = make([]trial.BudgetEntry, 0, len(old.Budget)+len(budget))
-		for _, be := range old.Budget {
-			if be.Date == today {
-				st.Budget = append(st.Budget, be)
-			}
-		}
-		st.Budget = append(st.Budget, budget...)
-	}
-	st.Version = old.Version + 1
-	st.Decisions = appendBounded(old.Decisions, now, trial.KeepDecisions, func(t time.Time) bool { return now.Sub(t) > trial.DecisionWindow })
-	if rec.Action == trial.ActionDeliver {
-		st.Prompts = appendBounded(old.Prompts, trial.Prompt{DecisionID: rec.ID, Time: now, Intervention: rec.Option.ID}, trial.KeepPrompts,
-			func(p trial.Prompt) bool { return now.Sub(p.Time) > trial.HistoryWindow })
-	}
-	return &st
-}
-
-// appendBounded returns a new slice: old without its expired head, plus v,
-// at most keep long. old is never modified.
-func appendBounded[T any](old []T, v T, keep int, expired func(T) bool) []T {
-	cut := 0
-	for cut < len(old) && (len(old)-cut >= keep || expired(old[cut])) {
-		cut++
-	}
-	out := make([]T, 0, len(old)-cut+1)
-	out = append(out, old[cut:]...)
-	return append(out, v)
-}
-
-func appendUnique(list []string, s string) []string {
-	for _, x := range list {
-		if x == s {
-			return list
-		}
-	}
-	return append(list, s)
-}
-
-// policyInput converts the input document to the AST value the policy
-// evaluates; the constant input.study is converted once per study version
-// (ast.InterfaceToValue takes an ast.Value as it is).
-func policyInput(rt *StudyRuntime, input map[string]any) (ast.Value, error) {
-	study, ok := input["study"]
-	if ok && rt.studyValue != nil {
-		input["study"] = rt.studyValue
-		defer func() { input["study"] = study }()
-	}
-	return ast.InterfaceToValue(input)
+	return body, nil
 }

@@ -33,16 +33,6 @@ var (
 	ErrWithdrawn = errors.New("participant has withdrawn")
 )
 
-// PolicyError is a failure of the study's policy (evaluation error or an
-// output that breaks the contract); nothing is recorded.
-type PolicyError struct {
-	Study string
-	Err   error
-}
-
-func (e *PolicyError) Error() string { return fmt.Sprintf("policy of study %s: %v", e.Study, e.Err) }
-func (e *PolicyError) Unwrap() error { return e.Err }
-
 // Components are what an Engine is built from.
 type Components struct {
 	Store   trial.Store
@@ -207,7 +197,7 @@ func (e *Engine) Enroll(ctx context.Context, study string, req EnrollRequest) (*
 	if _, err := e.zones.load(tz); err != nil || tz == "Local" {
 		return nil, false, trial.InputErrorf("timezone", "%q is not an IANA time zone such as Europe/London", req.Timezone)
 	}
-	if err := rt.validateStrata(req.Strata); err != nil {
+	if err := rt.ValidateStrata(req.Strata); err != nil {
 		return nil, false, err
 	}
 	p := &trial.Participant{
@@ -220,7 +210,7 @@ func (e *Engine) Enroll(ctx context.Context, study string, req EnrollRequest) (*
 		Status:     trial.StatusActive,
 	}
 	got, created, err := e.store.Enroll(ctx, p, func(seq int64) error {
-		rt.assign(p, seq)
+		rt.Assign(p, seq)
 		return nil
 	})
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/decision"
+
 	"github.com/jitai/jitai/engine/trial"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -45,10 +47,10 @@ func evaluatorsAgree(ctx context.Context, p *policies.Policy, input ast.Value) s
 // the decoded decisions must be identical.
 func TestEvaluatorsAgreeOnExamples(t *testing.T) {
 	ctx := context.Background()
-	schema := engine.InputSchema()
+	schema := decision.InputSchema()
 	for _, name := range []string{"stress-mrt", "mood-most"} {
 		study := loadExample(t, name)
-		g := engine.NewInputSampler(uint64(len(name)), study.Policy.Modules())
+		g := decision.NewInputSampler(uint64(len(name)), study.Policy.Modules())
 		actions := map[string]int{}
 		for i := range 3000 {
 			doc := g.Sample(schema)
@@ -90,11 +92,11 @@ func FuzzEvaluatorsAgree(f *testing.F) {
 		f.Add(s, false)
 		f.Add(s, true)
 	}
-	schema := engine.InputSchema()
+	schema := decision.InputSchema()
 	studies := map[bool]*policies.Study{false: loadExample(f, "stress-mrt"), true: loadExample(f, "mood-most")}
 	f.Fuzz(func(t *testing.T, seed uint64, mood bool) {
 		study := studies[mood]
-		g := engine.NewInputSampler(seed, study.Policy.Modules())
+		g := decision.NewInputSampler(seed, study.Policy.Modules())
 		input, err := ast.InterfaceToValue(g.Sample(schema))
 		if err != nil {
 			t.Fatal(err)

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/decision"
+
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/store/sqlite"
 	"github.com/jitai/jitai/policies"
@@ -36,7 +38,7 @@ func BenchmarkExplain(b *testing.B) {
 	rt, _ := eng.Study("budget")
 	b.ReportAllocs()
 	for b.Loop() {
-		ex, err := engine.Explain(ctx, rt, ans.Record)
+		ex, err := decision.Explain(ctx, rt.Runtime, ans.Record)
 		if err != nil || !ex.PolicyEvaluated || len(ex.Rules) == 0 {
 			b.Fatal(err, ex)
 		}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/jitai/jitai/engine/decision"
+
 	"github.com/jitai/jitai/engine/trial"
 
 	"github.com/jitai/jitai/policies"
@@ -75,7 +77,7 @@ func DecisionOutcome(err error) string {
 // of errors.As are allocated only on the error path).
 func errorOutcome(err error) string {
 	var ie *trial.InputError
-	var pe *PolicyError
+	var pe *decision.PolicyError
 	switch {
 	case errors.As(err, &ie):
 		return OutcomeInvalidInput

@@ -2,12 +2,13 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"sync"
 	"time"
+
+	"github.com/jitai/jitai/engine/decision"
 
 	"github.com/jitai/jitai/engine/trial"
 
@@ -27,43 +28,11 @@ import (
 // plugin is not running (crashed and waiting to be restarted, or closed).
 var ErrPluginUnavailable = errors.New("plugin unavailable")
 
-// PluginDecision identifies the decision a plugin call is made for.
-type PluginDecision struct {
-	Study         string    `json:"study"`
-	Participant   string    `json:"participant"`
-	DecisionID    string    `json:"decision_id"`
-	DecisionPoint string    `json:"decision_point"`
-	Time          time.Time `json:"time"`
-}
-
-// UnmarshalJSON also reads the field names written before the JSON tags
-// existed ("DecisionID", "DecisionPoint"), as in older notifier spool and
-// dead-letter files.
-func (d *PluginDecision) UnmarshalJSON(b []byte) error {
-	type plain PluginDecision
-	var v struct {
-		plain
-		OldDecisionID    string `json:"DecisionID"`
-		OldDecisionPoint string `json:"DecisionPoint"`
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	*d = PluginDecision(v.plain)
-	if d.DecisionID == "" {
-		d.DecisionID = v.OldDecisionID
-	}
-	if d.DecisionPoint == "" {
-		d.DecisionPoint = v.OldDecisionPoint
-	}
-	return nil
-}
-
 // Enricher derives tailoring variables for a decision.
 type Enricher interface {
 	// Enrich returns the derived variables (a decoded JSON object) from
 	// the policy input document (JSON, without "derived").
-	Enrich(ctx context.Context, d PluginDecision, input []byte) (map[string]any, error)
+	Enrich(ctx context.Context, d decision.PluginDecision, input []byte) (map[string]any, error)
 }
 
 // ProbabilityQuery is what a probability provider is asked.
@@ -78,7 +47,7 @@ type ProbabilityQuery struct {
 // OutcomeReport is a proximal outcome value observed after a decision, for
 // a probability provider to learn from.
 type OutcomeReport struct {
-	Decision    PluginDecision
+	Decision    decision.PluginDecision
 	Factor      string
 	Level       int
 	Probability float64
@@ -91,18 +60,18 @@ type OutcomeReport struct {
 // ProbabilityProvider gives P(level 1) of a within-person factor and
 // learns from outcomes.
 type ProbabilityProvider interface {
-	Probability(ctx context.Context, d PluginDecision, q ProbabilityQuery) (float64, error)
+	Probability(ctx context.Context, d decision.PluginDecision, q ProbabilityQuery) (float64, error)
 	Outcome(ctx context.Context, o OutcomeReport) error
 }
 
 // Notification is a committed decision handed to a notifier.
 type Notification struct {
 	// ID is stable across redeliveries (the decision id and the plugin).
-	ID           string         `json:"id"`
-	Decision     PluginDecision `json:"decision"`
-	Action       string         `json:"action"`
-	Reasons      []string       `json:"reasons,omitempty"`
-	Intervention string         `json:"intervention,omitempty"`
+	ID           string                  `json:"id"`
+	Decision     decision.PluginDecision `json:"decision"`
+	Action       string                  `json:"action"`
+	Reasons      []string                `json:"reasons,omitempty"`
+	Intervention string                  `json:"intervention,omitempty"`
 }
 
 // Notifier acts on committed decisions out of band.
@@ -238,13 +207,13 @@ func (e *Engine) attachPlugins(rt *StudyRuntime) error {
 	return nil
 }
 
-func pluginDecision(rec *trial.Record) PluginDecision {
-	return PluginDecision{Study: rec.Study, Participant: rec.Participant, DecisionID: rec.ID, DecisionPoint: rec.DecisionPoint, Time: rec.Time}
+func pluginDecision(rec *trial.Record) decision.PluginDecision {
+	return decision.PluginDecision{Study: rec.Study, Participant: rec.Participant, DecisionID: rec.ID, DecisionPoint: rec.DecisionPoint, Time: rec.Time}
 }
 
 // enrich calls the study's enrichers (concurrently, each within its own
 // deadline) and returns input.derived and what each contributed.
-func (e *Engine) enrich(ctx context.Context, rt *StudyRuntime, d PluginDecision, input map[string]any) ([]trial.PluginCall, map[string]any, error) {
+func (e *Engine) enrich(ctx context.Context, rt *StudyRuntime, d decision.PluginDecision, input map[string]any) ([]trial.PluginCall, map[string]any, error) {
 	var enrichers []*policies.PluginConfig
 	for i := range rt.Config.Plugins {
 		if rt.Config.Plugins[i].Kind == policies.PluginEnricher {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/decision"
+
 	"github.com/jitai/jitai/engine/trial"
 
 	"github.com/jitai/jitai/engine"
@@ -69,7 +71,7 @@ func (s *seamPlugins) Close() error                    { s.closed.Store(true); r
 
 type seamProv struct{ s *seamPlugins }
 
-func (p seamProv) Probability(context.Context, engine.PluginDecision, engine.ProbabilityQuery) (float64, error) {
+func (p seamProv) Probability(context.Context, decision.PluginDecision, engine.ProbabilityQuery) (float64, error) {
 	return 0.9, nil
 }
 func (p seamProv) Outcome(ctx context.Context, o engine.OutcomeReport) error {
@@ -217,18 +219,18 @@ func TestExplainAndReplayAnonymised(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !engine.Anonymised(rec) || engine.Anonymised(ans.Record) {
-		t.Fatalf("Anonymised: erased record %v, live record %v", engine.Anonymised(rec), engine.Anonymised(ans.Record))
+	if !decision.Anonymised(rec) || decision.Anonymised(ans.Record) {
+		t.Fatalf("Anonymised: erased record %v, live record %v", decision.Anonymised(rec), decision.Anonymised(ans.Record))
 	}
 	rt, _ := eng.Study("seam")
-	ex, err := engine.Explain(ctx, rt, rec)
+	ex, err := decision.Explain(ctx, rt.Runtime, rec)
 	if err != nil {
 		t.Fatalf("explaining an anonymised record: %v", err)
 	}
 	if !ex.Anonymised || ex.PolicyEvaluated || len(ex.Factors) != 1 || !strings.Contains(strings.Join(ex.Summary, " "), "erased") {
 		t.Errorf("explanation of an anonymised record: %+v", ex)
 	}
-	if _, err := engine.Replay(ctx, rt, rec); !errors.Is(err, engine.ErrAnonymised) {
+	if _, err := decision.Replay(ctx, rt.Runtime, rec); !errors.Is(err, decision.ErrAnonymised) {
 		t.Errorf("replaying an anonymised record: %v, want ErrAnonymised", err)
 	}
 }

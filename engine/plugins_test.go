@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/decision"
+
 	"github.com/jitai/jitai/engine/trial"
 
 	"github.com/jitai/jitai/engine"
@@ -96,13 +98,13 @@ func (f *fakePlugins) Close() error               { f.closed++; return nil }
 
 type fakeEnricher struct{ f *fakePlugins }
 
-func (e fakeEnricher) Enrich(context.Context, engine.PluginDecision, []byte) (map[string]any, error) {
+func (e fakeEnricher) Enrich(context.Context, decision.PluginDecision, []byte) (map[string]any, error) {
 	return e.f.derived, e.f.enErr
 }
 
 type fakeProvider struct{ f *fakePlugins }
 
-func (p fakeProvider) Probability(context.Context, engine.PluginDecision, engine.ProbabilityQuery) (float64, error) {
+func (p fakeProvider) Probability(context.Context, decision.PluginDecision, engine.ProbabilityQuery) (float64, error) {
 	return p.f.prob, p.f.probErr
 }
 
@@ -262,7 +264,7 @@ func TestPluginDecisionsReplayFromTheRecord(t *testing.T) {
 	fake.mu.Unlock()
 	levels := map[int]int{}
 	for _, rec := range recs {
-		res, err := engine.Replay(context.Background(), rt, rec)
+		res, err := decision.Replay(context.Background(), rt.Runtime, rec)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -317,7 +319,7 @@ func TestErasePluginDataReachesPluginsThatCanErase(t *testing.T) {
 // TestPluginDecisionJSON: snake_case field names, and the names written
 // before there were tags (old notifier spool and dead-letter files) still read.
 func TestPluginDecisionJSON(t *testing.T) {
-	d := engine.PluginDecision{Study: "s", Participant: "p1", DecisionID: "d1", DecisionPoint: "app", Time: pluginT0}
+	d := decision.PluginDecision{Study: "s", Participant: "p1", DecisionID: "d1", DecisionPoint: "app", Time: pluginT0}
 	raw, err := json.Marshal(d)
 	if err != nil {
 		t.Fatal(err)
@@ -326,7 +328,7 @@ func TestPluginDecisionJSON(t *testing.T) {
 		t.Errorf("JSON %s, want %s", raw, want)
 	}
 	for _, in := range []string{string(raw), `{"Study":"s","Participant":"p1","DecisionID":"d1","DecisionPoint":"app","Time":"2026-11-02T12:00:00Z"}`} {
-		var back engine.PluginDecision
+		var back decision.PluginDecision
 		if err := json.Unmarshal([]byte(in), &back); err != nil || back != d {
 			t.Errorf("%s read as %+v (%v), want %+v", in, back, err, d)
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/decision"
 	"github.com/jitai/jitai/engine/trial"
 
 	"github.com/jitai/jitai/engine"
@@ -68,7 +69,7 @@ func TestPreviewIsTheLiveDecision(t *testing.T) {
 				t.Fatal(err)
 			}
 			rt, _ := eng.Study("stress-mrt")
-			snap, err := engine.PreviewSnapshot(rt, engine.PreviewParticipant{ID: pid, Timezone: "Europe/London", EnrolledAt: enrolled}, c.events, nil, now)
+			snap, err := decision.PreviewSnapshot(rt.Runtime, decision.PreviewParticipant{ID: pid, Timezone: "Europe/London", EnrolledAt: enrolled}, c.events, nil, now)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/decision"
+
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/store/sqlite"
 	"github.com/jitai/jitai/engine/trial"
@@ -77,7 +79,7 @@ func TestReplayBudgeted(t *testing.T) {
 	rt, _ := eng.Study("budget")
 	budgeted, unavailable := 0, 0
 	for _, rec := range recs {
-		res, err := engine.Replay(ctx, rt, rec)
+		res, err := decision.Replay(ctx, rt.Runtime, rec)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,12 +98,12 @@ func TestReplayBudgeted(t *testing.T) {
 	}
 
 	// Replayed with the policy that is always available.
-	rt2, err := engine.NewStudyRuntime(writeReplayStudy(t, "budget", budgetStudy, budgetPolicy))
+	rt2, err := decision.NewRuntime(writeReplayStudy(t, "budget", budgetStudy, budgetPolicy))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, rec := range recs {
-		res, err := engine.Replay(ctx, rt2, rec)
+		res, err := decision.Replay(ctx, rt2, rec)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -127,15 +129,15 @@ func TestCompareNumbers(t *testing.T) {
 	p1, p2 := 0.6, 0.6
 	a := &trial.Record{Action: "deliver", Tailoring: map[string]any{"stress": float64(7)}, Factors: []trial.FactorDraw{{Name: "f", Probability: &p1}}}
 	b := &trial.Record{Action: "deliver", Tailoring: map[string]any{"stress": "7"}, Factors: []trial.FactorDraw{{Name: "f", Probability: &p2}}}
-	if d := engine.Compare(a, b); len(d) != 1 || d[0].Field != "tailoring" {
+	if d := decision.Compare(a, b); len(d) != 1 || d[0].Field != "tailoring" {
 		t.Errorf("string 7 vs number 7: %v", d)
 	}
 	b.Tailoring["stress"] = 7
-	if d := engine.Compare(a, b); len(d) != 0 {
+	if d := decision.Compare(a, b); len(d) != 0 {
 		t.Errorf("int 7 vs float 7: %v", d)
 	}
 	p2 = 0.7
-	if d := engine.Compare(a, b); len(d) != 1 || d[0].String() != "factors.f.probability: 0.6 -> 0.7" {
+	if d := decision.Compare(a, b); len(d) != 1 || d[0].String() != "factors.f.probability: 0.6 -> 0.7" {
 		t.Errorf("probability: %v", d)
 	}
 }
@@ -175,12 +177,12 @@ func TestReplayAfterReencoding(t *testing.T) {
 		t.Fatal(err)
 	}
 	rt, _ := eng.Study("budget")
-	res, err := engine.Replay(ctx, rt, &rec)
+	res, err := decision.Replay(ctx, rt.Runtime, &rec)
 	if err != nil || len(res.Differences) > 0 {
 		t.Fatalf("replay after re-encoding: %v %v", err, res)
 	}
 	rec.Input = json.RawMessage(strings.Replace(string(rec.Input), `"stress":8`, `"stress":9`, 1))
-	if _, err := engine.Replay(ctx, rt, &rec); !errors.Is(err, engine.ErrInputHash) {
+	if _, err := decision.Replay(ctx, rt.Runtime, &rec); !errors.Is(err, decision.ErrInputHash) {
 		t.Fatalf("altered input: %v, want ErrInputHash", err)
 	}
 }
@@ -234,7 +236,7 @@ func TestReplayBetweenPerson(t *testing.T) {
 	rt, _ := eng.Study("mood-most")
 	delivered := 0
 	for _, rec := range recs {
-		res, err := engine.Replay(ctx, rt, rec)
+		res, err := decision.Replay(ctx, rt.Runtime, rec)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -280,7 +282,7 @@ func FuzzReplay(f *testing.F) {
 	f.Fuzz(func(t *testing.T, input []byte) {
 		rec := *ans.Record
 		rec.Input, rec.InputHash = input, ""
-		res, err := engine.Replay(ctx, rt, &rec)
+		res, err := decision.Replay(ctx, rt.Runtime, &rec)
 		if err == nil && res.Replayed == nil {
 			t.Fatal("no error and no replayed record")
 		}

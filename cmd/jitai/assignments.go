@@ -11,9 +11,10 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/jitai/jitai/engine/decision"
+
 	"github.com/jitai/jitai/engine/trial"
 
-	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/store/sqlite"
 )
 
@@ -75,7 +76,7 @@ func assignmentReport(ctx context.Context, studyID, studiesDir, dataDir string) 
 	if err != nil {
 		return nil, err
 	}
-	rt, err := engine.NewStudyRuntime(study)
+	rt, err := decision.NewRuntime(study)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +94,7 @@ func assignmentReport(ctx context.Context, studyID, studiesDir, dataDir string) 
 
 // balance counts design rows and factor levels per stratum and re-derives
 // every participant's row from the seed and their enrolment order.
-func balance(rt *engine.StudyRuntime, ps []*trial.Participant) *balanceReport {
+func balance(rt *decision.Runtime, ps []*trial.Participant) *balanceReport {
 	rep := &balanceReport{Study: rt.Config.ID, Cells: len(rt.Design()), Balanced: true, Mismatches: []string{}}
 	for _, f := range rt.BetweenFactors() {
 		rep.Factors = append(rep.Factors, f.Name)

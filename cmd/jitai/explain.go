@@ -12,9 +12,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jitai/jitai/engine/decision"
+
 	"github.com/jitai/jitai/engine/trial"
 
-	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/store/sqlite"
 )
 
@@ -84,7 +85,7 @@ func explainMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "jitai explain: %v\n", err)
 		return 2
 	}
-	rt, err := engine.NewStudyRuntime(study)
+	rt, err := decision.NewRuntime(study)
 	if err != nil {
 		fmt.Fprintf(stderr, "jitai explain: %v\n", err)
 		return 2
@@ -103,7 +104,7 @@ func explainMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "jitai explain: decision %s is of study %s, --study %s is study %s\n", id, rec.Study, *studyDir, study.Config.ID)
 		return 2
 	}
-	ex, err := engine.Explain(ctx, rt, rec)
+	ex, err := decision.Explain(ctx, rt, rec)
 	if err != nil {
 		fmt.Fprintf(stderr, "jitai explain: decision %s: %v\n", id, err)
 		return 2
@@ -141,7 +142,7 @@ func decisionFromStore(ctx context.Context, dataDir, study, id string) (*trial.R
 
 // writeExplanation writes an explanation as text: the summary, then the
 // rules that fired with the input values they read.
-func writeExplanation(w io.Writer, ex *engine.Explanation) {
+func writeExplanation(w io.Writer, ex *decision.Explanation) {
 	for _, s := range ex.Summary {
 		if strings.HasPrefix(s, "Rules that fired:") {
 			continue // listed in detail below
@@ -168,7 +169,7 @@ func writeExplanation(w io.Writer, ex *engine.Explanation) {
 			fmt.Fprintf(w, " = %s", jsonText(r.Value))
 		}
 		fmt.Fprintln(w)
-		for _, in := range append(append([]engine.InputValue(nil), r.Inputs...), r.RuleValues...) {
+		for _, in := range append(append([]decision.InputValue(nil), r.Inputs...), r.RuleValues...) {
 			v := "undefined"
 			switch {
 			case in.Omitted:

@@ -17,11 +17,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jitai/jitai/engine/decision"
+
 	"github.com/jitai/jitai/engine/trial"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
-	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/policies"
 )
 
@@ -81,17 +82,17 @@ type transition struct {
 
 // replayCase is one decision that differs.
 type replayCase struct {
-	Where       string              `json:"where"`
-	DecisionID  string              `json:"decision_id"`
-	Participant string              `json:"participant_id"`
-	Time        time.Time           `json:"time"`
-	LocalTime   string              `json:"local_time"`
-	OldAction   string              `json:"old_action"`
-	NewAction   string              `json:"new_action"`
-	OldReasons  []string            `json:"old_reasons"`
-	NewReasons  []string            `json:"new_reasons"`
-	Differences []engine.Difference `json:"differences"`
-	Rules       []string            `json:"changed_rules,omitempty"`
+	Where       string                `json:"where"`
+	DecisionID  string                `json:"decision_id"`
+	Participant string                `json:"participant_id"`
+	Time        time.Time             `json:"time"`
+	LocalTime   string                `json:"local_time"`
+	OldAction   string                `json:"old_action"`
+	NewAction   string                `json:"new_action"`
+	OldReasons  []string              `json:"old_reasons"`
+	NewReasons  []string              `json:"new_reasons"`
+	Differences []decision.Difference `json:"differences"`
+	Rules       []string              `json:"changed_rules,omitempty"`
 }
 
 // runReplay implements `jitai replay`.
@@ -175,7 +176,7 @@ func replay(ctx context.Context, studyDir, newDir string, src decisionSource, ex
 	if err != nil {
 		return nil, err
 	}
-	rt, err := engine.NewStudyRuntime(study)
+	rt, err := decision.NewRuntime(study)
 	if err != nil {
 		return nil, err
 	}
@@ -275,7 +276,7 @@ type replayItem struct {
 	altered     bool // the input does not match its hash
 	anonymised  bool // kept anonymised after an erasure: no input to replay
 	own         bool // made with --study's revision: replayed with it
-	res, cmpRes *engine.ReplayResult
+	res, cmpRes *decision.ReplayResult
 	rules       []string
 	err         error
 }
@@ -283,7 +284,7 @@ type replayItem struct {
 // replayBatch replays the items on every CPU. Replay is pure: the
 // runtimes, their prepared queries and draw keyers are safe for concurrent
 // use.
-func replayBatch(ctx context.Context, rt *engine.StudyRuntime, cmp *comparer, items []*replayItem, revision, catalogue string) {
+func replayBatch(ctx context.Context, rt *decision.Runtime, cmp *comparer, items []*replayItem, revision, catalogue string) {
 	work := make(chan *replayItem)
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(items)) {
@@ -292,15 +293,15 @@ func replayBatch(ctx context.Context, rt *engine.StudyRuntime, cmp *comparer, it
 			defer wg.Done()
 			for it := range work {
 				rec := it.rec
-				if engine.Anonymised(rec) {
+				if decision.Anonymised(rec) {
 					it.anonymised = true
 					continue
 				}
 				it.own = rec.PolicyRevision == revision && rec.CatalogueRevision == catalogue
 				if it.own {
-					it.res, it.err = engine.Replay(ctx, rt, rec)
+					it.res, it.err = decision.Replay(ctx, rt, rec)
 				} else if cmp == nil {
-					_, it.err = engine.DecodeInput(rec) // not replayed: check it is intact
+					_, it.err = decision.DecodeInput(rec) // not replayed: check it is intact
 				}
 				with := ""
 				if cmp != nil && it.err == nil {
@@ -308,7 +309,7 @@ func replayBatch(ctx context.Context, rt *engine.StudyRuntime, cmp *comparer, it
 					with = ", with --policy"
 				}
 				switch {
-				case errors.Is(it.err, engine.ErrInputHash):
+				case errors.Is(it.err, decision.ErrInputHash):
 					it.altered, it.err = true, nil
 				case it.err != nil:
 					it.err = fmt.Errorf("%s: decision %s%s: %w", it.where, rec.ID, with, it.err)
@@ -337,7 +338,7 @@ func (rep *replayReport) add(it *replayItem, trans map[[2]string]*transition) er
 	if it.altered {
 		rep.Differ = append(rep.Differ, replayCase{Where: it.where, DecisionID: rec.ID, Participant: rec.Participant, Time: rec.Time,
 			LocalTime: rec.LocalTime, OldAction: rec.Action, OldReasons: nonNilStrings(rec.Reasons), NewReasons: []string{},
-			Differences: []engine.Difference{{Field: "input_hash", Old: rec.InputHash, New: "not the hash of the logged input: the record was altered"}}})
+			Differences: []decision.Difference{{Field: "input_hash", Old: rec.InputHash, New: "not the hash of the logged input: the record was altered"}}})
 		return nil
 	}
 	if it.own {
@@ -403,7 +404,7 @@ func fieldGroup(f string) string {
 	return f
 }
 
-func newCase(where string, res *engine.ReplayResult) replayCase {
+func newCase(where string, res *decision.ReplayResult) replayCase {
 	l, r := res.Logged, res.Replayed
 	return replayCase{Where: where, DecisionID: l.ID, Participant: l.Participant, Time: l.Time, LocalTime: l.LocalTime,
 		OldAction: l.Action, NewAction: r.Action, OldReasons: nonNilStrings(l.Reasons), NewReasons: nonNilStrings(r.Reasons),
@@ -420,12 +421,12 @@ func nonNilStrings(s []string) []string {
 // comparer replays with the new policy and finds the rules whose values
 // differ between the old and the new policy on a decision's input.
 type comparer struct {
-	newRT    *engine.StudyRuntime
+	newRT    *decision.Runtime
 	old, cur *policies.Inspector
 }
 
-func newComparer(ctx context.Context, oldRT *engine.StudyRuntime, ns *policies.Study) (*comparer, error) {
-	newRT, err := engine.NewStudyRuntime(ns)
+func newComparer(ctx context.Context, oldRT *decision.Runtime, ns *policies.Study) (*comparer, error) {
+	newRT, err := decision.NewRuntime(ns)
 	if err != nil {
 		return nil, err
 	}
@@ -440,12 +441,12 @@ func newComparer(ctx context.Context, oldRT *engine.StudyRuntime, ns *policies.S
 	return &comparer{newRT: newRT, old: oi, cur: ni}, nil
 }
 
-func (c *comparer) replay(ctx context.Context, rec *trial.Record) (*engine.ReplayResult, []string, error) {
-	res, err := engine.Replay(ctx, c.newRT, rec)
+func (c *comparer) replay(ctx context.Context, rec *trial.Record) (*decision.ReplayResult, []string, error) {
+	res, err := decision.Replay(ctx, c.newRT, rec)
 	if err != nil || len(res.Differences) == 0 {
 		return res, nil, err
 	}
-	doc, err := engine.DecodeInput(rec)
+	doc, err := decision.DecodeInput(rec)
 	if err != nil {
 		return nil, nil, err
 	}

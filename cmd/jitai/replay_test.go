@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/decision"
+
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/api"
 	"github.com/jitai/jitai/engine/store/sqlite"
@@ -481,7 +483,7 @@ func TestExplainGolden(t *testing.T) {
 		{"deliver", func(r *trial.Record) bool { return r.Action == trial.ActionDeliver && len(r.Contraindicated) > 0 }},
 		{"unavailable", func(r *trial.Record) bool { return slices.Contains(r.Reasons, "burden_min_gap") }},
 		{"safety", func(r *trial.Record) bool { return r.Action == trial.ActionSafety }},
-		{"no_prompt", func(r *trial.Record) bool { return slices.Contains(r.Reasons, engine.ReasonRandomisedNoPrompt) }},
+		{"no_prompt", func(r *trial.Record) bool { return slices.Contains(r.Reasons, decision.ReasonRandomisedNoPrompt) }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -500,7 +502,7 @@ func TestExplainGolden(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("exit %d\n%s", code, errOut)
 			}
-			var ex engine.Explanation
+			var ex decision.Explanation
 			if err := json.Unmarshal([]byte(js), &ex); err != nil {
 				t.Fatal(err)
 			}
@@ -578,7 +580,7 @@ func TestReplaySeedChange(t *testing.T) {
 		}
 	}
 	for _, c := range rep.Examples {
-		if c.OldAction == trial.ActionSafety || slices.ContainsFunc(c.Differences, func(d engine.Difference) bool {
+		if c.OldAction == trial.ActionSafety || slices.ContainsFunc(c.Differences, func(d decision.Difference) bool {
 			return d.Field == "available" || d.Field == "unavailable_reasons"
 		}) {
 			t.Errorf("%s: a seed changed more than draws: %v", c.DecisionID, c.Differences)
@@ -600,14 +602,14 @@ func BenchmarkExplain(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rt, err := engine.NewStudyRuntime(study)
+	rt, err := decision.NewRuntime(study)
 	if err != nil {
 		b.Fatal(err)
 	}
 	rec := tr.records[slices.IndexFunc(tr.records, func(r *trial.Record) bool { return r.Action == trial.ActionDeliver })]
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := engine.Explain(context.Background(), rt, rec); err != nil {
+		if _, err := decision.Explain(context.Background(), rt, rec); err != nil {
 			b.Fatal(err)
 		}
 	}

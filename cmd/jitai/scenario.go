@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jitai/jitai/engine/decision"
 	"github.com/jitai/jitai/engine/trial"
 
 	"gopkg.in/yaml.v3"
@@ -350,7 +351,7 @@ func runCase(ctx context.Context, eng *engine.Engine, rt *engine.StudyRuntime, d
 		}
 		deliveries = append(deliveries, trial.Prompt{Time: t, Intervention: d.Intervention})
 	}
-	snap, err := engine.PreviewSnapshot(rt, engine.PreviewParticipant{ID: p.ID, Timezone: tz, EnrolledAt: enrolled, Assignment: p.Assignment, Strata: p.Strata}, events, deliveries, now)
+	snap, err := decision.PreviewSnapshot(rt.Runtime, decision.PreviewParticipant{ID: p.ID, Timezone: tz, EnrolledAt: enrolled, Assignment: p.Assignment, Strata: p.Strata}, events, deliveries, now)
 	if err != nil {
 		return nil, caseError(at("events"), "%v", err)
 	}

@@ -10,7 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/engine/decision"
+
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/plugins/host"
 	"github.com/jitai/jitai/policies"
@@ -73,7 +74,7 @@ func runStudyCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "catalogue: %v\n", err)
 		return 1
 	}
-	s, errs := policies.CheckStudy(context.Background(), dir, cat, engine.InputSchema())
+	s, errs := policies.CheckStudy(context.Background(), dir, cat, decision.InputSchema())
 	if s != nil {
 		// Plugin executables must exist and match their pinned checksums.
 		if err := host.Verify(s); err != nil {
@@ -119,8 +120,8 @@ func checkEvaluators(s *policies.Study) (string, error) {
 		return fmt.Sprintf("topdown (the planned IR cannot run this policy: %v)", why), nil
 	}
 	ctx := context.Background()
-	schema := engine.InputSchema()
-	g := engine.NewInputSampler(1, s.Policy.Modules())
+	schema := decision.InputSchema()
+	g := decision.NewInputSampler(1, s.Policy.Modules())
 	handed := 0
 	for i := range evaluatorSamples {
 		doc := g.Sample(schema)

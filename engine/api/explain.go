@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/jitai/jitai/engine/decision"
+
 	"github.com/jitai/jitai/engine/trial"
 
 	"github.com/jitai/jitai/engine"
@@ -74,9 +76,9 @@ func (s *Server) versionOf(rt *engine.StudyRuntime, rec *trial.Record) *engine.S
 }
 
 func (s *Server) writeExplanation(w http.ResponseWriter, r *http.Request, rt *engine.StudyRuntime, rec *trial.Record) {
-	ex, err := engine.Explain(r.Context(), rt, rec)
+	ex, err := decision.Explain(r.Context(), rt.Runtime, rec)
 	if err != nil {
-		if errors.Is(err, engine.ErrInputHash) {
+		if errors.Is(err, decision.ErrInputHash) {
 			writeProblem(w, r, problem(http.StatusConflict, "altered-record", "Record altered",
 				"the decision's logged input does not match its input_hash, so it cannot be explained", "id"))
 			return

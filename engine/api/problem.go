@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/jitai/jitai/engine/decision"
+
 	"github.com/jitai/jitai/engine/trial"
 
 	"go.uber.org/zap"
@@ -44,7 +46,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
 // logged (without request data) and answered as 500.
 func (s *Server) errorProblem(r *http.Request, err error) *Problem {
 	var ie *trial.InputError
-	var pe *engine.PolicyError
+	var pe *decision.PolicyError
 	switch {
 	case errors.As(err, &ie):
 		return problem(http.StatusUnprocessableEntity, "invalid-field", "A field is invalid", ie.Error(), ie.Field)
@@ -58,7 +60,7 @@ func (s *Server) errorProblem(r *http.Request, err error) *Problem {
 		return problem(http.StatusUnprocessableEntity, "idempotency-key-reused", "Idempotency-Key reused", "this Idempotency-Key was used for a different request; use a new key for a new decision", "Idempotency-Key")
 	case errors.Is(err, engine.ErrWithdrawn):
 		return problem(http.StatusConflict, "withdrawn", "Participant withdrawn", "the participant has withdrawn from the study", "participant")
-	case errors.Is(err, trial.ErrPolicyTimeout):
+	case errors.Is(err, decision.ErrPolicyTimeout):
 		s.log.Error("policy timed out", zap.String("study", r.PathValue("study")), zap.Error(err))
 		return problem(http.StatusServiceUnavailable, "policy-timeout", "The study's policy timed out", err.Error()+"; nothing was recorded", "")
 	case errors.As(err, &pe):

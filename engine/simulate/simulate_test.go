@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/decision"
+
 	"github.com/jitai/jitai/engine/trial"
 
 	"github.com/jitai/jitai/engine"
@@ -251,7 +253,7 @@ func TestDisengagement(t *testing.T) {
 	}
 	opted := 0
 	for _, rc := range r.Availability.Reasons {
-		if rc.Reason == engine.ReasonOptedOut {
+		if rc.Reason == decision.ReasonOptedOut {
 			opted = rc.Count
 		}
 	}
@@ -266,7 +268,7 @@ func TestDisengagement(t *testing.T) {
 	c.Disengagement.Fraction = 0
 	_, r = simulateTo(t, Options{Study: st, Cohort: c, Participants: 10, Days: 6, Seed: 5})
 	for _, rc := range r.Availability.Reasons {
-		if rc.Reason == engine.ReasonOptedOut {
+		if rc.Reason == decision.ReasonOptedOut {
 			t.Errorf("%d opted_out decisions with nobody disengaging", rc.Count)
 		}
 	}

@@ -2,7 +2,6 @@ package trial
 
 import (
 	"encoding/json"
-	"errors"
 	"math"
 )
 
@@ -19,10 +18,6 @@ const (
 	// points, event types, strata, time zones) before they are echoed back.
 	maxNameLen = 64
 )
-
-// ErrPolicyTimeout: the study's policy did not finish within the policy
-// timeout. It arrives wrapped in a PolicyError.
-var ErrPolicyTimeout = errors.New("policy evaluation timed out")
 
 // CheckNumber checks that a client-sent number is finite and within
 // ±MaxNumber.

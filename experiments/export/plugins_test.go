@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/decision"
+
 	"github.com/jitai/jitai/engine/trial"
 
 	"github.com/jitai/jitai/engine"
@@ -112,7 +114,7 @@ type scriptedEnricher struct {
 	name string
 }
 
-func (e scriptedEnricher) Enrich(context.Context, engine.PluginDecision, []byte) (map[string]any, error) {
+func (e scriptedEnricher) Enrich(context.Context, decision.PluginDecision, []byte) (map[string]any, error) {
 	st := e.s.get()
 	if e.name == "gate" {
 		return map[string]any{"level": 3.0}, st.gateErr
@@ -122,7 +124,7 @@ func (e scriptedEnricher) Enrich(context.Context, engine.PluginDecision, []byte)
 
 type scriptedProvider struct{ s *scriptedPlugins }
 
-func (p scriptedProvider) Probability(context.Context, engine.PluginDecision, engine.ProbabilityQuery) (float64, error) {
+func (p scriptedProvider) Probability(context.Context, decision.PluginDecision, engine.ProbabilityQuery) (float64, error) {
 	st := p.s.get()
 	return st.prob, st.probErr
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/decision"
+
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/plugins/host"
 	"github.com/jitai/jitai/policies"
@@ -81,7 +83,7 @@ func BenchmarkPluginCall(b *testing.B) {
 	}
 	defer set.Close()
 	input := []byte(`{"context":{},"decision_point":{"id":"app","kind":"app"},"history":{"decisions_today":3,"engagement":{"completed":2,"delivered":5,"dismissed":1,"open_rate":0.6,"opened":3,"prompts":5},"prompts_24h":1,"prompts_today":1,"recent_interventions":["box-breathing","thought-record"]},"local":{"date":"2026-11-02","hour":14,"minute":30,"minute_of_day":870,"time":"2026-11-02T14:30:00Z","timezone":"Europe/London","weekday":"Monday"},"now":"2026-11-02T14:30:00Z","now_ns":1793629800000000000,"participant":{"assignment":{},"day_in_study":5,"enrolled_at":"2026-10-28T10:00:00Z","id":"p-7f3a","strata":{}},"state":{"assessment":{},"context":{},"ema":{"energy":{"age_minutes":40,"time":"2026-11-02T13:50:00Z","value":6},"mood":{"age_minutes":40,"time":"2026-11-02T13:50:00Z","value":6},"stress":{"age_minutes":40,"time":"2026-11-02T13:50:00Z","value":5}},"preferences":{"opted_out":false,"snoozed":false}},"study":{"burden":{"max_per_day":4,"max_per_24h":0,"min_minutes_between":90},"factors":{"prompt":{"bounds":[0.1,0.9],"levels":["none","deliver"],"probability":0.5,"probability_source":"plugin","type":"within"}},"id":"calls"}}`)
-	d := engine.PluginDecision{Study: "calls", Participant: "p1", DecisionID: "d1", DecisionPoint: "app", Time: time.Now()}
+	d := decision.PluginDecision{Study: "calls", Participant: "p1", DecisionID: "d1", DecisionPoint: "app", Time: time.Now()}
 	ctx := context.Background()
 	b.Run("enrich", func(b *testing.B) {
 		en := set.Enricher("gate")

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/decision"
+
 	"github.com/jitai/jitai/engine/trial"
 
 	"github.com/jitai/jitai/engine"
@@ -419,7 +421,7 @@ func TestPendingNotificationsSurviveARestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	note := engine.Notification{ID: "d-1/alerts", Decision: engine.PluginDecision{Study: "alerts", Participant: "p1", DecisionID: "d-1", Time: time.Now()}, Action: "safety", Reasons: []string{"risk_flag"}}
+	note := engine.Notification{ID: "d-1/alerts", Decision: decision.PluginDecision{Study: "alerts", Participant: "p1", DecisionID: "d-1", Time: time.Now()}, Action: "safety", Reasons: []string{"risk_flag"}}
 	set.Notifier("alerts").Notify(note)
 	spool := filepath.Join(data, "alerts", "alerts.outbox", "spool", "*.json")
 	waitFor(t, 5*time.Second, func() bool {
@@ -505,7 +507,7 @@ func TestNotificationsHandedOverOnReload(t *testing.T) {
 	if err := old.Close(); err != nil {
 		t.Fatal(err)
 	}
-	retiring.Notify(engine.Notification{ID: "d-9/alerts", Decision: engine.PluginDecision{Study: "alerts", Participant: "p1", DecisionID: "d-9", Time: time.Now()}, Action: "safety"})
+	retiring.Notify(engine.Notification{ID: "d-9/alerts", Decision: decision.PluginDecision{Study: "alerts", Participant: "p1", DecisionID: "d-9", Time: time.Now()}, Action: "safety"})
 	var lines []map[string]any
 	waitFor(t, 10*time.Second, func() bool {
 		lines = readJSONL(t, filepath.Join(data, "alerts", "alerts", "notified.jsonl"))
@@ -530,7 +532,7 @@ func TestPluginsDoNotInheritTheEngineEnvironment(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer set.Close()
-		out, err := set.Enricher("gate").Enrich(context.Background(), engine.PluginDecision{}, []byte(`{}`))
+		out, err := set.Enricher("gate").Enrich(context.Background(), decision.PluginDecision{}, []byte(`{}`))
 		if err != nil {
 			t.Fatal(err)
 		}

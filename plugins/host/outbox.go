@@ -603,7 +603,7 @@ func (ob *outbox) deliver(pd *pending) bool {
 		}
 	}()
 	err := ob.p.call(ctx, "notify", func(ctx context.Context, c *conn) error {
-		_, err := c.notif.Notify(ctx, &pb.NotifyRequest{Id: n.ID, Decision: decision(n.Decision), Action: n.Action, Reasons: n.Reasons, Intervention: n.Intervention, Attempt: int32(pd.Attempts)})
+		_, err := c.notif.Notify(ctx, &pb.NotifyRequest{Id: n.ID, Decision: pbDecision(n.Decision), Action: n.Action, Reasons: n.Reasons, Intervention: n.Intervention, Attempt: int32(pd.Attempts)})
 		return err
 	})
 	cancel()

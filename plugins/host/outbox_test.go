@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitai/jitai/engine/decision"
+
 	"go.uber.org/zap"
 
 	"github.com/jitai/jitai/engine"
@@ -33,7 +35,7 @@ func spoolNotification(t *testing.T, outbox, owner, id, participant string, atte
 		name = hex.EncodeToString(sum[:16]) + "." + owner + ".json"
 	}
 	pd := map[string]any{
-		"notification": engine.Notification{ID: id, Decision: engine.PluginDecision{Study: "alerts", Participant: participant, DecisionID: strings.TrimSuffix(id, "/alerts"), Time: time.Now()}, Action: "safety"},
+		"notification": engine.Notification{ID: id, Decision: decision.PluginDecision{Study: "alerts", Participant: participant, DecisionID: strings.TrimSuffix(id, "/alerts"), Time: time.Now()}, Action: "safety"},
 		"attempts":     attempts,
 		"enqueued":     time.Now().UTC(),
 	}
@@ -172,7 +174,7 @@ func TestErasureRemovesParticipantNotifications(t *testing.T) {
 	}
 	defer set.Close()
 	for i, p := range []string{"p1", "p2", "p1"} {
-		set.Notifier("alerts").Notify(engine.Notification{ID: fmt.Sprintf("d-%d/alerts", i+1), Decision: engine.PluginDecision{Study: "alerts", Participant: p, DecisionID: fmt.Sprintf("d-%d", i+1), Time: time.Now()}, Action: "safety"})
+		set.Notifier("alerts").Notify(engine.Notification{ID: fmt.Sprintf("d-%d/alerts", i+1), Decision: decision.PluginDecision{Study: "alerts", Participant: p, DecisionID: fmt.Sprintf("d-%d", i+1), Time: time.Now()}, Action: "safety"})
 	}
 	spool := filepath.Join(outbox, "spool", "*.json")
 	waitFor(t, 5*time.Second, func() bool { m, _ := filepath.Glob(spool); return len(m) == 3 })

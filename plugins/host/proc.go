@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/engine/decision"
 	"github.com/jitai/jitai/plugins"
 	pb "github.com/jitai/jitai/plugins/proto"
 	"github.com/jitai/jitai/policies"
@@ -319,10 +320,10 @@ const maxDerived = 64 << 10
 
 type enricher struct{ p *proc }
 
-func (e enricher) Enrich(ctx context.Context, d engine.PluginDecision, input []byte) (map[string]any, error) {
+func (e enricher) Enrich(ctx context.Context, d decision.PluginDecision, input []byte) (map[string]any, error) {
 	var out map[string]any
 	err := e.p.call(ctx, "enrich", func(ctx context.Context, c *conn) error {
-		resp, err := c.enr.Enrich(ctx, &pb.EnrichRequest{Decision: decision(d), InputJson: input})
+		resp, err := c.enr.Enrich(ctx, &pb.EnrichRequest{Decision: pbDecision(d), InputJson: input})
 		if err != nil {
 			return err
 		}
@@ -339,10 +340,10 @@ func (e enricher) Enrich(ctx context.Context, d engine.PluginDecision, input []b
 
 type provider struct{ p *proc }
 
-func (pr provider) Probability(ctx context.Context, d engine.PluginDecision, q engine.ProbabilityQuery) (float64, error) {
+func (pr provider) Probability(ctx context.Context, d decision.PluginDecision, q engine.ProbabilityQuery) (float64, error) {
 	var prob float64
 	err := pr.p.call(ctx, "probability", func(ctx context.Context, c *conn) error {
-		resp, err := c.prob.Probability(ctx, &pb.ProbabilityRequest{Decision: decision(d), Factor: q.Factor, Min: q.Bounds[0], Max: q.Bounds[1], DefaultProbability: q.Default, InputJson: q.Input})
+		resp, err := c.prob.Probability(ctx, &pb.ProbabilityRequest{Decision: pbDecision(d), Factor: q.Factor, Min: q.Bounds[0], Max: q.Bounds[1], DefaultProbability: q.Default, InputJson: q.Input})
 		if err != nil {
 			return err
 		}
@@ -355,7 +356,7 @@ func (pr provider) Probability(ctx context.Context, d engine.PluginDecision, q e
 func (pr provider) Outcome(ctx context.Context, o engine.OutcomeReport) error {
 	return pr.p.call(ctx, "outcome", func(ctx context.Context, c *conn) error {
 		_, err := c.prob.Outcome(ctx, &pb.OutcomeRequest{
-			Decision: decision(o.Decision), Factor: o.Factor, Level: int32(o.Level), Probability: o.Probability, FromPlugin: o.FromPlugin,
+			Decision: pbDecision(o.Decision), Factor: o.Factor, Level: int32(o.Level), Probability: o.Probability, FromPlugin: o.FromPlugin,
 			Outcome: o.Outcome, Value: o.Value, ObservedUnixNano: o.ObservedAt.UnixNano(),
 		})
 		return err
@@ -393,7 +394,7 @@ func (p *proc) erase(ctx context.Context, participant string) error {
 	return nil
 }
 
-func decision(d engine.PluginDecision) *pb.Decision {
+func pbDecision(d decision.PluginDecision) *pb.Decision {
 	return &pb.Decision{Study: d.Study, Participant: d.Participant, DecisionId: d.DecisionID, DecisionPoint: d.DecisionPoint, TimeUnixNano: d.Time.UnixNano()}
 }
 

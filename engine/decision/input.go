@@ -1,4 +1,4 @@
-package engine
+package decision
 
 import (
 	"math"
@@ -69,7 +69,7 @@ func computeHistory(st *trial.State, now time.Time, clock localClock) history {
 }
 
 // buildInput assembles the policy input document (docs/policy.md).
-func buildInput(rt *StudyRuntime, snap *trial.Snapshot, dp any, reqCtx map[string]any, now time.Time, clock localClock, h history) map[string]any {
+func buildInput(rt *Runtime, snap *trial.Snapshot, dp any, reqCtx map[string]any, now time.Time, clock localClock, h history) map[string]any {
 	p := snap.Participant
 	st := snap.State
 	local := clock.t

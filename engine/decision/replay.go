@@ -1,4 +1,4 @@
-package engine
+package decision
 
 import (
 	"bytes"
@@ -37,7 +37,7 @@ import (
 // id, factor name; "_option" for the option), so a replay changes only
 // what the policy (or the study's factors and seed) changes.
 
-// ReplayResult is one replayed decision.
+// ReplayResult is one replayed
 type ReplayResult struct {
 	// Logged is the record as given; Replayed is the record the replay
 	// produced (identity fields copied from Logged, revision from the
@@ -116,7 +116,7 @@ func DecodeInput(rec *trial.Record) (map[string]any, error) {
 // Replay re-evaluates a logged decision with rt's policy and compares the
 // result with the log. An error means the decision could not be replayed at
 // all (an unreadable input, a policy error); differences are not errors.
-func Replay(ctx context.Context, rt *StudyRuntime, rec *trial.Record) (*ReplayResult, error) {
+func Replay(ctx context.Context, rt *Runtime, rec *trial.Record) (*ReplayResult, error) {
 	doc, err := DecodeInput(rec)
 	if err != nil {
 		return nil, err
@@ -133,7 +133,7 @@ func Replay(ctx context.Context, rt *StudyRuntime, rec *trial.Record) (*ReplayRe
 }
 
 // replayOutput is Replay after the policy evaluation.
-func replayOutput(rt *StudyRuntime, rec *trial.Record, doc map[string]any, out *policies.Output) (*ReplayResult, error) {
+func replayOutput(rt *Runtime, rec *trial.Record, doc map[string]any, out *policies.Output) (*ReplayResult, error) {
 	res := &ReplayResult{Logged: rec, Output: out}
 	local, _ := path(doc, "local").(map[string]any)
 	tz, _ := local["timezone"].(string)
@@ -206,7 +206,9 @@ func engineOwned(reason string) bool {
 }
 
 // loggedEngineReasons are the engine-owned availability reasons of a logged
-// decision. A safety decision never computed them; for it they are
+//
+//	A safety decision never computed them; for it they are
+//
 // estimated from the logged input (opt-out, and the caps on the history
 // counts the input holds), and the note says so.
 func loggedEngineReasons(rec *trial.Record, doc map[string]any) ([]string, string) {

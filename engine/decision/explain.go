@@ -1,4 +1,4 @@
-package engine
+package decision
 
 import (
 	"context"
@@ -42,7 +42,7 @@ type Explanation struct {
 	// policy is evaluated only when both revisions are the same.
 	CatalogueRevision string `json:"catalogue_revision"`
 	LoadedCatalogue   string `json:"loaded_catalogue_revision"`
-	// Safety lists the safety reasons that pre-empted the decision.
+	// Safety lists the safety reasons that pre-empted the
 	Safety    []ReasonExplanation `json:"safety,omitempty"`
 	Available bool                `json:"available"`
 	// Unavailable lists each availability reason with where it came from.
@@ -71,7 +71,7 @@ type ReasonExplanation struct {
 	Detail string   `json:"detail"`
 }
 
-// FactorExplanation is one factor's level in the decision.
+// FactorExplanation is one factor's level in the
 type FactorExplanation struct {
 	Name        string            `json:"name"`
 	Type        string            `json:"type"`
@@ -129,10 +129,10 @@ type InputValue struct {
 // maxRuleValue is the longest rule value (as JSON) an explanation shows.
 const maxRuleValue = 400
 
-// Explain explains a logged decision. rt is the study as loaded now; when
+// Explain explains a logged  rt is the study as loaded now; when
 // its policy revision is not the record's, the explanation says so and
 // shows what the record holds, without evaluating the wrong policy.
-func Explain(ctx context.Context, rt *StudyRuntime, rec *trial.Record) (*Explanation, error) {
+func Explain(ctx context.Context, rt *Runtime, rec *trial.Record) (*Explanation, error) {
 	ex := &Explanation{
 		DecisionID: rec.ID, Study: rec.Study, Participant: rec.Participant, DecisionPoint: rec.DecisionPoint,
 		Time: rec.Time, LocalTime: rec.LocalTime, Action: rec.Action, Reasons: nonNil(rec.Reasons),
@@ -318,7 +318,7 @@ func valueAt(root map[string]any, ref string) (any, bool) {
 	return cur, true
 }
 
-func reasonDetail(rt *StudyRuntime, rec *trial.Record, doc map[string]any, reason string) string {
+func reasonDetail(rt *Runtime, rec *trial.Record, doc map[string]any, reason string) string {
 	b := rt.Config.Burden
 	hist := func(key string) string {
 		v := path(doc, "history", key)
@@ -347,7 +347,7 @@ func reasonDetail(rt *StudyRuntime, rec *trial.Record, doc map[string]any, reaso
 	return "a rule of the policy"
 }
 
-func factorDetail(rt *StudyRuntime, f trial.FactorDraw) string {
+func factorDetail(rt *Runtime, f trial.FactorDraw) string {
 	if f.Type == string(policies.Between) {
 		return fmt.Sprintf("%s: %s, assigned once at enrolment (between-person factor)", f.Name, f.Label)
 	}

@@ -1,4 +1,4 @@
-package engine
+package decision
 
 import (
 	"fmt"
@@ -12,9 +12,9 @@ import (
 	"github.com/jitai/jitai/policies"
 )
 
-// StudyRuntime is a loaded study with what the engine derives from it once:
+// Runtime is a loaded study with what a decision derives from it once:
 // the draw keyer, the between-person design and its assigner.
-type StudyRuntime struct {
+type Runtime struct {
 	*policies.Study
 	drawer   *experiments.Drawer
 	between  []policies.Factor
@@ -28,18 +28,11 @@ type StudyRuntime struct {
 	// studyValue is studyInput as an AST value, converted once: decisions
 	// put it into the policy input instead of converting the map again.
 	studyValue ast.Value
-	// life counts in-flight decisions for hot reload (reload.go).
-	life lifecycle
-	// plugins are the study's running plugins (nil without any, or
-	// without a plugin host); see plugins.go.
-	plugins StudyPlugins
-	// learners are the probability plugins that learn from an outcome.
-	learners []learner
 }
 
-// NewStudyRuntime prepares a loaded study for decisions.
-func NewStudyRuntime(s *policies.Study) (*StudyRuntime, error) {
-	rt := &StudyRuntime{
+// NewRuntime prepares a loaded study for decisions.
+func NewRuntime(s *policies.Study) (*Runtime, error) {
+	rt := &Runtime{
 		Study:   s,
 		drawer:  experiments.NewDrawer(s.Config.Seed),
 		between: s.Config.FactorsOf(policies.Between),
@@ -47,7 +40,6 @@ func NewStudyRuntime(s *policies.Study) (*StudyRuntime, error) {
 		content: map[string]bool{},
 	}
 	rt.budgets = map[string]budgetRuntime{}
-	rt.learners = learnersOf(s.Config)
 	for _, f := range s.Config.Factors {
 		if f.Content {
 			rt.content[f.Name] = true
@@ -135,7 +127,7 @@ func (br budgetRuntime) index(minuteOfDay int) (int, bool) {
 
 // StratumKey is the canonical key of a participant's strata, in the order
 // the study declares them ("site=a|sex=f"); "" when the study has none.
-func (rt *StudyRuntime) StratumKey(strata map[string]string) string {
+func (rt *Runtime) StratumKey(strata map[string]string) string {
 	parts := make([]string, 0, len(rt.Config.Strata))
 	for _, name := range rt.Config.Strata {
 		parts = append(parts, name+"="+strata[name])
@@ -143,8 +135,8 @@ func (rt *StudyRuntime) StratumKey(strata map[string]string) string {
 	return strings.Join(parts, "|")
 }
 
-// validateStrata checks that exactly the declared strata are given.
-func (rt *StudyRuntime) validateStrata(strata map[string]string) error {
+// ValidateStrata checks that exactly the declared strata are given.
+func (rt *Runtime) ValidateStrata(strata map[string]string) error {
 	declared := map[string]bool{}
 	for _, name := range rt.Config.Strata {
 		declared[name] = true
@@ -170,22 +162,22 @@ func (rt *StudyRuntime) validateStrata(strata map[string]string) error {
 }
 
 // BetweenFactors returns the between-person factors in design column order.
-func (rt *StudyRuntime) BetweenFactors() []policies.Factor { return rt.between }
+func (rt *Runtime) BetweenFactors() []policies.Factor { return rt.between }
 
 // Design returns the between-person design rows (level indices 0/1, one
 // column per between-person factor); nil when the study has none.
-func (rt *StudyRuntime) Design() [][]int { return rt.rows }
+func (rt *Runtime) Design() [][]int { return rt.rows }
 
 // AssignedRow is the design row the seq-th enrolment of a stratum gets.
-func (rt *StudyRuntime) AssignedRow(stratum string, seq int64) int {
+func (rt *Runtime) AssignedRow(stratum string, seq int64) int {
 	if rt.assigner == nil {
 		return 0
 	}
 	return rt.assigner.RowIndex(stratum, seq)
 }
 
-// assign fills in the between-person assignment for the seq-th enrolment.
-func (rt *StudyRuntime) assign(p *trial.Participant, seq int64) {
+// Assign fills in the between-person assignment for the seq-th enrolment.
+func (rt *Runtime) Assign(p *trial.Participant, seq int64) {
 	p.Seq = seq
 	p.Assignment = map[string]string{}
 	if rt.assigner == nil {

@@ -1,4 +1,4 @@
-package engine
+package decision
 
 import (
 	"context"
@@ -25,11 +25,11 @@ func richInput(t *testing.T) map[string]any {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := policies.LoadStudy(context.Background(), "../policies/examples/stress-mrt", cat)
+	s, err := policies.LoadStudy(context.Background(), "../../policies/examples/stress-mrt", cat)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := NewStudyRuntime(s)
+	rt, err := NewRuntime(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func TestInputSchemaMatchesBuildInput(t *testing.T) {
 // docs/policy.md resolves in the schema, and every path of the schema is
 // documented (itself or an object containing it).
 func TestInputSchemaMatchesDocs(t *testing.T) {
-	raw, err := os.ReadFile("../docs/policy.md")
+	raw, err := os.ReadFile("../../docs/policy.md")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package engine
+package decision
 
 import "github.com/jitai/jitai/policies"
 

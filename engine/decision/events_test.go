@@ -1,4 +1,4 @@
-package engine
+package decision
 
 import (
 	"encoding/json"
@@ -168,16 +168,6 @@ func TestNextStateDoesNotTouchOld(t *testing.T) {
 	rec.Action = trial.ActionNone
 	if st2 := nextState(st, rec, now, "2026-11-21", nil); len(st2.Prompts) != trial.KeepPrompts || len(st2.Decisions) != 2 {
 		t.Fatalf("a none decision must add to decisions only: %d prompts, %d decisions", len(st2.Prompts), len(st2.Decisions))
-	}
-}
-
-func TestIDsSortByTimeAndDiffer(t *testing.T) {
-	s := newIDSource(nil)
-	t0 := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
-	a, b := s.next(t0), s.next(t0.Add(time.Millisecond))
-	c := s.next(t0)
-	if len(a) != 26 || a >= b || a == c {
-		t.Fatalf("ids %s %s %s", a, b, c)
 	}
 }
 

@@ -1,0 +1,27 @@
+package engine
+
+import "github.com/jitai/jitai/engine/decision"
+
+import "github.com/jitai/jitai/policies"
+
+// StudyRuntime is a study as the service runs it: the decision runtime,
+// plus its in-flight count for hot reload and its plugins.
+type StudyRuntime struct {
+	*decision.Runtime
+	// life counts in-flight decisions for hot reload (reload.go).
+	life lifecycle
+	// plugins are the study's running plugins (nil without any, or
+	// without a plugin host); see plugins.go.
+	plugins StudyPlugins
+	// learners are the probability plugins that learn from an outcome.
+	learners []learner
+}
+
+// NewStudyRuntime prepares a loaded study for decisions by the service.
+func NewStudyRuntime(s *policies.Study) (*StudyRuntime, error) {
+	r, err := decision.NewRuntime(s)
+	if err != nil {
+		return nil, err
+	}
+	return &StudyRuntime{Runtime: r, learners: learnersOf(s.Config)}, nil
+}
