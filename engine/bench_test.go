@@ -29,7 +29,7 @@ const benchParticipants = 1000
 // store and enrolled participants who report EMA twice a day (07:30 and
 // 13:00) for the given number of days, so that every day of the workload
 // has the same mix of fresh and stale self-reports.
-func benchEngine(b *testing.B, days int) (*engine.Engine, *policies.Study, time.Time) {
+func benchEngine(b *testing.B, days int) (*engine.Engine, *sqlite.Store, *policies.Study, time.Time) {
 	b.Helper()
 	ctx := context.Background()
 	cat, err := interventions.Embedded()
@@ -68,7 +68,7 @@ func benchEngine(b *testing.B, days int) (*engine.Engine, *policies.Study, time.
 			b.Fatal(err)
 		}
 	}
-	return eng, study, base
+	return eng, store, study, base
 }
 
 // perDay is the number of decisions in one day of the workload.
@@ -95,16 +95,16 @@ func BenchmarkDecide(b *testing.B) { benchDecide(b, false) }
 func BenchmarkDecideWithKey(b *testing.B) { benchDecide(b, true) }
 
 func benchDecide(b *testing.B, withKey bool) {
-	eng, study, base := benchEngine(b, b.N/perDay+1)
+	eng, store, study, base := benchEngine(b, b.N/perDay+1)
 	ctx := context.Background()
 	var n atomic.Int64
 	b.ReportAllocs()
 	b.SetParallelism(8)
 	cpu := storetest.ReportCPU(b)
 	b.ResetTimer()
-	before := eng.Store().(*sqlite.Store).Stats()
+	before := store.Stats()
 	b.Cleanup(func() {
-		after := eng.Store().(*sqlite.Store).Stats()
+		after := store.Stats()
 		if tx := after.Transactions - before.Transactions; tx > 0 {
 			b.ReportMetric(float64(after.Ops-before.Ops)/float64(tx), "ops/tx")
 		}
@@ -131,7 +131,7 @@ func benchDecide(b *testing.B, withKey bool) {
 // same policy on the inputs the engine built for one full day of the same
 // workload as BenchmarkDecide.
 func BenchmarkPolicyEval(b *testing.B) {
-	eng, study, base := benchEngine(b, 1)
+	eng, _, study, base := benchEngine(b, 1)
 	ctx := context.Background()
 	var inputs []map[string]any
 	for i := int64(0); i < perDay; i++ {
@@ -169,7 +169,7 @@ func BenchmarkPolicyEval(b *testing.B) {
 // same inputs as BenchmarkPolicyEval, through policies.Policy (input as an
 // AST value, output decoded), serially.
 func BenchmarkPolicyEvaluators(b *testing.B) {
-	eng, study, base := benchEngine(b, 1)
+	eng, _, study, base := benchEngine(b, 1)
 	ctx := context.Background()
 	var inputs []ast.Value
 	for i := int64(0); i < perDay; i++ {

@@ -152,9 +152,6 @@ func (e *Engine) Studies() []*StudyRuntime {
 	return out
 }
 
-// Store returns the engine's store.
-func (e *Engine) Store() trial.Store { return e.store }
-
 func (e *Engine) lock(study, participant string) func() {
 	var h maphash.Hash
 	h.SetSeed(e.seed)

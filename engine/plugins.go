@@ -126,26 +126,17 @@ type PluginObserver interface {
 	PluginCall(study, plugin, kind, call, outcome string, took time.Duration)
 }
 
-// Plugin call outcomes (PluginObserver, and PluginCall.Reason of a fallback).
-const (
-	PluginOK          = "ok"
-	PluginTimeout     = "timeout"
-	PluginUnavailable = "unavailable"
-	PluginError       = "error"
-	PluginInvalid     = "invalid"
-)
-
 // PluginOutcome classifies a plugin call's error.
 func PluginOutcome(err error) string {
 	switch {
 	case err == nil:
-		return PluginOK
+		return trial.PluginOK
 	case errors.Is(err, context.DeadlineExceeded):
-		return PluginTimeout
+		return trial.PluginTimeout
 	case errors.Is(err, ErrPluginUnavailable):
-		return PluginUnavailable
+		return trial.PluginUnavailable
 	}
-	return PluginError
+	return trial.PluginError
 }
 
 // Close stops the study's plugins. Call it once the runtime is retired
@@ -278,7 +269,7 @@ var ErrPluginInvalid = errors.New("invalid plugin answer")
 
 func reasonOf(err error) string {
 	if errors.Is(err, ErrPluginInvalid) {
-		return PluginInvalid
+		return trial.PluginInvalid
 	}
 	return PluginOutcome(err)
 }

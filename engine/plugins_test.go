@@ -185,14 +185,14 @@ func TestPluginFallbacks(t *testing.T) {
 		enReason   string
 		probReason string
 	}{
-		{"no plugin host", nil, engine.PluginUnavailable, engine.PluginUnavailable},
-		{"errors", &fakePlugins{enErr: errors.New("boom"), probErr: errors.New("boom")}, engine.PluginError, engine.PluginError},
-		{"timeouts", &fakePlugins{enErr: fmt.Errorf("late: %w", context.DeadlineExceeded), probErr: fmt.Errorf("late: %w", context.DeadlineExceeded)}, engine.PluginTimeout, engine.PluginTimeout},
-		{"down", &fakePlugins{enErr: engine.ErrPluginUnavailable, probErr: engine.ErrPluginUnavailable}, engine.PluginUnavailable, engine.PluginUnavailable},
-		{"out of range", &fakePlugins{derived: map[string]any{}, prob: 1.5}, "", engine.PluginInvalid},
-		{"NaN", &fakePlugins{derived: map[string]any{}, prob: math.NaN()}, "", engine.PluginInvalid},
-		{"infinite", &fakePlugins{derived: map[string]any{}, prob: math.Inf(1)}, "", engine.PluginInvalid},
-		{"no object", &fakePlugins{derived: nil, prob: 0.5}, engine.PluginInvalid, ""},
+		{"no plugin host", nil, trial.PluginUnavailable, trial.PluginUnavailable},
+		{"errors", &fakePlugins{enErr: errors.New("boom"), probErr: errors.New("boom")}, trial.PluginError, trial.PluginError},
+		{"timeouts", &fakePlugins{enErr: fmt.Errorf("late: %w", context.DeadlineExceeded), probErr: fmt.Errorf("late: %w", context.DeadlineExceeded)}, trial.PluginTimeout, trial.PluginTimeout},
+		{"down", &fakePlugins{enErr: engine.ErrPluginUnavailable, probErr: engine.ErrPluginUnavailable}, trial.PluginUnavailable, trial.PluginUnavailable},
+		{"out of range", &fakePlugins{derived: map[string]any{}, prob: 1.5}, "", trial.PluginInvalid},
+		{"NaN", &fakePlugins{derived: map[string]any{}, prob: math.NaN()}, "", trial.PluginInvalid},
+		{"infinite", &fakePlugins{derived: map[string]any{}, prob: math.Inf(1)}, "", trial.PluginInvalid},
+		{"no object", &fakePlugins{derived: nil, prob: 0.5}, trial.PluginInvalid, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,8 +1,9 @@
 package engine
 
-import "github.com/jitai/jitai/engine/decision"
-
-import "github.com/jitai/jitai/policies"
+import (
+	"github.com/jitai/jitai/engine/decision"
+	"github.com/jitai/jitai/policies"
+)
 
 // StudyRuntime is a study as the service runs it: the decision runtime,
 // plus its in-flight count for hot reload and its plugins.

@@ -272,7 +272,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 	defer cancel()
-	if err := s.eng.Store().Ping(ctx); err != nil {
+	if err := s.eng.Ready(ctx); err != nil {
 		s.storeDown(err)
 		writeProblem(w, r, problem(http.StatusServiceUnavailable, "unavailable", "Store unavailable", "the store does not answer", ""))
 		return
@@ -372,10 +372,7 @@ func (s *Server) getParticipant(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, engine.ErrUnknownStudy)
 		return
 	}
-	p, err := s.eng.Store().Participant(r.Context(), r.PathValue("study"), r.PathValue("participant"))
-	if errors.Is(err, trial.ErrNotFound) {
-		err = engine.ErrUnknownParticipant
-	}
+	p, err := s.eng.Participant(r.Context(), r.PathValue("study"), r.PathValue("participant"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -527,7 +524,7 @@ func (s *Server) listDecisions(w http.ResponseWriter, r *http.Request) {
 		}
 		q.AfterTime, q.AfterID = t, id
 	}
-	recs, err := s.eng.Store().ListDecisions(r.Context(), q)
+	recs, err := s.eng.ListDecisions(r.Context(), q)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -549,7 +546,7 @@ func (s *Server) getDecision(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, engine.ErrUnknownStudy)
 		return
 	}
-	rec, err := s.eng.Store().Decision(r.Context(), study, r.PathValue("id"))
+	rec, err := s.eng.Decision(r.Context(), study, r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -24,7 +24,7 @@ func (s *Server) explainDecision(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, engine.ErrUnknownStudy)
 		return
 	}
-	rec, err := s.eng.Store().Decision(r.Context(), study, r.PathValue("id"))
+	rec, err := s.eng.Decision(r.Context(), study, r.PathValue("id"))
 	if errors.Is(err, trial.ErrNotFound) {
 		writeProblem(w, r, problem(http.StatusNotFound, "unknown-decision", "Unknown decision",
 			fmt.Sprintf("study %s has no decision with this id", study), "id"))
@@ -45,7 +45,7 @@ func (s *Server) explainAnyStudy(w http.ResponseWriter, r *http.Request) {
 		if !allowedStudy(r, rt.Config.ID) {
 			continue
 		}
-		rec, err := s.eng.Store().Decision(r.Context(), rt.Config.ID, id)
+		rec, err := s.eng.Decision(r.Context(), rt.Config.ID, id)
 		if errors.Is(err, trial.ErrNotFound) {
 			continue
 		}

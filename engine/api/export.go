@@ -22,7 +22,7 @@ import (
 // document; the file is then streamed.
 func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	study := r.PathValue("study")
-	rt, ok := s.eng.Study(study)
+	_, ok := s.eng.Study(study)
 	if !ok {
 		s.fail(w, r, engine.ErrUnknownStudy)
 		return
@@ -44,7 +44,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &trial.InputError{Field: "table", Reason: fmt.Sprintf("%q is not a table: use decisions, participants or codebook", table)})
 		return
 	}
-	ts, err := export.Build(r.Context(), s.eng.Store(), rt.Study, export.Options{})
+	ts, err := s.eng.Export(r.Context(), study, export.Options{})
 	if errors.Is(err, context.DeadlineExceeded) {
 		// Not a store outage: the study is too large for one request.
 		writeProblem(w, r, problem(http.StatusServiceUnavailable, "export-timeout", "Export took too long",

@@ -58,6 +58,11 @@ func (s *Server) errorProblem(r *http.Request, err error) *Problem {
 		return problem(http.StatusNotFound, "not-found", "Not found", "no such record", "")
 	case errors.Is(err, engine.ErrIdempotencyMismatch):
 		return problem(http.StatusUnprocessableEntity, "idempotency-key-reused", "Idempotency-Key reused", "this Idempotency-Key was used for a different request; use a new key for a new decision", "Idempotency-Key")
+	case errors.Is(err, engine.ErrNotSupported):
+		return problem(http.StatusNotImplemented, "not-implemented", "Not supported by this store", "the configured store cannot withdraw or erase participants", "")
+	case errors.Is(err, engine.ErrPluginErasure):
+		return problem(http.StatusServiceUnavailable, "plugin-erasure-failed", "Plugin data not erased",
+			"the participant's data held by the study's plugins could not all be erased (a plugin is down or failed); repeat the request", "")
 	case errors.Is(err, engine.ErrWithdrawn):
 		return problem(http.StatusConflict, "withdrawn", "Participant withdrawn", "the participant has withdrawn from the study", "participant")
 	case errors.Is(err, decision.ErrPolicyTimeout):

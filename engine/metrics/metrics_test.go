@@ -49,10 +49,10 @@ func TestDecisionPathNoAllocs(t *testing.T) {
 
 func TestPluginCalls(t *testing.T) {
 	m := metrics.New()
-	m.PluginCall("s", "bandit", "probability", "probability", engine.PluginOK, 2*time.Millisecond)
-	m.PluginCall("s", "bandit", "probability", "probability", engine.PluginTimeout, 100*time.Millisecond)
-	m.PluginCall("s", "bandit", "probability", "probability", engine.PluginTimeout, 100*time.Millisecond)
-	m.PluginCall("s", "alerts", "notifier", "dead_letter", engine.PluginError, 0)
+	m.PluginCall("s", "bandit", "probability", "probability", trial.PluginOK, 2*time.Millisecond)
+	m.PluginCall("s", "bandit", "probability", "probability", trial.PluginTimeout, 100*time.Millisecond)
+	m.PluginCall("s", "bandit", "probability", "probability", trial.PluginTimeout, 100*time.Millisecond)
+	m.PluginCall("s", "alerts", "notifier", "dead_letter", trial.PluginError, 0)
 	fams, err := m.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)

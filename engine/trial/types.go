@@ -216,3 +216,12 @@ type PluginCall struct {
 	Reason        string `json:"reason,omitempty"`
 	LatencyMicros int64  `json:"latency_us"`
 }
+
+// Plugin call outcomes (PluginObserver, and PluginCall.Reason of a fallback).
+const (
+	PluginOK          = "ok"
+	PluginTimeout     = "timeout"
+	PluginUnavailable = "unavailable"
+	PluginError       = "error"
+	PluginInvalid     = "invalid"
+)

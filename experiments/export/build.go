@@ -10,7 +10,6 @@ import (
 
 	"github.com/jitai/jitai/engine/trial"
 
-	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/policies"
 )
 
@@ -58,7 +57,7 @@ func pluginFactor(f policies.Factor) bool {
 }
 
 // pluginReasons are the reasons a plugin's fallback applies.
-var pluginReasons = []string{engine.PluginTimeout, engine.PluginUnavailable, engine.PluginError, engine.PluginInvalid}
+var pluginReasons = []string{trial.PluginTimeout, trial.PluginUnavailable, trial.PluginError, trial.PluginInvalid}
 
 // Values of a plugin factor's _prob_source column.
 const (

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/engine/trial"
 	"github.com/jitai/jitai/policies"
 )
 
@@ -246,7 +247,7 @@ func (p *proc) observe(call string, start time.Time, err error) {
 	if p.o.Observer != nil {
 		outcome := engine.PluginOutcome(err)
 		if errors.Is(err, engine.ErrPluginInvalid) {
-			outcome = engine.PluginInvalid
+			outcome = trial.PluginInvalid
 		}
 		p.o.Observer.PluginCall(p.study, p.cfg.Name, p.cfg.Kind, call, outcome, time.Since(start))
 	}

@@ -254,7 +254,7 @@ func TestCrashedPluginIsRestartedWhileDecisionsFallBack(t *testing.T) {
 	if failed != 0 {
 		t.Errorf("%d decisions failed; a crashed plugin must never fail a decision", failed)
 	}
-	if fellBack == 0 || reasons[engine.PluginUnavailable] == 0 {
+	if fellBack == 0 || reasons[trial.PluginUnavailable] == 0 {
 		t.Errorf("no decision fell back while the plugin was down (fallback reasons %v)", reasons)
 	}
 	if afterRestart < 20 {
@@ -275,7 +275,7 @@ func TestSlowPluginCostsAtMostItsDeadline(t *testing.T) {
 		rec := r.decide(t, "slow", "p1", base.Add(time.Duration(i)*time.Minute), nil)
 		took := time.Since(start)
 		fd := rec.Factors[0]
-		if fd.Plugin.Fallback != policies.FallbackDefaultProbability || fd.Plugin.Reason != engine.PluginTimeout || *fd.Probability != 0.5 {
+		if fd.Plugin.Fallback != policies.FallbackDefaultProbability || fd.Plugin.Reason != trial.PluginTimeout || *fd.Probability != 0.5 {
 			t.Fatalf("plugin %+v probability %v; want the default 0.5 after a timeout", fd.Plugin, *fd.Probability)
 		}
 		// The deadline plus generous slack for a loaded machine; far below
@@ -300,7 +300,7 @@ func TestSlowPluginCostsAtMostItsDeadline(t *testing.T) {
 	if took := time.Since(start); took > deadline+time.Second {
 		t.Errorf("decision took %s with a %s enricher deadline", took, deadline)
 	}
-	if rec.Action != trial.ActionDeliver || rec.Plugins[0].Fallback != policies.FallbackOmit || rec.Plugins[0].Reason != engine.PluginTimeout {
+	if rec.Action != trial.ActionDeliver || rec.Plugins[0].Fallback != policies.FallbackOmit || rec.Plugins[0].Reason != trial.PluginTimeout {
 		t.Errorf("action %s, enricher %+v; want deliver with the enricher omitted after a timeout", rec.Action, rec.Plugins[0])
 	}
 }
@@ -579,7 +579,7 @@ func TestReplacedExecutableIsNotRestarted(t *testing.T) {
 		t.Fatalf("a replaced executable was started (pid %d)", got)
 	}
 	rec := r.decide(t, "swap", "p1", time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC), nil)
-	if fd := rec.Factors[0]; fd.Plugin.Reason != engine.PluginUnavailable || *fd.Probability != 0.5 {
+	if fd := rec.Factors[0]; fd.Plugin.Reason != trial.PluginUnavailable || *fd.Probability != 0.5 {
 		t.Errorf("plugin %+v probability %v, want the fallback 0.5 while the plugin is refused", fd.Plugin, *fd.Probability)
 	}
 }
