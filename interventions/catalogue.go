@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -170,7 +171,7 @@ func (c *Catalogue) CheckDimension(name string, levels []string) error {
 	have, ok := c.dims[name]
 	if !ok {
 		return fmt.Errorf("the intervention catalogue has no dimension %q; dimensions.yaml declares: %s",
-			name, strings.Join(sortedKeys(c.dims), ", "))
+			name, strings.Join(slices.Sorted(maps.Keys(c.dims)), ", "))
 	}
 	if !slices.Equal(have, levels) {
 		return fmt.Errorf("dimension %q has levels [%s] in the intervention catalogue, not [%s]; use the same levels in the same order",
@@ -219,7 +220,7 @@ func newCatalogue(dims map[string][]string, dimsFile sourceFile, byID map[string
 		dims:     dims,
 		dimsFile: dimsFile,
 		byID:     byID,
-		ids:      sortedKeys(byID),
+		ids:      slices.Sorted(maps.Keys(byID)),
 		sources:  make(map[string]sourceFile, len(byID)),
 	}
 	files := []sourceFile{dimsFile}
@@ -251,13 +252,4 @@ func toAnySlice(ss []string) []any {
 		out[i] = s
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

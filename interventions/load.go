@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"path"
 	"slices"
 	"sort"
@@ -418,10 +419,10 @@ func (l *loader) parseIntervention(file, base string, data []byte, dims map[stri
 	v.steps(iv.Steps, "steps")
 
 	iv.Variants = make(map[string]map[string]Variant, len(raw.Variants))
-	for _, dim := range sortedKeys(raw.Variants) {
+	for _, dim := range slices.Sorted(maps.Keys(raw.Variants)) {
 		levels, known := dims[dim]
 		if !known {
-			v.errorf(v.line("variants", dim), "unknown dimension %q; %s declares: %s", dim, dimensionsFile, strings.Join(sortedKeys(dims), ", "))
+			v.errorf(v.line("variants", dim), "unknown dimension %q; %s declares: %s", dim, dimensionsFile, strings.Join(slices.Sorted(maps.Keys(dims)), ", "))
 			continue
 		}
 		rawLevels := raw.Variants[dim]
@@ -431,7 +432,7 @@ func (l *loader) parseIntervention(file, base string, data []byte, dims map[stri
 			}
 		}
 		byLevel := make(map[string]Variant, len(rawLevels))
-		for _, level := range sortedKeys(rawLevels) {
+		for _, level := range slices.Sorted(maps.Keys(rawLevels)) {
 			if !slices.Contains(levels, level) {
 				v.errorf(v.line("variants", dim, level), "unknown level %q for dimension %q; its levels are: %s", level, dim, strings.Join(levels, ", "))
 				continue

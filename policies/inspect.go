@@ -3,6 +3,7 @@ package policies
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -289,7 +290,7 @@ func refReads(nodes []any, rules map[string]bool) (reads, uses []string) {
 	for _, n := range nodes {
 		vis.Walk(n)
 	}
-	return sortedKeys(set), sortedKeys(used)
+	return slices.Sorted(maps.Keys(set)), slices.Sorted(maps.Keys(used))
 }
 
 func groundPrefix(ref ast.Ref) ast.Ref {

@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -117,7 +119,7 @@ func (o *Output) FellBack() bool { return o.fellBack }
 func ParseModules(files map[string]string) (map[string]*ast.Module, error) {
 	mods := make(map[string]*ast.Module, len(files))
 	var errs ConfigErrors
-	paths := sortedKeys(files)
+	paths := slices.Sorted(maps.Keys(files))
 	for _, path := range paths {
 		m, err := ast.ParseModuleWithOpts(path, files[path], ast.ParserOptions{RegoVersion: ast.RegoV1})
 		if err != nil {
@@ -470,7 +472,7 @@ func number(v any) (float64, bool) {
 func Revision(files map[string][]byte) string {
 	h := sha256.New()
 	var n [8]byte
-	for _, p := range sortedKeys(files) {
+	for _, p := range slices.Sorted(maps.Keys(files)) {
 		binary.BigEndian.PutUint64(n[:], uint64(len(p)))
 		h.Write(n[:])
 		h.Write([]byte(p))
@@ -479,13 +481,4 @@ func Revision(files map[string][]byte) string {
 		h.Write(files[p])
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

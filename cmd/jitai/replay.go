@@ -7,9 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -482,7 +484,7 @@ func writeReplay(w io.Writer, rep *replayReport) {
 	if len(rep.NotCheckable) > 0 {
 		fmt.Fprintln(w, "\nNOT CHECKED: made with another policy or catalogue revision than --study's")
 		fmt.Fprintf(w, "(--study has policy %s, catalogue %s); give that revision's study folder to check them:\n", short(rep.Revision), short(rep.Catalogue))
-		for _, k := range sortedKeys(rep.NotCheckable) {
+		for _, k := range slices.Sorted(maps.Keys(rep.NotCheckable)) {
 			p, c, _ := strings.Cut(k, " / ")
 			fmt.Fprintf(w, "  policy %s, catalogue %s: %d decisions\n", short(p), short(c), rep.NotCheckable[k])
 		}
@@ -545,7 +547,7 @@ func writeReplay(w io.Writer, rep *replayReport) {
 	}
 	if len(rep.Notes) > 0 {
 		fmt.Fprintln(w, "\napproximations (docs/replay.md):")
-		for _, k := range sortedKeys(rep.Notes) {
+		for _, k := range slices.Sorted(maps.Keys(rep.Notes)) {
 			fmt.Fprintf(w, "  %d x %s\n", rep.Notes[k], k)
 		}
 	}
@@ -566,7 +568,7 @@ func short(rev string) string {
 }
 
 func sortedByCount(m map[string]int) []string {
-	keys := sortedKeys(m)
+	keys := slices.Sorted(maps.Keys(m))
 	sort.SliceStable(keys, func(i, j int) bool { return m[keys[i]] > m[keys[j]] })
 	return keys
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -455,7 +456,7 @@ func compareExpect(x *scenarioExpect, rec *trial.Record, at func(string) int) []
 			fail("intervention", "want %s, got %q (action %s)", x.Intervention, got, rec.Action)
 		}
 	}
-	for _, name := range sortedKeys(x.Factors) {
+	for _, name := range slices.Sorted(maps.Keys(x.Factors)) {
 		got := ""
 		for _, f := range rec.Factors {
 			if f.Name == name {
@@ -466,7 +467,7 @@ func compareExpect(x *scenarioExpect, rec *trial.Record, at func(string) int) []
 			fail("factors."+name, "want %s, got %q", x.Factors[name], got)
 		}
 	}
-	for _, name := range sortedKeys(x.Tailoring) {
+	for _, name := range slices.Sorted(maps.Keys(x.Tailoring)) {
 		want, _ := json.Marshal(normaliseContext(map[string]any{"v": x.Tailoring[name]})["v"])
 		got, _ := json.Marshal(rec.Tailoring[name])
 		if string(want) != string(got) {
@@ -480,13 +481,4 @@ func sorted(s []string) []string {
 	out := append([]string{}, s...)
 	sort.Strings(out)
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

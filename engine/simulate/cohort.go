@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -336,7 +338,7 @@ func (c *Cohort) validate(file string, lines map[string]int) CohortErrors {
 			v.at("timezone", "%q is not an IANA time zone such as Europe/London", c.Timezone)
 		}
 	}
-	for _, name := range sortedKeys(c.Strata) {
+	for _, name := range slices.Sorted(maps.Keys(c.Strata)) {
 		vals := c.Strata[name]
 		if len(vals) == 0 {
 			v.at("strata."+name, "give at least one value")
@@ -415,7 +417,7 @@ func (c *Cohort) validate(file string, lines map[string]int) CohortErrors {
 			v.at(x.key, "%g is beyond the 0-10 scale", x.val)
 		}
 	}
-	for _, name := range sortedKeys(c.Effects.Components) {
+	for _, name := range slices.Sorted(maps.Keys(c.Effects.Components)) {
 		ef := c.Effects.Components[name]
 		if ef.Stress < -10 || ef.Stress > 10 || ef.Mood < -10 || ef.Mood > 10 {
 			v.at("effects.components."+name, "effects are beyond the 0-10 scale")
@@ -447,13 +449,4 @@ func (c *Cohort) checkAgainst(cfg *policies.Config) error {
 		return errors.New(strings.Join(errs, "\n"))
 	}
 	return nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

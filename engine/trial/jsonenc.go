@@ -3,7 +3,9 @@ package trial
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -38,7 +40,7 @@ func AppendJSON(dst []byte, v any) ([]byte, error) {
 		return append(dst, x...), nil
 	case map[string]any:
 		dst = append(dst, '{')
-		for i, k := range sortedKeys(x) {
+		for i, k := range slices.Sorted(maps.Keys(x)) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}

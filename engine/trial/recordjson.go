@@ -153,7 +153,7 @@ func (st *State) AppendJSON(dst []byte) ([]byte, error) {
 	}
 	if len(st.Assessments) > 0 {
 		e.b = append(e.b, `,"assessments":{`...)
-		for i, k := range sortedKeys(st.Assessments) {
+		for i, k := range slices.Sorted(maps.Keys(st.Assessments)) {
 			if i > 0 {
 				e.b = append(e.b, ',')
 			}
@@ -407,7 +407,7 @@ func (e *jsonEncoder) rendered(r *interventions.Rendered) {
 
 func (e *jsonEncoder) observations(m map[string]Observation) {
 	e.b = append(e.b, '{')
-	for i, k := range sortedKeys(m) {
+	for i, k := range slices.Sorted(maps.Keys(m)) {
 		if i > 0 {
 			e.b = append(e.b, ',')
 		}
@@ -481,9 +481,6 @@ func (e *jsonEncoder) preferences(p *Preferences) {
 	}
 	e.b = append(e.b, '}')
 }
-
-// sortedKeys returns m's keys in encoding/json's order.
-func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 // appendFloat formats f as encoding/json formats a float64: the shortest
 // representation, in exponent form below 1e-6 and from 1e21 on. NaN and

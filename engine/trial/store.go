@@ -3,6 +3,8 @@ package trial
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -110,4 +112,24 @@ type DecisionQuery struct {
 	AfterTime time.Time
 	AfterID   string
 	Limit     int
+}
+
+// Validate rejects commits that cannot be stored meaningfully; every store
+// calls it first.
+func (c *Commit) Validate() error {
+	switch {
+	case c == nil || c.Record == nil:
+		return errors.New("committing decision: no record")
+	case c.Record.ID == "" || c.Record.Study == "" || c.Record.Participant == "":
+		return errors.New("committing decision: the record needs a decision id, study and participant id")
+	case strings.ContainsRune(c.Record.ID, 0) || strings.ContainsRune(c.Record.Participant, 0):
+		return fmt.Errorf("committing decision in study %s: the decision or participant id contains a NUL character", c.Record.Study)
+	case c.Record.Time.IsZero():
+		return fmt.Errorf("committing decision in study %s: the record has no time", c.Record.Study)
+	case c.Idempotency != nil && c.Idempotency.Key == "":
+		return fmt.Errorf("committing decision in study %s: the idempotency entry has no key", c.Record.Study)
+	case c.State != nil && c.State.Version < 1:
+		return fmt.Errorf("committing decision in study %s: new state version %d, want the version read plus one", c.Record.Study, c.State.Version)
+	}
+	return nil
 }

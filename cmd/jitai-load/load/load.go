@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	mrand "math/rand/v2"
 	"net"
@@ -610,7 +611,7 @@ func (r *Result) Table(w io.Writer) {
 	for _, c := range codes {
 		fmt.Fprintf(w, "  status %d   %d\n", c, r.Status[c])
 	}
-	for _, k := range sortedKeys(r.Transport) {
+	for _, k := range slices.Sorted(maps.Keys(r.Transport)) {
 		fmt.Fprintf(w, "  %-11s %d\n", k, r.Transport[k])
 	}
 	fmt.Fprintf(w, "decisions/s   %.1f\n", r.DecisionsPerSecond)
@@ -618,14 +619,14 @@ func (r *Result) Table(w io.Writer) {
 		ms(r.Latency.P50), ms(r.Latency.P90), ms(r.Latency.P99), ms(r.Latency.P999), ms(r.Latency.Max), ms(r.Latency.Mean))
 	if len(r.Actions) > 0 {
 		fmt.Fprint(w, "actions      ")
-		for _, k := range sortedKeys(r.Actions) {
+		for _, k := range slices.Sorted(maps.Keys(r.Actions)) {
 			fmt.Fprintf(w, " %s %d", k, r.Actions[k])
 		}
 		fmt.Fprintln(w)
 	}
 	if len(r.Reasons) > 0 {
 		fmt.Fprint(w, "reasons      ")
-		for _, k := range sortedKeys(r.Reasons) {
+		for _, k := range slices.Sorted(maps.Keys(r.Reasons)) {
 			fmt.Fprintf(w, " %s %d", k, r.Reasons[k])
 		}
 		fmt.Fprintln(w)
@@ -640,13 +641,4 @@ func (r *Result) Line() string {
 	}
 	return fmt.Sprintf("%-10s %9.1f decisions/s   p50 %7.2f ms   p99 %7.2f ms   (%d requests, %d errors, %d workers, %.1f s)",
 		label, r.DecisionsPerSecond, ms(r.Latency.P50), ms(r.Latency.P99), r.Requests, r.Errors, r.Concurrency, r.Elapsed.Seconds())
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -30,7 +30,6 @@ package memstore
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/maphash"
 	"io"
@@ -347,7 +346,7 @@ func (s *Store) Events(ctx context.Context, study, participant string) ([]trial.
 // CommitDecision stores the record, the new state (version-checked) and the
 // idempotency entry, all or nothing.
 func (s *Store) CommitDecision(ctx context.Context, c *trial.Commit) error {
-	if err := validateCommit(c); err != nil {
+	if err := c.Validate(); err != nil {
 		return err
 	}
 	if err := s.check(ctx); err != nil {
@@ -437,22 +436,6 @@ func (s *Store) dropOld(study string, ps *person) {
 	}
 	clear(ps.records[:k])
 	ps.records = ps.records[k:]
-}
-
-func validateCommit(c *trial.Commit) error {
-	switch {
-	case c == nil || c.Record == nil:
-		return errors.New("committing decision: no record")
-	case c.Record.ID == "" || c.Record.Study == "" || c.Record.Participant == "":
-		return errors.New("committing decision: the record needs a decision id, study and participant id")
-	case c.Record.Time.IsZero():
-		return fmt.Errorf("committing decision in study %s: the record has no time", c.Record.Study)
-	case c.Idempotency != nil && c.Idempotency.Key == "":
-		return fmt.Errorf("committing decision in study %s: the idempotency entry has no key", c.Record.Study)
-	case c.State != nil && c.State.Version < 1:
-		return fmt.Errorf("committing decision in study %s: new state version %d, want the version read plus one", c.Record.Study, c.State.Version)
-	}
-	return nil
 }
 
 // Decision returns one record or ErrNotFound.

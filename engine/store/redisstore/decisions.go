@@ -26,7 +26,7 @@ import (
 // (trial.ErrIdempotencyReplay) and that the state version is still
 // c.State.Version-1 (trial.ErrConflict).
 func (s *Store) CommitDecision(ctx context.Context, c *trial.Commit) error {
-	if err := validateCommit(c); err != nil {
+	if err := c.Validate(); err != nil {
 		return err
 	}
 	rec := c.Record
@@ -149,25 +149,6 @@ func (s *Store) retryIndex(ctx context.Context, index call) error {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 250*time.Millisecond)
 	defer cancel()
 	return s.eval(rctx, index)[0].Err()
-}
-
-// validateCommit rejects commits that cannot be stored meaningfully.
-func validateCommit(c *trial.Commit) error {
-	switch {
-	case c == nil || c.Record == nil:
-		return errors.New("committing decision: no record")
-	case c.Record.ID == "" || c.Record.Study == "" || c.Record.Participant == "":
-		return errors.New("committing decision: the record needs a decision id, study and participant id")
-	case strings.ContainsRune(c.Record.ID, 0) || strings.ContainsRune(c.Record.Participant, 0):
-		return fmt.Errorf("committing decision in study %s: the decision or participant id contains a NUL character", c.Record.Study)
-	case c.Record.Time.IsZero():
-		return fmt.Errorf("committing decision in study %s: the record has no time", c.Record.Study)
-	case c.Idempotency != nil && c.Idempotency.Key == "":
-		return fmt.Errorf("committing decision in study %s: the idempotency entry has no key", c.Record.Study)
-	case c.State != nil && c.State.Version < 1:
-		return fmt.Errorf("committing decision in study %s: new state version %d, want the version read plus one", c.Record.Study, c.State.Version)
-	}
-	return nil
 }
 
 // Decision returns one record or trial.ErrNotFound: the study-wide index

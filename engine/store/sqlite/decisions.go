@@ -19,7 +19,7 @@ import (
 // is inserted. Encoding happens on the caller's goroutine so that the writer
 // only runs SQL.
 func (s *Store) CommitDecision(ctx context.Context, c *trial.Commit) error {
-	if err := validateCommit(c); err != nil {
+	if err := c.Validate(); err != nil {
 		return err
 	}
 	rec := c.Record
@@ -92,23 +92,6 @@ func (s *Store) CommitDecision(ctx context.Context, c *trial.Commit) error {
 	}
 	if c.State != nil {
 		s.cache.putState(rec.Study, rec.Participant, c.State)
-	}
-	return nil
-}
-
-// validateCommit rejects commits that cannot be stored meaningfully.
-func validateCommit(c *trial.Commit) error {
-	switch {
-	case c == nil || c.Record == nil:
-		return errors.New("committing decision: no record")
-	case c.Record.ID == "" || c.Record.Study == "" || c.Record.Participant == "":
-		return errors.New("committing decision: the record needs a decision id, study and participant id")
-	case c.Record.Time.IsZero():
-		return fmt.Errorf("committing decision in study %s: the record has no time", c.Record.Study)
-	case c.Idempotency != nil && c.Idempotency.Key == "":
-		return fmt.Errorf("committing decision in study %s: the idempotency entry has no key", c.Record.Study)
-	case c.State != nil && c.State.Version < 1:
-		return fmt.Errorf("committing decision in study %s: new state version %d, want the version read plus one", c.Record.Study, c.State.Version)
 	}
 	return nil
 }
