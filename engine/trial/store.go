@@ -65,11 +65,23 @@ type Decisions interface {
 	ListDecisions(ctx context.Context, q DecisionQuery) ([]*Record, error)
 }
 
+// Pins keeps what is fixed for a study once it has participants, such as
+// its between-person design: written once, then only read and compared.
+type Pins interface {
+	// Pin stores value under (study, name) unless a value is stored there,
+	// and returns the stored value either way (value itself when it was
+	// stored now).
+	Pin(ctx context.Context, study, name string, value []byte) ([]byte, error)
+	// Pinned returns the value stored under (study, name), or ErrNotFound.
+	Pinned(ctx context.Context, study, name string) ([]byte, error)
+}
+
 // Store is everything the engine needs from storage.
 type Store interface {
 	Participants
 	States
 	Decisions
+	Pins
 	// Ping checks that the store can serve (for /readyz).
 	Ping(ctx context.Context) error
 	// Close flushes pending writes and releases resources.

@@ -60,6 +60,9 @@ type Store struct {
 	enrolMu sync.Mutex
 	seqs    map[string]int64            // study \x00 stratum -> next seq
 	order   map[string][]*participantID // study -> participants in enrolment order
+
+	pinMu sync.Mutex
+	pins  map[string][]byte // study \x00 name -> pinned value
 }
 
 type participantID struct {

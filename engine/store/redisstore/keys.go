@@ -85,6 +85,9 @@ func (k keys) study(study string) studyKeys {
 	return studyKeys{base: k.prefix + "{" + esc(study) + "}"}
 }
 
+// pins is a hash: name -> value pinned for the study (trial.Pins).
+func (k studyKeys) pins() string { return k.base + ":pins" }
+
 // seq is a hash: stratum -> next sequence number.
 func (k studyKeys) seq() string { return k.base + ":seq" }
 

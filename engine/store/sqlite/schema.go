@@ -69,6 +69,15 @@ CREATE TABLE idempotency (
 	PRIMARY KEY (study, participant, key)
 );
 `,
+	// 2: values pinned for a study once it has participants (trial.Pins).
+	`
+CREATE TABLE pins (
+	study TEXT NOT NULL,
+	name  TEXT NOT NULL,
+	value BLOB NOT NULL,
+	PRIMARY KEY (study, name)
+);
+`,
 }
 
 // migrate brings the schema to the latest version in one transaction.
@@ -120,6 +129,7 @@ type writeStmts struct {
 	setState, casState               *sql.Stmt
 	insertIdempotency                *sql.Stmt
 	insertDecision                   *sql.Stmt
+	insertPin, pinned                *sql.Stmt
 	all                              []*sql.Stmt
 }
 
@@ -182,6 +192,8 @@ func prepareWrite(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
 		&w.insertIdempotency: `INSERT INTO idempotency (study, participant, key, request_hash, decision_id, response, created_ns)
 			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING`,
 		&w.insertDecision: `INSERT INTO decisions (study, id, participant, time_ns, action, record) VALUES (?1, ?2, ?3, ?4, ?5, CAST(?6 AS TEXT))`,
+		&w.insertPin:      `INSERT INTO pins (study, name, value) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING`,
+		&w.pinned:         `SELECT value FROM pins WHERE study = ?1 AND name = ?2`,
 	})
 	if err != nil {
 		return nil, err

@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) trial.Store, reopen func(t *testi
 	t.Run("ListDecisions", h.testListDecisions)
 	t.Run("Concurrency", h.testConcurrency)
 	t.Run("Durability", h.testDurability)
+	t.Run("Pins", h.testPins)
 }
 
 // harness holds the constructors and opens stores that are closed when the
