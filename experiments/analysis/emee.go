@@ -116,22 +116,78 @@ func emeeFit(d *mrtData, s MRTSpec) (*MRTResult, error) {
 		return nil, fmt.Errorf("emee: %w", err)
 	}
 
-	theta := make([]float64, dim)
+	theta, jac, iter, err := d.emeeNewton(dim)
+	if err != nil {
+		return nil, err
+	}
+	vcov, err := d.emeeVcov(dim, theta, jac)
+	if err != nil {
+		return nil, err
+	}
+
+	res := &MRTResult{
+		Estimator:     "emee",
+		NParticipants: n,
+		NEff:          d.nEff,
+		SmallSample:   true,
+		Test:          "t",
+		Coef:          append([]float64(nil), theta...),
+		Vcov:          vcov,
+		Iterations:    iter,
+	}
+	crit := tQuantile(0.975, float64(df))
+	test := func(term string, c []float64) (Estimate, error) {
+		est := dot(c, theta)
+		vv := quadForm(vcov, c)
+		if !(vv > 0) || math.IsInf(vv, 0) {
+			return Estimate{}, fmt.Errorf("emee: the variance of %q is not positive (%v)", term, vv)
+		}
+		se := math.Sqrt(vv)
+		tv := est / se
+		return Estimate{
+			Term: term, Estimate: est, StdErr: se,
+			CILow: est - crit*se, CIHigh: est + crit*se,
+			Statistic: tv, DF1: 1, DF2: df, PValue: tTwoSided(tv, float64(df)),
+		}, nil
+	}
+	rows, names := d.contrasts(s.Lincombs)
+	for k, c := range rows {
+		est, err := test(names[k], c)
+		if err != nil {
+			return nil, err
+		}
+		res.Effects = append(res.Effects, est)
+	}
+	for j := 0; j < d.q; j++ {
+		c := make([]float64, dim)
+		c[j] = 1
+		est, err := test(d.ctlNames[j], c)
+		if err != nil {
+			return nil, err
+		}
+		res.Controls = append(res.Controls, est)
+	}
+	return res, nil
+}
+
+// emeeNewton solves the EMEE estimating equation by Newton's method with
+// step halving: the estimate, the Jacobian there and the iterations taken.
+func (d *mrtData) emeeNewton(dim int) (theta, jac []float64, iter int, err error) {
+	theta = make([]float64, dim)
 	trial := make([]float64, dim)
 	ef := make([]float64, dim)
 	efTrial := make([]float64, dim)
-	jac := make([]float64, dim*dim)
+	jac = make([]float64, dim*dim)
 	jacTrial := make([]float64, dim*dim)
 	step := mat.NewVecDense(dim, nil)
 	var lu mat.LU
 	d.emeeEval(theta, ef, jac)
-	iter := 0
 	converged := false
 	for iter < EMEEMaxIter {
 		iter++
 		lu.Factorize(mat.NewDense(dim, dim, jac))
 		if err := lu.SolveVecTo(step, false, mat.NewVecDense(dim, ef)); err != nil {
-			return nil, fmt.Errorf("emee: the estimating equation's Jacobian is singular at iteration %d: %w", iter, err)
+			return nil, nil, iter, fmt.Errorf("emee: the estimating equation's Jacobian is singular at iteration %d: %w", iter, err)
 		}
 		// Newton: theta - M^-1 ef, halved while it does not reduce |ef|.
 		cur := norm2(ef)
@@ -151,7 +207,7 @@ func emeeFit(d *mrtData, s MRTSpec) (*MRTResult, error) {
 				break
 			}
 			if half == 50 {
-				return nil, fmt.Errorf("emee: Newton's method cannot reduce the estimating equation at iteration %d; the model may be too rich for the data", iter)
+				return nil, nil, iter, fmt.Errorf("emee: Newton's method cannot reduce the estimating equation at iteration %d; the model may be too rich for the data", iter)
 			}
 			lambda /= 2
 		}
@@ -164,10 +220,16 @@ func emeeFit(d *mrtData, s MRTSpec) (*MRTResult, error) {
 		}
 	}
 	if !converged {
-		return nil, fmt.Errorf("emee: Newton's method did not converge in %d iterations (estimating equation norm %g)", EMEEMaxIter, norm2(ef))
+		return nil, nil, iter, fmt.Errorf("emee: Newton's method did not converge in %d iterations (estimating equation norm %g)", EMEEMaxIter, norm2(ef))
 	}
 
-	// Adjusted variance: sum_i v_i v_i', v_i = (M - G_i)^-1 g_i.
+	return theta, jac, iter, nil
+}
+
+// emeeVcov is the small-sample adjusted variance of the EMEE estimate:
+// sum_i v_i v_i', v_i = (M - G_i)^-1 g_i.
+func (d *mrtData) emeeVcov(dim int, theta, jac []float64) (*mat.SymDense, error) {
+	var lu mat.LU
 	x := make([]float64, dim)
 	e := make([]float64, dim)
 	g := make([]float64, dim)
@@ -219,49 +281,5 @@ func emeeFit(d *mrtData, s MRTSpec) (*MRTResult, error) {
 		}
 		addOuterUpper(vAcc, dim, 1, v.RawVector().Data)
 	}
-	vcov := symFromUpper(vAcc, dim)
-
-	res := &MRTResult{
-		Estimator:     "emee",
-		NParticipants: n,
-		NEff:          d.nEff,
-		SmallSample:   true,
-		Test:          "t",
-		Coef:          append([]float64(nil), theta...),
-		Vcov:          vcov,
-		Iterations:    iter,
-	}
-	crit := tQuantile(0.975, float64(df))
-	test := func(term string, c []float64) (Estimate, error) {
-		est := dot(c, theta)
-		vv := quadForm(vcov, c)
-		if !(vv > 0) || math.IsInf(vv, 0) {
-			return Estimate{}, fmt.Errorf("emee: the variance of %q is not positive (%v)", term, vv)
-		}
-		se := math.Sqrt(vv)
-		tv := est / se
-		return Estimate{
-			Term: term, Estimate: est, StdErr: se,
-			CILow: est - crit*se, CIHigh: est + crit*se,
-			Statistic: tv, DF1: 1, DF2: df, PValue: tTwoSided(tv, float64(df)),
-		}, nil
-	}
-	rows, names := d.contrasts(s.Lincombs)
-	for k, c := range rows {
-		est, err := test(names[k], c)
-		if err != nil {
-			return nil, err
-		}
-		res.Effects = append(res.Effects, est)
-	}
-	for j := 0; j < d.q; j++ {
-		c := make([]float64, dim)
-		c[j] = 1
-		est, err := test(d.ctlNames[j], c)
-		if err != nil {
-			return nil, err
-		}
-		res.Controls = append(res.Controls, est)
-	}
-	return res, nil
+	return symFromUpper(vAcc, dim), nil
 }

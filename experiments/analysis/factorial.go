@@ -103,75 +103,99 @@ const aliasTol = 1e-7
 // type III sums of squares, because the effect-coded columns are orthogonal.
 // A term aliased with earlier terms (a singular design) is an error.
 func Factorial(t *Table, s FactorialSpec) (*FactorialResult, error) {
+	factorIndex, terms, err := checkFactorialSpec(s)
+	if err != nil {
+		return nil, fmt.Errorf("factorial: %w", err)
+	}
+	y, covs, codes, levels, err := factorialColumns(t, s, factorIndex)
+	if err != nil {
+		return nil, fmt.Errorf("factorial: %w", err)
+	}
+	termNames, isFactorTerm, cols := factorialDesign(t.Len(), s, terms, covs, codes)
+	fit, err := fitQR(cols, y, termNames)
+	if err != nil {
+		return nil, fmt.Errorf("factorial: %w", err)
+	}
+	return fit.result(y, termNames, isFactorTerm, levels), nil
+}
+
+// checkFactorialSpec checks the factor names and levels of a spec and
+// returns each factor's index and the interaction terms.
+func checkFactorialSpec(s FactorialSpec) (map[string]int, [][]int, error) {
 	if s.Outcome == "" {
-		return nil, fmt.Errorf("factorial: no outcome column given")
+		return nil, nil, fmt.Errorf("no outcome column given")
 	}
 	if len(s.Factors) == 0 {
-		return nil, fmt.Errorf("factorial: no factors given")
+		return nil, nil, fmt.Errorf("no factors given")
 	}
 	factorIndex := map[string]int{}
 	for i, f := range s.Factors {
 		if strings.Contains(f, ":") {
-			return nil, fmt.Errorf("factorial: factor name %q contains ':'", f)
+			return nil, nil, fmt.Errorf("factor name %q contains ':'", f)
 		}
 		if _, dup := factorIndex[f]; dup {
-			return nil, fmt.Errorf("factorial: factor %q is listed twice", f)
+			return nil, nil, fmt.Errorf("factor %q is listed twice", f)
 		}
 		factorIndex[f] = i
 	}
 	for f := range s.Levels {
 		if _, ok := factorIndex[f]; !ok {
-			return nil, fmt.Errorf("factorial: levels given for %q, which is not a factor (factors: %s)", f, strings.Join(s.Factors, ", "))
+			return nil, nil, fmt.Errorf("levels given for %q, which is not a factor (factors: %s)", f, strings.Join(s.Factors, ", "))
+		}
+	}
+	for _, c := range s.Covariates {
+		if _, clash := factorIndex[c]; clash {
+			return nil, nil, fmt.Errorf("%q is both a factor and a covariate", c)
 		}
 	}
 	terms, err := interactionTerms(s, factorIndex)
-	if err != nil {
-		return nil, fmt.Errorf("factorial: %w", err)
-	}
+	return factorIndex, terms, err
+}
 
+// factorialColumns reads the outcome, the covariates and the factors'
+// effect codes from the table.
+func factorialColumns(t *Table, s FactorialSpec, factorIndex map[string]int) (y []float64, covs, codes [][]float64, levels []FactorLevels, err error) {
 	name := t.Name()
-	n := t.Len()
-	y, err := t.Numeric(s.Outcome)
-	if err != nil {
-		return nil, fmt.Errorf("factorial: %w", err)
+	if y, err = t.Numeric(s.Outcome); err != nil {
+		return nil, nil, nil, nil, err
 	}
 	for i, v := range y {
 		if math.IsNaN(v) {
-			return nil, fmt.Errorf("factorial: %s:%d: column %q: outcome is missing", name, t.Line(i), s.Outcome)
+			return nil, nil, nil, nil, fmt.Errorf("%s:%d: column %q: outcome is missing", name, t.Line(i), s.Outcome)
 		}
 	}
-	covs := make([][]float64, len(s.Covariates))
+	covs = make([][]float64, len(s.Covariates))
 	for k, c := range s.Covariates {
-		if _, clash := factorIndex[c]; clash {
-			return nil, fmt.Errorf("factorial: %q is both a factor and a covariate", c)
-		}
 		if covs[k], err = t.Numeric(c); err != nil {
-			return nil, fmt.Errorf("factorial: %w", err)
+			return nil, nil, nil, nil, err
 		}
 		for i, v := range covs[k] {
 			if math.IsNaN(v) {
-				return nil, fmt.Errorf("factorial: %s:%d: column %q: covariate is missing", name, t.Line(i), c)
+				return nil, nil, nil, nil, fmt.Errorf("%s:%d: column %q: covariate is missing", name, t.Line(i), c)
 			}
 		}
 	}
-	codes := make([][]float64, len(s.Factors))
-	levels := make([]FactorLevels, len(s.Factors))
+	codes = make([][]float64, len(s.Factors))
+	levels = make([]FactorLevels, len(s.Factors))
 	for j, f := range s.Factors {
 		vals, err := t.Text(f)
 		if err != nil {
-			return nil, fmt.Errorf("factorial: %w", err)
+			return nil, nil, nil, nil, err
 		}
 		lv, given := s.Levels[f]
-		codes[j], levels[j], err = effectCodes(t, f, vals, lv, given)
-		if err != nil {
-			return nil, fmt.Errorf("factorial: %w", err)
+		if codes[j], levels[j], err = effectCodes(t, f, vals, lv, given); err != nil {
+			return nil, nil, nil, nil, err
 		}
 	}
+	return y, covs, codes, levels, nil
+}
 
-	// Design: intercept, covariates, main effects, interactions.
-	termNames := []string{"(Intercept)"}
-	isFactorTerm := []bool{false}
-	cols := [][]float64{nil} // nil: intercept
+// factorialDesign lays out the model's columns: intercept (nil),
+// covariates, main effects, interactions (products of effect codes).
+func factorialDesign(n int, s FactorialSpec, terms [][]int, covs, codes [][]float64) (termNames []string, isFactorTerm []bool, cols [][]float64) {
+	termNames = []string{"(Intercept)"}
+	isFactorTerm = []bool{false}
+	cols = [][]float64{nil} // nil: intercept
 	for k, c := range s.Covariates {
 		termNames = append(termNames, c)
 		isFactorTerm = append(isFactorTerm, false)
@@ -198,9 +222,26 @@ func Factorial(t *Table, s FactorialSpec) (*FactorialResult, error) {
 		isFactorTerm = append(isFactorTerm, true)
 		cols = append(cols, prod)
 	}
-	k := len(cols)
+	return termNames, isFactorTerm, cols
+}
+
+// qrFit is a least-squares fit by QR: the coefficients, Q'y (whose squares
+// are the sequential sums of squares), the residual sum of squares and
+// R^-1 (for the standard errors).
+type qrFit struct {
+	n, k    int
+	coef    mat.VecDense
+	effects []float64
+	rss     float64
+	rinv    mat.TriDense
+}
+
+// fitQR fits y on cols (nil: the intercept) by QR, refusing a term aliased
+// with the terms before it.
+func fitQR(cols [][]float64, y []float64, termNames []string) (*qrFit, error) {
+	n, k := len(y), len(cols)
 	if n < k {
-		return nil, fmt.Errorf("factorial: singular design: %d runs cannot estimate %d coefficients; use fewer terms", n, k)
+		return nil, fmt.Errorf("singular design: %d runs cannot estimate %d coefficients; use fewer terms", n, k)
 	}
 	aug := 0
 	if n > k {
@@ -231,23 +272,22 @@ func Factorial(t *Table, s FactorialSpec) (*FactorialResult, error) {
 	qr.RTo(&rfull)
 	for j := 0; j < k; j++ {
 		if colNorm[j] == 0 || math.Abs(rfull.At(j, j)) <= aliasTol*colNorm[j] {
-			return nil, fmt.Errorf("factorial: singular design: term %q is aliased with (a linear combination of) the terms before it; in a fractional design it is confounded with another effect: drop it from the model", termNames[j])
+			return nil, fmt.Errorf("singular design: term %q is aliased with (a linear combination of) the terms before it; in a fractional design it is confounded with another effect: drop it from the model", termNames[j])
 		}
 	}
+	fit := &qrFit{n: n, k: k, effects: make([]float64, k)}
 	// effects = Q1'y (k values); rss = residual sum of squares.
-	effects := make([]float64, k)
-	rss := 0.0
 	if aug == 1 {
 		for j := 0; j < k; j++ {
-			effects[j] = rfull.At(j, k)
+			fit.effects[j] = rfull.At(j, k)
 		}
-		rss = rfull.At(k, k) * rfull.At(k, k)
+		fit.rss = rfull.At(k, k) * rfull.At(k, k)
 	} else {
 		var q mat.Dense
 		qr.QTo(&q)
 		var qty mat.VecDense
 		qty.MulVec(q.T(), mat.NewVecDense(n, append([]float64(nil), y...)))
-		copy(effects, qty.RawVector().Data[:k])
+		copy(fit.effects, qty.RawVector().Data[:k])
 	}
 	r := mat.NewTriDense(k, mat.Upper, nil)
 	for i := 0; i < k; i++ {
@@ -255,14 +295,18 @@ func Factorial(t *Table, s FactorialSpec) (*FactorialResult, error) {
 			r.SetTri(i, j, rfull.At(i, j))
 		}
 	}
-	var coef mat.VecDense
-	if err := coef.SolveVec(r, mat.NewVecDense(k, effects)); err != nil {
-		return nil, fmt.Errorf("factorial: singular design: %w", err)
+	if err := fit.coef.SolveVec(r, mat.NewVecDense(k, fit.effects)); err != nil {
+		return nil, fmt.Errorf("singular design: %w", err)
 	}
-	var rinv mat.TriDense
-	if err := rinv.InverseTri(r); err != nil {
-		return nil, fmt.Errorf("factorial: singular design: %w", err)
+	if err := fit.rinv.InverseTri(r); err != nil {
+		return nil, fmt.Errorf("singular design: %w", err)
 	}
+	return fit, nil
+}
+
+// result is the coefficients table and the sequential ANOVA of the fit.
+func (fit *qrFit) result(y []float64, termNames []string, isFactorTerm []bool, levels []FactorLevels) *FactorialResult {
+	n, k, rss := fit.n, fit.k, fit.rss
 	dfRes := n - k
 	sigma2 := math.NaN()
 	if dfRes > 0 {
@@ -289,9 +333,9 @@ func Factorial(t *Table, s FactorialSpec) (*FactorialResult, error) {
 		// (X'X)^-1_jj = |row j of R^-1|^2.
 		u := 0.0
 		for c := j; c < k; c++ {
-			u += rinv.At(j, c) * rinv.At(j, c)
+			u += fit.rinv.At(j, c) * fit.rinv.At(j, c)
 		}
-		est := coef.AtVec(j)
+		est := fit.coef.AtVec(j)
 		se := math.Sqrt(sigma2 * u)
 		tv := est / se
 		c := Coefficient{
@@ -305,7 +349,7 @@ func Factorial(t *Table, s FactorialSpec) (*FactorialResult, error) {
 		res.Coefficients = append(res.Coefficients, c)
 	}
 	for j := 1; j < k; j++ {
-		ss := effects[j] * effects[j]
+		ss := fit.effects[j] * fit.effects[j]
 		f := ss / sigma2
 		res.ANOVA = append(res.ANOVA, ANOVARow{
 			Term: termNames[j], DF: 1, SumSq: ss, MeanSq: Float(ss),
@@ -316,7 +360,7 @@ func Factorial(t *Table, s FactorialSpec) (*FactorialResult, error) {
 		Term: "Residuals", DF: dfRes, SumSq: rss, MeanSq: Float(sigma2),
 		F: Float(math.NaN()), PValue: Float(math.NaN()),
 	})
-	return res, nil
+	return res
 }
 
 // interactionTerms returns the interaction terms as sorted factor indices,

@@ -329,84 +329,18 @@ func prepareMRT(t *Table, s MRTSpec, binary bool) (*mrtData, error) {
 	rowErr := func(i int, column, format string, args ...any) error {
 		return fmt.Errorf("%s:%d: participant %q: column %q: %s", name, t.Line(i), ids[i], column, fmt.Sprintf(format, args...))
 	}
-	// Participants: contiguous blocks of equal ids.
-	seen := make(map[string]int)
-	for i := 0; i < n; i++ {
-		id := ids[i]
-		if id == "" {
-			return nil, fmt.Errorf("%s:%d: column %q: missing participant id", name, t.Line(i), s.ID)
-		}
-		if len(d.groups) > 0 && d.groups[len(d.groups)-1].id == id {
-			d.groups[len(d.groups)-1].end = i + 1
-			continue
-		}
-		if g, dup := seen[id]; dup {
-			return nil, fmt.Errorf("%s:%d: rows of participant %q are not contiguous: its first block ended at line %d and it starts again here; sort the data by participant, then by decision point",
-				name, t.Line(i), id, t.Line(d.groups[g].end-1))
-		}
-		seen[id] = len(d.groups)
-		d.groups = append(d.groups, group{id: id, start: i, end: i + 1})
+	if d.groups, err = contiguousGroups(t, ids, s.ID); err != nil {
+		return nil, err
 	}
+	rows := mrtRows{s: s, num: num, binary: binary, y: y, a: a, avail: avail, pv: pv, pc: pc, ptv: ptv, ptc: ptc, rowErr: rowErr}
 	for _, g := range d.groups {
 		effective := false
 		for i := g.start; i < g.end; i++ {
-			av := 1.0
-			if avail != nil {
-				av = avail[i]
-				if math.IsNaN(av) {
-					return nil, rowErr(i, s.Availability, "availability is missing")
-				}
-				if av != 0 && av != 1 {
-					return nil, rowErr(i, s.Availability, "availability must be 0 or 1, got %v", av)
-				}
+			ok, err := rows.check(d, i)
+			if err != nil {
+				return nil, err
 			}
-			if av == 0 {
-				continue
-			}
-			if math.IsNaN(y[i]) {
-				return nil, rowErr(i, s.Outcome, "outcome is missing on an available row")
-			}
-			if binary && y[i] != 0 && y[i] != 1 {
-				return nil, rowErr(i, s.Outcome, "a binary outcome must be 0 or 1, got %v", y[i])
-			}
-			if math.IsNaN(a[i]) {
-				return nil, rowErr(i, s.Treatment, "treatment is missing on an available row")
-			}
-			if a[i] != 0 && a[i] != 1 {
-				return nil, rowErr(i, s.Treatment, "treatment must be 0 or 1, got %v", a[i])
-			}
-			p := pc
-			if pv != nil {
-				p = pv[i]
-				if math.IsNaN(p) {
-					return nil, rowErr(i, s.RandProb.Column, "randomisation probability is missing on an available row")
-				}
-				if !(p > 0 && p < 1) {
-					return nil, rowErr(i, s.RandProb.Column, "randomisation probability %v on an available row is outside (0,1)", p)
-				}
-			}
-			pt := ptc
-			if ptv != nil {
-				pt = ptv[i]
-				if math.IsNaN(pt) {
-					return nil, rowErr(i, num.Column, "numerator probability is missing on an available row")
-				}
-				if !(pt > 0 && pt < 1) {
-					return nil, rowErr(i, num.Column, "numerator probability %v on an available row is outside (0,1)", pt)
-				}
-			}
-			for k, c := range s.Controls {
-				if math.IsNaN(d.z[k][i]) {
-					return nil, rowErr(i, c, "control is missing on an available row")
-				}
-			}
-			d.pt[i] = pt
-			if a[i] == 1 {
-				d.w[i] = pt / p
-			} else {
-				d.w[i] = (1 - pt) / (1 - p)
-			}
-			effective = true
+			effective = effective || ok
 		}
 		if effective {
 			d.nEff++
@@ -416,6 +350,105 @@ func prepareMRT(t *Table, s MRTSpec, binary bool) (*mrtData, error) {
 		return nil, fmt.Errorf("%s: no available rows: nothing to estimate", name)
 	}
 	return d, nil
+}
+
+// mrtRows checks the rows of an MRT table and sets their weights.
+type mrtRows struct {
+	s       MRTSpec
+	num     Prob
+	binary  bool
+	y, a    []float64
+	avail   []float64
+	pv, ptv []float64
+	pc, ptc float64
+	rowErr  func(i int, column, format string, args ...any) error
+}
+
+// check validates row i; for an available row it sets its numerator
+// probability and weight and reports true.
+func (r *mrtRows) check(d *mrtData, i int) (bool, error) {
+	av := 1.0
+	if r.avail != nil {
+		av = r.avail[i]
+		if math.IsNaN(av) {
+			return false, r.rowErr(i, r.s.Availability, "availability is missing")
+		}
+		if av != 0 && av != 1 {
+			return false, r.rowErr(i, r.s.Availability, "availability must be 0 or 1, got %v", av)
+		}
+	}
+	if av == 0 {
+		return false, nil
+	}
+	if math.IsNaN(r.y[i]) {
+		return false, r.rowErr(i, r.s.Outcome, "outcome is missing on an available row")
+	}
+	if r.binary && r.y[i] != 0 && r.y[i] != 1 {
+		return false, r.rowErr(i, r.s.Outcome, "a binary outcome must be 0 or 1, got %v", r.y[i])
+	}
+	if math.IsNaN(r.a[i]) {
+		return false, r.rowErr(i, r.s.Treatment, "treatment is missing on an available row")
+	}
+	if r.a[i] != 0 && r.a[i] != 1 {
+		return false, r.rowErr(i, r.s.Treatment, "treatment must be 0 or 1, got %v", r.a[i])
+	}
+	p := r.pc
+	if r.pv != nil {
+		p = r.pv[i]
+		if math.IsNaN(p) {
+			return false, r.rowErr(i, r.s.RandProb.Column, "randomisation probability is missing on an available row")
+		}
+		if !(p > 0 && p < 1) {
+			return false, r.rowErr(i, r.s.RandProb.Column, "randomisation probability %v on an available row is outside (0,1)", p)
+		}
+	}
+	pt := r.ptc
+	if r.ptv != nil {
+		pt = r.ptv[i]
+		if math.IsNaN(pt) {
+			return false, r.rowErr(i, r.num.Column, "numerator probability is missing on an available row")
+		}
+		if !(pt > 0 && pt < 1) {
+			return false, r.rowErr(i, r.num.Column, "numerator probability %v on an available row is outside (0,1)", pt)
+		}
+	}
+	for k, c := range r.s.Controls {
+		if math.IsNaN(d.z[k][i]) {
+			return false, r.rowErr(i, c, "control is missing on an available row")
+		}
+	}
+	d.pt[i] = pt
+	if r.a[i] == 1 {
+		d.w[i] = pt / p
+	} else {
+		d.w[i] = (1 - pt) / (1 - p)
+	}
+	return true, nil
+}
+
+// contiguousGroups splits the rows into participants: contiguous blocks of
+// equal ids; a participant's rows must not be split.
+func contiguousGroups(t *Table, ids []string, idColumn string) ([]group, error) {
+	name := t.Name()
+	var groups []group
+	seen := make(map[string]int)
+	for i := 0; i < t.Len(); i++ {
+		id := ids[i]
+		if id == "" {
+			return nil, fmt.Errorf("%s:%d: column %q: missing participant id", name, t.Line(i), idColumn)
+		}
+		if len(groups) > 0 && groups[len(groups)-1].id == id {
+			groups[len(groups)-1].end = i + 1
+			continue
+		}
+		if g, dup := seen[id]; dup {
+			return nil, fmt.Errorf("%s:%d: rows of participant %q are not contiguous: its first block ended at line %d and it starts again here; sort the data by participant, then by decision point",
+				name, t.Line(i), id, t.Line(groups[g].end-1))
+		}
+		seen[id] = len(groups)
+		groups = append(groups, group{id: id, start: i, end: i + 1})
+	}
+	return groups, nil
 }
 
 // crossProduct returns sum over rows with w > 0 of w x x'.
