@@ -323,7 +323,7 @@ type Response struct {
 
 const maxAttempts = 5
 
-// Decide runs the decision pipeline (docs/policy.md, DESIGN.md section 3)
+// Decide runs the decision pipeline (docs/policy.md, docs/architecture.md)
 // and returns the answer only after its record is durable.
 func (e *Engine) Decide(ctx context.Context, study, participant string, req DecideRequest) (ans *Answer, err error) {
 	start := time.Now()

@@ -17,7 +17,7 @@ import (
 	"github.com/jitai/jitai/policies"
 )
 
-// The engine's view of out-of-process plugins (DESIGN.md section 6,
+// The engine's view of out-of-process plugins (docs/architecture.md,
 // docs/plugins.md). The engine owns these narrow interfaces; plugins/host
 // implements them with hashicorp/go-plugin, so the engine itself does not
 // depend on go-plugin or gRPC. Implementations enforce each plugin's

@@ -16,7 +16,7 @@ import (
 	"github.com/jitai/jitai/policies"
 )
 
-// Hot reload (DESIGN.md section 8, docs/study.md "Changing a running
+// Hot reload (docs/architecture.md, docs/study.md "Changing a running
 // study"). A new version of a study is loaded, compiled and checked without
 // any lock a decision could wait on, then swapped in with one atomic store
 // of a new studies map (copy on write). A decision loads its *StudyRuntime

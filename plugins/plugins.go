@@ -1,5 +1,5 @@
 // Package plugins is the out-of-process plugin protocol of jitai
-// (DESIGN.md section 6, docs/plugins.md): state enrichers, probability
+// (docs/architecture.md, docs/plugins.md): state enrichers, probability
 // providers and notifiers run as separate programs, started by the engine
 // with hashicorp/go-plugin and called over gRPC (mutual TLS) with a
 // deadline and a declared fallback, so that a crashing or slow plugin never

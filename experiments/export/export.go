@@ -1,5 +1,5 @@
 // Package export turns a study's stored decisions, participants and events
-// into analysis-ready tables (DESIGN.md section 5, issue 3 item 4): a long
+// into analysis-ready tables (docs/architecture.md): a long
 // table with one row per (participant, decision point) and a table with one
 // row per participant, written as CSV or Parquet with a codebook.
 //

@@ -1,0 +1,52 @@
+package trial_test
+
+import (
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/jitai/jitai/"
+
+// goList runs `go list` with args and returns its lines.
+func goList(t *testing.T, args ...string) []string {
+	t.Helper()
+	out, err := exec.Command("go", append([]string{"list"}, args...)...).Output()
+	if err != nil {
+		t.Fatalf("go list %v: %v", args, err)
+	}
+	return strings.Fields(string(out))
+}
+
+// TestLayers holds the dependency rules of docs/architecture.md: the leaf
+// and the stores import no OPA and no service; the leaf imports no store;
+// the HTTP API imports no store implementation (outside its tests).
+func TestLayers(t *testing.T) {
+	stores := []string{"engine/store/sqlite", "engine/store/redisstore", "engine/store/memstore", "engine/store/storetest"}
+	for _, pkg := range append([]string{"engine/trial"}, stores...) {
+		for _, dep := range goList(t, "-deps", module+pkg) {
+			if strings.Contains(dep, "open-policy-agent") {
+				t.Errorf("%s depends on %s: the domain and the stores must not import OPA", pkg, dep)
+			}
+			rel := strings.TrimPrefix(dep, module)
+			if rel == "engine" || rel == "engine/decision" || rel == "policies" || strings.HasPrefix(rel, "engine/api") {
+				t.Errorf("%s depends on %s: the domain and the stores must not import the kernel, the service or the transport", pkg, rel)
+			}
+			if pkg == "engine/trial" && strings.HasPrefix(rel, "engine/store/") {
+				t.Errorf("engine/trial depends on the store %s", rel)
+			}
+		}
+	}
+	imports := goList(t, "-f", `{{join .Imports " "}}`, module+"engine/api")
+	for _, s := range stores {
+		if slices.Contains(imports, module+s) {
+			t.Errorf("engine/api imports %s: the transport reaches stores only through the engine service", s)
+		}
+	}
+	for _, pkg := range []string{"experiments/export", "engine/decision"} {
+		if slices.Contains(goList(t, "-deps", module+pkg), module+"engine") {
+			t.Errorf("%s depends on the engine service; offline tools use the domain and the kernel", pkg)
+		}
+	}
+}
