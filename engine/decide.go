@@ -29,7 +29,7 @@ func (e *Engine) decide(ctx context.Context, rt *StudyRuntime, dp *policies.Deci
 		DecisionID:     decisionID,
 		IdempotencyKey: req.IdempotencyKey,
 		PolicyTimeout:  e.policyTimeout,
-	}, e.hooks(rt))
+	}, rt.hooks)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -169,13 +169,14 @@ func (e *Engine) Close() error {
 // plugins. A hot reload builds the new version with it and closes the
 // retired runtime.
 func (e *Engine) newRuntime(s *policies.Study) (*StudyRuntime, error) {
-	rt, err := NewStudyRuntime(s)
+	rt, err := newStudyRuntime(s)
 	if err != nil {
 		return nil, err
 	}
 	if err := e.attachPlugins(rt); err != nil {
 		return nil, err
 	}
+	rt.hooks = e.hooks(rt)
 	return rt, nil
 }
 

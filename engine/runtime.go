@@ -16,10 +16,12 @@ type StudyRuntime struct {
 	plugins StudyPlugins
 	// learners are the probability plugins that learn from an outcome.
 	learners []learner
+	// hooks are the service's parts of this study's live decisions.
+	hooks decision.Hooks
 }
 
-// NewStudyRuntime prepares a loaded study for decisions by the service.
-func NewStudyRuntime(s *policies.Study) (*StudyRuntime, error) {
+// newStudyRuntime prepares a loaded study for decisions by the service.
+func newStudyRuntime(s *policies.Study) (*StudyRuntime, error) {
 	r, err := decision.NewRuntime(s)
 	if err != nil {
 		return nil, err
