@@ -13,7 +13,6 @@ func TestBadInputWritesNothing(t *testing.T) {
 	e := newEnv(t)
 	const study = stressMRT
 	const p = "p-bad-01"
-	ctx := context.Background()
 
 	// The valid setup: two participants, one event, one decision (none: quiet hours).
 	e.clock.Set(at(0, 22, 0))
@@ -26,6 +25,40 @@ func TestBadInputWritesNothing(t *testing.T) {
 		t.Fatalf("setup decision at 23:00 is %s, want none (quiet hours)", none.Action)
 	}
 
+	cases := badInputCases(study, p, other, none.DecisionID)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := c.method
+			if m == "" {
+				m = "POST"
+			}
+			var body any
+			if m == "POST" {
+				body = c.body
+			}
+			r := e.do(req{Method: m, Path: c.path, Body: body, Header: c.header})
+			if r.Status < 400 || r.Status > 499 {
+				t.Fatalf("status %d, want %d; body: %.300s", r.Status, c.status, r.Body)
+			}
+			checkProblem(t, r, c.status, c.field)
+		})
+	}
+
+	checkOnlySetupWritten(t, e, study, p, none.DecisionID)
+}
+
+type badInputCase struct {
+	name   string
+	method string
+	path   string
+	body   raw
+	header map[string]string
+	status int
+	field  string // "" when the problem need not name a field
+}
+
+// badInputCases are requests that must be refused with a 4xx problem.
+func badInputCases(study, p, other, noneID string) []badInputCase {
 	D := decisionsPath(study, p)
 	E := eventsPath(study, p)
 	P := participantsPath(study)
@@ -41,15 +74,7 @@ func TestBadInputWritesNothing(t *testing.T) {
 	big := `{"events":[{"id":"ev-big","type":"ema","time":"` + okTime + `","data":{"note":"` + strings.Repeat("x", 1<<20) + `"}}]}`
 	bigDecide := `{"decision_point":"evening","time":"` + okTime + `","context":{"note":"` + strings.Repeat("y", 1<<20) + `"}}`
 
-	cases := []struct {
-		name   string
-		method string
-		path   string
-		body   raw
-		header map[string]string
-		status int
-		field  string // "" when the problem need not name a field
-	}{
+	return []badInputCase{
 		// Syntax.
 		{name: "decide malformed JSON", path: D, body: `{"decision_point": "evening", "time": `, status: 400},
 		{name: "decide not an object", path: D, body: `[1,2,3]`, status: 400},
@@ -127,10 +152,10 @@ func TestBadInputWritesNothing(t *testing.T) {
 		{name: "phq9 items as strings", path: E, body: phq(`["0","0","0","0","0","0","0","0","1"]`), status: 422, field: "events[0].data"},
 		{name: "unknown instrument", path: E, body: ev(`{"id":"ev-phq","type":"assessment","time":"` + okTime + `","data":{"instrument":"phq10","items":[0,0,0,0,0,0,0,0,0]}}`), status: 422, field: "events[0].data"},
 		{name: "engagement unknown decision", path: E, body: ev(`{"id":"ev-eng","type":"engagement","time":"` + okTime + `","data":{"decision_id":"01KAAAAAAAAAAAAAAAAAAAAAAA","status":"opened"}}`), status: 422, field: "events[0].data.decision_id"},
-		{name: "engagement on a none decision", path: E, body: ev(`{"id":"ev-eng","type":"engagement","time":"` + okTime + `","data":{"decision_id":"` + none.DecisionID + `","status":"opened"}}`), status: 422, field: "events[0].data.decision_id"},
-		{name: "engagement on another participant's decision", path: eventsPath(study, other), body: ev(`{"id":"ev-eng","type":"engagement","time":"` + okTime + `","data":{"decision_id":"` + none.DecisionID + `","status":"opened"}}`), status: 422, field: "events[0].data.decision_id"},
-		{name: "engagement bad status", path: E, body: ev(`{"id":"ev-eng","type":"engagement","time":"` + okTime + `","data":{"decision_id":"` + none.DecisionID + `","status":"loved"}}`), status: 422, field: "events[0].data.status"},
-		{name: "engagement rating out of range", path: E, body: ev(`{"id":"ev-eng","type":"engagement","time":"` + okTime + `","data":{"decision_id":"` + none.DecisionID + `","status":"rated","rating":11}}`), status: 422, field: "events[0].data.rating"},
+		{name: "engagement on a none decision", path: E, body: ev(`{"id":"ev-eng","type":"engagement","time":"` + okTime + `","data":{"decision_id":"` + noneID + `","status":"opened"}}`), status: 422, field: "events[0].data.decision_id"},
+		{name: "engagement on another participant's decision", path: eventsPath(study, other), body: ev(`{"id":"ev-eng","type":"engagement","time":"` + okTime + `","data":{"decision_id":"` + noneID + `","status":"opened"}}`), status: 422, field: "events[0].data.decision_id"},
+		{name: "engagement bad status", path: E, body: ev(`{"id":"ev-eng","type":"engagement","time":"` + okTime + `","data":{"decision_id":"` + noneID + `","status":"loved"}}`), status: 422, field: "events[0].data.status"},
+		{name: "engagement rating out of range", path: E, body: ev(`{"id":"ev-eng","type":"engagement","time":"` + okTime + `","data":{"decision_id":"` + noneID + `","status":"rated","rating":11}}`), status: 422, field: "events[0].data.rating"},
 		{name: "preference empty", path: E, body: ev(`{"id":"ev-pref","type":"preference","time":"` + okTime + `","data":{}}`), status: 422, field: "events[0].data"},
 		{name: "preference bad snooze_until", path: E, body: ev(`{"id":"ev-pref","type":"preference","time":"` + okTime + `","data":{"snooze_until":"tomorrow"}}`), status: 422, field: "events[0].data.snooze_until"},
 		{name: "preference bad quiet hours", path: E, body: ev(`{"id":"ev-pref","type":"preference","time":"` + okTime + `","data":{"quiet_hours":{"start":"25:00","end":"07:00"}}}`), status: 422, field: "events[0].data.quiet_hours.start"},
@@ -153,28 +178,16 @@ func TestBadInputWritesNothing(t *testing.T) {
 		{name: "events text/plain", path: E, body: ev(ema("ev-new-1")), header: map[string]string{"Content-Type": "text/plain; charset=utf-8"}, status: 415, field: "Content-Type"},
 		{name: "enrol form", path: P, body: `participant_id=p-new`, header: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, status: 415, field: "Content-Type"},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			m := c.method
-			if m == "" {
-				m = "POST"
-			}
-			var body any
-			if m == "POST" {
-				body = c.body
-			}
-			r := e.do(req{Method: m, Path: c.path, Body: body, Header: c.header})
-			if r.Status < 400 || r.Status > 499 {
-				t.Fatalf("status %d, want %d; body: %.300s", r.Status, c.status, r.Body)
-			}
-			checkProblem(t, r, c.status, c.field)
-		})
-	}
+}
 
-	// Exactly what the setup wrote, and nothing else.
+// checkOnlySetupWritten: the store holds exactly what the setup wrote, and
+// nothing else.
+func checkOnlySetupWritten(t *testing.T, e *env, study, p, noneID string) {
+	t.Helper()
+	ctx := context.Background()
 	recs := e.listDecisions(study, "")
-	if len(recs) != 1 || recs[0].DecisionID != none.DecisionID {
-		t.Errorf("store holds %d decisions, want only the setup's %s", len(recs), none.DecisionID)
+	if len(recs) != 1 || recs[0].DecisionID != noneID {
+		t.Errorf("store holds %d decisions, want only the setup's %s", len(recs), noneID)
 	}
 	evs, err := e.store.Events(ctx, study, p)
 	if err != nil {
