@@ -106,14 +106,44 @@ func TestLoadValid(t *testing.T) {
 }
 
 func TestLoadErrors(t *testing.T) {
-	noVariants := func(s string) string { return s[:strings.Index(s, "variants:")] }
-	tests := []struct {
-		name  string
-		dims  *string // nil: no dimensions.yaml
-		files map[string]string
-		// want is "file:line: fragment" for every expected error, in order.
-		want []string
-	}{
+	for _, tt := range append(entryErrorCases(t), fileErrorCases(t)...) {
+		t.Run(tt.name, func(t *testing.T) {
+			dims := tt.dims
+			if dims == nil {
+				dims = ptr(testDims)
+			}
+			c, err := Load(catalogueFS(dims, tt.files), "cat")
+			if err == nil {
+				t.Fatalf("Load succeeded with %d interventions; want errors", c.Len())
+			}
+			var errs LoadErrors
+			if !errors.As(err, &errs) {
+				t.Fatalf("Load error is %T (%v); want LoadErrors", err, err)
+			}
+			if len(errs) != len(tt.want) {
+				t.Fatalf("got %d errors, want %d:\n%v", len(errs), len(tt.want), err)
+			}
+			for i, want := range tt.want {
+				if got := errs[i].Error(); !strings.HasPrefix(got, want) {
+					t.Errorf("error %d:\n got %s\nwant %s...", i, got, want)
+				}
+			}
+		})
+	}
+}
+
+// loadErrorCase is a catalogue that must fail to load.
+type loadErrorCase struct {
+	name  string
+	dims  *string // nil: no dimensions.yaml
+	files map[string]string
+	// want is "file:line: fragment" for every expected error, in order.
+	want []string
+}
+
+// entryErrorCases are catalogues with a wrong intervention entry.
+func entryErrorCases(t *testing.T) []loadErrorCase {
+	return []loadErrorCase{
 		{
 			name: "duplicate id",
 			files: map[string]string{
@@ -205,6 +235,14 @@ func TestLoadErrors(t *testing.T) {
 				`cat/x.yaml:19: variants.reminder.off.steps must list at least 2 steps when set`,
 			},
 		},
+	}
+}
+
+// fileErrorCases are catalogues with missing fields, bad values or a
+// broken file.
+func fileErrorCases(t *testing.T) []loadErrorCase {
+	noVariants := func(s string) string { return s[:strings.Index(s, "variants:")] }
+	return []loadErrorCase{
 		{
 			name:  "missing required fields",
 			files: map[string]string{"x.yaml": "# nothing but an id\nid: x\n"},
@@ -300,30 +338,6 @@ func TestLoadErrors(t *testing.T) {
 				`cat/dimensions.yaml:6: dimension "length": level "Short" must use only lower-case letters`,
 			},
 		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dims := tt.dims
-			if dims == nil {
-				dims = ptr(testDims)
-			}
-			c, err := Load(catalogueFS(dims, tt.files), "cat")
-			if err == nil {
-				t.Fatalf("Load succeeded with %d interventions; want errors", c.Len())
-			}
-			var errs LoadErrors
-			if !errors.As(err, &errs) {
-				t.Fatalf("Load error is %T (%v); want LoadErrors", err, err)
-			}
-			if len(errs) != len(tt.want) {
-				t.Fatalf("got %d errors, want %d:\n%v", len(errs), len(tt.want), err)
-			}
-			for i, want := range tt.want {
-				if got := errs[i].Error(); !strings.HasPrefix(got, want) {
-					t.Errorf("error %d:\n got %s\nwant %s...", i, got, want)
-				}
-			}
-		})
 	}
 }
 
