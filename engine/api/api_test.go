@@ -593,155 +593,158 @@ func TestListStudies(t *testing.T) {
 // sees in the decision log.
 func TestCompanionAppFlow(t *testing.T) {
 	for _, study := range []string{stressMRT, moodMOST} {
-		t.Run(study, func(t *testing.T) {
-			e := newEnv(t)
-			st := e.study(study)
-			const p = "p-flow-01"
+		t.Run(study, func(t *testing.T) { companionAppFlow(t, study) })
+	}
+}
 
-			// Enrol, twice.
-			r1, enr := e.enrol(study, p)
-			r1.expect(t, http.StatusCreated)
-			r2, _ := e.enrol(study, p)
-			r2.expect(t, http.StatusOK)
-			if !bytes.Equal(r1.Body, r2.Body) {
-				t.Errorf("enrolling again answers a different body:\n first: %s\nsecond: %s", r1.Body, r2.Body)
-			}
-			if enr.ParticipantID != p || enr.Study != study || enr.Timezone != "Europe/London" || enr.Status != "active" {
-				t.Errorf("enrolment: %s", r1.Body)
-			}
-			var rawEnr map[string]json.RawMessage
-			r1.decode(t, &rawEnr)
-			if a := string(rawEnr["assignment"]); a == "" || a == "null" {
-				t.Errorf("assignment must be an object, got %q", a)
-			}
-			between := st.Config.FactorsOf(policies.Between)
-			switch study {
-			case stressMRT:
-				if len(enr.Assignment) != 0 {
-					t.Errorf("stress-mrt has no between-person factor; assignment %v", enr.Assignment)
-				}
-			case moodMOST:
-				if len(between) != 4 {
-					t.Errorf("mood-most declares %d between-person factors, want 4", len(between))
-				}
-			}
-			if len(enr.Assignment) != len(between) {
-				t.Errorf("assignment %v has %d factors, want the %d between-person factors", enr.Assignment, len(enr.Assignment), len(between))
-			}
-			for _, f := range between {
-				if v, ok := enr.Assignment[f.Name]; !ok || !slices.Contains(f.Levels, v) {
-					t.Errorf("assignment of %s is %q, want one of %v", f.Name, v, f.Levels)
-				}
-			}
-			r := e.do(req{Method: "GET", Path: participantsPath(study) + "/" + p}).expect(t, http.StatusOK)
-			var got enrollmentDoc
-			r.decode(t, &got)
-			if got.ParticipantID != p || !mapsEqual(got.Assignment, enr.Assignment) {
-				t.Errorf("GET participant: %s", r.Body)
-			}
+// companionAppFlow is what a companion app does in a study, start to end.
+func companionAppFlow(t *testing.T, study string) {
+	e := newEnv(t)
+	st := e.study(study)
+	const p = "p-flow-01"
 
-			// Events, then the same again.
-			e.clock.Set(at(0, 13, 5))
-			evs := []eventDoc{
-				{ID: "ev-ema-1", Type: "ema", Time: rfc(at(0, 13, 0)), Data: map[string]any{"stress": 6, "mood": 5, "energy": 6}},
-				{ID: "ev-ctx-1", Type: "context", Time: rfc(at(0, 13, 0)), Data: map[string]any{"location": "home", "phone_in_use": true}},
-				{ID: "ev-pref-1", Type: "preference", Time: rfc(at(0, 13, 1)), Data: map[string]any{"quiet_hours": map[string]string{"start": "22:30", "end": "07:30"}}},
-				{ID: "ev-phq9-1", Type: "assessment", Time: rfc(at(0, 13, 2)), Data: map[string]any{"instrument": "phq9", "items": []int{1, 1, 2, 1, 0, 1, 1, 0, 0}}},
-			}
-			if res := e.postEvents(study, p, evs...); *res.Accepted != 4 || *res.Duplicates != 0 {
-				t.Errorf("first send: accepted %d, duplicates %d; want 4, 0", *res.Accepted, *res.Duplicates)
-			}
-			if res := e.postEvents(study, p, evs...); *res.Accepted != 0 || *res.Duplicates != 4 {
-				t.Errorf("resend: accepted %d, duplicates %d; want 0, 4", *res.Accepted, *res.Duplicates)
-			}
-			more := eventDoc{ID: "ev-gad7-1", Type: "assessment", Time: rfc(at(0, 13, 3)), Data: map[string]any{"instrument": "gad7", "items": []int{1, 1, 1, 0, 0, 1, 1}}}
-			if res := e.postEvents(study, p, evs[0], more, evs[2]); *res.Accepted != 1 || *res.Duplicates != 2 {
-				t.Errorf("mixed send: accepted %d, duplicates %d; want 1, 2", *res.Accepted, *res.Duplicates)
-			}
+	// Enrol, twice.
+	r1, enr := e.enrol(study, p)
+	r1.expect(t, http.StatusCreated)
+	r2, _ := e.enrol(study, p)
+	r2.expect(t, http.StatusOK)
+	if !bytes.Equal(r1.Body, r2.Body) {
+		t.Errorf("enrolling again answers a different body:\n first: %s\nsecond: %s", r1.Body, r2.Body)
+	}
+	if enr.ParticipantID != p || enr.Study != study || enr.Timezone != "Europe/London" || enr.Status != "active" {
+		t.Errorf("enrolment: %s", r1.Body)
+	}
+	var rawEnr map[string]json.RawMessage
+	r1.decode(t, &rawEnr)
+	if a := string(rawEnr["assignment"]); a == "" || a == "null" {
+		t.Errorf("assignment must be an object, got %q", a)
+	}
+	between := st.Config.FactorsOf(policies.Between)
+	switch study {
+	case stressMRT:
+		if len(enr.Assignment) != 0 {
+			t.Errorf("stress-mrt has no between-person factor; assignment %v", enr.Assignment)
+		}
+	case moodMOST:
+		if len(between) != 4 {
+			t.Errorf("mood-most declares %d between-person factors, want 4", len(between))
+		}
+	}
+	if len(enr.Assignment) != len(between) {
+		t.Errorf("assignment %v has %d factors, want the %d between-person factors", enr.Assignment, len(enr.Assignment), len(between))
+	}
+	for _, f := range between {
+		if v, ok := enr.Assignment[f.Name]; !ok || !slices.Contains(f.Levels, v) {
+			t.Errorf("assignment of %s is %q, want one of %v", f.Name, v, f.Levels)
+		}
+	}
+	r := e.do(req{Method: "GET", Path: participantsPath(study) + "/" + p}).expect(t, http.StatusOK)
+	var got enrollmentDoc
+	r.decode(t, &got)
+	if got.ParticipantID != p || !mapsEqual(got.Assignment, enr.Assignment) {
+		t.Errorf("GET participant: %s", r.Body)
+	}
 
-			// Decide until something is delivered (stress-mrt randomises delivery).
-			var delivered decisionDoc
-			var answered []decisionDoc
-			for day := 0; day < 30 && delivered.DecisionID == ""; day++ {
-				when := at(day, 14, 30)
-				e.clock.Set(when)
-				r, d := e.decide(study, p, firstScheduledPoint(st), when, nil)
-				if ct := r.Header.Get("Content-Type"); ct != "application/json" {
-					t.Errorf("decision Content-Type %q", ct)
-				}
-				var rawD map[string]json.RawMessage
-				r.decode(t, &rawD)
-				if rr := string(rawD["reasons"]); !strings.HasPrefix(rr, "[") {
-					t.Errorf("reasons must be an array, got %s", rr)
-				}
-				checkDecisionDoc(t, st, p, when, d)
-				answered = append(answered, d)
-				if d.Action == "deliver" {
-					delivered = d
-				}
-			}
-			if delivered.DecisionID == "" {
-				t.Fatalf("no delivery in 30 available decision points: %+v", answered)
-			}
+	// Events, then the same again.
+	e.clock.Set(at(0, 13, 5))
+	evs := []eventDoc{
+		{ID: "ev-ema-1", Type: "ema", Time: rfc(at(0, 13, 0)), Data: map[string]any{"stress": 6, "mood": 5, "energy": 6}},
+		{ID: "ev-ctx-1", Type: "context", Time: rfc(at(0, 13, 0)), Data: map[string]any{"location": "home", "phone_in_use": true}},
+		{ID: "ev-pref-1", Type: "preference", Time: rfc(at(0, 13, 1)), Data: map[string]any{"quiet_hours": map[string]string{"start": "22:30", "end": "07:30"}}},
+		{ID: "ev-phq9-1", Type: "assessment", Time: rfc(at(0, 13, 2)), Data: map[string]any{"instrument": "phq9", "items": []int{1, 1, 2, 1, 0, 1, 1, 0, 0}}},
+	}
+	if res := e.postEvents(study, p, evs...); *res.Accepted != 4 || *res.Duplicates != 0 {
+		t.Errorf("first send: accepted %d, duplicates %d; want 4, 0", *res.Accepted, *res.Duplicates)
+	}
+	if res := e.postEvents(study, p, evs...); *res.Accepted != 0 || *res.Duplicates != 4 {
+		t.Errorf("resend: accepted %d, duplicates %d; want 0, 4", *res.Accepted, *res.Duplicates)
+	}
+	more := eventDoc{ID: "ev-gad7-1", Type: "assessment", Time: rfc(at(0, 13, 3)), Data: map[string]any{"instrument": "gad7", "items": []int{1, 1, 1, 0, 0, 1, 1}}}
+	if res := e.postEvents(study, p, evs[0], more, evs[2]); *res.Accepted != 1 || *res.Duplicates != 2 {
+		t.Errorf("mixed send: accepted %d, duplicates %d; want 1, 2", *res.Accepted, *res.Duplicates)
+	}
 
-			// Engagement on the delivered decision.
-			e.clock.Set(delivered.Time.Add(5 * time.Minute))
-			eng := []eventDoc{
-				{ID: "ev-eng-1", Type: "engagement", Time: rfc(delivered.Time.Add(2 * time.Minute)), Data: map[string]any{"decision_id": delivered.DecisionID, "status": "opened"}},
-				{ID: "ev-eng-2", Type: "engagement", Time: rfc(delivered.Time.Add(4 * time.Minute)), Data: map[string]any{"decision_id": delivered.DecisionID, "status": "rated", "rating": 7}},
-			}
-			if res := e.postEvents(study, p, eng...); *res.Accepted != 2 {
-				t.Errorf("engagement: accepted %d, want 2", *res.Accepted)
-			}
+	// Decide until something is delivered (stress-mrt randomises delivery).
+	var delivered decisionDoc
+	var answered []decisionDoc
+	for day := 0; day < 30 && delivered.DecisionID == ""; day++ {
+		when := at(day, 14, 30)
+		e.clock.Set(when)
+		r, d := e.decide(study, p, firstScheduledPoint(st), when, nil)
+		if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+			t.Errorf("decision Content-Type %q", ct)
+		}
+		var rawD map[string]json.RawMessage
+		r.decode(t, &rawD)
+		if rr := string(rawD["reasons"]); !strings.HasPrefix(rr, "[") {
+			t.Errorf("reasons must be an array, got %s", rr)
+		}
+		checkDecisionDoc(t, st, p, when, d)
+		answered = append(answered, d)
+		if d.Action == "deliver" {
+			delivered = d
+		}
+	}
+	if delivered.DecisionID == "" {
+		t.Fatalf("no delivery in 30 available decision points: %+v", answered)
+	}
 
-			// The analyst's view.
-			recs := e.listDecisions(study, p)
-			if len(recs) != len(answered) {
-				t.Fatalf("listing has %d decisions, %d were answered", len(recs), len(answered))
-			}
-			for i, rec := range recs {
-				d := answered[i]
-				if rec.DecisionID != d.DecisionID || rec.Action != d.Action || rec.ParticipantID != p || rec.Study != study {
-					t.Errorf("record %d = %s/%s, answered %s/%s", i, rec.DecisionID, rec.Action, d.DecisionID, d.Action)
-				}
-				if rec.PolicyRevision != st.Revision {
-					t.Errorf("record %s: policy_revision %q, want %q", rec.DecisionID, rec.PolicyRevision, st.Revision)
-				}
-				if !rec.Time.Equal(d.Time) || !rec.ExpiresAt.Equal(d.ExpiresAt) {
-					t.Errorf("record %s: time %s expires %s; answered %s %s", rec.DecisionID, rec.Time, rec.ExpiresAt, d.Time, d.ExpiresAt)
-				}
-				if rec.Available == nil || !*rec.Available || len(rec.UnavailableReasons) != 0 {
-					t.Errorf("record %s: available %v, unavailable_reasons %v; the point was available", rec.DecisionID, rec.Available, rec.UnavailableReasons)
-				}
-				if len(rec.Input) == 0 || rec.InputHash == "" {
-					t.Errorf("record %s has no input snapshot or hash", rec.DecisionID)
-				}
-				checkRecordFactors(t, st, enr.Assignment, rec)
-			}
-			last := recs[len(recs)-1]
-			if !interventionEqual(last.Intervention, delivered.Intervention) {
-				t.Errorf("record intervention %+v, answered %+v", last.Intervention, delivered.Intervention)
-			}
-			if last.Option == nil || last.Option.ID != delivered.Intervention.ID {
-				t.Errorf("record option %+v, delivered %s", last.Option, delivered.Intervention.ID)
-			}
-			r = e.do(req{Method: "GET", Path: "/v1/studies/" + study + "/decisions/" + delivered.DecisionID}).expect(t, http.StatusOK)
-			var one recordDoc
-			r.decode(t, &one)
-			if one.DecisionID != delivered.DecisionID || one.Action != "deliver" {
-				t.Errorf("GET decision: %.300s", r.Body)
-			}
-			checkProblem(t, e.do(req{Method: "GET", Path: "/v1/studies/" + study + "/decisions/01NOSUCHDECISION000000000"}), http.StatusNotFound, "")
+	// Engagement on the delivered decision.
+	e.clock.Set(delivered.Time.Add(5 * time.Minute))
+	eng := []eventDoc{
+		{ID: "ev-eng-1", Type: "engagement", Time: rfc(delivered.Time.Add(2 * time.Minute)), Data: map[string]any{"decision_id": delivered.DecisionID, "status": "opened"}},
+		{ID: "ev-eng-2", Type: "engagement", Time: rfc(delivered.Time.Add(4 * time.Minute)), Data: map[string]any{"decision_id": delivered.DecisionID, "status": "rated", "rating": 7}},
+	}
+	if res := e.postEvents(study, p, eng...); *res.Accepted != 2 {
+		t.Errorf("engagement: accepted %d, want 2", *res.Accepted)
+	}
 
-			// The events are stored once each.
-			stored, err := e.store.Events(context.Background(), study, p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(stored) != 7 {
-				t.Errorf("store holds %d events, want 7", len(stored))
-			}
-		})
+	// The analyst's view.
+	recs := e.listDecisions(study, p)
+	if len(recs) != len(answered) {
+		t.Fatalf("listing has %d decisions, %d were answered", len(recs), len(answered))
+	}
+	for i, rec := range recs {
+		d := answered[i]
+		if rec.DecisionID != d.DecisionID || rec.Action != d.Action || rec.ParticipantID != p || rec.Study != study {
+			t.Errorf("record %d = %s/%s, answered %s/%s", i, rec.DecisionID, rec.Action, d.DecisionID, d.Action)
+		}
+		if rec.PolicyRevision != st.Revision {
+			t.Errorf("record %s: policy_revision %q, want %q", rec.DecisionID, rec.PolicyRevision, st.Revision)
+		}
+		if !rec.Time.Equal(d.Time) || !rec.ExpiresAt.Equal(d.ExpiresAt) {
+			t.Errorf("record %s: time %s expires %s; answered %s %s", rec.DecisionID, rec.Time, rec.ExpiresAt, d.Time, d.ExpiresAt)
+		}
+		if rec.Available == nil || !*rec.Available || len(rec.UnavailableReasons) != 0 {
+			t.Errorf("record %s: available %v, unavailable_reasons %v; the point was available", rec.DecisionID, rec.Available, rec.UnavailableReasons)
+		}
+		if len(rec.Input) == 0 || rec.InputHash == "" {
+			t.Errorf("record %s has no input snapshot or hash", rec.DecisionID)
+		}
+		checkRecordFactors(t, st, enr.Assignment, rec)
+	}
+	last := recs[len(recs)-1]
+	if !interventionEqual(last.Intervention, delivered.Intervention) {
+		t.Errorf("record intervention %+v, answered %+v", last.Intervention, delivered.Intervention)
+	}
+	if last.Option == nil || last.Option.ID != delivered.Intervention.ID {
+		t.Errorf("record option %+v, delivered %s", last.Option, delivered.Intervention.ID)
+	}
+	r = e.do(req{Method: "GET", Path: "/v1/studies/" + study + "/decisions/" + delivered.DecisionID}).expect(t, http.StatusOK)
+	var one recordDoc
+	r.decode(t, &one)
+	if one.DecisionID != delivered.DecisionID || one.Action != "deliver" {
+		t.Errorf("GET decision: %.300s", r.Body)
+	}
+	checkProblem(t, e.do(req{Method: "GET", Path: "/v1/studies/" + study + "/decisions/01NOSUCHDECISION000000000"}), http.StatusNotFound, "")
+
+	// The events are stored once each.
+	stored, err := e.store.Events(context.Background(), study, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != 7 {
+		t.Errorf("store holds %d events, want 7", len(stored))
 	}
 }
 
