@@ -1,0 +1,105 @@
+package simulate
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// checkGolden compares got with testdata/name, rewriting it under -update.
+func checkGolden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("output differs from %s (rerun with -update if the change is intended):\n--- got\n%s--- want\n%s", path, got, want)
+	}
+}
+
+// TestReportHTMLGolden pins report.html for a small seeded run of each
+// example study.
+func TestReportHTMLGolden(t *testing.T) {
+	for _, name := range []string{"stress-mrt", "mood-most"} {
+		t.Run(name, func(t *testing.T) {
+			st := loadExample(t, name)
+			_, r := simulateTo(t, Options{Study: st, Cohort: DefaultCohort(), Participants: 16, Days: 6, Seed: 11})
+			var got bytes.Buffer
+			if err := writeHTML(&got, r); err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, "report-"+name+".html.golden", got.Bytes())
+		})
+	}
+}
+
+// syntheticReport is a hand-made report that takes the branches the
+// example studies do not: a failed check, a power error, an upper bound,
+// unnamed strata, safety reasons.
+func syntheticReport(kind string) *Report {
+	r := &Report{
+		Study: StudyInfo{ID: "synthetic", Name: "A made-up study", Revision: "sha256:0123456789abcdef0123", MinMinutesBetween: 90},
+		Run:   RunInfo{Participants: 12, Days: 3, Seed: 7, Start: "2026-03-02", Timezone: "Europe/London"},
+		Checks: []Check{
+			{Name: "cap respected", OK: true, Detail: "0 of 36 days over"},
+			{Name: "rate matches", OK: false, Detail: "|z| = 3.4"},
+		},
+		Totals:     Totals{Decisions: 100, Deliver: 30, None: 60, Safety: 10, Available: 70, Randomised: 70},
+		Deliveries: Deliveries{Mean: 1.5, Max: 3, Cap: 4, DaysOverCap: 0, ParticipantDays: 36, Histogram: []int{4, 10, 12, 10}},
+		Availability: Availability{Rate: 0.7,
+			Reasons:         []ReasonCount{{Reason: "quiet_hours", Count: 20, Share: 0.2}, {Reason: "driving", Count: 10, Share: 0.1}},
+			ByDecisionPoint: []PointRate{{ID: "morning", Decisions: 50, Available: 0.8, Deliveries: 20}, {ID: "evening", Decisions: 50, Available: 0.6, Deliveries: 10}}},
+		Safety: SafetySummary{Decisions: 10, Participants: 2, Reasons: []ReasonCount{{Reason: "phq9_item9", Count: 10}}},
+		Factors: []FactorRate{
+			{Name: "prompt", Levels: [2]string{"none", "prompt"}, Source: "fixed", Randomised: 70, Realised: 0.51, Intended: 0.5, Z: 0.17, OK: true},
+			{Name: "tone", Levels: [2]string{"plain", "warm"}, Source: "policy", Randomised: 70, Realised: 0.8, Intended: 0.5, Z: -3.5, OK: false},
+		},
+		Cells: &CellBalance{Factors: []string{"coach", "app"}, MaxSpread: 1, Strata: []CellRow{
+			{Stratum: "", Cells: []string{"no/no", "yes/no"}, Counts: []int{3, 3}},
+			{Stratum: "site=a", Cells: []string{"no/no", "yes/no"}, Counts: []int{2, 3}},
+		}},
+		Engagement: EngagementSummary{OpenRate: 0.5, CompleteRate: 0.25, ReportRate: 0.6, Disengaged: 1, OptedOut: 1, OutcomeMissing: 0.3},
+		Daily:      []DayRow{{Day: 0, Available: 0.7, OpenRate: 0.5, ReportRate: 0.6}, {Day: 1, Available: 0.65, OpenRate: 0.45, ReportRate: 1.2}, {Day: 2, Available: -0.1, OpenRate: 0.4, ReportRate: 0.5}},
+		Effects:    []EffectEstimate{{Factor: "prompt", Outcome: "stress_90m", True: -1.5, Estimate: -1.2, SE: 0.3, N1: 35, N0: 35, Note: "prompt vs none"}},
+	}
+	for h := range 24 {
+		r.Hours.Decisions[h], r.Hours.Deliveries[h] = h%5, h%3
+	}
+	switch kind {
+	case "error":
+		r.Power = PowerReport{Kind: "mrt", Effect: "prompt on stress_90m", Error: "no variance in the outcome", Assumptions: []string{"ICC 0.1"}}
+	case "bound":
+		r.Power = PowerReport{Kind: "mrt", Effect: "prompt on stress_90m", N: 10, AtMost: true, Target: 0.8, PowerAtN: 0.93,
+			NMissing: 10, AtMostMissing: true, PowerAtNMissing: 0.85, ObservedShare: 0.7, Assumptions: []string{"ICC 0.1", "effect constant over days"}}
+	case "detectable":
+		r.Power = PowerReport{Kind: "factorial", Effect: "coach main effect", Detectable: 0.42}
+	default:
+		r.Power = PowerReport{Kind: "none"}
+		r.Factors, r.Cells, r.Effects = nil, nil, nil
+		r.Safety.Reasons, r.Availability.Reasons = nil, nil
+		r.Deliveries.Cap = 0
+	}
+	return r
+}
+
+// TestReportHTMLSyntheticGolden pins report.html for hand-made reports
+// that take every branch of the page.
+func TestReportHTMLSyntheticGolden(t *testing.T) {
+	for _, kind := range []string{"error", "bound", "detectable", "none"} {
+		t.Run(kind, func(t *testing.T) {
+			var got bytes.Buffer
+			if err := writeHTML(&got, syntheticReport(kind)); err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, "report-synthetic-"+kind+".html.golden", got.Bytes())
+		})
+	}
+}
