@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -101,5 +102,51 @@ func TestReportHTMLSyntheticGolden(t *testing.T) {
 			}
 			checkGolden(t, "report-synthetic-"+kind+".html.golden", got.Bytes())
 		})
+	}
+}
+
+// TestReportHTMLEscapes checks that text from the study, the cohort and
+// the labels reaches report.html escaped, wherever it lands: the page
+// title, body text, table cells, chart labels, tooltips and aria-labels.
+func TestReportHTMLEscapes(t *testing.T) {
+	const hostile = `<script>alert(1)</script>"'&`
+	const escaped = `&lt;script&gt;alert(1)&lt;/script&gt;&#34;&#39;&amp;`
+	r := syntheticReport("error")
+	r.Study.ID, r.Study.Name, r.Study.Revision = hostile, hostile, hostile
+	r.Run.Start, r.Run.Timezone = hostile, hostile
+	r.Checks[0].Name, r.Checks[1].Detail = hostile, hostile
+	r.Availability.Reasons[0].Reason = hostile
+	r.Availability.ByDecisionPoint[0].ID = hostile
+	r.Safety.Reasons[0].Reason = hostile
+	r.Factors[0].Name, r.Factors[0].Levels[1], r.Factors[1].Source = hostile, hostile, hostile
+	r.Cells.Factors[0], r.Cells.Strata[1].Stratum, r.Cells.Strata[0].Cells[1] = hostile, hostile, hostile
+	r.Effects[0].Factor, r.Effects[0].Outcome, r.Effects[0].Note = hostile, hostile, hostile
+	r.Power.Effect, r.Power.Error, r.Power.Assumptions[0] = hostile, hostile, hostile
+	var b bytes.Buffer
+	if err := writeHTML(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	html := b.String()
+	for _, raw := range []string{"<script", "alert(1)</", `"'&`} {
+		if strings.Contains(html, raw) {
+			t.Errorf("report.html contains %q unescaped", raw)
+		}
+	}
+	// Study.ID (title and heading), Name, Start, Timezone (the revision
+	// is cut to 19 bytes, so not whole), the 2 check texts, the reason (a
+	// chart label), the decision point, the safety reason, the factor's
+	// name, level and source, the cell factor, stratum and cell, the
+	// effect's 3 texts, the power's effect, error and an assumption.
+	if got, want := strings.Count(html, escaped), 22; got != want {
+		t.Errorf("escaped text appears %d times, want %d:\n%s", got, want, html)
+	}
+	for _, want := range []string{
+		"<title>Simulation of " + escaped + "</title>",
+		`<text x="164" y="30" text-anchor="end" class="tick">` + escaped + "</text>",
+		"<td class=l>" + escaped + "</td>",
+	} {
+		if !strings.Contains(html, want) {
+			t.Errorf("report.html lacks %s", want)
+		}
 	}
 }
