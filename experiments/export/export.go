@@ -282,11 +282,14 @@ type policyInput struct {
 			Total *float64 `json:"total"`
 		} `json:"assessment"`
 	} `json:"state"`
-	History struct {
-		PromptsToday           *float64 `json:"prompts_today"`
-		DecisionsToday         *float64 `json:"decisions_today"`
-		MinutesSinceLastPrompt *float64 `json:"minutes_since_last_prompt"`
-	} `json:"history"`
+	History inputHistory `json:"history"`
+}
+
+// inputHistory is the policy input's history.
+type inputHistory struct {
+	PromptsToday           *float64 `json:"prompts_today"`
+	DecisionsToday         *float64 `json:"decisions_today"`
+	MinutesSinceLastPrompt *float64 `json:"minutes_since_last_prompt"`
 }
 
 // scalar returns v if it is a number, boolean or short string, the

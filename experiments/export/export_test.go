@@ -315,6 +315,8 @@ func TestExport(t *testing.T) {
 		}
 	})
 
+	t.Run("every value has its column's type", func(t *testing.T) { checkValueTypes(t, stress, mood) })
+
 	t.Run("CSV golden files", func(t *testing.T) {
 		for _, tc := range []struct {
 			name string
@@ -600,5 +602,28 @@ func golden(t *testing.T, path string, got []byte) {
 			}
 		}
 		t.Fatalf("%s differs in length: %d lines, want %d (run go test -update if the change is intended)", path, len(gl), len(wl))
+	}
+}
+
+// checkValueTypes checks that every value of the tables is missing or of
+// the Go type of its column's type: a column's type never bends to the
+// values.
+func checkValueTypes(t *testing.T, tss ...*export.Tables) {
+	t.Helper()
+	goType := map[export.Type]reflect.Type{export.Integer: reflect.TypeFor[int64](), export.Double: reflect.TypeFor[float64](),
+		export.String: reflect.TypeFor[string](), export.Timestamp: reflect.TypeFor[time.Time]()}
+	for _, ts := range tss {
+		for _, table := range []*export.Table{ts.Decisions, ts.Participants} {
+			for i, row := range table.Rows {
+				if len(row) != len(table.Columns) {
+					t.Fatalf("%s %s row %d has %d values for %d columns", ts.Study, table.Name, i, len(row), len(table.Columns))
+				}
+				for j, v := range row {
+					if c := table.Columns[j]; v != nil && reflect.TypeOf(v) != goType[c.Type] {
+						t.Errorf("%s %s row %d: %s is %s but holds a %T", ts.Study, table.Name, i, c.Name, c.Type, v)
+					}
+				}
+			}
+		}
 	}
 }

@@ -87,10 +87,14 @@ func WriteParquet(w io.Writer, t *Table) error {
 		buf = buf[:0]
 		return nil
 	}
-	for _, row := range t.Rows {
+	for i, row := range t.Rows {
 		pr := make(parquet.Row, len(row))
 		for j, v := range row {
-			pr[j] = parquetValue(v, t.Columns[j].Type).Level(0, defLevel(v), j)
+			pv, ok := parquetValue(v, t.Columns[j].Type)
+			if !ok {
+				return fmt.Errorf("writing %s Parquet: column %s is %s, but row %d holds a %T", t.Name, t.Columns[j].Name, t.Columns[j].Type, i+1, v)
+			}
+			pr[j] = pv.Level(0, defLevel(v), j)
 		}
 		buf = append(buf, pr)
 		if len(buf) == cap(buf) {
@@ -115,29 +119,23 @@ func defLevel(v any) int {
 	return 1
 }
 
-func parquetValue(v any, t Type) parquet.Value {
+// parquetValue is v as a Parquet value of a column of type t; false when
+// v is not of t's Go type (a column's type never bends to its values).
+func parquetValue(v any, t Type) (parquet.Value, bool) {
 	if v == nil {
-		return parquet.NullValue()
+		return parquet.NullValue(), true
 	}
-	switch t {
-	case Integer:
-		if x, ok := v.(int64); ok {
-			return parquet.Int32Value(int32(x))
-		}
-	case Double:
-		if x, ok := v.(float64); ok {
-			return parquet.DoubleValue(x)
-		}
-	case String:
-		if x, ok := v.(string); ok {
-			return parquet.ByteArrayValue([]byte(x))
-		}
-	case Timestamp:
-		if x, ok := v.(time.Time); ok {
-			return parquet.Int64Value(x.UnixMicro())
-		}
+	switch x := v.(type) {
+	case int64:
+		return parquet.Int32Value(int32(x)), t == Integer
+	case float64:
+		return parquet.DoubleValue(x), t == Double
+	case string:
+		return parquet.ByteArrayValue([]byte(x)), t == String
+	case time.Time:
+		return parquet.Int64Value(x.UnixMicro()), t == Timestamp
 	}
-	return parquet.NullValue()
+	return parquet.NullValue(), false
 }
 
 // ReadParquet reads a table written by WriteParquet back into values of

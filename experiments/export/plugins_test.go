@@ -214,6 +214,8 @@ func TestExportPluginColumns(t *testing.T) {
 		t.Fatalf("%d rows, %d decisions", len(d.Rows), len(wants))
 	}
 
+	t.Run("every value has its column's type", func(t *testing.T) { checkValueTypes(t, ts) })
+
 	t.Run("columns in order, with their types", func(t *testing.T) {
 		var names []string
 		for _, c := range d.Columns {
