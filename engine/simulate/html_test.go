@@ -26,18 +26,20 @@ func checkGolden(t *testing.T, name string, got []byte) {
 	}
 }
 
-// TestReportHTMLGolden pins report.html for a small seeded run of each
-// example study.
+// TestReportHTMLGolden pins report.html and report.json for a small
+// seeded run of each example study.
 func TestReportHTMLGolden(t *testing.T) {
 	for _, name := range []string{"stress-mrt", "mood-most"} {
 		t.Run(name, func(t *testing.T) {
 			st := loadExample(t, name)
-			_, r := simulateTo(t, Options{Study: st, Cohort: DefaultCohort(), Participants: 16, Days: 6, Seed: 11})
+			dir, r := simulateTo(t, Options{Study: st, Cohort: DefaultCohort(), Participants: 16, Days: 6, Seed: 11})
 			var got bytes.Buffer
 			if err := writeHTML(&got, r); err != nil {
 				t.Fatal(err)
 			}
 			checkGolden(t, "report-"+name+".html.golden", got.Bytes())
+			// report.json holds every figure of the page and more.
+			checkGolden(t, "report-"+name+".json.golden", read(t, filepath.Join(dir, "report.json")))
 		})
 	}
 }
