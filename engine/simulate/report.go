@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/jitai/jitai/engine/trial"
-
 	"github.com/jitai/jitai/experiments/power"
 	"github.com/jitai/jitai/policies"
 )
@@ -250,97 +249,8 @@ func Build(run *Run, participants []*trial.Participant) *Report {
 	r.Run = RunInfo{Participants: o.Participants, Days: o.Days, Seed: o.Seed, Start: o.Start.Format("2006-01-02"), Timezone: tz, Cohort: o.Cohort}
 
 	within := cfg.FactorsOf(policies.Within)
-	type acc struct {
-		n, l1      int
-		sumP, var_ float64
-	}
-	facc := make([]acc, len(within))
-	fpoint := make([][]acc, len(within))
-	for i := range fpoint {
-		fpoint[i] = make([]acc, len(cfg.DecisionPoints))
-	}
-	reasons := map[string]int{}
-	safety := map[string]int{}
-	dpN := make([]PointRate, len(cfg.DecisionPoints))
-	dpAvail := make([]int, len(cfg.DecisionPoints))
-	dayDec := make([]int, o.Days)
-	dayAvail := make([]int, o.Days)
-	dayDel := make([]int, o.Days)
-	var opened, completed, delivered, reports, requests, withOutcome int
-	safetyPeople := 0
-	for _, p := range run.People {
-		perDay := make([]ParticipantDay, o.Days)
-		for d := range perDay {
-			perDay[d] = ParticipantDay{Participant: p.ID, Day: d, Opened: p.OpenedByDay[d], Reports: p.ReportsByDay[d], Requests: p.RequestsByDay[d]}
-		}
-		hadSafety := false
-		for _, pt := range p.Points {
-			r.Totals.Decisions++
-			pd := &perDay[pt.Day]
-			pd.Decisions++
-			dayDec[pt.Day]++
-			dpN[pt.DP].Decisions++
-			r.Hours.Decisions[pt.Hour]++
-			if !math.IsNaN(pt.Outcome) {
-				withOutcome++
-			}
-			switch pt.Action {
-			case trial.ActionDeliver:
-				r.Totals.Deliver++
-				pd.Deliveries++
-				dayDel[pt.Day]++
-				dpN[pt.DP].Deliveries++
-				r.Hours.Deliveries[pt.Hour]++
-			case trial.ActionSafety:
-				r.Totals.Safety++
-				pd.Safety++
-				hadSafety = true
-				for _, s := range pt.Safety {
-					safety[s]++
-				}
-			default:
-				r.Totals.None++
-			}
-			if pt.Available {
-				r.Totals.Available++
-				pd.Available++
-				dayAvail[pt.Day]++
-				dpAvail[pt.DP]++
-			}
-			for _, why := range pt.Reasons {
-				reasons[why]++
-			}
-			if pt.Randomised {
-				r.Totals.Randomised++
-				for i, fl := range pt.Factors {
-					if i >= len(facc) {
-						break
-					}
-					for _, a := range []*acc{&facc[i], &fpoint[i][pt.DP]} {
-						a.n++
-						a.l1 += fl.Level
-						a.sumP += fl.Prob
-						a.var_ += fl.Prob * (1 - fl.Prob)
-					}
-				}
-			}
-		}
-		if hadSafety {
-			safetyPeople++
-		}
-		opened += p.Opened
-		completed += p.Completed
-		reports += p.Reports
-		requests += p.Requests
-		r.dayRows = append(r.dayRows, perDay...)
-		if p.Disengaged >= 0 {
-			r.Engagement.Disengaged++
-			if p.OptedOut {
-				r.Engagement.OptedOut++
-			}
-		}
-	}
-	delivered = r.Totals.Deliver
+	t := r.tally(run, len(within))
+	delivered := r.Totals.Deliver
 
 	// Deliveries per participant-day.
 	r.Deliveries.Cap = cfg.Burden.MaxPerDay
@@ -358,18 +268,18 @@ func Build(run *Run, participants []*trial.Participant) *Report {
 	r.Deliveries.Mean = ratio(delivered, len(r.dayRows))
 
 	r.Availability.Rate = ratio(r.Totals.Available, r.Totals.Decisions)
-	r.Availability.Reasons = counted(reasons, r.Totals.Decisions)
+	r.Availability.Reasons = counted(t.reasons, r.Totals.Decisions)
 	for i, dp := range cfg.DecisionPoints {
-		dpN[i].ID = dp.ID
-		dpN[i].Available = ratio(dpAvail[i], dpN[i].Decisions)
+		t.dpN[i].ID = dp.ID
+		t.dpN[i].Available = ratio(t.dpAvail[i], t.dpN[i].Decisions)
 	}
-	r.Availability.ByDecisionPoint = dpN
+	r.Availability.ByDecisionPoint = t.dpN
 
-	r.Safety = SafetySummary{Decisions: r.Totals.Safety, Participants: safetyPeople, Reasons: counted(safety, r.Totals.Decisions)}
+	r.Safety = SafetySummary{Decisions: r.Totals.Safety, Participants: t.safetyPeople, Reasons: counted(t.safety, r.Totals.Decisions)}
 
 	r.Factors = []FactorRate{}
 	for i, f := range within {
-		a := facc[i]
+		a := t.facc[i]
 		fr := FactorRate{Name: f.Name, Levels: [2]string{f.Levels[0], f.Levels[1]}, Source: f.ProbabilitySource, Declared: f.Probability,
 			Randomised: a.n, Level1: a.l1, Realised: ratio(a.l1, a.n), OK: true}
 		if a.n > 0 {
@@ -381,7 +291,7 @@ func Build(run *Run, participants []*trial.Participant) *Report {
 		}
 		r.Factors = append(r.Factors, fr)
 		for j, dp := range cfg.DecisionPoints {
-			pa := fpoint[i][j]
+			pa := t.fpoint[i][j]
 			fp := FactorPointRate{Factor: f.Name, DecisionPoint: dp.ID, Randomised: pa.n, Level1: pa.l1}
 			if pa.n > 0 {
 				fp.Intended = pa.sumP / float64(pa.n)
@@ -392,10 +302,10 @@ func Build(run *Run, participants []*trial.Participant) *Report {
 
 	r.Cells = cellBalance(cfg, participants)
 
-	r.Engagement.OpenRate = ratio(opened, delivered)
-	r.Engagement.CompleteRate = ratio(completed, delivered)
-	r.Engagement.ReportRate = ratio(reports, requests)
-	r.Engagement.OutcomeMissing = 1 - ratio(withOutcome, r.Totals.Decisions)
+	r.Engagement.OpenRate = ratio(t.opened, delivered)
+	r.Engagement.CompleteRate = ratio(t.completed, delivered)
+	r.Engagement.ReportRate = ratio(t.reports, t.requests)
+	r.Engagement.OutcomeMissing = 1 - ratio(t.withOutcome, r.Totals.Decisions)
 
 	dayOpened := make([]int, o.Days)
 	dayReports := make([]int, o.Days)
@@ -406,14 +316,122 @@ func Build(run *Run, participants []*trial.Participant) *Report {
 		dayRequests[pd.Day] += pd.Requests
 	}
 	for d := range o.Days {
-		r.Daily = append(r.Daily, DayRow{Day: d + 1, Available: ratio(dayAvail[d], dayDec[d]),
-			Deliveries: ratio(dayDel[d], o.Participants), OpenRate: ratio(dayOpened[d], dayDel[d]), ReportRate: ratio(dayReports[d], dayRequests[d])})
+		r.Daily = append(r.Daily, DayRow{Day: d + 1, Available: ratio(t.dayAvail[d], t.dayDec[d]),
+			Deliveries: ratio(t.dayDel[d], o.Participants), OpenRate: ratio(dayOpened[d], t.dayDel[d]), ReportRate: ratio(dayReports[d], dayRequests[d])})
 	}
 
 	r.Effects = effects(run, primary, within)
 	r.Power = powerFor(run, primary, r)
 	r.Checks = checks(r)
 	return r
+}
+
+// rateAcc accumulates a factor's draws at randomised points.
+type rateAcc struct {
+	n, l1      int
+	sumP, var_ float64
+}
+
+// tallies are the counts of a run that Build summarises.
+type tallies struct {
+	facc                           []rateAcc   // by within-person factor
+	fpoint                         [][]rateAcc // by factor, then decision point
+	reasons, safety                map[string]int
+	dpN                            []PointRate
+	dpAvail                        []int
+	dayDec, dayAvail, dayDel       []int
+	opened, completed              int
+	reports, requests, withOutcome int
+	safetyPeople                   int
+}
+
+// tally counts the run's decision points into r's totals, hours,
+// participant-days and disengagement, and returns the other counts.
+func (r *Report) tally(run *Run, nFactors int) *tallies {
+	o := run.Options
+	nDP := len(o.Study.Config.DecisionPoints)
+	t := &tallies{
+		facc: make([]rateAcc, nFactors), fpoint: make([][]rateAcc, nFactors),
+		reasons: map[string]int{}, safety: map[string]int{},
+		dpN: make([]PointRate, nDP), dpAvail: make([]int, nDP),
+		dayDec: make([]int, o.Days), dayAvail: make([]int, o.Days), dayDel: make([]int, o.Days),
+	}
+	for i := range t.fpoint {
+		t.fpoint[i] = make([]rateAcc, nDP)
+	}
+	for _, p := range run.People {
+		perDay := make([]ParticipantDay, o.Days)
+		for d := range perDay {
+			perDay[d] = ParticipantDay{Participant: p.ID, Day: d, Opened: p.OpenedByDay[d], Reports: p.ReportsByDay[d], Requests: p.RequestsByDay[d]}
+		}
+		hadSafety := false
+		for _, pt := range p.Points {
+			r.Totals.Decisions++
+			pd := &perDay[pt.Day]
+			pd.Decisions++
+			t.dayDec[pt.Day]++
+			t.dpN[pt.DP].Decisions++
+			r.Hours.Decisions[pt.Hour]++
+			if !math.IsNaN(pt.Outcome) {
+				t.withOutcome++
+			}
+			switch pt.Action {
+			case trial.ActionDeliver:
+				r.Totals.Deliver++
+				pd.Deliveries++
+				t.dayDel[pt.Day]++
+				t.dpN[pt.DP].Deliveries++
+				r.Hours.Deliveries[pt.Hour]++
+			case trial.ActionSafety:
+				r.Totals.Safety++
+				pd.Safety++
+				hadSafety = true
+				for _, s := range pt.Safety {
+					t.safety[s]++
+				}
+			default:
+				r.Totals.None++
+			}
+			if pt.Available {
+				r.Totals.Available++
+				pd.Available++
+				t.dayAvail[pt.Day]++
+				t.dpAvail[pt.DP]++
+			}
+			for _, why := range pt.Reasons {
+				t.reasons[why]++
+			}
+			if pt.Randomised {
+				r.Totals.Randomised++
+				for i, fl := range pt.Factors {
+					if i >= len(t.facc) {
+						break
+					}
+					for _, a := range []*rateAcc{&t.facc[i], &t.fpoint[i][pt.DP]} {
+						a.n++
+						a.l1 += fl.Level
+						a.sumP += fl.Prob
+						a.var_ += fl.Prob * (1 - fl.Prob)
+					}
+				}
+			}
+		}
+		if hadSafety {
+			t.safetyPeople++
+		}
+		t.opened += p.Opened
+		t.completed += p.Completed
+		t.reports += p.Reports
+		t.requests += p.Requests
+		r.dayRows = append(r.dayRows, perDay...)
+		if p.Disengaged >= 0 {
+			r.Engagement.Disengaged++
+			if p.OptedOut {
+				r.Engagement.OptedOut++
+			}
+		}
+	}
+	return t
 }
 
 func ratio(a, b int) float64 {
@@ -608,8 +626,6 @@ func meanVar(y []float64) (float64, float64) {
 // primary outcome, the factorial formula for between-person factors.
 func powerFor(run *Run, primary *policies.Outcome, r *Report) PowerReport {
 	cfg := run.Options.Study.Config
-	c := &run.Options.Cohort
-	o := run.Options
 	if primary == nil {
 		return PowerReport{Kind: "none", Assumptions: []string{"the study declares no primary outcome"}}
 	}
@@ -620,83 +636,102 @@ func powerFor(run *Run, primary *policies.Outcome, r *Report) PowerReport {
 		}
 	}
 	if f, ok := cfg.Factor(cfg.DeliveryFactor); ok && f.Type == policies.Within {
-		pr := PowerReport{Kind: "mrt", Effect: fmt.Sprintf("causal excursion effect of %s on %s", f.Name, primary.Name), Target: 0.8}
-		if primary.Event != trial.EventEMA || (primary.Variable != "stress" && primary.Variable != "mood") {
-			pr.Error = fmt.Sprintf("the primary outcome %s is not a simulated continuous self-report (stress or mood); the MRT power for it is not computed", primary.Name)
-			pr.Assumptions = []string{}
-			return pr
-		}
-		// The outcome's sd without treatment: at available points where the
-		// delivery factor drew level 0.
-		var y0 []float64
-		idx := factorIndex(cfg, f.Name)
-		randomised, observed := 0, 0
-		for _, p := range run.People {
-			for _, pt := range p.Points {
-				if !pt.Randomised {
-					continue
-				}
-				randomised++
-				if !math.IsNaN(pt.Outcome) {
-					observed++
-					if idx < len(pt.Factors) && pt.Factors[idx].Level == 0 {
-						y0 = append(y0, pt.Outcome)
-					}
-				}
-			}
-		}
-		eff := trueEffect(c, "", primary.Variable)
-		if len(y0) < 2 || eff == 0 || r.Availability.Rate <= 0 {
-			pr.Error = "too few untreated outcomes, a zero true effect or no availability: power is not computed"
-			pr.Assumptions = []string{}
-			return pr
-		}
-		_, v := meanVar(y0)
-		sd := math.Sqrt(v)
-		std := math.Abs(eff) / sd
-		prob := f.Probability
-		for _, fr := range r.Factors {
-			if fr.Name == f.Name && fr.Randomised > 0 {
-				prob = fr.Intended
-			}
-		}
-		avail := math.Min(1, r.Availability.Rate)
-		spec := power.MRTSpec{Days: o.Days, DecisionsPerDay: max(perDay, 1), RandProb: []float64{prob},
-			Effect: power.Trend{Shape: power.Constant, Mean: std}, Availability: power.Trend{Shape: power.Constant, Mean: avail}}
-		pr.Inputs = map[string]any{"days": spec.Days, "decisions_per_day": spec.DecisionsPerDay, "rand_prob": prob,
-			"standardized_effect": std, "true_effect": eff, "outcome_sd": sd, "availability": avail, "alpha": 0.05}
-		pr.Assumptions = []string{
-			fmt.Sprintf("effect: the cohort's true effect of a delivery on %s (%.3g) divided by the sd of %s at untreated available points (%.3g), constant over the study", primary.Variable, eff, primary.Name, sd),
-			fmt.Sprintf("availability: the simulated rate %.3f, constant over the study", avail),
-			fmt.Sprintf("randomisation probability: the mean probability used for %s (%.3f)", f.Name, prob),
-			fmt.Sprintf("%d days, %d scheduled decision points a day, alpha 0.05 two-sided, 3 control parameters (Liao et al. 2016, as MRTSampleSize)", spec.Days, spec.DecisionsPerDay),
-			"the formula assumes every outcome is observed; the second figure counts only the points whose outcome was observed in the simulation (availability times that share)",
-		}
-		pr.ObservedShare = ratio(observed, randomised)
-		for _, missing := range []bool{false, true} {
-			s := spec
-			if missing {
-				if pr.ObservedShare == 0 {
-					break
-				}
-				s.Availability.Mean = avail * pr.ObservedShare
-			}
-			n, atMost, pow, err := mrtPower(s, o.Participants)
-			if err != nil && pr.Error == "" {
-				pr.Error = err.Error()
-			}
-			if missing {
-				pr.NMissing, pr.AtMostMissing, pr.PowerAtNMissing = n, atMost, pow
-			} else {
-				pr.N, pr.AtMost, pr.PowerAtN = n, atMost, pow
-			}
-		}
-		return pr
+		return mrtPowerFor(run, primary, r, f, perDay)
 	}
 	between := cfg.FactorsOf(policies.Between)
 	if len(between) == 0 {
 		return PowerReport{Kind: "none", Assumptions: []string{"the study has neither a within-person delivery factor nor between-person factors"}}
 	}
+	return factorialPowerFor(run, primary, between)
+}
+
+// mrtPowerFor is the MRT sample size and power for the causal excursion
+// effect of the within-person delivery factor f on the primary outcome,
+// with perDay scheduled decision points a day.
+func mrtPowerFor(run *Run, primary *policies.Outcome, r *Report, f *policies.Factor, perDay int) PowerReport {
+	cfg := run.Options.Study.Config
+	c := &run.Options.Cohort
+	o := run.Options
+	pr := PowerReport{Kind: "mrt", Effect: fmt.Sprintf("causal excursion effect of %s on %s", f.Name, primary.Name), Target: 0.8}
+	if primary.Event != trial.EventEMA || (primary.Variable != "stress" && primary.Variable != "mood") {
+		pr.Error = fmt.Sprintf("the primary outcome %s is not a simulated continuous self-report (stress or mood); the MRT power for it is not computed", primary.Name)
+		pr.Assumptions = []string{}
+		return pr
+	}
+	// The outcome's sd without treatment: at available points where the
+	// delivery factor drew level 0.
+	var y0 []float64
+	idx := factorIndex(cfg, f.Name)
+	randomised, observed := 0, 0
+	for _, p := range run.People {
+		for _, pt := range p.Points {
+			if !pt.Randomised {
+				continue
+			}
+			randomised++
+			if !math.IsNaN(pt.Outcome) {
+				observed++
+				if idx < len(pt.Factors) && pt.Factors[idx].Level == 0 {
+					y0 = append(y0, pt.Outcome)
+				}
+			}
+		}
+	}
+	eff := trueEffect(c, "", primary.Variable)
+	if len(y0) < 2 || eff == 0 || r.Availability.Rate <= 0 {
+		pr.Error = "too few untreated outcomes, a zero true effect or no availability: power is not computed"
+		pr.Assumptions = []string{}
+		return pr
+	}
+	_, v := meanVar(y0)
+	sd := math.Sqrt(v)
+	std := math.Abs(eff) / sd
+	prob := f.Probability
+	for _, fr := range r.Factors {
+		if fr.Name == f.Name && fr.Randomised > 0 {
+			prob = fr.Intended
+		}
+	}
+	avail := math.Min(1, r.Availability.Rate)
+	spec := power.MRTSpec{Days: o.Days, DecisionsPerDay: max(perDay, 1), RandProb: []float64{prob},
+		Effect: power.Trend{Shape: power.Constant, Mean: std}, Availability: power.Trend{Shape: power.Constant, Mean: avail}}
+	pr.Inputs = map[string]any{"days": spec.Days, "decisions_per_day": spec.DecisionsPerDay, "rand_prob": prob,
+		"standardized_effect": std, "true_effect": eff, "outcome_sd": sd, "availability": avail, "alpha": 0.05}
+	pr.Assumptions = []string{
+		fmt.Sprintf("effect: the cohort's true effect of a delivery on %s (%.3g) divided by the sd of %s at untreated available points (%.3g), constant over the study", primary.Variable, eff, primary.Name, sd),
+		fmt.Sprintf("availability: the simulated rate %.3f, constant over the study", avail),
+		fmt.Sprintf("randomisation probability: the mean probability used for %s (%.3f)", f.Name, prob),
+		fmt.Sprintf("%d days, %d scheduled decision points a day, alpha 0.05 two-sided, 3 control parameters (Liao et al. 2016, as MRTSampleSize)", spec.Days, spec.DecisionsPerDay),
+		"the formula assumes every outcome is observed; the second figure counts only the points whose outcome was observed in the simulation (availability times that share)",
+	}
+	pr.ObservedShare = ratio(observed, randomised)
+	for _, missing := range []bool{false, true} {
+		s := spec
+		if missing {
+			if pr.ObservedShare == 0 {
+				break
+			}
+			s.Availability.Mean = avail * pr.ObservedShare
+		}
+		n, atMost, pow, err := mrtPower(s, o.Participants)
+		if err != nil && pr.Error == "" {
+			pr.Error = err.Error()
+		}
+		if missing {
+			pr.NMissing, pr.AtMostMissing, pr.PowerAtNMissing = n, atMost, pow
+		} else {
+			pr.N, pr.AtMost, pr.PowerAtN = n, atMost, pow
+		}
+	}
+	return pr
+}
+
+// factorialPowerFor is the factorial sample size and power (or the
+// detectable effect) for the main effects of the between-person factors
+// on participants' mean primary outcome.
+func factorialPowerFor(run *Run, primary *policies.Outcome, between []policies.Factor) PowerReport {
+	c := &run.Options.Cohort
+	o := run.Options
 	// The factorial analysis of participants' mean primary outcome.
 	pr := PowerReport{Kind: "factorial", Target: 0.8}
 	var means []float64
