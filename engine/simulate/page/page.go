@@ -21,14 +21,6 @@ import (
 //go:embed templates/*.tmpl
 var shared embed.FS
 
-// funcs are the functions every template may call.
-var funcs = template.FuncMap{
-	// pct is a share as a percentage (0.25 is 25).
-	"pct": func(x float64) float64 { return 100 * x },
-	// join joins strings with a separator.
-	"join": strings.Join,
-}
-
 // Set is a parsed set of templates: the shared ones ("head", "foot",
 // "chart") and a report's own. It is immutable once built, so one Set may
 // be shared and rendered from several goroutines.
@@ -37,8 +29,16 @@ type Set struct {
 }
 
 // New parses the shared templates and those of fsys that match patterns
-// (a report's own, which may call the shared ones).
+// (a report's own, which may call the shared ones). Every template may
+// call pct (a share as a percentage: pct 0.25 is 25) and join
+// (strings.Join).
 func New(fsys fs.FS, patterns ...string) (*Set, error) {
+	funcs := template.FuncMap{
+		// pct is a share as a percentage (0.25 is 25).
+		"pct": func(x float64) float64 { return 100 * x },
+		// join joins strings with a separator.
+		"join": strings.Join,
+	}
 	t, err := template.New("page").Funcs(funcs).ParseFS(shared, "templates/*.tmpl")
 	if err != nil {
 		return nil, fmt.Errorf("parsing the shared report templates: %w", err)
