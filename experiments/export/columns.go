@@ -70,31 +70,30 @@ type about struct {
 // table already has gets a numeric suffix (a study variable named like a
 // fixed column). add returns the column's final name.
 func add[R any, V cellValue](r *registry[R], name string, a about, get func(R) (V, bool)) string {
-	t := typeOf[V]()
-	name = uniq(r.names, name)
-	r.defs = append(r.defs, columnDef[R]{
-		Column: Column{Name: name, Table: r.name, Type: t, ParquetType: parquetTypeName(t), Unit: a.unit, Levels: a.levels, Description: a.desc, Missing: a.missing},
-		value: func(x R) any {
-			if v, ok := get(x); ok {
-				return v
-			}
-			return nil
-		},
+	return r.define(name, typeOf[V](), a, func(x R) any {
+		if v, ok := get(x); ok {
+			return v
+		}
+		return nil
 	})
-	return name
 }
 
 // addAs appends a column of type t (Integer, Double or String) whose raw
-// values (float64, bool, string, int64 or nil) are converted to t (see
-// convert); a value that does not convert is missing.
+// values (float64, bool, string, int64 or nil) are converted to t by
+// convert, which gives a value of t's Go type or nil (missing).
 func addAs[R any](r *registry[R], name string, t Type, a about, raw func(R) any) string {
-	switch t {
-	case Integer:
-		return add(r, name, a, func(x R) (int64, bool) { v, ok := convert(raw(x), t).(int64); return v, ok })
-	case Double:
-		return add(r, name, a, func(x R) (float64, bool) { v, ok := convert(raw(x), t).(float64); return v, ok })
-	}
-	return add(r, name, a, func(x R) (string, bool) { v, ok := convert(raw(x), t).(string); return v, ok })
+	return r.define(name, t, a, func(x R) any { return convert(raw(x), t) })
+}
+
+// define appends a column of type t whose getter gives nil or a value of
+// t's Go type; add and addAs are the ways to call it.
+func (r *registry[R]) define(name string, t Type, a about, value func(R) any) string {
+	name = uniq(r.names, name)
+	r.defs = append(r.defs, columnDef[R]{
+		Column: Column{Name: name, Table: r.name, Type: t, ParquetType: parquetTypeName(t), Unit: a.unit, Levels: a.levels, Description: a.desc, Missing: a.missing},
+		value:  value,
+	})
+	return name
 }
 
 // columns returns the codebook entries of the columns, in order.
