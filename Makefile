@@ -6,7 +6,13 @@ DATA        ?= ./data
 ADDR        ?= 127.0.0.1:8080
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build run run-redis test test-race bench lint fmt clean plugins run-plugins proto
+.DEFAULT_GOAL := build
+
+.PHONY: help build run run-redis test test-race bench lint fmt clean plugins run-plugins proto docs
+
+## help: list the make targets
+help:
+	@sed -n 's/^## \([A-Za-z0-9_-]*\): \(.*\)/\1\t\2/p' $(MAKEFILE_LIST) | awk -F '\t' '{ printf "  %-16s %s\n", $$1, $$2 }'
 
 ## build: compile the engine to bin/jitai
 build:
@@ -29,8 +35,9 @@ plugins:
 run-plugins: build plugins
 	./$(BIN) serve --addr $(ADDR) --studies plugins/examples --data $(DATA)
 
-## proto: regenerate plugins/proto from plugin.proto (needs protoc; the generated code is committed,
-## so building and testing never need it). protoc-gen-go is the version in go.mod.
+## proto: regenerate plugins/proto from plugin.proto (needs protoc)
+## The generated code is committed, so building and testing never need protoc.
+## protoc-gen-go is the version in go.mod.
 PROTOC_GEN_GO_GRPC ?= google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 proto:
 	@mkdir -p bin/tools
@@ -67,14 +74,22 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
+## docs: regenerate the CLI reference in docs/cli from the commands (a test fails when it is stale)
+docs:
+	rm -f docs/cli/*.md
+	$(GO) run ./cmd/jitai gen-docs docs/cli
+
+## fmt: gofmt every Go file
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
+## clean: remove bin/
 clean:
 	rm -rf bin
 
-## bench-redis: decisions/s, p50 and p99 of jitai serve with the embedded store, then with the
-## Redis store (BENCH_REDIS_URL), under the same load (cmd/jitai-load; BENCH_CONCURRENCY workers, BENCH_DURATION each)
+## bench-redis: decisions/s, p50 and p99 of jitai serve, embedded store then Redis store
+## Both under the same load (cmd/jitai-load; BENCH_CONCURRENCY workers, BENCH_DURATION each);
+## the Redis store at BENCH_REDIS_URL.
 BENCH_REDIS_URL    ?= redis://127.0.0.1:6379/15
 BENCH_CONCURRENCY  ?= 16
 BENCH_DURATION     ?= 20s
@@ -86,7 +101,8 @@ bench-redis: build
 	  BENCH_DURATION=$(BENCH_DURATION) BENCH_PARTICIPANTS=$(BENCH_PARTICIPANTS) \
 	  bash cmd/jitai-load/bench-redis.sh $(BIN) bin/jitai-load
 
-## bench-load: the engine (embedded store with durable recording, then the Redis store) against
+## bench-load: the engine against OPA's own server, same policy and inputs (cmd/jitai-bench)
+## The engine (embedded store with durable recording, then the Redis store) against
 ## OPA's own server (opa run --server, built from the OPA module at the version in go.mod) on the
 ## same policy and the engine's own policy inputs, one after the other, each at every
 ## BENCH_LOAD_CONCURRENCY, with the same closed-loop driver (cmd/jitai-bench). Prints
@@ -102,9 +118,9 @@ bench-load: build
 	./bin/jitai-bench --jitai $(BIN) --opa bin/opa --studies $(STUDIES) --redis-url $(BENCH_LOAD_REDIS_URL) \
 	  --concurrency $(BENCH_LOAD_CONCURRENCY) --duration $(BENCH_LOAD_DURATION) --warmup $(BENCH_LOAD_WARMUP)
 
-## simulate-bench: the 500 participants x 90 days x 5 points (225,000 decisions) simulation of
-## stress-mrt, timed (target: under 2 minutes); the report goes to SIM_OUT
+## simulate-bench: time the 225,000-decision simulation of stress-mrt (target: under 2 minutes)
+## 500 participants x 90 days x 5 points; the report goes to SIM_OUT.
 SIM_OUT ?= /tmp/jitai-simulate-bench
 .PHONY: simulate-bench
 simulate-bench: build
-	time ./$(BIN) simulate --study $(STUDIES)/stress-mrt --participants 500 --days 90 --seed 1 --out $(SIM_OUT)
+	time ./$(BIN) simulate --study-dir $(STUDIES)/stress-mrt --participants 500 --days 90 --seed 1 --out $(SIM_OUT)

@@ -35,15 +35,12 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/jitai/jitai/cmd/jitai-load/load"
-	"github.com/jitai/jitai/engine/trial"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
 )
@@ -256,58 +253,47 @@ func perDecision(cpu time.Duration, n int64) string {
 	return strconv.FormatInt(cpu.Microseconds()/n, 10)
 }
 
-// drive is the closed-loop driver used for every server: conc workers, each
-// sending its next request as soon as the previous one is answered, over
-// keep-alive connections (load.NewClient). Latencies of 200 answers are
-// kept and summarised exactly (load.Summarise).
+// drive is the closed-loop driver used for every server: load.Loop with
+// conc workers over keep-alive connections (load.NewClient). Latencies of
+// 200 answers with a JSON object are kept and summarised exactly
+// (load.Summarise).
 func drive(ctx context.Context, conc int, dur time.Duration, next func(rng *mrand.Rand, n int64) (string, []byte, string)) result {
 	hc := load.NewClient(conc, 15*time.Second)
 	defer hc.CloseIdleConnections()
-	rctx, cancel := context.WithTimeout(ctx, dur)
-	defer cancel()
-	seed := uint64(time.Now().UnixNano())
-	var n atomic.Int64
-	var mu sync.Mutex
+	type tally struct {
+		lats     []time.Duration
+		ok, bad  int64
+		firstErr string
+	}
+	tallies := make([]tally, conc)
+	el := load.Loop(ctx, load.LoopConfig{Workers: conc, Duration: dur, Seed: uint64(time.Now().UnixNano())},
+		func(ctx context.Context, i int, rng *mrand.Rand, n int64) {
+			u, body, key := next(rng, n)
+			sent := time.Now()
+			status, resp, err := load.Do(context.WithoutCancel(ctx), hc, http.MethodPost, u, body, key)
+			lat := time.Since(sent)
+			t := &tallies[i]
+			if err == nil && status == http.StatusOK && bytes.HasPrefix(bytes.TrimSpace(resp), []byte("{")) && !bytes.Equal(bytes.TrimSpace(resp), []byte("{}")) {
+				t.ok++
+				t.lats = append(t.lats, lat)
+				return
+			}
+			t.bad++
+			if t.firstErr == "" {
+				t.firstErr = fmt.Sprintf("status %d err %v: %.200s", status, err, resp)
+			}
+		})
 	var all []time.Duration
 	var ok, bad int64
 	var firstErr string
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i := 0; i < conc; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := mrand.New(mrand.NewPCG(seed, uint64(i)+1))
-			lats := make([]time.Duration, 0, 4096)
-			var myOK, myBad int64
-			var myErr string
-			for rctx.Err() == nil {
-				u, body, key := next(rng, n.Add(1))
-				sent := time.Now()
-				status, resp, err := load.Do(context.WithoutCancel(rctx), hc, http.MethodPost, u, body, key)
-				lat := time.Since(sent)
-				if err == nil && status == http.StatusOK && bytes.HasPrefix(bytes.TrimSpace(resp), []byte("{")) && !bytes.Equal(bytes.TrimSpace(resp), []byte("{}")) {
-					myOK++
-					lats = append(lats, lat)
-					continue
-				}
-				myBad++
-				if myErr == "" {
-					myErr = fmt.Sprintf("status %d err %v: %.200s", status, err, resp)
-				}
-			}
-			mu.Lock()
-			all = append(all, lats...)
-			ok += myOK
-			bad += myBad
-			if firstErr == "" {
-				firstErr = myErr
-			}
-			mu.Unlock()
-		}()
+	for _, t := range tallies {
+		all = append(all, t.lats...)
+		ok += t.ok
+		bad += t.bad
+		if firstErr == "" {
+			firstErr = t.firstErr
+		}
 	}
-	wg.Wait()
-	el := time.Since(start)
 	r := result{ok: ok, errors: bad, perSecond: float64(ok) / el.Seconds(), lat: load.Summarise(all), firstErr: firstErr}
 	if firstErr != "" {
 		fmt.Fprintf(os.Stderr, "jitai-bench: %d errors at concurrency %d, first: %s\n", bad, conc, firstErr)
@@ -315,54 +301,24 @@ func drive(ctx context.Context, conc int, dur time.Duration, next func(rng *mran
 	return r
 }
 
-// jitaiRequests makes decision requests like cmd/jitai-load: a random
-// participant, decision point and day; the point's time moved by -15 to +45
-// minutes (80%), else any time of the day; each with its own
-// Idempotency-Key.
+// jitaiRequests makes decision requests with cmd/jitai-load's generator
+// (load.Generator), each with its own Idempotency-Key.
 func jitaiRequests(base string, o options, study *policies.Study, prefix string) func(*mrand.Rand, int64) (string, []byte, string) {
-	ids := participantIDs(prefix, o.participants)
-	urls := make([]string, len(ids))
-	for i, id := range ids {
-		urls[i] = base + "/v1/studies/" + url.PathEscape(o.study) + "/participants/" + url.PathEscape(id) + "/decisions"
-	}
 	loc, err := time.LoadLocation(study.Config.Timezone)
 	if err != nil {
 		loc = time.UTC
 	}
-	day0 := time.Date(2026, time.November, 16, 0, 0, 0, 0, loc)
-	points := study.Config.DecisionPoints
+	points := make([]load.DecisionPoint, len(study.Config.DecisionPoints))
+	for i, dp := range study.Config.DecisionPoints {
+		points[i] = load.DecisionPoint{ID: dp.ID, Time: dp.Time}
+	}
+	gen := load.NewGenerator(load.ParticipantIDs(prefix, o.participants), points, time.Date(2026, time.November, 16, 0, 0, 0, 0, loc), o.days)
+	studyURL := base + "/v1/studies/" + url.PathEscape(o.study) + "/participants/"
 	key := prefix + strconv.FormatInt(time.Now().UnixNano(), 36) + "-"
 	return func(rng *mrand.Rand, n int64) (string, []byte, string) {
-		p := rng.IntN(len(ids))
-		dp := points[rng.IntN(len(points))]
-		midnight := day0.AddDate(0, 0, rng.IntN(o.days))
-		minute := -1
-		if m, err := trial.ParseClock(dp.Time); err == nil && dp.Time != "" && rng.IntN(10) < 8 {
-			minute = m - 15 + rng.IntN(60)
-		}
-		var t time.Time
-		if minute >= 0 && minute < 24*60 {
-			t = midnight.Add(time.Duration(minute)*time.Minute + time.Duration(rng.IntN(60))*time.Second)
-		} else {
-			t = midnight.Add(time.Duration(rng.Int64N(int64(24 * time.Hour))).Truncate(time.Second))
-		}
-		body := make([]byte, 0, 96)
-		body = append(body, `{"decision_point":`...)
-		body = strconv.AppendQuote(body, dp.ID)
-		body = append(body, `,"time":"`...)
-		body = t.UTC().AppendFormat(body, time.RFC3339)
-		body = append(body, `"}`...)
-		return urls[p], body, key + strconv.FormatInt(n, 10)
+		p, body := gen.Request(rng)
+		return studyURL + url.PathEscape(p) + "/decisions", body, key + strconv.FormatInt(n, 10)
 	}
-}
-
-func participantIDs(prefix string, n int) []string {
-	ids := make([]string, n)
-	width := len(strconv.Itoa(n - 1))
-	for i := range ids {
-		ids[i] = fmt.Sprintf("%s%0*d", prefix, width, i)
-	}
-	return ids
 }
 
 // enrolAndWarm enrols the participants and runs the warm-up load with

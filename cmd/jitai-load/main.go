@@ -40,7 +40,10 @@ func main() {
 
 type urlList []string
 
+// String returns the URLs comma-separated.
 func (u *urlList) String() string { return strings.Join(*u, ",") }
+
+// Set adds the comma-separated URLs of v.
 func (u *urlList) Set(v string) error {
 	for s := range strings.SplitSeq(v, ",") {
 		if s = strings.TrimSpace(s); s != "" {

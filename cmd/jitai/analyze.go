@@ -1,15 +1,56 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
+	"strings"
 
-	"github.com/jitai/jitai/experiments/analysis"
+	"github.com/spf13/cobra"
 )
 
-// runAnalyze implements `jitai analyze wcls|emee|factorial`: causal excursion
+// newAnalyzeCmd is `jitai analyze wcls|emee|factorial`: causal excursion
 // effects of micro-randomised treatments (WCLS for continuous, EMEE for
-// binary proximal outcomes) and effect-coded factorial effects. The flags,
-// output and exit codes are documented in experiments/analysis (RunCommand).
-func runAnalyze(args []string, stdout, stderr io.Writer) int {
-	return analysis.RunCommand(args, stdout, stderr)
+// binary proximal outcomes) and effect-coded factorial effects, computed by
+// experiments/analysis.
+func newAnalyzeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "analyze",
+		Short: "Estimators: wcls, emee (causal excursion effects), factorial effects",
+		Long: `Estimate effects from a CSV file (--csv): causal excursion effects of
+micro-randomised treatments (wcls for continuous, emee for binary proximal
+outcomes) and effect-coded factorial effects. Each writes a report, or JSON
+with --json.
+
+Exit status: 0 done; 1 the data cannot be read or the model cannot be fitted
+(for example a singular design), or the output cannot be written; 2 usage
+error.`,
+		Args: cobra.NoArgs,
+		RunE: groupRun,
+	}
+	cmd.AddCommand(newAnalyzeWCLSCmd(), newAnalyzeEMEECmd(), newAnalyzeFactorialCmd())
+	return cmd
+}
+
+// requireFlags is a usage error naming the flags of names that are empty.
+func requireFlags(cmd *cobra.Command, names ...string) error {
+	var missing []string
+	for _, name := range names {
+		if f := cmd.Flags().Lookup(name); f == nil || f.Value.String() == "" {
+			missing = append(missing, "--"+name)
+		}
+	}
+	if len(missing) > 0 {
+		return usageErrorf("missing required flag(s) %s", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// writeJSONLine writes v as indented JSON and a newline.
+func writeJSONLine(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
 }

@@ -3,19 +3,16 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
+
 	"github.com/jitai/jitai/engine/decision"
-
 	"github.com/jitai/jitai/engine/trial"
-
-	"github.com/jitai/jitai/engine/store/sqlite"
 )
 
 // balanceReport is the between-person assignment balance of one study.
@@ -38,37 +35,56 @@ type stratumBalance struct {
 	Levels       map[string]map[string]int `json:"levels"`
 }
 
-// runAssignments implements `jitai assignments --study S`.
-func runAssignments(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("assignments", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	studyID := fs.String("study", "", "study id (required)")
-	studies := fs.String("studies", "policies/examples", "folder of study folders")
-	data := fs.String("data", "data", "folder of the embedded store")
-	asJSON := fs.Bool("json", false, "JSON output")
-	if err := fs.Parse(args); err != nil {
-		return 2
+// assignmentsParams are the flags of `jitai assignments`.
+type assignmentsParams struct {
+	study   string
+	studies string
+	data    string
+	json    bool
+}
+
+// newAssignmentsCmd is `jitai assignments --study ID`.
+func newAssignmentsCmd() *cobra.Command {
+	var p assignmentsParams
+	cmd := &cobra.Command{
+		Use:   "assignments --study ID",
+		Short: "Between-person assignment balance per stratum",
+		Long: `Count the between-person design rows and factor levels of a study's
+participants per stratum, from the embedded store (read-only), and re-derive
+every participant's row from the seed and their enrolment order.
+
+Exit status: 0 balanced; 1 not balanced, or a failure; 2 usage error.`,
+		Example: "  jitai assignments --study mood-most --studies policies/examples --data data",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if p.study == "" {
+				return usageErrorf("--study is required: the id of the study (e.g. --study mood-most)")
+			}
+			rep, err := assignmentReport(cmd.Context(), p.study, p.studies, p.data)
+			if err != nil {
+				return err
+			}
+			if p.json {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(rep); err != nil {
+					return err
+				}
+			} else {
+				writeBalance(cmd.OutOrStdout(), rep)
+			}
+			if !rep.Balanced {
+				return exitWith(exitFailure)
+			}
+			return nil
+		},
 	}
-	if *studyID == "" {
-		fmt.Fprintln(stderr, "jitai assignments: --study is required")
-		return 2
-	}
-	rep, err := assignmentReport(context.Background(), *studyID, *studies, *data)
-	if err != nil {
-		fmt.Fprintf(stderr, "jitai assignments: %v\n", err)
-		return 1
-	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(rep)
-	} else {
-		writeBalance(stdout, rep)
-	}
-	if !rep.Balanced {
-		return 1
-	}
-	return 0
+	f := cmd.Flags()
+	f.StringVar(&p.study, "study", "", "study id (required)")
+	f.StringVar(&p.studies, "studies", "policies/examples", "folder of study folders, as for serve")
+	f.StringVar(&p.data, "data", "data", "data folder of the embedded store, as for serve")
+	f.BoolVar(&p.json, "json", false, "JSON output")
+	return cmd
 }
 
 func assignmentReport(ctx context.Context, studyID, studiesDir, dataDir string) (*balanceReport, error) {
@@ -80,7 +96,7 @@ func assignmentReport(ctx context.Context, studyID, studiesDir, dataDir string) 
 	if err != nil {
 		return nil, err
 	}
-	store, err := sqlite.OpenReadOnly(filepath.Join(dataDir, "jitai.db"), nil)
+	store, err := openReadOnlyStore(dataDir)
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 
 	"github.com/jitai/jitai/policies"
@@ -151,37 +151,42 @@ var configKeys = []struct{ key, usage string }{
 	{"tls-client-ca", "CA bundle (PEM): require and verify client certificates (mTLS)"},
 }
 
-// loadConfig parses flags, environment and the optional YAML file.
-func loadConfig(fs *flag.FlagSet, args []string, env func(string) string) (*Config, error) {
-	vals := map[string]*string{}
+// configFlags are serve's flags: one per configuration key, and --config.
+type configFlags struct {
+	values map[string]*string
+	file   string
+}
+
+// bindConfigFlags defines a flag for every configuration key on fs.
+func bindConfigFlags(fs *pflag.FlagSet) *configFlags {
+	cf := &configFlags{values: map[string]*string{}}
 	for _, k := range configKeys {
-		vals[k.key] = fs.String(k.key, "", k.usage)
+		cf.values[k.key] = fs.String(k.key, "", k.usage)
 	}
-	file := fs.String("config", "", "YAML configuration file (keys as the flags, with _ for -)")
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if *file == "" {
-		*file = env("JITAI_CONFIG")
+	fs.StringVar(&cf.file, "config", "", "YAML configuration file (keys as the flags, with _ for -; env JITAI_CONFIG)")
+	return cf
+}
+
+// load reads the configuration: the flags set on fs, then the environment,
+// then the optional YAML file, then defaults.
+func (cf *configFlags) load(fs *pflag.FlagSet, env func(string) string) (*Config, error) {
+	file := cf.file
+	if file == "" {
+		file = env("JITAI_CONFIG")
 	}
 	var c Config
-	if *file != "" {
-		raw, err := os.ReadFile(*file)
+	if file != "" {
+		raw, err := os.ReadFile(file)
 		if err != nil {
 			return nil, fmt.Errorf("reading config: %w", err)
 		}
-		if err := c.loadFile(*file, raw); err != nil {
+		if err := c.loadFile(file, raw); err != nil {
 			return nil, err
 		}
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for _, k := range configKeys {
-		v, from := *vals[k.key], "--"+k.key
-		if !set[k.key] {
+		v, from := *cf.values[k.key], "--"+k.key
+		if !fs.Changed(k.key) {
 			name := "JITAI_" + strings.ToUpper(strings.ReplaceAll(k.key, "-", "_"))
 			if v = env(name); v == "" {
 				continue

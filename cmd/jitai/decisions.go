@@ -22,7 +22,7 @@ import (
 )
 
 // Logged decisions for replay and explain: a JSONL file of records (one
-// engine.Record per line, as `jitai export --format jsonl`, `jitai
+// trial.Record per line, as `jitai export --format jsonl`, `jitai
 // simulate` and GET /v1/studies/{study}/decisions/{id} give them) or a
 // running server's decision listing.
 

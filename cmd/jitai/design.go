@@ -1,17 +1,120 @@
 package main
 
 import (
-	"io"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/jitai/jitai/experiments/design"
 )
 
-// runDesign implements `jitai design --factors K (--runs N | --resolution R)
-// [--generators "E=ABC,F=ABD"] [--json]`: two-level full and fractional
-// factorial designs (minimum aberration by search, FrF2 conventions) with
-// their generators, defining relation, word-length pattern, resolution,
-// aliases and clear two-factor interactions. The flags, output and their
-// tests live with the search in experiments/design (design.RunCommand).
-func runDesign(args []string, stdout, stderr io.Writer) int {
-	return design.RunCommand(args, stdout, stderr)
+// designParams are the flags of `jitai design`.
+type designParams struct {
+	factors    int
+	runs       int
+	resolution string
+	generators string
+	budget     time.Duration
+	json       bool
+}
+
+// newDesignCmd is `jitai design --factors K (--runs N | --resolution R)`:
+// two-level full and fractional factorial designs (minimum aberration by
+// search, FrF2 conventions) from experiments/design.
+func newDesignCmd() *cobra.Command {
+	var p designParams
+	cmd := &cobra.Command{
+		Use:   "design --factors K (--runs N | --resolution R)",
+		Short: "Two-level factorial designs: minimum aberration, aliases, resolution",
+		Long: `Two-level full or fractional factorial design, FrF2 conventions: factors A, B,
+C, ... (no I), runs in standard order (first factor changing fastest). Without
+--generators the design is the minimum-aberration one, found by search. The
+report gives the generators, defining relation, word-length pattern,
+resolution, aliases and clear two-factor interactions.
+
+Exit status: 0 done; 1 a failure; 2 usage error, or a request that cannot be
+met (the message names the flag).`,
+		Example: `  jitai design --factors 7 --runs 16
+  jitai design --factors 5 --resolution V --json
+  jitai design --factors 6 --runs 16 --generators "E=ABC,F=ABD"`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			d, err := p.design(cmd)
+			if err != nil {
+				return err
+			}
+			if p.json {
+				b, err := json.Marshal(d.Report())
+				if err != nil {
+					return err
+				}
+				_, err = cmd.OutOrStdout().Write(append(b, '\n'))
+				return err
+			}
+			return d.WriteText(cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&p.factors, "factors", 0, "number of two-level factors K (1 to 63) (required)")
+	f.IntVar(&p.runs, "runs", 0, "number of runs N, a power of 2 (at most 4096)")
+	f.StringVar(&p.resolution, "resolution", "", "wanted resolution R (3, 4, 5, ... or III, IV, V, ...): the smallest run size that reaches it")
+	f.StringVar(&p.generators, "generators", "", `generators, comma-separated: "E=ABC,F=ABD" or Yates columns "7,11"`)
+	f.DurationVar(&p.budget, "budget", 0, "time budget of the search (default 10s); past it the best design found is shown as not proven")
+	f.BoolVar(&p.json, "json", false, "print JSON instead of text")
+	return cmd
+}
+
+// design checks the flags and builds the design.
+func (p *designParams) design(cmd *cobra.Command) (*design.Design, error) {
+	set := cmd.Flags().Changed
+	if !set("factors") {
+		return nil, usageErrorf("--factors is required")
+	}
+	if set("runs") && set("resolution") {
+		return nil, usageErrorf("--runs and --resolution: give one of them")
+	}
+	if !set("runs") && !set("resolution") && !set("generators") {
+		return nil, usageErrorf("give --runs N or --resolution R")
+	}
+	var o design.Options
+	if set("budget") {
+		if p.budget <= 0 {
+			return nil, usageErrorf("--budget: %s is not a positive duration", p.budget)
+		}
+		o.Budget = p.budget
+	}
+	req := design.Request{Factors: p.factors, Runs: p.runs}
+	if set("resolution") {
+		r, err := design.ParseResolution(p.resolution)
+		if err != nil {
+			return nil, usageErrorf("--resolution: %v", err)
+		}
+		req.Resolution = r
+	}
+	if set("generators") {
+		req.Generators = splitList(p.generators)
+		if req.Generators == nil {
+			req.Generators = []string{}
+		}
+	}
+	d, err := o.Build(req)
+	var ie *design.InputError
+	if errors.As(err, &ie) {
+		return nil, usageErrorf("--%s: %s", ie.Field, ie.Problem)
+	}
+	return d, err
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -12,130 +11,124 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/jitai/jitai/engine/decision"
-
 	"github.com/jitai/jitai/engine/trial"
-
-	"github.com/jitai/jitai/engine/store/sqlite"
 )
 
-// runExplain implements `jitai explain DECISION_ID`.
-func runExplain(args []string, stdout, stderr io.Writer) int {
-	return explainMain(args, os.Stdin, stdout, stderr)
+// explainParams are the flags of `jitai explain`.
+type explainParams struct {
+	studyDir  string
+	data      string
+	decisions string
+	server    string
+	token     string
+	format    string
 }
 
-func explainMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	studyDir := fs.String("study", "", "study folder (study.yaml and policy/*.rego) (required)")
-	data := fs.String("data", "", "data folder of the embedded store (as for serve) to read the decision from")
-	file := fs.String("decisions", "", "JSONL file of decision records to find the decision in (- for stdin)")
-	server := fs.String("from-server", "", "base URL of a jitai server to read the decision from (GET /v1/studies/{study}/decisions/{id})")
-	token := fs.String("token", "", "analyst token for --from-server (env JITAI_TOKEN)")
-	format := fs.String("format", "text", "text | json (the JSON of GET /v1/studies/{study}/decisions/{id}/explain)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: jitai explain DECISION_ID --study DIR (--data DIR | --decisions FILE | --from-server URL [--token T]) [--format text|json]")
-		fmt.Fprintln(stderr, "\nExplains one logged decision: which rules of the policy fired and the input values they read, why")
-		fmt.Fprintln(stderr, "the person was unavailable, which factor levels were drawn with what probability, which option was")
-		fmt.Fprintln(stderr, "chosen among which candidates. Exit status: 0 explained; 1 the decision does not reproduce (a bug,")
-		fmt.Fprintln(stderr, "shown in the explanation); 2 usage error or the decision cannot be read.\n\nflags:")
-		fs.PrintDefaults()
+const explainLong = `Explain one logged decision: which rules of the policy fired and the input
+values they read, why the person was unavailable, which factor levels were
+drawn with what probability, which option was chosen among which candidates.
+
+Exit status: 0 explained; 1 the decision does not reproduce (a bug, shown in
+the explanation); 2 usage error or the decision cannot be read.`
+
+// newExplainCmd is `jitai explain DECISION_ID`.
+func newExplainCmd() *cobra.Command {
+	var p explainParams
+	cmd := &cobra.Command{
+		Use:     "explain DECISION_ID --study-dir DIR (--data DIR | --decisions FILE | --from-server URL)",
+		Short:   "Explain one logged decision: rules fired, values read, availability, draws, option",
+		Long:    explainLong,
+		Example: "  jitai explain 01J... --study-dir policies/examples/stress-mrt --data data",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("give DECISION_ID (one; got %d arguments), --study-dir DIR and one of --data DIR, --decisions FILE or --from-server URL", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runExplain(cmd.Context(), args[0], p, cmd.InOrStdin(), cmd.OutOrStdout())
+		},
 	}
-	// The decision id may come before or after the flags.
-	var id string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		id, args = args[0], args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if id == "" && fs.NArg() > 0 {
-		id = fs.Arg(0)
-		if err := fs.Parse(fs.Args()[1:]); err != nil {
-			return 2
-		}
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "jitai explain: unexpected argument %q\n", fs.Arg(0))
-		return 2
-	}
+	f := cmd.Flags()
+	f.StringVar(&p.studyDir, "study-dir", "", "study folder (study.yaml and policy/*.rego) (required)")
+	f.StringVar(&p.data, "data", "", "data folder of the embedded store (as for serve) to read the decision from")
+	f.StringVar(&p.decisions, "decisions", "", "JSONL file of decision records to find the decision in (- for stdin)")
+	f.StringVar(&p.server, "from-server", "", "base URL of a jitai server to read the decision from (GET /v1/studies/{study}/decisions/{id})")
+	f.StringVar(&p.token, "token", "", "analyst token for --from-server (env JITAI_TOKEN)")
+	f.StringVar(&p.format, "format", "text", "text | json (the JSON of GET /v1/studies/{study}/decisions/{id}/explain)")
+	return cmd
+}
+
+// runExplain explains decision id. A decision that cannot be read is a
+// usage error (exit 2), as documented.
+func runExplain(ctx context.Context, id string, p explainParams, stdin io.Reader, stdout io.Writer) error {
 	sources := 0
-	for _, s := range []string{*data, *file, *server} {
+	for _, s := range []string{p.data, p.decisions, p.server} {
 		if s != "" {
 			sources++
 		}
 	}
-	if id == "" || *studyDir == "" || sources != 1 {
-		fmt.Fprintln(stderr, "jitai explain: give DECISION_ID, --study DIR and one of --data DIR, --decisions FILE or --from-server URL")
-		return 2
+	if p.studyDir == "" || sources != 1 {
+		return usageErrorf("give DECISION_ID, --study-dir DIR and one of --data DIR, --decisions FILE or --from-server URL")
 	}
-	if *format != "text" && *format != "json" {
-		fmt.Fprintf(stderr, "jitai explain: --format %q: want text or json\n", *format)
-		return 2
+	if p.format != "text" && p.format != "json" {
+		return usageErrorf("--format %q: want text or json", p.format)
 	}
-	if *token == "" {
-		*token = os.Getenv("JITAI_TOKEN")
+	if p.token == "" {
+		p.token = os.Getenv("JITAI_TOKEN")
 	}
-	ctx := context.Background()
-	study, err := loadStudyFolder(ctx, "--study", *studyDir)
+	study, err := loadStudyFolder(ctx, "--study-dir", p.studyDir)
 	if err != nil {
-		fmt.Fprintf(stderr, "jitai explain: %v\n", err)
-		return 2
+		return usageErrorf("%v", err)
 	}
 	rt, err := decision.NewRuntime(study)
 	if err != nil {
-		fmt.Fprintf(stderr, "jitai explain: %v\n", err)
-		return 2
+		return usageErrorf("%v", err)
 	}
 	var rec *trial.Record
-	if *data != "" {
-		rec, err = decisionFromStore(ctx, *data, study.Config.ID, id)
+	if p.data != "" {
+		rec, err = decisionFromStore(ctx, p.data, study.Config.ID, id)
 	} else {
-		rec, _, err = decisionSource{file: *file, server: *server, token: *token, stdin: stdin}.decision(ctx, study.Config.ID, id)
+		rec, _, err = decisionSource{file: p.decisions, server: p.server, token: p.token, stdin: stdin}.decision(ctx, study.Config.ID, id)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "jitai explain: %v\n", err)
-		return 2
+		return usageErrorf("%v", err)
 	}
 	if rec.Study != study.Config.ID {
-		fmt.Fprintf(stderr, "jitai explain: decision %s is of study %s, --study %s is study %s\n", id, rec.Study, *studyDir, study.Config.ID)
-		return 2
+		return usageErrorf("decision %s is of study %s, --study-dir %s is study %s", id, rec.Study, p.studyDir, study.Config.ID)
 	}
 	ex, err := decision.Explain(ctx, rt, rec)
 	if err != nil {
-		fmt.Fprintf(stderr, "jitai explain: decision %s: %v\n", id, err)
-		return 2
+		return usageErrorf("decision %s: %v", id, err)
 	}
-	if *format == "json" {
+	if p.format == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(ex)
+		if err := enc.Encode(ex); err != nil {
+			return err
+		}
 	} else {
 		writeExplanation(stdout, ex)
 	}
 	if ex.Reproduced != nil && !*ex.Reproduced {
-		return 1
+		return exitWith(exitFailure)
 	}
-	return 0
+	return nil
 }
 
 // decisionFromStore reads one decision from the embedded store, read-only.
 func decisionFromStore(ctx context.Context, dataDir, study, id string) (*trial.Record, error) {
-	dbPath := filepath.Join(dataDir, "jitai.db")
-	if _, err := os.Stat(dbPath); err != nil {
-		return nil, fmt.Errorf("--data %s: no store at %s: give the data folder that `jitai serve` uses", dataDir, dbPath)
-	}
-	st, err := sqlite.OpenReadOnly(dbPath, nil)
+	st, err := openReadOnlyStore(dataDir)
 	if err != nil {
-		return nil, fmt.Errorf("opening the embedded store: %w", err)
+		return nil, err
 	}
 	defer st.Close()
 	rec, err := st.Decision(ctx, study, id)
 	if errors.Is(err, trial.ErrNotFound) {
-		return nil, fmt.Errorf("no decision %s of study %s in %s", id, study, dbPath)
+		return nil, fmt.Errorf("no decision %s of study %s in %s", id, study, filepath.Join(dataDir, "jitai.db"))
 	}
 	return rec, err
 }

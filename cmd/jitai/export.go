@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -12,80 +11,96 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
 	"github.com/jitai/jitai/engine/store/redisstore"
 	"github.com/jitai/jitai/engine/store/sqlite"
 	"github.com/jitai/jitai/experiments/export"
 )
 
-// runExport implements `jitai export --study S --format csv|parquet|jsonl --out FILE`.
-func runExport(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("export", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	study := fs.String("study", "", "id of the study to export (required)")
-	format := fs.String("format", "", "csv | parquet | jsonl (default: from the extension of --out, else csv); jsonl needs the Redis store")
-	out := fs.String("out", "", "file of the decisions table (required); the participants table goes to FILE less its extension + _participants.<format>, the codebook to FILE.codebook.md and FILE.codebook.json; with jsonl, the file new decisions are appended to")
-	data := fs.String("data", "", "folder of the embedded store, as for serve (default data; env JITAI_DATA)")
-	studies := fs.String("studies", "", "folder of study folders, as for serve (default policies/examples; env JITAI_STUDIES)")
-	file := fs.String("config", "", "YAML configuration file of serve, for its data, studies, store and redis_url keys (env JITAI_CONFIG)")
-	store := fs.String("store", "", "embedded | redis, as for serve (default embedded, or redis when a Redis URL is set; env JITAI_STORE)")
-	redisURL := fs.String("redis-url", "", "Redis URL of the Redis store, as for serve (env JITAI_REDIS_URL)")
-	group := fs.String("group", "export", "jsonl: consumer group of the decision log; each group gets every decision once")
-	consumer := fs.String("consumer", "jitai-export", "jsonl: consumer name within the group; keep it the same from run to run, so that what a run did not acknowledge is delivered again to the next")
-	batch := fs.Int("batch", 1000, "jsonl: decisions per write, fsync and acknowledgement")
-	reindex := fs.Bool("reindex", false, "jsonl: first rebuild the study-wide index and append decisions missing from the log (after an engine crash on Redis Cluster, or an error that names Reindex)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: jitai export --study S --out FILE [--format csv|parquet|jsonl] [--data DIR] [--studies DIR] [--store embedded|redis] [--redis-url URL] [--config FILE]")
-		fmt.Fprintln(stderr, "\nWith csv or parquet, writes the study's decisions (one row per participant and decision point),")
-		fmt.Fprintln(stderr, "participants and codebook, from the embedded store (read-only: it may run beside `jitai serve`, or")
-		fmt.Fprintln(stderr, "use GET /v1/studies/{study}/export on the running server) or from the Redis store.")
-		fmt.Fprintln(stderr, "\nWith jsonl (Redis store only), appends the decisions committed since the last run, one JSON record")
-		fmt.Fprintln(stderr, "per line, read from the study's decision log through consumer group --group: it writes and fsyncs")
-		fmt.Fprintln(stderr, "them, then acknowledges them, then trims from the log what every group has acknowledged. A run that")
-		fmt.Fprintln(stderr, "dies before acknowledging gets the same decisions again next time, and skips those already at the")
-		fmt.Fprintln(stderr, "end of the file: at-least-once from Redis, exactly once in the file. Run one export per file at a time.\n\nflags:")
-		fs.PrintDefaults()
+// exportParams are the flags of `jitai export`.
+type exportParams struct {
+	study, format, out string
+	settings           exportSettings
+	group, consumer    string
+	batch              int
+	reindex            bool
+	// redis are the options of the Redis store.
+	redis redisstore.Options
+	// afterBatch is deps.afterBatch.
+	afterBatch func(batch int) error
+}
+
+const exportLong = `With csv or parquet, writes the study's decisions (one row per participant and
+decision point), participants and codebook, from the embedded store (read-only:
+it may run beside jitai serve, or use GET /v1/studies/{study}/export on the
+running server) or from the Redis store.
+
+With jsonl (Redis store only), appends the decisions committed since the last
+run, one JSON record per line, read from the study's decision log through
+consumer group --group: it writes and fsyncs them, then acknowledges them, then
+trims from the log what every group has acknowledged. A run that dies before
+acknowledging gets the same decisions again next time, and skips those already
+at the end of the file: at-least-once from Redis, exactly once in the file. Run
+one export per file at a time.`
+
+// newExportCmd is `jitai export --study ID --out FILE [--format csv|parquet|jsonl]`.
+func newExportCmd(d deps) *cobra.Command {
+	p := exportParams{redis: d.redis, afterBatch: d.afterBatch}
+	cmd := &cobra.Command{
+		Use:   "export --study ID --out FILE",
+		Short: "Analysis-ready export (CSV or Parquet, with a codebook) or the decision log as JSONL (Redis)",
+		Long:  exportLong,
+		Example: `  jitai export --study stress-mrt --format csv --out stress.csv
+  jitai export --study stress-mrt --out log.jsonl --store redis --redis-url redis://127.0.0.1:6379/0`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runExport(cmd.Context(), p, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	f := cmd.Flags()
+	f.StringVar(&p.study, "study", "", "id of the study to export (required)")
+	f.StringVar(&p.format, "format", "", "csv | parquet | jsonl (default: from the extension of --out, else csv); jsonl needs the Redis store")
+	f.StringVar(&p.out, "out", "", "file of the decisions table (required); the participants table goes to FILE less its extension + _participants.<format>, the codebook to FILE.codebook.md and FILE.codebook.json; with jsonl, the file new decisions are appended to")
+	f.StringVar(&p.settings.data, "data", "", "data folder of the embedded store, as for serve (default data; env JITAI_DATA)")
+	f.StringVar(&p.settings.studies, "studies", "", "folder of study folders, as for serve (default policies/examples; env JITAI_STUDIES)")
+	f.StringVar(&p.settings.file, "config", "", "YAML configuration file of serve, for its data, studies, store and redis_url keys (env JITAI_CONFIG)")
+	f.StringVar(&p.settings.store, "store", "", "embedded | redis, as for serve (default embedded, or redis when a Redis URL is set; env JITAI_STORE)")
+	f.StringVar(&p.settings.redisURL, "redis-url", "", "Redis URL of the Redis store, as for serve (env JITAI_REDIS_URL)")
+	f.StringVar(&p.group, "group", "export", "jsonl: consumer group of the decision log; each group gets every decision once")
+	f.StringVar(&p.consumer, "consumer", "jitai-export", "jsonl: consumer name within the group; keep it the same from run to run, so that what a run did not acknowledge is delivered again to the next")
+	f.IntVar(&p.batch, "batch", 1000, "jsonl: decisions per write, fsync and acknowledgement")
+	f.BoolVar(&p.reindex, "reindex", false, "jsonl: first rebuild the study-wide index and append decisions missing from the log (after an engine crash on Redis Cluster, or an error that names Reindex)")
+	return cmd
+}
+
+// runExport checks the flags, then exports.
+func runExport(ctx context.Context, p exportParams, stdout, stderr io.Writer) error {
+	if p.study == "" || p.out == "" {
+		return usageErrorf("--study and --out are required (e.g. --study stress-mrt --out stress.csv)")
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "jitai export: unexpected argument %q\n", fs.Arg(0))
-		return 2
-	}
-	if *study == "" || *out == "" {
-		fmt.Fprintln(stderr, "jitai export: --study and --out are required (e.g. --study stress-mrt --out stress.csv)")
-		return 2
-	}
-	f, err := exportFormat(*format, *out)
+	f, err := exportFormat(p.format, p.out)
 	if err != nil {
-		fmt.Fprintf(stderr, "jitai export: --format: %v\n", err)
-		return 2
+		return usageErrorf("--format: %v", err)
 	}
-	cfg, err := exportConfig(exportSettings{file: *file, data: *data, studies: *studies, store: *store, redisURL: *redisURL}, os.Getenv)
+	cfg, err := exportConfig(p.settings, os.Getenv)
 	if err != nil {
-		fmt.Fprintf(stderr, "jitai export: %v\n", err)
-		return 2
+		return usageErrorf("%v", err)
 	}
 	if f == formatJSONL && cfg.Store != "redis" {
-		fmt.Fprintln(stderr, "jitai export: --format jsonl reads the decision log of the Redis store: add --store redis --redis-url URL (the embedded store exports csv or parquet)")
-		return 2
+		return usageErrorf("--format jsonl reads the decision log of the Redis store: add --store redis --redis-url URL (the embedded store exports csv or parquet)")
 	}
-	if *batch < 1 {
-		fmt.Fprintln(stderr, "jitai export: --batch must be at least 1")
-		return 2
+	if p.batch < 1 {
+		return usageErrorf("--batch must be at least 1")
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if f == formatJSONL {
-		res, err := exportLog(ctx, cfg, logExportArgs{study: *study, out: *out, group: *group, consumer: *consumer, batch: *batch, reindex: *reindex}, stderr)
+		res, err := exportLog(ctx, cfg, p.redis, logExportArgs{study: p.study, out: p.out, group: p.group, consumer: p.consumer, batch: p.batch, reindex: p.reindex, afterBatch: p.afterBatch}, stderr)
 		if err != nil {
-			fmt.Fprintf(stderr, "jitai export: %v\n", err)
-			return 1
+			return err
 		}
-		fmt.Fprintf(stdout, "%s: %d decisions appended", *out, res.Appended)
+		fmt.Fprintf(stdout, "%s: %d decisions appended", p.out, res.Appended)
 		if res.Skipped > 0 {
 			fmt.Fprintf(stdout, " (%d delivered again and already in the file)", res.Skipped)
 		}
@@ -94,17 +109,16 @@ func runExport(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, ", %.0f decisions/s", float64(res.Appended)/res.Elapsed.Seconds())
 		}
 		fmt.Fprintln(stdout)
-		return 0
+		return nil
 	}
-	paths, ts, err := exportStudy(ctx, cfg, *study, export.Format(f), *out, stderr)
+	paths, ts, err := exportStudy(ctx, cfg, p.redis, p.study, export.Format(f), p.out, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "jitai export: %v\n", err)
-		return 1
+		return err
 	}
 	fmt.Fprintf(stdout, "%s: %d rows x %d columns\n", paths.Decisions, len(ts.Decisions.Rows), len(ts.Decisions.Columns))
 	fmt.Fprintf(stdout, "%s: %d rows x %d columns\n", paths.Participants, len(ts.Participants.Rows), len(ts.Participants.Columns))
 	fmt.Fprintf(stdout, "%s\n%s\n", paths.CodebookMD, paths.CodebookJSON)
-	return 0
+	return nil
 }
 
 // formatJSONL is the decision log export's format (not a table format of
@@ -180,19 +194,15 @@ func exportConfig(in exportSettings, env func(string) string) (*Config, error) {
 	return &c, nil
 }
 
-// exportRedisOptions are the Redis store options of export (those of
-// serve); tests set a key prefix.
-var exportRedisOptions = redisstore.Options{}
-
 // openRedisStore opens the Redis store as serve does and checks that Redis
 // answers, logging warnings to stderr.
-func openRedisStore(ctx context.Context, cfg *Config, stderr io.Writer) (*redisstore.Store, error) {
+func openRedisStore(ctx context.Context, cfg *Config, opts redisstore.Options, stderr io.Writer) (*redisstore.Store, error) {
 	log, err := newLogger("warn", stderr)
 	if err != nil {
 		return nil, err
 	}
 	redisstore.RouteClientLogs(log)
-	st, err := redisstore.Open(ctx, cfg.RedisURL, exportRedisOptions, log)
+	st, err := redisstore.Open(ctx, cfg.RedisURL, opts, log)
 	if err != nil {
 		return nil, fmt.Errorf("opening the Redis store: %w", err)
 	}
@@ -205,7 +215,7 @@ func openRedisStore(ctx context.Context, cfg *Config, stderr io.Writer) (*rediss
 
 // exportStudy loads the study, opens the store, builds the tables and
 // writes the files.
-func exportStudy(ctx context.Context, cfg *Config, studyID string, f export.Format, out string, stderr io.Writer) (export.Paths, *export.Tables, error) {
+func exportStudy(ctx context.Context, cfg *Config, redis redisstore.Options, studyID string, f export.Format, out string, stderr io.Writer) (export.Paths, *export.Tables, error) {
 	study, err := loadStudy(ctx, cfg.Studies, studyID)
 	if err != nil {
 		return export.Paths{}, nil, err
@@ -220,18 +230,14 @@ func exportStudy(ctx context.Context, cfg *Config, studyID string, f export.Form
 	if cfg.Store == "redis" {
 		// The Redis store is shared by design: the export reads it beside
 		// the running engines.
-		if store, err = openRedisStore(ctx, cfg, stderr); err != nil {
+		if store, err = openRedisStore(ctx, cfg, redis, stderr); err != nil {
 			return export.Paths{}, nil, err
 		}
 	} else {
-		dbPath := filepath.Join(cfg.Data, "jitai.db")
-		if _, err := os.Stat(dbPath); err != nil {
-			return export.Paths{}, nil, fmt.Errorf("no store at %s: give the data folder that `jitai serve` uses with --data (%w)", dbPath, err)
-		}
 		// Read-only: an export runs beside a live server and sees every
 		// decision committed before it started.
-		if store, err = sqlite.OpenReadOnly(dbPath, nil); err != nil {
-			return export.Paths{}, nil, fmt.Errorf("opening the embedded store: %w", err)
+		if store, err = openReadOnlyStore(cfg.Data); err != nil {
+			return export.Paths{}, nil, err
 		}
 	}
 	ts, err := export.Build(ctx, store, study, export.Options{})

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jitai/jitai/engine/trial"
-
 	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/engine/store/redisstore"
 	"github.com/jitai/jitai/engine/store/sqlite"
+	"github.com/jitai/jitai/engine/trial"
 	"github.com/jitai/jitai/experiments/export"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
@@ -67,8 +67,14 @@ func exportData(t *testing.T) string {
 }
 
 func runExportArgs(args ...string) (int, string, string) {
+	return runExportWith(redisstore.Options{}, args...)
+}
+
+// runExportWith runs `jitai export ARGS...` with the given Redis store
+// options.
+func runExportWith(redis redisstore.Options, args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
-	code := runExport(args, &out, &errb)
+	code := executeWith(deps{redis: redis}, append([]string{"export"}, args...), strings.NewReader(""), &out, &errb)
 	return code, out.String(), errb.String()
 }
 

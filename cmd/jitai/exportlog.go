@@ -36,6 +36,10 @@ type logExportArgs struct {
 	study, out, group, consumer string
 	batch                       int
 	reindex                     bool
+	// afterBatch, if set, runs after each batch has been written and
+	// fsynced and before it is acknowledged; an error stops the export
+	// right there, as a crash would (tests).
+	afterBatch func(batch int) error
 }
 
 // logExportResult is what a JSONL export did.
@@ -48,18 +52,13 @@ type logExportResult struct {
 	Elapsed   time.Duration
 }
 
-// exportLogHook, set by tests only, runs after each batch has been written
-// and fsynced and before it is acknowledged; an error stops the export
-// right there, as a crash would.
-var exportLogHook func(batch int) error
-
 // exportLog opens the Redis store and appends the study's new decisions to
 // the JSONL file.
-func exportLog(ctx context.Context, cfg *Config, a logExportArgs, stderr io.Writer) (logExportResult, error) {
+func exportLog(ctx context.Context, cfg *Config, redis redisstore.Options, a logExportArgs, stderr io.Writer) (logExportResult, error) {
 	if err := checkOutFolder(a.out); err != nil {
 		return logExportResult{}, err
 	}
-	st, err := openRedisStore(ctx, cfg, stderr)
+	st, err := openRedisStore(ctx, cfg, redis, stderr)
 	if err != nil {
 		return logExportResult{}, err
 	}
@@ -142,8 +141,8 @@ func appendLog(ctx context.Context, st *redisstore.Store, a logExportArgs) (res 
 		if err := f.Sync(); err != nil {
 			return res, fmt.Errorf("syncing %s: %w", a.out, err)
 		}
-		if exportLogHook != nil {
-			if err := exportLogHook(n); err != nil {
+		if a.afterBatch != nil {
+			if err := a.afterBatch(n); err != nil {
 				return res, err
 			}
 		}

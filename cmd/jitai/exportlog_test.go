@@ -85,10 +85,7 @@ func logExportPrefix(t testing.TB, url string) redisstore.Options {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	opts := redisstore.Options{KeyPrefix: "jitaitest:export:" + hex.EncodeToString(b[:]) + ":"}
-	old := exportRedisOptions
-	exportRedisOptions = opts
 	t.Cleanup(func() {
-		exportRedisOptions = old
 		o, _ := redis.ParseURL(url)
 		c := redis.NewClient(o)
 		defer c.Close()
@@ -215,9 +212,12 @@ func TestExportJSONLFromRedis(t *testing.T) {
 	e := newLogExportEngine(t, url, opts)
 	out := filepath.Join(t.TempDir(), "decisions.jsonl")
 	people := []string{"p1", "p2", "p3", "p4"}
+	var afterBatch func(int) error // the crash of a run, if set
 	runJSONL := func(extra ...string) (int, string, string) {
-		args := append([]string{"--study", "stress-mrt", "--out", out, "--store", "redis", "--redis-url", url, "--batch", "5"}, extra...)
-		return runExportArgs(args...)
+		args := append([]string{"export", "--study", "stress-mrt", "--out", out, "--store", "redis", "--redis-url", url, "--batch", "5"}, extra...)
+		var o, e bytes.Buffer
+		code := executeWith(deps{redis: opts, afterBatch: afterBatch}, args, strings.NewReader(""), &o, &e)
+		return code, o.String(), e.String()
 	}
 
 	// First run: everything so far.
@@ -256,14 +256,14 @@ func TestExportJSONLFromRedis(t *testing.T) {
 	// acknowledging it: the next run gets that batch again and does not
 	// write it twice.
 	e.day(t, 2, people...)
-	exportLogHook = func(batch int) error {
+	afterBatch = func(batch int) error {
 		if batch == 1 {
 			return errors.New("killed between write and ack")
 		}
 		return nil
 	}
 	code, _, stderr = runJSONL()
-	exportLogHook = nil
+	afterBatch = nil
 	if code != 1 || !strings.Contains(stderr, "killed between write and ack") {
 		t.Fatalf("the killed run: exit %d, %s", code, stderr)
 	}
@@ -282,11 +282,11 @@ func TestExportJSONLFromRedis(t *testing.T) {
 	// A run killed in the middle of writing a line: the cut line is
 	// removed and its decision written again, whole.
 	e.day(t, 3, people...)
-	exportLogHook = func(int) error { return errors.New("killed") }
+	afterBatch = func(int) error { return errors.New("killed") }
 	if code, _, _ = runJSONL(); code != 1 {
 		t.Fatalf("the killed run: exit %d", code)
 	}
-	exportLogHook = nil
+	afterBatch = nil
 	st, _ := os.Stat(out)
 	if err := os.Truncate(out, st.Size()-20); err != nil {
 		t.Fatal(err)
@@ -304,7 +304,7 @@ func TestExportJSONLFromRedis(t *testing.T) {
 	}
 
 	// A study nobody is enrolled in.
-	if code, _, stderr = runExportArgs("--study", "nope", "--out", out, "--store", "redis", "--redis-url", url); code != 1 || !strings.Contains(stderr, `no study "nope"`) {
+	if code, _, stderr = runExportWith(opts, "--study", "nope", "--out", out, "--store", "redis", "--redis-url", url); code != 1 || !strings.Contains(stderr, `no study "nope"`) {
 		t.Fatalf("export of an unknown study: exit %d, %s", code, stderr)
 	}
 
@@ -313,7 +313,7 @@ func TestExportJSONLFromRedis(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("hello\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, stderr = runExportArgs("--study", "stress-mrt", "--out", bad, "--store", "redis", "--redis-url", url); code != 1 || !strings.Contains(stderr, "not a decision record") {
+	if code, _, stderr = runExportWith(opts, "--study", "stress-mrt", "--out", bad, "--store", "redis", "--redis-url", url); code != 1 || !strings.Contains(stderr, "not a decision record") {
 		t.Fatalf("export to a foreign file: exit %d, %s", code, stderr)
 	}
 }
@@ -326,7 +326,7 @@ func TestExportTablesFromRedis(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "stress.csv")
 	t.Setenv("JITAI_STORE", "redis")
 	t.Setenv("JITAI_REDIS_URL", url)
-	code, stdout, stderr := runExportArgs("--study", "stress-mrt", "--out", out, "--studies", exampleStudies)
+	code, stdout, stderr := runExportWith(opts, "--study", "stress-mrt", "--out", out, "--studies", exampleStudies)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -19,12 +18,11 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jitai/jitai/engine/decision"
-
-	"github.com/jitai/jitai/engine/trial"
-
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/spf13/cobra"
 
+	"github.com/jitai/jitai/engine/decision"
+	"github.com/jitai/jitai/engine/trial"
 	"github.com/jitai/jitai/policies"
 )
 
@@ -48,7 +46,7 @@ type replayReport struct {
 	// OtherStudy counts records of other studies (skipped).
 	OtherStudy int `json:"other_study,omitempty"`
 	// NotCheckable counts, by "policy revision / catalogue revision", the
-	// decisions made with a revision other than --study's: they cannot be
+	// decisions made with a revision other than --study-dir's: they cannot be
 	// reproduced with it.
 	NotCheckable map[string]int `json:"not_checkable,omitempty"`
 	// Anonymised counts records kept anonymised after their participant's
@@ -97,66 +95,81 @@ type replayCase struct {
 	Rules       []string              `json:"changed_rules,omitempty"`
 }
 
-// runReplay implements `jitai replay`.
-func runReplay(args []string, stdout, stderr io.Writer) int {
-	return replayMain(args, os.Stdin, stdout, stderr)
+// replayParams are the flags of `jitai replay`.
+type replayParams struct {
+	studyDir  string
+	decisions string
+	server    string
+	token     string
+	policyDir string
+	format    string
+	examples  int
 }
 
-func replayMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	studyDir := fs.String("study", "", "study folder the decisions were made with (study.yaml and policy/*.rego) (required)")
-	file := fs.String("decisions", "", "JSONL file of decision records, one per line (- for stdin)")
-	server := fs.String("from-server", "", "base URL of a jitai server to read the study's decisions from (GET /v1/studies/{study}/decisions)")
-	token := fs.String("token", "", "analyst token for --from-server (env JITAI_TOKEN)")
-	newDir := fs.String("policy", "", "study folder with the new policy to compare with (omit to check that the log reproduces)")
-	format := fs.String("format", "text", "text | json")
-	examples := fs.Int("examples", 10, "how many changed decisions to show as examples")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: jitai replay --study DIR (--decisions FILE | --from-server URL [--token T]) [--policy NEW_DIR] [--format text|json] [--examples N]")
-		fmt.Fprintln(stderr, "\nRe-evaluates logged decisions. Without --policy, with the policy revision each was made with:")
-		fmt.Fprintln(stderr, "every decision must come out exactly as logged, and any difference is a bug. With --policy, with a")
-		fmt.Fprintln(stderr, "new policy: reports what would change (actions, reasons, rules). Draws are reproduced from their keys.")
-		fmt.Fprintln(stderr, "\nExit status: 0 replayed (and, without --policy, all reproduced); 1 a decision replayed with its own")
-		fmt.Fprintln(stderr, "revision differs from its log; 2 usage or input error; 3 some decisions were made with another")
-		fmt.Fprintln(stderr, "revision than --study's and could not be checked.\n\nflags:")
-		fs.PrintDefaults()
+const replayLong = `Re-evaluate logged decisions. Without --policy, with the policy revision each
+was made with: every decision must come out exactly as logged, and any
+difference is a bug. With --policy, with a new policy: reports what would
+change (actions, reasons, rules). Draws are reproduced from their keys. See
+docs/replay.md.
+
+Exit status: 0 replayed (and, without --policy, all reproduced); 1 a decision
+replayed with its own revision differs from its log; 2 usage or input error
+(also unreadable decisions, a study that does not load, a server error); 3
+some decisions were made with another revision than --study-dir's and could
+not be checked.`
+
+// newReplayCmd is `jitai replay`.
+func newReplayCmd() *cobra.Command {
+	var p replayParams
+	cmd := &cobra.Command{
+		Use:   "replay --study-dir DIR (--decisions FILE | --from-server URL)",
+		Short: "Re-evaluate logged decisions: check they reproduce, or what a new policy would change",
+		Long:  replayLong,
+		Example: `  jitai replay --study-dir policies/examples/stress-mrt --decisions decisions.jsonl
+  jitai replay --study-dir policies/examples/stress-mrt --decisions decisions.jsonl --policy ../stress-mrt-v2`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return exitWith(runReplay(cmd.Context(), p, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
+	f := cmd.Flags()
+	f.StringVar(&p.studyDir, "study-dir", "", "study folder the decisions were made with (study.yaml and policy/*.rego) (required)")
+	f.StringVar(&p.decisions, "decisions", "", "JSONL file of decision records, one per line (- for stdin)")
+	f.StringVar(&p.server, "from-server", "", "base URL of a jitai server to read the study's decisions from (GET /v1/studies/{study}/decisions)")
+	f.StringVar(&p.token, "token", "", "analyst token for --from-server (env JITAI_TOKEN)")
+	f.StringVar(&p.policyDir, "policy", "", "study folder with the new policy to compare with (omit to check that the log reproduces)")
+	f.StringVar(&p.format, "format", "text", "text | json")
+	f.IntVar(&p.examples, "examples", 10, "how many changed decisions to show as examples")
+	return cmd
+}
+
+// runReplay replays and reports; it returns the exit status (replayOK...).
+func runReplay(ctx context.Context, p replayParams, stdin io.Reader, stdout, stderr io.Writer) int {
+	usage := func(format string, args ...any) int {
+		fmt.Fprintf(stderr, "jitai replay: "+format+"\n", args...)
 		return replayUsage
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "jitai replay: unexpected argument %q\n", fs.Arg(0))
-		return replayUsage
+	if p.studyDir == "" || (p.decisions == "") == (p.server == "") {
+		return usage("give --study-dir DIR and one of --decisions FILE or --from-server URL")
 	}
-	if *studyDir == "" || (*file == "") == (*server == "") {
-		fmt.Fprintln(stderr, "jitai replay: give --study DIR and one of --decisions FILE or --from-server URL")
-		return replayUsage
+	if p.format != "text" && p.format != "json" {
+		return usage("--format %q: want text or json", p.format)
 	}
-	if *format != "text" && *format != "json" {
-		fmt.Fprintf(stderr, "jitai replay: --format %q: want text or json\n", *format)
-		return replayUsage
+	if p.examples < 0 {
+		return usage("--examples must be 0 or more")
 	}
-	if *examples < 0 {
-		fmt.Fprintln(stderr, "jitai replay: --examples must be 0 or more")
-		return replayUsage
+	if p.token == "" {
+		p.token = os.Getenv("JITAI_TOKEN")
 	}
-	if *token == "" {
-		*token = os.Getenv("JITAI_TOKEN")
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	src := decisionSource{file: *file, server: *server, token: *token, stdin: stdin}
-	rep, err := replay(ctx, *studyDir, *newDir, src, *examples)
+	src := decisionSource{file: p.decisions, server: p.server, token: p.token, stdin: stdin}
+	rep, err := replay(ctx, p.studyDir, p.policyDir, src, p.examples)
 	if err != nil {
-		fmt.Fprintf(stderr, "jitai replay: %v\n", err)
-		return replayUsage
+		return usage("%v", err)
 	}
 	fmt.Fprintf(stderr, "jitai replay: %d decisions in %.2fs (%.0f decisions/s)\n", rep.Decisions, rep.Seconds, rep.PerSecond)
-	if *format == "json" {
+	if p.format == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(rep)
@@ -174,7 +187,7 @@ func replayMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // replay replays every decision of the source and builds the report.
 func replay(ctx context.Context, studyDir, newDir string, src decisionSource, examples int) (*replayReport, error) {
-	study, err := loadStudyFolder(ctx, "--study", studyDir)
+	study, err := loadStudyFolder(ctx, "--study-dir", studyDir)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +204,7 @@ func replay(ctx context.Context, studyDir, newDir string, src decisionSource, ex
 			return nil, err
 		}
 		if ns.Config.ID != study.Config.ID {
-			return nil, fmt.Errorf("--policy %s is study %q, --study %s is study %q: compare two versions of the same study", newDir, ns.Config.ID, studyDir, study.Config.ID)
+			return nil, fmt.Errorf("--policy %s is study %q, --study-dir %s is study %q: compare two versions of the same study", newDir, ns.Config.ID, studyDir, study.Config.ID)
 		}
 		if cmp, err = newComparer(ctx, rt, ns); err != nil {
 			return nil, err
@@ -247,7 +260,7 @@ func replay(ctx context.Context, studyDir, newDir string, src decisionSource, ex
 	}
 	switch {
 	case rep.Decisions == 0 && rep.OtherStudy > 0:
-		return nil, fmt.Errorf("none of the %d decisions read is of study %s (the first is of study %s): give that study's folder with --study", rep.OtherStudy, study.Config.ID, otherStudy)
+		return nil, fmt.Errorf("none of the %d decisions read is of study %s (the first is of study %s): give that study's folder with --study-dir", rep.OtherStudy, study.Config.ID, otherStudy)
 	case rep.Decisions == 0:
 		return nil, errors.New("no decisions to replay: the log is empty")
 	}
@@ -277,7 +290,7 @@ type replayItem struct {
 	rec         *trial.Record
 	altered     bool // the input does not match its hash
 	anonymised  bool // kept anonymised after an erasure: no input to replay
-	own         bool // made with --study's revision: replayed with it
+	own         bool // made with --study-dir's revision: replayed with it
 	res, cmpRes *decision.ReplayResult
 	rules       []string
 	err         error

@@ -163,14 +163,7 @@ func runTrial(dir string, participants, days int) (*replayTrial, error) {
 func runCLI(t *testing.T, stdin []byte, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var o, e bytes.Buffer
-	switch args[0] {
-	case "replay":
-		code = replayMain(args[1:], bytes.NewReader(stdin), &o, &e)
-	case "explain":
-		code = explainMain(args[1:], bytes.NewReader(stdin), &o, &e)
-	default:
-		code = run(args, &o, &e)
-	}
+	code = execute(args, bytes.NewReader(stdin), &o, &e)
 	return code, o.String(), e.String()
 }
 
@@ -187,7 +180,7 @@ func replayJSON(t *testing.T, stdout string) *replayReport {
 // replayed with its own policy comes out exactly as logged.
 func TestReplayReproducesSimulatedTrial(t *testing.T) {
 	tr := simulatedTrial(t)
-	code, out, errOut := runCLI(t, nil, "replay", "--study", stressDir, "--decisions", tr.jsonl, "--format", "json")
+	code, out, errOut := runCLI(t, nil, "replay", "--study-dir", stressDir, "--decisions", tr.jsonl, "--format", "json")
 	if code != replayOK {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -230,7 +223,7 @@ func TestReplayFromServer(t *testing.T) {
 	}
 	hs := httptest.NewServer(api.New(eng, nil, api.Options{}))
 	defer hs.Close()
-	code, out, errOut := runCLI(t, nil, "replay", "--study", stressDir, "--from-server", hs.URL, "--format", "json")
+	code, out, errOut := runCLI(t, nil, "replay", "--study-dir", stressDir, "--from-server", hs.URL, "--format", "json")
 	if code != replayOK {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -239,11 +232,11 @@ func TestReplayFromServer(t *testing.T) {
 	}
 	// explain reads one decision from the server.
 	id := tr.records[len(tr.records)-1].ID
-	code, out, errOut = runCLI(t, nil, "explain", id, "--study", stressDir, "--from-server", hs.URL)
+	code, out, errOut = runCLI(t, nil, "explain", id, "--study-dir", stressDir, "--from-server", hs.URL)
 	if code != 0 || !strings.HasPrefix(out, "Decision "+id+" for participant ") {
 		t.Fatalf("explain --from-server: exit %d\n%s%s", code, out, errOut)
 	}
-	code, _, errOut = runCLI(t, nil, "explain", "01NOSUCH", "--study", stressDir, "--from-server", hs.URL)
+	code, _, errOut = runCLI(t, nil, "explain", "01NOSUCH", "--study-dir", stressDir, "--from-server", hs.URL)
 	if code != 2 || !strings.Contains(errOut, "404 Not Found") {
 		t.Errorf("explain --from-server of an unknown id: exit %d: %s", code, errOut)
 	}
@@ -286,7 +279,7 @@ func quietHoursPolicy(t *testing.T) string {
 // names the quiet-hours rule.
 func TestReplayQuietHoursChange(t *testing.T) {
 	tr := simulatedTrial(t)
-	code, out, errOut := runCLI(t, nil, "replay", "--study", stressDir, "--decisions", tr.jsonl, "--policy", quietHoursPolicy(t), "--format", "json", "--examples", "100000")
+	code, out, errOut := runCLI(t, nil, "replay", "--study-dir", stressDir, "--decisions", tr.jsonl, "--policy", quietHoursPolicy(t), "--format", "json", "--examples", "100000")
 	if code != replayOK {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -372,7 +365,7 @@ func TestReplayReportsTampering(t *testing.T) {
 	})
 	lines[unavailable] = edit(unavailable, func(m map[string]any) { m["action"] = "deliver" })
 	p := write("tampered.jsonl", lines)
-	code, out, errOut := runCLI(t, nil, "replay", "--study", stressDir, "--decisions", p)
+	code, out, errOut := runCLI(t, nil, "replay", "--study-dir", stressDir, "--decisions", p)
 	if code != replayDiffers {
 		t.Fatalf("exit %d, want %d\n%s\n%s", code, replayDiffers, out, errOut)
 	}
@@ -394,7 +387,7 @@ func TestReplayReportsTampering(t *testing.T) {
 		in := m["input"].(map[string]any)
 		in["local"].(map[string]any)["hour"] = 3
 	})
-	code, out, _ = runCLI(t, nil, "replay", "--study", stressDir, "--decisions", write("input.jsonl", lines))
+	code, out, _ = runCLI(t, nil, "replay", "--study-dir", stressDir, "--decisions", write("input.jsonl", lines))
 	if code != replayDiffers || !strings.Contains(out, "input.jsonl:1: decision "+tr.records[0].ID) || !strings.Contains(out, "input_hash") {
 		t.Errorf("changed input: exit %d\n%s", code, out)
 	}
@@ -402,18 +395,18 @@ func TestReplayReportsTampering(t *testing.T) {
 	// Another revision cannot be checked.
 	lines = slices.Clone(tr.lines)
 	lines[3] = edit(3, func(m map[string]any) { m["policy_revision"] = "0123456789abcdef" })
-	code, out, _ = runCLI(t, nil, "replay", "--study", stressDir, "--decisions", write("rev.jsonl", lines))
+	code, out, _ = runCLI(t, nil, "replay", "--study-dir", stressDir, "--decisions", write("rev.jsonl", lines))
 	if code != replayNotCheckable || !strings.Contains(out, "policy 0123456789ab") || !strings.Contains(out, ": 1 decisions") {
 		t.Errorf("other revision: exit %d, want %d\n%s", code, replayNotCheckable, out)
 	}
 
 	// A log of another study, or an empty one, is an input error.
 	lines = [][]byte{edit(0, func(m map[string]any) { m["study"] = "mood-most" })}
-	code, _, errOut = runCLI(t, nil, "replay", "--study", stressDir, "--decisions", write("other.jsonl", lines))
+	code, _, errOut = runCLI(t, nil, "replay", "--study-dir", stressDir, "--decisions", write("other.jsonl", lines))
 	if code != replayUsage || !strings.Contains(errOut, "none of the 1 decisions read is of study stress-mrt (the first is of study mood-most)") {
 		t.Errorf("other study: exit %d: %s", code, errOut)
 	}
-	code, _, errOut = runCLI(t, []byte("\n"), "replay", "--study", stressDir, "--decisions", "-")
+	code, _, errOut = runCLI(t, []byte("\n"), "replay", "--study-dir", stressDir, "--decisions", "-")
 	if code != replayUsage || !strings.Contains(errOut, "no decisions to replay") {
 		t.Errorf("empty log: exit %d: %s", code, errOut)
 	}
@@ -421,7 +414,7 @@ func TestReplayReportsTampering(t *testing.T) {
 	// A broken line names the file and line.
 	lines = slices.Clone(tr.lines[:5])
 	lines[2] = []byte(`{"decision_id": "x", "study": `)
-	code, _, errOut = runCLI(t, nil, "replay", "--study", stressDir, "--decisions", write("broken.jsonl", lines))
+	code, _, errOut = runCLI(t, nil, "replay", "--study-dir", stressDir, "--decisions", write("broken.jsonl", lines))
 	if code != replayUsage || !strings.Contains(errOut, "broken.jsonl:3: not a JSON decision record") {
 		t.Errorf("broken line: exit %d: %s", code, errOut)
 	}
@@ -439,12 +432,12 @@ func TestReplayGolden(t *testing.T) {
 		}
 	}
 	stdin := append(bytes.Join(pick, []byte("\n")), '\n')
-	code, out, errOut := runCLI(t, stdin, "replay", "--study", stressDir, "--decisions", "-")
+	code, out, errOut := runCLI(t, stdin, "replay", "--study-dir", stressDir, "--decisions", "-")
 	if code != replayOK {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
 	golden(t, "replay_reproduce.txt", out)
-	code, out, errOut = runCLI(t, stdin, "replay", "--study", stressDir, "--decisions", "-", "--policy", quietHoursPolicy(t), "--examples", "3")
+	code, out, errOut = runCLI(t, stdin, "replay", "--study-dir", stressDir, "--decisions", "-", "--policy", quietHoursPolicy(t), "--examples", "3")
 	if code != replayOK {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
@@ -457,11 +450,11 @@ func TestReplayUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"replay"}, "give --study DIR and one of --decisions FILE or --from-server URL"},
-		{[]string{"replay", "--study", stressDir, "--decisions", "x", "--from-server", "http://x"}, "one of --decisions"},
-		{[]string{"replay", "--study", "/nonexistent", "--decisions", "x"}, "--study /nonexistent: no study.yaml there"},
-		{[]string{"replay", "--study", stressDir, "--decisions", "/nonexistent.jsonl"}, "opening the decisions"},
-		{[]string{"replay", "--study", stressDir, "--decisions", "x", "--format", "xml"}, "--format \"xml\""},
+		{[]string{"replay"}, "give --study-dir DIR and one of --decisions FILE or --from-server URL"},
+		{[]string{"replay", "--study-dir", stressDir, "--decisions", "x", "--from-server", "http://x"}, "one of --decisions"},
+		{[]string{"replay", "--study-dir", "/nonexistent", "--decisions", "x"}, "--study-dir /nonexistent: no study.yaml there"},
+		{[]string{"replay", "--study-dir", stressDir, "--decisions", "/nonexistent.jsonl"}, "opening the decisions"},
+		{[]string{"replay", "--study-dir", stressDir, "--decisions", "x", "--format", "xml"}, "--format \"xml\""},
 	} {
 		code, _, errOut := runCLI(t, nil, tc.args...)
 		if code != replayUsage || !strings.Contains(errOut, tc.want) {
@@ -492,13 +485,13 @@ func TestExplainGolden(t *testing.T) {
 				t.Fatal("no such decision in the trial")
 			}
 			id := tr.records[i].ID
-			code, out, errOut := runCLI(t, nil, "explain", id, "--study", stressDir, "--data", tr.data)
+			code, out, errOut := runCLI(t, nil, "explain", id, "--study-dir", stressDir, "--data", tr.data)
 			if code != 0 {
 				t.Fatalf("exit %d\n%s%s", code, out, errOut)
 			}
 			golden(t, "explain_"+tc.name+".txt", out)
 			// The same decision from the JSONL file, as JSON.
-			code, js, errOut := runCLI(t, nil, "explain", "--study", stressDir, "--decisions", tr.jsonl, "--format", "json", id)
+			code, js, errOut := runCLI(t, nil, "explain", "--study-dir", stressDir, "--decisions", tr.jsonl, "--format", "json", id)
 			if code != 0 {
 				t.Fatalf("exit %d\n%s", code, errOut)
 			}
@@ -513,7 +506,7 @@ func TestExplainGolden(t *testing.T) {
 	}
 	t.Run("other_revision", func(t *testing.T) {
 		id := tr.records[slices.IndexFunc(tr.records, cases[1].pred)].ID
-		code, out, errOut := runCLI(t, nil, "explain", id, "--study", quietHoursPolicy(t), "--decisions", tr.jsonl)
+		code, out, errOut := runCLI(t, nil, "explain", id, "--study-dir", quietHoursPolicy(t), "--decisions", tr.jsonl)
 		if code != 0 {
 			t.Fatalf("exit %d\n%s%s", code, out, errOut)
 		}
@@ -523,11 +516,11 @@ func TestExplainGolden(t *testing.T) {
 		}
 	})
 	t.Run("errors", func(t *testing.T) {
-		code, _, errOut := runCLI(t, nil, "explain", "01NOSUCHDECISION", "--study", stressDir, "--data", tr.data)
+		code, _, errOut := runCLI(t, nil, "explain", "01NOSUCHDECISION", "--study-dir", stressDir, "--data", tr.data)
 		if code != 2 || !strings.Contains(errOut, "no decision 01NOSUCHDECISION of study stress-mrt") {
 			t.Errorf("unknown id: exit %d: %s", code, errOut)
 		}
-		code, _, errOut = runCLI(t, nil, "explain", "--study", stressDir, "--data", tr.data)
+		code, _, errOut = runCLI(t, nil, "explain", "--study-dir", stressDir, "--data", tr.data)
 		if code != 2 || !strings.Contains(errOut, "give DECISION_ID") {
 			t.Errorf("no id: exit %d: %s", code, errOut)
 		}
@@ -568,7 +561,7 @@ func TestReplaySeedChange(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "study.yaml"), yaml, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errOut := runCLI(t, nil, "replay", "--study", stressDir, "--decisions", tr.jsonl, "--policy", dir, "--format", "json", "--examples", "100000")
+	code, out, errOut := runCLI(t, nil, "replay", "--study-dir", stressDir, "--decisions", tr.jsonl, "--policy", dir, "--format", "json", "--examples", "100000")
 	if code != replayOK {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}

@@ -265,6 +265,7 @@ type caseErr struct {
 	msg  string
 }
 
+// Error returns "line N: message".
 func (e *caseErr) Error() string { return fmt.Sprintf("line %d: %s", e.line, e.msg) }
 
 func caseError(line int, format string, args ...any) error {

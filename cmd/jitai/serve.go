@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -16,8 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jitai/jitai/engine/trial"
-
+	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -27,22 +24,44 @@ import (
 	"github.com/jitai/jitai/engine/ratelimit"
 	"github.com/jitai/jitai/engine/store/redisstore"
 	"github.com/jitai/jitai/engine/store/sqlite"
+	"github.com/jitai/jitai/engine/trial"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/plugins/host"
 	"github.com/jitai/jitai/policies"
 )
 
-func runServe(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg, err := loadConfig(fs, args, os.Getenv)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "jitai serve: %v\n", err)
-		return 2
+// newServeCmd is `jitai serve`: the HTTP API for the studies in a folder.
+func newServeCmd() *cobra.Command {
+	var flags *configFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the HTTP API for the studies in a folder",
+		Long: `Serve the HTTP API for the studies under --studies, with the embedded store
+under --data or the Redis store (--store redis --redis-url URL).
+
+Precedence: flags, then JITAI_* environment variables (JITAI_ADDR,
+JITAI_STUDIES, ...), then the YAML file of --config (keys as the flags, with _
+for -), then defaults. The studies are hot-reloaded when they change (see
+--watch-interval) and on SIGHUP. SIGINT or SIGTERM drain in-flight requests
+and stop.`,
+		Example: `  jitai serve --studies policies/examples --data ./data
+  jitai serve --store redis --redis-url redis://127.0.0.1:6379/0
+  jitai serve --auth token --addr 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := flags.load(cmd.Flags(), os.Getenv)
+			if err != nil {
+				return usageErrorf("%v", err)
+			}
+			return runServe(cmd.Context(), cfg, cmd.ErrOrStderr())
+		},
 	}
+	flags = bindConfigFlags(cmd.Flags())
+	return cmd
+}
+
+// runServe serves cfg until SIGINT or SIGTERM, logging to stderr.
+func runServe(ctx context.Context, cfg *Config, stderr io.Writer) error {
 	if os.Getenv("GOGC") == "" {
 		// The decision path allocates briskly and the live heap is small:
 		// collecting at 200% rather than 100% growth spends about a tenth
@@ -51,11 +70,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	log, err := newLogger(cfg.LogLevel, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "jitai serve: %v\n", err)
-		return 2
+		return usageErrorf("%v", err)
 	}
 	defer func() { _ = log.Sync() }()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// JITAI_CPU_PROFILE=FILE writes a CPU profile of the whole run (for
 	// performance work; FILE gets the process id appended).
@@ -67,10 +85,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	if err := serve(ctx, cfg, log, nil); err != nil {
 		log.Error("serve failed", zap.Error(err))
-		fmt.Fprintf(stderr, "jitai serve: %v\n", err)
-		return 1
+		return err
 	}
-	return 0
+	return nil
 }
 
 // openStore opens the configured store and the rate limiter that goes with

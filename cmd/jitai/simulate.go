@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,93 +12,107 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/jitai/jitai/engine/simulate"
-	"github.com/jitai/jitai/interventions"
-	"github.com/jitai/jitai/policies"
 )
 
-// runSimulate implements `jitai simulate`: a synthetic cohort through the
-// real engine, and a report (docs/simulate.md).
-func runSimulate(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	studyDir := fs.String("study", "", "the study folder (study.yaml and policy/)")
-	n := fs.Int("participants", 100, "number of synthetic participants")
-	days := fs.Int("days", 30, "study days per participant")
-	seed := fs.Uint64("seed", 1, "seed of the cohort and of the decision ids: the same seed gives the same report")
-	cohortFile := fs.String("cohort", "", "cohort.yaml (default: the built-in cohort, docs/simulate.md)")
-	out := fs.String("out", "", "folder for the report (created if needed)")
-	start := fs.String("start", simulate.DefaultStart.Format(time.DateOnly), "first study day, YYYY-MM-DD")
-	workers := fs.Int("workers", 0, "participants simulated in parallel (default: the number of CPUs)")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: jitai simulate --study DIR --out REPORT_DIR [--participants N] [--days D] [--seed S] [--cohort cohort.yaml] [--start YYYY-MM-DD]")
-		fs.PrintDefaults()
+// simulateParams are the flags of `jitai simulate`.
+type simulateParams struct {
+	studyDir     string
+	participants int
+	days         int
+	seed         uint64
+	cohort       string
+	out          string
+	start        string
+	workers      int
+	cpuProfile   string
+}
+
+// newSimulateCmd is `jitai simulate`: a synthetic cohort through the real
+// engine, and a report (docs/simulate.md).
+func newSimulateCmd() *cobra.Command {
+	var p simulateParams
+	cmd := &cobra.Command{
+		Use:   "simulate --study-dir DIR --out REPORT_DIR",
+		Short: "Run a synthetic cohort through the real engine and report how the study behaves",
+		Long: `Run a synthetic cohort through the real engine (policy, randomisation, burden
+limits, store) and write a report: decisions, treatment rates, availability,
+burden, and checks of the study's design. See docs/simulate.md.
+
+Exit status: 0 every check passed; 1 a check failed or the run failed; 2 usage
+error.`,
+		Example: "  jitai simulate --study-dir policies/examples/stress-mrt --participants 500 --days 90 --seed 1 --out report/",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runSimulate(cmd.Context(), p, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 2
+	f := cmd.Flags()
+	f.StringVar(&p.studyDir, "study-dir", "", "the study folder (study.yaml and policy/) (required)")
+	f.IntVar(&p.participants, "participants", 100, "number of synthetic participants")
+	f.IntVar(&p.days, "days", 30, "study days per participant")
+	f.Uint64Var(&p.seed, "seed", 1, "seed of the cohort and of the decision ids: the same seed gives the same report")
+	f.StringVar(&p.cohort, "cohort", "", "cohort.yaml (default: the built-in cohort, docs/simulate.md)")
+	f.StringVar(&p.out, "out", "", "folder for the report, created if needed (required)")
+	f.StringVar(&p.start, "start", simulate.DefaultStart.Format(time.DateOnly), "first study day, YYYY-MM-DD")
+	f.IntVar(&p.workers, "workers", 0, "participants simulated in parallel (default: the number of CPUs)")
+	f.StringVar(&p.cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
+	return cmd
+}
+
+// validate checks the flags and returns the first study day.
+func (p *simulateParams) validate() (time.Time, error) {
+	if p.studyDir == "" || p.out == "" {
+		return time.Time{}, usageErrorf("--study-dir and --out are required (e.g. --study-dir policies/examples/stress-mrt --out report/)")
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "jitai simulate: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if p.participants < 1 || p.days < 1 {
+		return time.Time{}, usageErrorf("--participants and --days must be at least 1")
 	}
-	if *studyDir == "" || *out == "" {
-		fmt.Fprintln(stderr, "jitai simulate: --study and --out are required")
-		fs.Usage()
-		return 2
-	}
-	if *n < 1 || *days < 1 {
-		fmt.Fprintln(stderr, "jitai simulate: --participants and --days must be at least 1")
-		return 2
-	}
-	day, err := time.Parse(time.DateOnly, *start)
+	day, err := time.Parse(time.DateOnly, p.start)
 	if err != nil {
-		fmt.Fprintf(stderr, "jitai simulate: --start %q: use a date such as 2026-03-02\n", *start)
-		return 2
+		return time.Time{}, usageErrorf("--start %q: use a date such as 2026-03-02", p.start)
+	}
+	return day, nil
+}
+
+// runSimulate simulates the cohort, writes the report and prints its
+// summary.
+func runSimulate(ctx context.Context, p simulateParams, stdout, stderr io.Writer) error {
+	day, err := p.validate()
+	if err != nil {
+		return err
 	}
 	cohort := simulate.DefaultCohort()
-	if *cohortFile != "" {
-		if cohort, err = simulate.LoadCohort(*cohortFile); err != nil {
-			fmt.Fprintln(stderr, err)
-			return 1
+	if p.cohort != "" {
+		if cohort, err = simulate.LoadCohort(p.cohort); err != nil {
+			return err
 		}
 	}
-	ctx := context.Background()
-	cat, err := interventions.Embedded()
+	study, err := loadStudyFolder(ctx, "--study-dir", p.studyDir)
 	if err != nil {
-		fmt.Fprintf(stderr, "jitai simulate: loading the intervention catalogue: %v\n", err)
-		return 1
+		return err
 	}
-	study, err := policies.LoadStudy(ctx, filepath.Clean(*studyDir), cat)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	if p.cpuProfile != "" {
+		f, err := os.Create(p.cpuProfile)
 		if err != nil {
-			fmt.Fprintf(stderr, "jitai simulate: %v\n", err)
-			return 1
+			return err
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(stderr, "jitai simulate: %v\n", err)
-			return 1
+			return err
 		}
 		defer pprof.StopCPUProfile()
 	}
 	// Collecting less often trades memory (modest here: the records go to
 	// a spill file in the report folder) for CPU.
 	defer debug.SetGCPercent(debug.SetGCPercent(200))
-	if err := os.MkdirAll(*out, 0o755); err != nil {
-		fmt.Fprintf(stderr, "jitai simulate: creating the report folder: %v\n", err)
-		return 1
+	if err := os.MkdirAll(p.out, 0o755); err != nil {
+		return fmt.Errorf("creating the report folder: %w", err)
 	}
 
-	opts := simulate.Options{Study: study, Cohort: cohort, Participants: *n, Days: *days, Seed: *seed, Start: day, Workers: *workers, SpillDir: *out}
+	opts := simulate.Options{Study: study, Cohort: cohort, Participants: p.participants, Days: p.days, Seed: p.seed, Start: day, Workers: p.workers, SpillDir: p.out}
 	bar := newProgressBar(stderr)
 	if bar != nil {
 		opts.Progress = bar.update
@@ -109,31 +122,28 @@ func runSimulate(args []string, stdout, stderr io.Writer) int {
 		bar.finish()
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "jitai simulate: %v\n", err)
-		return 1
+		return err
 	}
 	defer run.Close()
 	participants, err := run.Store.Participants(ctx, study.Config.ID)
 	if err != nil {
-		fmt.Fprintf(stderr, "jitai simulate: %v\n", err)
-		return 1
+		return err
 	}
 	report := simulate.Build(run, participants)
-	if err := simulate.Write(ctx, *out, run, report); err != nil {
-		fmt.Fprintf(stderr, "jitai simulate: %v\n", err)
-		return 1
+	if err := simulate.Write(ctx, p.out, run, report); err != nil {
+		return err
 	}
 	if err := simulate.Summary(stdout, report); err != nil {
-		return 1
+		return err
 	}
 	fmt.Fprintf(stderr, "simulated %d decisions in %s (%.0f decisions/s); report in %s\n",
-		report.Totals.Decisions, run.Wall.Round(time.Millisecond), float64(report.Totals.Decisions)/run.Wall.Seconds(), filepath.Join(*out, "report.html"))
+		report.Totals.Decisions, run.Wall.Round(time.Millisecond), float64(report.Totals.Decisions)/run.Wall.Seconds(), filepath.Join(p.out, "report.html"))
 	for _, c := range report.Checks {
 		if !c.OK {
-			return 1
+			return exitWith(exitFailure)
 		}
 	}
-	return 0
+	return nil
 }
 
 // progressBar draws a bar on a terminal.

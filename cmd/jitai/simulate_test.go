@@ -20,7 +20,7 @@ func TestSimulateCommand(t *testing.T) {
 	}
 	out := filepath.Join(dir, "report")
 	var stdout, stderr bytes.Buffer
-	args := []string{"simulate", "--study", "../../policies/examples/stress-mrt", "--participants", "6", "--days", "3", "--seed", "9",
+	args := []string{"simulate", "--study-dir", "../../policies/examples/stress-mrt", "--participants", "6", "--days", "3", "--seed", "9",
 		"--cohort", cohort, "--out", out, "--start", "2026-06-01"}
 	if code := run(args, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, stdout.String(), stderr.String())
@@ -70,11 +70,11 @@ func TestSimulateCommandErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{"no study", []string{"--out", dir}, 2, "--study and --out are required"},
-		{"bad date", []string{"--study", "../../policies/examples/stress-mrt", "--out", dir, "--start", "03/02/2026"}, 2, "--start"},
-		{"bad cohort", []string{"--study", "../../policies/examples/stress-mrt", "--out", dir, "--cohort", bad}, 1, bad + ":2: phone.in_use: 2 is not a probability"},
-		{"no such study", []string{"--study", filepath.Join(dir, "nope"), "--out", dir}, 1, "nope"},
-		{"zero days", []string{"--study", "../../policies/examples/stress-mrt", "--out", dir, "--days", "0"}, 2, "at least 1"},
+		{"no study", []string{"--out", dir}, 2, "--study-dir and --out are required"},
+		{"bad date", []string{"--study-dir", "../../policies/examples/stress-mrt", "--out", dir, "--start", "03/02/2026"}, 2, "--start"},
+		{"bad cohort", []string{"--study-dir", "../../policies/examples/stress-mrt", "--out", dir, "--cohort", bad}, 1, bad + ":2: phone.in_use: 2 is not a probability"},
+		{"no such study", []string{"--study-dir", filepath.Join(dir, "nope"), "--out", dir}, 1, "nope"},
+		{"zero days", []string{"--study-dir", "../../policies/examples/stress-mrt", "--out", dir, "--days", "0"}, 2, "at least 1"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -93,7 +93,7 @@ func TestSimulateCommandErrors(t *testing.T) {
 func TestSimulateCommandSpill(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "report")
 	var stdout, stderr bytes.Buffer
-	args := []string{"simulate", "--study", "../../policies/examples/stress-mrt", "--participants", "7", "--days", "4", "--seed", "3", "--out", out}
+	args := []string{"simulate", "--study-dir", "../../policies/examples/stress-mrt", "--participants", "7", "--days", "4", "--seed", "3", "--out", out}
 	if code := run(args, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, stdout.String(), stderr.String())
 	}
@@ -148,7 +148,7 @@ func TestSimulateEvaluatorsRecordTheSameTrial(t *testing.T) {
 				t.Setenv("JITAI_EVALUATOR", ev)
 				out := filepath.Join(t.TempDir(), ev)
 				var stdout, stderr bytes.Buffer
-				args := []string{"simulate", "--study", "../../policies/examples/" + study, "--participants", "40", "--days", "14", "--seed", "3",
+				args := []string{"simulate", "--study-dir", "../../policies/examples/" + study, "--participants", "40", "--days", "14", "--seed", "3",
 					"--out", out, "--start", "2026-06-01"}
 				if code := run(args, &stdout, &stderr); code != 0 {
 					t.Fatalf("%s: exit %d\n%s%s", ev, code, stdout.String(), stderr.String())

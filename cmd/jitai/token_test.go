@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,7 +53,7 @@ func TestRefuseNonLoopbackWithoutAuth(t *testing.T) {
 			t.Errorf("%s with auth token: %v", addr, err)
 		}
 	}
-	cfg, err := loadConfig(flag.NewFlagSet("serve", flag.ContinueOnError), []string{"--addr", "0.0.0.0:0", "--data", t.TempDir(), "--studies", "../../policies/examples"}, func(string) string { return "" })
+	cfg, err := loadConfig([]string{"--addr", "0.0.0.0:0", "--data", t.TempDir(), "--studies", "../../policies/examples"}, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}

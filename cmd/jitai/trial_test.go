@@ -113,7 +113,7 @@ func TestSimulatedTrialRecoversEffect(t *testing.T) {
 	}
 	stdout.Reset()
 	stderr.Reset()
-	args := []string{"analyze", "wcls", "--data", out, "--id", "participant_id", "--outcome", "stress_90m",
+	args := []string{"analyze", "wcls", "--csv", out, "--id", "participant_id", "--outcome", "stress_90m",
 		"--treatment", "prompt", "--rand-prob", "prompt_prob", "--availability", "available", "--json"}
 	if code := run(args, &stdout, &stderr); code != 0 {
 		t.Fatalf("analyze: exit %d\n%s%s", code, stdout.String(), stderr.String())

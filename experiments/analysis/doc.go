@@ -77,6 +77,8 @@
 //
 // # Command line
 //
-// RunCommand implements `jitai analyze wcls|emee|factorial`; --json writes
-// the JSON form of MRTResult or FactorialResult.
+// The `jitai analyze wcls|emee|factorial` command (cmd/jitai) parses its
+// flags into MRTSpec and FactorialSpec, reads the CSV with ReadCSVFile and
+// writes WriteMRTText, WriteFactorialText or, with --json, the JSON form of
+// MRTResult or FactorialResult.
 package analysis

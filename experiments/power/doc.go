@@ -19,5 +19,6 @@
 // All three reduce to the power of an F test with a noncentral F statistic;
 // NoncentralF implements that distribution, which gonum does not provide.
 //
-// RunCommand is the `jitai power` command line; cmd/jitai dispatches to it.
+// The `jitai power` command (cmd/jitai) parses its flags into these
+// specifications; PerDecision and Linspace help it expand per-day inputs.
 package power

@@ -161,11 +161,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("study %s: time zone %q: %w", cfg.Study, st.Timezone, err)
 	}
-	ids := make([]string, cfg.Participants)
-	width := len(strconv.Itoa(cfg.Participants - 1))
-	for i := range ids {
-		ids[i] = fmt.Sprintf("%s%0*d", cfg.ParticipantPrefix, width, i)
-	}
+	ids := ParticipantIDs(cfg.ParticipantPrefix, cfg.Participants)
 	res := &Result{URLs: cfg.URLs, Study: cfg.Study, Participants: cfg.Participants, Concurrency: cfg.Concurrency, Days: cfg.Days,
 		Status: map[int]int64{}, Transport: map[string]int64{}, Actions: map[string]int64{}, Reasons: map[string]int64{}}
 	if cfg.Enrol {
@@ -175,37 +171,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		res.Enrolled = n
 	}
-	gen := &generator{cfg: &cfg, ids: ids, points: st.DecisionPoints, day0: time.Date(cfg.Start.Year(), cfg.Start.Month(), cfg.Start.Day(), 0, 0, 0, 0, loc)}
-
-	runCtx := ctx
-	if cfg.Duration > 0 {
-		var cancel context.CancelFunc
-		runCtx, cancel = context.WithTimeout(ctx, cfg.Duration)
-		defer cancel()
-	}
-	var issued atomic.Int64
+	gen := NewGenerator(ids, st.DecisionPoints, time.Date(cfg.Start.Year(), cfg.Start.Month(), cfg.Start.Day(), 0, 0, 0, 0, loc), cfg.Days)
 	workers := make([]*worker, cfg.Concurrency)
-	var wg sync.WaitGroup
-	start := time.Now()
 	for i := range workers {
-		w := &worker{id: i, hc: hc, cfg: &cfg, gen: gen,
-			rng:    mrand.New(mrand.NewPCG(cfg.Seed, uint64(i)+1)),
+		workers[i] = &worker{id: i, hc: hc, cfg: &cfg, gen: gen,
 			status: map[int]int64{}, transport: map[string]int64{}, actions: map[string]int64{}, reasons: map[string]int64{}}
-		workers[i] = w
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for runCtx.Err() == nil {
-				n := issued.Add(1)
-				if cfg.Requests > 0 && n > cfg.Requests {
-					return
-				}
-				w.one(runCtx, n)
-			}
-		}()
 	}
-	wg.Wait()
-	res.Elapsed = time.Since(start)
+	res.Elapsed = Loop(ctx, LoopConfig{Workers: cfg.Concurrency, Duration: cfg.Duration, Requests: cfg.Requests, Seed: cfg.Seed},
+		func(ctx context.Context, i int, rng *mrand.Rand, n int64) { workers[i].one(ctx, rng, n) })
 
 	var lats []time.Duration
 	for _, w := range workers {
@@ -417,22 +390,40 @@ func do(ctx context.Context, hc *http.Client, method, u string, body []byte, key
 	return res.StatusCode, res.Header, b, nil
 }
 
-// generator makes decision requests.
-type generator struct {
-	cfg    *Config
+// ParticipantIDs are the ids of n load participants: prefix followed by a
+// zero-padded number.
+func ParticipantIDs(prefix string, n int) []string {
+	ids := make([]string, n)
+	width := len(strconv.Itoa(n - 1))
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%s%0*d", prefix, width, i)
+	}
+	return ids
+}
+
+// Generator makes decision requests.
+type Generator struct {
 	ids    []string
 	points []DecisionPoint
 	day0   time.Time // midnight of the first day, study time zone
+	days   int
 }
 
-// request returns a participant, a request body and the decision time: a
-// random participant, decision point and day; the time is the point's
-// scheduled time moved by -15 to +45 minutes (80%), else any time of the
-// day (so quiet hours are hit too).
-func (g *generator) request(rng *mrand.Rand) (string, []byte) {
+// NewGenerator makes decision requests of the participants ids at the
+// decision points over days days from day0 (midnight of the first day, in
+// the study's time zone).
+func NewGenerator(ids []string, points []DecisionPoint, day0 time.Time, days int) *Generator {
+	return &Generator{ids: ids, points: points, day0: day0, days: max(days, 1)}
+}
+
+// Request returns a participant and a request body: a random participant,
+// decision point and day; the time is the point's scheduled time moved by
+// -15 to +45 minutes (80%), else any time of the day (so quiet hours are
+// hit too).
+func (g *Generator) Request(rng *mrand.Rand) (participant string, body []byte) {
 	p := g.ids[rng.IntN(len(g.ids))]
 	dp := g.points[rng.IntN(len(g.points))]
-	day := rng.IntN(g.cfg.Days)
+	day := rng.IntN(g.days)
 	midnight := time.Date(g.day0.Year(), g.day0.Month(), g.day0.Day()+day, 0, 0, 0, 0, g.day0.Location())
 	minute := -1
 	if hh, mm, ok := parseHHMM(dp.Time); ok && rng.IntN(10) < 8 {
@@ -444,7 +435,7 @@ func (g *generator) request(rng *mrand.Rand) (string, []byte) {
 	} else {
 		t = midnight.Add(time.Duration(rng.Int64N(int64(24 * time.Hour))).Truncate(time.Second))
 	}
-	body := make([]byte, 0, 96)
+	body = make([]byte, 0, 96)
 	body = append(body, `{"decision_point":`...)
 	body = strconv.AppendQuote(body, dp.ID)
 	body = append(body, `,"time":"`...)
@@ -471,8 +462,7 @@ type worker struct {
 	id        int
 	hc        *http.Client
 	cfg       *Config
-	gen       *generator
-	rng       *mrand.Rand
+	gen       *Generator
 	requests  int64
 	status    map[int]int64
 	transport map[string]int64
@@ -486,11 +476,11 @@ type answer struct {
 	Reasons []string `json:"reasons"`
 }
 
-func (w *worker) one(ctx context.Context, n int64) {
-	p, body := w.gen.request(w.rng)
+func (w *worker) one(ctx context.Context, rng *mrand.Rand, n int64) {
+	p, body := w.gen.Request(rng)
 	base := w.cfg.URLs[0]
 	if len(w.cfg.URLs) > 1 {
-		base = w.cfg.URLs[w.rng.IntN(len(w.cfg.URLs))]
+		base = w.cfg.URLs[rng.IntN(len(w.cfg.URLs))]
 	}
 	key := w.cfg.KeyPrefix + "-" + strconv.FormatInt(n, 10)
 	u := base + "/v1/studies/" + url.PathEscape(w.cfg.Study) + "/participants/" + url.PathEscape(p) + "/decisions"
@@ -518,6 +508,51 @@ func (w *worker) one(ctx context.Context, n int64) {
 		w.cfg.Observe(&Sample{Worker: w.id, URL: base, Participant: p, Key: key, Body: body, Sent: sent, Latency: lat,
 			Status: status, Header: header, Response: resp, Err: err})
 	}
+}
+
+// LoopConfig is a closed loop of Loop.
+type LoopConfig struct {
+	// Workers is the number of workers, each with one request in flight.
+	Workers int
+	// Duration ends the loop after this long (0: no limit).
+	Duration time.Duration
+	// Requests ends the loop after this many requests (0: no limit).
+	Requests int64
+	// Seed seeds the workers' random generators: worker i draws from
+	// PCG(Seed, i+1).
+	Seed uint64
+}
+
+// Loop is the closed-loop driver of every load run: each worker calls one
+// for its next request (numbered n from 1) as soon as its previous one has
+// returned, until ctx ends, the duration has passed or the requests are
+// issued. one gets the loop's context, the worker's index and its random
+// generator. Loop returns how long it ran.
+func Loop(ctx context.Context, c LoopConfig, one func(ctx context.Context, worker int, rng *mrand.Rand, n int64)) time.Duration {
+	if c.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.Duration)
+		defer cancel()
+	}
+	var issued atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := 0; i < c.Workers; i++ {
+		rng := mrand.New(mrand.NewPCG(c.Seed, uint64(i)+1))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				n := issued.Add(1)
+				if c.Requests > 0 && n > c.Requests {
+					return
+				}
+				one(ctx, i, rng, n)
+			}
+		}()
+	}
+	wg.Wait()
+	return time.Since(start)
 }
 
 // classify names the kind of a transport error.
