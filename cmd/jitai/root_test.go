@@ -97,6 +97,7 @@ func TestFailureExitsOne(t *testing.T) {
 		want string
 	}{
 		{[]string{"assignments", "--study", "stress-mrt", "--studies", filepath.Join(dir, "nope")}, "pass --studies DIR"},
+		{[]string{"serve", "--studies", filepath.Join(dir, "nope"), "--data", dir, "--addr", "127.0.0.1:0"}, "pass --studies DIR"},
 		{[]string{"assignments", "--study", "stress-mrt", "--studies", examples, "--data", dir}, "pass --data DIR"},
 		{[]string{"export", "--study", "stress-mrt", "--studies", examples, "--data", dir, "--out", filepath.Join(dir, "x.csv")}, "pass --data DIR"},
 		{[]string{"token", "list", "--tokens-file", dir}, "jitai token list: "},

@@ -129,6 +129,9 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 	if err := policies.SetEvaluator(cfg.Evaluator); err != nil {
 		return err
 	}
+	if err := checkStudiesFolder(cfg.Studies); err != nil {
+		return err
+	}
 	studies, err := policies.LoadStudies(ctx, cfg.Studies, cat)
 	if err != nil {
 		return err

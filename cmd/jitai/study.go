@@ -28,11 +28,19 @@ as opa fmt does. See docs/study.md.`,
 	return cmd
 }
 
+// checkStudiesFolder says what to pass when the studies folder is missing.
+func checkStudiesFolder(dir string) error {
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("studies folder %s not found: pass --studies DIR (or set JITAI_STUDIES), the folder of study folders, e.g. policies/examples", dir)
+	}
+	return nil
+}
+
 // loadStudy loads the studies under dir, as serve does, and returns the one
 // with the given id; the error lists the ids there are.
 func loadStudy(ctx context.Context, dir, id string) (*policies.Study, error) {
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return nil, fmt.Errorf("--studies %s: no such folder: pass --studies DIR, the folder of study folders that jitai serve uses (e.g. policies/examples)", dir)
+	if err := checkStudiesFolder(dir); err != nil {
+		return nil, err
 	}
 	cat, err := interventions.Embedded()
 	if err != nil {
