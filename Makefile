@@ -14,9 +14,9 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 help:
 	@sed -n 's/^## \([A-Za-z0-9_-]*\): \(.*\)/\1\t\2/p' $(MAKEFILE_LIST) | awk -F '\t' '{ printf "  %-16s %s\n", $$1, $$2 }'
 
-## build: compile the engine to bin/jitai
+## build: compile the engine to bin/jitai (stamped with the VCS revision when built from a clone)
 build:
-	$(GO) build -o $(BIN) ./cmd/jitai
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/jitai
 
 ## run: build, then serve the example studies on 127.0.0.1:8080 with the embedded store under ./data
 run: build
