@@ -163,54 +163,40 @@ func (p *powerBinaryParams) coefficients(r *flagRules, spec *power.BinarySpec, T
 	return "log P0(t) = " + polyDesc(p.nullCoef), "log RR(t) = " + polyDesc(p.effCoef), nil
 }
 
+// curve reads one curve of the alternative, constant or log-linear: the
+// null curve (flag p0, field P0Initial) or the effect (flag rr, field
+// RRInitial). It returns the initial and final values and a description.
+func curve(r *flagRules, name, flag, field string, shape power.Shape, value, initial, final float64) (float64, float64, string, error) {
+	switch shape {
+	case power.Constant:
+		if err := r.only("to --"+name+"-shape loglinear", flag+"-initial", flag+"-final"); err != nil {
+			return 0, 0, "", err
+		}
+		if n, ok := r.require(flag); !ok {
+			return 0, 0, "", r.usageErr(n, "is required (or --%s-coef)", name)
+		}
+		return value, 0, "constant: " + g(value), nil
+	case power.LogLinear:
+		if err := r.only("to --"+name+"-shape constant", flag); err != nil {
+			return 0, 0, "", err
+		}
+		if n, ok := r.require(flag+"-initial", flag+"-final"); !ok {
+			return 0, 0, "", r.usageErr(n, "is required for --%s-shape loglinear", name)
+		}
+		r.fields[field] = flag + "-initial"
+		return initial, final, fmt.Sprintf("log-linear: %s to %s", g(initial), g(final)), nil
+	}
+	return 0, 0, "", r.usageErr(name+"-shape", "unknown shape %q (want constant or loglinear)", shape)
+}
+
 // curves sets the alternative from the null and effect curves.
 func (p *powerBinaryParams) curves(r *flagRules, spec *power.BinarySpec, T int) (nullDesc, effDesc string, err error) {
 	c := power.BinaryCurves{DecisionPoints: T, NullShape: power.Shape(p.nullShape), EffectShape: power.Shape(p.effShape)}
-	switch c.NullShape {
-	case power.Constant:
-		if err := r.only("to --null-shape loglinear", "p0-initial", "p0-final"); err != nil {
-			return "", "", err
-		}
-		if name, ok := r.require("p0"); !ok {
-			return "", "", r.usageErr(name, "is required (or --null-coef)")
-		}
-		c.P0Initial = p.p0
-		nullDesc = "constant: " + g(p.p0)
-	case power.LogLinear:
-		if err := r.only("to --null-shape constant", "p0"); err != nil {
-			return "", "", err
-		}
-		if name, ok := r.require("p0-initial", "p0-final"); !ok {
-			return "", "", r.usageErr(name, "is required for --null-shape loglinear")
-		}
-		c.P0Initial, c.P0Final = p.p0Init, p.p0Final
-		r.fields["P0Initial"] = "p0-initial"
-		nullDesc = fmt.Sprintf("log-linear: %s to %s", g(p.p0Init), g(p.p0Final))
-	default:
-		return "", "", r.usageErr("null-shape", "unknown shape %q (want constant or loglinear)", p.nullShape)
+	if c.P0Initial, c.P0Final, nullDesc, err = curve(r, "null", "p0", "P0Initial", c.NullShape, p.p0, p.p0Init, p.p0Final); err != nil {
+		return "", "", err
 	}
-	switch c.EffectShape {
-	case power.Constant:
-		if err := r.only("to --effect-shape loglinear", "rr-initial", "rr-final"); err != nil {
-			return "", "", err
-		}
-		if name, ok := r.require("rr"); !ok {
-			return "", "", r.usageErr(name, "is required (or --effect-coef)")
-		}
-		c.RRInitial = p.rr
-		effDesc = "constant: " + g(p.rr)
-	case power.LogLinear:
-		if err := r.only("to --effect-shape constant", "rr"); err != nil {
-			return "", "", err
-		}
-		if name, ok := r.require("rr-initial", "rr-final"); !ok {
-			return "", "", r.usageErr(name, "is required for --effect-shape loglinear")
-		}
-		c.RRInitial, c.RRFinal = p.rrInit, p.rrFinal
-		r.fields["RRInitial"] = "rr-initial"
-		effDesc = fmt.Sprintf("log-linear: %s to %s", g(p.rrInit), g(p.rrFinal))
-	default:
-		return "", "", r.usageErr("effect-shape", "unknown shape %q (want constant or loglinear)", p.effShape)
+	if c.RRInitial, c.RRFinal, effDesc, err = curve(r, "effect", "rr", "RRInitial", c.EffectShape, p.rr, p.rrInit, p.rrFinal); err != nil {
+		return "", "", err
 	}
 	if err := c.Apply(spec); err != nil {
 		return "", "", r.fail(err)
