@@ -147,53 +147,11 @@ func TestRedisTwoEnginesShareParticipants(t *testing.T) {
 	hc := newHTTPClient()
 	defer hc.CloseIdleConnections()
 
-	// Enrol every participant on both engines at once: one enrolment each.
 	ids := make([]string, 20)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("twin-%02d", i)
 	}
-	type enrolled struct {
-		status int
-		doc    string
-	}
-	enrolments := make([][2]enrolled, len(ids))
-	var wg sync.WaitGroup
-	for i, p := range ids {
-		for e := range engines {
-			wg.Go(func() {
-				r, err := do(hc, "POST", engines[e].base+"/v1/studies/"+study+"/participants", []byte(`{"participant_id":"`+p+`"}`), "")
-				if err != nil {
-					t.Errorf("enrolling %s on engine %d: %v", p, e, err)
-					return
-				}
-				var doc map[string]any
-				_ = json.Unmarshal(r.body, &doc)
-				delete(doc, "status") // same enrolment, whichever engine answers
-				norm, _ := json.Marshal(doc)
-				enrolments[i][e] = enrolled{r.status, string(norm)}
-			})
-		}
-	}
-	wg.Wait()
-	for i, p := range ids {
-		a, b := enrolments[i][0], enrolments[i][1]
-		created := 0
-		for _, x := range []enrolled{a, b} {
-			switch x.status {
-			case http.StatusCreated:
-				created++
-			case http.StatusOK:
-			default:
-				t.Errorf("enrolling %s: status %d", p, x.status)
-			}
-		}
-		if created != 1 {
-			t.Errorf("enrolling %s on both engines at once: %d answers said created, want exactly 1", p, created)
-		}
-		if a.doc != b.doc {
-			t.Errorf("enrolling %s: the engines answered different enrolments:\n%s\n%s", p, a.doc, b.doc)
-		}
-	}
+	enrolOnBoth(t, hc, engines, ids)
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -220,6 +178,7 @@ func TestRedisTwoEnginesShareParticipants(t *testing.T) {
 
 	start := time.Now()
 	var all []*logical
+	var wg sync.WaitGroup
 	var allMu sync.Mutex
 	for pi, p := range ids {
 		wg.Go(func() {
@@ -321,7 +280,63 @@ func TestRedisTwoEnginesShareParticipants(t *testing.T) {
 		}
 	}
 
-	// Both engines list the same records.
+	recs, keys := checkListedRecords(t, hc, engines, all, answerOf)
+	checkRedisRecords(t, rp, ids, recs, keys, answerOf)
+	checkBurden(t, recs, 4, 90*time.Minute)
+}
+
+// enrolOnBoth enrols every participant on both engines at once: one
+// enrolment each, the same enrolment from both.
+func enrolOnBoth(t *testing.T, hc *http.Client, engines []*server, ids []string) {
+	t.Helper()
+	type enrolled struct {
+		status int
+		doc    string
+	}
+	enrolments := make([][2]enrolled, len(ids))
+	var wg sync.WaitGroup
+	for i, p := range ids {
+		for e := range engines {
+			wg.Go(func() {
+				r, err := do(hc, "POST", engines[e].base+"/v1/studies/"+study+"/participants", []byte(`{"participant_id":"`+p+`"}`), "")
+				if err != nil {
+					t.Errorf("enrolling %s on engine %d: %v", p, e, err)
+					return
+				}
+				var doc map[string]any
+				_ = json.Unmarshal(r.body, &doc)
+				delete(doc, "status") // same enrolment, whichever engine answers
+				norm, _ := json.Marshal(doc)
+				enrolments[i][e] = enrolled{r.status, string(norm)}
+			})
+		}
+	}
+	wg.Wait()
+	for i, p := range ids {
+		a, b := enrolments[i][0], enrolments[i][1]
+		created := 0
+		for _, x := range []enrolled{a, b} {
+			switch x.status {
+			case http.StatusCreated:
+				created++
+			case http.StatusOK:
+			default:
+				t.Errorf("enrolling %s: status %d", p, x.status)
+			}
+		}
+		if created != 1 {
+			t.Errorf("enrolling %s on both engines at once: %d answers said created, want exactly 1", p, created)
+		}
+		if a.doc != b.doc {
+			t.Errorf("enrolling %s: the engines answered different enrolments:\n%s\n%s", p, a.doc, b.doc)
+		}
+	}
+}
+
+// checkListedRecords: both engines list the same records, one per answered
+// key, each as answered. It returns the records and the keys sent.
+func checkListedRecords(t *testing.T, hc *http.Client, engines []*server, all []*logical, answerOf map[string]string) ([]fullRecord, map[string]*logical) {
+	t.Helper()
 	recs := listRecords(t, hc, engines[0].base, 97)
 	recs1 := listRecords(t, hc, engines[1].base, 250)
 	if len(recs) != len(recs1) {
@@ -378,9 +393,14 @@ func TestRedisTwoEnginesShareParticipants(t *testing.T) {
 		t.Errorf("%d decisions recorded, %d keys answered", len(recs), len(answerOf))
 	}
 
-	// Directly in Redis: each participant's records, their time index and
-	// one idempotency entry per key, naming the answered decision with the
-	// answered bytes.
+	return recs, keys
+}
+
+// checkRedisRecords looks directly in Redis: each participant's records,
+// their time index and one idempotency entry per key, naming the answered
+// decision with the answered bytes.
+func checkRedisRecords(t *testing.T, rp *redisProc, ids []string, recs []fullRecord, keys map[string]*logical, answerOf map[string]string) {
+	t.Helper()
 	ctx := context.Background()
 	rdb := rp.client()
 	perParticipant := map[string]int{}
@@ -434,7 +454,6 @@ func TestRedisTwoEnginesShareParticipants(t *testing.T) {
 			}
 		}
 	}
-	checkBurden(t, recs, 4, 90*time.Minute)
 }
 
 // checkBurden checks the burden caps on records whose participant's

@@ -169,7 +169,25 @@ func redisFault(t *testing.T, sig syscall.Signal) {
 		t.Errorf("the engine served 200 again %s after Redis' return, want within 5 s", recovery)
 	}
 
-	// Every answer is a 200 or a clear 503.
+	okBySent, unavailable := classifyFaultAnswers(t, samples, stopAt, upAt)
+
+	probeMu.Lock()
+	checkReadyzProbes(t, probes, stopAt, downAt, restartAt)
+	probeMu.Unlock()
+	if st := readyStatus(context.Background(), eng.base); st != http.StatusOK {
+		t.Errorf("/readyz answers %d after the recovery, want 200", st)
+	}
+
+	checkFaultRecords(t, hc, eng.base, okBySent, unavailable)
+
+	checkLoggedOnce(t, eng.logs.String())
+}
+
+// classifyFaultAnswers: every answer is a 200 or a clear 503, some 503s
+// came while Redis was down and none 5 s after its return. It returns the
+// 200 answers by key and the 503 answers.
+func classifyFaultAnswers(t *testing.T, samples []*loadgen.Sample, stopAt, upAt time.Time) (map[string]*loadgen.Sample, []*loadgen.Sample) {
+	t.Helper()
 	var unavailable []*loadgen.Sample
 	okBySent := map[string]*loadgen.Sample{}
 	var during, afterRecovery int
@@ -201,10 +219,14 @@ func redisFault(t *testing.T, sig syscall.Signal) {
 		t.Errorf("%d requests sent more than 5 s after Redis' return were still answered 503", afterRecovery)
 	}
 
-	// /readyz: 200 before the stop, 503 (never unreachable) while Redis was
-	// down (probes sent after it had exited and answered before it was
-	// started again), 200 at the end.
-	probeMu.Lock()
+	return okBySent, unavailable
+}
+
+// checkReadyzProbes: /readyz answered 200 before the stop and 503 (never
+// unreachable) while Redis was down (probes sent after it had exited and
+// answered before it was started again).
+func checkReadyzProbes(t *testing.T, probes []probe, stopAt, downAt, restartAt time.Time) {
+	t.Helper()
 	var before, down, downReady, unreachable int
 	for _, p := range probes {
 		switch {
@@ -222,7 +244,6 @@ func redisFault(t *testing.T, sig syscall.Signal) {
 			}
 		}
 	}
-	probeMu.Unlock()
 	if unreachable > 0 {
 		t.Errorf("/readyz got no answer %d times", unreachable)
 	}
@@ -232,13 +253,14 @@ func redisFault(t *testing.T, sig syscall.Signal) {
 	if downReady > 0 {
 		t.Errorf("/readyz did not answer 503 %d of %d times while Redis was down", downReady, down)
 	}
-	if st := readyStatus(context.Background(), eng.base); st != http.StatusOK {
-		t.Errorf("/readyz answers %d after the recovery, want 200", st)
-	}
+}
 
-	// Every 200 answer has its record; a record without one belongs to a
-	// request answered 503.
-	recs := listRecords(t, hc, eng.base, 500)
+// checkFaultRecords: every 200 answer has its record; a record without one
+// belongs to a request answered 503; retrying each 503 request gives the
+// recorded decision if there is one, else a new one.
+func checkFaultRecords(t *testing.T, hc *http.Client, base string, okBySent map[string]*loadgen.Sample, unavailable []*loadgen.Sample) {
+	t.Helper()
+	recs := listRecords(t, hc, base, 500)
 	byKey := map[string]fullRecord{}
 	for _, r := range recs {
 		if prev, dup := byKey[r.IdempotencyKey]; dup {
@@ -295,9 +317,12 @@ func redisFault(t *testing.T, sig syscall.Signal) {
 		}
 	}
 
-	// The outage and the recovery are logged once (per state change), not
-	// per request.
-	logs := eng.logs.String()
+}
+
+// checkLoggedOnce: the outage and the recovery are logged once (per state
+// change), not per request.
+func checkLoggedOnce(t *testing.T, logs string) {
+	t.Helper()
 	for msg, want := range map[string][2]int{
 		`"msg":"redis unreachable`:      {1, 2},
 		`"msg":"redis reachable again`:  {1, 2},
