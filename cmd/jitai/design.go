@@ -17,6 +17,7 @@ type designParams struct {
 	runs       int
 	resolution string
 	generators string
+	maxNodes   int64
 	budget     time.Duration
 	json       bool
 }
@@ -31,9 +32,12 @@ func newDesignCmd() *cobra.Command {
 		Short: "Two-level factorial designs: minimum aberration, aliases, resolution",
 		Long: `Two-level full or fractional factorial design, FrF2 conventions: factors A, B,
 C, ... (no I), runs in standard order (first factor changing fastest). Without
---generators the design is the minimum-aberration one, found by search. The
-report gives the generators, defining relation, word-length pattern,
-resolution, aliases and clear two-factor interactions.
+--generators the design is the minimum-aberration one, found by a search of
+at most --max-nodes nodes (by default the budget a study's design is searched
+with, so a design is proven here exactly when a study asking for it loads).
+The report gives the generators, defining relation, word-length pattern,
+resolution, aliases and clear two-factor interactions, and the lines that pin
+the design in study.yaml.
 
 Exit status: 0 done; 1 a failure; 2 usage error, or a request that cannot be
 met (the message names the flag).`,
@@ -62,7 +66,8 @@ met (the message names the flag).`,
 	f.IntVar(&p.runs, "runs", 0, "number of runs N, a power of 2 (at most 4096)")
 	f.StringVar(&p.resolution, "resolution", "", "wanted resolution R (3, 4, 5, ... or III, IV, V, ...): the smallest run size that reaches it")
 	f.StringVar(&p.generators, "generators", "", `generators, comma-separated: "E=ABC,F=ABD" or Yates columns "7,11"`)
-	f.DurationVar(&p.budget, "budget", 0, "time budget of the search (default 10s); past it the best design found is shown as not proven")
+	f.Int64Var(&p.maxNodes, "max-nodes", design.DefaultMaxNodes, "search nodes the search may examine; past it the best design found is shown as not proven")
+	f.DurationVar(&p.budget, "budget", 0, "wall-clock limit of the search (alone, it replaces the node limit); the result then depends on the machine, so pin the generators it finds")
 	f.BoolVar(&p.json, "json", false, "print JSON instead of text")
 	return cmd
 }
@@ -85,6 +90,15 @@ func (p *designParams) design(cmd *cobra.Command) (*design.Design, error) {
 			return nil, usageErrorf("--budget: %s is not a positive duration", p.budget)
 		}
 		o.Budget = p.budget
+		if !set("max-nodes") {
+			o.MaxNodes = -1
+		}
+	}
+	if set("max-nodes") {
+		if p.maxNodes <= 0 {
+			return nil, usageErrorf("--max-nodes: %d is not a positive number of search nodes", p.maxNodes)
+		}
+		o.MaxNodes = p.maxNodes
 	}
 	req := design.Request{Factors: p.factors, Runs: p.runs}
 	if set("resolution") {

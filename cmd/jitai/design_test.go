@@ -100,6 +100,31 @@ func TestDesignCLINotProven(t *testing.T) {
 	}
 }
 
+// A search cut by --max-nodes is not proven, and the report says how to pin
+// the design it found; the same flags give the same output every time.
+func TestDesignCLIMaxNodes(t *testing.T) {
+	args := []string{"--factors", "30", "--runs", "128", "--max-nodes", "1000"}
+	code, out, errOut := runDesign(args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(out, "\nNOT proven minimum aberration: the search stopped at its node budget (1000 nodes); this is the best design found\n") {
+		t.Errorf("no not-proven line:\n%s", out)
+	}
+	d, err := design.MinimumAberration(30, 128, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin := "\nTo use this design in a study, pin it in study.yaml (A, B, C, ... are the between-person factors in declaration order):\n" +
+		"  design:\n    runs: 128\n    generators: [\"" + strings.Join(d.Generators(), `", "`) + "\"]\n"
+	if !strings.Contains(out, pin) {
+		t.Errorf("no pin block %q in:\n%s", pin, out)
+	}
+	if _, again, _ := runDesign(args...); again != out {
+		t.Errorf("a second run printed something else")
+	}
+}
+
 func TestDesignCLIErrors(t *testing.T) {
 	tests := []struct {
 		args []string
@@ -122,6 +147,7 @@ func TestDesignCLIErrors(t *testing.T) {
 		{[]string{"--factors", "6", "--runs", "16", "--generators", "E=ABC,F=B"}, "at least two base factors"},
 		{[]string{"--factors", "6", "--generators", "E=AB,F=ACD", "--resolution", "4"}, "--resolution: the generators give resolution III, below IV"},
 		{[]string{"--factors", "6", "--runs", "16", "--budget", "-1s"}, "--budget: -1s is not a positive duration"},
+		{[]string{"--factors", "6", "--runs", "16", "--max-nodes", "0"}, "--max-nodes: 0 is not a positive number of search nodes"},
 		{[]string{"--factors", "6", "--runs", "16", "extra"}, `unexpected argument "extra"`},
 	}
 	for _, tt := range tests {

@@ -30,6 +30,7 @@ type Design struct {
 	searched bool // the design comes from a minimum-aberration search
 	proven   bool // ... and the search proved it
 	note     string
+	nodes    int64 // search nodes examined
 
 	wlp []int64 // cached: A_0..A_k
 }
@@ -92,13 +93,18 @@ func (d *Design) Names() []string { return slices.Clone(d.names) }
 
 // ProvenMinimumAberration reports whether the design is proven to be of
 // minimum aberration: true for a full factorial and for a search that
-// finished; false for a search that stopped at its time budget (the design
-// is then the best one found) and for user-given generators.
+// finished; false for a search that stopped at its budget (the design is
+// then the best one found) and for user-given generators.
 func (d *Design) ProvenMinimumAberration() bool { return d.proven }
 
 // Searched reports whether the design comes from a minimum-aberration
 // search (or is a full factorial) rather than from user-given generators.
 func (d *Design) Searched() bool { return d.searched }
+
+// SearchNodes returns the number of search nodes the search examined: the
+// quantity bounded by Options.MaxNodes (0 for user-given generators and
+// for a full factorial asked for directly).
+func (d *Design) SearchNodes() int64 { return d.nodes }
 
 // SearchNote says, for a searched design, how the search ended.
 func (d *Design) SearchNote() string { return d.note }

@@ -64,11 +64,17 @@
 // search for the lexicographically smallest U with that pattern gives the
 // generator columns, and the smallest over all V is returned.
 //
-// Every design with up to 64 runs, and with 128 runs and up to 4 added
-// factors, is proven in well under a second (the slowest, 21 factors in 64
-// runs, takes about 0.1 s). Larger searches often finish too; one that
-// reaches its time budget returns the best design found, with
-// ProvenMinimumAberration false and a note saying so.
+// The search is bounded by a number of search nodes (Options.MaxNodes,
+// DefaultMaxNodes by default), never by the clock unless asked to
+// (Options.Budget, for interactive use): the same request gives the same
+// design, proven or not, on any machine. Every design with up to 64 runs,
+// and with 128 runs and up to 7 added factors, is proven within
+// DefaultMaxNodes (the largest count, 23 factors in 64 runs, is 64,685
+// nodes; about 0.1 s). Larger searches often finish too; one that reaches
+// its budget returns the best design found, with ProvenMinimumAberration
+// false and a note saying so. A proven design does not depend on the budget
+// or on how the search is pruned: it is the unique design the tie-breaking
+// rule below selects.
 //
 // # Tie-breaking
 //

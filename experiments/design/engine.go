@@ -1,6 +1,7 @@
 package design
 
 import (
+	"fmt"
 	"math"
 	"math/bits"
 	"slices"
@@ -71,10 +72,13 @@ type engine struct {
 	bestGens []uint32
 	done     bool
 
+	limit    int64 // nodes allowed (negative: no bound)
+	cost     int64 // what a node counts for: max(1, 2^q/128)
 	now      func() time.Time
-	deadline time.Time
+	deadline time.Time // zero: none
 	nodes    int64
 	stopped  bool
+	late     bool // stopped by the deadline rather than the node limit
 
 	scratch []int64
 	eligAt  [][]uint32 // eligible candidates, per depth
@@ -83,7 +87,7 @@ type engine struct {
 func newEngine(q int, init, cands []uint32, p int, mode engineMode) *engine {
 	e := &engine{
 		q: q, n: 1 << q, init: init, cands: cands, p: p, k: len(init) + p, mode: mode,
-		now: time.Now,
+		limit: -1, cost: max(1, int64(1)<<q/128),
 	}
 	e.words = (e.n + 63) / 64
 	e.lv = make([]level, p+1)
@@ -240,9 +244,13 @@ func (e *engine) search() {
 }
 
 func (e *engine) dfs(d, s int) {
-	e.nodes++
-	if e.nodes&1023 == 0 && !e.deadline.IsZero() && e.now().After(e.deadline) {
+	e.nodes += e.cost
+	if e.limit >= 0 && e.nodes > e.limit {
 		e.stopped = true
+		return
+	}
+	if (e.nodes/e.cost)&1023 == 0 && !e.deadline.IsZero() && e.now().After(e.deadline) {
+		e.stopped, e.late = true, true
 		return
 	}
 	cur := &e.lv[d]
@@ -295,6 +303,14 @@ func (e *engine) dfs(d, s int) {
 			return
 		}
 	}
+}
+
+// stopWhy names the budget that stopped the engine.
+func (e *engine) stopWhy(s *searcher) string {
+	if e.late {
+		return fmt.Sprintf("time budget (%s)", s.budget)
+	}
+	return fmt.Sprintf("node budget (%d nodes)", s.maxNodes)
 }
 
 // indexAfter returns the index of the first candidate greater than y.
@@ -471,7 +487,7 @@ func (e *engine) leaf(cur *level) {
 	switch e.mode {
 	case modeFeasible:
 		if e.minRes > jmax+1 {
-			w := wordLengthPattern(e.columns(), e.q)
+			w := e.leafPattern()
 			for j := 3; j < e.minRes && j < len(w); j++ {
 				if w[j] != 0 {
 					return
@@ -484,7 +500,7 @@ func (e *engine) leaf(cur *level) {
 		if cmpPrefix(cur.a[:], e.target) != 0 {
 			return
 		}
-		w := wordLengthPattern(e.columns(), e.q)
+		w := e.leafPattern()
 		if lexCompare(w, e.target) == 0 {
 			e.best = w
 			e.bestGens = slices.Clone(e.gens)
@@ -494,7 +510,7 @@ func (e *engine) leaf(cur *level) {
 		if e.have && cmpPrefix(cur.a[:], e.best) > 0 {
 			return
 		}
-		w := wordLengthPattern(e.columns(), e.q)
+		w := e.leafPattern()
 		if e.have {
 			c := lexCompare(w, e.best)
 			if c > 0 || (c == 0 && lexCompareCols(e.gens, e.bestGens) >= 0) {
@@ -505,6 +521,18 @@ func (e *engine) leaf(cur *level) {
 		e.best = w
 		e.bestGens = slices.Clone(e.gens)
 	}
+}
+
+// leafPattern returns the word-length pattern of the complete design and
+// charges its computation, O(k^2 2^q) against a node's O(2^q), to the node
+// count: k^2/16 nodes. Past the limit the search stops (this design still
+// counts).
+func (e *engine) leafPattern() []int64 {
+	e.nodes += e.cost * max(1, int64(e.k*e.k/16))
+	if e.limit >= 0 && e.nodes > e.limit {
+		e.stopped = true
+	}
+	return wordLengthPattern(e.columns(), e.q)
 }
 
 // columns returns init plus the chosen columns.

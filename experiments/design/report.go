@@ -3,6 +3,7 @@ package design
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 )
 
@@ -101,6 +102,12 @@ func (d *Design) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "Defining relation: I = %s\n", strings.Join(words, " = "))
 		}
 		fmt.Fprintf(&b, "Word-length pattern (A3, A4, ...): %s\n", joinInt64s(d.WLP()))
+		if d.searched && !d.proven {
+			b.WriteString("To use this design in a study, pin it in study.yaml (A, B, C, ... are the between-person factors in declaration order):\n")
+		} else {
+			b.WriteString("Pin in study.yaml (A, B, C, ... are the between-person factors in declaration order):\n")
+		}
+		b.WriteString(indent(d.StudyYAML(), "  "))
 	}
 	aliases := d.Aliases()
 	if len(aliases) == 0 {
@@ -140,6 +147,40 @@ func (d *Design) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// StudyYAML returns the design section of a study.yaml that pins this design
+// (the between-person factors, in declaration order, are its factors A, B,
+// C, ...), in the generator notation FromGenerators reads:
+//
+//	design:
+//	  runs: 16
+//	  generators: ["E=ABC", "F=ABD"]
+//
+// A full factorial has no generators and only the runs line.
+func (d *Design) StudyYAML() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "design:\n  runs: %d\n", d.Runs())
+	if gens := d.Generators(); len(gens) > 0 {
+		quoted := make([]string, len(gens))
+		for i, g := range gens {
+			quoted[i] = strconv.Quote(g)
+		}
+		fmt.Fprintf(&b, "  generators: [%s]\n", strings.Join(quoted, ", "))
+	}
+	return b.String()
+}
+
+// indent prefixes every line of s with prefix.
+func indent(s, prefix string) string {
+	lines := strings.SplitAfter(s, "\n")
+	var b strings.Builder
+	for _, l := range lines {
+		if l != "" {
+			b.WriteString(prefix + l)
+		}
+	}
+	return b.String()
 }
 
 func generatorWordStrings(d *Design) []string {

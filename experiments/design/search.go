@@ -6,8 +6,18 @@ import (
 	"time"
 )
 
-// DefaultBudget is the time a search may take when it is given none.
-const DefaultBudget = 10 * time.Second
+// DefaultMaxNodes is the search budget used when none is given: the number
+// of search nodes (partial designs) the branch and bound may examine. A node
+// of a search in more than 128 runs counts as runs/128 nodes, and a complete
+// design whose word-length pattern is computed as k^2/16 more (their cost
+// grows with the run size and the factors), so that a search that reaches
+// the budget takes about a second in any run size. Every design of up to
+// 64 runs, and of 128 runs with up to 7 added factors, is proven within it:
+// the largest, 23 factors in 64 runs, needs 64,685 nodes and 15 factors in
+// 128 runs 183,227 (TestDesignExactRangeWithinDefaultBudget). A study's
+// design is searched with this budget, so whether its run size is proven is
+// the same on every machine.
+const DefaultMaxNodes int64 = 1_000_000
 
 // InputError reports a request that cannot be met. Field names the input
 // ("factors", "runs", "resolution" or "generators"); the command line maps it
@@ -24,36 +34,47 @@ func inputErr(field, format string, args ...any) error {
 	return &InputError{Field: field, Problem: fmt.Sprintf(format, args...)}
 }
 
-// Options tunes a search. The zero value uses DefaultBudget and the system
-// clock.
+// Options tunes a search. The zero value bounds it by DefaultMaxNodes search
+// nodes and never reads a clock, so the same request gives the same design,
+// proven or not, on any machine.
 type Options struct {
-	// Budget bounds the search time; past it the best design found is
-	// returned, marked as not proven. Zero or less means DefaultBudget.
+	// MaxNodes bounds the number of search nodes; past it the best design
+	// found is returned, marked as not proven. Zero means DefaultMaxNodes;
+	// a negative value means no node bound (then Budget should be set).
+	MaxNodes int64
+	// Budget, when positive, also bounds the search by wall-clock time.
+	// Whether a search finishes then depends on the machine and its load:
+	// use it only interactively (jitai design --budget), never for a
+	// design that participants are assigned by.
 	Budget time.Duration
-	// Now is the clock (nil: time.Now).
+	// Now is the clock of Budget (nil: time.Now); unused without Budget.
 	Now func() time.Time
 }
 
 func (o Options) searcher() *searcher {
-	now := o.Now
-	if now == nil {
-		now = time.Now
+	s := &searcher{maxNodes: o.MaxNodes, budget: o.Budget}
+	if s.maxNodes == 0 {
+		s.maxNodes = DefaultMaxNodes
 	}
-	budget := o.Budget
-	if budget <= 0 {
-		budget = DefaultBudget
+	if o.Budget > 0 {
+		s.now = o.Now
+		if s.now == nil {
+			s.now = time.Now
+		}
+		s.deadline = s.now().Add(o.Budget)
 	}
-	return &searcher{now: now, deadline: now().Add(budget), budget: budget}
+	return s
 }
 
 // MinimumAberration returns the minimum-aberration design for k factors in
-// runs runs (a power of two), found by search within budget (zero or less
-// means DefaultBudget). Among designs with the same word-length pattern it
-// returns the one with the lexicographically smallest generator columns
-// (see the package doc). If the search runs out of time the best design
-// found is returned and ProvenMinimumAberration reports false.
-func MinimumAberration(k, runs int, budget time.Duration) (*Design, error) {
-	return Options{Budget: budget}.MinimumAberration(k, runs)
+// runs runs (a power of two), found by a search of at most maxNodes nodes
+// (zero means DefaultMaxNodes). Among designs with the same word-length
+// pattern it returns the one with the lexicographically smallest generator
+// columns (see the package doc). If the search reaches its budget the best
+// design found is returned and ProvenMinimumAberration reports false. The
+// result depends only on the arguments.
+func MinimumAberration(k, runs int, maxNodes int64) (*Design, error) {
+	return Options{MaxNodes: maxNodes}.MinimumAberration(k, runs)
 }
 
 // MinimumAberration is the package-level MinimumAberration with these
@@ -75,10 +96,11 @@ func (o Options) MinimumAberration(k, runs int) (*Design, error) {
 
 // ForResolution returns the minimum-aberration design for k factors in the
 // smallest run size (at most MaxRuns) whose designs reach resolution at
-// least res; a full factorial when only the full factorial does. The time
-// budget is shared by the run-size search and the design search.
-func ForResolution(k, res int, budget time.Duration) (*Design, error) {
-	return Options{Budget: budget}.ForResolution(k, res)
+// least res; a full factorial when only the full factorial does. The node
+// budget (zero means DefaultMaxNodes) is shared by the run-size search and
+// the design search.
+func ForResolution(k, res int, maxNodes int64) (*Design, error) {
+	return Options{MaxNodes: maxNodes}.ForResolution(k, res)
 }
 
 // ForResolution is the package-level ForResolution with these options.
@@ -96,7 +118,8 @@ func (o Options) ForResolution(k, res int) (*Design, error) {
 			d, err := FullFactorial(k)
 			if err == nil && unknown {
 				d.proven = false
-				d.note = "full factorial; smaller run sizes could not all be ruled out within the time budget"
+				d.nodes = s.used
+				d.note = "full factorial; smaller run sizes could not all be ruled out within the " + s.limitName()
 			}
 			return d, err
 		}
@@ -111,7 +134,7 @@ func (o Options) ForResolution(k, res int) (*Design, error) {
 		d := s.design(k, q, found)
 		if unknown {
 			d.proven = false
-			d.note = "smaller run sizes could not all be ruled out within the time budget; " + d.note
+			d.note = "smaller run sizes could not all be ruled out within the " + s.limitName() + "; " + d.note
 		}
 		return d, nil
 	}
@@ -147,17 +170,44 @@ func runsExponent(k, runs int) (int, error) {
 	return q, nil
 }
 
-// searcher runs the searches of one request under one deadline.
+// searcher runs the searches of one request under one budget: a number of
+// search nodes shared by all the engines it runs, and optionally a deadline.
 type searcher struct {
+	maxNodes int64 // negative: no node bound
+	used     int64 // nodes examined so far
 	now      func() time.Time
-	deadline time.Time
+	deadline time.Time // zero: no deadline
 	budget   time.Duration
-	stopped  bool // a search ran out of time
+	stopped  bool   // a search reached the budget
+	stopWhy  string // which budget: "node budget (N nodes)" or "time budget (D)"
 }
 
+// configure hands the remaining budget to an engine.
 func (s *searcher) configure(e *engine) {
+	e.limit = -1
+	if s.maxNodes >= 0 {
+		e.limit = max(s.maxNodes-s.used, 0)
+	}
 	e.now = s.now
 	e.deadline = s.deadline
+}
+
+// run searches with e (configured) and charges its nodes to the budget.
+func (s *searcher) run(e *engine) {
+	e.search()
+	s.used += e.nodes
+	if e.stopped && !s.stopped {
+		s.stopped = true
+		s.stopWhy = e.stopWhy(s)
+	}
+}
+
+// limitName names the budget a stopped search reached.
+func (s *searcher) limitName() string {
+	if s.stopWhy == "" {
+		return "search budget"
+	}
+	return s.stopWhy
 }
 
 // unitColumns returns the base-factor columns 1, 2, 4, ...
@@ -196,10 +246,11 @@ func (s *searcher) design(k, q int, seed []uint32) *Design {
 	d := newDesign(k, q, gens)
 	d.searched = true
 	d.proven = !s.stopped
+	d.nodes = s.used
 	if d.proven {
-		d.note = "exhaustive search"
+		d.note = fmt.Sprintf("exhaustive search, %d nodes", s.used)
 	} else {
-		d.note = fmt.Sprintf("the search stopped at its time budget (%s); this is the best design found", s.budget)
+		d.note = fmt.Sprintf("the search stopped at its %s; this is the best design found", s.limitName())
 	}
 	return d
 }
@@ -215,10 +266,7 @@ func (s *searcher) direct(k, q int, seed []uint32) ([]uint32, []int64) {
 	if seed != nil {
 		e.offer(seed)
 	}
-	e.search()
-	if e.stopped {
-		s.stopped = true
-	}
+	s.run(e)
 	return e.bestGens, e.best
 }
 
@@ -266,9 +314,8 @@ func (s *searcher) complement(k, q int) []uint32 {
 		e.target = wU
 		e.pool = pool
 		s.configure(e)
-		e.search()
+		s.run(e)
 		if e.stopped {
-			s.stopped = true
 			break
 		}
 		if !e.done {
@@ -326,12 +373,11 @@ func (s *searcher) reaches(k, q, res int) (ok, decided bool, found []uint32) {
 	e.minRes = res
 	s.configure(e)
 	s.symmetry(e)
-	e.search()
+	s.run(e)
 	if e.done {
 		return true, true, e.bestGens
 	}
 	if e.stopped {
-		s.stopped = true
 		return false, false, nil
 	}
 	return false, true, nil

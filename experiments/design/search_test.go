@@ -89,7 +89,7 @@ func TestDesignSearchMatchesBruteForce(t *testing.T) {
 		t.Run(fmt.Sprintf("%d-factors-%d-runs", k, 1<<q), func(t *testing.T) {
 			t.Parallel()
 			wantGens, wantWLP := bruteForce(k, q)
-			d, err := MinimumAberration(k, 1<<q, time.Minute)
+			d, err := MinimumAberration(k, 1<<q, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -139,7 +139,7 @@ func TestDesignComplementAgreesWithDirect(t *testing.T) {
 	cases = append(cases, [2]int{60, 6}, [2]int{62, 6})
 	for _, c := range cases {
 		k, q := c[0], c[1]
-		s := Options{Budget: time.Minute}.searcher()
+		s := Options{}.searcher()
 		g1 := s.complement(k, q)
 		g2, _ := s.direct(k, q, nil)
 		if s.stopped {
@@ -153,9 +153,10 @@ func TestDesignComplementAgreesWithDirect(t *testing.T) {
 	}
 }
 
-// Every design of up to 64 runs, and of 128 runs with up to 4 added
-// factors, is proven minimum aberration in a few seconds.
-func TestDesignExactRangeIsFast(t *testing.T) {
+// Every design of up to 64 runs, and of 128 runs with up to 7 added
+// factors, is proven minimum aberration within DefaultMaxNodes search nodes
+// (the budget a study's design is searched with), in a few seconds.
+func TestDesignExactRangeWithinDefaultBudget(t *testing.T) {
 	type job struct{ k, runs int }
 	var jobs []job
 	for q := 2; q <= 6; q++ {
@@ -163,14 +164,15 @@ func TestDesignExactRangeIsFast(t *testing.T) {
 			jobs = append(jobs, job{k, 1 << q})
 		}
 	}
-	for k := 8; k <= 11; k++ {
+	for k := 8; k <= 15; k++ {
 		jobs = append(jobs, job{k, 128})
 	}
 	var slowest time.Duration
-	var slowJob job
+	var slowJob, largest job
+	var most int64
 	for _, j := range jobs {
 		start := time.Now()
-		d, err := MinimumAberration(j.k, j.runs, 30*time.Second)
+		d, err := MinimumAberration(j.k, j.runs, 0)
 		took := time.Since(start)
 		if err != nil {
 			t.Fatal(err)
@@ -184,8 +186,69 @@ func TestDesignExactRangeIsFast(t *testing.T) {
 		if took > slowest {
 			slowest, slowJob = took, j
 		}
+		if n := d.SearchNodes(); n > most {
+			most, largest = n, j
+		}
 	}
-	t.Logf("%d designs; slowest: %d factors in %d runs, %s", len(jobs), slowJob.k, slowJob.runs, slowest)
+	t.Logf("%d designs; most nodes: %d factors in %d runs, %d nodes; slowest: %d factors in %d runs, %s",
+		len(jobs), largest.k, largest.runs, most, slowJob.k, slowJob.runs, slowest)
+}
+
+// The node budget is exact and the only bound: a search given exactly the
+// nodes it needs proves the design, one node fewer does not, and repeating
+// either gives the same design and node count.
+func TestDesignNodeBudgetIsDeterministic(t *testing.T) {
+	for _, c := range [][2]int{{12, 64}, {21, 64}, {27, 32}, {40, 64}, {11, 128}} {
+		k, runs := c[0], c[1]
+		full, err := MinimumAberration(k, runs, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := full.SearchNodes()
+		if !full.ProvenMinimumAberration() || n < 2 {
+			t.Fatalf("%d factors in %d runs: proven %v in %d nodes", k, runs, full.ProvenMinimumAberration(), n)
+		}
+		exact, _ := MinimumAberration(k, runs, n)
+		if !exact.ProvenMinimumAberration() || !slices.Equal(exact.Columns(), full.Columns()) || exact.SearchNodes() != n {
+			t.Errorf("%d factors in %d runs with %d nodes: proven %v, %v in %d nodes; want %v", k, runs, n,
+				exact.ProvenMinimumAberration(), exact.Generators(), exact.SearchNodes(), full.Generators())
+		}
+		short1, _ := MinimumAberration(k, runs, n-1)
+		short2, _ := MinimumAberration(k, runs, n-1)
+		if short1.ProvenMinimumAberration() {
+			t.Errorf("%d factors in %d runs: proven with %d nodes, one fewer than it needs", k, runs, n-1)
+		}
+		if want := fmt.Sprintf("node budget (%d nodes)", n-1); !strings.Contains(short1.SearchNote(), want) {
+			t.Errorf("%d factors in %d runs: note %q, want %q", k, runs, short1.SearchNote(), want)
+		}
+		if !slices.Equal(short1.Columns(), short2.Columns()) || short1.SearchNodes() != short2.SearchNodes() {
+			t.Errorf("%d factors in %d runs: two searches with %d nodes gave %v (%d nodes) and %v (%d nodes)", k, runs, n-1,
+				short1.Generators(), short1.SearchNodes(), short2.Generators(), short2.SearchNodes())
+		}
+	}
+}
+
+// Without a time budget the search never reads a clock, so its outcome does
+// not depend on the machine's speed or load.
+func TestDesignSearchReadsNoClock(t *testing.T) {
+	clock := func() time.Time {
+		t.Fatal("the search read the clock without a time budget")
+		return time.Time{}
+	}
+	for _, c := range [][3]int{{30, 128, 5000}, {12, 64, 0}, {40, 256, 20000}} {
+		o := Options{MaxNodes: int64(c[2]), Now: clock}
+		d, err := o.MinimumAberration(c[0], c[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, _ := o.MinimumAberration(c[0], c[1])
+		if !slices.Equal(d.Columns(), again.Columns()) || d.ProvenMinimumAberration() != again.ProvenMinimumAberration() {
+			t.Errorf("%d factors in %d runs: %v then %v", c[0], c[1], d.Generators(), again.Generators())
+		}
+	}
+	if _, err := (Options{MaxNodes: 3000, Now: clock}).ForResolution(12, 5); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Pruning is sound: the search without the symmetry rule and without the
@@ -193,7 +256,7 @@ func TestDesignExactRangeIsFast(t *testing.T) {
 func TestDesignPruningAblations(t *testing.T) {
 	for _, c := range [][2]int{{10, 5}, {13, 5}, {16, 5}, {12, 6}, {14, 6}, {10, 7}} {
 		k, q := c[0], c[1]
-		s := Options{Budget: time.Minute}.searcher()
+		s := Options{MaxNodes: -1}.searcher() // the plain search needs more than the default
 		full, _ := s.direct(k, q, nil)
 		e := newEngine(q, unitColumns(q), interactionColumns(q), k-q, modeOptimize)
 		e.noWaterFill = true
@@ -258,18 +321,19 @@ func TestDesignWordLengthPatternMethodsAgree(t *testing.T) {
 	}
 }
 
-// A search that runs out of time returns its best design, not proven.
+// A search that runs out of time (an interactive option) returns its best
+// design, not proven.
 func TestDesignBudgetExhausted(t *testing.T) {
 	clock := time.Unix(0, 0)
 	now := func() time.Time {
 		clock = clock.Add(time.Millisecond)
 		return clock
 	}
-	d, err := Options{Budget: 5 * time.Millisecond, Now: now}.MinimumAberration(30, 128)
+	d, err := Options{MaxNodes: -1, Budget: 5 * time.Millisecond, Now: now}.MinimumAberration(30, 128)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.ProvenMinimumAberration() || !strings.Contains(d.SearchNote(), "time budget") {
+	if d.ProvenMinimumAberration() || !strings.Contains(d.SearchNote(), "time budget (5ms)") {
 		t.Errorf("proven %v, note %q", d.ProvenMinimumAberration(), d.SearchNote())
 	}
 	if d.Factors() != 30 || d.Runs() != 128 || d.Resolution() < 4 {
@@ -297,7 +361,7 @@ func TestDesignForResolution(t *testing.T) {
 		{17, 4, 64, ""},
 	}
 	for _, tt := range tests {
-		d, err := ForResolution(tt.k, tt.res, time.Minute)
+		d, err := ForResolution(tt.k, tt.res, 0)
 		if err != nil {
 			t.Fatalf("ForResolution(%d, %d): %v", tt.k, tt.res, err)
 		}
