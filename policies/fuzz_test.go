@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/jitai/jitai/experiments/design"
 )
 
 // FuzzParseConfig feeds arbitrary text to the study.yaml parser and, when
@@ -40,6 +42,6 @@ func FuzzParseConfig(f *testing.F) {
 		if cfg.ID == "" || len(cfg.DecisionPoints) == 0 {
 			t.Fatalf("config without id or decision points was accepted: %+v", cfg)
 		}
-		_, _ = buildDesign(cfg)
+		_, _ = buildDesign(cfg, design.DefaultMaxNodes)
 	})
 }

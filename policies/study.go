@@ -39,7 +39,18 @@ type Study struct {
 
 // LoadStudy reads, validates and compiles the study in dir. Every problem is
 // reported as file:line: reason, with paths relative to the study's parent.
+//
+// Nothing it does depends on the clock or the machine: a design asked for by
+// run size is searched with design.DefaultMaxNodes search nodes, and a study
+// whose minimum-aberration design the search cannot prove within them is
+// refused with the generators to pin in study.yaml.
 func LoadStudy(ctx context.Context, dir string, catalogue *interventions.Catalogue) (*Study, error) {
+	return loadStudy(ctx, dir, catalogue, design.DefaultMaxNodes)
+}
+
+// loadStudy is LoadStudy with the design search budget (tests use small
+// ones).
+func loadStudy(ctx context.Context, dir string, catalogue *interventions.Catalogue, maxNodes int64) (*Study, error) {
 	name := filepath.Base(dir)
 	rel := func(p string) string { return filepath.Join(name, p) }
 	raw, err := os.ReadFile(filepath.Join(dir, "study.yaml"))
@@ -87,9 +98,13 @@ func LoadStudy(ctx context.Context, dir string, catalogue *interventions.Catalog
 			}
 		}
 	}
-	dsg, err := buildDesign(cfg)
+	dsg, err := buildDesign(cfg, maxNodes)
 	if err != nil {
-		errs = append(errs, &ConfigError{File: rel("study.yaml"), Line: designLine(raw), Msg: "design: " + err.Error()})
+		key := "design"
+		if cfg.Design == nil {
+			key = "factors"
+		}
+		errs = append(errs, &ConfigError{File: rel("study.yaml"), Line: topLevelLine(raw, key), Msg: key + ": " + err.Error()})
 	}
 	mods, err := ParseModules(policyFiles)
 	if err != nil {
@@ -149,13 +164,19 @@ func PolicyData(cat *interventions.Catalogue) map[string]any {
 }
 
 // buildDesign builds the configured fractional design (nil for the full
-// factorial). A run size gets the minimum-aberration design, searched
-// exactly where the search can prove it.
-func buildDesign(cfg *Config) (*design.Design, error) {
+// factorial). Runs without generators asks for the minimum-aberration
+// design, searched within maxNodes search nodes; a design the search cannot
+// prove is refused with the generators that pin the best one found.
+func buildDesign(cfg *Config, maxNodes int64) (*design.Design, error) {
+	between := cfg.FactorsOf(Between)
+	k := len(between)
 	if cfg.Design == nil {
+		if k > maxFullFactorialFactors {
+			return nil, fmt.Errorf("%d between-person factors make a full factorial of %d cells, more than %d: add a fractional design (design: {runs: N}) or use fewer between-person factors",
+				k, uint64(1)<<k, 1<<maxFullFactorialFactors)
+		}
 		return nil, nil
 	}
-	k := len(cfg.FactorsOf(Between))
 	if len(cfg.Design.Generators) > 0 {
 		d, err := design.FromGenerators(k, cfg.Design.Generators)
 		if err != nil {
@@ -166,13 +187,37 @@ func buildDesign(cfg *Config) (*design.Design, error) {
 		}
 		return d, nil
 	}
-	return design.MinimumAberration(k, cfg.Design.Runs, 5*time.Second)
+	d, err := design.Options{MaxNodes: maxNodes}.MinimumAberration(k, cfg.Design.Runs)
+	if err != nil {
+		return nil, err
+	}
+	if !d.ProvenMinimumAberration() {
+		letters := make([]string, k)
+		for i, name := range d.Names() {
+			letters[i] = name + "=" + between[i].Name
+		}
+		return nil, fmt.Errorf("the minimum-aberration search for %d factors in %d runs could not be proven within the search budget (%d search nodes, the same on every machine); "+
+			"pin the design in study.yaml, replacing its design section with the best design found (resolution %s; %s):\n%s",
+			k, d.Runs(), maxNodes, design.Roman(d.Resolution()), strings.Join(letters, ", "), indentLines(d.StudyYAML(), "  "))
+	}
+	return d, nil
 }
 
-// designLine is the line of the top-level design key in study.yaml.
-func designLine(raw []byte) int {
+// maxFullFactorialFactors is the most between-person factors a full
+// factorial may have (design.MaxRuns cells).
+const maxFullFactorialFactors = 12
+
+// indentLines prefixes every line of s with prefix and drops the final
+// newline.
+func indentLines(s, prefix string) string {
+	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+	return prefix + strings.Join(lines, "\n"+prefix)
+}
+
+// topLevelLine is the line of a top-level key in study.yaml (0 if absent).
+func topLevelLine(raw []byte, key string) int {
 	for i, line := range strings.Split(string(raw), "\n") {
-		if strings.HasPrefix(line, "design:") {
+		if strings.HasPrefix(line, key+":") {
 			return i + 1
 		}
 	}
