@@ -331,3 +331,21 @@ func TestCheckDesignPin(t *testing.T) {
 		t.Errorf("VerifyDesignPin of its own pin: %v", err)
 	}
 }
+
+// Every example study has a pin; mood-most's 2^4 full factorial is the
+// engine's rows.
+func TestExampleStudiesDesignPins(t *testing.T) {
+	studies, err := LoadStudies(context.Background(), "examples", embedded(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range studies {
+		p := mustPin(t, s)
+		if err := s.VerifyDesignPin(p); err != nil {
+			t.Errorf("%s: %v", s.Config.ID, err)
+		}
+		if s.Config.ID == "mood-most" && (p.Runs != 16 || p.Fingerprint != DesignFingerprint(experiments.FullFactorial(4))) {
+			t.Errorf("mood-most pin %+v", p)
+		}
+	}
+}
