@@ -36,7 +36,12 @@ const (
 //
 // Its JSON encoding is stable: fields in this order, no optional fields,
 // generators in canonical form ("D=ABC", the notation design.FromGenerators
-// reads, whatever notation study.yaml used).
+// reads, whatever notation study.yaml used). In use:
+//
+//	pin, err := study.DesignPin()           // at the first enrolment
+//	b, err := json.Marshal(pin)             // stored with the study
+//	pinned, err := policies.ParseDesignPin(b)
+//	err = study.VerifyDesignPin(pinned)     // at every later load or reload
 type DesignPin struct {
 	// Version is DesignPinVersion.
 	Version int `json:"version"`
