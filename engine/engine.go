@@ -206,6 +206,9 @@ func (e *Engine) Enroll(ctx context.Context, study string, req EnrollRequest) (*
 		EnrolledAt: e.now().UTC().Truncate(time.Microsecond),
 		Status:     trial.StatusActive,
 	}
+	if err := e.pinDesign(ctx, rt); err != nil {
+		return nil, false, err
+	}
 	got, created, err := e.store.Enroll(ctx, p, func(seq int64) error {
 		rt.Assign(p, seq)
 		return nil

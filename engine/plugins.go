@@ -169,6 +169,12 @@ func (e *Engine) Close() error {
 // plugins. A hot reload builds the new version with it and closes the
 // retired runtime.
 func (e *Engine) newRuntime(s *policies.Study) (*StudyRuntime, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	err := e.checkDesignPin(ctx, s)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
 	rt, err := newStudyRuntime(s)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"sync/atomic"
+
 	"github.com/jitai/jitai/engine/decision"
 	"github.com/jitai/jitai/policies"
 )
@@ -18,6 +20,9 @@ type StudyRuntime struct {
 	learners []learner
 	// hooks are the service's parts of this study's live decisions.
 	hooks decision.Hooks
+	// designPinned: this version's between-person design is the one pinned
+	// in the store (pins.go).
+	designPinned atomic.Bool
 }
 
 // newStudyRuntime prepares a loaded study for decisions by the service.

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/jitai/jitai/engine/decision"
+	"github.com/jitai/jitai/policies"
 
 	"github.com/jitai/jitai/engine/trial"
 
@@ -47,6 +48,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
 func (s *Server) errorProblem(r *http.Request, err error) *Problem {
 	var ie *trial.InputError
 	var pe *decision.PolicyError
+	var dc *policies.DesignChangedError
 	switch {
 	case errors.As(err, &ie):
 		return problem(http.StatusUnprocessableEntity, "invalid-field", "A field is invalid", ie.Error(), ie.Field)
@@ -58,6 +60,9 @@ func (s *Server) errorProblem(r *http.Request, err error) *Problem {
 		return problem(http.StatusNotFound, "not-found", "Not found", "no such record", "")
 	case errors.Is(err, engine.ErrIdempotencyMismatch):
 		return problem(http.StatusUnprocessableEntity, "idempotency-key-reused", "Idempotency-Key reused", "this Idempotency-Key was used for a different request; use a new key for a new decision", "Idempotency-Key")
+	case errors.As(err, &dc):
+		s.log.Error("between-person design differs from the pinned one", zap.String("study", r.PathValue("study")), zap.Error(err))
+		return problem(http.StatusConflict, "design-changed", "The study's design changed", "the study's between-person design differs from the one its participants were enrolled under, so nobody can be enrolled: "+err.Error(), "")
 	case errors.Is(err, engine.ErrNotSupported):
 		return problem(http.StatusNotImplemented, "not-implemented", "Not supported by this store", "the configured store cannot withdraw or erase participants", "")
 	case errors.Is(err, engine.ErrPluginErasure):
