@@ -155,7 +155,8 @@ func TestDesignComplementAgreesWithDirect(t *testing.T) {
 
 // Every design of up to 64 runs, and of 128 runs with up to 7 added
 // factors, is proven minimum aberration within DefaultMaxNodes search nodes
-// (the budget a study's design is searched with), in a few seconds.
+// (the budget a study's design is searched with). The time each takes is
+// logged, not asserted: speed targets live in benchmarks.
 func TestDesignExactRangeWithinDefaultBudget(t *testing.T) {
 	type job struct{ k, runs int }
 	var jobs []job
@@ -179,9 +180,6 @@ func TestDesignExactRangeWithinDefaultBudget(t *testing.T) {
 		}
 		if !d.ProvenMinimumAberration() {
 			t.Errorf("%d factors in %d runs: not proven (%s)", j.k, j.runs, d.SearchNote())
-		}
-		if took > 5*time.Second {
-			t.Errorf("%d factors in %d runs took %s", j.k, j.runs, took)
 		}
 		if took > slowest {
 			slowest, slowJob = took, j
