@@ -154,8 +154,15 @@ func runScenarios(ctx context.Context, s *policies.Study, name string) ([]scenar
 	return out, nil
 }
 
-// noStore is the store of a preview-only engine: any use is a bug.
+// noStore is the store of a preview-only engine: any use but reading a
+// pin is a bug. A preview has no enrolled participants, so no design is
+// pinned.
 type noStore struct{ trial.Store }
+
+// Pinned reports that nothing is pinned (trial.Pins).
+func (noStore) Pinned(_ context.Context, study, name string) ([]byte, error) {
+	return nil, fmt.Errorf("%s of study %s: %w", name, study, trial.ErrNotFound)
+}
 
 func runScenarioFile(ctx context.Context, eng *engine.Engine, rt *engine.StudyRuntime, path, shown string) ([]scenarioResult, error) {
 	raw, err := os.ReadFile(path)
