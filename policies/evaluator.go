@@ -69,10 +69,11 @@ func loadOptions(opts []LoadOptions) LoadOptions {
 // compileOptions is what Compile compiles cfg's policy with: the
 // evaluator study.yaml chooses, or else the loader's.
 func (o LoadOptions) compileOptions(cfg *Config) CompileOptions {
+	ev := o.Evaluator
 	if cfg.Evaluator != "" {
-		return CompileOptions{Evaluator: cfg.Evaluator}
+		ev = cfg.Evaluator
 	}
-	return CompileOptions{Evaluator: o.Evaluator}
+	return CompileOptions{Evaluator: ev}
 }
 
 // topdownEvaluator evaluates with OPA's topdown evaluator.
