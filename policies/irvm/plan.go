@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
@@ -36,12 +37,7 @@ func Plan(ctx context.Context, entrypoint string, modules map[string]*ast.Module
 	b := &bundle.Bundle{}
 	b.SetRegoVersion(ast.RegoV1)
 	b.Manifest.Init()
-	paths := make([]string, 0, len(modules))
-	for path := range modules {
-		paths = append(paths, path)
-	}
-	sort.Strings(paths)
-	for _, path := range paths {
+	for _, path := range slices.Sorted(maps.Keys(modules)) {
 		// Building formats the bundle's modules: give it copies.
 		b.Modules = append(b.Modules, bundle.ModuleFile{URL: path, Path: path, Parsed: modules[path].Copy()})
 	}
