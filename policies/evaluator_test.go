@@ -44,8 +44,8 @@ func TestEvaluatorKeyIsValidated(t *testing.T) {
 	}
 }
 
-// writeStudy writes a study folder named id under root with the seam policy.
-func writeStudy(t *testing.T, root, id, extra string) {
+// writeSeamStudy writes a study folder named id under root with the seam policy.
+func writeSeamStudy(t *testing.T, root, id, extra string) {
 	t.Helper()
 	dir := filepath.Join(root, id)
 	if err := os.MkdirAll(filepath.Join(dir, "policy"), 0o755); err != nil {
@@ -69,9 +69,9 @@ func TestStudiesChooseTheirEvaluators(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
-	writeStudy(t, root, "chooses-topdown", "evaluator: topdown\n")
-	writeStudy(t, root, "chooses-ir", "evaluator: ir\n")
-	writeStudy(t, root, "default", "")
+	writeSeamStudy(t, root, "chooses-topdown", "evaluator: topdown\n")
+	writeSeamStudy(t, root, "chooses-ir", "evaluator: ir\n")
+	writeSeamStudy(t, root, "default", "")
 	ctx := context.Background()
 	for _, c := range []struct {
 		opts []LoadOptions
@@ -146,7 +146,7 @@ func TestUnknownEvaluatorIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
-	writeStudy(t, root, "s1", "")
+	writeSeamStudy(t, root, "s1", "")
 	if _, err := LoadStudy(context.Background(), filepath.Join(root, "s1"), cat, LoadOptions{Evaluator: "wasm"}); err == nil || !strings.Contains(err.Error(), `"wasm": want ir`) {
 		t.Errorf("LoadStudy with default evaluator wasm: %v, want the choices", err)
 	}
