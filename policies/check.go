@@ -261,8 +261,8 @@ func CheckCatalogueRefs(mods map[string]*ast.Module, cat *interventions.Catalogu
 // every problem it finds, with file:line: study.yaml, the catalogue
 // selection, the Rego (syntax, purity, compilation), the input paths the
 // policy reads against schema, and the intervention ids it names. The
-// study is returned when it loads.
-func CheckStudy(ctx context.Context, dir string, catalogue *interventions.Catalogue, schema *InputField) (*Study, ConfigErrors) {
+// study is returned when it loads; opts are as for LoadStudy.
+func CheckStudy(ctx context.Context, dir string, catalogue *interventions.Catalogue, schema *InputField, opts ...LoadOptions) (*Study, ConfigErrors) {
 	name := filepath.Base(dir)
 	rel := func(p string) string { return filepath.Join(name, p) }
 	var errs ConfigErrors
@@ -344,7 +344,7 @@ func CheckStudy(ctx context.Context, dir string, catalogue *interventions.Catalo
 	if len(errs) == 0 || cfg != nil {
 		// The loader's own checks (catalogue selection, content factors,
 		// design) on top.
-		st, err := LoadStudy(ctx, dir, catalogue)
+		st, err := LoadStudy(ctx, dir, catalogue, opts...)
 		if err != nil {
 			errs = append(errs, asConfigErrors(err)...)
 		} else {

@@ -68,6 +68,10 @@ type Config struct {
 	Erasure string `yaml:"erasure" json:"erasure"`
 	// Plugins are the study's out-of-process plugins (docs/plugins.md).
 	Plugins []PluginConfig `yaml:"plugins" json:"plugins,omitempty"`
+	// Evaluator chooses how the policy is evaluated: EvaluatorIR or
+	// EvaluatorTopdown; empty leaves the choice to the loader
+	// (LoadOptions, jitai serve --evaluator), which defaults to the IR.
+	Evaluator string `yaml:"evaluator" json:"evaluator,omitempty"`
 }
 
 // Erasure settings.
@@ -430,6 +434,9 @@ func (c *Config) validate(file string, lines map[string]int) ConfigErrors {
 	}
 	if c.DecisionTTL.Duration < 0 {
 		v.at("decision_ttl", "decision_ttl must be positive")
+	}
+	if c.Evaluator != "" && CheckEvaluator(c.Evaluator) != nil {
+		v.at("evaluator", "evaluator %q must be %s (OPA's planned IR) or %s (OPA's topdown evaluator), or left out to use the server's --evaluator", c.Evaluator, EvaluatorIR, EvaluatorTopdown)
 	}
 	if c.Erasure != ErasureAnonymise && c.Erasure != ErasureRemove {
 		v.at("erasure", "erasure %q must be anonymise (keep decision records without the participant id) or remove (delete them)", c.Erasure)

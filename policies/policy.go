@@ -15,7 +15,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync/atomic"
 
 	"github.com/jitai/jitai/engine/trial"
 
@@ -23,8 +22,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
-
-	"github.com/jitai/jitai/policies/irvm"
 )
 
 // Query is the document every study policy must define.
@@ -66,36 +63,13 @@ type Policy struct {
 	modules map[string]*ast.Module
 	store   storage.Store
 
-	// vm is the same policy planned by OPA's planner and run by irvm; nil
-	// when the plan could not be made or loaded (vmErr says why), and then
-	// topdown evaluates.
-	vm     *irvm.Program
-	vmData ast.Value
-	vmErr  error
-}
-
-// Evaluator names the Rego evaluators.
-const (
-	EvaluatorIR      = "ir"      // OPA's planner + irvm (the default)
-	EvaluatorTopdown = "topdown" // OPA's topdown evaluator
-)
-
-var evaluator atomic.Value // string
-
-// SetEvaluator chooses the evaluator for policies compiled from now on:
-// EvaluatorIR (default) or EvaluatorTopdown.
-func SetEvaluator(name string) error {
-	switch name {
-	case EvaluatorIR, EvaluatorTopdown:
-		evaluator.Store(name)
-		return nil
-	}
-	return fmt.Errorf("unknown policy evaluator %q (want %s or %s)", name, EvaluatorIR, EvaluatorTopdown)
-}
-
-func useIR() bool {
-	v, _ := evaluator.Load().(string)
-	return v != EvaluatorTopdown
+	// eval makes the decisions: topdown, or the planned IR decorated with
+	// topdown as its fallback.
+	eval    Evaluator
+	topdown *topdownEvaluator
+	// irErr says why topdown evaluates although the IR was chosen: OPA
+	// could not plan the policy or irvm cannot run the plan.
+	irErr error
 }
 
 // Output is the policy's decision document (see docs/policy.md).
@@ -184,8 +158,19 @@ func astErrors(path string, err error) ConfigErrors {
 }
 
 // Compile compiles policy modules with data (exposed to the policy as
-// data.jitai.<key>) into a prepared query for Query.
-func Compile(ctx context.Context, mods map[string]*ast.Module, data map[string]any) (*Policy, error) {
+// data.jitai.<key>) into a prepared query for Query and, unless opts choose
+// topdown, into OPA's plan of it. Options given more than once: the last
+// non-empty field wins.
+func Compile(ctx context.Context, mods map[string]*ast.Module, data map[string]any, opts ...CompileOptions) (*Policy, error) {
+	ev := EvaluatorIR
+	for _, o := range opts {
+		if o.Evaluator != "" {
+			ev = o.Evaluator
+		}
+	}
+	if err := CheckEvaluator(ev); err != nil {
+		return nil, err
+	}
 	comp := ast.NewCompiler().WithCapabilities(pureCapabilities()).WithDefaultRegoVersion(ast.RegoV1)
 	comp.Compile(mods)
 	if comp.Failed() {
@@ -207,58 +192,23 @@ func Compile(ctx context.Context, mods map[string]*ast.Module, data map[string]a
 	if err != nil {
 		return nil, fmt.Errorf("preparing %s: %w", Query, err)
 	}
-	p := &Policy{query: pq, modules: mods, store: store}
-	if useIR() {
-		p.vm, p.vmData, p.vmErr = planIR(ctx, mods, store)
-	} else {
-		p.vmErr = errors.New("topdown chosen")
+	td := &topdownEvaluator{query: pq}
+	p := &Policy{query: pq, modules: mods, store: store, eval: td, topdown: td}
+	if ev == EvaluatorIR {
+		ir, err := newIREvaluator(ctx, mods, store)
+		if err != nil {
+			p.irErr = err
+		} else {
+			p.eval = NewFallback(ir, td)
+		}
 	}
 	return p, nil
 }
 
-// planIR plans the decision query with OPA's planner, on a compiler of its
-// own (planning switches a compiler to IR mode).
-func planIR(ctx context.Context, mods map[string]*ast.Module, store storage.Store) (*irvm.Program, ast.Value, error) {
-	comp := ast.NewCompiler().WithCapabilities(pureCapabilities()).WithDefaultRegoVersion(ast.RegoV1)
-	comp.Compile(mods)
-	if comp.Failed() {
-		return nil, nil, comp.Errors
-	}
-	plan, err := irvm.Plan(ctx, irVar+" = "+Query, comp, store)
-	if err != nil {
-		return nil, nil, err
-	}
-	prog, err := irvm.Load(plan, pureCapabilities())
-	if err != nil {
-		return nil, nil, err
-	}
-	txn, err := store.NewTransaction(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer store.Abort(ctx, txn)
-	raw, err := store.Read(ctx, txn, storage.RootPath)
-	if err != nil {
-		return nil, nil, err
-	}
-	data, ok := raw.(ast.Value)
-	if !ok {
-		if data, err = ast.InterfaceToValue(raw); err != nil {
-			return nil, nil, err
-		}
-	}
-	return prog, data, nil
-}
-
-const irVar = "x"
-
-// Evaluator reports which evaluator runs this policy, and if it is topdown
-// although IR was wanted, why.
+// Evaluator reports which evaluator runs this policy (EvaluatorIR or
+// EvaluatorTopdown) and, if it is topdown although the IR was chosen, why.
 func (p *Policy) Evaluator() (string, error) {
-	if p.vm != nil {
-		return EvaluatorIR, nil
-	}
-	return EvaluatorTopdown, p.vmErr
+	return p.eval.Name(), p.irErr
 }
 
 func definesDecision(mods map[string]*ast.Module) bool {
@@ -276,34 +226,10 @@ func definesDecision(mods map[string]*ast.Module) bool {
 	return false
 }
 
-// Eval evaluates the policy on an input document and decodes its output.
+// Eval evaluates the policy on an input document and decodes its output,
+// with the evaluator Compile chose (see Evaluator).
 func (p *Policy) Eval(ctx context.Context, input ast.Value) (*Output, error) {
-	if p.vm != nil {
-		vals, err := p.vm.Eval(ctx, input, p.vmData, irVar, irvm.Options{})
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("evaluating policy: %w", err)
-			}
-			// Where a built-in fails or rules conflict, which rule bodies
-			// an evaluator tries first can decide between an error and a
-			// decision, and topdown's order (early exit, indexing) is not
-			// the plan's. Topdown has the last word on such inputs.
-			out, err := p.EvalTopdown(ctx, input)
-			if out != nil {
-				out.fellBack = true
-			}
-			return out, err
-		}
-		if len(vals) == 0 {
-			return nil, errNoDecision
-		}
-		doc, err := ast.JSON(vals[0])
-		if err != nil {
-			return nil, fmt.Errorf("evaluating policy: %w", err)
-		}
-		return DecodeOutput(doc)
-	}
-	return p.EvalTopdown(ctx, input)
+	return p.eval.Eval(ctx, input)
 }
 
 // CompareEvaluators evaluates input with the IR evaluator and with topdown
@@ -311,12 +237,12 @@ func (p *Policy) Eval(ctx context.Context, input ast.Value) (*Output, error) {
 // evaluation failed; "" when they agree (or when IR is not in use).
 // handed reports that the IR failed on input and topdown made the decision.
 func (p *Policy) CompareEvaluators(ctx context.Context, input ast.Value) (diff string, handed bool) {
-	if p.vm == nil {
+	if p.eval.Name() != EvaluatorIR {
 		return "", false
 	}
-	ir, irErr := p.Eval(ctx, input)
+	ir, irErr := p.eval.Eval(ctx, input)
 	handed = ir != nil && ir.FellBack()
-	td, tdErr := p.EvalTopdown(ctx, input)
+	td, tdErr := p.topdown.Eval(ctx, input)
 	if (irErr == nil) != (tdErr == nil) {
 		return fmt.Sprintf("ir error %v, topdown error %v", irErr, tdErr), handed
 	}
@@ -333,14 +259,7 @@ var errNoDecision = errors.New("policy produced no decision document (data.jitai
 // EvalTopdown evaluates the policy with OPA's topdown evaluator whatever
 // evaluator is chosen (for differential checks).
 func (p *Policy) EvalTopdown(ctx context.Context, input ast.Value) (*Output, error) {
-	rs, err := p.query.Eval(ctx, rego.EvalParsedInput(input))
-	if err != nil {
-		return nil, fmt.Errorf("evaluating policy: %w", err)
-	}
-	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
-		return nil, errNoDecision
-	}
-	return DecodeOutput(rs[0].Expressions[0].Value)
+	return p.topdown.Eval(ctx, input)
 }
 
 // PreparedQuery returns the compiled query, for benchmarks and tools.

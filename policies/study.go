@@ -43,14 +43,15 @@ type Study struct {
 // Nothing it does depends on the clock or the machine: a design asked for by
 // run size is searched with design.DefaultMaxNodes search nodes, and a study
 // whose minimum-aberration design the search cannot prove within them is
-// refused with the generators to pin in study.yaml.
-func LoadStudy(ctx context.Context, dir string, catalogue *interventions.Catalogue) (*Study, error) {
-	return loadStudy(ctx, dir, catalogue, design.DefaultMaxNodes)
+// refused with the generators to pin in study.yaml. opts choose for a
+// study.yaml that does not (see LoadOptions).
+func LoadStudy(ctx context.Context, dir string, catalogue *interventions.Catalogue, opts ...LoadOptions) (*Study, error) {
+	return loadStudy(ctx, dir, catalogue, design.DefaultMaxNodes, opts...)
 }
 
 // loadStudy is LoadStudy with the design search budget (tests use small
 // ones).
-func loadStudy(ctx context.Context, dir string, catalogue *interventions.Catalogue, maxNodes int64) (*Study, error) {
+func loadStudy(ctx context.Context, dir string, catalogue *interventions.Catalogue, maxNodes int64, opts ...LoadOptions) (*Study, error) {
 	name := filepath.Base(dir)
 	rel := func(p string) string { return filepath.Join(name, p) }
 	raw, err := os.ReadFile(filepath.Join(dir, "study.yaml"))
@@ -113,7 +114,7 @@ func loadStudy(ctx context.Context, dir string, catalogue *interventions.Catalog
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	pol, err := Compile(ctx, mods, PolicyData(cat))
+	pol, err := Compile(ctx, mods, PolicyData(cat), loadOptions(opts).compileOptions(cfg))
 	if err != nil {
 		return nil, err
 	}
@@ -234,8 +235,8 @@ func asConfigErrors(err error) ConfigErrors {
 
 // LoadStudies loads every study folder (a folder holding study.yaml) directly
 // under root. It fails on the first study that does not load, naming it, and
-// on two studies with the same id.
-func LoadStudies(ctx context.Context, root string, catalogue *interventions.Catalogue) ([]*Study, error) {
+// on two studies with the same id. opts are as for LoadStudy.
+func LoadStudies(ctx context.Context, root string, catalogue *interventions.Catalogue, opts ...LoadOptions) ([]*Study, error) {
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		return nil, fmt.Errorf("reading studies folder: %w", err)
@@ -250,7 +251,7 @@ func LoadStudies(ctx context.Context, root string, catalogue *interventions.Cata
 		if _, err := os.Stat(filepath.Join(dir, "study.yaml")); err != nil {
 			continue
 		}
-		s, err := LoadStudy(ctx, dir, catalogue)
+		s, err := LoadStudy(ctx, dir, catalogue, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("study %s refused:\n%w", dir, err)
 		}

@@ -137,7 +137,7 @@ var configKeys = []struct{ key, usage string }{
 	{"shutdown-grace", "how long to drain in-flight requests on shutdown (default 15s)"},
 	{"request-timeout", "time limit of one request (default 10s)"},
 	{"policy-timeout", "time limit of one policy evaluation (default 2s)"},
-	{"evaluator", "ir | topdown: how policies are evaluated; ir runs OPA's planned IR (default), topdown is OPA's tree-walking evaluator (default ir)"},
+	{"evaluator", "ir | topdown: how the policies of studies whose study.yaml has no evaluator key are evaluated; ir runs OPA's planned IR, topdown is OPA's tree-walking evaluator (default ir)"},
 	{"max-clock-skew", "refuse decision times further than this from the server clock; 0 = off (default 0)"},
 	{"rate-limit", "requests per second allowed to each client; 0 = no limit (default 0)"},
 	{"rate-burst", "burst of requests allowed above the rate (default 2 x rate-limit)"},

@@ -227,7 +227,7 @@ func loadStudyFolder(ctx context.Context, flagName, dir string) (*policies.Study
 	if err != nil {
 		return nil, fmt.Errorf("loading the intervention catalogue: %w", err)
 	}
-	s, err := policies.LoadStudy(ctx, dir, cat)
+	s, err := policies.LoadStudy(ctx, dir, cat, loadOptions())
 	if err != nil {
 		return nil, fmt.Errorf("%s %s:\n%w", flagName, dir, err)
 	}

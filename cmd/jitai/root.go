@@ -65,6 +65,12 @@ type deps struct {
 	afterBatch func(batch int) error
 }
 
+// loadOptions are how commands other than serve load studies:
+// JITAI_EVALUATOR chooses the evaluator of studies whose study.yaml does not.
+func loadOptions() policies.LoadOptions {
+	return policies.LoadOptions{Evaluator: os.Getenv("JITAI_EVALUATOR")}
+}
+
 // execute runs the jitai command line args and returns the exit status.
 // Help goes to stdout; errors go to stderr.
 func execute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -116,12 +122,11 @@ Every command that evaluates policies honours JITAI_EVALUATOR (ir or topdown).`,
 		SilenceUsage:      true,
 		DisableAutoGenTag: true,
 		PersistentPreRunE: func(*cobra.Command, []string) error {
-			ev := os.Getenv("JITAI_EVALUATOR")
-			if ev == "" {
-				ev = policies.EvaluatorIR
-			}
-			if err := policies.SetEvaluator(ev); err != nil {
-				return usageErrorf("JITAI_EVALUATOR: %v", err)
+			// Commands read it again where they load studies (loadOptions).
+			if ev := os.Getenv("JITAI_EVALUATOR"); ev != "" {
+				if err := policies.CheckEvaluator(ev); err != nil {
+					return usageErrorf("JITAI_EVALUATOR: %v", err)
+				}
 			}
 			return nil
 		},

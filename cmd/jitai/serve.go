@@ -126,20 +126,23 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 	if err != nil {
 		return fmt.Errorf("loading the intervention catalogue: %w", err)
 	}
-	if err := policies.SetEvaluator(cfg.Evaluator); err != nil {
-		return err
-	}
 	if err := checkStudiesFolder(cfg.Studies); err != nil {
 		return err
 	}
-	studies, err := policies.LoadStudies(ctx, cfg.Studies, cat)
+	// --evaluator is the evaluator of studies whose study.yaml has none,
+	// at start and on every reload.
+	loadOpts := policies.LoadOptions{Evaluator: cfg.Evaluator}
+	load := func(ctx context.Context, dir string) (*policies.Study, error) {
+		return policies.LoadStudy(ctx, dir, cat, loadOpts)
+	}
+	studies, err := policies.LoadStudies(ctx, cfg.Studies, cat, loadOpts)
 	if err != nil {
 		return err
 	}
 	for _, s := range studies {
 		ev, why := s.Policy.Evaluator()
 		log.Info("study loaded", zap.String("study", s.Config.ID), zap.String("policy_revision", s.Revision), zap.Int("interventions", s.Catalogue.Len()), zap.String("evaluator", ev))
-		if ev != cfg.Evaluator && why != nil {
+		if why != nil {
 			log.Warn("policy evaluated by topdown: the planned IR cannot run it", zap.String("study", s.Config.ID), zap.String("reason", why.Error()))
 		}
 	}
@@ -159,7 +162,7 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 	}
 	eng, err := engine.New(engine.Components{
 		Store: store, Studies: studies, Logger: log, Observer: met,
-		PolicyTimeout: cfg.PolicyTimeout, MaxClockSkew: cfg.MaxClockSkew,
+		PolicyTimeout: cfg.PolicyTimeout, MaxClockSkew: cfg.MaxClockSkew, Loader: load,
 		Plugins: host.Factory(host.Options{DataDir: filepath.Join(cfg.Data, "plugins"), Logger: log, Observer: met}),
 	})
 	if err != nil {

@@ -46,7 +46,7 @@ func loadStudy(ctx context.Context, dir, id string) (*policies.Study, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading the intervention catalogue: %w", err)
 	}
-	all, err := policies.LoadStudies(ctx, dir, cat)
+	all, err := policies.LoadStudies(ctx, dir, cat, loadOptions())
 	if err != nil {
 		return nil, err
 	}

@@ -41,7 +41,7 @@ func runStudyCheck(ctx context.Context, dir string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("catalogue: %w", err)
 	}
-	s, errs := policies.CheckStudy(ctx, dir, cat, decision.InputSchema())
+	s, errs := policies.CheckStudy(ctx, dir, cat, decision.InputSchema(), loadOptions())
 	if s != nil {
 		// Plugin executables must exist and match their pinned checksums.
 		if err := host.Verify(s); err != nil {
@@ -83,6 +83,9 @@ const evaluatorSamples = 1000
 // does on generated inputs shaped by the documented input schema.
 func checkEvaluators(s *policies.Study) (string, error) {
 	ev, why := s.Policy.Evaluator()
+	if ev != policies.EvaluatorIR && why == nil {
+		return "topdown (chosen by study.yaml's evaluator key or JITAI_EVALUATOR)", nil
+	}
 	if ev != policies.EvaluatorIR {
 		return fmt.Sprintf("topdown (the planned IR cannot run this policy: %v)", why), nil
 	}

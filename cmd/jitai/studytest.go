@@ -46,7 +46,7 @@ func runStudyTest(ctx context.Context, dir string, p studyTestParams, stdout io.
 	if err != nil {
 		return fmt.Errorf("catalogue: %w", err)
 	}
-	s, err := policies.LoadStudy(ctx, dir, cat)
+	s, err := policies.LoadStudy(ctx, dir, cat, loadOptions())
 	if err != nil {
 		return err
 	}

@@ -2,76 +2,68 @@ package irvm
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
+	"maps"
+	"slices"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/compile"
 	"github.com/open-policy-agent/opa/v1/ir"
-	"github.com/open-policy-agent/opa/v1/rego"
-	"github.com/open-policy-agent/opa/v1/storage"
 )
 
-// target is the rego target name under which the planner's output is
-// captured; it claims no other target, so the default (topdown) evaluation
-// of every other query is untouched.
-const target = "jitai-ir-capture"
+// ResultVar is the variable an entrypoint plan binds the entrypoint's value
+// to: each of its results is {"result": value}.
+const ResultVar = "result"
 
-type planSlot struct{ policy *ir.Policy }
-
-type slotKey struct{}
-
-// capture is a rego.TargetPlugin that only records the plan OPA's planner
-// produced for the query being prepared.
-type capture struct{}
-
-func (capture) IsTarget(t string) bool { return t == target }
-
-func (capture) PrepareForEval(ctx context.Context, p *ir.Policy, _ ...rego.PrepareOption) (rego.TargetPluginEval, error) {
-	slot, ok := ctx.Value(slotKey{}).(*planSlot)
-	if !ok {
-		return nil, errors.New("irvm: plan capture used outside Plan")
-	}
-	slot.policy = p
-	return refuseEval{}, nil
-}
-
-type refuseEval struct{}
-
-func (refuseEval) Eval(context.Context, *rego.EvalContext, ast.Value) (ast.Value, error) {
-	return nil, errors.New("irvm: the capture target does not evaluate; use irvm.Program")
-}
-
-var register sync.Once
-
-// Plan runs OPA's planner on query over the compiled modules and returns
-// the intermediate representation. comp must be a compiler of its own: the
-// planner switches it to IR evaluation mode.
-func Plan(ctx context.Context, query string, comp *ast.Compiler, store storage.Store) (*ir.Policy, error) {
-	p, err := PlanWith(ctx, rego.Query(query), rego.Compiler(comp), rego.Store(store))
-	if err != nil {
-		return nil, fmt.Errorf("planning %s: %w", query, err)
-	}
-	return p, nil
-}
-
-// PlanWith plans the query that opts describe (modules, query, compiler...).
-func PlanWith(ctx context.Context, opts ...func(*rego.Rego)) (p *ir.Policy, err error) {
+// Plan plans one entrypoint (a slash path under data, such as
+// "jitai/policy/decision") over the modules with OPA's public compile API
+// (the plan target) and returns the plan. caps limits the built-ins the
+// modules may call (nil: all of this OPA's). The modules are not changed.
+//
+// The plan reads base documents (data that is not a rule) from the data
+// given to Program.Eval at evaluation time; the modules alone decide the
+// plan.
+func Plan(ctx context.Context, entrypoint string, modules map[string]*ast.Module, caps *ast.Capabilities) (p *ir.Policy, err error) {
 	// The planner panics on states it considers impossible; a study load
 	// or reload must get an error (and keep topdown), not crash.
 	defer func() {
 		if r := recover(); r != nil {
-			p, err = nil, fmt.Errorf("irvm: the planner failed: %v", r)
+			p, err = nil, fmt.Errorf("irvm: planning %s: the planner failed: %v", entrypoint, r)
 		}
 	}()
-	register.Do(func() { rego.RegisterPlugin("rego.target."+target, capture{}) })
-	slot := &planSlot{}
-	_, err = rego.New(append(opts, rego.Target(target))...).PrepareForEval(context.WithValue(ctx, slotKey{}, slot))
-	if err != nil {
-		return nil, err
+	b := &bundle.Bundle{}
+	b.SetRegoVersion(ast.RegoV1)
+	b.Manifest.Init()
+	for _, path := range slices.Sorted(maps.Keys(modules)) {
+		// Building formats the bundle's modules: give it copies.
+		b.Modules = append(b.Modules, bundle.ModuleFile{URL: path, Path: path, Parsed: modules[path].Copy()})
 	}
-	if slot.policy == nil {
-		return nil, errors.New("irvm: the planner produced no plan")
+	c := compile.New().
+		WithTarget(compile.TargetPlan).
+		WithEntrypoints(entrypoint).
+		// Plan the entrypoint only, not also the rules that depend on it:
+		// Load runs one plan.
+		WithPruneUnused(true).
+		WithRegoVersion(ast.RegoV1).
+		WithBundle(b)
+	if caps != nil {
+		c = c.WithCapabilities(caps)
 	}
-	return slot.policy, nil
+	if err := c.Build(ctx); err != nil {
+		return nil, fmt.Errorf("irvm: planning %s: %w", entrypoint, err)
+	}
+	for _, pm := range c.Bundle().PlanModules {
+		if pm.Path != bundle.PlanFile {
+			continue
+		}
+		var policy ir.Policy
+		if err := json.Unmarshal(pm.Raw, &policy); err != nil {
+			return nil, fmt.Errorf("irvm: reading the plan of %s: %w", entrypoint, err)
+		}
+		return &policy, nil
+	}
+	return nil, errors.New("irvm: planning " + entrypoint + ": the compiler produced no plan")
 }

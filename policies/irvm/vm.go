@@ -220,7 +220,17 @@ func (l *loader) local(x ir.Local) int {
 }
 
 func (l *loader) operand(o ir.Operand) (operand, error) {
-	switch v := o.Value.(type) {
+	val := o.Value
+	// A plan read from JSON holds its operands' values by pointer.
+	switch v := val.(type) {
+	case *ir.Local:
+		val = *v
+	case *ir.Bool:
+		val = *v
+	case *ir.StringIndex:
+		val = *v
+	}
+	switch v := val.(type) {
 	case ir.Local:
 		return operand{local: l.local(v)}, nil
 	case ir.Bool:
@@ -474,25 +484,26 @@ type machine struct {
 	arena    []*ast.Term
 }
 
-// Eval runs the plan on input (nil: undefined) and data and returns the value
-// bound to the query's variable name in each result.
-func (p *Program) Eval(ctx context.Context, input, data ast.Value, varName string, opts Options) ([]ast.Value, error) {
+var resultKey = ast.StringTerm(ResultVar)
+
+// Eval runs an entrypoint plan (see Plan) on input (nil: undefined) and data
+// and returns the entrypoint's value: none when it is undefined.
+func (p *Program) Eval(ctx context.Context, input, data ast.Value, opts Options) ([]ast.Value, error) {
 	res, err := p.Results(ctx, input, data, opts)
 	if err != nil {
 		return nil, err
 	}
-	key := ast.StringTerm(varName)
 	out := make([]ast.Value, 0, len(res))
 	for _, r := range res {
-		if v := r.Get(key); v != nil {
+		if v := r.Get(resultKey); v != nil {
 			out = append(out, v.Value)
 		}
 	}
 	return out, nil
 }
 
-// Results runs the plan and returns each result: an object of the query's
-// variable bindings.
+// Results runs the plan and returns each result: an object of the planned
+// query's variable bindings ({"result": value} for an entrypoint plan).
 func (p *Program) Results(ctx context.Context, input, data ast.Value, opts Options) ([]ast.Object, error) {
 	m := &machine{prog: p, ctx: ctx, nonStrict: opts.NonStrict}
 	m.iter = func(t *ast.Term) error {
