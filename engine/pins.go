@@ -28,6 +28,21 @@ func PinnedDesign(ctx context.Context, pins trial.Pins, study string) (policies.
 	return pin, nil
 }
 
+// DesignPins is a LoadOptions.PinnedDesign that reads the pins of a store:
+// a study then loads with the design its participants were assigned from.
+func DesignPins(ctx context.Context, pins trial.Pins) func(study string) (*policies.DesignPin, error) {
+	return func(study string) (*policies.DesignPin, error) {
+		pin, err := PinnedDesign(ctx, pins, study)
+		if errors.Is(err, trial.ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &pin, nil
+	}
+}
+
 // checkDesignPin verifies a loaded study against the between-person design
 // pinned for it, if one is: a study whose participants were assigned from
 // one design must not be served with another. A store that cannot answer

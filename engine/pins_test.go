@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -82,4 +83,65 @@ func TestDesignPinnedAtFirstEnrolment(t *testing.T) {
 		t.Fatalf("an engine serving a changed design started: %v", err)
 	}
 	t.Logf("refused: %v", err)
+}
+
+// TestPinnedDesignSurvivesRestartWithoutSearch: a study whose design was
+// searched (runs without generators) restarts with a search budget far too
+// small to find it again (one search node) and gets the same design from
+// its pin; a study.yaml that changes the pinned design does not load.
+func TestPinnedDesignSurvivesRestartWithoutSearch(t *testing.T) {
+	ctx := context.Background()
+	cat, err := interventions.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := sqlite.Open(filepath.Join(t.TempDir(), "jitai.db"), sqlite.Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	searched := copyStudy(t, "mood-most", "design:\n  runs: 8\n")
+	first, err := policies.LoadStudy(ctx, searched, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.New(engine.Components{Store: store, Studies: []*policies.Study{first}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := eng.Enroll(ctx, "mood-most", engine.EnrollRequest{ParticipantID: "p1", Strata: map[string]string{"site": "a"}}); err != nil {
+		t.Fatal(err)
+	}
+	_ = eng.Close()
+
+	tiny := policies.LoadOptions{MaxDesignNodes: 1}
+	if _, err := policies.LoadStudy(ctx, searched, cat, tiny); err == nil || !strings.Contains(err.Error(), "could not be proven") {
+		t.Fatalf("without its pin, one search node must not find the design: %v", err)
+	}
+	pinned := policies.LoadOptions{MaxDesignNodes: 1, PinnedDesign: engine.DesignPins(ctx, store)}
+	again, err := policies.LoadStudy(ctx, searched, cat, pinned)
+	if err != nil {
+		t.Fatalf("restarting with the pinned design: %v", err)
+	}
+	if !slices.Equal(again.Design.Generators(), first.Design.Generators()) || !slices.EqualFunc(again.Design.Rows(), first.Design.Rows(), slices.Equal[[]int]) {
+		t.Fatalf("after the restart: generators %v rows %v; first %v rows %v", again.Design.Generators(), again.Design.Rows(), first.Design.Generators(), first.Design.Rows())
+	}
+	eng, err = engine.New(engine.Components{Store: store, Studies: []*policies.Study{again}})
+	if err != nil {
+		t.Fatalf("serving the restarted study: %v", err)
+	}
+	if _, _, err := eng.Enroll(ctx, "mood-most", engine.EnrollRequest{ParticipantID: "p2", Strata: map[string]string{"site": "a"}}); err != nil {
+		t.Fatal(err)
+	}
+	_ = eng.Close()
+
+	for _, change := range []string{
+		"design:\n  runs: 8\n  generators: [\"D=AB\"]\n", // another half fraction
+		"design:\n  runs: 16\n",                          // the full factorial
+	} {
+		_, err := policies.LoadStudy(ctx, copyStudy(t, "mood-most", change), cat, pinned)
+		if err == nil || !strings.Contains(err.Error(), "differs from the one participants were enrolled under") {
+			t.Errorf("study.yaml with %q loaded over the pinned design: %v", change, err)
+		}
+	}
 }

@@ -140,20 +140,20 @@ func (r *reloader) studyLock(key string) *sync.Mutex {
 	return m.(*sync.Mutex)
 }
 
-// defaultLoader loads a folder with the built-in intervention catalogue, as
-// jitai serve does.
-func defaultLoader(ctx context.Context, dir string) (*policies.Study, error) {
+// defaultLoader loads a folder with the built-in intervention catalogue and
+// the designs pinned in the engine's store, as jitai serve does.
+func (e *Engine) defaultLoader(ctx context.Context, dir string) (*policies.Study, error) {
 	cat, err := interventions.Embedded()
 	if err != nil {
 		return nil, err
 	}
-	return policies.LoadStudy(ctx, dir, cat)
+	return policies.LoadStudy(ctx, dir, cat, policies.LoadOptions{PinnedDesign: DesignPins(ctx, e.store)})
 }
 
 // initReload sets up the reload state for the studies the engine starts with.
 func (e *Engine) initReload(load StudyLoader, studies map[string]*StudyRuntime) {
 	if load == nil {
-		load = defaultLoader
+		load = e.defaultLoader
 	}
 	e.reload = &reloader{load: load, history: map[string]*studyHistory{}}
 	for id, rt := range studies {

@@ -105,6 +105,8 @@ func (s *Study) DesignPin() (DesignPin, error) {
 		pin.Source = DesignGenerators
 	case d.ProvenMinimumAberration():
 		pin.Source = DesignSearch
+	case s.pinnedSource != "":
+		pin.Source = s.pinnedSource // taken from the pin, proven when pinned
 	default:
 		return DesignPin{}, fmt.Errorf("study %s: the between-person design is neither given by generators nor proven minimum aberration", s.Config.ID)
 	}

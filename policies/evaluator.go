@@ -52,6 +52,15 @@ type LoadOptions struct {
 	// Evaluator is the evaluator of a study without an evaluator key in
 	// study.yaml: EvaluatorIR (also when empty) or EvaluatorTopdown.
 	Evaluator string
+	// MaxDesignNodes bounds the minimum-aberration search of a design asked
+	// for by run size (0: design.DefaultMaxNodes). It counts search nodes,
+	// never time, so a study loads the same on any machine.
+	MaxDesignNodes int64
+	// PinnedDesign returns the design pinned for a study at its first
+	// enrolment (nil when none is). A searched design is then taken from
+	// the pin instead of searched again, and every design is verified
+	// against the pin: a change is refused.
+	PinnedDesign func(study string) (*DesignPin, error)
 }
 
 // loadOptions merges the options given to a loader: a later non-empty
@@ -61,6 +70,12 @@ func loadOptions(opts []LoadOptions) LoadOptions {
 	for _, x := range opts {
 		if x.Evaluator != "" {
 			o.Evaluator = x.Evaluator
+		}
+		if x.MaxDesignNodes > 0 {
+			o.MaxDesignNodes = x.MaxDesignNodes
+		}
+		if x.PinnedDesign != nil {
+			o.PinnedDesign = x.PinnedDesign
 		}
 	}
 	return o

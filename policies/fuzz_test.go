@@ -42,6 +42,6 @@ func FuzzParseConfig(f *testing.F) {
 		if cfg.ID == "" || len(cfg.DecisionPoints) == 0 {
 			t.Fatalf("config without id or decision points was accepted: %+v", cfg)
 		}
-		_, _ = buildDesign(cfg, design.DefaultMaxNodes)
+		_, _ = buildDesign(cfg, design.DefaultMaxNodes, nil)
 	})
 }

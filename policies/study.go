@@ -35,6 +35,9 @@ type Study struct {
 	TestFiles   map[string]string
 	// LoadedAt is when this revision was loaded.
 	LoadedAt time.Time
+	// pinnedSource is the Source of the pin the design was taken from
+	// (LoadOptions.PinnedDesign); "" when it was built from study.yaml.
+	pinnedSource string
 }
 
 // LoadStudy reads, validates and compiles the study in dir. Every problem is
@@ -46,7 +49,11 @@ type Study struct {
 // refused with the generators to pin in study.yaml. opts choose for a
 // study.yaml that does not (see LoadOptions).
 func LoadStudy(ctx context.Context, dir string, catalogue *interventions.Catalogue, opts ...LoadOptions) (*Study, error) {
-	return loadStudy(ctx, dir, catalogue, design.DefaultMaxNodes, opts...)
+	maxNodes := loadOptions(opts).MaxDesignNodes
+	if maxNodes <= 0 {
+		maxNodes = design.DefaultMaxNodes
+	}
+	return loadStudy(ctx, dir, catalogue, maxNodes, opts...)
 }
 
 // loadStudy is LoadStudy with the design search budget (tests use small
@@ -99,7 +106,11 @@ func loadStudy(ctx context.Context, dir string, catalogue *interventions.Catalog
 			}
 		}
 	}
-	dsg, err := buildDesign(cfg, maxNodes)
+	pinned, err := pinnedDesignOf(cfg, loadOptions(opts))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", rel("study.yaml"), err)
+	}
+	dsg, err := buildDesign(cfg, maxNodes, pinned)
 	if err != nil {
 		key := "design"
 		if cfg.Design == nil {
@@ -119,7 +130,7 @@ func loadStudy(ctx context.Context, dir string, catalogue *interventions.Catalog
 		return nil, err
 	}
 	loc, _ := time.LoadLocation(cfg.Timezone) // validated in ParseConfig
-	return &Study{
+	study := &Study{
 		Dir:         dir,
 		Config:      cfg,
 		Policy:      pol,
@@ -130,7 +141,27 @@ func loadStudy(ctx context.Context, dir string, catalogue *interventions.Catalog
 		PolicyFiles: policyFiles,
 		TestFiles:   testFiles,
 		LoadedAt:    time.Now().UTC(),
-	}, nil
+	}
+	if pinned != nil {
+		study.pinnedSource = pinned.Source
+		if err := study.VerifyDesignPin(*pinned); err != nil {
+			return nil, ConfigErrors{{File: rel("study.yaml"), Line: topLevelLine(raw, "factors"), Msg: err.Error()}}
+		}
+	}
+	return study, nil
+}
+
+// pinnedDesignOf asks the loader's options for the design pinned for the
+// study (nil when none is, or the study has no between-person factors).
+func pinnedDesignOf(cfg *Config, o LoadOptions) (*DesignPin, error) {
+	if o.PinnedDesign == nil || len(cfg.FactorsOf(Between)) == 0 {
+		return nil, nil
+	}
+	pin, err := o.PinnedDesign(cfg.ID)
+	if err != nil {
+		return nil, fmt.Errorf("reading the study's pinned design: %w", err)
+	}
+	return pin, nil
 }
 
 // PolicyData is what a study's policy sees under data.jitai: the catalogue
@@ -168,7 +199,7 @@ func PolicyData(cat *interventions.Catalogue) map[string]any {
 // factorial). Runs without generators asks for the minimum-aberration
 // design, searched within maxNodes search nodes; a design the search cannot
 // prove is refused with the generators that pin the best one found.
-func buildDesign(cfg *Config, maxNodes int64) (*design.Design, error) {
+func buildDesign(cfg *Config, maxNodes int64, pinned *DesignPin) (*design.Design, error) {
 	between := cfg.FactorsOf(Between)
 	k := len(between)
 	if cfg.Design == nil {
@@ -187,6 +218,12 @@ func buildDesign(cfg *Config, maxNodes int64) (*design.Design, error) {
 			return nil, fmt.Errorf("the generators give %d runs, not the %d in runs", d.Runs(), cfg.Design.Runs)
 		}
 		return d, nil
+	}
+	if pinned != nil && pinned.Runs == cfg.Design.Runs && len(pinned.Factors) == k && len(pinned.Generators) > 0 {
+		// The design the search found and proved when the study's first
+		// participant enrolled: not searched again (the caller verifies
+		// the pin against the study).
+		return design.FromGenerators(k, pinned.Generators)
 	}
 	d, err := design.Options{MaxNodes: maxNodes}.MinimumAberration(k, cfg.Design.Runs)
 	if err != nil {

@@ -129,9 +129,21 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 	if err := checkStudiesFolder(cfg.Studies); err != nil {
 		return err
 	}
+	store, limiter, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			_ = store.Close()
+		}
+	}()
 	// --evaluator is the evaluator of studies whose study.yaml has none,
 	// at start and on every reload.
-	loadOpts := policies.LoadOptions{Evaluator: cfg.Evaluator}
+	// A study with enrolled participants keeps the between-person design
+	// pinned in the store at its first enrolment.
+	loadOpts := policies.LoadOptions{Evaluator: cfg.Evaluator, PinnedDesign: engine.DesignPins(ctx, store)}
 	load := func(ctx context.Context, dir string) (*policies.Study, error) {
 		return policies.LoadStudy(ctx, dir, cat, loadOpts)
 	}
@@ -146,16 +158,6 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 			log.Warn("policy evaluated by topdown: the planned IR cannot run it", zap.String("study", s.Config.ID), zap.String("reason", why.Error()))
 		}
 	}
-	store, limiter, err := openStore(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	closed := false
-	defer func() {
-		if !closed {
-			_ = store.Close()
-		}
-	}()
 	met := metrics.New()
 	for _, s := range studies {
 		met.AddStudy(s.Config.ID)
