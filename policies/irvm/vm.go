@@ -701,103 +701,11 @@ func (m *machine) block(f []*ast.Term, b *block) (int, error) {
 			if r == fellThrough {
 				return 0, nil
 			}
-		case *sMakeArray:
-			f[s.target] = ast.NewTerm(ast.NewArrayWithCapacity(s.capacity))
-		case *sMakeObject:
-			f[s.target] = ast.NewTerm(ast.NewObject())
-		case *sMakeSet:
-			f[s.target] = ast.NewTerm(ast.NewSet())
-		case *sAppend:
-			v := m.val(f, s.value)
-			if v == nil {
-				return 0, nil
+		case *sMakeArray, *sMakeObject, *sMakeSet, *sAppend, *sInsert, *sInsertOnce, *sSetAdd,
+			*sIsArray, *sIsObject, *sIsSet, *sLen, *sMerge:
+			if ok, err := m.collection(f, s); !ok || err != nil {
+				return 0, err
 			}
-			arr, ok := f[s.array].Value.(*ast.Array)
-			if !ok {
-				return 0, conflict(f[s.array], "an array")
-			}
-			*arr = *arr.Append(v) // in place: the planner only appends to arrays it made
-		case *sInsert:
-			k, v := m.val(f, s.key), m.val(f, s.value)
-			if k == nil || v == nil {
-				return 0, nil
-			}
-			obj, ok := f[s.object].Value.(ast.Object)
-			if !ok {
-				return 0, conflict(f[s.object], "an object")
-			}
-			if obj.Get(k) != nil {
-				// The planner writes a nested document back under its
-				// key after adding to it. OPA's in-place update of an
-				// existing key loses entries whose keys share its hash
-				// and leaves the object's hash stale, so replace the
-				// object with a fresh copy instead.
-				f[s.object] = ast.NewTerm(replaced(obj, k, v))
-				continue
-			}
-			obj.Insert(k, v)
-		case *sInsertOnce:
-			k, v := m.val(f, s.key), m.val(f, s.value)
-			if k == nil || v == nil {
-				return 0, nil
-			}
-			obj, ok := f[s.object].Value.(ast.Object)
-			if !ok {
-				return 0, conflict(f[s.object], "an object")
-			}
-			if cur := obj.Get(k); cur != nil {
-				if !equal(cur, v) {
-					return 0, &Error{Code: "eval_conflict_error", Message: "object keys must be unique"}
-				}
-				continue
-			}
-			obj.Insert(k, v)
-		case *sSetAdd:
-			v := m.val(f, s.value)
-			if v == nil {
-				return 0, nil
-			}
-			set, ok := f[s.set].Value.(ast.Set)
-			if !ok {
-				return 0, conflict(f[s.set], "a set")
-			}
-			set.Add(v)
-		case *sIsArray:
-			v := m.val(f, s.src)
-			if v == nil {
-				return 0, nil
-			}
-			if _, ok := v.Value.(*ast.Array); !ok {
-				return 0, nil
-			}
-		case *sIsObject:
-			v := m.val(f, s.src)
-			if v == nil {
-				return 0, nil
-			}
-			if _, ok := v.Value.(ast.Object); !ok {
-				return 0, nil
-			}
-		case *sIsSet:
-			v := m.val(f, s.src)
-			if v == nil {
-				return 0, nil
-			}
-			if _, ok := v.Value.(ast.Set); !ok {
-				return 0, nil
-			}
-		case *sLen:
-			v := m.val(f, s.src)
-			if v == nil {
-				return 0, nil
-			}
-			f[s.target] = ast.InternedTerm(length(v.Value))
-		case *sMerge:
-			a, b := f[s.a], f[s.b]
-			if a == nil || b == nil {
-				return 0, nil
-			}
-			f[s.target] = merge(a, b)
 		case *sResult:
 			v := f[s.value]
 			if v == nil {
@@ -814,6 +722,111 @@ func (m *machine) block(f []*ast.Term, b *block) (int, error) {
 		}
 	}
 	return fellThrough, nil
+}
+
+// collection runs a statement that builds, adds to or tests a collection:
+// false when the statement is undefined (the block ends there).
+func (m *machine) collection(f []*ast.Term, s stmt) (bool, error) {
+	switch s := s.(type) {
+	case *sMakeArray:
+		f[s.target] = ast.NewTerm(ast.NewArrayWithCapacity(s.capacity))
+	case *sMakeObject:
+		f[s.target] = ast.NewTerm(ast.NewObject())
+	case *sMakeSet:
+		f[s.target] = ast.NewTerm(ast.NewSet())
+	case *sAppend:
+		v := m.val(f, s.value)
+		if v == nil {
+			return false, nil
+		}
+		arr, ok := f[s.array].Value.(*ast.Array)
+		if !ok {
+			return false, conflict(f[s.array], "an array")
+		}
+		*arr = *arr.Append(v) // in place: the planner only appends to arrays it made
+	case *sInsert:
+		k, v := m.val(f, s.key), m.val(f, s.value)
+		if k == nil || v == nil {
+			return false, nil
+		}
+		obj, ok := f[s.object].Value.(ast.Object)
+		if !ok {
+			return false, conflict(f[s.object], "an object")
+		}
+		if obj.Get(k) != nil {
+			// The planner writes a nested document back under its
+			// key after adding to it. OPA's in-place update of an
+			// existing key loses entries whose keys share its hash
+			// and leaves the object's hash stale, so replace the
+			// object with a fresh copy instead.
+			f[s.object] = ast.NewTerm(replaced(obj, k, v))
+			return true, nil
+		}
+		obj.Insert(k, v)
+	case *sInsertOnce:
+		k, v := m.val(f, s.key), m.val(f, s.value)
+		if k == nil || v == nil {
+			return false, nil
+		}
+		obj, ok := f[s.object].Value.(ast.Object)
+		if !ok {
+			return false, conflict(f[s.object], "an object")
+		}
+		if cur := obj.Get(k); cur != nil {
+			if !equal(cur, v) {
+				return false, &Error{Code: "eval_conflict_error", Message: "object keys must be unique"}
+			}
+			return true, nil
+		}
+		obj.Insert(k, v)
+	case *sSetAdd:
+		v := m.val(f, s.value)
+		if v == nil {
+			return false, nil
+		}
+		set, ok := f[s.set].Value.(ast.Set)
+		if !ok {
+			return false, conflict(f[s.set], "a set")
+		}
+		set.Add(v)
+	case *sIsArray:
+		v := m.val(f, s.src)
+		if v == nil {
+			return false, nil
+		}
+		if _, ok := v.Value.(*ast.Array); !ok {
+			return false, nil
+		}
+	case *sIsObject:
+		v := m.val(f, s.src)
+		if v == nil {
+			return false, nil
+		}
+		if _, ok := v.Value.(ast.Object); !ok {
+			return false, nil
+		}
+	case *sIsSet:
+		v := m.val(f, s.src)
+		if v == nil {
+			return false, nil
+		}
+		if _, ok := v.Value.(ast.Set); !ok {
+			return false, nil
+		}
+	case *sLen:
+		v := m.val(f, s.src)
+		if v == nil {
+			return false, nil
+		}
+		f[s.target] = ast.InternedTerm(length(v.Value))
+	case *sMerge:
+		a, b := f[s.a], f[s.b]
+		if a == nil || b == nil {
+			return false, nil
+		}
+		f[s.target] = merge(a, b)
+	}
+	return true, nil
 }
 
 // scan runs the body for each element of the source collection. It returns
