@@ -409,29 +409,7 @@ func (c *Config) validate(file string, lines map[string]int) ConfigErrors {
 	if len(c.DecisionPoints) == 0 {
 		v.at("decision_points", "at least one decision point is required")
 	}
-	seen := map[string]bool{}
-	for i, dp := range c.DecisionPoints {
-		p := fmt.Sprintf("decision_points[%d]", i)
-		if !idRe.MatchString(dp.ID) {
-			v.at(p+".id", "decision point id %q must be lower-case letters, digits, '-' or '_'", dp.ID)
-		}
-		if seen[dp.ID] {
-			v.at(p+".id", "decision point %q is declared twice", dp.ID)
-		}
-		seen[dp.ID] = true
-		if dp.Time != "" && !trial.ValidClock(dp.Time) {
-			v.at(p+".time", "time %q must be HH:MM (24-hour clock)", dp.Time)
-		}
-		switch dp.Kind {
-		case "scheduled":
-			if dp.Time == "" {
-				v.at(p, "a scheduled decision point needs a time")
-			}
-		case "app":
-		default:
-			v.at(p+".kind", "kind %q must be scheduled or app", dp.Kind)
-		}
-	}
+	v.decisionPoints(c.DecisionPoints)
 	if c.DecisionTTL.Duration < 0 {
 		v.at("decision_ttl", "decision_ttl must be positive")
 	}
@@ -543,6 +521,34 @@ func (c *Config) validate(file string, lines map[string]int) ConfigErrors {
 	}
 	sort.SliceStable(v.errs, func(i, j int) bool { return v.errs[i].Line < v.errs[j].Line })
 	return v.errs
+}
+
+// decisionPoints checks the decision points: unique ids, times as HH:MM,
+// and a time for every scheduled point.
+func (v *validator) decisionPoints(points []DecisionPoint) {
+	seen := map[string]bool{}
+	for i, dp := range points {
+		p := fmt.Sprintf("decision_points[%d]", i)
+		if !idRe.MatchString(dp.ID) {
+			v.at(p+".id", "decision point id %q must be lower-case letters, digits, '-' or '_'", dp.ID)
+		}
+		if seen[dp.ID] {
+			v.at(p+".id", "decision point %q is declared twice", dp.ID)
+		}
+		seen[dp.ID] = true
+		if dp.Time != "" && !trial.ValidClock(dp.Time) {
+			v.at(p+".time", "time %q must be HH:MM (24-hour clock)", dp.Time)
+		}
+		switch dp.Kind {
+		case "scheduled":
+			if dp.Time == "" {
+				v.at(p, "a scheduled decision point needs a time")
+			}
+		case "app":
+		default:
+			v.at(p+".kind", "kind %q must be scheduled or app", dp.Kind)
+		}
+	}
 }
 
 func validateBudget(v *validator, p string, b *BudgetConfig) {
