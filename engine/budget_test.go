@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -12,8 +11,8 @@ import (
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/store/sqlite"
 	"github.com/jitai/jitai/experiments"
-	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
+	"github.com/jitai/jitai/policies/policytest"
 )
 
 const budgetStudy = `id: budget
@@ -50,24 +49,7 @@ decision := {
 
 func TestBudgetedRandomisation(t *testing.T) {
 	ctx := context.Background()
-	dir := filepath.Join(t.TempDir(), "budget")
-	if err := os.MkdirAll(filepath.Join(dir, "policy"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "study.yaml"), []byte(budgetStudy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "policy", "p.rego"), []byte(budgetPolicy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cat, err := interventions.Embedded()
-	if err != nil {
-		t.Fatal(err)
-	}
-	study, err := policies.LoadStudy(ctx, dir, cat)
-	if err != nil {
-		t.Fatal(err)
-	}
+	study := policytest.WriteStudy(t, filepath.Join(t.TempDir(), "budget"), budgetStudy, budgetPolicy)
 	store, err := sqlite.Open(filepath.Join(t.TempDir(), "b.db"), sqlite.Options{}, nil)
 	if err != nil {
 		t.Fatal(err)

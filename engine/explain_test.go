@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jitai/jitai/engine/decision"
+	"github.com/jitai/jitai/policies/policytest"
 
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/store/sqlite"
@@ -17,7 +18,7 @@ import (
 // evaluation, the package's rule values and compiling the inspector.
 func BenchmarkExplain(b *testing.B) {
 	ctx := context.Background()
-	study := writeReplayStudy(b, "budget", budgetStudy, budgetPolicyWithGaps)
+	study := policytest.WriteStudy(b, filepath.Join(b.TempDir(), "budget"), budgetStudy, budgetPolicyWithGaps)
 	store, err := sqlite.Open(filepath.Join(b.TempDir(), "b.db"), sqlite.Options{}, nil)
 	if err != nil {
 		b.Fatal(err)

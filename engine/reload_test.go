@@ -17,6 +17,7 @@ import (
 	"github.com/jitai/jitai/engine/store/sqlite"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
+	"github.com/jitai/jitai/policies/policytest"
 )
 
 // reloadStudyYAML is a study with no randomisation and no caps: every
@@ -52,27 +53,6 @@ decision := {
 	"safety_reasons": [x | x := time.now_ns()],
 }
 `
-
-func writeStudy(t *testing.T, dir, studyYAML, policy string) string {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Join(dir, "policy"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if studyYAML != "" {
-		if err := os.WriteFile(filepath.Join(dir, "study.yaml"), []byte(studyYAML), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Write and rename, as a deploy would: a reader never sees half a file.
-	tmp := filepath.Join(dir, "policy", ".p.rego.tmp")
-	if err := os.WriteFile(tmp, []byte(policy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, "policy", "p.rego")); err != nil {
-		t.Fatal(err)
-	}
-	return policies.Revision(map[string][]byte{"study.yaml": []byte(reloadStudyYAML), "policy/p.rego": []byte(policy)})
-}
 
 // gateStore holds Snapshot until released, so a test can swap versions
 // while a decision is in flight.
@@ -129,7 +109,7 @@ func TestReloadSwapsAndKeepsLastGood(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
 	dir := filepath.Join(root, "swap")
-	revA := writeStudy(t, dir, reloadStudyYAML, reloadPolicy("a"))
+	revA := policytest.WriteFiles(t, dir, reloadStudyYAML, reloadPolicy("a"))
 	eng, _ := newReloadEngine(t, root)
 	if _, _, err := eng.Enroll(ctx, "swap", engine.EnrollRequest{ParticipantID: "p1"}); err != nil {
 		t.Fatal(err)
@@ -151,7 +131,7 @@ func TestReloadSwapsAndKeepsLastGood(t *testing.T) {
 		t.Fatalf("reload of unchanged files: %+v, %v", a, err)
 	}
 
-	revB := writeStudy(t, dir, "", reloadPolicy("b"))
+	revB := policytest.WriteFiles(t, dir, "", reloadPolicy("b"))
 	a, err = eng.ReloadStudy(ctx, "swap")
 	if err != nil || a.Outcome != engine.ReloadLoaded || a.Revision != revB || a.Previous != revA {
 		t.Fatalf("reload to b: %+v, %v", a, err)
@@ -160,7 +140,7 @@ func TestReloadSwapsAndKeepsLastGood(t *testing.T) {
 		t.Fatalf("after reload: revision %.12s reasons %v", rec.PolicyRevision, rec.Reasons)
 	}
 
-	writeStudy(t, dir, "", brokenPolicy)
+	policytest.WriteFiles(t, dir, "", brokenPolicy)
 	a, err = eng.ReloadStudy(ctx, "swap")
 	var re *engine.ReloadError
 	if !errors.As(err, &re) || a.Outcome != engine.ReloadFailed || a.Revision != revB {
@@ -184,7 +164,7 @@ func TestReloadSwapsAndKeepsLastGood(t *testing.T) {
 	}
 
 	// Back to a: a revision seen before is loaded again; the error clears.
-	writeStudy(t, dir, "", reloadPolicy("a"))
+	policytest.WriteFiles(t, dir, "", reloadPolicy("a"))
 	if a, err = eng.ReloadStudy(ctx, "swap"); err != nil || a.Revision != revA {
 		t.Fatalf("reload back to a: %+v, %v", a, err)
 	}
@@ -206,9 +186,9 @@ func TestReloadRefusesExperimentChanges(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
 	dir := filepath.Join(root, "swap")
-	revA := writeStudy(t, dir, reloadStudyYAML, reloadPolicy("a"))
+	revA := policytest.WriteFiles(t, dir, reloadStudyYAML, reloadPolicy("a"))
 	eng, _ := newReloadEngine(t, root)
-	writeStudy(t, dir, strings.Replace(reloadStudyYAML, "swap-seed-0123456789", "another-seed-42424242", 1), reloadPolicy("a"))
+	policytest.WriteFiles(t, dir, strings.Replace(reloadStudyYAML, "swap-seed-0123456789", "another-seed-42424242", 1), reloadPolicy("a"))
 	a, err := eng.ReloadStudy(ctx, "swap")
 	if err == nil || len(a.Errors) != 1 || !strings.Contains(a.Errors[0], "seed changed") {
 		t.Fatalf("seed change: %+v, %v", a, err)
@@ -217,18 +197,11 @@ func TestReloadRefusesExperimentChanges(t *testing.T) {
 		t.Error("a refused reload changed the serving revision")
 	}
 	// Swap, given an already loaded study, makes the same checks.
-	writeStudy(t, dir, reloadStudyYAML+"strata: [site]\n", reloadPolicy("a"))
-	s, err := policies.LoadStudy(ctx, dir, mustCatalogue(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := policytest.WriteStudy(t, dir, reloadStudyYAML+"strata: [site]\n", reloadPolicy("a"))
 	if a, err = eng.Swap(s); err == nil || !strings.Contains(a.Errors[0], "strata changed") {
 		t.Fatalf("strata change through Swap: %+v, %v", a, err)
 	}
-	writeStudy(t, dir, reloadStudyYAML, reloadPolicy("b"))
-	if s, err = policies.LoadStudy(ctx, dir, mustCatalogue(t)); err != nil {
-		t.Fatal(err)
-	}
+	s = policytest.WriteStudy(t, dir, reloadStudyYAML, reloadPolicy("b"))
 	if a, err = eng.Swap(s); err != nil || a.Outcome != engine.ReloadLoaded {
 		t.Fatalf("Swap of a new policy: %+v, %v", a, err)
 	}
@@ -241,7 +214,7 @@ func TestInFlightDecisionFinishesOnItsVersion(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
 	dir := filepath.Join(root, "swap")
-	revA := writeStudy(t, dir, reloadStudyYAML, reloadPolicy("a"))
+	revA := policytest.WriteFiles(t, dir, reloadStudyYAML, reloadPolicy("a"))
 	eng, gs := newReloadEngine(t, root)
 	if _, _, err := eng.Enroll(ctx, "swap", engine.EnrollRequest{ParticipantID: "p1"}); err != nil {
 		t.Fatal(err)
@@ -271,7 +244,7 @@ func TestInFlightDecisionFinishesOnItsVersion(t *testing.T) {
 		done <- result{rec, err}
 	}()
 	<-gs.entered // the decision holds version a and waits in the store
-	revB := writeStudy(t, dir, "", reloadPolicy("b"))
+	revB := policytest.WriteFiles(t, dir, "", reloadPolicy("b"))
 	if a, err := eng.ReloadStudy(ctx, "swap"); err != nil || a.Revision != revB {
 		t.Fatalf("reload during a decision: %+v, %v", a, err)
 	}
@@ -306,7 +279,7 @@ func TestWatcherReloadsAddsAndKeepsRemoved(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
 	dir := filepath.Join(root, "swap")
-	writeStudy(t, dir, reloadStudyYAML, reloadPolicy("a"))
+	policytest.WriteFiles(t, dir, reloadStudyYAML, reloadPolicy("a"))
 	eng, _ := newReloadEngine(t, root)
 	var mu sync.Mutex
 	var attempts []*engine.ReloadAttempt
@@ -319,7 +292,7 @@ func TestWatcherReloadsAddsAndKeepsRemoved(t *testing.T) {
 	if len(attempts) != 0 {
 		t.Fatalf("reloads without a change: %+v", attempts)
 	}
-	revB := writeStudy(t, dir, "", reloadPolicy("b"))
+	revB := policytest.WriteFiles(t, dir, "", reloadPolicy("b"))
 	w.Scan(ctx, false) // sees the change
 	if len(attempts) != 0 {
 		t.Fatal("reloaded before the change settled")
@@ -331,7 +304,7 @@ func TestWatcherReloadsAddsAndKeepsRemoved(t *testing.T) {
 	}
 	// A new study folder is loaded.
 	other := filepath.Join(root, "other")
-	writeStudy(t, other, strings.Replace(reloadStudyYAML, "id: swap", "id: other", 1), reloadPolicy("a"))
+	policytest.WriteFiles(t, other, strings.Replace(reloadStudyYAML, "id: swap", "id: other", 1), reloadPolicy("a"))
 	w.Scan(ctx, false)
 	time.Sleep(time.Millisecond)
 	w.Scan(ctx, false)

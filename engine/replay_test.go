@@ -36,11 +36,6 @@ decision := {
 }
 `
 
-func writeReplayStudy(t testing.TB, name, yaml, rego string) *policies.Study {
-	t.Helper()
-	return policytest.WriteStudy(t, filepath.Join(t.TempDir(), name), yaml, rego)
-}
-
 // TestReplayBudgeted: decisions of a budgeted factor replay exactly (the
 // budget probability, which depends on the day's earlier points in the
 // participant's state, is taken from the record); replayed with a policy
@@ -48,7 +43,7 @@ func writeReplayStudy(t testing.TB, name, yaml, rego string) *policies.Study {
 // does not hold is the study's, and a note says so.
 func TestReplayBudgeted(t *testing.T) {
 	ctx := context.Background()
-	study := writeReplayStudy(t, "budget", budgetStudy, budgetPolicyWithGaps)
+	study := policytest.WriteStudy(t, filepath.Join(t.TempDir(), "budget"), budgetStudy, budgetPolicyWithGaps)
 	store, err := sqlite.Open(filepath.Join(t.TempDir(), "b.db"), sqlite.Options{}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +93,7 @@ func TestReplayBudgeted(t *testing.T) {
 	}
 
 	// Replayed with the policy that is always available.
-	rt2, err := decision.NewRuntime(writeReplayStudy(t, "budget", budgetStudy, budgetPolicy))
+	rt2, err := decision.NewRuntime(policytest.WriteStudy(t, filepath.Join(t.TempDir(), "budget"), budgetStudy, budgetPolicy))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +142,7 @@ func TestCompareNumbers(t *testing.T) {
 // matches its input hash and replays; an altered input does not.
 func TestReplayAfterReencoding(t *testing.T) {
 	ctx := context.Background()
-	study := writeReplayStudy(t, "budget", budgetStudy, budgetPolicy)
+	study := policytest.WriteStudy(t, filepath.Join(t.TempDir(), "budget"), budgetStudy, budgetPolicy)
 	store, err := sqlite.Open(filepath.Join(t.TempDir(), "b.db"), sqlite.Options{}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -256,7 +251,7 @@ func TestReplayBetweenPerson(t *testing.T) {
 // error, never a panic (logs are read from files and other servers).
 func FuzzReplay(f *testing.F) {
 	ctx := context.Background()
-	study := writeReplayStudy(f, "budget", budgetStudy, budgetPolicyWithGaps)
+	study := policytest.WriteStudy(f, filepath.Join(f.TempDir(), "budget"), budgetStudy, budgetPolicyWithGaps)
 	store, err := sqlite.Open(filepath.Join(f.TempDir(), "f.db"), sqlite.Options{}, nil)
 	if err != nil {
 		f.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jitai/jitai/engine/auth"
+	"github.com/jitai/jitai/policies/policytest"
 )
 
 // explanationDoc is the explanation as the API promises it.
@@ -133,15 +134,15 @@ func TestExplainAfterReload(t *testing.T) {
 	e, dir := newSwapEnv(t)
 	e.enrol("swap", "p1")
 	_, before := e.decide("swap", "p1", "app", at(0, 9, 0), nil)
-	writeSwapPolicy(t, dir, swapPolicy("b"))
+	policytest.WriteFiles(t, dir, "", swapPolicy("b"))
 	e.do(req{Method: "POST", Path: "/v1/studies/swap/reload"}).expect(t, http.StatusOK)
 	_, after := e.decide("swap", "p1", "app", at(0, 10, 0), nil)
-	if before.PolicyRevision != swapRevision("a") || after.PolicyRevision != swapRevision("b") {
+	if before.PolicyRevision != swapRevision(t, "a") || after.PolicyRevision != swapRevision(t, "b") {
 		t.Fatalf("revisions %s then %s; want a then b", before.PolicyRevision, after.PolicyRevision)
 	}
 	var ex explanationDoc
 	e.do(req{Method: "GET", Path: "/v1/studies/swap/decisions/" + before.DecisionID + "/explain"}).expect(t, http.StatusOK).decode(t, &ex)
-	if !ex.PolicyEvaluated || ex.Reproduced == nil || !*ex.Reproduced || ex.PolicyRevision != swapRevision("a") || ex.LoadedRevision != swapRevision("a") {
+	if !ex.PolicyEvaluated || ex.Reproduced == nil || !*ex.Reproduced || ex.PolicyRevision != swapRevision(t, "a") || ex.LoadedRevision != swapRevision(t, "a") {
 		t.Fatalf("explanation of the decision made before the reload: %+v", ex)
 	}
 	if !strings.Contains(strings.Join(ex.Summary, " "), "rev_a") {

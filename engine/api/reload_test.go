@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jitai/jitai/engine/trial"
+	"github.com/jitai/jitai/policies/policytest"
 
 	"go.uber.org/zap"
 
@@ -58,19 +58,11 @@ decision := {
 }
 `
 
-func writeSwapPolicy(t testing.TB, dir, src string) {
+// swapRevision is the revision the swap study loads as with version's
+// policy.
+func swapRevision(t testing.TB, version string) string {
 	t.Helper()
-	tmp := filepath.Join(dir, "policy", ".p.rego.tmp")
-	if err := os.WriteFile(tmp, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, "policy", "p.rego")); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func swapRevision(version string) string {
-	return policies.Revision(map[string][]byte{"study.yaml": []byte(swapStudyYAML), "policy/p.rego": []byte(swapPolicy(version))})
+	return policytest.WriteFiles(t, t.TempDir(), swapStudyYAML, swapPolicy(version))
 }
 
 // newSwapEnv serves the swap study from a temporary folder, with the
@@ -79,13 +71,7 @@ func newSwapEnv(t *testing.T) (*env, string) {
 	t.Helper()
 	root := t.TempDir()
 	dir := filepath.Join(root, "swap")
-	if err := os.MkdirAll(filepath.Join(dir, "policy"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "study.yaml"), []byte(swapStudyYAML), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	writeSwapPolicy(t, dir, swapPolicy("a"))
+	policytest.WriteFiles(t, dir, swapStudyYAML, swapPolicy("a"))
 	cat, err := interventions.Embedded()
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +129,7 @@ type studyDoc struct {
 // file:line, and GET /v1/studies/swap shows it as last_error.
 func TestReloadUnderLoad(t *testing.T) {
 	e, dir := newSwapEnv(t)
-	revs := map[string]string{swapRevision("a"): "a", swapRevision("b"): "b"}
+	revs := map[string]string{swapRevision(t, "a"): "a", swapRevision(t, "b"): "b"}
 	const clients = 16
 	for i := range clients {
 		e.enrol("swap", fmt.Sprintf("p%02d", i))
@@ -174,16 +160,32 @@ func TestReloadUnderLoad(t *testing.T) {
 		}()
 	}
 
+	// Each version serves until the clients have had answers from it:
+	// waiting for answers rather than for a fixed time makes the load span
+	// every version however slow the machine. Up to one request per client
+	// was sent before the last change, so twice that many answers include
+	// at least one per client sent after it.
+	waitAnswered := func() {
+		t.Helper()
+		want := sent.Load() + 2*clients
+		deadline := time.Now().Add(time.Minute)
+		for sent.Load() < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d decisions answered in a minute, want %d", sent.Load(), want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
 	sequence := []string{"b", "broken", "a", "b", "broken", "broken", "a", "b", "a", "broken", "b", "a"}
 	good := "a"
 	var took []float64
 	for _, v := range sequence {
-		time.Sleep(40 * time.Millisecond)
+		waitAnswered()
 		src := swapBroken
 		if v != "broken" {
 			src = swapPolicy(v)
 		}
-		writeSwapPolicy(t, dir, src)
+		policytest.WriteFiles(t, dir, "", src)
 		res := e.do(req{Method: "POST", Path: "/v1/studies/swap/reload"})
 		var doc studyDoc
 		e.do(req{Method: "GET", Path: "/v1/studies/swap"}).expect(t, 200).decode(t, &doc)
@@ -210,7 +212,7 @@ func TestReloadUnderLoad(t *testing.T) {
 			t.Errorf("after reloading %s: GET serves %q, last_error %+v", v, revs[doc.Revision], doc.Reload.LastError)
 		}
 	}
-	time.Sleep(40 * time.Millisecond)
+	waitAnswered()
 	close(stop)
 	wg.Wait()
 

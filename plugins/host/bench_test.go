@@ -3,10 +3,12 @@ package host_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/jitai/jitai/engine/decision"
+	"github.com/jitai/jitai/policies/policytest"
 
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/plugins/host"
@@ -34,7 +36,7 @@ plugins:
 ` + pluginYAML("gate", "enricher", exe, sum, "config: {derived: {block: false, level: 3}}") +
 			pluginYAML("bandit", "probability", exe, sum, "config: {probability: 0.6}")
 	}
-	return writeStudy(b, b.TempDir(), id, studyYAML(id, extra), gatePolicy)
+	return policytest.WriteStudy(b, filepath.Join(b.TempDir(), id), studyYAML(id, extra), gatePolicy)
 }
 
 // BenchmarkDecision is a whole decision (state read, enrichment, policy,

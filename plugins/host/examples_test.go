@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -55,7 +56,9 @@ func TestExampleStudyRegoTests(t *testing.T) {
 // exampleLayout builds the example plugins and lays the example study out
 // as in the repository after make plugins: <root>/bin/plugins holds the
 // executables and SHA256SUMS, <root>/plugins/examples/<study> the study, so
-// that the study's relative paths and checksum_file work unchanged.
+// that the study's relative paths and checksum_file work unchanged. The
+// plugins' deadlines become testTimeout: the tests are not about deadlines
+// and must not depend on how fast a loaded machine answers.
 func exampleLayout(t *testing.T) string {
 	t.Helper()
 	root := t.TempDir()
@@ -84,6 +87,9 @@ func exampleLayout(t *testing.T) string {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if f == "study.yaml" {
+			raw = widenTimeouts(t, raw)
+		}
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -92,6 +98,17 @@ func exampleLayout(t *testing.T) string {
 		}
 	}
 	return dir
+}
+
+// widenTimeouts sets every plugin's timeout in a study.yaml to
+// testTimeout.
+func widenTimeouts(t *testing.T, yaml []byte) []byte {
+	t.Helper()
+	re := regexp.MustCompile(`(?m)^(\s+timeout:) \S+$`)
+	if n := len(re.FindAll(yaml, -1)); n != 3 {
+		t.Fatalf("the example study has %d plugin timeouts, want 3 (one per plugin)", n)
+	}
+	return re.ReplaceAll(yaml, []byte("${1} "+testTimeout.String()))
 }
 
 func loadStudy(t *testing.T, dir string) *policies.Study {
@@ -121,17 +138,31 @@ func TestExampleStudyWithItsPlugins(t *testing.T) {
 	dir = filepath.Join("plugins", "examples", "stress-mrt-plugins")
 	study := loadStudy(t, dir)
 	data := t.TempDir()
-	r := newRigAt(t, data, host.Options{}, study)
+	seen := newCalls()
+	r := newRigAt(t, data, host.Options{Observer: seen}, study)
 	const sid = "stress-mrt-plugins"
 	r.enroll(t, sid, "p1", "p2")
 	ctx := context.Background()
 	day0 := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC) // London is on UTC in November
-	ev := 0
+	ev, reports := 0, 0
 	ingest := func(p string, at time.Time, data string) {
 		ev++
 		e := trial.Event{ID: fmt.Sprintf("e%d", ev), Type: trial.EventEMA, Time: at, Data: json.RawMessage(data)}
 		if _, _, err := r.eng.Ingest(ctx, sid, p, []trial.Event{e}); err != nil {
 			t.Fatal(err)
+		}
+		if strings.Contains(data, "stress") {
+			reports++ // in the window of exactly one decision
+		}
+	}
+	// Outcome reports go to the provider asynchronously: wait for them
+	// before each decision, so that what the provider has learned by then
+	// does not depend on the machine's speed.
+	reported := func() {
+		t.Helper()
+		waitFor(t, func() bool { return seen.count("outcome", "") >= reports })
+		if n, ok := seen.count("outcome", ""), seen.count("outcome", trial.PluginOK); n != reports || ok != n {
+			t.Fatalf("%d outcome reports to the provider (%d ok), want %d, all ok", n, ok, reports)
 		}
 	}
 	var first, last *trial.FactorDraw
@@ -145,6 +176,7 @@ func TestExampleStudyWithItsPlugins(t *testing.T) {
 			minute, _ := trial.ParseClock(dp.Time)
 			at := day.Add(time.Duration(minute) * time.Minute)
 			for _, p := range []string{"p1", "p2"} {
+				reported()
 				ans, err := r.eng.Decide(ctx, sid, p, engine.DecideRequest{DecisionPoint: dp.ID, Time: at})
 				if err != nil {
 					t.Fatal(err)
@@ -193,7 +225,7 @@ func TestExampleStudyWithItsPlugins(t *testing.T) {
 	}
 	alerts := filepath.Join(data, "plugins", sid, "clinician", "alerts.jsonl")
 	var lines []map[string]any
-	waitFor(t, 10*time.Second, func() bool { lines = readJSONL(t, alerts); return len(lines) > 0 })
+	waitFor(t, func() bool { lines = readJSONL(t, alerts); return len(lines) > 0 })
 	if lines[0]["decision_id"] != ans.Record.ID || lines[0]["reasons"].([]any)[0] != "risk_flag" {
 		t.Errorf("alert %v", lines[0])
 	}
@@ -248,7 +280,7 @@ func TestErasureReachesTheExamplePlugins(t *testing.T) {
 		}
 	}
 	alerts := filepath.Join(data, "plugins", sid, "clinician", "alerts.jsonl")
-	waitFor(t, 10*time.Second, func() bool { return len(readJSONL(t, alerts)) == 2 })
+	waitFor(t, func() bool { return len(readJSONL(t, alerts)) == 2 })
 	state := filepath.Join(data, "plugins", sid, "sleep", "sleepdebt-state.json")
 	nights := func() map[string]any {
 		raw, err := os.ReadFile(state)

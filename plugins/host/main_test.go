@@ -18,7 +18,6 @@ import (
 
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/store/sqlite"
-	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/plugins/host"
 	"github.com/jitai/jitai/policies"
 )
@@ -85,31 +84,6 @@ func testPlugin(t testing.TB) (string, string) {
 	return p, sha256File(t, p)
 }
 
-// writeStudy writes a study folder (study.yaml and one policy file) under
-// root and loads it.
-func writeStudy(t testing.TB, root, id, yaml, rego string) *policies.Study {
-	t.Helper()
-	dir := filepath.Join(root, id)
-	if err := os.MkdirAll(filepath.Join(dir, "policy"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "study.yaml"), []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "policy", "policy.rego"), []byte(rego), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cat, err := interventions.Embedded()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := policies.LoadStudy(context.Background(), dir, cat)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // studyYAML is a one-decision-point study with the given extra sections.
 func studyYAML(id, extra string) string {
 	return fmt.Sprintf(`id: %s
@@ -145,6 +119,9 @@ func newRigAt(t testing.TB, data string, opts host.Options, studies ...*policies
 	r := &rig{data: data, sets: map[string]*host.Set{}}
 	if opts.DataDir == "" {
 		opts.DataDir = filepath.Join(r.data, "plugins")
+	}
+	if opts.StartTimeout == 0 {
+		opts.StartTimeout = time.Minute // a loaded machine starts processes slowly
 	}
 	store, err := sqlite.Open(filepath.Join(r.data, "jitai.db"), sqlite.Options{}, nil)
 	if err != nil {
@@ -211,8 +188,69 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// pluginYAML declares one plugin. Unless extra sets a timeout, the plugin's
+// calls get testTimeout: a test that is not about deadlines must not
+// depend on how fast a loaded machine answers.
 func pluginYAML(name, kind, path, sum, extra string) string {
+	if !strings.Contains(extra, "timeout:") {
+		extra = "timeout: " + testTimeout.String() + "\n" + extra
+	}
 	return fmt.Sprintf("  - name: %s\n    kind: %s\n    path: %s\n    checksum: %s\n%s", name, kind, path, sum, indent(extra, "    "))
+}
+
+// testTimeout is the plugin deadline of tests that are not about deadlines,
+// and the limit of their waits for something a plugin does.
+const testTimeout = 30 * time.Second
+
+// calls is a host.Options.Observer that counts the plugin calls by name
+// (enrich, probability, outcome, notify, restart, ...) and outcome, and
+// can hold the goroutine making a given call: a test waits for what the
+// host did rather than for time to pass.
+type calls struct {
+	mu    sync.Mutex
+	n     map[[2]string]int
+	total map[string]int
+	holds map[string]chan struct{} // "notify#4": held until closed
+}
+
+func newCalls() *calls {
+	return &calls{n: map[[2]string]int{}, total: map[string]int{}, holds: map[string]chan struct{}{}}
+}
+
+// PluginCall implements engine.PluginObserver.
+func (c *calls) PluginCall(_, _, _, call, outcome string, _ time.Duration) {
+	c.mu.Lock()
+	c.n[[2]string{call, outcome}]++
+	c.total[call]++
+	hold := c.holds[fmt.Sprintf("%s#%d", call, c.total[call])]
+	c.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
+}
+
+// count is the number of call calls with outcome so far ("" for any).
+func (c *calls) count(call, outcome string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if outcome == "" {
+		return c.total[call]
+	}
+	return c.n[[2]string{call, outcome}]
+}
+
+// hold makes the nth call of call (counted from the start) wait, after it
+// was counted, until release is called (at the latest when t ends, before
+// the cleanups registered earlier, such as the one closing the plugins).
+func (c *calls) hold(t testing.TB, call string, nth int) (release func()) {
+	ch := make(chan struct{})
+	c.mu.Lock()
+	c.holds[fmt.Sprintf("%s#%d", call, nth)] = ch
+	c.mu.Unlock()
+	var once sync.Once
+	release = func() { once.Do(func() { close(ch) }) }
+	t.Cleanup(release)
+	return release
 }
 
 func indent(s, prefix string) string {

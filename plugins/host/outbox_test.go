@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jitai/jitai/engine/decision"
+	"github.com/jitai/jitai/policies/policytest"
 
 	"go.uber.org/zap"
 
@@ -76,25 +77,28 @@ func TestReloadDeliversEachPendingNotificationOnce(t *testing.T) {
 	}
 	opts := host.Options{DataDir: data, OutboxRescan: 50 * time.Millisecond}
 	yaml := studyYAML("alerts", "plugins:\n"+pluginYAML("alerts", "notifier", exe, sum, "config: {fail_notify: 0, notify_sleep: 40ms}"))
-	old, err := host.Start(writeStudy(t, t.TempDir(), "alerts", yaml, safetyPolicy), opts)
+	old, err := host.Start(policytest.WriteStudy(t, filepath.Join(t.TempDir(), "alerts"), yaml, safetyPolicy), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer old.Close()
-	next, err := host.Start(writeStudy(t, t.TempDir(), "alerts", yaml, safetyPolicy), opts)
+	next, err := host.Start(policytest.WriteStudy(t, filepath.Join(t.TempDir(), "alerts"), yaml, safetyPolicy), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer next.Close()
 	notified := filepath.Join(data, "alerts", "alerts", "notified.jsonl")
-	waitFor(t, 10*time.Second, func() bool { return len(deliveries(t, notified)) >= n/3 })
+	waitFor(t, func() bool { return len(deliveries(t, notified)) >= n/3 })
 	if err := old.Close(); err != nil { // retired: hands over what it has left
 		t.Fatal(err)
 	}
-	var got map[string]int
-	waitFor(t, 20*time.Second, func() bool { got = deliveries(t, notified); return len(got) == n })
-	time.Sleep(300 * time.Millisecond) // nothing more may arrive
-	got = deliveries(t, notified)
+	waitFor(t, func() bool { return len(deliveries(t, notified)) == n })
+	// Closed, the outbox delivers nothing more: what the file holds now is
+	// all there will be.
+	if err := next.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := deliveries(t, notified)
 	extra := 0
 	for id, k := range got {
 		extra += k - 1
@@ -130,13 +134,13 @@ func TestClaimsOfACrashedOutboxAreTakenOver(t *testing.T) {
 	}
 	defer live.Unlock()
 	opts := host.Options{DataDir: data, OutboxRescan: 50 * time.Millisecond}
-	set, err := host.Start(writeStudy(t, t.TempDir(), "alerts", studyYAML("alerts", "plugins:\n"+pluginYAML("alerts", "notifier", exe, sum, "config: {fail_notify: 0}")), safetyPolicy), opts)
+	set, err := host.Start(policytest.WriteStudy(t, filepath.Join(t.TempDir(), "alerts"), studyYAML("alerts", "plugins:\n"+pluginYAML("alerts", "notifier", exe, sum, "config: {fail_notify: 0}")), safetyPolicy), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer set.Close()
 	notified := filepath.Join(data, "alerts", "alerts", "notified.jsonl")
-	waitFor(t, 10*time.Second, func() bool { return deliveries(t, notified)["d-crashed/alerts"] == 1 })
+	waitFor(t, func() bool { return deliveries(t, notified)["d-crashed/alerts"] == 1 })
 	time.Sleep(300 * time.Millisecond) // several rescans
 	if got := deliveries(t, notified); got["d-held/alerts"] != 0 {
 		t.Fatalf("a notification claimed by a live outbox was delivered: %v", got)
@@ -145,7 +149,7 @@ func TestClaimsOfACrashedOutboxAreTakenOver(t *testing.T) {
 		t.Errorf("taken-over notification delivered at attempt %v, want 3 (its count goes on)", lines[0]["attempt"])
 	}
 	live.Unlock() // its holder dies
-	waitFor(t, 10*time.Second, func() bool { return deliveries(t, notified)["d-held/alerts"] == 1 })
+	waitFor(t, func() bool { return deliveries(t, notified)["d-held/alerts"] == 1 })
 }
 
 // TestErasureRemovesParticipantNotifications: erasing a participant
@@ -166,18 +170,29 @@ func TestErasureRemovesParticipantNotifications(t *testing.T) {
 	if err := os.WriteFile(deadLetter, []byte(old), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	opts := host.Options{DataDir: data}
-	yaml := studyYAML("alerts", "plugins:\n"+pluginYAML("alerts", "notifier", exe, sum, "retry: {attempts: 3, backoff: 300ms, max_backoff: 300ms}\nconfig: {fail_notify: -1}"))
-	set, err := host.Start(writeStudy(t, t.TempDir(), "alerts", yaml, safetyPolicy), opts)
+	seen := newCalls()
+	opts := host.Options{DataDir: data, Observer: seen}
+	yaml := studyYAML("alerts", "plugins:\n"+pluginYAML("alerts", "notifier", exe, sum, "retry: {attempts: 3, backoff: 1s, max_backoff: 1s}\nconfig: {fail_notify: -1}"))
+	set, err := host.Start(policytest.WriteStudy(t, filepath.Join(t.TempDir(), "alerts"), yaml, safetyPolicy), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer set.Close()
+	// The outbox waits after its first attempt until all three
+	// notifications are queued, so their first attempts come before any
+	// retry; and again after its fourth, so that the erasure comes when
+	// each has failed its first attempt and is held between attempts, and
+	// none has had its last, however slowly the machine runs.
+	first, fourth := seen.hold(t, "notify", 1), seen.hold(t, "notify", 4)
 	for i, p := range []string{"p1", "p2", "p1"} {
 		set.Notifier("alerts").Notify(engine.Notification{ID: fmt.Sprintf("d-%d/alerts", i+1), Decision: decision.PluginDecision{Study: "alerts", Participant: p, DecisionID: fmt.Sprintf("d-%d", i+1), Time: time.Now()}, Action: "safety"})
 	}
+	first()
+	waitFor(t, func() bool { return seen.count("notify", "") == 4 })
 	spool := filepath.Join(outbox, "spool", "*.json")
-	waitFor(t, 5*time.Second, func() bool { m, _ := filepath.Glob(spool); return len(m) == 3 })
+	if m, _ := filepath.Glob(spool); len(m) != 3 {
+		t.Fatalf("spool before erasure: %v, want the three notifications", m)
+	}
 	if err := set.EraseParticipant(context.Background(), "alerts", "p1"); err != nil {
 		t.Fatal(err)
 	}
@@ -192,9 +207,13 @@ func TestErasureRemovesParticipantNotifications(t *testing.T) {
 		t.Errorf("spool after erasure: %d files, want p2's one", len(files))
 	}
 	// p2's notification fails its last attempt and is dead-lettered; p1's,
-	// held in memory by the outbox between attempts, must not be.
-	waitFor(t, 10*time.Second, func() bool { return len(readJSONL(t, deadLetter)) == 2 })
-	time.Sleep(700 * time.Millisecond)
+	// held in memory by the outbox between attempts, must not be. Closed,
+	// the outbox writes nothing more, so the file is then all there is.
+	fourth()
+	waitFor(t, func() bool { return len(readJSONL(t, deadLetter)) == 2 })
+	if err := set.Close(); err != nil {
+		t.Fatal(err)
+	}
 	raw, err := os.ReadFile(deadLetter)
 	if err != nil {
 		t.Fatal(err)
@@ -228,7 +247,7 @@ func TestErasureRemovesParticipantNotifications(t *testing.T) {
 // erases the plugins' part.
 func TestFailedPluginErasureCanBeRepeated(t *testing.T) {
 	exe, sum := testPlugin(t)
-	study := writeStudy(t, t.TempDir(), "alerts", studyYAML("alerts", "plugins:\n"+pluginYAML("alerts", "notifier", exe, sum, "config: {fail_erase: 1}")), safetyPolicy)
+	study := policytest.WriteStudy(t, filepath.Join(t.TempDir(), "alerts"), studyYAML("alerts", "plugins:\n"+pluginYAML("alerts", "notifier", exe, sum, "config: {fail_erase: 1}")), safetyPolicy)
 	r := newRig(t, host.Options{}, study)
 	r.enroll(t, "alerts", "p1")
 	srv := httptest.NewServer(api.New(r.eng, zap.NewNop(), api.Options{}))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/plugins/host"
+	"github.com/jitai/jitai/policies/policytest"
 )
 
 // A hot reload starts the new version's plugins before it serves, and
@@ -24,7 +25,7 @@ func TestReloadStartsNewPluginsAndStopsRetiredOnes(t *testing.T) {
 		return studyYAML("gate-open", "plugins:\n"+pluginYAML("gate", "enricher", exe, sum,
 			`config: {derived: {block: false, level: 7}, version: "`+version+`"}`))
 	}
-	s := writeStudy(t, root, "gate-open", yaml("gate/1"), gatePolicy)
+	s := policytest.WriteStudy(t, filepath.Join(root, "gate-open"), yaml("gate/1"), gatePolicy)
 	r := newRig(t, host.Options{}, s)
 	r.enroll(t, "gate-open", "p1")
 	at := time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)
@@ -50,7 +51,7 @@ func TestReloadStartsNewPluginsAndStopsRetiredOnes(t *testing.T) {
 	if newPID == 0 || newPID == oldPID || !alive(newPID) {
 		t.Fatalf("after reload the plugin runs as pid %d (before: %d)", newPID, oldPID)
 	}
-	waitFor(t, 10*time.Second, func() bool { return !alive(oldPID) })
+	waitFor(t, func() bool { return !alive(oldPID) })
 
 	rec = r.decide(t, "gate-open", "p1", at.Add(time.Hour), nil)
 	if len(rec.Plugins) != 1 || rec.Plugins[0].Version != "gate/2" || rec.Plugins[0].Fallback != "" {
