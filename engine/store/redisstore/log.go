@@ -240,7 +240,9 @@ func (s *Store) settle(ctx context.Context, study, group string, batches [][]red
 		if !valid(c) || c.found {
 			continue
 		}
-		if now.IsZero() {
+		if now.IsZero() && s.opts.Now != nil {
+			now = s.opts.Now()
+		} else if now.IsZero() {
 			t, err := s.rdb.Time(ctx).Result()
 			if err != nil {
 				return nil, err

@@ -49,7 +49,11 @@ func (s *Store) Enroll(ctx context.Context, p *trial.Participant, assign func(se
 	lease := s.opts.EnrollLease.Milliseconds()
 	wait := time.Millisecond
 	for lost := 0; ; {
-		res, err := s.eval(ctx, call{s.sc.reserve, []string{sk.seq(), sk.reservations(), sk.freeSeqs(), sk.participants()}, []any{p.ID, p.Stratum, tok, lease}})[0].Slice()
+		args := []any{p.ID, p.Stratum, tok, lease}
+		if s.opts.Now != nil {
+			args = append(args, s.opts.Now().UnixMilli())
+		}
+		res, err := s.eval(ctx, call{s.sc.reserve, []string{sk.seq(), sk.reservations(), sk.freeSeqs(), sk.participants()}, args})[0].Slice()
 		if err != nil {
 			return nil, false, s.fail(what, err)
 		}

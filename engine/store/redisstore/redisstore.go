@@ -287,6 +287,10 @@ type Options struct {
 	// up for good (default 30s). See "Decision log" in the package
 	// documentation.
 	LogGrace time.Duration `yaml:"log_grace" json:"log_grace"`
+	// Now, if set, is the clock enrolment leases and LogGrace are measured
+	// by instead of the Redis server's (TIME); for tests, which move it
+	// instead of sleeping. Every store on one key prefix must share it.
+	Now func() time.Time `yaml:"-" json:"-"`
 }
 
 // SetDefaults fills in unset store options. Connection options are resolved

@@ -253,17 +253,20 @@ func TestTimeKeyOrder(t *testing.T) {
 // by a crashed enrolment makes a retry of the same participant wait until
 // its lease expires and then reuse its number, and a number reserved by a
 // crashed enrolment of another participant is given back to the next one.
+// The leases run on a clock the test moves, so nothing depends on how fast
+// the machine is.
 func TestEnrollLease(t *testing.T) {
 	t.Parallel()
 	url := singleURL(t)
-	const lease = 300 * time.Millisecond
-	s := openAt(t, url, Options{EnrollLease: lease})
+	const lease = time.Minute
+	clk := storetest.NewClock()
+	s := openAt(t, url, Options{EnrollLease: lease, Now: clk.Now})
 	defer s.Close()
 	ctx := t.Context()
 	sk := s.k.study("s1")
 	reserve := func(id, tok string) int64 {
 		t.Helper()
-		res, err := s.eval(ctx, call{s.sc.reserve, []string{sk.seq(), sk.reservations(), sk.freeSeqs(), sk.participants()}, []any{id, "a", tok, lease.Milliseconds()}})[0].Slice()
+		res, err := s.eval(ctx, call{s.sc.reserve, []string{sk.seq(), sk.reservations(), sk.freeSeqs(), sk.participants()}, []any{id, "a", tok, lease.Milliseconds(), clk.Now().UnixMilli()}})[0].Slice()
 		if err != nil || res[0] != "reserved" {
 			t.Fatalf("reserve(%s) = %v, %v", id, res, err)
 		}
@@ -276,13 +279,12 @@ func TestEnrollLease(t *testing.T) {
 	if seq := reserve("p2", "crashed-2"); seq != 1 {
 		t.Fatalf("seq %d, want 1", seq)
 	}
-	// Retrying p1 waits for the lease, then takes its number.
-	start := time.Now()
-	p1 := enrol(t, s, "s1", "p1")
-	if waited := time.Since(start); waited < lease/2 {
-		t.Errorf("Enroll of a participant with a live reservation returned after %s, want it to wait for the lease (%s)", waited, lease)
-	}
-	if p1.Seq != 0 {
+	// Retrying p1 waits while the lease lasts: it is still waiting when its
+	// context ends, without having assigned anything.
+	waitsForLease(t, s, &trial.Participant{Study: "s1", ID: "p1", Stratum: "a"})
+	// Once the lease has expired, it takes its number.
+	clk.Advance(lease + time.Second)
+	if p1 := enrol(t, s, "s1", "p1"); p1.Seq != 0 {
 		t.Errorf("p1 seq %d, want 0 (its reserved number)", p1.Seq)
 	}
 	// p2 never comes back: its expired number goes to the next enrolment.
@@ -296,17 +298,19 @@ func TestEnrollLease(t *testing.T) {
 		t.Errorf("%d reservations left", n)
 	}
 
-	// An enrolment that outlives its lease (here: a slow assign) loses its
-	// number to the next enrolment and starts over with a new one; no two
+	// An enrolment that outlives its lease (here: an assign that waits
+	// until the test has moved the clock past the lease) loses its number
+	// to the next enrolment and starts over with a new one; no two
 	// participants share a number.
-	var calls []int64
-	slowDone := make(chan *trial.Participant)
+	assigned, resume := make(chan int64, 2), make(chan struct{})
+	slowDone := make(chan *trial.Participant, 1)
 	go func() {
 		p := &trial.Participant{Study: "s2", ID: "slow", Stratum: "a"}
+		calls := 0
 		got, _, err := s.Enroll(ctx, p, func(seq int64) error {
-			calls = append(calls, seq)
-			if len(calls) == 1 {
-				time.Sleep(3 * lease)
+			assigned <- seq
+			if calls++; calls == 1 {
+				<-resume
 			}
 			return nil
 		})
@@ -315,11 +319,40 @@ func TestEnrollLease(t *testing.T) {
 		}
 		slowDone <- got
 	}()
-	time.Sleep(2 * lease)
+	first := <-assigned
+	clk.Advance(lease + time.Second)
 	fast := enrol(t, s, "s2", "fast")
+	close(resume)
 	slow := <-slowDone
-	if fast.Seq != 0 || slow == nil || slow.Seq != 1 || !slices.Equal(calls, []int64{0, 1}) {
-		t.Fatalf("fast seq %d, slow %+v, slow's assign calls %v; want 0, 1 and [0 1]", fast.Seq, slow, calls)
+	second := <-assigned
+	if first != 0 || fast.Seq != 0 || slow == nil || slow.Seq != 1 || second != 1 {
+		t.Fatalf("fast seq %d, slow %+v, slow's assign calls %d then %d; want 0, seq 1 and 0 then 1", fast.Seq, slow, first, second)
+	}
+}
+
+// waitsForLease checks that enrolling p waits for a live reservation of
+// another caller: given a deadline, Enroll returns the deadline's error
+// from that wait, without calling assign. The deadline grows until the
+// wait is reached, so a slow machine makes the check slower, not wrong.
+func waitsForLease(t *testing.T, s *Store, p *trial.Participant) {
+	t.Helper()
+	for wait := 100 * time.Millisecond; ; wait *= 2 {
+		ctx, cancel := context.WithTimeout(t.Context(), wait)
+		_, _, err := s.Enroll(ctx, p, func(int64) error {
+			t.Errorf("Enroll of %s assigned a number under another caller's live reservation", p.ID)
+			return nil
+		})
+		cancel()
+		switch {
+		case err == nil:
+			t.Fatalf("Enroll of %s returned while another caller's reservation was live", p.ID)
+		case errors.Is(err, context.DeadlineExceeded) && strings.Contains(err.Error(), "waiting for a concurrent enrolment"):
+			return
+		case !errors.Is(err, context.DeadlineExceeded):
+			t.Fatalf("Enroll of %s under a live reservation: %v, want it to wait", p.ID, err)
+		case wait > time.Minute:
+			t.Fatalf("Enroll of %s never reached the wait for the reservation: %v", p.ID, err)
+		}
 	}
 }
 

@@ -158,14 +158,19 @@ return 'ok'
 // Expired reservations of other participants are given back first.
 //
 // KEYS: seq counters, reservations, free seqs, register. ARGV: participant,
-// stratum, token, lease in ms. Returns {'exists', doc}, {'busy'} (another
-// caller holds an unexpired reservation for the participant) or
-// {'reserved', seq}.
+// stratum, token, lease in ms and, optionally, the time in Unix ms (else
+// the server's). Returns {'exists', doc}, {'busy'} (another caller holds an
+// unexpired reservation for the participant) or {'reserved', seq}.
 const reserveSrc = `
 local doc = redis.call('HGET', KEYS[4], ARGV[1])
 if doc then return {'exists', doc} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now
+if ARGV[5] then
+  now = tonumber(ARGV[5])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local function giveBack(stratum, seq)
   redis.call('ZADD', KEYS[3], 0, stratum .. '\0' .. string.format('%020d', seq))
 end

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -87,16 +88,26 @@ type server struct {
 }
 
 // startServer starts a private redis-server that is killed when t ends.
-// extra returns more arguments given the server's port and directory.
+// extra returns more arguments given the server's port and directory. A
+// server that exits during start-up (another test took its port between
+// freePort and the server's bind) is started again on another port.
 func startServer(t testing.TB, extra func(port int, dir string) []string) *server {
 	t.Helper()
-	s := &server{t: t, bin: findBinary(t, "redis-server"), port: freePort(t), dir: t.TempDir()}
-	if extra != nil {
-		s.extra = extra(s.port, s.dir)
-	}
+	s := &server{t: t, bin: findBinary(t, "redis-server"), dir: t.TempDir()}
 	t.Cleanup(s.stop) // registered first, so a failed start is cleaned up too
-	s.start()
-	return s
+	for attempt := 1; ; attempt++ {
+		s.port = freePort(t)
+		if extra != nil {
+			s.extra = extra(s.port, s.dir)
+		}
+		err := s.tryStart()
+		if err == nil {
+			return s
+		}
+		if !errors.Is(err, errExited) || attempt == 3 {
+			t.Fatal(err)
+		}
+	}
 }
 
 func (s *server) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
@@ -104,6 +115,16 @@ func (s *server) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
 // start (re)starts the server on its port and waits until it answers.
 func (s *server) start() {
 	s.t.Helper()
+	if err := s.tryStart(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// errExited is the error of a server that exited during start-up.
+var errExited = errors.New("exited during start-up")
+
+// tryStart starts the server on its port and waits until it answers.
+func (s *server) tryStart() error {
 	args := []string{
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--dir", s.dir, "--daemonize", "no", "--logfile", filepath.Join(s.dir, "redis.log"),
@@ -116,12 +137,17 @@ func (s *server) start() {
 	}
 	s.cmd = exec.Command(s.bin, args...)
 	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("starting redis-server: %v", err)
+		s.cmd = nil
+		return fmt.Errorf("starting redis-server: %w", err)
 	}
 	done := make(chan struct{})
 	s.done = done
 	go func() { _ = s.cmd.Wait(); close(done) }()
-	waitAnswers(s.t, s.addr(), done)
+	if err := waitAnswers(s.addr(), done); err != nil {
+		s.stop()
+		return err
+	}
+	return nil
 }
 
 // stop kills the server (SIGKILL: as abrupt as a crash) and waits for it.
@@ -134,15 +160,16 @@ func (s *server) stop() {
 	s.cmd = nil
 }
 
-// waitAnswers waits until a server answers PING (or LOADING-free), failing
-// the test after 10s or if the process exits.
-func waitAnswers(t testing.TB, addr string, exited <-chan struct{}) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+// waitAnswers waits until a server answers PING (or NOAUTH), for up to a
+// minute (a loaded machine starts processes slowly); it fails wrapping
+// errExited if the process exits.
+func waitAnswers(addr string, exited <-chan struct{}) error {
+	const limit = time.Minute
+	deadline := time.Now().Add(limit)
 	for {
 		select {
 		case <-exited:
-			t.Fatalf("redis-server on %s exited during start-up", addr)
+			return fmt.Errorf("redis-server on %s: %w", addr, errExited)
 		default:
 		}
 		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
@@ -151,11 +178,11 @@ func waitAnswers(t testing.TB, addr string, exited <-chan struct{}) {
 			line, _ := bufio.NewReader(c).ReadString('\n')
 			c.Close()
 			if strings.HasPrefix(line, "+PONG") || strings.HasPrefix(line, "-NOAUTH") {
-				return
+				return nil
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("redis-server on %s did not answer within 10s", addr)
+			return fmt.Errorf("redis-server on %s did not answer within %s", addr, limit)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -171,10 +198,10 @@ func singleURL(t testing.TB) string {
 	}
 	const local = "redis://127.0.0.1:6379/0"
 	o, _ := redis.ParseURL(local)
-	o.DialTimeout, o.MaxRetries = 500*time.Millisecond, -1
+	o.DialTimeout, o.MaxRetries = 5*time.Second, -1
 	c := redis.NewClient(o)
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if c.Ping(ctx).Err() == nil {
 		return local
@@ -190,7 +217,9 @@ type cluster struct {
 
 // startCluster starts three cluster-enabled servers, joins them with
 // redis-cli --cluster create and waits for cluster_state:ok. The servers
-// are killed when t ends.
+// are killed when t ends. A master that goes down leaves the others
+// serving their slots (cluster-require-full-coverage no), however long
+// after the failure a test looks.
 func startCluster(t testing.TB) *cluster {
 	t.Helper()
 	cli := findBinary(t, "redis-cli")
@@ -198,37 +227,40 @@ func startCluster(t testing.TB) *cluster {
 	var addrs []string
 	for range 3 {
 		n := startServer(t, func(port int, dir string) []string {
-			return []string{"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", port)), "--cluster-node-timeout", "5000"}
+			return []string{"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", port)), "--cluster-node-timeout", "5000", "--cluster-require-full-coverage", "no"}
 		})
 		c.nodes = append(c.nodes, n)
 		addrs = append(addrs, n.addr())
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	args := append([]string{"--cluster", "create"}, addrs...)
 	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
 	if out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput(); err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for _, a := range addrs {
+		nc := nodeClient(a)
 		for {
-			info, err := nodeClient(a).ClusterInfo(ctx).Result()
+			info, err := nc.ClusterInfo(ctx).Result()
 			if err == nil && strings.Contains(info, "cluster_state:ok") && strings.Contains(info, "cluster_slots_assigned:16384") {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("cluster node %s not ok after 30s: %v\n%s", a, err, info)
+				nc.Close()
+				t.Fatalf("cluster node %s not ok after a minute: %v\n%s", a, err, info)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
+		nc.Close()
 	}
 	return c
 }
 
 // nodeClient is a throwaway client for one node.
 func nodeClient(addr string) *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
+	return redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 10 * time.Second})
 }
 
 func (c *cluster) url() string {

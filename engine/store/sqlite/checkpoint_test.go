@@ -13,7 +13,8 @@ import (
 
 // Committed pages are copied back into the database file by the background
 // checkpointer, not by a commit: after writes stop, the log is checkpointed
-// within a couple of ticks, and the data reads back after a reopen.
+// at a later tick (within a minute even on a loaded machine), and the data
+// reads back after a reopen.
 func TestBackgroundCheckpoint(t *testing.T) {
 	s := openTemp(t, Options{})
 	ctx := t.Context()
@@ -25,10 +26,11 @@ func TestBackgroundCheckpoint(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(10 * checkpointEvery)
+	const limit = time.Minute
+	deadline := time.Now().Add(limit)
 	for s.Stats().CheckpointedPages == 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("no background checkpoint within %s of the last write", 10*checkpointEvery)
+			t.Fatalf("no background checkpoint within %s of the last write (one is due every %s)", limit, checkpointEvery)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

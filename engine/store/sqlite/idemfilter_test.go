@@ -54,8 +54,8 @@ func waitLoaded(t *testing.T, s *Store) {
 	t.Helper()
 	select {
 	case <-s.idem.loaded:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the idempotency keys did not load")
+	case <-time.After(time.Minute):
+		t.Fatal("the idempotency keys did not load within a minute")
 	}
 	if !s.idem.ready.Load() {
 		t.Fatal("the idempotency keys loaded but the filter is not ready")
