@@ -12,22 +12,6 @@ import (
 	"github.com/jitai/jitai/policies"
 )
 
-// WriteStudy writes dir/study.yaml and dir/policy/p.rego as WriteFiles does
-// and loads the study with the built-in catalogue, failing t on any error.
-func WriteStudy(t testing.TB, dir, studyYAML, rego string) *policies.Study {
-	t.Helper()
-	WriteFiles(t, dir, studyYAML, rego)
-	cat, err := interventions.Embedded()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := policies.LoadStudy(context.Background(), dir, cat)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // WriteFiles writes dir/study.yaml (left as it is when studyYAML is empty)
 // and dir/policy/p.rego, creating the folders and replacing what is there,
 // without loading the study; for tests that change a served study's files
@@ -73,4 +57,20 @@ func WriteFiles(t testing.TB, dir, studyYAML, rego string) string {
 		bundle["policy/"+filepath.Base(p)] = b
 	}
 	return policies.Revision(bundle)
+}
+
+// WriteStudy writes dir/study.yaml and dir/policy/p.rego as WriteFiles does
+// and loads the study with the built-in catalogue, failing t on any error.
+func WriteStudy(t testing.TB, dir, studyYAML, rego string) *policies.Study {
+	t.Helper()
+	WriteFiles(t, dir, studyYAML, rego)
+	cat, err := interventions.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := policies.LoadStudy(context.Background(), dir, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

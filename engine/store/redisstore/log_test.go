@@ -468,7 +468,7 @@ func entryIDs(es []LogEntry) []string {
 func TestLogUncommittedEntries(t *testing.T) {
 	t.Parallel()
 	const grace = time.Minute
-	clk := storetest.NewClock()
+	clk := newTestClock()
 	s := openAt(t, singleURL(t), Options{LogGrace: grace, Now: clk.Now})
 	defer s.Close()
 	ctx := t.Context()

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,6 +72,21 @@ func TestConformance(t *testing.T) {
 		runConformance(t, c.url(), Options{})
 	})
 }
+
+// testClock is a clock a test moves by hand (Options.Now): the test
+// advances it past a lease or a grace period instead of sleeping through
+// it. It starts at the real time it was made, so that it agrees with the
+// times the Redis server stamps on stream entries.
+type testClock struct{ ns atomic.Int64 }
+
+func newTestClock() *testClock {
+	c := &testClock{}
+	c.ns.Store(time.Now().UnixNano())
+	return c
+}
+
+func (c *testClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *testClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // enrol enrols one participant in stratum "a".
 func enrol(t testing.TB, s *Store, study, id string) *trial.Participant {
@@ -259,7 +275,7 @@ func TestEnrollLease(t *testing.T) {
 	t.Parallel()
 	url := singleURL(t)
 	const lease = time.Minute
-	clk := storetest.NewClock()
+	clk := newTestClock()
 	s := openAt(t, url, Options{EnrollLease: lease, Now: clk.Now})
 	defer s.Close()
 	ctx := t.Context()

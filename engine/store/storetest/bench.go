@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,25 +58,46 @@ func BenchRecord(study, participant, id string, t time.Time) *trial.Record {
 	}
 }
 
+// benchEnrol enrols participants of study s1, in stratum a.
+func benchEnrol(b *testing.B, s trial.Store, now time.Time, ids ...string) {
+	b.Helper()
+	for _, id := range ids {
+		p := &trial.Participant{Study: "s1", ID: id, Stratum: "a", Timezone: "UTC", Status: trial.StatusActive, EnrolledAt: now}
+		if _, _, err := s.Enroll(context.Background(), p, func(int64) error { return nil }); err != nil {
+			b.Fatalf("Enroll(%s): %v", id, err)
+		}
+	}
+}
+
+// benchCommit is a decision of participant p with its new state and
+// idempotency entry, of the sizes the engine writes.
+func benchCommit(p, id string, version int64, now time.Time) *trial.Commit {
+	return &trial.Commit{
+		Record:      BenchRecord("s1", p, id, now.Add(time.Duration(version)*time.Millisecond)),
+		State:       BenchState(version, now),
+		Idempotency: &trial.IdempotencyEntry{Key: "k" + id, RequestHash: "sha256:ab", DecisionID: id, Response: make([]byte, 600), CreatedAt: now},
+	}
+}
+
+// benchDecided enrols participant p1 and commits its decision d1 (state
+// version 1, idempotency key kd1); it returns the time it used.
+func benchDecided(b *testing.B, s trial.Store) time.Time {
+	b.Helper()
+	now := time.Now().UTC()
+	benchEnrol(b, s, now, "p1")
+	if err := s.CommitDecision(context.Background(), benchCommit("p1", "d1", 1, now)); err != nil {
+		b.Fatal(err)
+	}
+	return now
+}
+
 // BenchSnapshot benchmarks Snapshot of one participant with a committed
 // decision: without an idempotency key, with a key not yet used (Miss) and
 // with the committed one (Replay). s must be empty.
 func BenchSnapshot(b *testing.B, s trial.Store) {
 	ctx := context.Background()
-	now := time.Now().UTC()
-	p := &trial.Participant{Study: "s1", ID: "p1", Stratum: "a", Timezone: "UTC", Status: trial.StatusActive, EnrolledAt: now}
-	if _, _, err := s.Enroll(ctx, p, func(int64) error { return nil }); err != nil {
-		b.Fatal(err)
-	}
-	err := s.CommitDecision(ctx, &trial.Commit{
-		Record:      BenchRecord("s1", "p1", "d1", now),
-		State:       BenchState(1, now),
-		Idempotency: &trial.IdempotencyEntry{Key: "k1", RequestHash: "sha256:ab", DecisionID: "d1", Response: make([]byte, 600), CreatedAt: now},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, bc := range []struct{ name, key string }{{"NoKey", ""}, {"Miss", "k2"}, {"Replay", "k1"}} {
+	benchDecided(b, s)
+	for _, bc := range []struct{ name, key string }{{"NoKey", ""}, {"Miss", "kd2"}, {"Replay", "kd1"}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
@@ -84,6 +107,60 @@ func BenchSnapshot(b *testing.B, s trial.Store) {
 				}
 			}
 		})
+	}
+}
+
+// BenchCommitParallel benchmarks CommitDecision (record, state and
+// idempotency entry) from RunParallel's 8*GOMAXPROCS goroutines, each
+// deciding for a participant of its own so that commits do not conflict,
+// and reports cpu-ns/op as ReportCPU does. s must be empty. The timer is
+// stopped when it returns, so the caller may read the store's own
+// statistics and report them.
+func BenchCommitParallel(b *testing.B, s trial.Store) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	goroutines := 8 * runtime.GOMAXPROCS(0)
+	for i := range goroutines {
+		benchEnrol(b, s, now, fmt.Sprintf("p%03d", i))
+	}
+	var next, seq atomic.Int64
+	b.SetParallelism(8)
+	b.ReportAllocs()
+	cpu := ReportCPU(b)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		p := fmt.Sprintf("p%03d", next.Add(1)-1)
+		var version int64
+		for pb.Next() {
+			version++
+			if err := s.CommitDecision(ctx, benchCommit(p, fmt.Sprintf("d%012d", seq.Add(1)), version, now)); err != nil {
+				b.Errorf("CommitDecision: %v", err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	cpu()
+}
+
+// BenchAppendEvents benchmarks AppendEvents of one new event for a
+// participant with a realistic state, applied to the state. s must be
+// empty.
+func BenchAppendEvents(b *testing.B, s trial.Store) {
+	ctx := context.Background()
+	now := benchDecided(b, s)
+	apply := func(st *trial.State, fresh []trial.Event) error {
+		st.EMA["stress"] = trial.Observation{Value: 5.0, Time: fresh[0].Time}
+		return nil
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		ev := trial.Event{ID: fmt.Sprint("e", i), Type: trial.EventEMA, Time: now.Add(time.Duration(i) * time.Second), Data: []byte(`{"stress":5}`)}
+		if _, err := s.AppendEvents(ctx, "s1", "p1", []trial.Event{ev}, apply); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
