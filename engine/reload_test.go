@@ -80,8 +80,20 @@ func (g *gateStore) Snapshot(ctx context.Context, study, participant, key string
 	return g.Store.Snapshot(ctx, study, participant, key)
 }
 
-func newReloadEngine(t *testing.T, root string) (*engine.Engine, *gateStore) {
+// reloadEnv is the swap study at version a, served by an engine over a
+// gateStore from a studies folder of its own.
+type reloadEnv struct {
+	eng       *engine.Engine
+	gs        *gateStore
+	root, dir string // the studies folder, the swap study's folder
+	revA      string // version a's revision
+}
+
+func newReloadEnv(t *testing.T) *reloadEnv {
 	t.Helper()
+	root := t.TempDir()
+	e := &reloadEnv{root: root, dir: filepath.Join(root, "swap")}
+	e.revA = policytest.WriteFiles(t, e.dir, reloadStudyYAML, reloadPolicy("a"))
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "r.db"), sqlite.Options{}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -91,12 +103,19 @@ func newReloadEngine(t *testing.T, root string) (*engine.Engine, *gateStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := &gateStore{Store: st, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
-	eng, err := engine.New(engine.Components{Store: gs, Studies: studies})
-	if err != nil {
+	e.gs = &gateStore{Store: st, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+	if e.eng, err = engine.New(engine.Components{Store: e.gs, Studies: studies}); err != nil {
 		t.Fatal(err)
 	}
-	return eng, gs
+	return e
+}
+
+// enrol enrols participant p1 in the swap study.
+func (e *reloadEnv) enrol(t *testing.T) {
+	t.Helper()
+	if _, _, err := e.eng.Enroll(context.Background(), "swap", engine.EnrollRequest{ParticipantID: "p1"}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 var decisionBase = time.Date(2026, 11, 18, 12, 0, 0, 0, time.UTC)
@@ -107,13 +126,9 @@ var decisionBase = time.Date(2026, 11, 18, 12, 0, 0, 0, time.UTC)
 // error until a later reload succeeds. Old revisions stay reachable.
 func TestReloadSwapsAndKeepsLastGood(t *testing.T) {
 	ctx := context.Background()
-	root := t.TempDir()
-	dir := filepath.Join(root, "swap")
-	revA := policytest.WriteFiles(t, dir, reloadStudyYAML, reloadPolicy("a"))
-	eng, _ := newReloadEngine(t, root)
-	if _, _, err := eng.Enroll(ctx, "swap", engine.EnrollRequest{ParticipantID: "p1"}); err != nil {
-		t.Fatal(err)
-	}
+	e := newReloadEnv(t)
+	e.enrol(t)
+	eng, dir, revA := e.eng, e.dir, e.revA
 	decide := func(i int) *trial.Record {
 		t.Helper()
 		ans, err := eng.Decide(ctx, "swap", "p1", engine.DecideRequest{DecisionPoint: "app", Time: decisionBase.Add(time.Duration(i) * time.Minute)})
@@ -184,10 +199,8 @@ func TestReloadSwapsAndKeepsLastGood(t *testing.T) {
 // design cannot change on a running study.
 func TestReloadRefusesExperimentChanges(t *testing.T) {
 	ctx := context.Background()
-	root := t.TempDir()
-	dir := filepath.Join(root, "swap")
-	revA := policytest.WriteFiles(t, dir, reloadStudyYAML, reloadPolicy("a"))
-	eng, _ := newReloadEngine(t, root)
+	e := newReloadEnv(t)
+	eng, dir, revA := e.eng, e.dir, e.revA
 	policytest.WriteFiles(t, dir, strings.Replace(reloadStudyYAML, "swap-seed-0123456789", "another-seed-42424242", 1), reloadPolicy("a"))
 	a, err := eng.ReloadStudy(ctx, "swap")
 	if err == nil || len(a.Errors) != 1 || !strings.Contains(a.Errors[0], "seed changed") {
@@ -212,13 +225,9 @@ func TestReloadRefusesExperimentChanges(t *testing.T) {
 // version's retire hook runs only after the decision has finished.
 func TestInFlightDecisionFinishesOnItsVersion(t *testing.T) {
 	ctx := context.Background()
-	root := t.TempDir()
-	dir := filepath.Join(root, "swap")
-	revA := policytest.WriteFiles(t, dir, reloadStudyYAML, reloadPolicy("a"))
-	eng, gs := newReloadEngine(t, root)
-	if _, _, err := eng.Enroll(ctx, "swap", engine.EnrollRequest{ParticipantID: "p1"}); err != nil {
-		t.Fatal(err)
-	}
+	e := newReloadEnv(t)
+	e.enrol(t)
+	eng, gs, dir, revA := e.eng, e.gs, e.dir, e.revA
 	rtA, _ := eng.Study("swap")
 	var retiredEarly atomic.Bool
 	closed := make(chan struct{})
@@ -277,10 +286,8 @@ func TestInFlightDecisionFinishesOnItsVersion(t *testing.T) {
 // a study whose folder went away.
 func TestWatcherReloadsAddsAndKeepsRemoved(t *testing.T) {
 	ctx := context.Background()
-	root := t.TempDir()
-	dir := filepath.Join(root, "swap")
-	policytest.WriteFiles(t, dir, reloadStudyYAML, reloadPolicy("a"))
-	eng, _ := newReloadEngine(t, root)
+	e := newReloadEnv(t)
+	eng, root, dir := e.eng, e.root, e.dir
 	var mu sync.Mutex
 	var attempts []*engine.ReloadAttempt
 	w := engine.NewWatcher(eng, root, engine.WatchOptions{Interval: time.Hour, Debounce: time.Nanosecond, OnAttempt: func(a *engine.ReloadAttempt) {
