@@ -14,20 +14,8 @@ import (
 	"github.com/jitai/jitai/engine/trial"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
+	"github.com/jitai/jitai/policies/policytest"
 )
-
-func loadStudyDir(t *testing.T, dir string) *policies.Study {
-	t.Helper()
-	cat, err := interventions.Embedded()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := policies.LoadStudy(context.Background(), dir, cat)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 // TestDesignPinnedAtFirstEnrolment: the first enrolment pins the study's
 // between-person design in the store; an engine started later on the same
@@ -42,7 +30,7 @@ func TestDesignPinnedAtFirstEnrolment(t *testing.T) {
 	}
 	defer store.Close()
 	now := func() time.Time { return time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC) }
-	full := loadStudyDir(t, copyStudy(t, "mood-most", ""))
+	full := policytest.Load(t, copyStudy(t, "mood-most", ""))
 	eng, err := engine.New(engine.Components{Store: store, Studies: []*policies.Study{full}, Now: now})
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +53,7 @@ func TestDesignPinnedAtFirstEnrolment(t *testing.T) {
 	_ = eng.Close()
 
 	// The same study again: served, and assignment goes on from the pin.
-	eng, err = engine.New(engine.Components{Store: store, Studies: []*policies.Study{loadStudyDir(t, copyStudy(t, "mood-most", ""))}, Now: now})
+	eng, err = engine.New(engine.Components{Store: store, Studies: []*policies.Study{policytest.Load(t, copyStudy(t, "mood-most", ""))}, Now: now})
 	if err != nil {
 		t.Fatalf("restarting with the same design: %v", err)
 	}
@@ -76,7 +64,7 @@ func TestDesignPinnedAtFirstEnrolment(t *testing.T) {
 	_ = eng.Close()
 
 	// A half fraction of the same factors: refused, naming the change.
-	half := loadStudyDir(t, copyStudy(t, "mood-most", "design:\n  runs: 8\n"))
+	half := policytest.Load(t, copyStudy(t, "mood-most", "design:\n  runs: 8\n"))
 	_, err = engine.New(engine.Components{Store: store, Studies: []*policies.Study{half}, Now: now})
 	var changed *policies.DesignChangedError
 	if !errors.As(err, &changed) || !strings.Contains(err.Error(), "mood-most") {

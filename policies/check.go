@@ -98,18 +98,7 @@ func InputRefs(mods map[string]*ast.Module) []InputRef {
 					if !ok {
 						return false
 					}
-					switch k := v[2].Value.(type) {
-					case ast.String:
-						add(append(base, string(k)), v[2].Location)
-					case *ast.Array:
-						p := base
-						for i := 0; i < k.Len(); i++ {
-							s, ok := k.Elem(i).Value.(ast.String)
-							if !ok {
-								break
-							}
-							p = append(p, string(s))
-						}
+					if p, ok := objectGetPath(base, v[2]); ok {
 						add(p, v[2].Location)
 					}
 				}
@@ -128,18 +117,7 @@ func InputRefs(mods map[string]*ast.Module) []InputRef {
 			if !ok {
 				return false
 			}
-			switch k := ops[1].Value.(type) {
-			case ast.String:
-				add(append(base, string(k)), ops[1].Location)
-			case *ast.Array:
-				p := base
-				for i := 0; i < k.Len(); i++ {
-					s, ok := k.Elem(i).Value.(ast.String)
-					if !ok {
-						break
-					}
-					p = append(p, string(s))
-				}
+			if p, ok := objectGetPath(base, ops[1]); ok {
 				add(p, ops[1].Location)
 			}
 			return false
@@ -373,4 +351,24 @@ func dedupe(errs ConfigErrors) ConfigErrors {
 		return out[i].Line < out[j].Line
 	})
 	return out
+}
+
+// objectGetPath is the input path that object.get(base, key, ...) reads:
+// base and the key (a string, or the leading strings of an array of keys).
+func objectGetPath(base []string, key *ast.Term) ([]string, bool) {
+	switch k := key.Value.(type) {
+	case ast.String:
+		return append(base, string(k)), true
+	case *ast.Array:
+		p := base
+		for i := 0; i < k.Len(); i++ {
+			s, ok := k.Elem(i).Value.(ast.String)
+			if !ok {
+				break
+			}
+			p = append(p, string(s))
+		}
+		return p, true
+	}
+	return nil, false
 }

@@ -170,19 +170,9 @@ func bindConfigFlags(fs *pflag.FlagSet) *configFlags {
 // load reads the configuration: the flags set on fs, then the environment,
 // then the optional YAML file, then defaults.
 func (cf *configFlags) load(fs *pflag.FlagSet, env func(string) string) (*Config, error) {
-	file := cf.file
-	if file == "" {
-		file = env("JITAI_CONFIG")
-	}
-	var c Config
-	if file != "" {
-		raw, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("reading config: %w", err)
-		}
-		if err := c.loadFile(file, raw); err != nil {
-			return nil, err
-		}
+	c, err := readConfigFile(cf.file, env)
+	if err != nil {
+		return nil, err
 	}
 	for _, k := range configKeys {
 		v, from := *cf.values[k.key], "--"+k.key
@@ -299,4 +289,24 @@ func (c *Config) set(key, v string) error {
 		}
 	}
 	return nil
+}
+
+// readConfigFile reads the YAML configuration file named by file, or by
+// JITAI_CONFIG when file is empty; an empty Config when neither names one.
+func readConfigFile(file string, env func(string) string) (Config, error) {
+	if file == "" {
+		file = env("JITAI_CONFIG")
+	}
+	var c Config
+	if file == "" {
+		return c, nil
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return c, fmt.Errorf("reading config: %w", err)
+	}
+	if err := c.loadFile(file, raw); err != nil {
+		return c, err
+	}
+	return c, nil
 }

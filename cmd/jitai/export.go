@@ -153,19 +153,9 @@ type exportSettings struct {
 // does: flags, then JITAI_* environment variables, then the YAML file, then
 // defaults.
 func exportConfig(in exportSettings, env func(string) string) (*Config, error) {
-	file := in.file
-	if file == "" {
-		file = env("JITAI_CONFIG")
-	}
-	var c Config
-	if file != "" {
-		raw, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("reading config: %w", err)
-		}
-		if err := c.loadFile(file, raw); err != nil {
-			return nil, err
-		}
+	c, err := readConfigFile(in.file, env)
+	if err != nil {
+		return nil, err
 	}
 	for _, kv := range []struct {
 		dst        *string

@@ -18,9 +18,8 @@ import (
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/api"
 	"github.com/jitai/jitai/engine/trial"
-	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/plugins/host"
-	"github.com/jitai/jitai/policies"
+	"github.com/jitai/jitai/policies/policytest"
 )
 
 const exampleStudy = "../examples/stress-mrt-plugins"
@@ -28,29 +27,7 @@ const exampleStudy = "../examples/stress-mrt-plugins"
 // TestExampleStudyRegoTests loads the example plugin study as committed
 // (no plugin needs to be built for that) and runs its Rego tests.
 func TestExampleStudyRegoTests(t *testing.T) {
-	cat, err := interventions.Embedded()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := policies.LoadStudy(context.Background(), exampleStudy, cat)
-	if err != nil {
-		t.Fatal(err)
-	}
-	results, err := s.RunTests(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	passed := 0
-	for _, r := range results {
-		if r.Pass {
-			passed++
-			continue
-		}
-		t.Errorf("%s:%d %s: %s", r.File, r.Line, r.Name, r.Err)
-	}
-	if passed < 20 {
-		t.Errorf("only %d Rego tests passed", passed)
-	}
+	policytest.RunRegoTests(t, policytest.Load(t, exampleStudy), 20)
 }
 
 // exampleLayout builds the example plugins and lays the example study out
@@ -111,19 +88,6 @@ func widenTimeouts(t *testing.T, yaml []byte) []byte {
 	return re.ReplaceAll(yaml, []byte("${1} "+testTimeout.String()))
 }
 
-func loadStudy(t *testing.T, dir string) *policies.Study {
-	t.Helper()
-	cat, err := interventions.Embedded()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := policies.LoadStudy(context.Background(), dir, cat)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // TestExampleStudyWithItsPlugins runs the example study with the example
 // plugins: the sleep-debt enricher tailors evening decisions, the Thompson
 // sampler learns from stress reports that a prompt helps and raises the
@@ -136,7 +100,7 @@ func TestExampleStudyWithItsPlugins(t *testing.T) {
 	// study's folder, not the plugin's working folder.
 	t.Chdir(filepath.Dir(filepath.Dir(filepath.Dir(dir))))
 	dir = filepath.Join("plugins", "examples", "stress-mrt-plugins")
-	study := loadStudy(t, dir)
+	study := policytest.Load(t, dir)
 	data := t.TempDir()
 	seen := newCalls()
 	r := newRigAt(t, data, host.Options{Observer: seen}, study)
@@ -233,7 +197,7 @@ func TestExampleStudyWithItsPlugins(t *testing.T) {
 	// The bandit's posterior survives a restart of the engine and plugins.
 	learned := *last.Plugin.Value
 	r.Close()
-	r = newRigAt(t, data, host.Options{}, loadStudy(t, dir))
+	r = newRigAt(t, data, host.Options{}, policytest.Load(t, dir))
 	var fd *trial.FactorDraw
 	for _, dp := range study.Config.DecisionPoints {
 		minute, _ := trial.ParseClock(dp.Time)
@@ -261,7 +225,7 @@ func TestExampleStudyWithItsPlugins(t *testing.T) {
 func TestErasureReachesTheExamplePlugins(t *testing.T) {
 	dir := exampleLayout(t)
 	data := t.TempDir()
-	r := newRigAt(t, data, host.Options{}, loadStudy(t, dir))
+	r := newRigAt(t, data, host.Options{}, policytest.Load(t, dir))
 	const sid = "stress-mrt-plugins"
 	r.enroll(t, sid, "p1", "p2")
 	ctx := context.Background()

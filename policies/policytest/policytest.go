@@ -64,13 +64,42 @@ func WriteFiles(t testing.TB, dir, studyYAML, rego string) string {
 func WriteStudy(t testing.TB, dir, studyYAML, rego string) *policies.Study {
 	t.Helper()
 	WriteFiles(t, dir, studyYAML, rego)
+	return Load(t, dir)
+}
+
+// Load loads the study folder dir with the embedded intervention catalogue,
+// failing the test if it does not load.
+func Load(t testing.TB, dir string, opts ...policies.LoadOptions) *policies.Study {
+	t.Helper()
 	cat, err := interventions.Embedded()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := policies.LoadStudy(context.Background(), dir, cat)
+	s, err := policies.LoadStudy(context.Background(), dir, cat, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// RunRegoTests runs a study's Rego tests, reporting each failure, and
+// fails the test when fewer than min pass. It returns how many passed.
+func RunRegoTests(t testing.TB, s *policies.Study, min int) int {
+	t.Helper()
+	results, err := s.RunTests(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	passed := 0
+	for _, r := range results {
+		if r.Pass {
+			passed++
+			continue
+		}
+		t.Errorf("%s:%d %s: %s", r.File, r.Line, r.Name, r.Err)
+	}
+	if passed < min {
+		t.Errorf("only %d Rego tests of study %s passed; want at least %d", passed, s.Config.ID, min)
+	}
+	return passed
 }
