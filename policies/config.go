@@ -68,6 +68,10 @@ type Config struct {
 	Erasure string `yaml:"erasure" json:"erasure"`
 	// Plugins are the study's out-of-process plugins (docs/plugins.md).
 	Plugins []PluginConfig `yaml:"plugins" json:"plugins,omitempty"`
+	// Phases are the study's phases in order (baseline, active, follow-up,
+	// ...), each a number of study days; after the last a participant is
+	// completed. No phases means one active phase without end.
+	Phases []Phase `yaml:"phases" json:"phases,omitempty"`
 	// Evaluator chooses how the policy is evaluated: EvaluatorIR or
 	// EvaluatorTopdown; empty leaves the choice to the loader
 	// (LoadOptions, jitai serve --evaluator), which defaults to the IR.
@@ -84,8 +88,74 @@ const (
 type DecisionPoint struct {
 	ID   string `yaml:"id" json:"id"`
 	Time string `yaml:"time" json:"time,omitempty"` // HH:MM participant-local; empty for app-requested points
-	Kind string `yaml:"kind" json:"kind"`           // scheduled (default when Time is set) or app
+	Kind string `yaml:"kind" json:"kind"`           // scheduled (default when Time or Window is set) or app
+	// Window makes a scheduled point fire at a random minute within it,
+	// drawn from the study seed per participant and local date (instead of Time).
+	Window *Window `yaml:"window" json:"window,omitempty"`
+	// Days restricts a scheduled point to these days of the week (mon ... sun,
+	// participant-local); empty means every day.
+	Days []string `yaml:"days" json:"days,omitempty"`
+	// StudyDays restricts a scheduled point to a range of study days (day 1
+	// is the participant-local day of enrolment); nil means every day.
+	StudyDays *DayRange `yaml:"study_days" json:"study_days,omitempty"`
 }
+
+// Window is a span of the participant-local day, [Start, End) as HH:MM.
+type Window struct {
+	Start string `yaml:"start" json:"start"`
+	End   string `yaml:"end" json:"end"`
+}
+
+// DayRange is an inclusive range of study days. From 0 means day 1; To 0
+// means no last day.
+type DayRange struct {
+	From int `yaml:"from" json:"from,omitempty"`
+	To   int `yaml:"to" json:"to,omitempty"`
+}
+
+// Contains reports whether study day d lies in the range.
+func (r *DayRange) Contains(d int) bool {
+	if r == nil {
+		return true
+	}
+	return d >= max(r.From, 1) && (r.To == 0 || d <= r.To)
+}
+
+// WeekdayName is the name of d in a decision point's days: (sun, mon, ... sat).
+func WeekdayName(d time.Weekday) string {
+	const names = "sunmontuewedthufrisat"
+	return names[3*d : 3*d+3]
+}
+
+func validWeekday(s string) bool {
+	for d := time.Sunday; d <= time.Saturday; d++ {
+		if WeekdayName(d) == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Phase is one phase of a study: Days study days long (0 only for a last
+// phase without end). Randomise false (e.g. a baseline or follow-up) means
+// the phase's decision points are recorded but never randomised or delivered.
+type Phase struct {
+	Name      string `yaml:"name" json:"name"`
+	Days      int    `yaml:"days" json:"days,omitempty"`
+	Randomise *bool  `yaml:"randomise" json:"randomise,omitempty"`
+}
+
+// Randomises reports whether the phase's decision points are randomised
+// (true unless randomise: false).
+func (p *Phase) Randomises() bool { return p.Randomise == nil || *p.Randomise }
+
+// Phase names the engine gives itself.
+const (
+	// PhaseActive is the one phase of a study that declares no phases.
+	PhaseActive = "active"
+	// PhaseCompleted follows the last phase.
+	PhaseCompleted = "completed"
+)
 
 // Factor is an intervention component under study.
 type Factor struct {
@@ -339,7 +409,7 @@ func (c *Config) setDefaults() {
 	for i := range c.DecisionPoints {
 		dp := &c.DecisionPoints[i]
 		if dp.Kind == "" {
-			if dp.Time == "" {
+			if dp.Time == "" && dp.Window == nil {
 				dp.Kind = "app"
 			} else {
 				dp.Kind = "scheduled"
@@ -410,6 +480,7 @@ func (c *Config) validate(file string, lines map[string]int) ConfigErrors {
 		v.at("decision_points", "at least one decision point is required")
 	}
 	v.decisionPoints(c.DecisionPoints)
+	v.phases(c.Phases)
 	if c.DecisionTTL.Duration < 0 {
 		v.at("decision_ttl", "decision_ttl must be positive")
 	}
@@ -524,7 +595,7 @@ func (c *Config) validate(file string, lines map[string]int) ConfigErrors {
 }
 
 // decisionPoints checks the decision points: unique ids, times as HH:MM,
-// and a time for every scheduled point.
+// a time or a window for every scheduled point, and its day filters.
 func (v *validator) decisionPoints(points []DecisionPoint) {
 	seen := map[string]bool{}
 	for i, dp := range points {
@@ -541,12 +612,99 @@ func (v *validator) decisionPoints(points []DecisionPoint) {
 		}
 		switch dp.Kind {
 		case "scheduled":
-			if dp.Time == "" {
-				v.at(p, "a scheduled decision point needs a time")
+			switch {
+			case dp.Time == "" && dp.Window == nil:
+				v.at(p, "a scheduled decision point needs a time (time: \"08:30\") or a window (window: {start: \"08:00\", end: \"10:00\"})")
+			case dp.Time != "" && dp.Window != nil:
+				v.at(p+".window", "decision point %q has both time and window: keep one", dp.ID)
 			}
+			v.window(p+".window", dp.Window)
+			v.days(p+".days", dp.Days)
+			v.studyDays(p+".study_days", dp.StudyDays)
 		case "app":
+			if dp.Window != nil || v.has(p+".days") || dp.StudyDays != nil {
+				v.at(p, "window, days and study_days apply only to scheduled points: remove them from app point %q", dp.ID)
+			}
 		default:
 			v.at(p+".kind", "kind %q must be scheduled or app", dp.Kind)
+		}
+	}
+}
+
+// has reports whether the file has the key at path.
+func (v *validator) has(path string) bool {
+	_, ok := v.lines[path]
+	return ok
+}
+
+// window checks a decision point's window: HH:MM start and end, end after
+// start on the same day.
+func (v *validator) window(p string, w *Window) {
+	if w == nil {
+		return
+	}
+	start, err1 := trial.ParseClock(w.Start)
+	end, err2 := trial.ParseClock(w.End)
+	switch {
+	case err1 != nil:
+		v.at(p+".start", "window start %q must be HH:MM (24-hour clock)", w.Start)
+	case err2 != nil:
+		v.at(p+".end", "window end %q must be HH:MM (24-hour clock)", w.End)
+	case end <= start:
+		v.at(p+".end", "window end %s must be after its start %s on the same day (a window cannot cross midnight)", w.End, w.Start)
+	}
+}
+
+// days checks a days-of-the-week filter.
+func (v *validator) days(p string, days []string) {
+	if v.has(p) && len(days) == 0 {
+		v.at(p, "days is empty, so the point would never fire: list days (e.g. [mon, wed, fri]) or leave days out for every day")
+	}
+	seen := map[string]bool{}
+	for i, d := range days {
+		if !validWeekday(d) {
+			v.at(fmt.Sprintf("%s[%d]", p, i), "day %q must be one of mon, tue, wed, thu, fri, sat, sun", d)
+		} else if seen[d] {
+			v.at(fmt.Sprintf("%s[%d]", p, i), "day %q is listed twice", d)
+		}
+		seen[d] = true
+	}
+}
+
+// studyDays checks a study-day range.
+func (v *validator) studyDays(p string, r *DayRange) {
+	if r == nil {
+		return
+	}
+	if v.has(p+".from") && r.From < 1 {
+		v.at(p+".from", "study_days.from %d must be at least 1 (day 1 is the day of enrolment)", r.From)
+	}
+	if v.has(p+".to") && r.To < max(r.From, 1) {
+		v.at(p+".to", "study_days.to %d must be at least from (%d); leave it out for no last day", r.To, max(r.From, 1))
+	}
+}
+
+// phases checks the study's phases: unique names, a positive length for
+// every phase but an open-ended last one.
+func (v *validator) phases(phases []Phase) {
+	if v.has("phases") && len(phases) == 0 {
+		v.at("phases", "phases is empty: list phases (e.g. [{name: active, days: 42}]) or leave phases out for one active phase without end")
+	}
+	seen := map[string]bool{}
+	for i, ph := range phases {
+		p := fmt.Sprintf("phases[%d]", i)
+		switch {
+		case !nameRe.MatchString(ph.Name):
+			v.at(p+".name", "phase name %q must be a lower-case identifier (e.g. baseline)", ph.Name)
+		case ph.Name == PhaseCompleted:
+			v.at(p+".name", "phase name %q is reserved for the time after the last phase", ph.Name)
+		case seen[ph.Name]:
+			v.at(p+".name", "phase %q is declared twice", ph.Name)
+		}
+		seen[ph.Name] = true
+		last := i == len(phases)-1
+		if ph.Days < 0 || (ph.Days == 0 && !last) {
+			v.at(p+".days", "phase %q needs days: a whole number of study days of at least 1 (only the last phase may leave days out to run without end)", ph.Name)
 		}
 	}
 }
