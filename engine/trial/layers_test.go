@@ -44,6 +44,16 @@ func TestLayers(t *testing.T) {
 			t.Errorf("engine/api imports %s: the transport reaches stores only through the engine service", s)
 		}
 	}
+	for _, imp := range goList(t, "-f", `{{join .Imports " "}}`, module+"engine/schedule") {
+		if rel, ok := strings.CutPrefix(imp, module); ok && rel != "engine/trial" && rel != "policies" && rel != "experiments" {
+			t.Errorf("engine/schedule imports %s: the schedule calculus imports only engine/trial, policies and experiments", rel)
+		}
+	}
+	for _, dep := range goList(t, "-deps", module+"engine/schedule") {
+		if rel := strings.TrimPrefix(dep, module); rel == "engine" || rel == "engine/decision" || strings.HasPrefix(rel, "engine/store/") {
+			t.Errorf("engine/schedule depends on %s: it must hold no store and no service", rel)
+		}
+	}
 	for _, pkg := range []string{"experiments/export", "engine/decision"} {
 		if slices.Contains(goList(t, "-deps", module+pkg), module+"engine") {
 			t.Errorf("%s depends on the engine service; offline tools use the domain and the kernel", pkg)
