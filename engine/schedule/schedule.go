@@ -53,11 +53,11 @@ func Occurrences(cfg *policies.Config, drawer *experiments.Drawer, p *trial.Part
 		from = p.EnrolledAt
 	}
 	enrolDay := civil(p.EnrolledAt.In(loc))
-	// A point of local date D fires within a day of D's midnight either way,
-	// so the local dates from the day before from to the day after to
-	// cover [from, to).
+	// A point of local date D fires on D, or on D+1 when a gap at the end of
+	// D skips its time, never before D: so the local dates from the day
+	// before from's to to's cover [from, to).
 	first := max(civil(from.In(loc))-1, enrolDay)
-	last := civil(to.In(loc)) + 1
+	last := civil(to.In(loc))
 	var out []Point
 	for day := first; day <= last; day++ {
 		studyDay := int(day-enrolDay) + 1
@@ -208,8 +208,9 @@ func wallInstantSlow(loc *time.Location, wall time.Time) time.Time {
 		off        time.Duration
 		start, end time.Time
 	}
-	var zones []zone
-	for t := wall.Add(-36 * time.Hour); ; {
+	var buf [8]zone
+	zones := buf[:0]
+	for t := wall.Add(-36 * time.Hour); len(zones) < len(buf); {
 		_, off := t.In(loc).Zone()
 		start, end := t.In(loc).ZoneBounds()
 		zones = append(zones, zone{time.Duration(off) * time.Second, start, end})
