@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	_ "time/tzdata" // the zone database even where the system has none
 
 	"github.com/jitai/jitai/engine/trial"
 	"github.com/jitai/jitai/experiments"
@@ -453,4 +454,35 @@ func BenchmarkOccurrences(b *testing.B) {
 	}
 	b.ReportMetric(float64(n), "points/op")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(ps)), "ns/participant")
+}
+
+// Every quarter hour of every 2026 transition day of zones with unusual
+// transitions (at midnight, 30 minutes, southern hemisphere) agrees with
+// the brute-force definition.
+func TestWallInstantMatchesBruteForceOnTransitionDays(t *testing.T) {
+	for _, name := range []string{"Europe/London", "America/New_York", "America/Santiago", "America/Havana", "Australia/Lord_Howe", "Australia/Sydney", "Pacific/Chatham", "Asia/Beirut", "Asia/Kolkata"} {
+		loc := zone(t, name)
+		days := 0
+		for t0 := utc("2026-01-01T00:00:00Z"); t0.Year() == 2026; {
+			_, end := t0.In(loc).ZoneBounds()
+			if end.IsZero() || end.Year() != 2026 {
+				break
+			}
+			for _, edge := range []time.Time{end.Add(-time.Minute).In(loc), end.In(loc)} {
+				days++
+				y, m, d := edge.Date()
+				date := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+				for minute := 0; minute < 24*60; minute += 15 {
+					want := firstInstantAtOrAfter(loc, y, m, d, minute)
+					if got := WallInstant(loc, date, minute); !got.Equal(want) {
+						t.Errorf("%s %s +%dmin: %s, want %s", name, date.Format(time.DateOnly), minute, got.In(loc), want.In(loc))
+					}
+				}
+			}
+			t0 = end
+		}
+		if days == 0 && name != "Asia/Kolkata" {
+			t.Errorf("%s: no transition found in 2026", name)
+		}
+	}
 }
