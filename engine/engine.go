@@ -351,6 +351,9 @@ func (e *Engine) Decide(ctx context.Context, study, participant string, req Deci
 	if req.Time.IsZero() {
 		return nil, trial.InputErrorf("time", "time is required (RFC 3339, e.g. 2026-11-21T14:00:00Z)")
 	}
+	if err := trial.CheckTime("time", req.Time); err != nil {
+		return nil, err
+	}
 	if e.maxSkew > 0 {
 		if d := req.Time.Sub(e.now()); d > e.maxSkew || d < -e.maxSkew {
 			return nil, trial.InputErrorf("time", "time %s is more than %s from the server's clock", req.Time.Format(time.RFC3339), e.maxSkew)

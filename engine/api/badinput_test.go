@@ -171,6 +171,11 @@ func badInputCases(study, p, other, noneID string) []badInputCase {
 		{name: "list bad cursor", method: "GET", path: "/v1/studies/" + study + "/decisions?cursor=%21%21", status: 422, field: "cursor"},
 		{name: "list bad since", method: "GET", path: "/v1/studies/" + study + "/decisions?since=yesterday", status: 422, field: "since"},
 
+		// Times no store or RFC 3339 expiry can hold (9999-12-31 was a 500).
+		{name: "decide in year 9999", path: D, body: `{"decision_point":"evening","time":"9999-12-31T23:59:59Z"}`, status: 422, field: "time"},
+		{name: "decide in year 1500", path: D, body: `{"decision_point":"evening","time":"1500-01-01T00:00:00Z"}`, status: 422, field: "time"},
+		{name: "event in year 1500", path: E, body: ev(`{"id":"ev-old","type":"ema","time":"1500-01-01T00:00:00Z","data":{"stress":5}}`), status: 422, field: "events[0].time"},
+
 		// Size and media type.
 		{name: "events body over 1 MiB", path: E, body: raw(big), status: 413},
 		{name: "decide body over 1 MiB", path: D, body: raw(bigDecide), status: 413},

@@ -126,6 +126,9 @@ func ValidateEvent(field string, ev *Event, now time.Time) error {
 	if ev.Time.IsZero() {
 		return InputErrorf(field+".time", "time is required (RFC 3339, e.g. 2026-11-21T14:05:00Z)")
 	}
+	if err := CheckTime(field+".time", ev.Time); err != nil {
+		return err
+	}
 	if ev.Time.After(now.Add(24 * time.Hour)) {
 		return InputErrorf(field+".time", "time %s is more than 24 hours in the future", ev.Time.Format(time.RFC3339))
 	}

@@ -3,6 +3,7 @@ package trial
 import (
 	"encoding/json"
 	"math"
+	"time"
 )
 
 // More limits on untrusted input (see also MaxEventsPerRequest). Every
@@ -57,6 +58,23 @@ func CheckStrata(strata map[string]string) error {
 		if len(v) > MaxStringValue {
 			return InputErrorf("strata."+k, "stratum values are 1-%d characters without | or =", MaxStringValue)
 		}
+	}
+	return nil
+}
+
+// The years a decision or an event time may fall in: every store holds
+// such times exactly (int64 nanoseconds reach 1678-2262), and a record's
+// expiry stays a valid RFC 3339 year.
+const (
+	MinYear = 2000
+	MaxYear = 2199
+)
+
+// CheckTime refuses a client-sent time outside the years MinYear to
+// MaxYear.
+func CheckTime(field string, t time.Time) error {
+	if y := t.UTC().Year(); y < MinYear || y > MaxYear {
+		return InputErrorf(field, "time %s is outside the times a trial records (years %d-%d)", t.UTC().Format(time.RFC3339), MinYear, MaxYear)
 	}
 	return nil
 }
