@@ -154,6 +154,9 @@ func Simulate(ctx context.Context, o Options) (_ *Run, err error) {
 	if err := o.Cohort.checkAgainst(o.Study.Config); err != nil {
 		return nil, err
 	}
+	if err := checkSchedule(o.Study.Config); err != nil {
+		return nil, err
+	}
 	if o.Start.IsZero() {
 		o.Start = DefaultStart
 	}
@@ -595,4 +598,20 @@ func jsonMarshal(v any) ([]byte, error) {
 		return nil, fmt.Errorf("encoding event data: %w", err)
 	}
 	return b, nil
+}
+
+// checkSchedule refuses a study whose schedule the simulator cannot follow
+// yet: it asks for fixed-time points every day, so window, weekday and
+// study-day points and phases would be simulated wrongly (it will drive the
+// engine's scheduler instead).
+func checkSchedule(cfg *policies.Config) error {
+	if len(cfg.Phases) > 0 {
+		return fmt.Errorf("simulate: study %s declares phases, which the simulator does not follow yet; simulate a copy without phases", cfg.ID)
+	}
+	for _, dp := range cfg.DecisionPoints {
+		if dp.Window != nil || len(dp.Days) > 0 || dp.StudyDays != nil {
+			return fmt.Errorf("simulate: decision point %s of study %s uses window, days or study_days, which the simulator does not follow yet; simulate a copy with a fixed time", dp.ID, cfg.ID)
+		}
+	}
+	return nil
 }
