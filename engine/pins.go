@@ -21,6 +21,11 @@ func PinnedDesign(ctx context.Context, pins trial.Pins, study string) (policies.
 	if err != nil {
 		return policies.DesignPin{}, err
 	}
+	return parseDesignPin(study, stored)
+}
+
+// parseDesignPin decodes the design pin stored for study.
+func parseDesignPin(study string, stored []byte) (policies.DesignPin, error) {
 	pin, err := policies.ParseDesignPin(stored)
 	if err != nil {
 		return policies.DesignPin{}, fmt.Errorf("the design pinned for study %s: %w", study, err)
@@ -44,11 +49,12 @@ func DesignPins(ctx context.Context, pins trial.Pins) func(study string) (*polic
 }
 
 // checkDesignPin verifies a loaded study against the between-person design
-// pinned for it, if one is: a study whose participants were assigned from
-// one design must not be served with another. A store that cannot answer
-// now defers the check to the first enrolment.
+// pinned for it, if one is and the loader did not check it already: a study
+// whose participants were assigned from one design must not be served with
+// another. A store that cannot answer now defers the check to the first
+// enrolment.
 func (e *Engine) checkDesignPin(ctx context.Context, s *policies.Study) error {
-	if len(s.Config.FactorsOf(policies.Between)) == 0 {
+	if s.PinChecked() || len(s.Config.FactorsOf(policies.Between)) == 0 {
 		return nil
 	}
 	pinned, err := PinnedDesign(ctx, e.store, s.Config.ID)
@@ -86,9 +92,9 @@ func (e *Engine) pinDesign(ctx context.Context, rt *StudyRuntime) error {
 	if err != nil {
 		return fmt.Errorf("pinning the between-person design: %w", err)
 	}
-	pinned, err := policies.ParseDesignPin(stored)
+	pinned, err := parseDesignPin(rt.Config.ID, stored)
 	if err != nil {
-		return fmt.Errorf("the design pinned for study %s: %w", rt.Config.ID, err)
+		return err
 	}
 	if err := rt.Study.VerifyDesignPin(pinned); err != nil {
 		return fmt.Errorf("study %s: %w", rt.Config.ID, err)

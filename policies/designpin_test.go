@@ -113,15 +113,15 @@ func TestLoadStudyDesignSearchIsDeterministic(t *testing.T) {
 	t.Logf("12 factors in 64 runs: proven in %d search nodes", need)
 
 	for _, budget := range []int64{1, need / 2, need - 1} {
-		_, err1 := loadStudy(ctx, dir, cat, budget)
-		_, err2 := loadStudy(ctx, dir, cat, budget)
+		_, err1 := LoadStudy(ctx, dir, cat, LoadOptions{MaxDesignNodes: budget})
+		_, err2 := LoadStudy(ctx, dir, cat, LoadOptions{MaxDesignNodes: budget})
 		if err1 == nil || err2 == nil || err1.Error() != err2.Error() {
 			t.Fatalf("budget %d: loads gave %v and %v, want the same refusal twice", budget, err1, err2)
 		}
 	}
 	var pins []DesignPin
 	for _, budget := range []int64{need, need, design.DefaultMaxNodes} {
-		s, err := loadStudy(ctx, dir, cat, budget)
+		s, err := LoadStudy(ctx, dir, cat, LoadOptions{MaxDesignNodes: budget})
 		if err != nil {
 			t.Fatalf("budget %d: %v", budget, err)
 		}
@@ -155,7 +155,7 @@ func TestLoadStudyUnprovenDesignIsRefusedWithPin(t *testing.T) {
 			section := fmt.Sprintf("design: {runs: %d}", c.runs)
 			studyYAML := betweenStudy(c.k, section)
 			dir := writeStudy(t, t.TempDir(), studyYAML)
-			_, err := loadStudy(ctx, dir, cat, c.budget)
+			_, err := LoadStudy(ctx, dir, cat, LoadOptions{MaxDesignNodes: c.budget})
 			ce := designRefusal(t, err)
 			best, derr := design.MinimumAberration(c.k, c.runs, c.budget)
 			if derr != nil {

@@ -38,27 +38,31 @@ type Study struct {
 	// pinnedSource is the Source of the pin the design was taken from
 	// (LoadOptions.PinnedDesign); "" when it was built from study.yaml.
 	pinnedSource string
+	// pinChecked: the design was checked against the pin the loader's
+	// PinnedDesign returned (none, or an equal one).
+	pinChecked bool
 }
+
+// PinChecked reports whether the study's between-person design was checked
+// at load against the design pinned for it (LoadOptions.PinnedDesign), so
+// that a caller need not read and compare the pin again.
+func (s *Study) PinChecked() bool { return s.pinChecked }
 
 // LoadStudy reads, validates and compiles the study in dir. Every problem is
 // reported as file:line: reason, with paths relative to the study's parent.
 //
 // Nothing it does depends on the clock or the machine: a design asked for by
-// run size is searched with design.DefaultMaxNodes search nodes, and a study
+// run size is searched with design.DefaultMaxNodes search nodes (or
+// LoadOptions.MaxDesignNodes), and a study
 // whose minimum-aberration design the search cannot prove within them is
 // refused with the generators to pin in study.yaml. opts choose for a
 // study.yaml that does not (see LoadOptions).
 func LoadStudy(ctx context.Context, dir string, catalogue *interventions.Catalogue, opts ...LoadOptions) (*Study, error) {
-	maxNodes := loadOptions(opts).MaxDesignNodes
+	o := loadOptions(opts)
+	maxNodes := o.MaxDesignNodes
 	if maxNodes <= 0 {
 		maxNodes = design.DefaultMaxNodes
 	}
-	return loadStudy(ctx, dir, catalogue, maxNodes, opts...)
-}
-
-// loadStudy is LoadStudy with the design search budget (tests use small
-// ones).
-func loadStudy(ctx context.Context, dir string, catalogue *interventions.Catalogue, maxNodes int64, opts ...LoadOptions) (*Study, error) {
 	name := filepath.Base(dir)
 	rel := func(p string) string { return filepath.Join(name, p) }
 	raw, err := os.ReadFile(filepath.Join(dir, "study.yaml"))
@@ -106,7 +110,7 @@ func loadStudy(ctx context.Context, dir string, catalogue *interventions.Catalog
 			}
 		}
 	}
-	pinned, err := pinnedDesignOf(cfg, loadOptions(opts))
+	pinned, err := pinnedDesignOf(cfg, o)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", rel("study.yaml"), err)
 	}
@@ -125,7 +129,7 @@ func loadStudy(ctx context.Context, dir string, catalogue *interventions.Catalog
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	pol, err := Compile(ctx, mods, PolicyData(cat), loadOptions(opts).compileOptions(cfg))
+	pol, err := Compile(ctx, mods, PolicyData(cat), o.compileOptions(cfg))
 	if err != nil {
 		return nil, err
 	}
@@ -142,6 +146,7 @@ func loadStudy(ctx context.Context, dir string, catalogue *interventions.Catalog
 		TestFiles:   testFiles,
 		LoadedAt:    time.Now().UTC(),
 	}
+	study.pinChecked = o.PinnedDesign != nil
 	if pinned != nil {
 		study.pinnedSource = pinned.Source
 		if err := study.VerifyDesignPin(*pinned); err != nil {
