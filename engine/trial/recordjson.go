@@ -34,6 +34,26 @@ func (r *Record) AppendJSON(dst []byte) ([]byte, error) {
 	e.str(r.Participant)
 	e.b = append(e.b, `,"decision_point":`...)
 	e.str(r.DecisionPoint)
+	if r.Trigger != "" {
+		e.b = append(e.b, `,"trigger":`...)
+		e.str(r.Trigger)
+	}
+	if r.EventID != "" {
+		e.b = append(e.b, `,"event_id":`...)
+		e.str(r.EventID)
+	}
+	if !r.ScheduledAt.IsZero() {
+		e.b = append(e.b, `,"scheduled_at":`...)
+		e.time(r.ScheduledAt)
+	}
+	if r.Phase != "" {
+		e.b = append(e.b, `,"phase":`...)
+		e.str(r.Phase)
+	}
+	if r.StudyDay != 0 {
+		e.b = append(e.b, `,"study_day":`...)
+		e.b = strconv.AppendInt(e.b, int64(r.StudyDay), 10)
+	}
 	e.b = append(e.b, `,"time":`...)
 	e.time(r.Time)
 	e.b = append(e.b, `,"local_time":`...)

@@ -113,6 +113,9 @@ type Commit struct {
 	State *State
 	// Idempotency is stored with the record when not nil.
 	Idempotency *IdempotencyEntry
+	// Delivery, when not nil, is the decision's delivery log, stored with
+	// the record; a queued one enters the outbox in the same commit.
+	Delivery *Delivery
 }
 
 // DecisionQuery selects decision records.
@@ -140,6 +143,8 @@ func (c *Commit) Validate() error {
 		return fmt.Errorf("committing decision in study %s: the record has no time", c.Record.Study)
 	case c.Idempotency != nil && c.Idempotency.Key == "":
 		return fmt.Errorf("committing decision in study %s: the idempotency entry has no key", c.Record.Study)
+	case c.Delivery != nil && (c.Delivery.ID == "" || c.Delivery.DecisionID != c.Record.ID || c.Delivery.Participant != c.Record.Participant || c.Delivery.Study != c.Record.Study):
+		return fmt.Errorf("committing decision in study %s: the delivery needs an id and the record's decision, participant and study", c.Record.Study)
 	case c.State != nil && c.State.Version < 1:
 		return fmt.Errorf("committing decision in study %s: new state version %d, want the version read plus one", c.Record.Study, c.State.Version)
 	}

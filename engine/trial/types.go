@@ -29,6 +29,10 @@ type Participant struct {
 	Assignment map[string]string `json:"assignment"`
 	EnrolledAt time.Time         `json:"enrolled_at"`
 	Status     string            `json:"status"`
+	// Region (ISO 3166-1 alpha-2, e.g. GB, US) chooses the crisis
+	// signposting; Locale (BCP 47, e.g. en-GB) the language of messages.
+	Region string `json:"region,omitempty"`
+	Locale string `json:"locale,omitempty"`
 }
 
 // Event types.
@@ -169,10 +173,21 @@ type OptionDraw struct {
 
 // Record is the durable record of one decision.
 type Record struct {
-	ID                 string                  `json:"decision_id"`
-	Study              string                  `json:"study"`
-	Participant        string                  `json:"participant_id"`
-	DecisionPoint      string                  `json:"decision_point"`
+	ID            string `json:"decision_id"`
+	Study         string `json:"study"`
+	Participant   string `json:"participant_id"`
+	DecisionPoint string `json:"decision_point"`
+	// Trigger is what opened the point: app, scheduled or event (empty in
+	// records written before the trial clock: app).
+	Trigger string `json:"trigger,omitempty"`
+	// EventID is the event that opened an event-triggered point.
+	EventID string `json:"event_id,omitempty"`
+	// ScheduledAt is the instant a scheduled or triggered point was due.
+	ScheduledAt time.Time `json:"scheduled_at,omitzero"`
+	// Phase and StudyDay are the participant's phase and study day (day 1
+	// is the local day of enrolment) at the decision.
+	Phase              string                  `json:"phase,omitempty"`
+	StudyDay           int                     `json:"study_day,omitempty"`
 	Time               time.Time               `json:"time"`
 	LocalTime          string                  `json:"local_time"`
 	RecordedAt         time.Time               `json:"recorded_at"`
