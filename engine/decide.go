@@ -29,6 +29,9 @@ func (e *Engine) decide(ctx context.Context, rt *StudyRuntime, dp *policies.Deci
 		DecisionID:     decisionID,
 		IdempotencyKey: req.IdempotencyKey,
 		PolicyTimeout:  e.policyTimeout,
+		Trigger:        req.trigger,
+		EventID:        req.eventID,
+		ScheduledAt:    req.scheduledAt,
 	}, rt.hooks)
 	if err != nil {
 		return nil, nil, nil, err

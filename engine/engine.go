@@ -58,6 +58,12 @@ type Components struct {
 	// (plugins/host.Factory). Without it, a study's plugin calls all fall
 	// back, and the records say so.
 	Plugins PluginFactory
+	// Clock tunes the trial clock (RunClock, FireDue, DeliverDue).
+	Clock ClockOptions
+	// Channels builds the delivery channels of each loaded study version
+	// that has a delivery section (cmd/jitai wires the providers). Without
+	// it, queued deliveries wait and then expire.
+	Channels ChannelFactory
 }
 
 // Engine makes decisions. It is safe for concurrent use.
@@ -76,6 +82,10 @@ type Engine struct {
 	reload        *reloader // see reload.go
 	pluginFactory PluginFactory
 	outcomes      outcomeWorkers
+	// clock is the store's trial clock (nil if the store has none).
+	clock          trial.Clock
+	clockOpts      ClockOptions
+	channelFactory ChannelFactory
 }
 
 // zoneCache keeps loaded time zones: time.LoadLocation reads the zone
@@ -109,6 +119,12 @@ func New(c Components) (*Engine, error) {
 		ids:           newIDSource(c.Rand),
 		obs:           c.Observer,
 		pluginFactory: c.Plugins,
+		clockOpts:     c.Clock,
+		channelFactory: c.Channels,
+	}
+	e.clockOpts.setDefaults()
+	if cl, ok := c.Store.(trial.Clock); ok {
+		e.clock = cl
 	}
 	if e.log == nil {
 		e.log = zap.NewNop()
@@ -216,6 +232,11 @@ func (e *Engine) Enroll(ctx context.Context, study string, req EnrollRequest) (*
 	if err != nil {
 		return nil, false, fmt.Errorf("enrolling participant: %w", err)
 	}
+	if created {
+		if err := e.scheduleParticipant(ctx, rt, got, time.Time{}); err != nil {
+			return nil, false, err
+		}
+	}
 	return got, created, nil
 }
 
@@ -298,6 +319,11 @@ type DecideRequest struct {
 	Time           time.Time      `json:"time"`
 	Context        map[string]any `json:"context"`
 	IdempotencyKey string         `json:"-"`
+	// Set by the trial clock: what opened the point, the event that did,
+	// and the instant it was due.
+	trigger     string
+	eventID     string
+	scheduledAt time.Time
 }
 
 // Answer is a decision as returned to the app. Body is the exact JSON sent
@@ -306,6 +332,8 @@ type Answer struct {
 	Body     []byte
 	Record   *trial.Record
 	Replayed bool
+	// decisionID is the answer's decision (also for a replayed answer).
+	decisionID string
 }
 
 // Response is the app-facing decision document.
@@ -370,50 +398,38 @@ func (e *Engine) Decide(ctx context.Context, study, participant string, req Deci
 	if err != nil {
 		return nil, err
 	}
-	unlock := e.lock(study, participant)
-	defer unlock()
+	if dp.Kind == "scheduled" {
+		return e.decideScheduled(ctx, rt, dp, participant, &req)
+	}
 	decisionID := e.ids.next(req.Time)
-	for attempt := 0; attempt < maxAttempts; attempt++ {
-		t0 := time.Now()
-		snap, err := e.store.Snapshot(ctx, study, participant, req.IdempotencyKey)
-		e.observeStore(StoreOpSnapshot, t0, err)
-		if errors.Is(err, trial.ErrNotFound) {
-			return nil, ErrUnknownParticipant
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading participant state: %w", err)
-		}
-		if snap.Replay != nil {
-			if snap.Replay.RequestHash != reqHash {
-				return nil, ErrIdempotencyMismatch
-			}
-			return &Answer{Body: snap.Replay.Response, Replayed: true}, nil
-		}
-		if snap.Participant.Status == trial.StatusWithdrawn {
-			return nil, ErrWithdrawn
-		}
+	return e.commitKeyed(ctx, rt, participant, req.IdempotencyKey, reqHash, func(snap *trial.Snapshot) (*trial.Commit, []byte, error) {
 		rec, st, body, err := e.decide(ctx, rt, dp, snap, &req, decisionID, start)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		c := &trial.Commit{Record: rec, State: st}
-		if req.IdempotencyKey != "" {
-			c.Idempotency = &trial.IdempotencyEntry{Key: req.IdempotencyKey, RequestHash: reqHash, DecisionID: decisionID, Response: body, CreatedAt: rec.RecordedAt}
-		}
-		t0 = time.Now()
-		err = e.store.CommitDecision(ctx, c)
-		e.observeStore(StoreOpCommit, t0, err)
-		switch {
-		case err == nil:
-			e.notify(rt, rec)
-			return &Answer{Body: body, Record: rec}, nil
-		case errors.Is(err, trial.ErrConflict), errors.Is(err, trial.ErrIdempotencyReplay):
-			continue // re-read: the same decision id keeps the draws the same
-		default:
-			return nil, fmt.Errorf("recording decision: %w", err)
-		}
+		return &trial.Commit{Record: rec, State: st}, body, nil
+	})
+}
+
+// decideScheduled answers an app's request for a scheduled point with that
+// point's one decision: the recorded one, or one made now (at the point's
+// instant) while its window is open, or the missed record after it.
+func (e *Engine) decideScheduled(ctx context.Context, rt *StudyRuntime, dp *policies.DecisionPoint, participant string, req *DecideRequest) (*Answer, error) {
+	p, err := e.store.Participant(ctx, rt.Config.ID, participant)
+	if errors.Is(err, trial.ErrNotFound) {
+		return nil, ErrUnknownParticipant
 	}
-	return nil, fmt.Errorf("recording decision: %w after %d attempts", trial.ErrConflict, maxAttempts)
+	if err != nil {
+		return nil, fmt.Errorf("reading participant: %w", err)
+	}
+	if p.Status == trial.StatusWithdrawn {
+		return nil, ErrWithdrawn
+	}
+	pt, loc, err := e.scheduledPoint(rt, p, dp, req.Time)
+	if err != nil {
+		return nil, err
+	}
+	return e.firePoint(ctx, rt, p, loc, pt, req.Time, req)
 }
 
 func checkContext(c map[string]any) error {

@@ -38,7 +38,7 @@ func FuzzIngest(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { _ = store.Close() })
-	now := time.Date(2026, 11, 18, 14, 0, 0, 0, time.UTC)
+	now := time.Date(2026, 11, 18, 14, 30, 0, 0, time.UTC)
 	eng, err := engine.New(engine.Components{Store: store, Studies: []*policies.Study{study}, Now: func() time.Time { return now }})
 	if err != nil {
 		f.Fatal(err)

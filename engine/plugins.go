@@ -182,6 +182,9 @@ func (e *Engine) newRuntime(s *policies.Study) (*StudyRuntime, error) {
 	if err := e.attachPlugins(rt); err != nil {
 		return nil, err
 	}
+	if err := e.attachChannels(rt); err != nil {
+		return nil, err
+	}
 	rt.hooks = e.hooks(rt)
 	return rt, nil
 }

@@ -44,6 +44,9 @@ func (e *Engine) PreviewWith(ctx context.Context, rt *StudyRuntime, snap *trial.
 		return nil, err
 	}
 	req.Time = req.Time.UTC().Truncate(time.Microsecond)
+	if dp.Kind == "scheduled" {
+		req.trigger, req.scheduledAt = trial.TriggerScheduled, req.Time
+	}
 	sum := sha256.Sum256([]byte(rt.Config.ID + "\x00" + snap.Participant.ID + "\x00" + dp.ID + "\x00" + req.Time.Format(time.RFC3339Nano)))
 	id := "preview-" + hex.EncodeToString(sum[:8])
 	rec, _, _, err := e.decide(ctx, rt, dp, snap, &req, id, start)

@@ -207,6 +207,7 @@ func TestReplayBetweenPerson(t *testing.T) {
 	}
 	for i := 0; i < 16; i++ {
 		pid := fmt.Sprintf("m%02d", i)
+		now = time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)
 		if _, _, err := eng.Enroll(ctx, "mood-most", engine.EnrollRequest{ParticipantID: pid, Strata: map[string]string{"site": []string{"a", "b"}[i%2]}}); err != nil {
 			t.Fatal(err)
 		}

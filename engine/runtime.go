@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 
 	"github.com/jitai/jitai/engine/decision"
+	"github.com/jitai/jitai/engine/delivery"
 	"github.com/jitai/jitai/policies"
 )
 
@@ -23,6 +24,9 @@ type StudyRuntime struct {
 	// designPinned: this version's between-person design is the one pinned
 	// in the store (pins.go).
 	designPinned atomic.Bool
+	// channels are the study's delivery channels in order (nil without a
+	// delivery section); see deliver.go.
+	channels []delivery.Channel
 }
 
 // newStudyRuntime prepares a loaded study for decisions by the service.

@@ -76,6 +76,9 @@ type Config struct {
 	// EvaluatorTopdown; empty leaves the choice to the loader
 	// (LoadOptions, jitai serve --evaluator), which defaults to the IR.
 	Evaluator string `yaml:"evaluator" json:"evaluator,omitempty"`
+	// Delivery is how decisions of scheduled and event-triggered points
+	// reach participants; none means the app asks for them.
+	Delivery *DeliveryConfig `yaml:"delivery" json:"delivery,omitempty"`
 }
 
 // Erasure settings.
@@ -481,6 +484,7 @@ func (c *Config) validate(file string, lines map[string]int) ConfigErrors {
 	}
 	v.decisionPoints(c.DecisionPoints)
 	v.phases(c.Phases)
+	v.delivery(c.Delivery, c.Plugins)
 	if c.DecisionTTL.Duration < 0 {
 		v.at("decision_ttl", "decision_ttl must be positive")
 	}

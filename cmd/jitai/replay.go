@@ -52,6 +52,9 @@ type replayReport struct {
 	// Anonymised counts records kept anonymised after their participant's
 	// erasure: their input is gone, so they are not replayed.
 	Anonymised int `json:"anonymised,omitempty"`
+	// Missed counts scheduled points the engine missed (engine_unavailable):
+	// no policy was evaluated for them, so there is nothing to replay.
+	Missed int `json:"missed,omitempty"`
 	// Reproduced counts the decisions replayed with their own revision
 	// that came out exactly as logged; Differ lists those that did not.
 	Reproduced int          `json:"reproduced"`
@@ -290,6 +293,7 @@ type replayItem struct {
 	rec         *trial.Record
 	altered     bool // the input does not match its hash
 	anonymised  bool // kept anonymised after an erasure: no input to replay
+	missed      bool // a scheduled point the engine missed: nothing was evaluated
 	own         bool // made with --study-dir's revision: replayed with it
 	res, cmpRes *decision.ReplayResult
 	rules       []string
@@ -310,6 +314,10 @@ func replayBatch(ctx context.Context, rt *decision.Runtime, cmp *comparer, items
 				rec := it.rec
 				if decision.Anonymised(rec) {
 					it.anonymised = true
+					continue
+				}
+				if decision.IsMissed(rec) {
+					it.missed = true
 					continue
 				}
 				it.own = rec.PolicyRevision == revision && rec.CatalogueRevision == catalogue
@@ -348,6 +356,10 @@ func (rep *replayReport) add(it *replayItem, trans map[[2]string]*transition) er
 	rep.Decisions++
 	if it.anonymised {
 		rep.Anonymised++
+		return nil
+	}
+	if it.missed {
+		rep.Missed++
 		return nil
 	}
 	if it.altered {
@@ -493,6 +505,9 @@ func writeReplay(w io.Writer, rep *replayReport) {
 	fmt.Fprintf(w, "with their own policy revision %s: %d of %d reproduced exactly, %d differ\n", short(rep.Revision), rep.Reproduced, checked, len(rep.Differ))
 	if rep.Anonymised > 0 {
 		fmt.Fprintf(w, "%d decisions not replayed: kept anonymised after their participant's erasure, their input is gone\n", rep.Anonymised)
+	}
+	if rep.Missed > 0 {
+		fmt.Fprintf(w, "%d scheduled points not replayed: the engine missed them (engine_unavailable), no policy was evaluated\n", rep.Missed)
 	}
 	if len(rep.NotCheckable) > 0 {
 		fmt.Fprintln(w, "\nNOT CHECKED: made with another policy or catalogue revision than --study's")

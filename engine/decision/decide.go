@@ -25,6 +25,9 @@ const (
 	ReasonBurden24hCap       = "burden_24h_cap"
 	ReasonBurdenMinGap       = "burden_min_gap"
 	ReasonNoCandidate        = "no_candidate"
+	// ReasonPhaseNotRandomised: the participant's phase (e.g. a baseline)
+	// records points but randomises and delivers nothing.
+	ReasonPhaseNotRandomised = "phase_not_randomised"
 	ReasonRandomisedNoPrompt = "randomised_no_prompt"
 )
 
@@ -41,6 +44,12 @@ type Request struct {
 	DecisionID     string
 	IdempotencyKey string
 	PolicyTimeout  time.Duration
+	// Trigger is what opened the point (trial.TriggerApp when empty);
+	// EventID the event that opened an event-triggered point; ScheduledAt
+	// the instant a scheduled or triggered point was due (Now when zero).
+	Trigger     string
+	EventID     string
+	ScheduledAt time.Time
 }
 
 // Hooks are what a live decision asks of the service around it; each may be
@@ -64,8 +73,16 @@ func Decide(ctx context.Context, rt *Runtime, req Request, h Hooks) (*trial.Reco
 	p := snap.Participant
 	clock := newLocalClock(now, req.Location)
 	hist := computeHistory(snap.State, now, clock)
-	dpDoc := map[string]any{"id": dp.ID, "time": dp.Time, "kind": dp.Kind}
-	input := buildInput(rt, snap, dpDoc, req.Context, now, clock, hist)
+	trigger, scheduledAt := req.Trigger, req.ScheduledAt
+	if trigger == "" {
+		trigger = trial.TriggerApp
+	}
+	if scheduledAt.IsZero() {
+		scheduledAt = now
+	}
+	dpDoc := pointDoc(dp, trigger, scheduledAt, req.EventID)
+	ph := phaseAt(rt, p, req.Location, now)
+	input := buildInput(rt, snap, dpDoc, req.Context, now, clock, hist, ph)
 	var pluginCalls []trial.PluginCall
 	if h.Enrich != nil {
 		d := PluginDecision{Study: rt.Config.ID, Participant: p.ID, DecisionID: req.DecisionID, DecisionPoint: dp.ID, Time: now}
@@ -92,6 +109,10 @@ func Decide(ctx context.Context, rt *Runtime, req Request, h Hooks) (*trial.Reco
 		Study:             rt.Config.ID,
 		Participant:       p.ID,
 		DecisionPoint:     dp.ID,
+		Trigger:           trigger,
+		EventID:           req.EventID,
+		Phase:             ph.phase,
+		StudyDay:          ph.studyDay,
 		Time:              now,
 		LocalTime:         clock.t.Format(time.RFC3339),
 		ExpiresAt:         now.Add(rt.Config.DecisionTTL.Duration),
@@ -102,7 +123,11 @@ func Decide(ctx context.Context, rt *Runtime, req Request, h Hooks) (*trial.Reco
 		IdempotencyKey:    req.IdempotencyKey,
 		Plugins:           pluginCalls,
 	}
+	if trigger != trial.TriggerApp {
+		rec.ScheduledAt = scheduledAt
+	}
 	levels, budget, err := settle(rt, p.Assignment, out, clock, stateDerived{
+		noRandomise:   !ph.randomise,
 		engineReasons: func() []string { return engineReasons(rt, snap.State, now, clock) },
 		probability:   liveProbability(ctx, rt, snap.State, out, clock, rec, inputJSON, h.PluginProbability),
 	}, rec)
@@ -142,6 +167,9 @@ func evaluate(ctx context.Context, rt *Runtime, input map[string]any, timeout ti
 // live decision computes them from the state; replay takes them from the
 // logged record (replay.go).
 type stateDerived struct {
+	// noRandomise: the participant's phase records the point but
+	// randomises and delivers nothing (safety still answers).
+	noRandomise   bool
 	engineReasons func() []string
 	// probability gives a state-dependent factor's probability before
 	// clipping; it may set fd.Source and fd.Budget, and returns the budget
@@ -175,7 +203,10 @@ func settle(rt *Runtime, assignment map[string]string, out *policies.Output, clo
 		if err := availability(rt, out, sd.engineReasons(), rec); err != nil {
 			return nil, nil, err
 		}
-		if rec.Available {
+		if rec.Available && sd.noRandomise {
+			rec.Action = trial.ActionNone
+			rec.Reasons = []string{ReasonPhaseNotRandomised}
+		} else if rec.Available {
 			budget = randomise(rt, rec.Participant, out, levels, clock, sd.probability, rec)
 		} else {
 			rec.Action = trial.ActionNone

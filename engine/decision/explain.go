@@ -141,7 +141,7 @@ func Explain(ctx context.Context, rt *Runtime, rec *trial.Record) (*Explanation,
 	}
 	ex.Anonymised = Anonymised(rec)
 	var doc map[string]any
-	if !ex.Anonymised {
+	if !ex.Anonymised && !IsMissed(rec) {
 		var err error
 		if doc, err = DecodeInput(rec); err != nil {
 			return nil, err

@@ -4,7 +4,9 @@ import (
 	"math"
 	"time"
 
+	"github.com/jitai/jitai/engine/schedule"
 	"github.com/jitai/jitai/engine/trial"
+	"github.com/jitai/jitai/policies"
 )
 
 // localClock is the decision time in the participant's zone.
@@ -69,7 +71,7 @@ func computeHistory(st *trial.State, now time.Time, clock localClock) history {
 }
 
 // buildInput assembles the policy input document (docs/policy.md).
-func buildInput(rt *Runtime, snap *trial.Snapshot, dp any, reqCtx map[string]any, now time.Time, clock localClock, h history) map[string]any {
+func buildInput(rt *Runtime, snap *trial.Snapshot, dp any, reqCtx map[string]any, now time.Time, clock localClock, h history, ph phaseDay) map[string]any {
 	p := snap.Participant
 	st := snap.State
 	local := clock.t
@@ -125,6 +127,8 @@ func buildInput(rt *Runtime, snap *trial.Snapshot, dp any, reqCtx map[string]any
 			"id":           p.ID,
 			"enrolled_at":  p.EnrolledAt.Format(time.RFC3339),
 			"day_in_study": dayInStudy,
+			"study_day":    ph.studyDay,
+			"phase":        ph.phase,
 			"assignment":   assignment,
 			"strata":       strata,
 		},
@@ -133,6 +137,47 @@ func buildInput(rt *Runtime, snap *trial.Snapshot, dp any, reqCtx map[string]any
 		"state":          state,
 		"history":        hist,
 	}
+}
+
+// pointDoc is input.decision_point.
+func pointDoc(dp *policies.DecisionPoint, trigger string, scheduledAt time.Time, eventID string) map[string]any {
+	return map[string]any{"id": dp.ID, "time": dp.Time, "kind": dp.Kind, "trigger": trigger,
+		"scheduled_at": scheduledAt.Format(time.RFC3339), "event_id": eventID}
+}
+
+// phaseDay is the participant's phase and study day at the decision.
+type phaseDay struct {
+	phase     string
+	studyDay  int
+	randomise bool
+}
+
+// phaseAt is the participant's phase at now. Before enrolment (a decision
+// the service refuses) it is the first day's.
+func phaseAt(rt *Runtime, p *trial.Participant, loc *time.Location, now time.Time) phaseDay {
+	phase, day, randomise := schedule.PhaseAt(rt.Config, p, loc, now)
+	if day < 1 {
+		phase, _, randomise = schedule.PhaseAt(rt.Config, p, loc, p.EnrolledAt)
+		day = 1
+	}
+	return phaseDay{phase: phase, studyDay: day, randomise: randomise}
+}
+
+// phaseRandomises reports whether the study's phase name randomises (for
+// replaying a record).
+func phaseRandomises(rt *Runtime, name string) bool {
+	if name == "" || name == policies.PhaseActive {
+		return true
+	}
+	if name == policies.PhaseCompleted {
+		return false
+	}
+	for i := range rt.Config.Phases {
+		if rt.Config.Phases[i].Name == name {
+			return rt.Config.Phases[i].Randomises()
+		}
+	}
+	return true
 }
 
 func dateOnly(t time.Time) time.Time {
@@ -180,15 +225,20 @@ func assessments(as map[string]trial.Assessment, now time.Time) map[string]any {
 	return out
 }
 
+// preferences are the participant's preferences as of now: a snooze or
+// quiet hours set after now (a decision made late, at its scheduled time)
+// did not exist then. An opt-out is honoured whenever it was set: a late
+// decision is delivered now.
 func preferences(p *trial.Preferences, now time.Time) map[string]any {
+	snoozed := p.SnoozeSetAt.IsZero() || !p.SnoozeSetAt.After(now)
 	out := map[string]any{
-		"snoozed":   now.Before(p.SnoozedUntil),
+		"snoozed":   snoozed && now.Before(p.SnoozedUntil),
 		"opted_out": p.OptedOut,
 	}
-	if !p.SnoozedUntil.IsZero() {
+	if snoozed && !p.SnoozedUntil.IsZero() {
 		out["snoozed_until"] = p.SnoozedUntil.Format(time.RFC3339)
 	}
-	if p.QuietHours != nil {
+	if p.QuietHours != nil && (p.QuietSetAt.IsZero() || !p.QuietSetAt.After(now)) {
 		out["quiet_hours"] = map[string]any{"start": p.QuietHours.Start, "end": p.QuietHours.End}
 	}
 	return out

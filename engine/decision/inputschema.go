@@ -45,10 +45,12 @@ func InputSchema() *policies.InputField {
 			})),
 		}),
 		"participant": obj(map[string]*policies.InputField{
-			"id": str(), "enrolled_at": str(), "day_in_study": num(),
+			"id": str(), "enrolled_at": str(), "day_in_study": num(), "study_day": num(), "phase": str(),
 			"assignment": each(str()), "strata": each(str()),
 		}),
-		"decision_point": obj(map[string]*policies.InputField{"id": str(), "time": str(), "kind": str()}),
+		"decision_point": obj(map[string]*policies.InputField{
+			"id": str(), "time": str(), "kind": str(), "trigger": str(), "scheduled_at": str(), "event_id": str(),
+		}),
 		"context":        each(anyv()),
 		// derived.<plugin>: what each enricher plugin returned (plugins.md).
 		"derived": each(each(anyv())),

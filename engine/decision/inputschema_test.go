@@ -51,8 +51,9 @@ func richInput(t *testing.T) map[string]any {
 	p := &trial.Participant{Study: "stress-mrt", ID: "p1", Timezone: "Europe/London", Strata: map[string]string{"site": "leeds"},
 		Assignment: map[string]string{"framing": "gain"}, EnrolledAt: now.AddDate(0, 0, -3)}
 	clock := newLocalClock(now, rt.Location)
-	in := buildInput(rt, &trial.Snapshot{Participant: p, State: st}, map[string]any{"id": "afternoon", "time": "14:30", "kind": "scheduled"},
-		map[string]any{"driving": false}, now, clock, computeHistory(st, now, clock))
+	dp := &policies.DecisionPoint{ID: "afternoon", Time: "14:30", Kind: "scheduled"}
+	in := buildInput(rt, &trial.Snapshot{Participant: p, State: st}, pointDoc(dp, trial.TriggerEvent, now, "e1"),
+		map[string]any{"driving": false}, now, clock, computeHistory(st, now, clock), phaseAt(rt, p, rt.Location, now))
 	// input.derived is added by decide from the study's enricher plugins
 	// (plugins/host tests show their values reach the policy); one
 	// enricher's answer stands for it here.

@@ -70,6 +70,11 @@ func (d Difference) String() string {
 // the record was changed after it was made.
 var ErrInputHash = errors.New("the logged input does not match its input_hash")
 
+// ErrMissed says that a record is a scheduled point the engine missed
+// (engine_unavailable): no policy was evaluated, so there is nothing to
+// evaluate again.
+var ErrMissed = errors.New("the record is a scheduled point the engine missed (engine_unavailable): no policy was evaluated for it")
+
 // ErrAnonymised says that a record was anonymised when its participant's
 // data was erased (AnonymiseRecord): its input is gone, so the policy
 // cannot be evaluated on it again.
@@ -85,6 +90,9 @@ func Anonymised(rec *trial.Record) bool {
 func DecodeInput(rec *trial.Record) (map[string]any, error) {
 	if Anonymised(rec) {
 		return nil, ErrAnonymised
+	}
+	if IsMissed(rec) {
+		return nil, ErrMissed
 	}
 	if len(rec.Input) == 0 {
 		return nil, errors.New("the record holds no input document")
@@ -165,8 +173,14 @@ func replayOutput(rt *Runtime, rec *trial.Record, doc map[string]any, out *polic
 		InputHash:         rec.InputHash,
 		IdempotencyKey:    rec.IdempotencyKey,
 		LatencyMicros:     rec.LatencyMicros,
+		Trigger:           rec.Trigger,
+		EventID:           rec.EventID,
+		ScheduledAt:       rec.ScheduledAt,
+		Phase:             rec.Phase,
+		StudyDay:          rec.StudyDay,
 	}
 	sd := stateDerived{
+		noRandomise: !phaseRandomises(rt, rec.Phase),
 		engineReasons: func() []string {
 			reasons, note := loggedEngineReasons(rec, doc)
 			if note != "" {

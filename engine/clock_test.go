@@ -1,0 +1,372 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/engine/store/memstore"
+	"github.com/jitai/jitai/engine/trial"
+	"github.com/jitai/jitai/policies"
+	"github.com/jitai/jitai/policies/policytest"
+)
+
+// clockStudyPoints replace stress-mrt's decision points: a fixed time, a
+// window, weekdays, study days, and 01:30, which the autumn daylight-saving
+// change repeats in Europe/London (and 02:30, which spring skips, is not in
+// this span).
+const clockStudyPoints = `decision_points:
+  - id: morning
+    time: "08:30"
+  - id: midday
+    window: {start: "12:00", end: "14:00"}
+  - id: weekday_evening
+    time: "18:00"
+    days: [mon, wed, fri]
+  - id: first_week
+    time: "20:00"
+    study_days: {from: 1, to: 7}
+  - id: night
+    time: "01:30"
+phases:
+  - name: baseline
+    days: 3
+    randomise: false
+  - name: active
+    days: 14
+  - name: follow_up
+    days: 7
+`
+
+// clockStudy is stress-mrt with clockStudyPoints.
+func clockStudy(t testing.TB) *policies.Study {
+	t.Helper()
+	src := "../policies/examples/stress-mrt"
+	dir := t.TempDir()
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Name() == "study.yaml" {
+			s := string(b)
+			i := strings.Index(s, "decision_points:")
+			j := strings.Index(s, "decision_ttl:")
+			s = s[:i] + clockStudyPoints + s[j:]
+			b = []byte(s)
+		}
+		if strings.HasSuffix(e.Name(), "_test.rego") {
+			continue // the example's Rego tests know its own points
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return policytest.Load(t, dir)
+}
+
+// fakeClock is the test's clock.
+type fakeClock struct{ now time.Time }
+
+func (c *fakeClock) Now() time.Time { return c.now }
+
+// wallInstant is the instant a point at local minute m of local date d
+// fires in loc, found by brute force: the first minute whose local date and
+// time are at or after (d, m). A time skipped by a daylight-saving gap so
+// fires at the first instant after the gap, and a repeated one fires once,
+// at its first occurrence.
+func wallInstant(d time.Time, m int, loc *time.Location) time.Time {
+	want := d.Format(time.DateOnly) + fmt.Sprintf(" %04d", m)
+	for t := d.Add(-16 * time.Hour); ; t = t.Add(time.Minute) {
+		l := t.In(loc)
+		if l.Format(time.DateOnly)+fmt.Sprintf(" %04d", l.Hour()*60+l.Minute()) >= want {
+			return t
+		}
+	}
+}
+
+// expectedPoints counts, independently of the schedule package, the keys
+// (point, local date) of a participant's scheduled points with instants in
+// [from, to), enrolled at enrolled in loc: fixed and window points once a
+// day (a window point's minute is not needed to know that it exists, only
+// to place it in time: the record says which minute was drawn, and the test
+// checks it lies in the window), weekday points on their days, study-day
+// points on their days. Phases: 3 baseline + 14 active + 7 follow-up days.
+func expectedPoints(enrolled time.Time, loc *time.Location, from, to time.Time, windowMinute func(date string) int) map[string]time.Time {
+	out := map[string]time.Time{}
+	y, mo, d := enrolled.In(loc).Date()
+	day1 := time.Date(y, mo, d, 0, 0, 0, 0, time.UTC)
+	for day := day1.AddDate(0, 0, -1); day.Before(to.AddDate(0, 0, 2)); day = day.AddDate(0, 0, 1) {
+		studyDay := int(day.Sub(day1).Hours()/24) + 1
+		if studyDay < 1 || studyDay > 24 {
+			continue
+		}
+		date := day.Format(time.DateOnly)
+		add := func(point string, minute int) {
+			at := wallInstant(day, minute, loc)
+			if !at.Before(from) && at.Before(to) && !at.Before(enrolled) {
+				out[point+"/"+date] = at
+			}
+		}
+		add("morning", 8*60+30)
+		if m := windowMinute(date); m >= 0 {
+			add("midday", m)
+		}
+		switch day.Weekday() {
+		case time.Monday, time.Wednesday, time.Friday:
+			add("weekday_evening", 18*60)
+		}
+		if studyDay <= 7 {
+			add("first_week", 20*60)
+		}
+		add("night", 90)
+	}
+	return out
+}
+
+// TestClockFakeTime runs the trial clock on a fake clock: 200 participants
+// in six time zones over 21 days that span the autumn daylight-saving
+// changes of Europe/London (25 October 2026) and America/New_York (1
+// November 2026). One participant moves from London to Tokyo mid-study and
+// one withdraws. Every participant's records are exactly their scheduled
+// points, counted independently here; window times reproduce from the seed
+// and lie in the window; baseline days randomise nothing.
+func TestClockFakeTime(t *testing.T) {
+	ctx := context.Background()
+	study := clockStudy(t)
+	store := memstore.New()
+	start := time.Date(2026, 10, 20, 6, 7, 0, 0, time.UTC)
+	end := start.Add(21 * 24 * time.Hour)
+	clk := &fakeClock{now: start}
+	eng, err := engine.New(engine.Components{Store: store, Studies: []*policies.Study{study}, Now: clk.Now,
+		Clock: engine.ClockOptions{Lease: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zones := []string{"Europe/London", "America/New_York", "Asia/Tokyo", "Australia/Sydney", "Asia/Kolkata", "America/Los_Angeles"}
+	type person struct {
+		id       string
+		zone     string
+		enrolled time.Time
+	}
+	var people []person
+	for i := range 200 {
+		// Enrolments spread over the first two days.
+		clk.now = start.Add(time.Duration(i) * 17 * time.Minute)
+		id := fmt.Sprintf("p%03d", i)
+		p, _, err := eng.Enroll(ctx, study.Config.ID, engine.EnrollRequest{ParticipantID: id, Timezone: zones[i%len(zones)]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		people = append(people, person{id, p.Timezone, p.EnrolledAt})
+	}
+	mover, leaver := people[0], people[1] // London; New York
+	moveAt := start.Add(9*24*time.Hour + 5*time.Hour)
+	leaveAt := start.Add(12*24*time.Hour + 3*time.Hour)
+	moved, left := false, false
+	for clk.now = people[len(people)-1].enrolled; clk.now.Before(end); clk.now = clk.now.Add(7 * time.Minute) {
+		if !moved && !clk.now.Before(moveAt) {
+			tz := "Asia/Tokyo"
+			if _, err := eng.UpdateParticipant(ctx, study.Config.ID, mover.id, engine.UpdateRequest{Timezone: &tz}); err != nil {
+				t.Fatal(err)
+			}
+			moveAt, moved = clk.now, true
+		}
+		if !left && !clk.now.Before(leaveAt) {
+			if _, err := eng.Withdraw(ctx, study.Config.ID, leaver.id); err != nil {
+				t.Fatal(err)
+			}
+			leaveAt, left = clk.now, true
+		}
+		for {
+			n, err := eng.FireDue(ctx)
+			if err != nil {
+				t.Fatalf("at %s: %v", clk.now, err)
+			}
+			if n == 0 {
+				break
+			}
+		}
+	}
+	last := clk.now.Add(-7 * time.Minute) // the last time the clock ran
+	recs, err := store.ListDecisions(ctx, trial.DecisionQuery{Study: study.Config.ID, Limit: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byPerson := map[string]map[string]*trial.Record{}
+	for _, r := range recs {
+		if r.Trigger != trial.TriggerScheduled {
+			t.Fatalf("record %s has trigger %q", r.ID, r.Trigger)
+		}
+		m := byPerson[r.Participant]
+		if m == nil {
+			m = map[string]*trial.Record{}
+			byPerson[r.Participant] = m
+		}
+		key := r.DecisionPoint + "/" + localDate(t, r)
+		if old := m[key]; old != nil {
+			t.Fatalf("participant %s has two records for %s: %s and %s", r.Participant, key, old.ID, r.ID)
+		}
+		m[key] = r
+	}
+	total := 0
+	for _, p := range people {
+		loc, _ := time.LoadLocation(p.zone)
+		window := func(date string) int {
+			if r := byPerson[p.id]["midday/"+date]; r != nil {
+				l := r.ScheduledAt.In(loc)
+				return l.Hour()*60 + l.Minute()
+			}
+			return 12*60 + 0 // a point the engine did not record: any window minute is counted
+		}
+		var want map[string]time.Time
+		switch p.id {
+		case mover.id:
+			tokyo, _ := time.LoadLocation("Asia/Tokyo")
+			want = expectedPoints(p.enrolled, loc, p.enrolled, moveAt.Add(time.Nanosecond), window)
+			after := expectedPoints(p.enrolled, tokyo, moveAt.Add(time.Nanosecond), last.Add(time.Nanosecond), func(date string) int {
+				if r := byPerson[p.id]["midday/"+date]; r != nil {
+					l := r.ScheduledAt.In(tokyo)
+					return l.Hour()*60 + l.Minute()
+				}
+				return 12 * 60
+			})
+			for k, v := range after {
+				if _, ok := want[k]; !ok {
+					want[k] = v
+				}
+			}
+		case leaver.id:
+			want = expectedPoints(p.enrolled, loc, p.enrolled, leaveAt, window)
+		default:
+			want = expectedPoints(p.enrolled, loc, p.enrolled, last.Add(time.Nanosecond), window)
+		}
+		got := byPerson[p.id]
+		total += len(got)
+		var missing, extra []string
+		for k := range want {
+			if got[k] == nil {
+				missing = append(missing, k)
+			}
+		}
+		for k, r := range got {
+			if _, ok := want[k]; !ok {
+				extra = append(extra, k+" at "+r.ScheduledAt.Format(time.RFC3339))
+			}
+		}
+		if len(missing)+len(extra) > 0 {
+			slices.Sort(missing)
+			slices.Sort(extra)
+			t.Fatalf("participant %s (%s, enrolled %s): %d records, %d scheduled points; missing %v; not scheduled %v",
+				p.id, p.zone, p.enrolled.Format(time.RFC3339), len(got), len(want), missing, extra)
+		}
+		for k, r := range got {
+			if at := want[k]; p.id != mover.id && !r.ScheduledAt.Equal(at) {
+				t.Errorf("participant %s point %s: scheduled at %s, want %s", p.id, k, r.ScheduledAt.Format(time.RFC3339), at.Format(time.RFC3339))
+			}
+			if !r.Time.Equal(r.ScheduledAt) {
+				t.Errorf("participant %s point %s: decided for %s, scheduled for %s", p.id, k, r.Time, r.ScheduledAt)
+			}
+			checkPhase(t, p.id, k, r)
+			if strings.HasPrefix(k, "midday/") && p.id != mover.id {
+				l := r.ScheduledAt.In(loc)
+				if m := l.Hour()*60 + l.Minute(); m < 12*60 || m >= 14*60 {
+					t.Errorf("participant %s window point %s at local %s, outside 12:00-14:00", p.id, k, l.Format("15:04"))
+				}
+			}
+		}
+	}
+	if total < 200*60 {
+		t.Fatalf("only %d records for 200 participants over 21 days", total)
+	}
+	// Window times reproduce from the seed: a second engine over the same
+	// study, participants and days draws the same minutes.
+	checkWindowsReproduce(t, study, people[2].id, people[2].zone, people[2].enrolled, byPerson[people[2].id])
+}
+
+// localDate is the participant-local date of a record's scheduled time.
+func localDate(t *testing.T, r *trial.Record) string {
+	lt, err := time.Parse(time.RFC3339, r.LocalTime)
+	if err != nil {
+		t.Fatalf("record %s local time %q: %v", r.ID, r.LocalTime, err)
+	}
+	// A point fires on its own local date, or just after a gap at its
+	// end; none of the points here are near midnight.
+	return lt.Format(time.DateOnly)
+}
+
+// checkPhase: baseline days (study days 1-3) randomise and deliver nothing.
+func checkPhase(t *testing.T, participant, key string, r *trial.Record) {
+	t.Helper()
+	want := "active"
+	switch {
+	case r.StudyDay <= 3:
+		want = "baseline"
+	case r.StudyDay > 17:
+		want = "follow_up"
+	}
+	if r.Phase != want {
+		t.Errorf("participant %s point %s on study day %d: phase %q, want %q", participant, key, r.StudyDay, r.Phase, want)
+	}
+	if r.Phase == "baseline" {
+		if r.Randomised || r.Action == trial.ActionDeliver {
+			t.Errorf("participant %s baseline point %s was randomised (%v) or delivered (%s)", participant, key, r.Randomised, r.Action)
+		}
+		for _, f := range r.Factors {
+			if f.Draw != nil {
+				t.Errorf("participant %s baseline point %s drew factor %s", participant, key, f.Name)
+			}
+		}
+	}
+}
+
+// checkWindowsReproduce enrols the participant again, in a fresh store at
+// the same time, and checks that the clock draws the same window minutes.
+func checkWindowsReproduce(t *testing.T, study *policies.Study, id, zone string, enrolled time.Time, recs map[string]*trial.Record) {
+	ctx := context.Background()
+	store := memstore.New()
+	clk := &fakeClock{now: enrolled}
+	eng, err := engine.New(engine.Components{Store: store, Studies: []*policies.Study{study}, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := eng.Enroll(ctx, study.Config.ID, engine.EnrollRequest{ParticipantID: id, Timezone: zone}); err != nil {
+		t.Fatal(err)
+	}
+	for clk.now = enrolled; clk.now.Before(enrolled.Add(5 * 24 * time.Hour)); clk.now = clk.now.Add(11 * time.Minute) {
+		if _, err := eng.FireDue(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again, err := store.ListDecisions(ctx, trial.DecisionQuery{Study: study.Config.ID, Participant: id, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, r := range again {
+		if r.DecisionPoint != "midday" {
+			continue
+		}
+		n++
+		key := "midday/" + localDate(t, r)
+		if old := recs[key]; old == nil || !old.ScheduledAt.Equal(r.ScheduledAt) {
+			t.Errorf("window point %s: the second run drew %s, the first %v", key, r.ScheduledAt, old)
+		}
+	}
+	if n < 4 {
+		t.Fatalf("only %d window points in five days", n)
+	}
+}
