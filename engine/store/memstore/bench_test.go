@@ -14,3 +14,5 @@ func BenchmarkSnapshot(b *testing.B) { storetest.BenchSnapshot(b, memstore.New()
 func BenchmarkCommitDecisionParallel(b *testing.B) { storetest.BenchCommitParallel(b, memstore.New()) }
 
 func BenchmarkAppendEvents(b *testing.B) { storetest.BenchAppendEvents(b, memstore.New()) }
+
+func BenchmarkClaimDue(b *testing.B) { storetest.BenchClaimDue(b, memstore.New()) }

@@ -8,8 +8,9 @@ import (
 	"github.com/jitai/jitai/engine/trial"
 )
 
-// Withdraw marks the participant withdrawn and bumps their state version,
-// so that a decision in flight fails its version check (trial.Eraser).
+// Withdraw marks the participant withdrawn, bumps their state version, so
+// that a decision in flight fails its version check, and removes their
+// schedule entry, so that the clock fires no more points (trial.Eraser).
 func (s *Store) Withdraw(ctx context.Context, study, participant string) (*trial.Participant, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, err
@@ -26,11 +27,12 @@ func (s *Store) Withdraw(ctx context.Context, study, participant string) (*trial
 	st := *ps.st
 	st.Version++
 	ps.p, ps.st = p, &st
+	s.clock.unschedule(key{study, participant})
 	return p, nil
 }
 
-// Erase deletes the participant's enrolment, state, events and idempotency
-// entries, and removes their records or keeps them anonymised under one
+// Erase deletes the participant's enrolment, state, events, idempotency
+// entries, devices, schedule entry and delivery logs, and removes their records or keeps them anonymised under one
 // surrogate id (trial.Eraser).
 func (s *Store) Erase(ctx context.Context, study, participant string, anonymise bool) (*trial.Erasure, error) {
 	if err := s.check(ctx); err != nil {
@@ -52,6 +54,7 @@ func (s *Store) Erase(ctx context.Context, study, participant string, anonymise 
 	records := ps.records
 	delete(sh.people, k)
 	ps.ref.gone = true
+	s.clock.dropParticipant(study, participant)
 	sh.mu.Unlock()
 
 	var kept []*stored

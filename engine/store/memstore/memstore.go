@@ -63,6 +63,8 @@ type Store struct {
 
 	pinMu sync.Mutex
 	pins  map[string][]byte // study \x00 name -> pinned value
+
+	clock clockState
 }
 
 type participantID struct {
@@ -118,11 +120,13 @@ type person struct {
 	eventIDs map[string]struct{}
 	idem     map[string]*trial.IdempotencyEntry
 	records  []*stored // in (time, id) order
+	devices  map[string]*trial.Device
 }
 
 var (
 	_ trial.Store  = (*Store)(nil)
 	_ trial.Eraser = (*Store)(nil)
+	_ trial.Clock  = (*Store)(nil)
 )
 
 // Options change what the store keeps. The zero value keeps everything,
@@ -148,7 +152,7 @@ func New() *Store { return NewWithOptions(Options{}) }
 
 // NewWithOptions returns an empty store with the given options.
 func NewWithOptions(o Options) *Store {
-	s := &Store{seed: maphash.MakeSeed(), seqs: map[string]int64{}, order: map[string][]*participantID{}, opts: o}
+	s := &Store{seed: maphash.MakeSeed(), seqs: map[string]int64{}, order: map[string][]*participantID{}, opts: o, clock: newClockState()}
 	for i := range s.shards {
 		s.shards[i].people = map[key]*person{}
 		s.index[i].recs = map[key]*stored{}
@@ -346,8 +350,9 @@ func (s *Store) Events(ctx context.Context, study, participant string) ([]trial.
 	return slices.Clone(ps.events), nil
 }
 
-// CommitDecision stores the record, the new state (version-checked) and the
-// idempotency entry, all or nothing.
+// CommitDecision stores the record, the new state (version-checked), the
+// idempotency entry and the delivery log (queued in the outbox if it is
+// queued), all or nothing.
 func (s *Store) CommitDecision(ctx context.Context, c *trial.Commit) error {
 	if err := c.Validate(); err != nil {
 		return err
@@ -402,6 +407,11 @@ func (s *Store) commit(c *trial.Commit, sr *stored) error {
 			ps.idem = map[string]*trial.IdempotencyEntry{}
 		}
 		ps.idem[c.Idempotency.Key] = c.Idempotency
+	}
+	if c.Delivery != nil {
+		s.clock.mu.Lock()
+		s.clock.putDelivery(c.Delivery)
+		s.clock.mu.Unlock()
 	}
 	ps.records = insertSorted(ps.records, sr, cmpStored)
 	if n := len(ps.records); n > recentDecoded {

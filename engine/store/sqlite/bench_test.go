@@ -25,3 +25,5 @@ func BenchmarkCommitDecisionParallel(b *testing.B) {
 }
 
 func BenchmarkAppendEvents(b *testing.B) { storetest.BenchAppendEvents(b, openTemp(b, Options{})) }
+
+func BenchmarkClaimDue(b *testing.B) { storetest.BenchClaimDue(b, openTemp(b, Options{})) }

@@ -12,11 +12,12 @@ import (
 	"github.com/jitai/jitai/engine/trial"
 )
 
-// CommitDecision stores the record, the idempotency entry and the new state
-// in one write operation: the idempotency key is claimed first
-// (ErrIdempotencyReplay if taken), then the state version is checked
-// (ErrConflict, or ErrNotFound for an unknown participant), then the record
-// is inserted. Encoding happens on the caller's goroutine so that the writer
+// CommitDecision stores the record, the idempotency entry, the new state
+// and the delivery log (in the outbox if it is queued) in one write
+// operation: the idempotency key is claimed first (ErrIdempotencyReplay if
+// taken), then the state version is checked (ErrConflict, or ErrNotFound
+// for an unknown participant), then the record and the delivery are
+// inserted. Encoding happens on the caller's goroutine so that the writer
 // only runs SQL.
 func (s *Store) CommitDecision(ctx context.Context, c *trial.Commit) error {
 	if err := c.Validate(); err != nil {
@@ -40,6 +41,12 @@ func (s *Store) CommitDecision(ctx context.Context, c *trial.Commit) error {
 	}
 	buf.b = b
 	recJSON, stateJSON := b[:n:n], b[n:]
+	var dl *deliveryRow
+	if c.Delivery != nil {
+		if dl, err = encodeDelivery(c.Delivery); err != nil {
+			return err
+		}
+	}
 	idem := c.Idempotency
 	var idemHash uint64
 	if idem != nil && s.idem != nil {
@@ -84,6 +91,9 @@ func (s *Store) CommitDecision(ctx context.Context, c *trial.Commit) error {
 		}
 		if _, err := w.insertDecision.ExecContext(bg, rec.Study, rec.ID, rec.Participant, rec.Time.UnixNano(), rec.Action, recJSON); err != nil {
 			return fmt.Errorf("inserting decision record: %w", err)
+		}
+		if dl != nil {
+			return dl.put(w, c.Delivery)
 		}
 		return nil
 	})

@@ -14,7 +14,8 @@ var _ trial.Eraser = (*Store)(nil)
 
 // Withdraw marks the participant withdrawn and bumps their state version,
 // so that a decision in flight fails its version check, re-reads and sees
-// the withdrawal.
+// the withdrawal; it removes their schedule entry, so that the clock fires
+// no more points for them.
 func (s *Store) Withdraw(ctx context.Context, study, participant string) (*trial.Participant, error) {
 	var out *trial.Participant
 	err := s.write(ctx, func(w *writeStmts) error {
@@ -38,6 +39,9 @@ func (s *Store) Withdraw(ctx context.Context, study, participant string) (*trial
 		if _, err := s.wconn.ExecContext(bg, `UPDATE participants SET doc = ?3, version = version + 1 WHERE study = ?1 AND id = ?2`, study, participant, string(doc)); err != nil {
 			return fmt.Errorf("updating participant: %w", err)
 		}
+		if _, err := w.clock.unschedule.ExecContext(bg, study, participant); err != nil {
+			return fmt.Errorf("unscheduling participant: %w", err)
+		}
 		out = p
 		return nil
 	})
@@ -48,8 +52,9 @@ func (s *Store) Withdraw(ctx context.Context, study, participant string) (*trial
 	return out, nil
 }
 
-// Erase deletes the participant, their events and idempotency entries, and
-// removes or anonymises their decision records, in one transaction.
+// Erase deletes the participant, their events, idempotency entries,
+// delivery logs, devices and schedule entry, and removes or anonymises
+// their decision records, in one transaction.
 func (s *Store) Erase(ctx context.Context, study, participant string, anonymise bool) (*trial.Erasure, error) {
 	var out *trial.Erasure
 	s.cache.drop(study, participant)
@@ -71,6 +76,13 @@ func (s *Store) Erase(ctx context.Context, study, participant string, anonymise 
 		res.Events = int(n)
 		if _, err := s.wconn.ExecContext(bg, `DELETE FROM idempotency WHERE study = ?1 AND participant = ?2`, study, participant); err != nil {
 			return fmt.Errorf("deleting idempotency entries: %w", err)
+		}
+		// Delivery logs hold the participant id and are not needed once
+		// their records are gone or anonymised.
+		for _, table := range []string{"deliveries", "devices", "schedule"} {
+			if _, err := s.wconn.ExecContext(bg, `DELETE FROM `+table+` WHERE study = ?1 AND participant = ?2`, study, participant); err != nil {
+				return fmt.Errorf("deleting the participant's %s: %w", table, err)
+			}
 		}
 		if anonymise {
 			n, err := s.anonymiseRecords(bg, study, participant)

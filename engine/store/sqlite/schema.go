@@ -78,6 +78,41 @@ CREATE TABLE pins (
 	PRIMARY KEY (study, name)
 );
 `,
+	// 3: the trial clock (trial.Clock): its schedule, the outbox and
+	// delivery logs, and participants' devices.
+	`
+CREATE TABLE schedule (
+	study       TEXT NOT NULL,
+	participant TEXT NOT NULL,
+	at_ns       INTEGER NOT NULL, -- when the entry is due
+	from_ns     INTEGER,          -- the cursor (NULL: the zero time)
+	lease_ns    INTEGER,          -- the At the latest claim set
+	PRIMARY KEY (study, participant)
+) WITHOUT ROWID;
+CREATE INDEX schedule_due ON schedule (at_ns);
+
+CREATE TABLE deliveries (
+	study       TEXT NOT NULL,
+	participant TEXT NOT NULL,
+	decision_id TEXT NOT NULL,
+	id          TEXT NOT NULL,
+	status      TEXT NOT NULL,
+	next_ns     INTEGER, -- NextAttempt while queued (the outbox); NULL once terminal
+	failed_ns   INTEGER, -- FailedAt (the dead-letter order)
+	doc         TEXT NOT NULL, -- trial.Delivery as JSON
+	PRIMARY KEY (study, participant, decision_id)
+);
+CREATE INDEX deliveries_outbox ON deliveries (next_ns);
+CREATE INDEX deliveries_dead ON deliveries (study, failed_ns, id) WHERE status IN ('failed', 'expired');
+
+CREATE TABLE devices (
+	study       TEXT NOT NULL,
+	participant TEXT NOT NULL,
+	id          TEXT NOT NULL,
+	doc         TEXT NOT NULL, -- trial.Device as JSON (holds the push token)
+	PRIMARY KEY (study, participant, id)
+) WITHOUT ROWID;
+`,
 }
 
 // migrate brings the schema to the latest version in one transaction.
@@ -130,7 +165,19 @@ type writeStmts struct {
 	insertIdempotency                *sql.Stmt
 	insertDecision                   *sql.Stmt
 	insertPin, pinned                *sql.Stmt
+	clock                            clockStmts
 	all                              []*sql.Stmt
+}
+
+// clockStmts are the writer's statements of the trial clock (clock.go).
+type clockStmts struct {
+	touch, dueSelect, dueClaim *sql.Stmt
+	complete, completeRemove   *sql.Stmt
+	completeCursor, unschedule *sql.Stmt
+	putDelivery, saveDelivery  *sql.Stmt
+	outboxSelect, outboxClaim  *sql.Stmt
+	putDevice, deleteDevice    *sql.Stmt
+	participantUpdate          *sql.Stmt
 }
 
 // readStmts are prepared once on the read pool.
@@ -194,6 +241,32 @@ func prepareWrite(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
 		&w.insertDecision: `INSERT INTO decisions (study, id, participant, time_ns, action, record) VALUES (?1, ?2, ?3, ?4, ?5, CAST(?6 AS TEXT))`,
 		&w.insertPin:      `INSERT INTO pins (study, name, value) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING`,
 		&w.pinned:         `SELECT value FROM pins WHERE study = ?1 AND name = ?2`,
+
+		&w.clock.touch: `INSERT INTO schedule (study, participant, at_ns, from_ns) VALUES (?1, ?2, ?3, ?4)
+			ON CONFLICT (study, participant) DO UPDATE SET at_ns = MIN(at_ns, excluded.at_ns)`,
+		&w.clock.dueSelect: `SELECT study, participant, at_ns, from_ns FROM schedule WHERE at_ns <= ?1 ORDER BY at_ns LIMIT ?2`,
+		&w.clock.dueClaim:  `UPDATE schedule SET at_ns = ?3, lease_ns = ?3 WHERE study = ?1 AND participant = ?2`,
+		// ?3 from, ?4 the claim's lease, ?5 next (not NULL).
+		&w.clock.complete: `UPDATE schedule SET from_ns = ?3,
+			at_ns = CASE WHEN at_ns = ?4 THEN ?5 ELSE MIN(at_ns, ?5) END,
+			lease_ns = CASE WHEN at_ns = ?4 THEN NULL ELSE lease_ns END
+			WHERE study = ?1 AND participant = ?2`,
+		&w.clock.completeRemove: `DELETE FROM schedule WHERE study = ?1 AND participant = ?2 AND at_ns = ?3`,
+		&w.clock.completeCursor: `UPDATE schedule SET from_ns = ?3 WHERE study = ?1 AND participant = ?2`,
+		&w.clock.unschedule:     `DELETE FROM schedule WHERE study = ?1 AND participant = ?2`,
+		&w.clock.putDelivery: `INSERT INTO deliveries (study, participant, decision_id, id, status, next_ns, failed_ns, doc)
+			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, CAST(?8 AS TEXT))
+			ON CONFLICT (study, participant, decision_id) DO UPDATE SET id = excluded.id, status = excluded.status,
+			next_ns = excluded.next_ns, failed_ns = excluded.failed_ns, doc = excluded.doc`,
+		&w.clock.saveDelivery: `UPDATE deliveries SET id = ?4, status = ?5, next_ns = ?6, failed_ns = ?7, doc = CAST(?8 AS TEXT)
+			WHERE study = ?1 AND participant = ?2 AND decision_id = ?3`,
+		&w.clock.outboxSelect: `SELECT study, participant, decision_id, doc FROM deliveries WHERE next_ns <= ?1 ORDER BY next_ns LIMIT ?2`,
+		&w.clock.outboxClaim: `UPDATE deliveries SET next_ns = ?4, doc = json_set(doc, '$.next_attempt', ?5)
+			WHERE study = ?1 AND participant = ?2 AND decision_id = ?3`,
+		&w.clock.putDevice: `INSERT INTO devices (study, participant, id, doc) VALUES (?1, ?2, ?3, CAST(?4 AS TEXT))
+			ON CONFLICT (study, participant, id) DO UPDATE SET doc = excluded.doc`,
+		&w.clock.deleteDevice:      `DELETE FROM devices WHERE study = ?1 AND participant = ?2 AND id = ?3`,
+		&w.clock.participantUpdate: `UPDATE participants SET doc = ?3 WHERE study = ?1 AND id = ?2`,
 	})
 	if err != nil {
 		return nil, err

@@ -178,3 +178,33 @@ func ReportCPU(b *testing.B) func() {
 		}
 	}
 }
+
+// BenchClaimDue benchmarks ClaimDue of 100 entries out of 100,000 due ones
+// (of 4 studies); once all are claimed, the next claims come after the
+// lease, when they are due again. s must be empty and implement
+// trial.Clock.
+func BenchClaimDue(b *testing.B, s trial.Clock) {
+	ctx := context.Background()
+	const entries, limit = 100_000, 100
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	for i := range entries {
+		if err := s.Touch(ctx, fmt.Sprintf("s%d", i%4), fmt.Sprintf("p%06d", i), start.Add(time.Duration(i)*time.Millisecond), start); err != nil {
+			b.Fatal(err)
+		}
+	}
+	now, lease := start.Add(time.Hour), time.Hour
+	b.ReportAllocs()
+	cpu := ReportCPU(b)
+	b.ResetTimer()
+	for b.Loop() {
+		ds, err := s.ClaimDue(ctx, now, lease, limit)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(ds) < limit {
+			now = now.Add(lease)
+		}
+	}
+	b.StopTimer()
+	cpu()
+}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jitai/jitai/engine/trial"
 )
@@ -45,10 +46,65 @@ func seed(t *testing.T, s trial.Store) {
 			if i == 0 {
 				c.Idempotency = idem("k-"+p, id, at(10))
 			}
+			if _, ok := s.(trial.Clock); ok {
+				c.Delivery = delivery("s1", p, id, at(10+i))
+			}
 			if err := s.CommitDecision(ctx(t), c); err != nil {
 				t.Fatal(err)
 			}
 		}
+		if cs, ok := s.(clockStore); ok {
+			seedClock(t, cs, p)
+		}
+	}
+}
+
+// seedClock gives p a device, a schedule entry and a failed delivery (of
+// its second decision; the first one's is queued).
+func seedClock(t *testing.T, s clockStore, p string) {
+	t.Helper()
+	if err := s.PutDevice(ctx(t), "s1", p, device(p+"-phone", "fcm", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Touch(ctx(t), "s1", p, at(40), at(0)); err != nil {
+		t.Fatal(err)
+	}
+	dl := mustDelivery(t, s, "s1", p, p+"-d2")
+	dl.Status, dl.FailedAt, dl.Error = trial.DeliveryFailed, at(12), "apns: BadDeviceToken"
+	if err := s.SaveDelivery(ctx(t), dl); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// clockErased checks that p1's devices, schedule entry and deliveries are
+// gone and p2's are kept, for a store with the trial clock's contract.
+func clockErased(t *testing.T, st trial.Store) {
+	t.Helper()
+	s, ok := st.(clockStore)
+	if !ok {
+		return
+	}
+	if ds := mustDevices(t, s, "s1", "p1"); len(ds) != 0 {
+		t.Errorf("devices after erasure: %v", ds)
+	}
+	if _, err := s.ScheduleEntry(ctx(t), "s1", "p1"); !errors.Is(err, trial.ErrNotFound) {
+		t.Errorf("schedule entry after erasure: %v, want ErrNotFound", err)
+	}
+	for _, id := range []string{"p1-d1", "p1-d2"} {
+		if _, err := s.Delivery(ctx(t), "s1", "p1", id); !errors.Is(err, trial.ErrNotFound) {
+			t.Errorf("delivery %s after erasure: %v, want ErrNotFound", id, err)
+		}
+	}
+	dead, err := s.DeadLetters(ctx(t), "s1", 10)
+	if err != nil || !slices.Equal(deliveryIDs(dead), []string{"dl-p2-d2"}) {
+		t.Errorf("dead letters after erasure %v (%v), want p2's only", deliveryIDs(dead), err)
+	}
+	if len(mustDevices(t, s, "s1", "p2")) != 1 {
+		t.Error("p2's device went with p1's erasure")
+	}
+	wantEntry(t, s, "s1", "p2", at(40), at(0))
+	if ds := mustClaimDeliveries(t, s, at(1000), time.Minute, 10); !slices.Equal(deliveryIDs(ds), []string{"dl-p2-d1"}) {
+		t.Errorf("claimable after erasure %v, want p2's queued delivery only", deliveryIDs(ds))
 	}
 }
 
@@ -86,6 +142,18 @@ func testWithdraw(t *testing.T, s trial.Store) {
 	if err != nil || got.Status != trial.StatusWithdrawn {
 		t.Errorf("Participant after withdrawal: %+v, %v", got, err)
 	}
+	// The clock fires no more points for them; their deliveries and
+	// devices are kept.
+	if cs, ok := s.(clockStore); ok {
+		if _, err := cs.ScheduleEntry(ctx(t), "s1", "p1"); !errors.Is(err, trial.ErrNotFound) {
+			t.Errorf("schedule entry after withdrawal: %v, want ErrNotFound", err)
+		}
+		wantEntry(t, cs, "s1", "p2", at(40), at(0))
+		mustDelivery(t, cs, "s1", "p1", "p1-d1")
+		if len(mustDevices(t, cs, "s1", "p1")) != 1 {
+			t.Error("devices went with withdrawal")
+		}
+	}
 	// Data are kept.
 	if evs, _ := s.Events(ctx(t), "s1", "p1"); len(evs) != 2 {
 		t.Errorf("%d events after withdrawal, want 2", len(evs))
@@ -121,6 +189,7 @@ func testErase(t *testing.T, s trial.Store, anonymise bool) {
 	if evs, _ := s.Events(ctx(t), "s1", "p1"); len(evs) != 0 {
 		t.Errorf("%d events after erasure", len(evs))
 	}
+	clockErased(t, s)
 	if recs := mustList(t, s, trial.DecisionQuery{Study: "s1", Participant: "p1", Limit: 10}); len(recs) != 0 {
 		t.Errorf("%d records still under the participant id", len(recs))
 	}

@@ -42,6 +42,10 @@ func Run(t *testing.T, open func(t *testing.T) trial.Store, reopen func(t *testi
 	t.Run("Concurrency", h.testConcurrency)
 	t.Run("Durability", h.testDurability)
 	t.Run("Pins", h.testPins)
+	t.Run("Schedule", h.testSchedule)
+	t.Run("Outbox", h.testOutbox)
+	t.Run("Devices", h.testDevices)
+	t.Run("UpdateParticipant", h.testUpdateParticipant)
 }
 
 // harness holds the constructors and opens stores that are closed when the
