@@ -110,16 +110,16 @@ func New(c Components) (*Engine, error) {
 		return nil, errors.New("engine needs a store")
 	}
 	e := &Engine{
-		store:         c.Store,
-		log:           c.Logger,
-		now:           c.Now,
-		policyTimeout: c.PolicyTimeout,
-		maxSkew:       c.MaxClockSkew,
-		seed:          maphash.MakeSeed(),
-		ids:           newIDSource(c.Rand),
-		obs:           c.Observer,
-		pluginFactory: c.Plugins,
-		clockOpts:     c.Clock,
+		store:          c.Store,
+		log:            c.Logger,
+		now:            c.Now,
+		policyTimeout:  c.PolicyTimeout,
+		maxSkew:        c.MaxClockSkew,
+		seed:           maphash.MakeSeed(),
+		ids:            newIDSource(c.Rand),
+		obs:            c.Observer,
+		pluginFactory:  c.Plugins,
+		clockOpts:      c.Clock,
 		channelFactory: c.Channels,
 	}
 	e.clockOpts.setDefaults()

@@ -20,11 +20,11 @@ import (
 
 // Engine-owned availability reasons (docs/policy.md).
 const (
-	ReasonOptedOut           = "opted_out"
-	ReasonBurdenDailyCap     = "burden_daily_cap"
-	ReasonBurden24hCap       = "burden_24h_cap"
-	ReasonBurdenMinGap       = "burden_min_gap"
-	ReasonNoCandidate        = "no_candidate"
+	ReasonOptedOut       = "opted_out"
+	ReasonBurdenDailyCap = "burden_daily_cap"
+	ReasonBurden24hCap   = "burden_24h_cap"
+	ReasonBurdenMinGap   = "burden_min_gap"
+	ReasonNoCandidate    = "no_candidate"
 	// ReasonPhaseNotRandomised: the participant's phase (e.g. a baseline)
 	// records points but randomises and delivers nothing.
 	ReasonPhaseNotRandomised = "phase_not_randomised"

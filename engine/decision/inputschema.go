@@ -51,7 +51,7 @@ func InputSchema() *policies.InputField {
 		"decision_point": obj(map[string]*policies.InputField{
 			"id": str(), "time": str(), "kind": str(), "trigger": str(), "scheduled_at": str(), "event_id": str(),
 		}),
-		"context":        each(anyv()),
+		"context": each(anyv()),
 		// derived.<plugin>: what each enricher plugin returned (plugins.md).
 		"derived": each(each(anyv())),
 		"state": obj(map[string]*policies.InputField{
