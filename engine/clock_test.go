@@ -49,32 +49,19 @@ func clockStudy(t testing.TB) *policies.Study {
 	t.Helper()
 	src := "../policies/examples/stress-mrt"
 	dir := t.TempDir()
-	entries, err := os.ReadDir(src)
+	b, err := os.ReadFile(filepath.Join(src, "study.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range entries {
-		if e.IsDir() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e.Name() == "study.yaml" {
-			s := string(b)
-			i := strings.Index(s, "decision_points:")
-			j := strings.Index(s, "decision_ttl:")
-			s = s[:i] + clockStudyPoints + s[j:]
-			b = []byte(s)
-		}
-		if strings.HasSuffix(e.Name(), "_test.rego") {
-			continue // the example's Rego tests know its own points
-		}
-		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+	rego, err := os.ReadFile(filepath.Join(src, "policy", "policy.rego"))
+	if err != nil {
+		t.Fatal(err)
 	}
+	s := string(b)
+	i := strings.Index(s, "decision_points:")
+	j := strings.Index(s, "decision_ttl:")
+	// The example's Rego tests know its own points: only its policy is kept.
+	policytest.WriteFiles(t, dir, s[:i]+clockStudyPoints+s[j:], string(rego))
 	return policytest.Load(t, dir)
 }
 
@@ -172,11 +159,18 @@ func TestClockFakeTime(t *testing.T) {
 			t.Fatal(err)
 		}
 		people = append(people, person{id, p.Timezone, p.EnrolledAt})
+		fireAll(t, eng) // the clock runs while people enrol
 	}
 	mover, leaver := people[0], people[1] // London; New York
 	moveAt := start.Add(9*24*time.Hour + 5*time.Hour)
 	leaveAt := start.Add(12*24*time.Hour + 3*time.Hour)
 	moved, left := false, false
+	// The engine is down for three hours on day 5: points whose window
+	// closed meanwhile are recorded as missed when it is back, the others
+	// are decided late, at their own instants.
+	downFrom := time.Date(2026, 10, 24, 5, 0, 0, 0, time.UTC)
+	downTo := time.Date(2026, 10, 24, 7, 45, 0, 0, time.UTC)
+	var lastUp, backUp time.Time // the clock's last run before, and first after
 	for clk.now = people[len(people)-1].enrolled; clk.now.Before(end); clk.now = clk.now.Add(7 * time.Minute) {
 		if !moved && !clk.now.Before(moveAt) {
 			tz := "Asia/Tokyo"
@@ -191,15 +185,15 @@ func TestClockFakeTime(t *testing.T) {
 			}
 			leaveAt, left = clk.now, true
 		}
-		for {
-			n, err := eng.FireDue(ctx)
-			if err != nil {
-				t.Fatalf("at %s: %v", clk.now, err)
-			}
-			if n == 0 {
-				break
-			}
+		if !clk.now.Before(downFrom) && clk.now.Before(downTo) {
+			continue
 		}
+		if clk.now.Before(downFrom) {
+			lastUp = clk.now
+		} else if backUp.IsZero() {
+			backUp = clk.now
+		}
+		fireAll(t, eng)
 	}
 	last := clk.now.Add(-7 * time.Minute) // the last time the clock ran
 	recs, err := store.ListDecisions(ctx, trial.DecisionQuery{Study: study.Config.ID, Limit: 1 << 20})
@@ -222,7 +216,7 @@ func TestClockFakeTime(t *testing.T) {
 		}
 		m[key] = r
 	}
-	total := 0
+	total, missedSeen, lateSeen := 0, 0, 0
 	for _, p := range people {
 		loc, _ := time.LoadLocation(p.zone)
 		window := func(date string) int {
@@ -281,6 +275,19 @@ func TestClockFakeTime(t *testing.T) {
 				t.Errorf("participant %s point %s: decided for %s, scheduled for %s", p.id, k, r.Time, r.ScheduledAt)
 			}
 			checkPhase(t, p.id, k, r)
+			down := r.ScheduledAt.After(lastUp) && !r.ScheduledAt.After(backUp)
+			missed := down && !r.ScheduledAt.Add(30*time.Minute).After(backUp)
+			if down {
+				lateSeen++
+			}
+			if got := len(r.UnavailableReasons) == 1 && r.UnavailableReasons[0] == trial.ReasonEngineUnavailable; got != missed {
+				t.Errorf("participant %s point %s at %s: recorded as missed %v, want %v (the clock ran at %s, then at %s)", p.id, k, r.ScheduledAt.Format(time.RFC3339), got, missed, lastUp.Format(time.RFC3339), backUp.Format(time.RFC3339))
+			} else if missed {
+				missedSeen++
+				if r.Randomised || r.Action != trial.ActionNone {
+					t.Errorf("missed point %s of %s was randomised or acted on", k, p.id)
+				}
+			}
 			if strings.HasPrefix(k, "midday/") && p.id != mover.id {
 				l := r.ScheduledAt.In(loc)
 				if m := l.Hour()*60 + l.Minute(); m < 12*60 || m >= 14*60 {
@@ -289,12 +296,31 @@ func TestClockFakeTime(t *testing.T) {
 			}
 		}
 	}
+	t.Logf("%d records of %d participants; mover moved at %s, leaver left at %s", total, len(people), moveAt.Format(time.RFC3339), leaveAt.Format(time.RFC3339))
+	if missedSeen == 0 || missedSeen == lateSeen {
+		t.Fatalf("%d points fell in the engine's downtime, %d of them recorded as missed: the test should see both kinds", lateSeen, missedSeen)
+	}
+	t.Logf("%d points while the engine was down: %d missed, %d decided late", lateSeen, missedSeen, lateSeen-missedSeen)
 	if total < 200*60 {
 		t.Fatalf("only %d records for 200 participants over 21 days", total)
 	}
 	// Window times reproduce from the seed: a second engine over the same
 	// study, participants and days draws the same minutes.
 	checkWindowsReproduce(t, study, people[2].id, people[2].zone, people[2].enrolled, byPerson[people[2].id])
+}
+
+// fireAll runs the clock until nothing is due.
+func fireAll(t *testing.T, eng *engine.Engine) {
+	t.Helper()
+	for {
+		n, err := eng.FireDue(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+	}
 }
 
 // localDate is the participant-local date of a record's scheduled time.
