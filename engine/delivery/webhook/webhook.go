@@ -207,8 +207,8 @@ func messageID(h http.Header, body []byte, fallback string) string {
 // Event is m's body: a CloudEvents 1.0 event in structured JSON mode whose
 // data is the decision's app-facing answer.
 func (c *Channel) Event(m *delivery.Message) ([]byte, error) {
-	if m.ID == "" {
-		return nil, errors.New("webhook: the message has no id")
+	if m.ID == "" || strings.ContainsFunc(m.ID, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return nil, errors.New("webhook: the message has no id, or one that cannot be a header")
 	}
 	e := ce.New(ce.CloudEventsVersionV1)
 	e.SetID(m.ID)
@@ -231,6 +231,8 @@ func (c *Channel) Event(m *delivery.Message) ([]byte, error) {
 	if !json.Valid(data) {
 		return nil, errors.New("webhook: the message's answer is not valid JSON")
 	}
+	// A json.RawMessage goes through the SDK's JSON codec into "data" as
+	// JSON (a []byte would be sent as data_base64).
 	if err := e.SetData(ce.ApplicationJSON, data); err != nil {
 		return nil, fmt.Errorf("webhook: event data: %w", err)
 	}
