@@ -57,8 +57,8 @@ type Config struct {
 	Endpoint string
 	// Timeout bounds one request (DefaultTimeout when zero).
 	Timeout time.Duration
-	// HTTPClient sends the FCM and token requests (a default client when
-	// nil).
+	// HTTPClient sends the FCM and token requests (a client with Timeout
+	// when nil: token requests are bounded only by the client's timeout).
 	HTTPClient *http.Client
 	// Now is the clock of time-to-live (time.Now when nil).
 	Now func() time.Time
@@ -107,9 +107,13 @@ func New(cfg Config) (*Channel, error) {
 	if project == "" || strings.ContainsAny(project, "/?#") {
 		return nil, errors.New("fcm: no valid project id")
 	}
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
 	client := cfg.HTTPClient
 	if client == nil {
-		client = &http.Client{}
+		client = &http.Client{Timeout: timeout}
 	}
 	// The token source keeps this context for every token request; it
 	// carries only the HTTP client.
@@ -126,11 +130,8 @@ func New(cfg Config) (*Channel, error) {
 		url:     endpoint + "/v1/projects/" + project + "/messages:send",
 		tokens:  creds.TokenSource,
 		client:  client,
-		timeout: cfg.Timeout,
+		timeout: timeout,
 		now:     cfg.Now,
-	}
-	if c.timeout <= 0 {
-		c.timeout = DefaultTimeout
 	}
 	if c.now == nil {
 		c.now = time.Now

@@ -72,7 +72,6 @@ type Config struct {
 // Channel is the webhook channel. It is safe for concurrent use.
 type Channel struct {
 	url     string
-	secret  string
 	wh      *standardwebhooks.Webhook
 	source  string
 	timeout time.Duration
@@ -94,7 +93,6 @@ func New(cfg Config) (*Channel, error) {
 	}
 	c := &Channel{
 		url:     cfg.URL,
-		secret:  cfg.Secret,
 		wh:      wh,
 		source:  cfg.Source,
 		timeout: cfg.Timeout,

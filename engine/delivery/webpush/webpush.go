@@ -60,7 +60,8 @@ type Config struct {
 	AllowedHosts []string
 	// Timeout bounds one request (DefaultTimeout when zero).
 	Timeout time.Duration
-	// HTTPClient sends the requests (a default client when nil).
+	// HTTPClient sends the requests (a default client when nil). Redirects
+	// are never followed: an endpoint is where the app said, or nowhere.
 	HTTPClient *http.Client
 	// Now is the clock of TTL (time.Now when nil). The VAPID token's exp
 	// is webpush-go's (twelve hours from time.Now).
@@ -105,17 +106,19 @@ func New(cfg Config) (*Channel, error) {
 		private:    base64.RawURLEncoding.EncodeToString(priv),
 		subscriber: sub,
 		timeout:    cfg.Timeout,
-		client:     cfg.HTTPClient,
 		now:        cfg.Now,
 	}
+	client := http.Client{}
+	if cfg.HTTPClient != nil {
+		client = *cfg.HTTPClient
+	}
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.client = &client
 	for _, h := range cfg.AllowedHosts {
 		c.allowed = append(c.allowed, strings.ToLower(strings.TrimPrefix(h, ".")))
 	}
 	if c.timeout <= 0 {
 		c.timeout = DefaultTimeout
-	}
-	if c.client == nil {
-		c.client = &http.Client{}
 	}
 	if c.now == nil {
 		c.now = time.Now

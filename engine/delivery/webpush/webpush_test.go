@@ -315,6 +315,7 @@ func TestPerSubscriptionOutcomes(t *testing.T) {
 		{"too large", []int{413}, 0, true},
 		{"gone and busy", []int{410, 503}, 0, false},
 		{"rate limited", []int{429}, 0, false},
+		{"redirected (not followed)", []int{307}, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var devs []*trial.Device
