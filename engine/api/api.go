@@ -104,6 +104,11 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/studies/{study}/export", s.export)
 	s.mux.HandleFunc("POST /v1/studies/{study}/participants/{participant}/withdraw", s.withdraw)
 	s.mux.HandleFunc("DELETE /v1/studies/{study}/participants/{participant}", s.erase)
+	s.mux.HandleFunc("PATCH /v1/studies/{study}/participants/{participant}", s.updateParticipant)
+	s.mux.HandleFunc("PUT /v1/studies/{study}/participants/{participant}/devices/{device}", s.putDevice)
+	s.mux.HandleFunc("DELETE /v1/studies/{study}/participants/{participant}/devices/{device}", s.deleteDevice)
+	s.mux.HandleFunc("GET /v1/studies/{study}/decisions/{id}/delivery", s.getDelivery)
+	s.mux.HandleFunc("GET /v1/studies/{study}/deliveries/dead-letters", s.deadLetters)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, problem(http.StatusNotFound, "no-route", "No such route", r.Method+" "+r.URL.Path+" is not part of the API", ""))
 	})
@@ -339,11 +344,13 @@ type enrollment struct {
 	Assignment    map[string]string `json:"assignment"`
 	EnrolledAt    time.Time         `json:"enrolled_at"`
 	Status        string            `json:"status"`
+	Region        string            `json:"region,omitempty"`
+	Locale        string            `json:"locale,omitempty"`
 }
 
 func toEnrollment(p *trial.Participant) enrollment {
 	return enrollment{ParticipantID: p.ID, Study: p.Study, Timezone: p.Timezone, Strata: p.Strata,
-		Assignment: p.Assignment, EnrolledAt: p.EnrolledAt, Status: p.Status}
+		Assignment: p.Assignment, EnrolledAt: p.EnrolledAt, Status: p.Status, Region: p.Region, Locale: p.Locale}
 }
 
 func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {

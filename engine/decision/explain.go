@@ -37,6 +37,9 @@ type Explanation struct {
 	// Anonymised says the record was anonymised by an erasure: its input
 	// is gone, so the policy is not evaluated again.
 	Anonymised bool `json:"anonymised,omitempty"`
+	// Missed: a scheduled point the engine did not decide within its window
+	// (engine_unavailable); no policy was evaluated for it.
+	Missed bool `json:"missed,omitempty"`
 	// CatalogueRevision and LoadedCatalogue are the same for the
 	// intervention catalogue the policy reads (data.jitai.catalogue): the
 	// policy is evaluated only when both revisions are the same.
@@ -140,15 +143,16 @@ func Explain(ctx context.Context, rt *Runtime, rec *trial.Record) (*Explanation,
 		CatalogueRevision: rec.CatalogueRevision, LoadedCatalogue: rt.Catalogue.Revision(),
 	}
 	ex.Anonymised = Anonymised(rec)
+	ex.Missed = IsMissed(rec)
 	var doc map[string]any
-	if !ex.Anonymised && !IsMissed(rec) {
+	if !ex.Anonymised && !ex.Missed {
 		var err error
 		if doc, err = DecodeInput(rec); err != nil {
 			return nil, err
 		}
 	}
 	var fired []policies.FiredRule
-	if !ex.Anonymised && rec.PolicyRevision == rt.Revision && rec.CatalogueRevision == ex.LoadedCatalogue {
+	if !ex.Anonymised && !ex.Missed && rec.PolicyRevision == rt.Revision && rec.CatalogueRevision == ex.LoadedCatalogue {
 		ex.PolicyEvaluated = true
 		inputVal, err := ast.InterfaceToValue(doc)
 		if err != nil {
@@ -341,6 +345,8 @@ func reasonDetail(rt *Runtime, rec *trial.Record, doc map[string]any, reason str
 			return "the policy offered no intervention that may be given now: " + strings.Join(rec.Contraindicated, ", ") + " were contraindicated by the conditions " + strings.Join(rec.Conditions, ", ")
 		}
 		return "the policy offered no candidate intervention"
+	case trial.ReasonEngineUnavailable:
+		return fmt.Sprintf("the engine did not decide this scheduled point before its window (decision_ttl %s) closed", rt.Config.DecisionTTL.Duration)
 	case "policy_unavailable":
 		return "the policy said available = false without a reason"
 	}
@@ -400,7 +406,9 @@ func summarise(ex *Explanation, rec *trial.Record) []string {
 	var s []string
 	s = append(s, fmt.Sprintf("Decision %s for participant %s at decision point %s, %s local time: %s%s.",
 		ex.DecisionID, ex.Participant, ex.DecisionPoint, ex.LocalTime, ex.Action, reasonsText(ex.Reasons)))
-	if ex.Anonymised {
+	if ex.Missed {
+		s = append(s, "The engine did not decide this scheduled point within its window (it was down or behind), so it was recorded as missed when the engine caught up: nothing was evaluated, randomised or delivered.")
+	} else if ex.Anonymised {
 		s = append(s, "The participant's data was erased and this record kept anonymised: its input is gone, so the policy cannot be evaluated again; what follows is what the record holds.")
 	} else if ex.PolicyEvaluated {
 		s = append(s, fmt.Sprintf("It was made with policy revision %s, the one loaded now, so the policy was evaluated again on the logged input.", short(ex.PolicyRevision)))

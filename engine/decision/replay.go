@@ -213,7 +213,7 @@ func replayOutput(rt *Runtime, rec *trial.Record, doc map[string]any, out *polic
 // from the participant's state (not from the policy output).
 func engineOwned(reason string) bool {
 	switch reason {
-	case ReasonOptedOut, ReasonBurdenDailyCap, ReasonBurden24hCap, ReasonBurdenMinGap:
+	case ReasonOptedOut, ReasonBurdenDailyCap, ReasonBurden24hCap, ReasonBurdenMinGap, trial.ReasonEngineUnavailable:
 		return true
 	}
 	return false
