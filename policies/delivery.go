@@ -64,6 +64,9 @@ type WebPushConfig struct {
 	VAPIDPrivateKeyEnv string `yaml:"vapid_private_key_env" json:"vapid_private_key_env"`
 	// Subscriber is the VAPID contact (mailto: or https: URL).
 	Subscriber string `yaml:"subscriber" json:"subscriber"`
+	// AllowedHosts, when set, are the only push services the engine posts
+	// to (a subscription endpoint comes from the app).
+	AllowedHosts []string `yaml:"allowed_hosts" json:"allowed_hosts,omitempty"`
 }
 
 var envNameRe = regexp.MustCompile(`^[A-Z_][A-Z0-9_]{0,127}$`)
@@ -86,8 +89,8 @@ func (v *validator) delivery(d *DeliveryConfig, plugins []PluginConfig) {
 		case ChannelWebhook:
 			v.webhook(d.Webhook)
 		case ChannelFCM:
-			if d.FCM == nil || d.FCM.ProjectID == "" {
-				v.at("delivery.fcm", "channel fcm needs delivery.fcm.project_id and credentials_file_env")
+			if d.FCM == nil {
+				v.at("delivery.fcm", "channel fcm needs delivery.fcm.credentials_file_env (and project_id, unless the key file names it)")
 			} else {
 				v.envName("delivery.fcm.credentials_file_env", d.FCM.CredentialsFileEnv)
 			}

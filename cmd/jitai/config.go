@@ -35,6 +35,10 @@ type Config struct {
 	// WatchInterval is how often the studies folder is polled for changed
 	// studies (hot reload); negative ("off") turns watching off.
 	WatchInterval time.Duration `yaml:"watch_interval"`
+	// Clock is on (default) or off: whether this engine runs the trial
+	// clock (fires scheduled points, delivers). Every engine on a shared
+	// store may run it: claims are atomic.
+	Clock string `yaml:"clock"`
 
 	// AuthConfig holds auth, tokens_file, audit_log, metrics_auth and TLS.
 	AuthConfig `yaml:",inline"` // see authconfig.go
@@ -50,6 +54,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Data == "" {
 		c.Data = "data"
+	}
+	if c.Clock == "" {
+		c.Clock = "on"
 	}
 	if c.Store == "" {
 		c.Store = "embedded"
@@ -139,6 +146,7 @@ var configKeys = []struct{ key, usage string }{
 	{"policy-timeout", "time limit of one policy evaluation (default 2s)"},
 	{"evaluator", "ir | topdown: how the policies of studies whose study.yaml has no evaluator key are evaluated; ir runs OPA's planned IR, topdown is OPA's tree-walking evaluator (default ir)"},
 	{"max-clock-skew", "refuse decision times further than this from the server clock; 0 = off (default 0)"},
+	{"clock", "on | off: run the trial clock on this engine: fire scheduled decision points, record missed ones, deliver (default on)"},
 	{"rate-limit", "requests per second allowed to each client; 0 = no limit (default 0)"},
 	{"rate-burst", "burst of requests allowed above the rate (default 2 x rate-limit)"},
 	{"watch-interval", "how often to poll the studies folder and hot-reload changed studies; off = only on SIGHUP or POST .../reload (default 1s)"},
@@ -265,6 +273,11 @@ func (c *Config) set(key, v string) error {
 		return dur(&c.PolicyTimeout)
 	case "evaluator":
 		c.Evaluator = v
+	case "clock":
+		if v != "on" && v != "off" {
+			return fmt.Errorf("%q is not on or off", v)
+		}
+		c.Clock = v
 	case "max-clock-skew":
 		return dur(&c.MaxClockSkew)
 	case "watch-interval":

@@ -165,7 +165,8 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 	eng, err := engine.New(engine.Components{
 		Store: store, Studies: studies, Logger: log, Observer: met,
 		PolicyTimeout: cfg.PolicyTimeout, MaxClockSkew: cfg.MaxClockSkew, Loader: load,
-		Plugins: host.Factory(host.Options{DataDir: filepath.Join(cfg.Data, "plugins"), Logger: log, Observer: met}),
+		Plugins:  host.Factory(host.Options{DataDir: filepath.Join(cfg.Data, "plugins"), Logger: log, Observer: met}),
+		Channels: channelFactory(os.Getenv),
 	})
 	if err != nil {
 		return err
@@ -209,6 +210,8 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
+	stopClock := runClock(ctx, cfg, eng, log)
+	defer stopClock()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -224,6 +227,7 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 		log.Warn("drain incomplete", zap.Error(err))
 	}
 	stopWatch() // no reload may start plugins while they are being stopped
+	stopClock()
 	if err := eng.Close(); err != nil {
 		log.Warn("stopping plugins", zap.Error(err))
 	}
