@@ -82,6 +82,7 @@ type Store interface {
 	States
 	Decisions
 	Pins
+	Clock
 	// Ping checks that the store can serve (for /readyz).
 	Ping(ctx context.Context) error
 	// Close flushes pending writes and releases resources.

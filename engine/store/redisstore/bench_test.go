@@ -33,3 +33,7 @@ func BenchmarkCommitDecisionParallel(b *testing.B) {
 }
 
 func BenchmarkAppendEvents(b *testing.B) { storetest.BenchAppendEvents(b, benchStore(b, singleURL(b))) }
+
+// BenchmarkClaimDue: 100 of 100,000 due entries of 4 studies per claim
+// (counting every shard, then claiming from those with due entries).
+func BenchmarkClaimDue(b *testing.B) { storetest.BenchClaimDue(b, benchStore(b, singleURL(b))) }

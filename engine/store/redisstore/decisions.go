@@ -15,8 +15,8 @@ import (
 	"go.uber.org/zap"
 )
 
-// CommitDecision stores the record, the new state and the idempotency entry
-// with one script on the participant's slot, and the study-wide index entry
+// CommitDecision stores the record, the new state, the idempotency entry
+// and the delivery log with one script on the participant's slot, and the study-wide index entry
 // and the decision log entry with a second script, on the participant's
 // log shard, sent ahead of it in the same pipeline (see "Round trips and
 // atomicity" and "Decision log" in the package documentation). The script
@@ -24,7 +24,8 @@ import (
 // that the decision has not been given up by the log reader
 // (trial.ErrUnavailable), that the idempotency key is unused
 // (trial.ErrIdempotencyReplay) and that the state version is still
-// c.State.Version-1 (trial.ErrConflict).
+// c.State.Version-1 (trial.ErrConflict). A queued delivery enters its
+// shard's outbox right after the commit (see "Trial clock").
 func (s *Store) CommitDecision(ctx context.Context, c *trial.Commit) error {
 	if err := c.Validate(); err != nil {
 		return err
@@ -48,15 +49,21 @@ func (s *Store) CommitDecision(ctx context.Context, c *trial.Commit) error {
 		expected = next - 1
 	}
 	pk := s.k.participant(rec.Study, rec.Participant)
-	keys := []string{pk.doc(), pk.records(), pk.recordsByTime(), pk.abandoned()}
+	keys := []string{pk.doc(), pk.records(), pk.recordsByTime(), pk.abandoned(), pk.deliveries()}
 	if c.Idempotency != nil {
 		if idemJSON, err = json.Marshal(c.Idempotency); err != nil {
 			return fmt.Errorf("%s: encoding idempotency entry: %w", what, err)
 		}
 		keys = append(keys, pk.idem(c.Idempotency.Key))
 	}
+	var deliveryJSON []byte
+	if c.Delivery != nil {
+		if deliveryJSON, err = json.Marshal(c.Delivery); err != nil {
+			return fmt.Errorf("%s: encoding delivery: %w", what, err)
+		}
+	}
 	tk := timeKey(rec.Time)
-	commit := call{s.sc.commit, keys, []any{rec.ID, recJSON, tk + rec.ID, stateJSON, expected, next, idemJSON, s.idemTTL}}
+	commit := call{s.sc.commit, keys, []any{rec.ID, recJSON, tk + rec.ID, stateJSON, expected, next, idemJSON, s.idemTTL, deliveryJSON}}
 	index := s.indexCall(rec.Study, rec.Participant, rec.ID, tk)
 
 	skipIndex := s.testSkipIndex != nil && s.testSkipIndex(rec)
@@ -91,6 +98,12 @@ func (s *Store) CommitDecision(ctx context.Context, c *trial.Commit) error {
 				}
 				if err != nil {
 					s.log.Error("decision committed, but its study-wide index and decision log entry could not be written: Decision, study-wide listings and the decision log miss it until Reindex runs",
+						zap.String("study", rec.Study), zap.String("decision_id", rec.ID), zap.Error(err))
+				}
+			}
+			if c.Delivery != nil {
+				if err := s.indexDelivery(ctx, c.Delivery, true); err != nil {
+					s.log.Error("decision committed with its delivery log, but the delivery could not be put in the outbox: Requeue repairs it",
 						zap.String("study", rec.Study), zap.String("decision_id", rec.ID), zap.Error(err))
 				}
 			}

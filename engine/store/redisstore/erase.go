@@ -16,8 +16,10 @@ import (
 var _ trial.Eraser = (*Store)(nil)
 
 // Withdraw marks the participant withdrawn in their own hash and in the
-// study's register, and bumps their state version so that a decision in
-// flight fails its version check, re-reads and sees the withdrawal.
+// study's register, bumps their state version so that a decision in
+// flight fails its version check, re-reads and sees the withdrawal, and
+// removes their schedule entry, so that the clock fires no more points for
+// them.
 func (s *Store) Withdraw(ctx context.Context, study, participant string) (*trial.Participant, error) {
 	what := "withdrawing participant in study " + study
 	if s.closed.Load() {
@@ -47,15 +49,20 @@ func (s *Store) Withdraw(ctx context.Context, study, participant string) (*trial
 	}); err != nil {
 		return nil, s.fail(what, err)
 	}
-	if err := s.rdb.HSet(ctx, s.k.study(study).participants(), participant, string(b)).Err(); err != nil {
+	// Unless an erasure removed them from the register meanwhile.
+	if err := s.reregister(ctx, study, participant, b); err != nil {
+		return nil, s.fail(what, err)
+	}
+	if err := s.unschedule(ctx, study, participant); err != nil {
 		return nil, s.fail(what, err)
 	}
 	s.up()
 	return p, nil
 }
 
-// Erase deletes the participant's keys, their entries in the study's
-// register, and removes or anonymises their decision records together with
+// Erase deletes the participant's keys (with their devices and delivery
+// logs), their entries in the study's register, their schedule entry and
+// outbox and dead-letter entries, and removes or anonymises their decision records together with
 // their entries in the study-wide index and the decision log. Anonymised
 // records move to the keys of a random surrogate participant and are
 // indexed and logged afresh under it (a log consumer sees them again under
@@ -78,6 +85,7 @@ func (s *Store) Erase(ctx context.Context, study, participant string, anonymise 
 		recs    *redis.MapStringStringCmd
 		byTime  *redis.StringSliceCmd
 		nEvents *redis.IntCmd
+		dls     *redis.StringSliceCmd
 	)
 	if _, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		exists = pipe.Exists(ctx, pk.doc())
@@ -85,6 +93,7 @@ func (s *Store) Erase(ctx context.Context, study, participant string, anonymise 
 		recs = pipe.HGetAll(ctx, pk.records())
 		byTime = pipe.ZRange(ctx, pk.recordsByTime(), 0, -1)
 		nEvents = pipe.ZCard(ctx, pk.events())
+		dls = pipe.HKeys(ctx, pk.deliveries())
 		return nil
 	}); err != nil {
 		return nil, s.fail(what, err)
@@ -177,11 +186,14 @@ func (s *Store) Erase(ctx context.Context, study, participant string, anonymise 
 			}
 		}
 	}
+	if err := s.eraseClock(ctx, study, participant, dls.Val()); err != nil {
+		return nil, s.fail(what, err)
+	}
 	idem, err := s.scanKeys(ctx, globEsc(pk.base)+":i:*")
 	if err != nil {
 		return nil, s.fail(what, err)
 	}
-	del := append([]string{pk.doc(), pk.eventIDs(), pk.events(), pk.records(), pk.recordsByTime(), pk.abandoned()}, idem...)
+	del := append([]string{pk.doc(), pk.eventIDs(), pk.events(), pk.records(), pk.recordsByTime(), pk.abandoned(), pk.deliveries(), pk.devices()}, idem...)
 	if _, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		for _, k := range del { // one DEL per key: they may sit in one slot, but need not on Cluster
 			pipe.Del(ctx, k)
@@ -195,6 +207,27 @@ func (s *Store) Erase(ctx context.Context, study, participant string, anonymise 
 	}
 	s.up()
 	return res, nil
+}
+
+// eraseClock removes the participant's schedule entry and the outbox and
+// dead-letter entries of their deliveries (of the decisions ids) from their
+// shard. Their delivery logs go with their keys.
+func (s *Store) eraseClock(ctx context.Context, study, participant string, ids []string) error {
+	sk := s.clockShard(study, participant)
+	_, err := s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.HDel(ctx, sk.dueEntries(), participant)
+		pipe.ZRem(ctx, sk.due(), participant)
+		if len(ids) > 0 {
+			members := make([]any, len(ids))
+			for i, id := range ids {
+				members[i] = outboxMember(participant, id)
+			}
+			pipe.ZRem(ctx, sk.outbox(), members...)
+			pipe.ZRem(ctx, sk.dead(), members...)
+		}
+		return nil
+	})
+	return err
 }
 
 // scanKeys lists the keys matching pattern (with glob characters in ids

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"hash/fnv"
 	"math"
 	"strconv"
@@ -76,6 +77,12 @@ func (k participantKeys) recordsByTime() string { return k.base + ":dt" }
 // fenceSrc): their commit is refused.
 func (k participantKeys) abandoned() string { return k.base + ":dx" }
 
+// deliveries is a hash: decision id -> delivery log JSON (trial.Delivery).
+func (k participantKeys) deliveries() string { return k.base + ":o" }
+
+// devices is a hash: device id -> device JSON (trial.Device).
+func (k participantKeys) devices() string { return k.base + ":dv" }
+
 // studyKeys are a study's keys; they share the hash tag {study}.
 type studyKeys struct {
 	base string // prefix{study}
@@ -133,6 +140,27 @@ func (k shardKeys) recordOwners() string { return k.base + ":di" }
 // (participant) and t (timeKey of the decision time).
 func (k shardKeys) log() string { return k.base + ":log" }
 
+// due is a sorted set of the shard's participants with a schedule entry,
+// scored by its At in Unix microseconds (the trial clock's queue).
+func (k shardKeys) due() string { return k.base + ":due" }
+
+// dueEntries is a hash: participant -> the schedule entry's exact times,
+// "AT FROM LEASE" as clockKeys (FROM and LEASE empty for the zero time).
+func (k shardKeys) dueEntries() string { return k.base + ":duec" }
+
+// outbox is a sorted set of the shard's queued deliveries, participant +
+// NUL + decision id, scored by NextAttempt in Unix microseconds.
+func (k shardKeys) outbox() string { return k.base + ":outq" }
+
+// dead is a sorted set of the shard's failed and expired deliveries,
+// participant + NUL + decision id, scored by FailedAt in Unix
+// microseconds (the dead-letter list).
+func (k shardKeys) dead() string { return k.base + ":dead" }
+
+// studies is a set of the studies with trial clock data (schedule entries
+// or deliveries), whose shards ClaimDue and ClaimDeliveries visit.
+func (k keys) studies() string { return k.prefix + "studies" }
+
 // meta is a hash of settings that every store on this key prefix must
 // share: log_shards.
 func (k keys) meta() string { return k.prefix + "meta" }
@@ -170,4 +198,54 @@ func timeKey(t time.Time) string {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(n)^(1<<63))
 	return hex.EncodeToString(b[:])
+}
+
+// clockKeyLen is the length of a clockKey.
+const clockKeyLen = 20
+
+// clockKey encodes t as 20 decimal digits that sort as the times do (Unix
+// nanoseconds with the sign bit flipped, clamped as in timeKey): the trial
+// clock's scripts compare them as strings, which is exact where Lua's
+// numbers are not. The zero time encodes as "" when zero means "none"
+// (cursor, lease), else clamps to the smallest key.
+func clockKey(t time.Time, zeroEmpty bool) string {
+	if t.IsZero() && zeroEmpty {
+		return ""
+	}
+	var n int64
+	switch {
+	case t.IsZero() || t.Before(minNanoTime):
+		n = math.MinInt64
+	case t.After(maxNanoTime):
+		n = math.MaxInt64
+	default:
+		n = t.UnixNano()
+	}
+	return fmt.Sprintf("%020d", uint64(n)^(1<<63))
+}
+
+// fromClockKey decodes a clockKey; "" and the smallest key are the zero
+// time.
+func fromClockKey(k string) (time.Time, error) {
+	if k == "" {
+		return time.Time{}, nil
+	}
+	u, err := strconv.ParseUint(k, 10, 64)
+	if err != nil || len(k) != clockKeyLen {
+		return time.Time{}, fmt.Errorf("malformed clock key %q", k)
+	}
+	n := int64(u ^ (1 << 63))
+	if n == math.MinInt64 {
+		return time.Time{}, nil
+	}
+	return time.Unix(0, n).UTC(), nil
+}
+
+// score is t as a sorted-set score: Unix microseconds, which a float64
+// holds exactly; the zero time is -inf (due at once).
+func score(t time.Time) string {
+	if t.IsZero() {
+		return "-inf"
+	}
+	return strconv.FormatInt(t.UnixMicro(), 10)
 }

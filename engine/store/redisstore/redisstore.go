@@ -39,6 +39,8 @@
 //	{S:P}:dt       sorted set, by member: timekey + decision id
 //	{S:P}:dx       set: decision ids the log reader gave up on (their commit
 //	               is refused; see "Decision log")
+//	{S:P}:o        hash: decision id -> delivery log JSON (see "Trial clock")
+//	{S:P}:dv       hash: device id -> device JSON (push tokens)
 //
 // where timekey is 16 hex digits of the time's Unix nanoseconds with the
 // sign bit flipped, so that members sort by (time, id). The study-level keys
@@ -60,6 +62,19 @@
 //	{S#N}:di       hash: decision id -> participant + NUL + id of its log entry
 //	{S#N}:log      stream: one entry per decision, fields d (decision id),
 //	               p (participant), t (timekey)
+//	{S#N}:due      sorted set: participants with a schedule entry, scored by
+//	               its At in Unix microseconds (the trial clock's queue)
+//	{S#N}:duec     hash: participant -> "AT FROM LEASE", the entry's exact
+//	               times as clock keys (FROM and LEASE empty when zero)
+//	{S#N}:outq     sorted set: queued deliveries, participant + NUL + decision
+//	               id, scored by NextAttempt in Unix microseconds (the outbox)
+//	{S#N}:dead     sorted set: failed and expired deliveries, the same
+//	               members, scored by FailedAt in Unix microseconds
+//
+// where a clock key is 20 decimal digits of Unix nanoseconds with the sign
+// bit flipped (so that scripts compare times exactly, as strings). The set
+// at prefix + "studies" names the studies with trial clock data, whose
+// shards the claims visit.
 //
 // The hash at prefix + "meta" holds settings every store on the prefix must
 // share (log_shards; Open refuses a store with another number, since that
@@ -158,6 +173,31 @@
 // participants and states are kept in memory (Options.CacheParticipants)
 // and reused when the document read from Redis hashes to the cached one;
 // every read still goes to Redis, so other replicas' writes are seen.
+//
+// # Trial clock
+//
+// The schedule (trial.Schedule) and the outbox (trial.Outbox) are sorted
+// sets in the log shards of the participants, so that neither is one hot
+// slot. A claim (ClaimDue, ClaimDeliveries) reads the study registry,
+// counts the due entries of every shard of every study (one pipelined
+// round trip), and claims from the shards that have some, starting at a
+// rotating shard, with one script per shard (pipelined): the script takes
+// the due members and moves their score to the end of the lease in one
+// step, so no two claimers get the same entry until the lease ends, and an
+// engine that dies holding a claim loses nothing. Order is by time within
+// a shard, not across shards. Scores are in microseconds: an entry due
+// within the same microsecond as now counts as due.
+//
+// A decision's delivery log is written by the commit script, with the
+// record, in the participant's slot; a queued delivery then enters its
+// shard's outbox with a second command (ZADD NX) right after the commit.
+// If the engine dies between the two, the log is queued but not in the
+// outbox; Requeue repairs that (and does nothing to a delivery already in
+// the outbox, so a claim's lease stands). SaveDelivery writes the log
+// first, then moves the outbox and dead-letter entries; a claim drops an
+// outbox entry whose log is gone (erased) or terminal. The log keeps the
+// NextAttempt it was saved with; Delivery and ClaimDeliveries report a
+// claimed delivery's NextAttempt as its outbox score.
 //
 // # Enrolment
 //
@@ -367,6 +407,12 @@ type Store struct {
 	closed  atomic.Bool
 	groups  sync.Map // study + NUL + group -> struct{}: consumer groups known to exist
 	rotate  atomic.Uint32
+
+	// clockStudies are the studies known to be in the registry the trial
+	// clock's claims visit (k.studies); clockRotate spreads claims over
+	// shards.
+	clockStudies sync.Map
+	clockRotate  atomic.Uint32
 
 	// testSkipIndex, set by tests only, makes CommitDecision leave out the
 	// index and log script for the records it returns true for.

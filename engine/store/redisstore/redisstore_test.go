@@ -124,8 +124,25 @@ func TestHashTags(t *testing.T) {
 			Record:      storetest.BenchRecord(p.study, p.id, id, now),
 			State:       &trial.State{Version: 2},
 			Idempotency: &trial.IdempotencyEntry{Key: "k{1}", DecisionID: id, Response: []byte(`{}`)},
+			Delivery:    &trial.Delivery{ID: "dl-" + id, Study: p.study, Participant: p.id, DecisionID: id, Status: trial.DeliveryQueued, NextAttempt: now},
 		})
 		if err != nil {
+			t.Fatal(err)
+		}
+		// The trial clock's keys: a device, a schedule entry, a dead letter.
+		if err := s.PutDevice(ctx, p.study, p.id, &trial.Device{ID: "d{1}", Platform: "fcm", Token: "t"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Touch(ctx, p.study, p.id, now, now); err != nil {
+			t.Fatal(err)
+		}
+		failed := &trial.Delivery{ID: "dl-" + id, Study: p.study, Participant: p.id, DecisionID: id, Status: trial.DeliveryFailed, FailedAt: now}
+		id2 := id + "-2"
+		if err := s.CommitDecision(ctx, &trial.Commit{Record: storetest.BenchRecord(p.study, p.id, id2, now), Delivery: &trial.Delivery{ID: "dl-" + id2, Study: p.study, Participant: p.id, DecisionID: id2, Status: trial.DeliveryQueued}}); err != nil {
+			t.Fatal(err)
+		}
+		failed.ID, failed.DecisionID = "dl-"+id2, id2
+		if err := s.SaveDelivery(ctx, failed); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -159,8 +176,8 @@ func TestHashTags(t *testing.T) {
 	}
 	participantKinds, studyKinds, shardKinds := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, key := range keys {
-		if key == s.k.meta() {
-			continue // settings of the key prefix, in any slot
+		if key == s.k.meta() || key == s.k.studies() {
+			continue // settings of the key prefix and the clock's study registry, in any slot
 		}
 		rest := strings.TrimPrefix(key, s.opts.KeyPrefix)
 		tag, kind, ok := strings.Cut(strings.TrimPrefix(rest, "{"), "}:")
@@ -199,7 +216,7 @@ func TestHashTags(t *testing.T) {
 			}
 		}
 	}
-	for _, kind := range []string{"p", "i:", "eid", "ev", "d", "dt"} {
+	for _, kind := range []string{"p", "i:", "eid", "ev", "d", "dt", "o", "dv"} {
 		if !participantKinds[kind] {
 			t.Errorf("no participant key of kind %q among %v", kind, keys)
 		}
@@ -209,14 +226,14 @@ func TestHashTags(t *testing.T) {
 			t.Errorf("no study key of kind %q among %v", kind, keys)
 		}
 	}
-	for _, kind := range []string{"dt", "di", "log"} {
+	for _, kind := range []string{"dt", "di", "log", "due", "duec", "outq", "dead"} {
 		if !shardKinds[kind] {
 			t.Errorf("no log shard key of kind %q among %v", kind, keys)
 		}
 	}
 	// The participant keys are what the participant's key helpers name.
 	pk := s.k.participant("s1", "p:2{x}")
-	for _, key := range []string{pk.doc(), pk.idem("k{1}"), pk.eventIDs(), pk.events(), pk.records(), pk.recordsByTime()} {
+	for _, key := range []string{pk.doc(), pk.idem("k{1}"), pk.eventIDs(), pk.events(), pk.records(), pk.recordsByTime(), pk.deliveries(), pk.devices()} {
 		if !slices.Contains(keys, key) {
 			t.Errorf("key %q missing", key)
 		}

@@ -13,10 +13,10 @@ import (
 
 // commitSrc is one decision's commit.
 //
-// KEYS: participant doc, records, records by time, abandoned decisions[,
-// idempotency key]. ARGV: record id, record JSON, time member, state JSON
-// ("" for none), expected version, new version, idempotency entry JSON, its
-// TTL in ms.
+// KEYS: participant doc, records, records by time, abandoned decisions,
+// delivery logs[, idempotency key]. ARGV: record id, record JSON, time
+// member, state JSON ("" for none), expected version, new version,
+// idempotency entry JSON, its TTL in ms, delivery log JSON ("" for none).
 const commitSrc = `
 if redis.call('HEXISTS', KEYS[1], 'p') == 0 then return 'notfound' end
 local old = redis.call('HGET', KEYS[2], ARGV[1])
@@ -25,18 +25,19 @@ if old then
   return 'exists'
 end
 if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then return 'abandoned' end
-if KEYS[5] and redis.call('EXISTS', KEYS[5]) == 1 then return 'replay' end
+if KEYS[6] and redis.call('EXISTS', KEYS[6]) == 1 then return 'replay' end
 if ARGV[4] ~= '' then
   if (redis.call('HGET', KEYS[1], 'v') or '0') ~= ARGV[5] then return 'conflict' end
   redis.call('HSET', KEYS[1], 's', ARGV[4], 'v', ARGV[6])
 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[3], 0, ARGV[3])
-if KEYS[5] then
+if ARGV[9] ~= '' then redis.call('HSET', KEYS[5], ARGV[1], ARGV[9]) end
+if KEYS[6] then
   if tonumber(ARGV[8]) > 0 then
-    redis.call('SET', KEYS[5], ARGV[7], 'PX', ARGV[8])
+    redis.call('SET', KEYS[6], ARGV[7], 'PX', ARGV[8])
   else
-    redis.call('SET', KEYS[5], ARGV[7])
+    redis.call('SET', KEYS[6], ARGV[7])
   end
 end
 return 'ok'
@@ -261,6 +262,10 @@ return redis.call('HMGET', KEYS[2], unpack(ids))
 // scripts are the store's loaded scripts.
 type scripts struct {
 	commit, index, unindex, fence, trim, append, reserve, enrol, release, list, participants *redis.Script
+
+	// The trial clock's (schedule.go, outbox.go, devices.go).
+	touch, claimDue, complete, claimOutbox, saveDelivery *redis.Script
+	putDevice, swapParticipant, reregister               *redis.Script
 }
 
 func newScripts() scripts {
@@ -276,6 +281,15 @@ func newScripts() scripts {
 		release:      redis.NewScript(releaseSrc),
 		list:         redis.NewScript(listSrc),
 		participants: redis.NewScript(participantsSrc),
+
+		touch:           redis.NewScript(touchSrc),
+		claimDue:        redis.NewScript(claimDueSrc),
+		complete:        redis.NewScript(completeSrc),
+		claimOutbox:     redis.NewScript(claimOutboxSrc),
+		saveDelivery:    redis.NewScript(saveDeliverySrc),
+		putDevice:       redis.NewScript(putDeviceSrc),
+		swapParticipant: redis.NewScript(swapParticipantSrc),
+		reregister:      redis.NewScript(reregisterSrc),
 	}
 }
 

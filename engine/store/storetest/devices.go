@@ -28,7 +28,7 @@ func mustDevices(t *testing.T, s trial.Clock, study, p string) []*trial.Device {
 }
 
 func (h *harness) testDevices(t *testing.T) {
-	s := clockOf(t, h.store(t))
+	s := h.store(t)
 	if err := s.PutDevice(ctx(t), "s1", "nobody", device("a", "fcm", 1)); !errors.Is(err, trial.ErrNotFound) {
 		t.Errorf("PutDevice of an unknown participant: %v, want ErrNotFound", err)
 	}
@@ -72,7 +72,7 @@ func (h *harness) testDevices(t *testing.T) {
 }
 
 func (h *harness) testUpdateParticipant(t *testing.T) {
-	s := clockOf(t, h.store(t))
+	s := h.store(t)
 	if _, err := s.UpdateParticipant(ctx(t), "s1", "nobody", trial.ParticipantUpdate{Timezone: ptr("UTC")}); !errors.Is(err, trial.ErrNotFound) {
 		t.Errorf("UpdateParticipant of an unknown participant: %v, want ErrNotFound", err)
 	}

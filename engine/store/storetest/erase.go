@@ -46,22 +46,18 @@ func seed(t *testing.T, s trial.Store) {
 			if i == 0 {
 				c.Idempotency = idem("k-"+p, id, at(10))
 			}
-			if _, ok := s.(trial.Clock); ok {
-				c.Delivery = delivery("s1", p, id, at(10+i))
-			}
+			c.Delivery = delivery("s1", p, id, at(10+i))
 			if err := s.CommitDecision(ctx(t), c); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if cs, ok := s.(clockStore); ok {
-			seedClock(t, cs, p)
-		}
+		seedClock(t, s, p)
 	}
 }
 
 // seedClock gives p a device, a schedule entry and a failed delivery (of
 // its second decision; the first one's is queued).
-func seedClock(t *testing.T, s clockStore, p string) {
+func seedClock(t *testing.T, s trial.Store, p string) {
 	t.Helper()
 	if err := s.PutDevice(ctx(t), "s1", p, device(p+"-phone", "fcm", 1)); err != nil {
 		t.Fatal(err)
@@ -77,13 +73,9 @@ func seedClock(t *testing.T, s clockStore, p string) {
 }
 
 // clockErased checks that p1's devices, schedule entry and deliveries are
-// gone and p2's are kept, for a store with the trial clock's contract.
-func clockErased(t *testing.T, st trial.Store) {
+// gone and p2's are kept.
+func clockErased(t *testing.T, s trial.Store) {
 	t.Helper()
-	s, ok := st.(clockStore)
-	if !ok {
-		return
-	}
 	if ds := mustDevices(t, s, "s1", "p1"); len(ds) != 0 {
 		t.Errorf("devices after erasure: %v", ds)
 	}
@@ -144,15 +136,13 @@ func testWithdraw(t *testing.T, s trial.Store) {
 	}
 	// The clock fires no more points for them; their deliveries and
 	// devices are kept.
-	if cs, ok := s.(clockStore); ok {
-		if _, err := cs.ScheduleEntry(ctx(t), "s1", "p1"); !errors.Is(err, trial.ErrNotFound) {
-			t.Errorf("schedule entry after withdrawal: %v, want ErrNotFound", err)
-		}
-		wantEntry(t, cs, "s1", "p2", at(40), at(0))
-		mustDelivery(t, cs, "s1", "p1", "p1-d1")
-		if len(mustDevices(t, cs, "s1", "p1")) != 1 {
-			t.Error("devices went with withdrawal")
-		}
+	if _, err := s.ScheduleEntry(ctx(t), "s1", "p1"); !errors.Is(err, trial.ErrNotFound) {
+		t.Errorf("schedule entry after withdrawal: %v, want ErrNotFound", err)
+	}
+	wantEntry(t, s, "s1", "p2", at(40), at(0))
+	mustDelivery(t, s, "s1", "p1", "p1-d1")
+	if len(mustDevices(t, s, "s1", "p1")) != 1 {
+		t.Error("devices went with withdrawal")
 	}
 	// Data are kept.
 	if evs, _ := s.Events(ctx(t), "s1", "p1"); len(evs) != 2 {

@@ -75,7 +75,7 @@ func (h *harness) testOutbox(t *testing.T) {
 }
 
 func (h *harness) testOutboxRoundTrip(t *testing.T) {
-	s := clockOf(t, h.store(t))
+	s := h.store(t)
 	mustEnroll(t, s, participant("s1", "p1", "a"))
 	if _, err := s.Delivery(ctx(t), "s1", "p1", "d1"); !errors.Is(err, trial.ErrNotFound) {
 		t.Fatalf("Delivery before the commit: %v, want ErrNotFound", err)
@@ -140,7 +140,7 @@ func (h *harness) testOutboxRoundTrip(t *testing.T) {
 // delivery; and a claimed delivery that is never saved is claimable again
 // when its lease ends.
 func (h *harness) testOutboxRefusedCommit(t *testing.T) {
-	s := clockOf(t, h.store(t))
+	s := h.store(t)
 	mustEnroll(t, s, participant("s1", "p1", "a"))
 	snap := mustSnapshot(t, s, "s1", "p1", "")
 	first := delivery("s1", "p1", "d1", at(10))
@@ -173,7 +173,7 @@ func (h *harness) testOutboxRefusedCommit(t *testing.T) {
 }
 
 func (h *harness) testOutboxTerminal(t *testing.T) {
-	s := clockOf(t, h.store(t))
+	s := h.store(t)
 	mustEnroll(t, s, participant("s1", "p1", "a"))
 	dl := delivery("s1", "p1", "d1", at(10))
 	dl.Status, dl.NextAttempt, dl.QueuedAt = trial.DeliveryAnswered, time.Time{}, time.Time{}
@@ -193,7 +193,7 @@ func (h *harness) testOutboxTerminal(t *testing.T) {
 }
 
 func (h *harness) testOutboxDeadLetters(t *testing.T) {
-	s := clockOf(t, h.store(t))
+	s := h.store(t)
 	for _, p := range []string{"p1", "p2"} {
 		mustEnroll(t, s, participant("s1", p, "a"))
 		mustEnroll(t, s, participant("s2", p, "a"))
@@ -259,7 +259,7 @@ func (h *harness) testOutboxDeadLetters(t *testing.T) {
 }
 
 func (h *harness) testOutboxRequeue(t *testing.T) {
-	s := clockOf(t, h.store(t))
+	s := h.store(t)
 	mustEnroll(t, s, participant("s1", "p1", "a"))
 	if err := s.Requeue(ctx(t), "s1", "p1", "nothing"); !errors.Is(err, trial.ErrNotFound) {
 		t.Errorf("Requeue of an unknown delivery: %v, want ErrNotFound", err)
@@ -290,7 +290,7 @@ func (h *harness) testOutboxRequeue(t *testing.T) {
 // testOutboxClaimExclusive: delivery workers racing over many queued
 // deliveries of several studies claim each exactly once within a lease.
 func (h *harness) testOutboxClaimExclusive(t *testing.T) {
-	s := clockOf(t, h.store(t))
+	s := h.store(t)
 	const (
 		participants = 24
 		perP         = 10

@@ -12,26 +12,6 @@ import (
 	"github.com/jitai/jitai/engine/trial"
 )
 
-// clockStore is a store with the trial clock's contract.
-type clockStore interface {
-	trial.Store
-	trial.Clock
-}
-
-// clockOf returns s as a clockStore; the test is skipped for a store
-// without the contract.
-func clockOf(t *testing.T, s trial.Store) clockStore {
-	t.Helper()
-	if ref, ok := s.(*storeRef); ok {
-		s = ref.Store
-	}
-	c, ok := s.(clockStore)
-	if !ok {
-		t.Skipf("%T does not implement trial.Clock", s)
-	}
-	return c
-}
-
 // mustEntry reads a schedule entry and fails the test on error.
 func mustEntry(t *testing.T, s trial.Clock, study, participant string) *trial.Due {
 	t.Helper()
@@ -81,7 +61,7 @@ func (h *harness) testSchedule(t *testing.T) {
 }
 
 func (h *harness) testScheduleTouch(t *testing.T) {
-	s := clockOf(t, h.store(t))
+	s := h.store(t)
 	if _, err := s.ScheduleEntry(ctx(t), "s1", "p1"); !errors.Is(err, trial.ErrNotFound) {
 		t.Fatalf("ScheduleEntry of an unscheduled participant: %v, want ErrNotFound", err)
 	}
@@ -110,7 +90,7 @@ func (h *harness) testScheduleTouch(t *testing.T) {
 }
 
 func (h *harness) testScheduleClaim(t *testing.T) {
-	s := clockOf(t, h.store(t))
+	s := h.store(t)
 	for _, e := range []struct {
 		study, p string
 		at       int
@@ -160,7 +140,7 @@ func (h *harness) testScheduleClaim(t *testing.T) {
 }
 
 func (h *harness) testScheduleComplete(t *testing.T) {
-	s := clockOf(t, h.store(t))
+	s := h.store(t)
 	for _, p := range []string{"p1", "p2"} {
 		if err := s.Touch(ctx(t), "s1", p, at(5), at(0)); err != nil {
 			t.Fatal(err)
@@ -193,7 +173,7 @@ func (h *harness) testScheduleComplete(t *testing.T) {
 }
 
 func (h *harness) testScheduleCompleteTouched(t *testing.T) {
-	s := clockOf(t, h.store(t))
+	s := h.store(t)
 	for _, p := range []string{"p1", "p2", "p3"} {
 		if err := s.Touch(ctx(t), "s1", p, at(5), at(0)); err != nil {
 			t.Fatal(err)
@@ -227,7 +207,7 @@ func (h *harness) testScheduleCompleteTouched(t *testing.T) {
 }
 
 func (h *harness) testScheduleUnschedule(t *testing.T) {
-	s := clockOf(t, h.store(t))
+	s := h.store(t)
 	if err := s.Unschedule(ctx(t), "s1", "nobody"); err != nil {
 		t.Errorf("Unschedule of an unscheduled participant: %v", err)
 	}
@@ -262,7 +242,7 @@ func (h *harness) testScheduleUnschedule(t *testing.T) {
 // testScheduleClaimExclusive: claimers racing over many due entries claim
 // each exactly once within a lease, and all of them again once it ends.
 func (h *harness) testScheduleClaimExclusive(t *testing.T) {
-	s := clockOf(t, h.store(t))
+	s := h.store(t)
 	const (
 		entries  = 2000
 		claimers = 8

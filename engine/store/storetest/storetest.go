@@ -1,7 +1,8 @@
 // Package storetest is the conformance suite every trial.Store
 // implementation runs: the embedded SQLite store and the Redis store pass the
 // same tests, so the engine can rely on the behaviour documented in
-// engine/store.go whichever backend is configured.
+// engine/trial/store.go and engine/trial/clock.go whichever backend is
+// configured.
 //
 // A store under test must return times in UTC with the precision it was
 // given (the suite uses microsecond-precise times), keep JSON documents
@@ -15,6 +16,20 @@
 //     ErrIdempotencyReplay even when the state version is stale too;
 //   - Events of an unknown participant are empty (or ErrNotFound);
 //   - DecisionQuery.Limit <= 0 means no limit.
+//
+// Of the trial clock's contract (trial.Clock) it also expects that:
+//   - Complete of an entry that was removed meanwhile (Unschedule) leaves
+//     it removed, and Unschedule of no entry succeeds;
+//   - claims span every study of the store, and their order is checked
+//     only as far as the store can keep it (not across shards);
+//   - SaveDelivery and Requeue of a delivery the store does not hold fail
+//     with ErrNotFound and create nothing (its participant may have been
+//     erased meanwhile);
+//   - PutDevice for a participant who is not enrolled fails with
+//     ErrNotFound; Devices of one is empty (or ErrNotFound);
+//   - DeadLetters with limit <= 0 lists them all, a zero FailedAt first;
+//   - Withdraw removes the participant's schedule entry, and Erase their
+//     devices, schedule entry and deliveries (in both modes).
 package storetest
 
 import (
