@@ -2,6 +2,8 @@ package engine_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -394,5 +396,112 @@ func checkWindowsReproduce(t *testing.T, study *policies.Study, id, zone string,
 	}
 	if n < 4 {
 		t.Fatalf("only %d window points in five days", n)
+	}
+}
+
+// TestAppAsksForScheduledPoint: an app asking for a scheduled point gets
+// that point's one decision (the same one when it asks again, and the one
+// the clock made); before the point's time it gets 422 naming time; after
+// its window it gets the recorded decision, never a new draw. A snooze sent
+// after the point does not change a decision made late, at the point's
+// instant.
+func TestAppAsksForScheduledPoint(t *testing.T) {
+	ctx := context.Background()
+	study := clockStudy(t)
+	clk := &fakeClock{now: time.Date(2026, 3, 2, 7, 0, 0, 0, time.UTC)} // Monday
+	store := memstore.New()
+	eng, err := engine.New(engine.Components{Store: store, Studies: []*policies.Study{study}, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		if _, _, err := eng.Enroll(ctx, study.Config.ID, engine.EnrollRequest{ParticipantID: id, Timezone: "Europe/London"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ask := func(p string, at time.Time) (*engine.Answer, error) {
+		clk.now = at
+		return eng.Decide(ctx, study.Config.ID, p, engine.DecideRequest{DecisionPoint: "morning", Time: at})
+	}
+	day := func(h, m int) time.Time { return time.Date(2026, 3, 2, h, m, 0, 0, time.UTC) }
+	// Before 08:30: 422 naming time.
+	_, err = ask("a", day(8, 10))
+	var ie *trial.InputError
+	if !errors.As(err, &ie) || ie.Field != "time" || !strings.Contains(ie.Reason, "08:30") {
+		t.Fatalf("asking at 08:10 for the 08:30 point: %v, want 422 naming time and the point's time", err)
+	}
+	// Inside the window: one decision, the same on a second request.
+	first, err := ask("a", day(8, 35))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := ask("a", day(8, 50))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Replayed || string(again.Body) != string(first.Body) {
+		t.Fatalf("a second request for the point made a new decision:\n%s\n%s", first.Body, again.Body)
+	}
+	if first.Record.Trigger != trial.TriggerScheduled || !first.Record.Time.Equal(day(8, 30)) {
+		t.Fatalf("the app's decision of the point: trigger %q at %s, want scheduled at 08:30", first.Record.Trigger, first.Record.Time)
+	}
+	// c snoozes at 08:45 for two hours; the clock decides the 08:30 point
+	// late, at 08:50: it was not snoozed at 08:30.
+	clk.now = day(8, 46)
+	if _, _, err := eng.Ingest(ctx, study.Config.ID, "c", []trial.Event{{ID: "s1", Type: trial.EventPreference, Time: day(8, 45),
+		Data: json.RawMessage(`{"snooze_minutes":120}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := ask("c", day(8, 50))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in struct {
+		State struct {
+			Preferences map[string]any `json:"preferences"`
+		} `json:"state"`
+	}
+	if err := json.Unmarshal(c.Record.Input, &in); err != nil {
+		t.Fatal(err)
+	}
+	if in.State.Preferences["snoozed"] != false {
+		t.Fatalf("the 08:30 decision made at 08:50 saw a snooze sent at 08:45: %v", in.State.Preferences)
+	}
+	// The clock then resolves the point to the same record.
+	clk.now = day(8, 55)
+	fireAll(t, eng)
+	recs, err := store.ListDecisions(ctx, trial.DecisionQuery{Study: study.Config.ID, Participant: "a", Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[1].ID != first.Record.ID { // night 01:30 was before enrolment; morning once; midday not yet
+		var ids []string
+		for _, r := range recs {
+			ids = append(ids, r.DecisionPoint+"@"+r.Time.Format("15:04")+"="+r.ID)
+		}
+		if !(len(recs) == 1 && recs[0].ID == first.Record.ID) {
+			t.Fatalf("records of a after the clock ran: %v; want the app's morning decision %s once", ids, first.Record.ID)
+		}
+	}
+	// After the window: the recorded decision.
+	late, err := ask("a", day(17, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !late.Replayed || string(late.Body) != string(first.Body) {
+		t.Fatalf("asking after the window gave a different answer:\n%s\n%s", first.Body, late.Body)
+	}
+	// b never asked for the next morning and the clock did not run: after
+	// the window the point is recorded as missed.
+	missed, err := ask("b", day(17, 0).AddDate(0, 0, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ans struct {
+		Action  string   `json:"action"`
+		Reasons []string `json:"reasons"`
+	}
+	if err := json.Unmarshal(missed.Body, &ans); err != nil || ans.Action != trial.ActionNone || len(ans.Reasons) != 1 || ans.Reasons[0] != trial.ReasonEngineUnavailable {
+		t.Fatalf("after the window, an undecided point: %s", missed.Body)
 	}
 }
