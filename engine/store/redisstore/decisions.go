@@ -16,10 +16,11 @@ import (
 )
 
 // CommitDecision stores the record, the new state, the idempotency entry
-// and the delivery log with one script on the participant's slot, and the study-wide index entry
-// and the decision log entry with a second script, on the participant's
-// log shard, sent ahead of it in the same pipeline (see "Round trips and
-// atomicity" and "Decision log" in the package documentation). The script
+// and the delivery log with one script on the participant's slot, and the
+// study-wide index entry and the decision log entry with a second script,
+// on the participant's log shard, sent ahead of it in the same pipeline
+// (see "Round trips and atomicity" and "Decision log" in the package
+// documentation). The script
 // checks, in this order, that the participant exists (trial.ErrNotFound),
 // that the decision has not been given up by the log reader
 // (trial.ErrUnavailable), that the idempotency key is unused
