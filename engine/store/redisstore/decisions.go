@@ -104,8 +104,9 @@ func (s *Store) CommitDecision(ctx context.Context, c *trial.Commit) error {
 			}
 			if c.Delivery != nil {
 				if err := s.indexDelivery(ctx, c.Delivery, true); err != nil {
-					s.log.Error("decision committed with its delivery log, but the delivery could not be put in the outbox: Requeue repairs it",
-						zap.String("study", rec.Study), zap.String("decision_id", rec.ID), zap.Error(err))
+					// The caller (the trial clock) retries the point: the
+					// retry finds the committed decision and calls Requeue.
+					return fmt.Errorf("%s: the decision is committed but its delivery is not in the outbox yet (Requeue repairs it): %w", what, s.fail(what, err))
 				}
 			}
 			return nil
