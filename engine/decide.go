@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/jitai/jitai/engine/decision"
-
 	"github.com/jitai/jitai/engine/trial"
-
 	"github.com/jitai/jitai/policies"
 )
 
@@ -39,6 +39,11 @@ func (e *Engine) decide(ctx context.Context, rt *StudyRuntime, dp *policies.Deci
 	}
 	rec.RecordedAt = e.now().UTC().Truncate(time.Microsecond)
 	rec.LatencyMicros = time.Since(start).Microseconds()
+	if pe := rec.PolicyError; pe != nil {
+		// The alert: the phone gets the fail-safe; designers must know.
+		e.log.Error("policy failed: the study's fail-safe answered", zap.String("study", rt.Config.ID), zap.String("revision", rt.Revision),
+			zap.String("decision_id", rec.ID), zap.String("kind", pe.Kind), zap.String("location", pe.Location), zap.String("safety", pe.Safety), zap.String("action", rec.Action))
+	}
 	body, err := answerBody(rt, rec, levels)
 	if err != nil {
 		return nil, nil, nil, err

@@ -76,10 +76,34 @@ type Config struct {
 	// EvaluatorTopdown; empty leaves the choice to the loader
 	// (LoadOptions, jitai serve --evaluator), which defaults to the IR.
 	Evaluator string `yaml:"evaluator" json:"evaluator,omitempty"`
+	// OnPolicyError is what a decision is when the policy fails (an
+	// evaluation error, a timeout, conflicting values): never a 500.
+	OnPolicyError OnPolicyError `yaml:"on_policy_error" json:"on_policy_error"`
 	// Delivery is how decisions of scheduled and event-triggered points
 	// reach participants; none means the app asks for them.
 	Delivery *DeliveryConfig `yaml:"delivery" json:"delivery,omitempty"`
 }
+
+// OnPolicyError is the study's fail-safe (docs/study.md): the decision when
+// its policy cannot be evaluated.
+type OnPolicyError struct {
+	// Action is the answer: none (the default; reason policy_error, never
+	// randomised).
+	Action string `yaml:"action" json:"action"`
+	// Safety is the answer when the safety rule cannot be evaluated alone
+	// either: signpost (the default: the study's crisis signposting,
+	// reason safety_unknown) or none.
+	Safety string `yaml:"safety" json:"safety"`
+	// SafetyRule is the rule of package jitai.policy that holds the
+	// safety reasons (default safety).
+	SafetyRule string `yaml:"safety_rule" json:"safety_rule"`
+}
+
+// Fail-safe choices (OnPolicyError).
+const (
+	FailNone     = "none"
+	FailSignpost = "signpost"
+)
 
 // Erasure settings.
 const (
@@ -418,6 +442,15 @@ func (c *Config) setDefaults() {
 	if c.Erasure == "" {
 		c.Erasure = ErasureAnonymise
 	}
+	if c.OnPolicyError.Action == "" {
+		c.OnPolicyError.Action = FailNone
+	}
+	if c.OnPolicyError.Safety == "" {
+		c.OnPolicyError.Safety = FailSignpost
+	}
+	if c.OnPolicyError.SafetyRule == "" {
+		c.OnPolicyError.SafetyRule = "safety"
+	}
 	if c.DecisionTTL.Duration == 0 {
 		c.DecisionTTL.Duration = 30 * time.Minute
 	}
@@ -497,6 +530,15 @@ func (c *Config) validate(file string, lines map[string]int) ConfigErrors {
 	v.decisionPoints(c.DecisionPoints)
 	v.phases(c.Phases)
 	v.delivery(c.Delivery, c.Plugins)
+	if a := c.OnPolicyError.Action; a != FailNone {
+		v.at("on_policy_error.action", "action %q must be none: a failed policy never randomises or delivers", a)
+	}
+	if s := c.OnPolicyError.Safety; s != FailSignpost && s != FailNone {
+		v.at("on_policy_error.safety", "safety %q must be signpost (show the crisis signposting when safety cannot be evaluated) or none", s)
+	}
+	if !nameRe.MatchString(c.OnPolicyError.SafetyRule) {
+		v.at("on_policy_error.safety_rule", "safety_rule %q must be the name of a rule of package jitai.policy", c.OnPolicyError.SafetyRule)
+	}
 	if c.DecisionTTL.Duration < 0 {
 		v.at("decision_ttl", "decision_ttl must be positive")
 	}
