@@ -55,12 +55,15 @@ type Config struct {
 	Factors        []Factor        `yaml:"factors" json:"factors"`
 	Strata         []string        `yaml:"strata" json:"strata,omitempty"`
 	// Design chooses the between-person design; the full factorial when nil.
-	Design        *DesignConfig     `yaml:"design" json:"design,omitempty"`
-	Outcomes      []Outcome         `yaml:"outcomes" json:"outcomes"`
-	Burden        Burden            `yaml:"burden" json:"burden"`
-	QuietHours    *trial.QuietHours `yaml:"quiet_hours" json:"quiet_hours,omitempty"`
-	Crisis        Crisis            `yaml:"crisis" json:"crisis"`
-	Interventions InterventionSel   `yaml:"interventions" json:"interventions"`
+	Design     *DesignConfig     `yaml:"design" json:"design,omitempty"`
+	Outcomes   []Outcome         `yaml:"outcomes" json:"outcomes"`
+	Burden     Burden            `yaml:"burden" json:"burden"`
+	QuietHours *trial.QuietHours `yaml:"quiet_hours" json:"quiet_hours,omitempty"`
+	Crisis     Crisis            `yaml:"crisis" json:"crisis"`
+	// CrisisByRegion are the crisis resources of participants in each
+	// region (ISO 3166-1 alpha-2, e.g. US, IE); others get Crisis.
+	CrisisByRegion map[string]Crisis `yaml:"crisis_by_region" json:"crisis_by_region,omitempty"`
+	Interventions  InterventionSel   `yaml:"interventions" json:"interventions"`
 	// Erasure says what erasing a participant does to their decision
 	// records: ErasureAnonymise (default) keeps them with the participant id
 	// replaced by a random surrogate and the input snapshot stripped;
@@ -272,6 +275,18 @@ type Crisis struct {
 	Title    string    `yaml:"title" json:"title"`
 	Text     string    `yaml:"text" json:"text"`
 	Contacts []Contact `yaml:"contacts" json:"contacts,omitempty"`
+}
+
+// regionRe is an ISO 3166-1 alpha-2 code.
+var regionRe = regexp.MustCompile(`^[A-Z]{2}$`)
+
+// CrisisFor is the crisis resources of a participant in region (the study
+// default when the region has none, or is not set).
+func (c *Config) CrisisFor(region string) (cr Crisis, regional bool) {
+	if r, ok := c.CrisisByRegion[region]; ok && region != "" {
+		return r, true
+	}
+	return c.Crisis, false
 }
 
 // Contact is one crisis service.
@@ -647,6 +662,15 @@ func (c *Config) validate(file string, lines map[string]int) ConfigErrors {
 	}
 	if strings.TrimSpace(c.Crisis.Text) == "" {
 		v.at("crisis", "crisis.text is required: it is shown with every safety decision")
+	}
+	for region, cr := range c.CrisisByRegion {
+		p := "crisis_by_region." + region
+		if !regionRe.MatchString(region) {
+			v.at(p, "region %q must be an ISO 3166-1 alpha-2 code in capitals, such as US or IE", region)
+		}
+		if strings.TrimSpace(cr.Text) == "" || len(cr.Contacts) == 0 {
+			v.at(p, "the crisis resources of region %s need text and at least one contact", region)
+		}
 	}
 	sort.SliceStable(v.errs, func(i, j int) bool { return v.errs[i].Line < v.errs[j].Line })
 	return v.errs
