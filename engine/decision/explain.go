@@ -140,15 +140,17 @@ func Explain(ctx context.Context, rt *Runtime, rec *trial.Record) (*Explanation,
 		CatalogueRevision: rec.CatalogueRevision, LoadedCatalogue: rt.Catalogue.Revision(),
 	}
 	ex.Anonymised = Anonymised(rec)
+	missed := IsMissed(rec)
 	var doc map[string]any
-	if !ex.Anonymised && !IsMissed(rec) {
+	if !ex.Anonymised && !missed {
 		var err error
 		if doc, err = DecodeInput(rec); err != nil {
 			return nil, err
 		}
 	}
 	var fired []policies.FiredRule
-	if !ex.Anonymised && rec.PolicyRevision == rt.Revision && rec.CatalogueRevision == ex.LoadedCatalogue {
+	// A missed point has no input: no policy was evaluated for it.
+	if !ex.Anonymised && !missed && rec.PolicyRevision == rt.Revision && rec.CatalogueRevision == ex.LoadedCatalogue {
 		ex.PolicyEvaluated = true
 		inputVal, err := ast.InterfaceToValue(doc)
 		if err != nil {
@@ -223,7 +225,7 @@ func Explain(ctx context.Context, rt *Runtime, rec *trial.Record) (*Explanation,
 	}
 	for _, r := range rec.UnavailableReasons {
 		re := ReasonExplanation{Reason: r, Source: "policy"}
-		if engineOwned(r) || r == ReasonNoCandidate {
+		if engineOwned(r) || r == ReasonNoCandidate || r == trial.ReasonEngineUnavailable {
 			re.Source = "engine"
 			re.Detail = reasonDetail(rt, rec, doc, r)
 		} else if locs, detail := rulesFor(r); len(locs) > 0 {
@@ -341,6 +343,8 @@ func reasonDetail(rt *Runtime, rec *trial.Record, doc map[string]any, reason str
 			return "the policy offered no intervention that may be given now: " + strings.Join(rec.Contraindicated, ", ") + " were contraindicated by the conditions " + strings.Join(rec.Conditions, ", ")
 		}
 		return "the policy offered no candidate intervention"
+	case trial.ReasonEngineUnavailable:
+		return "the trial clock did not decide this scheduled point within its window (decision_ttl), so it was recorded as missed: no policy was evaluated and nothing was randomised or delivered"
 	case "policy_unavailable":
 		return "the policy said available = false without a reason"
 	}
@@ -402,6 +406,8 @@ func summarise(ex *Explanation, rec *trial.Record) []string {
 		ex.DecisionID, ex.Participant, ex.DecisionPoint, ex.LocalTime, ex.Action, reasonsText(ex.Reasons)))
 	if ex.Anonymised {
 		s = append(s, "The participant's data was erased and this record kept anonymised: its input is gone, so the policy cannot be evaluated again; what follows is what the record holds.")
+	} else if IsMissed(rec) {
+		s = append(s, "The engine did not decide this scheduled point within its window, so it was recorded as missed: there is no input, and no policy to evaluate again.")
 	} else if ex.PolicyEvaluated {
 		s = append(s, fmt.Sprintf("It was made with policy revision %s, the one loaded now, so the policy was evaluated again on the logged input.", short(ex.PolicyRevision)))
 		if ex.Reproduced != nil && !*ex.Reproduced {
