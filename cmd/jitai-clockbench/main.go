@@ -59,6 +59,7 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"sync"
@@ -105,6 +106,7 @@ type config struct {
 	workers      int
 	batch        int
 	cpuProfile   string
+	trace        string
 	label        string
 }
 
@@ -123,6 +125,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&c.workers, "workers", 0, "ClockOptions.Workers (0: the engine's default)")
 	fs.IntVar(&c.batch, "batch", 0, "ClockOptions.Batch (0: the engine's default)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the firing to this file")
+	fs.StringVar(&c.trace, "trace", "", "write an execution trace of the firing to this file")
 	fs.StringVar(&c.label, "label", "", "label of the result line (default: the store)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -218,6 +221,8 @@ func run(ctx context.Context, args []string) error {
 	debug.FreeOSMemory()
 	mem := newSampler()
 	base := mem.now()
+	cpu0 := cpuTime()
+	load0 := loadAvg()
 
 	if c.cpuProfile != "" {
 		f, err := os.Create(c.cpuProfile)
@@ -228,6 +233,17 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+
+	if c.trace != "" {
+		f, err := os.Create(c.trace)
+		if err != nil {
+			return err
+		}
+		if err := trace.Start(f); err != nil {
+			return err
+		}
+		defer func() { trace.Stop(); f.Close() }()
 	}
 
 	// The point's instant: the clock runs from here.
@@ -281,10 +297,13 @@ func run(ctx context.Context, args []string) error {
 	cancel()
 	wg.Wait()
 	peak := mem.peak()
+	cpu := cpuTime() - cpu0
 	lastDelivery := time.Duration(stats.LastNew - start.UnixNano())
 
 	fmt.Printf("schedule %s: %d participants, last record %.1fs after the point, last delivery %.1fs (%d deliveries: %d distinct ids verified by the receiver, %d requests, %d refused, %d failed or expired)\n",
 		c.label, c.participants, lastRecord.Seconds(), lastDelivery.Seconds(), cnt.queued.Load(), stats.Distinct, stats.Requests, stats.Bad, cnt.dead.Load())
+	fmt.Printf("schedule %s: engine process CPU %.1fs over %.1fs of wall time to the last delivery (%.2f of 2 cores); load average %s at the point, %s at the end (the machine is shared)\n",
+		c.label, cpu.Seconds(), lastDelivery.Seconds(), cpu.Seconds()/lastDelivery.Seconds(), load0, loadAvg())
 	per := 100000 / float64(c.participants)
 	fmt.Printf("schedule %s: memory per 100k participants: clock heap +%.1f MiB (peak %.1f MiB over %.1f MiB before the point), RSS +%.1f MiB (peak %.1f MiB over %.1f MiB), schedule storage %.1f MiB (%s)\n",
 		c.label, mib(peak.heap-base.heap)*per, mib(peak.heap), mib(base.heap), mib(peak.rss-base.rss)*per, mib(peak.rss), mib(base.rss), mib(schedBytes)*per, schedWhat)
@@ -602,6 +621,24 @@ func (s *sampler) peak() memory {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.max
+}
+
+// cpuTime is the user and system CPU time of this process.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// loadAvg is the machine's 1-minute load average ("?" without /proc).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
 }
 
 // rss is this process's resident set size (0 where /proc is missing).
