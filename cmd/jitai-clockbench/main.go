@@ -266,6 +266,7 @@ func run(ctx context.Context, args []string) error {
 	var stats receiverStats
 	deadline := time.After(c.timeout)
 	tick := time.NewTicker(100 * time.Millisecond)
+	lastProgress := start
 	for done := false; !done; {
 		select {
 		case <-ctx.Done():
@@ -278,6 +279,10 @@ func run(ctx context.Context, args []string) error {
 			return fmt.Errorf("after %s: %d records, %d deliveries queued, %d sent, %d failed or expired, %d at the receiver",
 				c.timeout, cnt.records.Load(), cnt.queued.Load(), cnt.sent.Load(), cnt.dead.Load(), stats.Distinct)
 		case <-tick.C:
+		}
+		if time.Since(lastProgress) >= 10*time.Second {
+			lastProgress = time.Now()
+			fmt.Fprintf(os.Stderr, "  %4.0fs: %d records, %d deliveries queued, %d sent\n", time.Since(start).Seconds(), cnt.records.Load(), cnt.queued.Load(), cnt.sent.Load())
 		}
 		if cnt.records.Load() < int64(c.participants) {
 			continue
