@@ -163,13 +163,15 @@ func run(ctx context.Context, args []string) error {
 	clk.base.Store(point.Add(-30 * time.Minute).UnixNano())
 
 	var st stores
+	serverCPU := func() time.Duration { return -1 } // the private redis-server's
 	switch c.store {
 	case "sqlite":
 		st = &sqliteStores{path: filepath.Join(tmp, "jitai.db")}
 	case "redis":
 		url := c.redisURL
+		var srv *redisServer
 		if url == "" {
-			srv, err := startRedis(tmp)
+			srv, err = startRedis(tmp)
 			if err != nil {
 				return err
 			}
@@ -177,6 +179,9 @@ func run(ctx context.Context, args []string) error {
 			url = srv.url
 		}
 		st = &redisStores{url: url}
+		if c.redisURL == "" {
+			serverCPU = func() time.Duration { return procCPU(srv.cmd.Process.Pid) }
+		}
 	default:
 		return fmt.Errorf("--store %q: use sqlite or redis", c.store)
 	}
@@ -221,7 +226,7 @@ func run(ctx context.Context, args []string) error {
 	debug.FreeOSMemory()
 	mem := newSampler()
 	base := mem.now()
-	cpu0 := cpuTime()
+	cpu0, server0 := cpuTime(), serverCPU()
 	load0 := loadAvg()
 
 	if c.cpuProfile != "" {
@@ -302,13 +307,16 @@ func run(ctx context.Context, args []string) error {
 	cancel()
 	wg.Wait()
 	peak := mem.peak()
-	cpu := cpuTime() - cpu0
+	cpu, server := cpuTime()-cpu0, serverCPU()-server0
 	lastDelivery := time.Duration(stats.LastNew - start.UnixNano())
 
 	fmt.Printf("schedule %s: %d participants, last record %.1fs after the point, last delivery %.1fs (%d deliveries: %d distinct ids verified by the receiver, %d requests, %d refused, %d failed or expired)\n",
 		c.label, c.participants, lastRecord.Seconds(), lastDelivery.Seconds(), cnt.queued.Load(), stats.Distinct, stats.Requests, stats.Bad, cnt.dead.Load())
 	fmt.Printf("schedule %s: engine process CPU %.1fs over %.1fs of wall time to the last delivery (%.2f of 2 cores); load average %s at the point, %s at the end (the machine is shared)\n",
 		c.label, cpu.Seconds(), lastDelivery.Seconds(), cpu.Seconds()/lastDelivery.Seconds(), load0, loadAvg())
+	if server0 >= 0 {
+		fmt.Printf("schedule %s: redis-server CPU %.1fs\n", c.label, server.Seconds())
+	}
 	per := 100000 / float64(c.participants)
 	fmt.Printf("schedule %s: memory per 100k participants: clock heap +%.1f MiB (peak %.1f MiB over %.1f MiB before the point), RSS +%.1f MiB (peak %.1f MiB over %.1f MiB), schedule storage %.1f MiB (%s)\n",
 		c.label, mib(peak.heap-base.heap)*per, mib(peak.heap), mib(base.heap), mib(peak.rss-base.rss)*per, mib(peak.rss), mib(base.rss), mib(schedBytes)*per, schedWhat)
@@ -635,6 +643,23 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU is the user and system CPU time of process pid (from
+// /proc/pid/stat; -1 where it cannot be read).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
 }
 
 // loadAvg is the machine's 1-minute load average ("?" without /proc).
