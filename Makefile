@@ -135,7 +135,8 @@ bench-schedule:
 	  --engines $(BENCH_SCHEDULE_ENGINES) --redis-url '$(BENCH_SCHEDULE_REDIS_URL)'
 
 ## simulate-bench: time the 225,000-decision simulation of stress-mrt (target: under 2 minutes)
-## 500 participants x 90 days x 5 points; the report goes to SIM_OUT.
+## 500 participants x 90 days x 5 scheduled points (and the app point on_demand on about
+## half the days, some 22,500 decisions more); the report goes to SIM_OUT.
 SIM_OUT ?= /tmp/jitai-simulate-bench
 .PHONY: simulate-bench
 simulate-bench: build
