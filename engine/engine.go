@@ -42,8 +42,9 @@ type Components struct {
 	Now func() time.Time
 	// PolicyTimeout bounds one policy evaluation (default 2s).
 	PolicyTimeout time.Duration
-	// MaxClockSkew rejects decision times further than this from Now
-	// (0 disables the check).
+	// MaxClockSkew rejects decision times further than this from Now:
+	// zero means DefaultMaxClockSkew, a negative value turns the check off
+	// (for callers that decide at times other than now).
 	MaxClockSkew time.Duration
 	// Rand is the randomness behind decision ids (crypto/rand when nil).
 	// Draws are keyed by decision id, so a simulation that seeds Rand is
@@ -118,6 +119,9 @@ func New(c Components) (*Engine, error) {
 	}
 	if e.policyTimeout <= 0 {
 		e.policyTimeout = 2 * time.Second
+	}
+	if e.maxSkew == 0 {
+		e.maxSkew = DefaultMaxClockSkew
 	}
 	m := map[string]*StudyRuntime{}
 	for _, s := range c.Studies {
@@ -326,6 +330,10 @@ type Response struct {
 
 const maxAttempts = 5
 
+// DefaultMaxClockSkew is how far a decision time may be from the engine's
+// clock when Components.MaxClockSkew is zero.
+const DefaultMaxClockSkew = 5 * time.Minute
+
 // Decide runs the decision pipeline (docs/policy.md, docs/architecture.md)
 // and returns the answer only after its record is durable.
 func (e *Engine) Decide(ctx context.Context, study, participant string, req DecideRequest) (ans *Answer, err error) {
@@ -355,8 +363,8 @@ func (e *Engine) Decide(ctx context.Context, study, participant string, req Deci
 		return nil, err
 	}
 	if e.maxSkew > 0 {
-		if d := req.Time.Sub(e.now()); d > e.maxSkew || d < -e.maxSkew {
-			return nil, trial.InputErrorf("time", "time %s is more than %s from the server's clock", req.Time.Format(time.RFC3339), e.maxSkew)
+		if now := e.now(); req.Time.Sub(now) > e.maxSkew || now.Sub(req.Time) > e.maxSkew {
+			return nil, trial.InputErrorf("time", "time %s is more than %s from the server's clock (%s)", req.Time.Format(time.RFC3339Nano), e.maxSkew, now.UTC().Format(time.RFC3339))
 		}
 	}
 	if err := checkContext(req.Context); err != nil {
@@ -366,6 +374,11 @@ func (e *Engine) Decide(ctx context.Context, study, participant string, req Deci
 		return nil, trial.InputErrorf("Idempotency-Key", "the Idempotency-Key header must be 1-128 letters, digits or . _ : -")
 	}
 	req.Time = req.Time.UTC().Truncate(time.Microsecond)
+	if req.IdempotencyKey == "" {
+		// The same point at the same time is the same request: asked again,
+		// it answers the first decision rather than randomising twice.
+		req.IdempotencyKey = derivedIdempotencyKey(req.DecisionPoint, req.Time)
+	}
 	reqHash, err := requestHash(&req)
 	if err != nil {
 		return nil, err
@@ -389,6 +402,9 @@ func (e *Engine) Decide(ctx context.Context, study, participant string, req Deci
 			}
 			return &Answer{Body: snap.Replay.Response, Replayed: true}, nil
 		}
+		if enrolled := snap.Participant.EnrolledAt; req.Time.Before(enrolled) {
+			return nil, trial.InputErrorf("time", "time %s is before the participant's enrolment at %s", req.Time.Format(time.RFC3339Nano), enrolled.UTC().Format(time.RFC3339Nano))
+		}
 		if snap.Participant.Status == trial.StatusWithdrawn {
 			return nil, ErrWithdrawn
 		}
@@ -397,9 +413,7 @@ func (e *Engine) Decide(ctx context.Context, study, participant string, req Deci
 			return nil, err
 		}
 		c := &trial.Commit{Record: rec, State: st}
-		if req.IdempotencyKey != "" {
-			c.Idempotency = &trial.IdempotencyEntry{Key: req.IdempotencyKey, RequestHash: reqHash, DecisionID: decisionID, Response: body, CreatedAt: rec.RecordedAt}
-		}
+		c.Idempotency = &trial.IdempotencyEntry{Key: req.IdempotencyKey, RequestHash: reqHash, DecisionID: decisionID, Response: body, CreatedAt: rec.RecordedAt}
 		t0 = time.Now()
 		err = e.store.CommitDecision(ctx, c)
 		e.observeStore(StoreOpCommit, t0, err)
@@ -456,4 +470,12 @@ func requestHash(req *DecideRequest) (string, error) {
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:]), nil
+}
+
+// derivedIdempotencyKey is the idempotency key of a request that brings
+// none: "t:" and the first 32 hex digits of the SHA-256 of the decision
+// point and the time (a trial.ValidID).
+func derivedIdempotencyKey(point string, t time.Time) string {
+	sum := sha256.Sum256([]byte(point + "\x00" + t.UTC().Format(time.RFC3339Nano)))
+	return "t:" + hex.EncodeToString(sum[:16])
 }
