@@ -56,7 +56,7 @@ func TestBudgetedRandomisation(t *testing.T) {
 	}
 	defer store.Close()
 	base := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC) // London is UTC in November
-	clk := newTestClock(base) // enrolments at base; each decision at its time
+	clk := newTestClock(base)                            // enrolments at base; each decision at its time
 	eng, err := engine.New(engine.Components{Store: store, Studies: []*policies.Study{study}, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)

@@ -115,6 +115,7 @@ func (ae *authEnv) enrolAs(p, id string) response {
 
 func (ae *authEnv) decideAs(p, id string, tm time.Time) response {
 	dp := firstScheduledPoint(ae.study(stressMRT))
+	ae.clock.Set(tm) // the app asks on time
 	return ae.as(p, req{Method: "POST", Path: decisionsPath(stressMRT, id), Body: map[string]any{"decision_point": dp, "time": rfc(tm)}})
 }
 
@@ -353,6 +354,7 @@ func TestEraseAnonymises(t *testing.T) {
 	var dec struct {
 		ID string `json:"decision_id"`
 	}
+	ae.clock.Set(at(0, 9, 0))
 	ae.as(pApp, r).expect(t, 200).decode(t, &dec)
 	ae.as(pAdmin, req{Method: "DELETE", Path: "/v1/studies/" + stressMRT + "/participants/p-e"}).expect(t, 200)
 	ae.as(pApp, req{Method: "GET", Path: "/v1/studies/" + stressMRT + "/participants/p-e"}).expect(t, 404)
