@@ -125,3 +125,32 @@ func TestSamePointAndTimeIsOneDecision(t *testing.T) {
 		}
 	}
 }
+
+// TestNoDerivedKeys: with NoDerivedKeys (the simulator), a request without
+// an idempotency key is decided afresh each time and leaves no key.
+func TestNoDerivedKeys(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)
+	study := policytest.WriteStudy(t, filepath.Join(t.TempDir(), "budget"), budgetStudy, budgetPolicy)
+	st := memstore.New()
+	eng, err := engine.New(engine.Components{Store: st, Studies: []*policies.Study{study}, Now: func() time.Time { return t0 }, NoDerivedKeys: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := eng.Enroll(ctx, "budget", engine.EnrollRequest{ParticipantID: "p1"}); err != nil {
+		t.Fatal(err)
+	}
+	req := engine.DecideRequest{DecisionPoint: "app", Time: t0, Context: map[string]any{"stress": 7.0}}
+	for range 2 {
+		ans, err := eng.Decide(ctx, "budget", "p1", req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ans.Replayed || ans.Record.IdempotencyKey != "" {
+			t.Errorf("replayed %v, key %q; want a fresh decision without a key", ans.Replayed, ans.Record.IdempotencyKey)
+		}
+	}
+	if recs, _ := st.ListDecisions(ctx, trial.DecisionQuery{Study: "budget", Limit: 10}); len(recs) != 2 {
+		t.Errorf("%d records, want 2", len(recs))
+	}
+}

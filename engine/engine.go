@@ -46,6 +46,12 @@ type Components struct {
 	// zero means DefaultMaxClockSkew, a negative value turns the check off
 	// (for callers that decide at times other than now).
 	MaxClockSkew time.Duration
+	// NoDerivedKeys: a decision request without an idempotency key has
+	// none. By default its decision point and time are its key, so that
+	// asking twice at the same point and time answers one decision; a
+	// caller that asks at each point and time once and should keep no
+	// idempotency entries (the simulator) sets this.
+	NoDerivedKeys bool
 	// Rand is the randomness behind decision ids (crypto/rand when nil).
 	// Draws are keyed by decision id, so a simulation that seeds Rand is
 	// reproducible end to end.
@@ -68,6 +74,7 @@ type Engine struct {
 	now           func() time.Time
 	policyTimeout time.Duration
 	maxSkew       time.Duration
+	noDerivedKeys bool
 	studies       atomic.Pointer[map[string]*StudyRuntime]
 	locks         [512]sync.Mutex
 	seed          maphash.Seed
@@ -106,6 +113,7 @@ func New(c Components) (*Engine, error) {
 		now:           c.Now,
 		policyTimeout: c.PolicyTimeout,
 		maxSkew:       c.MaxClockSkew,
+		noDerivedKeys: c.NoDerivedKeys,
 		seed:          maphash.MakeSeed(),
 		ids:           newIDSource(c.Rand),
 		obs:           c.Observer,
@@ -374,7 +382,7 @@ func (e *Engine) Decide(ctx context.Context, study, participant string, req Deci
 		return nil, trial.InputErrorf("Idempotency-Key", "the Idempotency-Key header must be 1-128 letters, digits or . _ : -")
 	}
 	req.Time = req.Time.UTC().Truncate(time.Microsecond)
-	if req.IdempotencyKey == "" {
+	if req.IdempotencyKey == "" && !e.noDerivedKeys {
 		// The same point at the same time is the same request: asked again,
 		// it answers the first decision rather than randomising twice.
 		req.IdempotencyKey = derivedIdempotencyKey(req.DecisionPoint, req.Time)
@@ -413,7 +421,9 @@ func (e *Engine) Decide(ctx context.Context, study, participant string, req Deci
 			return nil, err
 		}
 		c := &trial.Commit{Record: rec, State: st}
-		c.Idempotency = &trial.IdempotencyEntry{Key: req.IdempotencyKey, RequestHash: reqHash, DecisionID: decisionID, Response: body, CreatedAt: rec.RecordedAt}
+		if req.IdempotencyKey != "" {
+			c.Idempotency = &trial.IdempotencyEntry{Key: req.IdempotencyKey, RequestHash: reqHash, DecisionID: decisionID, Response: body, CreatedAt: rec.RecordedAt}
+		}
 		t0 = time.Now()
 		err = e.store.CommitDecision(ctx, c)
 		e.observeStore(StoreOpCommit, t0, err)
