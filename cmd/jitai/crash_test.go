@@ -128,6 +128,13 @@ type server struct {
 // startServer starts `jitai serve` on a free port over dataDir.
 func startServer(t *testing.T, dataDir string, extra ...string) *server {
 	t.Helper()
+	return startServerEnv(t, dataDir, nil, extra...)
+}
+
+// startServerEnv is startServer with env (KEY=value) added to the
+// process' environment.
+func startServerEnv(t *testing.T, dataDir string, env []string, extra ...string) *server {
+	t.Helper()
 	bin := jitaiBinary(t)
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--studies", "../../policies/examples", "--data", dataDir}, extra...)
 	cmd := exec.Command(bin, args...)
@@ -136,6 +143,7 @@ func startServer(t *testing.T, dataDir string, extra ...string) *server {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
+	cmd.Env = append(cmd.Env, env...)
 	logs := &logSink{addr: make(chan string, 1)}
 	cmd.Stderr = logs
 	cmd.Stdout = io.Discard
