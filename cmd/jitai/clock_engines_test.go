@@ -94,6 +94,9 @@ func TestClockEnginesShareRedis(t *testing.T) {
 		for j := range sc.ids {
 			sc.ids[j] = fmt.Sprintf("s%d-%05d", i, j)
 		}
+		if i == 0 {
+			t.Logf("3 engines started %s after the start", time.Since(start).Round(time.Millisecond))
+		}
 		for _, e := range enrolParallel(t, hc, bases, studyID, sc.ids, 48) {
 			if !e.enrolledAt.Before(at) {
 				t.Fatalf("%s: %s enrolled at %s, not before the point at %s: starting the engines and enrolling took %s (the test leaves at least 45s)",

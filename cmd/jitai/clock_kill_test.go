@@ -111,10 +111,14 @@ func TestClockKillMidBurst(t *testing.T) {
 		got := hook.snapshot()
 		for _, s := range []clockStudy{short, long} {
 			for _, r := range recs[s.ID] {
-				if r.Action == "deliver" || r.Action == "safety" {
-					if len(got[r.DecisionID]) == 0 && !r.ExpiresAt.Before(time.Now()) {
-						return false // not delivered yet, and not expired
-					}
+				if (r.Action != "deliver" && r.Action != "safety") || len(got[r.DecisionID]) > 0 {
+					continue
+				}
+				if r.ExpiresAt.After(time.Now()) {
+					return false // not delivered yet
+				}
+				if deliveryStatus(t, hc, srv2.base, r) == "queued" {
+					return false // expired, but not marked so yet
 				}
 			}
 		}
