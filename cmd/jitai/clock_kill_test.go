@@ -124,8 +124,8 @@ func TestClockKillMidBurst(t *testing.T) {
 		}
 		return true
 	}
-	if !waitUntil(time.Now().Add(3*time.Minute), 250*time.Millisecond, complete) {
-		t.Fatalf("not every point recorded and delivered within 3 minutes of the restart: %d + %d records of %d points, %d ids received",
+	if !waitUntil(time.Now().Add(5*time.Minute), 250*time.Millisecond, complete) {
+		t.Fatalf("not every point recorded and delivered within 5 minutes of the restart: %d + %d records of %d points, %d ids received",
 			len(recs[short.ID]), len(recs[long.ID]), len(want), hook.distinct())
 	}
 	got := hook.snapshot()
