@@ -86,6 +86,9 @@ type Engine struct {
 	clock          trial.Clock
 	clockOpts      ClockOptions
 	channelFactory ChannelFactory
+	// regionWarned: study and region pairs already logged as lacking
+	// regional crisis resources.
+	regionWarned sync.Map
 }
 
 // zoneCache keeps loaded time zones: time.LoadLocation reads the zone
@@ -184,6 +187,10 @@ type EnrollRequest struct {
 	ParticipantID string            `json:"participant_id"`
 	Timezone      string            `json:"timezone"`
 	Strata        map[string]string `json:"strata"`
+	// Region (ISO 3166-1 alpha-2) chooses the crisis resources; Locale
+	// (BCP 47) the language.
+	Region string `json:"region"`
+	Locale string `json:"locale"`
 }
 
 // Enroll enrols a participant, assigning between-person factor levels by
@@ -213,6 +220,12 @@ func (e *Engine) Enroll(ctx context.Context, study string, req EnrollRequest) (*
 	if err := rt.ValidateStrata(req.Strata); err != nil {
 		return nil, false, err
 	}
+	if req.Region != "" && !regionRe.MatchString(req.Region) {
+		return nil, false, trial.InputErrorf("region", "%q is not an ISO 3166-1 alpha-2 country code such as GB or US", req.Region)
+	}
+	if req.Locale != "" && !localeRe.MatchString(req.Locale) {
+		return nil, false, trial.InputErrorf("locale", "%q is not a BCP 47 language tag such as en-GB", req.Locale)
+	}
 	p := &trial.Participant{
 		Study:      study,
 		ID:         req.ParticipantID,
@@ -221,6 +234,8 @@ func (e *Engine) Enroll(ctx context.Context, study string, req EnrollRequest) (*
 		Stratum:    rt.StratumKey(req.Strata),
 		EnrolledAt: e.now().UTC().Truncate(time.Microsecond),
 		Status:     trial.StatusActive,
+		Region:     req.Region,
+		Locale:     req.Locale,
 	}
 	if err := e.pinDesign(ctx, rt); err != nil {
 		return nil, false, err
@@ -294,6 +309,7 @@ func (e *Engine) Ingest(ctx context.Context, study, participant string, events [
 		return 0, 0, fmt.Errorf("storing events: %w", err)
 	}
 	e.reportOutcomes(study, participant, stored)
+	e.openPoints(ctx, study, participant, sorted)
 	return n, len(events) - n, nil
 }
 
@@ -324,6 +340,7 @@ type DecideRequest struct {
 	trigger     string
 	eventID     string
 	scheduledAt time.Time
+	event       *trial.Event
 }
 
 // Answer is a decision as returned to the app. Body is the exact JSON sent
@@ -398,8 +415,11 @@ func (e *Engine) Decide(ctx context.Context, study, participant string, req Deci
 	if err != nil {
 		return nil, err
 	}
-	if dp.Kind == "scheduled" {
+	switch dp.Kind {
+	case "scheduled":
 		return e.decideScheduled(ctx, rt, dp, participant, &req)
+	case "event":
+		return nil, trial.InputErrorf("decision_point", "%s is an event point: it opens when the study's open rule names it on an arriving event, not on request", dp.ID)
 	}
 	decisionID := e.ids.next(req.Time)
 	return e.commitKeyed(ctx, rt, participant, req.IdempotencyKey, reqHash, func(snap *trial.Snapshot) (*trial.Commit, []byte, error) {
