@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jitai/jitai/engine/schedule"
+	"github.com/redis/go-redis/v9"
 )
 
 // clockScenario is one run of TestClockEnginesShareRedis: three engines on
@@ -64,6 +67,9 @@ func TestClockEnginesShareRedis(t *testing.T) {
 		{name: "single-kill", cluster: false, kill: true},
 		{name: "cluster", cluster: true, kill: false},
 		{name: "cluster-kill", cluster: true, kill: true},
+	}
+	if only := os.Getenv("CLOCKTEST_ONLY"); only != "" {
+		scenarios = slices.DeleteFunc(scenarios, func(sc *clockScenario) bool { return sc.name != only })
 	}
 	for _, sc := range scenarios {
 		if sc.cluster {
@@ -223,6 +229,13 @@ func (sc *clockScenario) check(t *testing.T, at time.Time, studyID string, n int
 	}
 	if len(sc.recs) != n || len(byParticipant) != n {
 		t.Errorf("%d records for %d participants, want exactly %d", len(sc.recs), len(byParticipant), n)
+		var lost []string
+		for _, p := range sc.ids {
+			if _, ok := byParticipant[p]; !ok {
+				lost = append(lost, p)
+			}
+		}
+		sc.diagnose(t, studyID, lost)
 	}
 	dupIDs, fromKilled := 0, 0
 	for id, arrivals := range got {
@@ -258,12 +271,56 @@ func (sc *clockScenario) check(t *testing.T, at time.Time, studyID string, n int
 	if bad := sc.hook.rejected(); len(bad) > 0 {
 		t.Errorf("%d webhook requests failed verification, e.g. %s", len(bad), bad[0])
 	}
+	perEngine := map[string]int{}
+	for _, arrivals := range got {
+		for _, a := range arrivals {
+			perEngine[a.from]++
+		}
+	}
+	t.Logf("arrivals by sending engine: %v", perEngine)
 	if sc.kill {
 		t.Logf("engine 0 SIGKILLed %s after the point; it had delivered %d ids; %d records were committed before the kill",
 			sc.killedAt.Sub(at).Round(time.Millisecond), fromKilled, beforeKill)
 	}
 	t.Logf("%d records (%d deliver/safety), %d distinct webhook ids, %d ids arrived more than once (%d duplicate arrivals); last record %s after the point, last delivery %s after it",
 		len(sc.recs), delivering, len(got), dupIDs, duplicates(got), lastRecorded.Sub(at).Round(time.Millisecond), sc.hook.lastArrival().Sub(at).Round(time.Millisecond))
+}
+
+// diagnose reports what the store holds of participants without a record:
+// their records, their schedule entry, and the engines' warnings.
+func (sc *clockScenario) diagnose(t *testing.T, studyID string, lost []string) {
+	hc := newHTTPClient()
+	defer hc.CloseIdleConnections()
+	base := sc.engines[len(sc.engines)-1].base
+	addrs := strings.Split(strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(sc.redisURL, "redis+cluster://"), "redis://"), "/0"), ",")
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs, IsClusterMode: len(addrs) > 1})
+	defer rdb.Close()
+	ctx := context.Background()
+	for i, p := range lost {
+		if i == 5 {
+			t.Logf("... and %d more", len(lost)-5)
+			break
+		}
+		r, err := do(hc, "GET", base+"/v1/studies/"+studyID+"/decisions?participant="+p, nil, "")
+		t.Logf("%s: decisions listed for them: %v %d %.500s", p, err, r.status, r.body)
+		r, err = do(hc, "GET", base+"/v1/studies/"+studyID+"/participants/"+p, nil, "")
+		t.Logf("%s: participant: %v %d %.500s", p, err, r.status, r.body)
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(p))
+		shard := fmt.Sprintf("jitai:{%s#%d}", studyID, h.Sum32()%16)
+		entry, err := rdb.HGet(ctx, shard+":duec", p).Result()
+		sc2, err2 := rdb.ZScore(ctx, shard+":due", p).Result()
+		t.Logf("%s: schedule entry %q (%v), due score %v (%v)", p, entry, err, sc2, err2)
+	}
+	for i, e := range sc.engines {
+		var warn []string
+		for _, line := range strings.Split(e.logs.String(), "\n") {
+			if strings.Contains(line, `"level":"warn"`) || strings.Contains(line, `"level":"error"`) {
+				warn = append(warn, line)
+			}
+		}
+		t.Logf("engine %d: %d warnings/errors; the last ones:\n%s", i, len(warn), strings.Join(warn[max(0, len(warn)-10):], "\n"))
+	}
 }
 
 // startRedisCluster starts a three-master Redis Cluster of private
