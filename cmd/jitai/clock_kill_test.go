@@ -105,11 +105,10 @@ func TestClockKillMidBurst(t *testing.T) {
 	restartAt := time.Now()
 	srv2 := startServerEnv(t, data, env, "--studies", studies)
 
-	type point struct{ study, participant, point, date string }
-	want := map[point]bool{}
+	want := map[killPoint]bool{}
 	for _, s := range []clockStudy{short, long} {
 		for _, p := range ids {
-			want[point{s.ID, p, "p1", at.Format(time.DateOnly)}] = true
+			want[killPoint{s.ID, p, "p1", at.Format(time.DateOnly)}] = true
 		}
 	}
 	ttl := map[string]time.Duration{short.ID: short.TTL, long.ID: long.TTL}
@@ -152,13 +151,36 @@ func TestClockKillMidBurst(t *testing.T) {
 	got := hook.snapshot()
 
 	// One record per point, under the point's key, classified by its window.
-	stored := map[string]clockRecord{}
-	seen := map[point]string{}
-	var decidedBefore, decidedAfter, missed, lastRecorded = 0, 0, 0, time.Time{}
+	stored, decidedBefore, decidedAfter, missed, lastRecorded := checkKillRecords(t, recs, want, ttl, at, restartAt, short, long)
+
+	// Deliveries: what the killed engine delivered is stored; every deliver
+	// decision arrived, or (kill-short) expired while the engine was down.
+	beforeKill, delivering, expired, dupIDs := checkKillDeliveries(t, hc, srv2.base, got, stored, restartAt)
+	if bad := hook.rejected(); len(bad) > 0 {
+		t.Errorf("%d webhook requests failed verification, e.g. %s", len(bad), bad[0])
+	}
+	t.Logf("records: %d decided before the kill, %d decided after the restart, %d missed; %d deliver decisions: %d ids received (%d before the kill), %d expired in the outbox while down; %d ids arrived more than once (%d duplicate arrivals)",
+		decidedBefore, decidedAfter, missed, delivering, len(got), beforeKill, expired, dupIDs, duplicates(got))
+	t.Logf("last record %s after the point, last delivery %s after the point (restart %s after it)",
+		lastRecorded.Sub(at).Round(time.Millisecond), hook.lastArrival().Sub(at).Round(time.Millisecond), restartAt.Sub(at).Round(time.Millisecond))
+	srv2.stop()
+}
+
+// deliveryStatus is the status of a decision's delivery log.
+// killPoint is one scheduled point of the kill test.
+type killPoint struct{ study, participant, point, date string }
+
+// checkKillRecords checks one record per point, under the point's key,
+// classified by its window against the restart: missed only if its window
+// had closed by then, decided after the restart only inside it.
+func checkKillRecords(t *testing.T, recs map[string][]clockRecord, want map[killPoint]bool, ttl map[string]time.Duration, at, restartAt time.Time, short, long clockStudy) (stored map[string]clockRecord, decidedBefore, decidedAfter, missed int, lastRecorded time.Time) {
+	t.Helper()
+	stored = map[string]clockRecord{}
+	seen := map[killPoint]string{}
 	for _, s := range []clockStudy{short, long} {
 		for _, r := range recs[s.ID] {
 			stored[r.DecisionID] = r
-			k := point{s.ID, r.ParticipantID, r.DecisionPoint, r.ScheduledAt.UTC().Format(time.DateOnly)}
+			k := killPoint{s.ID, r.ParticipantID, r.DecisionPoint, r.ScheduledAt.UTC().Format(time.DateOnly)}
 			if !want[k] {
 				t.Errorf("%s: record %s for %v, which is no scheduled point of the test", s.ID, r.DecisionID, k)
 				continue
@@ -208,10 +230,14 @@ func TestClockKillMidBurst(t *testing.T) {
 			t.Errorf("point %v has no record", k)
 		}
 	}
+	return stored, decidedBefore, decidedAfter, missed, lastRecorded
+}
 
-	// Deliveries: what the killed engine delivered is stored; every deliver
-	// decision arrived, or (kill-short) expired while the engine was down.
-	beforeKill := 0
+// checkKillDeliveries checks that every webhook id is a stored deliver or
+// safety decision, that every such decision arrived or expired while the
+// engine was down, and that an id arrived twice only across the kill.
+func checkKillDeliveries(t *testing.T, hc *http.Client, base string, got map[string][]arrival, stored map[string]clockRecord, restartAt time.Time) (beforeKill, delivering, expired, dupIDs int) {
+	t.Helper()
 	for id, arrivals := range got {
 		if r, ok := stored[id]; !ok || (r.Action != "deliver" && r.Action != "safety") {
 			t.Errorf("webhook id %s (from %s) is no deliver/safety decision in the store (%+v)", id, arrivals[0].from, r)
@@ -220,7 +246,6 @@ func TestClockKillMidBurst(t *testing.T) {
 			beforeKill++
 		}
 	}
-	delivering, expired, dupIDs := 0, 0, 0
 	for id, r := range stored {
 		if r.Action != "deliver" && r.Action != "safety" {
 			continue
@@ -229,7 +254,7 @@ func TestClockKillMidBurst(t *testing.T) {
 		if len(got[id]) > 0 {
 			continue
 		}
-		st := deliveryStatus(t, hc, srv2.base, r)
+		st := deliveryStatus(t, hc, base, r)
 		if st != "expired" || r.ExpiresAt.After(restartAt) {
 			t.Errorf("%s: deliver decision %s never reached the receiver: delivery %s, expires %s, restart %s", r.ParticipantID, id, st, r.ExpiresAt, restartAt)
 			continue
@@ -246,17 +271,9 @@ func TestClockKillMidBurst(t *testing.T) {
 			}
 		}
 	}
-	if bad := hook.rejected(); len(bad) > 0 {
-		t.Errorf("%d webhook requests failed verification, e.g. %s", len(bad), bad[0])
-	}
-	t.Logf("records: %d decided before the kill, %d decided after the restart, %d missed; %d deliver decisions: %d ids received (%d before the kill), %d expired in the outbox while down; %d ids arrived more than once (%d duplicate arrivals)",
-		decidedBefore, decidedAfter, missed, delivering, len(got), beforeKill, expired, dupIDs, duplicates(got))
-	t.Logf("last record %s after the point, last delivery %s after the point (restart %s after it)",
-		lastRecorded.Sub(at).Round(time.Millisecond), hook.lastArrival().Sub(at).Round(time.Millisecond), restartAt.Sub(at).Round(time.Millisecond))
-	srv2.stop()
+	return beforeKill, delivering, expired, dupIDs
 }
 
-// deliveryStatus is the status of a decision's delivery log.
 func deliveryStatus(t *testing.T, hc *http.Client, base string, r clockRecord) string {
 	t.Helper()
 	res, err := do(hc, "GET", base+"/v1/studies/"+r.Study+"/decisions/"+r.DecisionID+"/delivery", nil, "")
