@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -301,7 +302,7 @@ func (e *Engine) firePointOf(ctx context.Context, rt *StudyRuntime, p *trial.Par
 		if err != nil {
 			return nil, nil, err
 		}
-		return &trial.Commit{Record: rec, State: st, Delivery: e.newDelivery(rt, rec, answered)}, body, nil
+		return &trial.Commit{Record: rec, State: st, Delivery: e.newDelivery(rt, rec, answered, body, snap.Participant.Region)}, body, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("trial clock: point %s of %s on %s: %w", pt.DecisionPoint, p.ID, pt.LocalDate, err)
@@ -379,12 +380,23 @@ func (e *Engine) commitKeyed(ctx context.Context, rt *StudyRuntime, participant,
 // newDelivery is the delivery log a decision starts with: queued in the
 // outbox when the study delivers and the decision has something to deliver;
 // answered when the app asked for it. Nil when there is nothing to deliver.
-func (e *Engine) newDelivery(rt *StudyRuntime, rec *trial.Record, answered bool) *trial.Delivery {
+func (e *Engine) newDelivery(rt *StudyRuntime, rec *trial.Record, answered bool, answer []byte, region string) *trial.Delivery {
 	if rt.Config.Delivery == nil || (rec.Action != trial.ActionDeliver && rec.Action != trial.ActionSafety) {
 		return nil
 	}
 	d := &trial.Delivery{ID: rec.ID, Study: rec.Study, Participant: rec.Participant, DecisionID: rec.ID,
-		DecisionPoint: rec.DecisionPoint, ScheduledAt: rec.ScheduledAt, DecidedAt: rec.RecordedAt, ExpiresAt: rec.ExpiresAt}
+		DecisionPoint: rec.DecisionPoint, ScheduledAt: rec.ScheduledAt, DecidedAt: rec.RecordedAt, ExpiresAt: rec.ExpiresAt,
+		Trigger: rec.Trigger, Time: rec.Time, Action: rec.Action}
+	switch {
+	case rec.Action == trial.ActionSafety:
+		cr := e.crisisFor(rt, region)
+		d.Title, d.Body = cr.Title, cr.Text
+	case rec.Intervention != nil:
+		d.Title, d.Body = rec.Intervention.Title, rec.Intervention.Body
+	}
+	if !answered {
+		d.Answer = append(json.RawMessage(nil), answer...)
+	}
 	if answered {
 		d.Status, d.SentAt, d.Channel = trial.DeliveryAnswered, rec.RecordedAt, "answer"
 		return d

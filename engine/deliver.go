@@ -175,33 +175,39 @@ func (e *Engine) saveDelivery(ctx context.Context, d *trial.Delivery) error {
 
 // message builds the message of a delivery from its decision record.
 func (e *Engine) message(ctx context.Context, rt *StudyRuntime, d *trial.Delivery) (*delivery.Message, error) {
-	rec, err := e.store.Decision(ctx, d.Study, d.DecisionID)
-	if err != nil {
-		return nil, err
-	}
 	// Only push channels send to devices: a study that delivers by
 	// webhook (or notifier plugins) alone does not read them.
 	var devices []*trial.Device
 	if rt.needDevices {
+		var err error
 		if devices, err = e.clock.Devices(ctx, d.Study, d.Participant); err != nil {
 			return nil, fmt.Errorf("reading devices: %w", err)
 		}
 	}
-	levels := map[string]string{}
-	for _, f := range rec.Factors {
-		levels[f.Name] = f.Label
+	m := &delivery.Message{ID: d.ID, Study: d.Study, Participant: d.Participant, DecisionID: d.DecisionID,
+		DecisionPoint: d.DecisionPoint, Trigger: d.Trigger, Time: d.Time, ExpiresAt: d.ExpiresAt,
+		Action: d.Action, Title: d.Title, Body: d.Body, Answer: d.Answer, Devices: devices, Attempt: d.Attempts + 1}
+	if len(d.Answer) > 0 {
+		return m, nil
+	}
+	// A delivery logged before the message was kept with it: build it from
+	// the decision record.
+	rec, err := e.store.Decision(ctx, d.Study, d.DecisionID)
+	if err != nil {
+		return nil, err
 	}
 	p, err := e.store.Participant(ctx, d.Study, d.Participant)
 	if err != nil {
 		return nil, err
 	}
-	body, err := e.answerBody(rt, rec, levels, p.Region)
-	if err != nil {
+	levels := map[string]string{}
+	for _, f := range rec.Factors {
+		levels[f.Name] = f.Label
+	}
+	if m.Answer, err = e.answerBody(rt, rec, levels, p.Region); err != nil {
 		return nil, err
 	}
-	m := &delivery.Message{ID: d.ID, Study: d.Study, Participant: d.Participant, DecisionID: d.DecisionID,
-		DecisionPoint: d.DecisionPoint, Trigger: rec.Trigger, Time: rec.Time, ExpiresAt: rec.ExpiresAt,
-		Action: rec.Action, Answer: body, Devices: devices, Attempt: d.Attempts + 1}
+	m.Trigger, m.Time, m.Action = rec.Trigger, rec.Time, rec.Action
 	switch {
 	case rec.Action == trial.ActionSafety:
 		cr := e.crisisFor(rt, p.Region)

@@ -2,6 +2,7 @@ package trial
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -103,6 +104,15 @@ type Delivery struct {
 	MessageID string `json:"message_id,omitempty"`
 	// Error is the last failure's reason.
 	Error string `json:"error,omitempty"`
+	// The message, fixed when the decision is made, so that an attempt
+	// reads nothing of the decision again: what opened it, its time, its
+	// action, the notification text and the app-facing answer.
+	Trigger string          `json:"trigger,omitempty"`
+	Time    time.Time       `json:"time,omitzero"`
+	Action  string          `json:"action,omitempty"`
+	Title   string          `json:"title,omitempty"`
+	Body    string          `json:"body,omitempty"`
+	Answer  json.RawMessage `json:"answer,omitempty"`
 }
 
 // Terminal reports whether the delivery has left the outbox for good.
