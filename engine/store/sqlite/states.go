@@ -109,6 +109,8 @@ func (s *Store) AppendEvents(ctx context.Context, study, participant string, eve
 				return fmt.Errorf("inserting event: %w", err)
 			} else if k == 1 {
 				fresh = append(fresh, ev)
+			} else if err := sameAsStored(w, study, participant, &ev); err != nil {
+				return err
 			}
 		}
 		if len(fresh) == 0 {
@@ -143,6 +145,25 @@ func (s *Store) AppendEvents(ctx context.Context, study, participant string, eve
 		s.cache.putState(study, participant, newState)
 	}
 	return n, nil
+}
+
+// sameAsStored checks that ev, whose id is stored already (by an earlier
+// call or earlier in this one), says what the stored event says: a
+// duplicate, not a *trial.EventConflictError.
+func sameAsStored(w *writeStmts, study, participant string, ev *trial.Event) error {
+	var (
+		old  trial.Event
+		at   sql.NullInt64
+		data []byte
+	)
+	if err := w.storedEvent.QueryRowContext(context.Background(), study, participant, ev.ID).Scan(&old.Type, &at, &data); err != nil {
+		return fmt.Errorf("reading stored event: %w", err)
+	}
+	old.Time, old.Data = fromNanos(at), data
+	if !trial.SameEventContent(&old, ev) {
+		return &trial.EventConflictError{ID: ev.ID}
+	}
+	return nil
 }
 
 // Events lists a participant's events in (time, id) order. An unknown
