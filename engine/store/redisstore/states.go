@@ -194,7 +194,11 @@ func (s *Store) AppendEvents(ctx context.Context, study, participant string, eve
 			}
 			return 0, fmt.Errorf("%s: %w", what, trial.ErrNotFound)
 		}
-		if err := s.checkKnownEvents(ctx, pk.events(), events, known.Val()); err != nil {
+		var isKnown []bool
+		if known != nil {
+			isKnown = known.Val()
+		}
+		if err := s.checkKnownEvents(ctx, pk.events(), events, isKnown); err != nil {
 			return 0, fmt.Errorf("%s: %w", what, err)
 		}
 		var (
@@ -210,7 +214,7 @@ func (s *Store) AppendEvents(ctx context.Context, study, participant string, eve
 				continue
 			}
 			seen[ev.ID] = i
-			if known.Val()[i] {
+			if isKnown[i] {
 				continue
 			}
 			fresh = append(fresh, ev)
