@@ -125,7 +125,9 @@ func decodeState(doc string, version int64) (*trial.State, error) {
 // in one round trip, calls apply, and stores events, ids and state with a
 // script that checks the state version is still the one read, starting over
 // (and calling apply again, on the newer state) if it is not. apply is not
-// called, and the version does not change, when no event is new.
+// called, and the version does not change, when no event is new. A known id
+// sent with other content fails with *trial.EventConflictError before
+// anything is written (checkKnownEvents).
 func (s *Store) AppendEvents(ctx context.Context, study, participant string, events []trial.Event, apply func(st *trial.State, fresh []trial.Event) error) (int, error) {
 	what := "appending events in study " + study
 	if s.closed.Load() {

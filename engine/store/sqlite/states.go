@@ -72,7 +72,9 @@ func (s *Store) Snapshot(ctx context.Context, study, participant, idemKey string
 
 // AppendEvents stores the events whose ids are new for the participant and
 // applies them to the state in the same write operation. apply is not
-// called, and the state version does not change, when no event is new.
+// called, and the state version does not change, when no event is new. An id
+// stored with other content fails the operation (rolled back) with
+// *trial.EventConflictError.
 func (s *Store) AppendEvents(ctx context.Context, study, participant string, events []trial.Event, apply func(st *trial.State, fresh []trial.Event) error) (int, error) {
 	for i := range events {
 		if events[i].ID == "" {
