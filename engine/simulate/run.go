@@ -328,7 +328,10 @@ func newSim(ctx context.Context, o *Options, store trial.Store, i int, loc *time
 		Store:   store,
 		Studies: []*policies.Study{o.Study},
 		Now:     func() time.Time { return s.now },
-		Rand:    rand.NewChaCha8(stream(o.Seed, i, "ids")),
+		// Each point and time is asked once; no idempotency entries (the
+		// store keeps those whatever it retains).
+		NoDerivedKeys: true,
+		Rand:          rand.NewChaCha8(stream(o.Seed, i, "ids")),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("simulate: building the engine: %w", err)
