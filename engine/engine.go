@@ -269,7 +269,10 @@ func (e *Engine) Enroll(ctx context.Context, study string, req EnrollRequest) (*
 
 // Ingest validates and stores events for a participant and updates their
 // state. Either every event is valid and the new ones are stored, or nothing
-// is written.
+// is written. An event whose id is stored already with the same content is
+// a duplicate; with other content the call fails with a
+// *trial.EventConflictError naming it. A withdrawn participant's events
+// are refused with ErrWithdrawn.
 func (e *Engine) Ingest(ctx context.Context, study, participant string, events []trial.Event) (accepted, duplicates int, err error) {
 	if _, ok := e.Study(study); !ok {
 		return 0, 0, ErrUnknownStudy
@@ -280,11 +283,15 @@ func (e *Engine) Ingest(ctx context.Context, study, participant string, events [
 	if len(events) > trial.MaxEventsPerRequest {
 		return 0, 0, trial.InputErrorf("events", "at most %d events per request", trial.MaxEventsPerRequest)
 	}
-	if _, err := e.store.Participant(ctx, study, participant); err != nil {
+	p, err := e.store.Participant(ctx, study, participant)
+	if err != nil {
 		if errors.Is(err, trial.ErrNotFound) {
 			return 0, 0, ErrUnknownParticipant
 		}
 		return 0, 0, fmt.Errorf("reading participant: %w", err)
+	}
+	if p.Status == trial.StatusWithdrawn {
+		return 0, 0, ErrWithdrawn
 	}
 	now := e.now()
 	seen := map[string]bool{}
@@ -317,6 +324,16 @@ func (e *Engine) Ingest(ctx context.Context, study, participant string, events [
 		}
 		return nil
 	})
+	var ce *trial.EventConflictError
+	if errors.As(err, &ce) {
+		// Name the event as the caller sent it.
+		for i := range events {
+			if events[i].ID == ce.ID {
+				return 0, 0, &trial.EventConflictError{ID: ce.ID, Field: fmt.Sprintf("events[%d].id", i)}
+			}
+		}
+		return 0, 0, &trial.EventConflictError{ID: ce.ID, Field: "events"}
+	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("storing events: %w", err)
 	}

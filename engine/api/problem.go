@@ -49,9 +49,17 @@ func (s *Server) errorProblem(r *http.Request, err error) *Problem {
 	var ie *trial.InputError
 	var pe *decision.PolicyError
 	var dc *policies.DesignChangedError
+	var ce *trial.EventConflictError
 	switch {
 	case errors.As(err, &ie):
 		return problem(http.StatusUnprocessableEntity, "invalid-field", "A field is invalid", ie.Error(), ie.Field)
+	case errors.As(err, &ce):
+		field := ce.Field
+		if field == "" {
+			field = "events"
+		}
+		return problem(http.StatusConflict, "event-id-conflict", "Event id already used",
+			fmt.Sprintf("event id %q was already stored for this participant with a different type, time or data; nothing of this request was stored. Send an event again only unchanged; a new event needs a new id", ce.ID), field)
 	case errors.Is(err, engine.ErrUnknownStudy):
 		return problem(http.StatusNotFound, "unknown-study", "Unknown study", fmt.Sprintf("no study %q is loaded", r.PathValue("study")), "study")
 	case errors.Is(err, engine.ErrUnknownParticipant):

@@ -45,7 +45,11 @@ type States interface {
 	// AppendEvents stores the events whose ids are new for this participant
 	// and, in the same transaction, calls apply with the participant's state
 	// and those new events (in the given order) so it can update the state.
-	// Duplicates are skipped. It returns how many events were new.
+	// An event whose id is already stored for the participant (or repeated
+	// in events) with the same content (SameEventContent: type, time to the
+	// microsecond, data as JSON) is a duplicate and skipped. One stored with
+	// different content fails the call with *EventConflictError and nothing
+	// of the batch is stored. It returns how many events were new.
 	AppendEvents(ctx context.Context, study, participant string, events []Event, apply func(st *State, fresh []Event) error) (int, error)
 	// Events lists a participant's stored events in time order (for export).
 	Events(ctx context.Context, study, participant string) ([]Event, error)

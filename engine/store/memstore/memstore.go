@@ -118,8 +118,8 @@ type person struct {
 	p        *trial.Participant
 	ref      *participantID
 	st       *trial.State
-	events   []trial.Event // in (time, id) order
-	eventIDs map[string]struct{}
+	events   []trial.Event        // in (time, id) order
+	eventIDs map[string]time.Time // id -> stored time (to find it in events)
 	idem     map[string]*trial.IdempotencyEntry
 	records  []*stored // in (time, id) order
 	devices  map[string]*trial.Device
@@ -298,12 +298,21 @@ func (s *Store) AppendEvents(ctx context.Context, study, participant string, eve
 		return 0, fmt.Errorf("participant %s in study %s: %w", participant, study, trial.ErrNotFound)
 	}
 	var fresh []trial.Event
-	seen := map[string]bool{}
+	seen := map[string]int{} // id -> index in fresh
 	for _, ev := range events {
-		if _, dup := ps.eventIDs[ev.ID]; dup || seen[ev.ID] {
+		if i, dup := seen[ev.ID]; dup {
+			if !trial.SameEventContent(&fresh[i], &ev) {
+				return 0, &trial.EventConflictError{ID: ev.ID}
+			}
 			continue
 		}
-		seen[ev.ID] = true
+		if t, dup := ps.eventIDs[ev.ID]; dup {
+			if old := ps.storedEvent(t, ev.ID); old == nil || !trial.SameEventContent(old, &ev) {
+				return 0, &trial.EventConflictError{ID: ev.ID}
+			}
+			continue
+		}
+		seen[ev.ID] = len(fresh)
 		fresh = append(fresh, ev)
 	}
 	if len(fresh) == 0 {
@@ -315,12 +324,12 @@ func (s *Store) AppendEvents(ctx context.Context, study, participant string, eve
 	}
 	st.Version = ps.st.Version + 1
 	if ps.eventIDs == nil {
-		ps.eventIDs = make(map[string]struct{}, len(fresh))
+		ps.eventIDs = make(map[string]time.Time, len(fresh))
 	}
 	for _, ev := range fresh {
 		ev.Time = ev.Time.UTC()
 		ev.ReceivedAt = ev.ReceivedAt.UTC()
-		ps.eventIDs[ev.ID] = struct{}{}
+		ps.eventIDs[ev.ID] = ev.Time
 		ps.events = insertSorted(ps.events, ev, func(a, b trial.Event) int { return cmpTimeID(a.Time, a.ID, b.Time, b.ID) })
 	}
 	if s.opts.Retain > 0 {
@@ -335,6 +344,15 @@ func (s *Store) AppendEvents(ctx context.Context, study, participant string, eve
 	}
 	ps.st = st
 	return len(fresh), nil
+}
+
+// storedEvent finds the stored event with this time and id (nil if none).
+func (ps *person) storedEvent(t time.Time, id string) *trial.Event {
+	i, ok := slices.BinarySearchFunc(ps.events, id, func(e trial.Event, id string) int { return cmpTimeID(e.Time, e.ID, t, id) })
+	if !ok {
+		return nil
+	}
+	return &ps.events[i]
 }
 
 // Events lists a participant's events in (time, id) order.

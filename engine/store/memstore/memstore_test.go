@@ -175,11 +175,18 @@ func TestRetain(t *testing.T) {
 	if len(evs) != 4 || evs[0].ID != "e06" {
 		t.Fatalf("events kept: %+v", evs)
 	}
-	// A forgotten event id is stored again; a retained one is a duplicate.
-	for id, want := range map[string]int{"e00": 1, "e08": 0} {
-		n, err := s.AppendEvents(ctx, "s1", "p1", []trial.Event{{ID: id, Type: trial.EventEMA, Time: base.Add(9 * time.Hour), Data: json.RawMessage(`{}`)}}, noop)
-		if err != nil || n != want {
-			t.Errorf("sending %s again: %d stored, %v; want %d", id, n, err, want)
+	// A forgotten event id is stored again (whatever its content); a
+	// retained one is a duplicate, or a conflict if its content differs.
+	for _, c := range []struct {
+		id       string
+		hour     int
+		want     int
+		conflict bool
+	}{{"e00", 9, 1, false}, {"e08", 8, 0, false}, {"e07", 9, 0, true}} {
+		n, err := s.AppendEvents(ctx, "s1", "p1", []trial.Event{{ID: c.id, Type: trial.EventEMA, Time: base.Add(time.Duration(c.hour) * time.Hour), Data: json.RawMessage(`{}`)}}, noop)
+		var ce *trial.EventConflictError
+		if n != c.want || c.conflict != errors.As(err, &ce) || !c.conflict && err != nil {
+			t.Errorf("sending %s again: %d stored, %v; want %d (conflict %v)", c.id, n, err, c.want, c.conflict)
 		}
 	}
 }

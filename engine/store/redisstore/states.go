@@ -125,7 +125,9 @@ func decodeState(doc string, version int64) (*trial.State, error) {
 // in one round trip, calls apply, and stores events, ids and state with a
 // script that checks the state version is still the one read, starting over
 // (and calling apply again, on the newer state) if it is not. apply is not
-// called, and the version does not change, when no event is new.
+// called, and the version does not change, when no event is new. A known id
+// sent with other content fails with *trial.EventConflictError before
+// anything is written (checkKnownEvents).
 func (s *Store) AppendEvents(ctx context.Context, study, participant string, events []trial.Event, apply func(st *trial.State, fresh []trial.Event) error) (int, error) {
 	what := "appending events in study " + study
 	if s.closed.Load() {
@@ -194,16 +196,29 @@ func (s *Store) AppendEvents(ctx context.Context, study, participant string, eve
 			}
 			return 0, fmt.Errorf("%s: %w", what, trial.ErrNotFound)
 		}
+		var isKnown []bool
+		if known != nil {
+			isKnown = known.Val()
+		}
+		if err := s.checkKnownEvents(ctx, pk.events(), events, isKnown); err != nil {
+			return 0, fmt.Errorf("%s: %w", what, err)
+		}
 		var (
 			fresh []trial.Event
 			args  []any
-			seen  = map[string]bool{}
+			seen  = map[string]int{} // id -> index in events
 		)
 		for i, ev := range events {
-			if known.Val()[i] || seen[ev.ID] {
+			if first, dup := seen[ev.ID]; dup {
+				if !trial.SameEventContent(&events[first], &ev) {
+					return 0, fmt.Errorf("%s: %w", what, &trial.EventConflictError{ID: ev.ID})
+				}
 				continue
 			}
-			seen[ev.ID] = true
+			seen[ev.ID] = i
+			if isKnown[i] {
+				continue
+			}
 			fresh = append(fresh, ev)
 			args = append(args, ev.ID, members[i])
 		}
@@ -248,6 +263,64 @@ func (s *Store) AppendEvents(ctx context.Context, study, participant string, eve
 		}
 	}
 	return 0, fmt.Errorf("%s: %w after %d attempts", what, trial.ErrConflict, s.opts.AppendAttempts)
+}
+
+// checkKnownEvents checks that each event whose id is known (stored
+// already) says what the stored one says, reading the stored ones in one
+// round trip: an event's member starts with the key of its time, so the
+// stored one is among the members of that microsecond unless its time
+// differs. It returns a *trial.EventConflictError for the first that does
+// not. Stored events never change (erasure removes them all), and a
+// concurrent append of a new id is caught by the append script's version
+// check, so the answer holds when the script runs.
+func (s *Store) checkKnownEvents(ctx context.Context, key string, events []trial.Event, known []bool) error {
+	var idx []int
+	for i, k := range known {
+		if k {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) == 0 {
+		return nil
+	}
+	cmds := make([]*redis.StringSliceCmd, len(idx))
+	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for j, i := range idx {
+			t := events[i].Time.Truncate(time.Microsecond)
+			cmds[j] = pipe.ZRangeByLex(ctx, key, &redis.ZRangeBy{Min: "[" + timeKey(t), Max: "(" + timeKey(t.Add(time.Microsecond))})
+		}
+		return nil
+	})
+	if err != nil {
+		return s.fail("reading stored events", err)
+	}
+	for j, i := range idx {
+		old, err := findEvent(cmds[j].Val(), events[i].ID)
+		if err != nil {
+			return err
+		}
+		if old == nil || !trial.SameEventContent(old, &events[i]) {
+			return &trial.EventConflictError{ID: events[i].ID}
+		}
+	}
+	return nil
+}
+
+// findEvent decodes the event with this id among events members (nil if
+// none has it).
+func findEvent(members []string, id string) (*trial.Event, error) {
+	for _, m := range members {
+		mid, doc, ok := strings.Cut(m[min(timeKeyLen, len(m)):], "\x00")
+		if !ok || mid != id {
+			continue
+		}
+		ev := &trial.Event{}
+		if err := json.Unmarshal([]byte(doc), ev); err != nil {
+			return nil, fmt.Errorf("decoding stored event %s: %w", id, err)
+		}
+		return ev, nil
+	}
+	return nil, nil
 }
 
 // backoff sleeps a little longer with every attempt, with jitter, so that

@@ -161,6 +161,7 @@ type writeStmts struct {
 	stratumNext, setStratumNext      *sql.Stmt
 	insertParticipant                *sql.Stmt
 	insertEvent                      *sql.Stmt
+	storedEvent                      *sql.Stmt
 	setState, casState               *sql.Stmt
 	insertIdempotency                *sql.Stmt
 	insertDecision                   *sql.Stmt
@@ -234,8 +235,9 @@ func prepareWrite(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
 			VALUES (?1, ?2, (SELECT COALESCE(MAX(ord), -1) + 1 FROM participants WHERE study = ?1), ?3, ?4, ?5, ?6, '{}', 0)`,
 		&w.insertEvent: `INSERT INTO events (study, participant, id, type, time_ns, received_ns, data)
 			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING`,
-		&w.setState: `UPDATE participants SET state = ?3, version = ?4 WHERE study = ?1 AND id = ?2`,
-		&w.casState: `UPDATE participants SET state = CAST(?3 AS TEXT), version = ?4 WHERE study = ?1 AND id = ?2 AND version = ?4 - 1`,
+		&w.storedEvent: `SELECT type, time_ns, data FROM events WHERE study = ?1 AND participant = ?2 AND id = ?3`,
+		&w.setState:    `UPDATE participants SET state = ?3, version = ?4 WHERE study = ?1 AND id = ?2`,
+		&w.casState:    `UPDATE participants SET state = CAST(?3 AS TEXT), version = ?4 WHERE study = ?1 AND id = ?2 AND version = ?4 - 1`,
 		&w.insertIdempotency: `INSERT INTO idempotency (study, participant, key, request_hash, decision_id, response, created_ns)
 			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING`,
 		&w.insertDecision: `INSERT INTO decisions (study, id, participant, time_ns, action, record) VALUES (?1, ?2, ?3, ?4, ?5, CAST(?6 AS TEXT))`,

@@ -72,7 +72,9 @@ func (s *Store) Snapshot(ctx context.Context, study, participant, idemKey string
 
 // AppendEvents stores the events whose ids are new for the participant and
 // applies them to the state in the same write operation. apply is not
-// called, and the state version does not change, when no event is new.
+// called, and the state version does not change, when no event is new. An id
+// stored with other content fails the operation (rolled back) with
+// *trial.EventConflictError.
 func (s *Store) AppendEvents(ctx context.Context, study, participant string, events []trial.Event, apply func(st *trial.State, fresh []trial.Event) error) (int, error) {
 	for i := range events {
 		if events[i].ID == "" {
@@ -109,6 +111,8 @@ func (s *Store) AppendEvents(ctx context.Context, study, participant string, eve
 				return fmt.Errorf("inserting event: %w", err)
 			} else if k == 1 {
 				fresh = append(fresh, ev)
+			} else if err := sameAsStored(w, study, participant, &ev); err != nil {
+				return err
 			}
 		}
 		if len(fresh) == 0 {
@@ -143,6 +147,25 @@ func (s *Store) AppendEvents(ctx context.Context, study, participant string, eve
 		s.cache.putState(study, participant, newState)
 	}
 	return n, nil
+}
+
+// sameAsStored checks that ev, whose id is stored already (by an earlier
+// call or earlier in this one), says what the stored event says: a
+// duplicate, not a *trial.EventConflictError.
+func sameAsStored(w *writeStmts, study, participant string, ev *trial.Event) error {
+	var (
+		old  trial.Event
+		at   sql.NullInt64
+		data []byte
+	)
+	if err := w.storedEvent.QueryRowContext(context.Background(), study, participant, ev.ID).Scan(&old.Type, &at, &data); err != nil {
+		return fmt.Errorf("reading stored event: %w", err)
+	}
+	old.Time, old.Data = fromNanos(at), data
+	if !trial.SameEventContent(&old, ev) {
+		return &trial.EventConflictError{ID: ev.ID}
+	}
+	return nil
 }
 
 // Events lists a participant's events in (time, id) order. An unknown

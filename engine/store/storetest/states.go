@@ -97,6 +97,82 @@ func (h *harness) testAppendEvents(t *testing.T) {
 	t.Run("ApplyError", h.testAppendEventsApplyError)
 
 	t.Run("EventsInTimeOrder", h.testAppendEventsEventsInTimeOrder)
+
+	t.Run("SameIDSameContent", h.testAppendEventsSameContent)
+
+	t.Run("SameIDOtherContent", h.testAppendEventsConflict)
+}
+
+// testAppendEventsSameContent: an event sent again with the same content,
+// however its JSON is spelt, is a duplicate.
+func (h *harness) testAppendEventsSameContent(t *testing.T) {
+	s := h.store(t)
+	mustEnroll(t, s, participant("s1", "p1", "a"))
+	e1 := emaEvent("e1", at(1), 4)
+	if _, err := s.AppendEvents(ctx(t), "s1", "p1", []trial.Event{e1}, applyEvents); err != nil {
+		t.Fatalf("AppendEvents: %v", err)
+	}
+	again := e1
+	again.Data = json.RawMessage(` { "prompted": true, "value": 4.0, "item": "stress" } `)
+	again.ReceivedAt = e1.ReceivedAt.Add(time.Hour)
+	again.Time = e1.Time.In(time.FixedZone("UTC+1", 3600))
+	var rec applyRecorder
+	n, err := s.AppendEvents(ctx(t), "s1", "p1", []trial.Event{again, again}, rec.apply)
+	if err != nil || n != 0 {
+		t.Fatalf("AppendEvents of the same event again = %d, %v; want 0 new and no error", n, err)
+	}
+	if len(rec.calls) != 0 {
+		t.Fatal("apply called although no event was new")
+	}
+	evs, err := s.Events(ctx(t), "s1", "p1")
+	if err != nil {
+		t.Fatalf("Events: %v", err)
+	}
+	sameJSON(t, "events", evs, []trial.Event{e1})
+}
+
+// testAppendEventsConflict: an id stored (or repeated in the call) with
+// another type, time or data fails the whole call with an
+// *EventConflictError naming it and stores nothing of it.
+func (h *harness) testAppendEventsConflict(t *testing.T) {
+	s := h.store(t)
+	mustEnroll(t, s, participant("s1", "p1", "a"))
+	e1, e2 := emaEvent("e1", at(1), 4), contextEvent("e2", at(2), "walking")
+	if _, err := s.AppendEvents(ctx(t), "s1", "p1", []trial.Event{e1, e2}, applyEvents); err != nil {
+		t.Fatalf("AppendEvents: %v", err)
+	}
+	before := mustSnapshot(t, s, "s1", "p1", "").State
+	other := contextEvent("e1", at(1), "walking")
+	other.Data, other.ReceivedAt = e1.Data, e1.ReceivedAt
+	cases := []struct {
+		name string
+		send []trial.Event
+		id   string
+	}{
+		{"OtherData", []trial.Event{emaEvent("e3", at(3), 1), emaEvent("e1", at(1), 5)}, "e1"},
+		{"OtherType", []trial.Event{emaEvent("e3", at(3), 1), other}, "e1"},
+		{"OtherTime", []trial.Event{emaEvent("e1", at(1).Add(time.Second), 4), emaEvent("e3", at(3), 1)}, "e1"},
+		{"OtherTimeByAMicrosecond", []trial.Event{contextEvent("e2", at(2).Add(time.Microsecond), "walking")}, "e2"},
+		{"RepeatedWithinCall", []trial.Event{emaEvent("e4", at(4), 1), emaEvent("e4", at(4), 2)}, "e4"},
+	}
+	for _, c := range cases {
+		n, err := s.AppendEvents(ctx(t), "s1", "p1", c.send, applyEvents)
+		var ce *trial.EventConflictError
+		if !errors.As(err, &ce) || ce.ID != c.id {
+			t.Fatalf("%s: AppendEvents = %d, %v; want an EventConflictError for %s", c.name, n, err, c.id)
+		}
+		evs, err := s.Events(ctx(t), "s1", "p1")
+		if err != nil {
+			t.Fatalf("%s: Events: %v", c.name, err)
+		}
+		sameJSON(t, c.name+": events after the conflict", evs, []trial.Event{e1, e2})
+		sameJSON(t, c.name+": state after the conflict", mustSnapshot(t, s, "s1", "p1", "").State, before)
+	}
+	// Nothing of the refused calls was stored: their new events are new.
+	n, err := s.AppendEvents(ctx(t), "s1", "p1", []trial.Event{emaEvent("e3", at(3), 1), emaEvent("e4", at(4), 2)}, applyEvents)
+	if err != nil || n != 2 {
+		t.Fatalf("AppendEvents after the conflicts = %d, %v; want 2 new", n, err)
+	}
 }
 
 func (h *harness) testAppendEventsUnknownParticipant(t *testing.T) {
