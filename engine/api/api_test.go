@@ -778,9 +778,6 @@ func mapsEqual(a, b map[string]string) bool {
 	return true
 }
 
-// firstScheduledPoint is the study's first decision point.
-func firstScheduledPoint(s *policies.Study) string { return s.Config.DecisionPoints[0].ID }
-
 // appPoint is the study's first app-requested decision point (kind app; the
 // example studies' on_demand), which the app may ask for at any time: a
 // scheduled point has one decision a day, at its own instant.
