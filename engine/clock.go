@@ -221,7 +221,17 @@ func (e *Engine) location(rt *StudyRuntime, p *trial.Participant) *time.Location
 // app asked for it: its context is used, and the decision is in the app's
 // answer, so nothing is pushed.
 func (e *Engine) firePoint(ctx context.Context, rt *StudyRuntime, p *trial.Participant, loc *time.Location, pt schedule.Point, now time.Time, app *DecideRequest) (*Answer, error) {
+	return e.firePointOf(ctx, rt, p, loc, pt, now, app, nil)
+}
+
+// firePointOf is firePoint for a scheduled point (ev nil) or an event point
+// opened by ev (pt.LocalDate then names the event: "event:<id>").
+func (e *Engine) firePointOf(ctx context.Context, rt *StudyRuntime, p *trial.Participant, loc *time.Location, pt schedule.Point, now time.Time, app *DecideRequest, ev *trial.Event) (*Answer, error) {
 	answered := app != nil
+	trigger := trial.TriggerScheduled
+	if ev != nil {
+		trigger = trial.TriggerEvent
+	}
 	dp, ok := rt.Config.DecisionPoint(pt.DecisionPoint)
 	if !ok {
 		return nil, fmt.Errorf("trial clock: study %s has no decision point %q", rt.Config.ID, pt.DecisionPoint)
@@ -233,13 +243,17 @@ func (e *Engine) firePoint(ctx context.Context, rt *StudyRuntime, p *trial.Parti
 	ans, err := e.commitKeyed(ctx, rt, p.ID, key, pointHash, func(snap *trial.Snapshot) (*trial.Commit, []byte, error) {
 		if missed {
 			rec := decision.Missed(rt.Runtime, snap.Participant, pt, loc, decisionID)
+			rec.Trigger = trigger
 			rec.RecordedAt = e.now().UTC().Truncate(time.Microsecond)
 			rec.IdempotencyKey = key
 			body, err := answerBody(rt, rec, nil)
 			return &trial.Commit{Record: rec}, body, err
 		}
 		req := &DecideRequest{DecisionPoint: dp.ID, Time: pt.At, IdempotencyKey: key,
-			trigger: trial.TriggerScheduled, scheduledAt: pt.At}
+			trigger: trigger, scheduledAt: pt.At, event: ev}
+		if ev != nil {
+			req.eventID = ev.ID
+		}
 		if app != nil {
 			req.Context = app.Context // what the phone knows now
 		}

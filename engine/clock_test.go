@@ -505,3 +505,88 @@ func TestAppAsksForScheduledPoint(t *testing.T) {
 		t.Fatalf("after the window, an undecided point: %s", missed.Body)
 	}
 }
+
+// TestEventOpensPoint: the policy's open rule opens an event point when a
+// stress report of 8 or more arrives; the decision is recorded with trigger
+// event and the event's id, once per event (a repeated request resolves to
+// it), within the trigger's caps (min_minutes_between 60, max_per_day 2).
+func TestEventOpensPoint(t *testing.T) {
+	ctx := context.Background()
+	base := clockStudy(t)
+	b, err := os.ReadFile(filepath.Join(base.Dir, "study.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rego, err := os.ReadFile(filepath.Join(base.Dir, "policy", "p.rego"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml := strings.Replace(string(b), "decision_points:\n", `decision_points:
+  - id: stress_spike
+    kind: event
+    trigger: {within: 5m, max_per_day: 2, min_minutes_between: 60}
+`, 1)
+	yaml = strings.Replace(yaml, "    randomise: false\n", "", 1)
+	policy := string(rego) + `
+open contains "stress_spike" if {
+	input.event.type == "ema"
+	input.event.data.stress >= 8
+}
+`
+	study := policytest.WriteStudy(t, t.TempDir(), yaml, policy)
+	clk := &fakeClock{now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	store := memstore.New()
+	eng, err := engine.New(engine.Components{Store: store, Studies: []*policies.Study{study}, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := eng.Enroll(ctx, study.Config.ID, engine.EnrollRequest{ParticipantID: "p", Timezone: "Europe/London"}); err != nil {
+		t.Fatal(err)
+	}
+	report := func(id string, stress int, at time.Time) {
+		t.Helper()
+		clk.now = at.Add(30 * time.Second)
+		ev := trial.Event{ID: id, Type: trial.EventEMA, Time: at, Data: json.RawMessage(fmt.Sprintf(`{"stress":%d}`, stress))}
+		if _, _, err := eng.Ingest(ctx, study.Config.ID, "p", []trial.Event{ev}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := func(h, m int) time.Time { return time.Date(2026, 3, 2, h, m, 0, 0, time.UTC) }
+	report("e1", 8, at(10, 0))  // opens
+	report("e1", 8, at(10, 0))  // the same event again: no second point
+	report("e2", 9, at(10, 20)) // within 60 minutes of the last: capped
+	report("e3", 5, at(11, 30)) // below the threshold
+	report("e4", 10, at(11, 30))
+	report("e5", 10, at(13, 0)) // third in a day: capped
+	recs, err := store.ListDecisions(ctx, trial.DecisionQuery{Study: study.Config.ID, Participant: "p", Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range recs {
+		if r.Trigger != trial.TriggerEvent {
+			continue
+		}
+		if r.DecisionPoint != "stress_spike" || r.ScheduledAt.IsZero() {
+			t.Errorf("event record %+v", r)
+		}
+		var in struct {
+			Event struct {
+				ID string `json:"id"`
+			} `json:"event"`
+		}
+		if err := json.Unmarshal(r.Input, &in); err != nil || in.Event.ID != r.EventID {
+			t.Errorf("record %s: input.event.id %q, event_id %q", r.ID, in.Event.ID, r.EventID)
+		}
+		got = append(got, r.EventID)
+	}
+	if strings.Join(got, ",") != "e1,e4" {
+		t.Fatalf("event points opened by %v, want e1,e4", got)
+	}
+	// The app cannot ask for an event point.
+	_, err = eng.Decide(ctx, study.Config.ID, "p", engine.DecideRequest{DecisionPoint: "stress_spike", Time: clk.now})
+	var ie *trial.InputError
+	if !errors.As(err, &ie) || ie.Field != "decision_point" {
+		t.Fatalf("asking for an event point: %v", err)
+	}
+}

@@ -32,6 +32,7 @@ func (e *Engine) decide(ctx context.Context, rt *StudyRuntime, dp *policies.Deci
 		Trigger:        req.trigger,
 		EventID:        req.eventID,
 		ScheduledAt:    req.scheduledAt,
+		Event:          req.event,
 	}, rt.hooks)
 	if err != nil {
 		return nil, nil, nil, err

@@ -294,6 +294,7 @@ func (e *Engine) Ingest(ctx context.Context, study, participant string, events [
 		return 0, 0, fmt.Errorf("storing events: %w", err)
 	}
 	e.reportOutcomes(study, participant, stored)
+	e.openPoints(ctx, study, participant, sorted)
 	return n, len(events) - n, nil
 }
 
@@ -324,6 +325,7 @@ type DecideRequest struct {
 	trigger     string
 	eventID     string
 	scheduledAt time.Time
+	event       *trial.Event
 }
 
 // Answer is a decision as returned to the app. Body is the exact JSON sent
@@ -398,8 +400,11 @@ func (e *Engine) Decide(ctx context.Context, study, participant string, req Deci
 	if err != nil {
 		return nil, err
 	}
-	if dp.Kind == "scheduled" {
+	switch dp.Kind {
+	case "scheduled":
 		return e.decideScheduled(ctx, rt, dp, participant, &req)
+	case "event":
+		return nil, trial.InputErrorf("decision_point", "%s is an event point: it opens when the study's open rule names it on an arriving event, not on request", dp.ID)
 	}
 	decisionID := e.ids.next(req.Time)
 	return e.commitKeyed(ctx, rt, participant, req.IdempotencyKey, reqHash, func(snap *trial.Snapshot) (*trial.Commit, []byte, error) {

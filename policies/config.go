@@ -101,6 +101,18 @@ type DecisionPoint struct {
 	// StudyDays restricts a scheduled point to a range of study days (day 1
 	// is the participant-local day of enrolment); nil means every day.
 	StudyDays *DayRange `yaml:"study_days" json:"study_days,omitempty"`
+	// Trigger caps an event point (kind: event): the policy's `open` rule
+	// opens it when an event arrives.
+	Trigger *TriggerConfig `yaml:"trigger" json:"trigger,omitempty"`
+}
+
+// TriggerConfig is how an event point opens: within how long of the event
+// it must be decided (else it is recorded as missed), and at most how many
+// a participant-local day with what gap.
+type TriggerConfig struct {
+	Within            Duration `yaml:"within" json:"within"`
+	MaxPerDay         int      `yaml:"max_per_day" json:"max_per_day,omitempty"`
+	MinMinutesBetween int      `yaml:"min_minutes_between" json:"min_minutes_between,omitempty"`
 }
 
 // Window is a span of the participant-local day, [Start, End) as HH:MM.
@@ -629,9 +641,36 @@ func (v *validator) decisionPoints(points []DecisionPoint) {
 			if dp.Window != nil || v.has(p+".days") || dp.StudyDays != nil {
 				v.at(p, "window, days and study_days apply only to scheduled points: remove them from app point %q", dp.ID)
 			}
+		case "event":
+			v.eventPoint(p, &dp)
 		default:
-			v.at(p+".kind", "kind %q must be scheduled or app", dp.Kind)
+			v.at(p+".kind", "kind %q must be scheduled, app or event", dp.Kind)
 		}
+		if dp.Trigger != nil && dp.Kind != "event" {
+			v.at(p+".trigger", "trigger applies only to event points (kind: event): remove it from %s point %q", dp.Kind, dp.ID)
+		}
+	}
+}
+
+// eventPoint checks an event-triggered point: no time of day, a trigger
+// with a positive window and caps that are not negative.
+func (v *validator) eventPoint(p string, dp *DecisionPoint) {
+	if dp.Time != "" || dp.Window != nil || v.has(p+".days") || dp.StudyDays != nil {
+		v.at(p, "event point %q opens when the policy's open rule names it on an event: remove time, window, days and study_days", dp.ID)
+	}
+	t := dp.Trigger
+	if t == nil {
+		v.at(p, "event point %q needs trigger: {within: 5m, max_per_day: 2, min_minutes_between: 60}", dp.ID)
+		return
+	}
+	if t.Within.Duration <= 0 {
+		v.at(p+".trigger.within", "within must be a positive duration: how soon after the event the point is decided (e.g. 5m)")
+	}
+	if t.MaxPerDay < 0 {
+		v.at(p+".trigger.max_per_day", "max_per_day must be at least 0 (0 = no cap)")
+	}
+	if t.MinMinutesBetween < 0 {
+		v.at(p+".trigger.min_minutes_between", "min_minutes_between must be at least 0")
 	}
 }
 

@@ -70,6 +70,9 @@ type Policy struct {
 	// irErr says why topdown evaluates although the IR was chosen: OPA
 	// could not plan the policy or irvm cannot run the plan.
 	irErr error
+	// open evaluates data.jitai.policy.open (nil when the policy has no
+	// such rule): the event points an arriving event opens.
+	open *rego.PreparedEvalQuery
 }
 
 // Output is the policy's decision document (see docs/policy.md).
@@ -194,6 +197,13 @@ func Compile(ctx context.Context, mods map[string]*ast.Module, data map[string]a
 	}
 	td := &topdownEvaluator{query: pq}
 	p := &Policy{query: pq, modules: mods, store: store, eval: td, topdown: td}
+	if definesRule(mods, "open") {
+		oq, err := rego.New(rego.Query(OpenQuery), rego.Compiler(comp), rego.Store(store), rego.StrictBuiltinErrors(true)).PrepareForEval(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("preparing %s: %w", OpenQuery, err)
+		}
+		p.open = &oq
+	}
 	if ev == EvaluatorIR {
 		ir, err := newIREvaluator(ctx, mods, store)
 		if err != nil {
@@ -211,19 +221,50 @@ func (p *Policy) Evaluator() (string, error) {
 	return p.eval.Name(), p.irErr
 }
 
-func definesDecision(mods map[string]*ast.Module) bool {
+func definesDecision(mods map[string]*ast.Module) bool { return definesRule(mods, "decision") }
+
+// definesRule reports whether package jitai.policy defines the rule name.
+func definesRule(mods map[string]*ast.Module, name string) bool {
 	want := ast.MustParseRef("data.jitai.policy")
 	for _, m := range mods {
 		if !m.Package.Path.Equal(want) {
 			continue
 		}
 		for _, r := range m.Rules {
-			if r.Head.Ref().String() == "decision" {
+			if r.Head.Ref().String() == name {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// OpenQuery is the query of the event points an event opens: a set of
+// decision point ids (`open contains "stress_spike" if { ... }`).
+const OpenQuery = "data.jitai.policy.open"
+
+// Opens reports whether the policy has an open rule.
+func (p *Policy) Opens() bool { return p.open != nil }
+
+// Open evaluates the policy's open rule on an event's input document and
+// returns the ids it names, sorted; none when the policy has no open rule.
+func (p *Policy) Open(ctx context.Context, input ast.Value) ([]string, error) {
+	if p.open == nil {
+		return nil, nil
+	}
+	rs, err := p.open.Eval(ctx, rego.EvalParsedInput(input))
+	if err != nil {
+		return nil, err
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return nil, nil
+	}
+	ids, err := stringList(map[string]any{"open": rs[0].Expressions[0].Value}, "open")
+	if err != nil {
+		return nil, fmt.Errorf("open must be a set of decision point ids: %w", err)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
 }
 
 // Eval evaluates the policy on an input document and decodes its output,

@@ -50,6 +50,8 @@ type Request struct {
 	Trigger     string
 	EventID     string
 	ScheduledAt time.Time
+	// Event is the event that opened an event point (input.event).
+	Event *trial.Event
 }
 
 // Hooks are what a live decision asks of the service around it; each may be
@@ -82,7 +84,7 @@ func Decide(ctx context.Context, rt *Runtime, req Request, h Hooks) (*trial.Reco
 	}
 	dpDoc := pointDoc(dp, trigger, scheduledAt, req.EventID)
 	ph := phaseAt(rt, p, req.Location, now)
-	input := buildInput(rt, snap, dpDoc, req.Context, now, clock, hist, ph)
+	input := buildInput(rt, snap, dpDoc, req.Context, now, clock, hist, ph, req.Event)
 	var pluginCalls []trial.PluginCall
 	if h.Enrich != nil {
 		d := PluginDecision{Study: rt.Config.ID, Participant: p.ID, DecisionID: req.DecisionID, DecisionPoint: dp.ID, Time: now}

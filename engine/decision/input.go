@@ -1,6 +1,7 @@
 package decision
 
 import (
+	"encoding/json"
 	"math"
 	"time"
 
@@ -71,7 +72,7 @@ func computeHistory(st *trial.State, now time.Time, clock localClock) history {
 }
 
 // buildInput assembles the policy input document (docs/policy.md).
-func buildInput(rt *Runtime, snap *trial.Snapshot, dp any, reqCtx map[string]any, now time.Time, clock localClock, h history, ph phaseDay) map[string]any {
+func buildInput(rt *Runtime, snap *trial.Snapshot, dp any, reqCtx map[string]any, now time.Time, clock localClock, h history, ph phaseDay, ev *trial.Event) map[string]any {
 	p := snap.Participant
 	st := snap.State
 	local := clock.t
@@ -133,10 +134,22 @@ func buildInput(rt *Runtime, snap *trial.Snapshot, dp any, reqCtx map[string]any
 			"strata":       strata,
 		},
 		"decision_point": dp,
+		"event":          eventDoc(ev),
 		"context":        ctx,
 		"state":          state,
 		"history":        hist,
 	}
+}
+
+// eventDoc is input.event: the event that opened an event point (also
+// when the policy's open rule is asked about it), null otherwise.
+func eventDoc(ev *trial.Event) any {
+	if ev == nil {
+		return nil
+	}
+	var data any
+	_ = json.Unmarshal(ev.Data, &data)
+	return map[string]any{"id": ev.ID, "type": ev.Type, "time": ev.Time.Format(time.RFC3339Nano), "data": data}
 }
 
 // pointDoc is input.decision_point.

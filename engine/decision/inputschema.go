@@ -52,6 +52,9 @@ func InputSchema() *policies.InputField {
 			"id": str(), "time": str(), "kind": str(), "trigger": str(), "scheduled_at": str(), "event_id": str(),
 		}),
 		"context": each(anyv()),
+		// event: {id, type, time, data} of the event that opened an event
+		// point; null for other points.
+		"event": anyv(),
 		// derived.<plugin>: what each enricher plugin returned (plugins.md).
 		"derived": each(each(anyv())),
 		"state": obj(map[string]*policies.InputField{

@@ -53,7 +53,8 @@ func richInput(t *testing.T) map[string]any {
 	clock := newLocalClock(now, rt.Location)
 	dp := &policies.DecisionPoint{ID: "afternoon", Time: "14:30", Kind: "scheduled"}
 	in := buildInput(rt, &trial.Snapshot{Participant: p, State: st}, pointDoc(dp, trial.TriggerEvent, now, "e1"),
-		map[string]any{"driving": false}, now, clock, computeHistory(st, now, clock), phaseAt(rt, p, rt.Location, now))
+		map[string]any{"driving": false}, now, clock, computeHistory(st, now, clock), phaseAt(rt, p, rt.Location, now),
+		&trial.Event{ID: "e1", Type: trial.EventEMA, Time: now.Add(-time.Minute), Data: []byte(`{"stress":8}`)})
 	// input.derived is added by decide from the study's enricher plugins
 	// (plugins/host tests show their values reach the policy); one
 	// enricher's answer stands for it here.

@@ -1,6 +1,7 @@
 package decision
 
 import (
+	"context"
 	"time"
 
 	"github.com/jitai/jitai/engine/schedule"
@@ -57,8 +58,35 @@ func IsMissed(rec *trial.Record) bool {
 	return !rec.Available && len(rec.UnavailableReasons) == 1 && rec.UnavailableReasons[0] == trial.ReasonEngineUnavailable
 }
 
-// TTL is how long a decision at point dp stays relevant: the study's
-// decision_ttl (the window in which a scheduled point may still be decided).
-func TTL(rt *Runtime, _ *policies.DecisionPoint) time.Duration {
+// TTL is the window in which a point may still be decided: an event
+// point's trigger.within, else the study's decision_ttl.
+func TTL(rt *Runtime, dp *policies.DecisionPoint) time.Duration {
+	if dp != nil && dp.Trigger != nil {
+		return dp.Trigger.Within.Duration
+	}
 	return rt.Config.DecisionTTL.Duration
+}
+
+// Open evaluates the policy's open rule on an input document (OpenInput):
+// the ids of the event points the event opens.
+func Open(ctx context.Context, rt *Runtime, input map[string]any) ([]string, error) {
+	v, err := policyInput(rt, input)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := rt.Policy.Open(ctx, v)
+	if err != nil {
+		return nil, &PolicyError{Study: rt.Config.ID, Err: err}
+	}
+	return ids, nil
+}
+
+// OpenInput is the input document of the policy's open rule for an event
+// that just arrived: the decision input of an event point at now, with the
+// participant's state after the event, and input.event.
+func OpenInput(rt *Runtime, snap *trial.Snapshot, loc *time.Location, ev *trial.Event, now time.Time) map[string]any {
+	clock := newLocalClock(now, loc)
+	hist := computeHistory(snap.State, now, clock)
+	dp := &policies.DecisionPoint{Kind: "event"}
+	return buildInput(rt, snap, pointDoc(dp, trial.TriggerEvent, now, ev.ID), nil, now, clock, hist, phaseAt(rt, snap.Participant, loc, now), ev)
 }

@@ -55,6 +55,7 @@ type Metrics struct {
 	httpRouteC cache[string, prometheus.Observer]
 
 	plugins pluginMetrics
+	clock   clockMetrics
 	reloads reloadMetrics
 }
 
@@ -112,6 +113,7 @@ func NewWithRegistry(reg *prometheus.Registry) *Metrics {
 	}
 	reg.MustRegister(m.decisions, m.decisionSeconds, m.policySeconds, m.policyErrors, m.storeSeconds, m.storeErrors, m.httpRequests, m.httpSeconds)
 	m.plugins.register(reg)
+	m.clock.register(reg)
 	m.reloads.register(reg)
 	for _, op := range []string{engine.StoreOpSnapshot, engine.StoreOpCommit} {
 		m.storeSeries(op)

@@ -154,6 +154,7 @@ func (b *builder) decision(rec *trial.Record, i int, idx *eventIndex) (*decision
 	d := &decision{
 		participant: rec.Participant, id: rec.ID, point: rec.DecisionPoint, local: rec.LocalTime,
 		revision: rec.PolicyRevision, action: rec.Action, time: rec.Time, available: rec.Available,
+		trigger: rec.Trigger, phase: rec.Phase, eventID: rec.EventID, scheduledAt: rec.ScheduledAt, studyDay: rec.StudyDay,
 		unavailable: rec.UnavailableReasons, safetyReasons: rec.SafetyReasons,
 		factors: rec.Factors, plugins: rec.Plugins, index: int64(i + 1),
 		outcomes: make([]any, len(b.cfg.Outcomes)),

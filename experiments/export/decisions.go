@@ -16,7 +16,9 @@ import (
 type decision struct {
 	participant, id, point, local string
 	revision, action              string
-	time                          time.Time
+	trigger, phase, eventID       string
+	time, scheduledAt             time.Time
+	studyDay                      int
 	option                        *trial.OptionDraw // the option delivered; nil unless action is deliver
 	available                     bool
 	unavailable, safetyReasons    []string
@@ -105,6 +107,21 @@ func fixedDecisionColumns(r *registry[*decision], cfg *policies.Config) {
 		func(d *decision) (time.Time, bool) { return d.time.UTC(), true })
 	add(r, "local_time", about{unit: "participant-local", desc: "Decision time in the participant's time zone (RFC 3339 with offset).", missing: never},
 		func(d *decision) (string, bool) { return d.local, true })
+	add(r, "trigger", about{levels: []string{trial.TriggerApp, trial.TriggerScheduled, trial.TriggerEvent}, desc: "What opened the decision point: scheduled (the trial clock's schedule; also when the app asked for a scheduled point), app (an app-requested point), event (the policy's open rule on an event). Records made before the trial clock existed say app.", missing: never},
+		func(d *decision) (string, bool) {
+			if d.trigger == "" {
+				return trial.TriggerApp, true
+			}
+			return d.trigger, true
+		})
+	add(r, "scheduled_at", about{unit: "UTC", desc: "When a scheduled or event point was due (RFC 3339, UTC); a scheduled point's decision time equals it.", missing: "for app-requested points"},
+		func(d *decision) (time.Time, bool) { return d.scheduledAt.UTC(), !d.scheduledAt.IsZero() })
+	add(r, "event_id", about{desc: "The event that opened an event point.", missing: "unless trigger = event"},
+		func(d *decision) (string, bool) { return d.eventID, d.eventID != "" })
+	add(r, "phase", about{desc: "The participant's phase on the day of the decision (study.yaml phases; active when the study declares none). Points in a phase with randomise: false are recorded but never randomised.", missing: "for records made before phases existed"},
+		func(d *decision) (string, bool) { return d.phase, d.phase != "" })
+	add(r, "study_day", about{unit: "days", desc: "Study day of the decision: 1 on the participant-local day of enrolment.", missing: "for records made before study days existed"},
+		func(d *decision) (int64, bool) { return int64(d.studyDay), d.studyDay > 0 })
 	add(r, "day_in_study", about{unit: "days", desc: "Participant-local calendar days since enrolment (0 = the day of enrolment), as given to the policy.", missing: "when the record's policy input has no participant.day_in_study"},
 		func(d *decision) (int64, bool) { return whole(d.day) })
 	add(r, "decision_index", about{desc: "Position of the decision among the participant's decisions (1-based, time order).", missing: never},

@@ -32,8 +32,8 @@ func (s *Store) Withdraw(ctx context.Context, study, participant string) (*trial
 }
 
 // Erase deletes the participant's enrolment, state, events, idempotency
-// entries, devices, schedule entry and delivery logs, and removes their records or keeps them anonymised under one
-// surrogate id (trial.Eraser).
+// entries, devices, schedule entry and delivery logs, and removes their
+// records or keeps them anonymised under one surrogate id (trial.Eraser).
 func (s *Store) Erase(ctx context.Context, study, participant string, anonymise bool) (*trial.Erasure, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, err

@@ -6,7 +6,9 @@
 // rarely contend. Everything one decision touches (enrolment, state, events,
 // idempotency entries and the participant's records) lives in one shard, so
 // a commit is atomic under one lock. A second set of shards indexes records
-// by decision id for Decision.
+// by decision id for Decision. The trial clock's schedule, outbox and
+// delivery logs (clock.go) are under one more lock, which a commit with a
+// delivery takes inside its shard's (never the other way round).
 //
 // Records are kept as their JSON encoding, which the garbage collector
 // need not scan: a simulation that keeps its records holds hundreds of

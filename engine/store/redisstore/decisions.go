@@ -16,10 +16,11 @@ import (
 )
 
 // CommitDecision stores the record, the new state, the idempotency entry
-// and the delivery log with one script on the participant's slot, and the study-wide index entry
-// and the decision log entry with a second script, on the participant's
-// log shard, sent ahead of it in the same pipeline (see "Round trips and
-// atomicity" and "Decision log" in the package documentation). The script
+// and the delivery log with one script on the participant's slot, and the
+// study-wide index entry and the decision log entry with a second script,
+// on the participant's log shard, sent ahead of it in the same pipeline
+// (see "Round trips and atomicity" and "Decision log" in the package
+// documentation). The script
 // checks, in this order, that the participant exists (trial.ErrNotFound),
 // that the decision has not been given up by the log reader
 // (trial.ErrUnavailable), that the idempotency key is unused
@@ -103,8 +104,9 @@ func (s *Store) CommitDecision(ctx context.Context, c *trial.Commit) error {
 			}
 			if c.Delivery != nil {
 				if err := s.indexDelivery(ctx, c.Delivery, true); err != nil {
-					s.log.Error("decision committed with its delivery log, but the delivery could not be put in the outbox: Requeue repairs it",
-						zap.String("study", rec.Study), zap.String("decision_id", rec.ID), zap.Error(err))
+					// The caller (the trial clock) retries the point: the
+					// retry finds the committed decision and calls Requeue.
+					return fmt.Errorf("%s: the decision is committed but its delivery is not in the outbox yet (Requeue repairs it): %w", what, s.fail(what, err))
 				}
 			}
 			return nil

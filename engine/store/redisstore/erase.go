@@ -62,8 +62,9 @@ func (s *Store) Withdraw(ctx context.Context, study, participant string) (*trial
 
 // Erase deletes the participant's keys (with their devices and delivery
 // logs), their entries in the study's register, their schedule entry and
-// outbox and dead-letter entries, and removes or anonymises their decision records together with
-// their entries in the study-wide index and the decision log. Anonymised
+// outbox and dead-letter entries, and removes or anonymises their decision
+// records together with their entries in the study-wide index and the
+// decision log. Anonymised
 // records move to the keys of a random surrogate participant and are
 // indexed and logged afresh under it (a log consumer sees them again under
 // the surrogate; consumers dedupe by decision id).

@@ -242,10 +242,8 @@ func fromClockKey(k string) (time.Time, error) {
 }
 
 // score is t as a sorted-set score: Unix microseconds, which a float64
-// holds exactly; the zero time is -inf (due at once).
+// holds exactly for the years the engine accepts (and for the zero time,
+// which sorts first: due at once).
 func score(t time.Time) string {
-	if t.IsZero() {
-		return "-inf"
-	}
 	return strconv.FormatInt(t.UnixMicro(), 10)
 }

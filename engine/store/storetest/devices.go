@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/jitai/jitai/engine/trial"
 )
@@ -118,4 +119,63 @@ func (h *harness) testUpdateParticipant(t *testing.T) {
 		check("after update "+string(rune('0'+i)), &next)
 		want = &next
 	}
+}
+
+// testClockDurability: the schedule, claims, deliveries, devices and
+// participant updates survive a reopen.
+func (h *harness) testClockDurability(t *testing.T) {
+	if h.reopen == nil {
+		t.Skip("store is not durable across reopen")
+	}
+	s := h.store(t)
+	mustEnroll(t, s, participant("s1", "p1", "a"))
+	dl := delivery("s1", "p1", "d1", at(10))
+	if err := commitWithDelivery(t, s, "p1", "d1", 10, dl); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"p1", "p2"} {
+		if err := s.Touch(ctx(t), "s1", p, at(5), at(1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now, lease := at(20), time.Hour
+	claimed := mustClaim(t, s, now, lease, 1)
+	if len(claimed) != 1 {
+		t.Fatalf("claimed %v", dueNames(claimed))
+	}
+	if ds := mustClaimDeliveries(t, s, now, lease, 10); len(ds) != 1 {
+		t.Fatalf("claimed deliveries %v", deliveryIDs(ds))
+	}
+	dev := device("phone", "fcm", 3)
+	if err := s.PutDevice(ctx(t), "s1", "p1", dev); err != nil {
+		t.Fatal(err)
+	}
+	updated, err := s.UpdateParticipant(ctx(t), "s1", "p1", trial.ParticipantUpdate{Timezone: ptr("Asia/Tokyo"), Region: ptr("JP"), Locale: ptr("ja-JP")})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	h.reopenStore(t, s)
+
+	// The claims hold: one entry and the delivery are leased, the other
+	// entry is due.
+	ds := mustClaim(t, s, now, lease, 10)
+	if len(ds) != 1 || ds[0].Participant == claimed[0].Participant {
+		t.Fatalf("after reopen claimed %v, want only the entry not claimed before (%s claimed)", dueNames(ds), claimed[0].Participant)
+	}
+	if ds := mustClaimDeliveries(t, s, now, lease, 10); len(ds) != 0 {
+		t.Fatalf("after reopen claimed the leased delivery %v", deliveryIDs(ds))
+	}
+	if e := mustEntry(t, s, "s1", claimed[0].Participant); !e.At.Equal(now.Add(lease)) || !e.From.Equal(at(1)) {
+		t.Errorf("claimed entry after reopen %+v", e)
+	}
+	if got := mustDelivery(t, s, "s1", "p1", "d1"); got.ID != dl.ID || got.Status != trial.DeliveryQueued {
+		t.Errorf("delivery after reopen %+v", got)
+	}
+	sameJSON(t, "devices after reopen", mustDevices(t, s, "s1", "p1"), []*trial.Device{dev})
+	got, err := s.Participant(ctx(t), "s1", "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameJSON(t, "updated participant after reopen", got, updated)
 }

@@ -187,6 +187,25 @@ func (h *harness) testOutboxTerminal(t *testing.T) {
 	if err := s.Requeue(ctx(t), "s1", "p1", "d1"); err != nil {
 		t.Fatalf("Requeue of a terminal delivery: %v", err)
 	}
+	// Queued without a NextAttempt: due at once.
+	again := mustDelivery(t, s, "s1", "p1", "d1")
+	again.Status, again.NextAttempt = trial.DeliveryQueued, time.Time{}
+	if err := s.SaveDelivery(ctx(t), again); err != nil {
+		t.Fatal(err)
+	}
+	ds := mustClaimDeliveries(t, s, at(0), time.Minute, 10)
+	if len(ds) != 1 {
+		t.Fatalf("claimed %v, want the delivery queued without a NextAttempt", deliveryIDs(ds))
+	}
+	sameJSON(t, "claimed delivery queued without a NextAttempt", ds[0], again)
+	// Failed without a FailedAt: a dead letter all the same.
+	dl.Status, dl.FailedAt = trial.DeliveryFailed, time.Time{}
+	if err := s.SaveDelivery(ctx(t), dl); err != nil {
+		t.Fatal(err)
+	}
+	if dead, err := s.DeadLetters(ctx(t), "s1", 0); err != nil || !slices.Equal(deliveryIDs(dead), []string{dl.ID}) {
+		t.Errorf("dead letters %v (%v), want %s", deliveryIDs(dead), err, dl.ID)
+	}
 	if ds := mustClaimDeliveries(t, s, at(1000), time.Minute, 10); len(ds) != 0 {
 		t.Fatalf("claimed an answered delivery after Requeue: %v", deliveryIDs(ds))
 	}

@@ -61,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) trial.Store, reopen func(t *testi
 	t.Run("Outbox", h.testOutbox)
 	t.Run("Devices", h.testDevices)
 	t.Run("UpdateParticipant", h.testUpdateParticipant)
+	t.Run("ClockDurability", h.testClockDurability)
 }
 
 // harness holds the constructors and opens stores that are closed when the
