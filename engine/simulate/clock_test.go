@@ -19,8 +19,16 @@ import (
 )
 
 // scheduledPoints replaces stress-mrt's decision points: a window point, a
-// weekday point, a study-day point, a daily fixed point and an app point;
-// and gives it a two-day baseline.
+// weekday point, a study-day point, a daily fixed point, an app point and
+// an event point (openEvent opens it on a stressed self-report); and gives
+// the study a two-day baseline.
+const openEvent = `
+open contains "stress_spike" if {
+	input.event.type == "ema"
+	input.event.data.stress >= 7
+}
+`
+
 const scheduledPoints = `decision_points:
   - id: morning
     window: {start: "08:00", end: "10:00"}
@@ -34,6 +42,9 @@ const scheduledPoints = `decision_points:
     time: "17:30"
   - id: evening
     kind: app
+  - id: stress_spike
+    kind: event
+    trigger: {within: 5m, max_per_day: 2, min_minutes_between: 60}
 phases:
   - {name: baseline, days: 2, randomise: false}
   - {name: active}
@@ -55,6 +66,10 @@ func scheduledStudy(t *testing.T) *policies.Study {
 	}
 	y = y[:from] + scheduledPoints + y[to:]
 	if err := os.WriteFile(filepath.Join(dir, "study.yaml"), []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rego := filepath.Join(dir, "policy", "policy.rego")
+	if err := os.WriteFile(rego, append(read(t, rego), openEvent...), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cat, err := interventions.Embedded()
@@ -95,8 +110,8 @@ func TestSimulateTrialClock(t *testing.T) {
 	}
 	checkOccurrences(t, run, ps, recs)
 	checkFunnel(t, run, r, recs)
-	if r.Funnel.Overall.Missed != 0 || r.Funnel.Overall.Requested == 0 || r.Funnel.Overall.Scheduled == 0 {
-		t.Errorf("funnel %+v: want scheduled and app points, none missed (the clock runs at every instant)", r.Funnel.Overall)
+	if f := r.Funnel.Overall; f.Missed != 0 || f.Requested == 0 || f.Scheduled == 0 || f.Triggered == 0 {
+		t.Errorf("funnel %+v: want scheduled, app and event points, none missed (the clock runs at every instant)", f)
 	}
 	phases := map[string]PhaseCounts{}
 	for _, pc := range r.Funnel.ByPhase {
@@ -129,7 +144,7 @@ func checkOccurrences(t *testing.T, run *Run, ps []*trial.Participant, recs []*t
 	for _, rec := range recs {
 		local := rec.Time.In(loc)
 		if rec.Trigger != trial.TriggerScheduled {
-			if rec.Trigger != trial.TriggerApp || rec.DecisionPoint != "evening" {
+			if (rec.Trigger != trial.TriggerApp || rec.DecisionPoint != "evening") && (rec.Trigger != trial.TriggerEvent || rec.DecisionPoint != "stress_spike") {
 				t.Errorf("record %s: trigger %q at %s", rec.ID, rec.Trigger, rec.DecisionPoint)
 			}
 			continue
@@ -208,9 +223,12 @@ func checkFunnel(t *testing.T, run *Run, r *Report, recs []*trial.Record) {
 	for _, rec := range recs {
 		for _, f := range []*FunnelRow{all, got[rec.DecisionPoint]} {
 			f.Points++
-			if rec.Trigger == trial.TriggerApp {
+			switch rec.Trigger {
+			case trial.TriggerApp:
 				f.Requested++
-			} else {
+			case trial.TriggerEvent:
+				f.Triggered++
+			default:
 				f.Scheduled++
 			}
 			f.Decided++

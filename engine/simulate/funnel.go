@@ -21,12 +21,14 @@ type Funnel struct {
 // counts decision points: Points = Scheduled + Requested, Points =
 // Decided + Missed; Deliver counts the decided points whose action is
 // deliver, and Sent >= Delivered >= Opened >= Completed count those.
+// Points = Scheduled + Triggered + Requested.
 type FunnelRow struct {
 	ID string `json:"id,omitempty"`
-	// Points are the records: one per scheduled point (the trial clock's,
-	// or an event's) and per app request.
+	// Points are the records: one per scheduled point (the trial clock's),
+	// per point an event opened and per app request.
 	Points    int `json:"points"`
 	Scheduled int `json:"scheduled"`
+	Triggered int `json:"event_triggered"`
 	Requested int `json:"app_requested"`
 	// Decided: the policy decided the point; Missed: the trial clock did
 	// not decide it within its window (recorded as missed).
@@ -55,10 +57,13 @@ type PhaseCounts struct {
 
 func (f *FunnelRow) add(pt *Point) {
 	f.Points++
-	if pt.Trigger == trial.TriggerApp || pt.Trigger == "" {
-		f.Requested++
-	} else {
+	switch pt.Trigger {
+	case trial.TriggerScheduled:
 		f.Scheduled++
+	case trial.TriggerEvent:
+		f.Triggered++
+	default:
+		f.Requested++
 	}
 	if pt.Missed {
 		f.Missed++

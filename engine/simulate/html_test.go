@@ -23,10 +23,10 @@ func syntheticReport(kind string) *Report {
 			Reasons:         []ReasonCount{{Reason: "quiet_hours", Count: 20, Share: 0.2}, {Reason: "driving", Count: 10, Share: 0.1}},
 			ByDecisionPoint: []PointRate{{ID: "morning", Decisions: 50, Available: 0.8, Deliveries: 20}, {ID: "evening", Decisions: 50, Available: 0.6, Deliveries: 10}}},
 		Funnel: Funnel{
-			Overall: FunnelRow{Points: 100, Scheduled: 90, Requested: 10, Decided: 98, Missed: 2, Deliver: 30, Sent: 29, Delivered: 28, Opened: 15, Completed: 8},
+			Overall: FunnelRow{Points: 100, Scheduled: 85, Triggered: 5, Requested: 10, Decided: 98, Missed: 2, Deliver: 30, Sent: 29, Delivered: 28, Opened: 15, Completed: 8},
 			ByDecisionPoint: []FunnelRow{
 				{ID: "morning", Points: 50, Scheduled: 50, Decided: 48, Missed: 2, Deliver: 20, Sent: 20, Delivered: 19, Opened: 10, Completed: 5},
-				{ID: "evening", Points: 50, Scheduled: 40, Requested: 10, Decided: 50, Deliver: 10, Sent: 9, Delivered: 9, Opened: 5, Completed: 3},
+				{ID: "evening", Points: 50, Scheduled: 35, Triggered: 5, Requested: 10, Decided: 50, Deliver: 10, Sent: 9, Delivered: 9, Opened: 5, Completed: 3},
 			},
 			ByPhase: []PhaseCounts{{Phase: "active", Points: 70, Randomised: 70, Deliver: 30}, {Phase: "baseline", Points: 30}},
 		},

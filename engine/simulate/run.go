@@ -544,8 +544,8 @@ func (s *sim) startDay(d int) {
 		s.push(action{at: pt.At.Add(-2 * time.Minute), kind: actContext, dp: s.dpIndex[pt.DecisionPoint]})
 	}
 	for i, dp := range s.cfg.DecisionPoints {
-		if dp.Kind == "scheduled" {
-			continue
+		if dp.Kind != "app" {
+			continue // scheduled and event points are the engine's
 		}
 		// An app-requested point: on half the days, at a random time
 		// between 09:00 and 21:00.
@@ -596,6 +596,7 @@ func (s *sim) ingest(ctx context.Context, evs []trial.Event) error {
 	if _, _, err := s.eng.Ingest(ctx, s.cfg.ID, s.id, evs); err != nil {
 		return fmt.Errorf("ingesting %s events: %w", evs[0].Type, err)
 	}
+	s.recorded() // an event may open an event point
 	return nil
 }
 
