@@ -75,12 +75,13 @@ func (s *sim) record(rec *trial.Record) {
 	s.push(action{at: at.Add(delay + jitter).Truncate(time.Second), kind: actReport, dp: dp})
 }
 
-// received: the phone received a decision the trial clock delivered.
+// received: a channel sent the phone a decision the trial clock delivered;
+// it may not reach the phone (Phone.Unreachable).
 func (s *sim) received(rec *trial.Record) {
 	idx := s.points[rec.ID]
 	delete(s.points, rec.ID)
 	s.out.Points[idx].Sent = true
-	if rec.Action == trial.ActionDeliver {
+	if rec.Action == trial.ActionDeliver && s.rng.Float64() >= s.o.Cohort.Phone.Unreachable {
 		s.deliver(rec, s.now, idx)
 	}
 }
