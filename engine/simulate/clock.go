@@ -220,7 +220,7 @@ func (s *sim) tick(ctx context.Context) error {
 }
 
 // nextTick is when the participant's clock has work next, never before
-// now (zero: none).
+// now nor while the clock is down (zero: none).
 func (s *sim) nextTick(ctx context.Context) (time.Time, error) {
 	at, err := s.view.next(ctx)
 	if err != nil || at.IsZero() {
@@ -229,5 +229,31 @@ func (s *sim) nextTick(ctx context.Context) (time.Time, error) {
 	if at.Before(s.now) {
 		at = s.now
 	}
+	if at.Before(s.downUntil) {
+		at = s.downUntil
+	}
 	return at, nil
+}
+
+// down reports whether the trial clock goes down at instant at, when the
+// participant's schedule falls due (Cohort.Clock.Outage): it then stays
+// down for the study's decision_ttl and a minute, past the due point's
+// window.
+func (s *sim) down(ctx context.Context, at time.Time) (bool, error) {
+	p := s.o.Cohort.Clock.Outage
+	if p <= 0 || !s.downUntil.IsZero() && !at.After(s.downUntil) {
+		return false, nil
+	}
+	e, err := s.view.Store.ScheduleEntry(ctx, s.cfg.ID, s.id)
+	if errors.Is(err, trial.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if e.At.After(at) || s.rng.Float64() >= p {
+		return false, nil
+	}
+	s.downUntil = at.Add(s.cfg.DecisionTTL.Duration + time.Minute)
+	return true, nil
 }

@@ -49,6 +49,16 @@ type Cohort struct {
 	// Effects are the true effects of a delivered intervention on the next
 	// self-report.
 	Effects Effects `yaml:"effects" json:"effects"`
+	// Clock sets outages of the trial clock (the engine, not the people).
+	Clock Clock `yaml:"clock" json:"clock"`
+}
+
+// Clock sets Outage, the probability that the trial clock is down when a
+// participant's schedule falls due: it stays down for the study's
+// decision_ttl and a minute, so a point due then is recorded missed (past
+// its window) rather than decided.
+type Clock struct {
+	Outage float64 `yaml:"outage" json:"outage"`
 }
 
 // Rhythm is a 0-10 self-reported level with a daily cycle. A person's usual
@@ -386,6 +396,7 @@ func (c *Cohort) validate(file string, lines map[string]int) CohortErrors {
 	}
 	v.prob("phone.in_use", c.Phone.InUse)
 	v.prob("phone.unreachable", c.Phone.Unreachable)
+	v.prob("clock.outage", c.Clock.Outage)
 	e := &c.Engagement
 	v.prob("engagement.open", e.Open)
 	v.prob("engagement.in_use_boost", e.InUseBoost)

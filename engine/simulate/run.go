@@ -309,6 +309,8 @@ type sim struct {
 	points map[string]int
 	sent   map[string]*trial.Record
 	inbox  []*delivery.Message
+	// downUntil is when the trial clock's current outage ends.
+	downUntil time.Time
 	// reqContext goes with the next decision request; lastCtx is the last
 	// context event.
 	reqContext, lastCtx map[string]any
@@ -448,6 +450,12 @@ func (s *sim) run(ctx context.Context, dayDone func()) error {
 			return fmt.Errorf("simulate: participant %d: %w", s.index, err)
 		}
 		if top := s.queue[0]; !next.IsZero() && next.Before(end) && (next.Before(top.at) || next.Equal(top.at) && top.kind != actDayStart) {
+			if down, err := s.down(ctx, next); err != nil || down {
+				if err != nil {
+					return fmt.Errorf("simulate: participant %d: %w", s.index, err)
+				}
+				continue
+			}
 			if next.Equal(lastTick) {
 				return fmt.Errorf("simulate: participant %d: the trial clock makes no progress at %s", s.index, next.Format(time.RFC3339))
 			}
