@@ -246,7 +246,7 @@ func (e *Engine) firePointOf(ctx context.Context, rt *StudyRuntime, p *trial.Par
 			rec.Trigger = trigger
 			rec.RecordedAt = e.now().UTC().Truncate(time.Microsecond)
 			rec.IdempotencyKey = key
-			body, err := answerBody(rt, rec, nil)
+			body, err := e.answerBody(rt, rec, nil, snap.Participant.Region)
 			return &trial.Commit{Record: rec}, body, err
 		}
 		req := &DecideRequest{DecisionPoint: dp.ID, Time: pt.At, IdempotencyKey: key,

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/jitai/jitai/engine/decision"
-
 	"github.com/jitai/jitai/engine/trial"
-
 	"github.com/jitai/jitai/policies"
 )
 
@@ -39,7 +39,12 @@ func (e *Engine) decide(ctx context.Context, rt *StudyRuntime, dp *policies.Deci
 	}
 	rec.RecordedAt = e.now().UTC().Truncate(time.Microsecond)
 	rec.LatencyMicros = time.Since(start).Microseconds()
-	body, err := answerBody(rt, rec, levels)
+	if pe := rec.PolicyError; pe != nil {
+		// The alert: the phone gets the fail-safe; designers must know.
+		e.log.Error("policy failed: the study's fail-safe answered", zap.String("study", rt.Config.ID), zap.String("revision", rt.Revision),
+			zap.String("decision_id", rec.ID), zap.String("kind", pe.Kind), zap.String("location", pe.Location), zap.String("safety", pe.Safety), zap.String("action", rec.Action))
+	}
+	body, err := e.answerBody(rt, rec, levels, snap.Participant.Region)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -63,8 +68,9 @@ func (e *Engine) hooks(rt *StudyRuntime) decision.Hooks {
 	return h
 }
 
-// answerBody is the JSON answer to the app for a recorded decision.
-func answerBody(rt *StudyRuntime, rec *trial.Record, levels map[string]string) ([]byte, error) {
+// answerBody is the JSON answer to the app for a recorded decision; a
+// safety decision carries the crisis resources of the participant's region.
+func (e *Engine) answerBody(rt *StudyRuntime, rec *trial.Record, levels map[string]string, region string) ([]byte, error) {
 	resp := Response{
 		DecisionID:    rec.ID,
 		Study:         rec.Study,
@@ -80,7 +86,7 @@ func answerBody(rt *StudyRuntime, rec *trial.Record, levels map[string]string) (
 		resp.Intervention = rec.Intervention
 	}
 	if rec.Action == trial.ActionSafety {
-		crisis := rt.Config.Crisis
+		crisis := e.crisisFor(rt, region)
 		resp.Signposting = &crisis
 	}
 	if rec.Action != trial.ActionSafety && len(levels) > 0 {
@@ -91,4 +97,18 @@ func answerBody(rt *StudyRuntime, rec *trial.Record, levels map[string]string) (
 		return nil, fmt.Errorf("encoding answer: %w", err)
 	}
 	return body, nil
+}
+
+// crisisFor is the crisis resources of a participant's region. A study that
+// declares regional resources and a participant without a region get the
+// study default; that is logged once per study.
+func (e *Engine) crisisFor(rt *StudyRuntime, region string) policies.Crisis {
+	cr, regional := rt.Config.CrisisFor(region)
+	if !regional && len(rt.Config.CrisisByRegion) > 0 {
+		if _, seen := e.regionWarned.LoadOrStore(rt.Config.ID+"\x00"+region, true); !seen {
+			e.log.Warn("safety decision for a participant whose region has no crisis resources of its own: the study default was shown; set the participant's region at enrolment or with PATCH",
+				zap.String("study", rt.Config.ID), zap.String("region", region))
+		}
+	}
+	return cr
 }

@@ -182,7 +182,11 @@ func (e *Engine) message(ctx context.Context, rt *StudyRuntime, d *trial.Deliver
 	for _, f := range rec.Factors {
 		levels[f.Name] = f.Label
 	}
-	body, err := answerBody(rt, rec, levels)
+	p, err := e.store.Participant(ctx, d.Study, d.Participant)
+	if err != nil {
+		return nil, err
+	}
+	body, err := e.answerBody(rt, rec, levels, p.Region)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +195,8 @@ func (e *Engine) message(ctx context.Context, rt *StudyRuntime, d *trial.Deliver
 		Action: rec.Action, Answer: body, Devices: devices, Attempt: d.Attempts + 1}
 	switch {
 	case rec.Action == trial.ActionSafety:
-		m.Title, m.Body = rt.Config.Crisis.Title, rt.Config.Crisis.Text
+		cr := e.crisisFor(rt, p.Region)
+		m.Title, m.Body = cr.Title, cr.Text
 	case rec.Intervention != nil:
 		m.Title, m.Body = rec.Intervention.Title, rec.Intervention.Body
 	}

@@ -86,6 +86,9 @@ type Engine struct {
 	clock          trial.Clock
 	clockOpts      ClockOptions
 	channelFactory ChannelFactory
+	// regionWarned: study and region pairs already logged as lacking
+	// regional crisis resources.
+	regionWarned sync.Map
 }
 
 // zoneCache keeps loaded time zones: time.LoadLocation reads the zone
@@ -184,6 +187,10 @@ type EnrollRequest struct {
 	ParticipantID string            `json:"participant_id"`
 	Timezone      string            `json:"timezone"`
 	Strata        map[string]string `json:"strata"`
+	// Region (ISO 3166-1 alpha-2) chooses the crisis resources; Locale
+	// (BCP 47) the language.
+	Region string `json:"region"`
+	Locale string `json:"locale"`
 }
 
 // Enroll enrols a participant, assigning between-person factor levels by
@@ -213,6 +220,12 @@ func (e *Engine) Enroll(ctx context.Context, study string, req EnrollRequest) (*
 	if err := rt.ValidateStrata(req.Strata); err != nil {
 		return nil, false, err
 	}
+	if req.Region != "" && !regionRe.MatchString(req.Region) {
+		return nil, false, trial.InputErrorf("region", "%q is not an ISO 3166-1 alpha-2 country code such as GB or US", req.Region)
+	}
+	if req.Locale != "" && !localeRe.MatchString(req.Locale) {
+		return nil, false, trial.InputErrorf("locale", "%q is not a BCP 47 language tag such as en-GB", req.Locale)
+	}
 	p := &trial.Participant{
 		Study:      study,
 		ID:         req.ParticipantID,
@@ -221,6 +234,8 @@ func (e *Engine) Enroll(ctx context.Context, study string, req EnrollRequest) (*
 		Stratum:    rt.StratumKey(req.Strata),
 		EnrolledAt: e.now().UTC().Truncate(time.Microsecond),
 		Status:     trial.StatusActive,
+		Region:     req.Region,
+		Locale:     req.Locale,
 	}
 	if err := e.pinDesign(ctx, rt); err != nil {
 		return nil, false, err

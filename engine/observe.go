@@ -63,6 +63,9 @@ const (
 	OutcomeTimeout             = "timeout"
 	OutcomeCanceled            = "canceled"
 	OutcomeError               = "error"
+	// OutcomeFailSafe: the policy failed and the study's fail-safe
+	// answered (200 to the phone, recorded with the problem).
+	OutcomeFailSafe = "fail_safe"
 )
 
 // DecisionOutcome classifies Decide's error into one of the Outcome* enums.
@@ -114,6 +117,9 @@ func (e *Engine) observeDecision(study string, ans *Answer, err error, start tim
 			outcome = OutcomeReplayed
 		} else if ans.Record != nil {
 			action = ans.Record.Action
+			if ans.Record.PolicyError != nil {
+				outcome = OutcomeFailSafe
+			}
 		}
 	}
 	if _, ok := e.Study(study); !ok {

@@ -55,12 +55,15 @@ type Config struct {
 	Factors        []Factor        `yaml:"factors" json:"factors"`
 	Strata         []string        `yaml:"strata" json:"strata,omitempty"`
 	// Design chooses the between-person design; the full factorial when nil.
-	Design        *DesignConfig     `yaml:"design" json:"design,omitempty"`
-	Outcomes      []Outcome         `yaml:"outcomes" json:"outcomes"`
-	Burden        Burden            `yaml:"burden" json:"burden"`
-	QuietHours    *trial.QuietHours `yaml:"quiet_hours" json:"quiet_hours,omitempty"`
-	Crisis        Crisis            `yaml:"crisis" json:"crisis"`
-	Interventions InterventionSel   `yaml:"interventions" json:"interventions"`
+	Design     *DesignConfig     `yaml:"design" json:"design,omitempty"`
+	Outcomes   []Outcome         `yaml:"outcomes" json:"outcomes"`
+	Burden     Burden            `yaml:"burden" json:"burden"`
+	QuietHours *trial.QuietHours `yaml:"quiet_hours" json:"quiet_hours,omitempty"`
+	Crisis     Crisis            `yaml:"crisis" json:"crisis"`
+	// CrisisByRegion are the crisis resources of participants in each
+	// region (ISO 3166-1 alpha-2, e.g. US, IE); others get Crisis.
+	CrisisByRegion map[string]Crisis `yaml:"crisis_by_region" json:"crisis_by_region,omitempty"`
+	Interventions  InterventionSel   `yaml:"interventions" json:"interventions"`
 	// Erasure says what erasing a participant does to their decision
 	// records: ErasureAnonymise (default) keeps them with the participant id
 	// replaced by a random surrogate and the input snapshot stripped;
@@ -76,10 +79,34 @@ type Config struct {
 	// EvaluatorTopdown; empty leaves the choice to the loader
 	// (LoadOptions, jitai serve --evaluator), which defaults to the IR.
 	Evaluator string `yaml:"evaluator" json:"evaluator,omitempty"`
+	// OnPolicyError is what a decision is when the policy fails (an
+	// evaluation error, a timeout, conflicting values): never a 500.
+	OnPolicyError OnPolicyError `yaml:"on_policy_error" json:"on_policy_error"`
 	// Delivery is how decisions of scheduled and event-triggered points
 	// reach participants; none means the app asks for them.
 	Delivery *DeliveryConfig `yaml:"delivery" json:"delivery,omitempty"`
 }
+
+// OnPolicyError is the study's fail-safe (docs/study.md): the decision when
+// its policy cannot be evaluated.
+type OnPolicyError struct {
+	// Action is the answer: none (the default; reason policy_error, never
+	// randomised).
+	Action string `yaml:"action" json:"action"`
+	// Safety is the answer when the safety rule cannot be evaluated alone
+	// either: signpost (the default: the study's crisis signposting,
+	// reason safety_unknown) or none.
+	Safety string `yaml:"safety" json:"safety"`
+	// SafetyRule is the rule of package jitai.policy that holds the
+	// safety reasons (default safety).
+	SafetyRule string `yaml:"safety_rule" json:"safety_rule"`
+}
+
+// Fail-safe choices (OnPolicyError).
+const (
+	FailNone     = "none"
+	FailSignpost = "signpost"
+)
 
 // Erasure settings.
 const (
@@ -250,6 +277,18 @@ type Crisis struct {
 	Contacts []Contact `yaml:"contacts" json:"contacts,omitempty"`
 }
 
+// regionRe is an ISO 3166-1 alpha-2 code.
+var regionRe = regexp.MustCompile(`^[A-Z]{2}$`)
+
+// CrisisFor is the crisis resources of a participant in region (the study
+// default when the region has none, or is not set).
+func (c *Config) CrisisFor(region string) (cr Crisis, regional bool) {
+	if r, ok := c.CrisisByRegion[region]; ok && region != "" {
+		return r, true
+	}
+	return c.Crisis, false
+}
+
 // Contact is one crisis service.
 type Contact struct {
 	Name  string `yaml:"name" json:"name"`
@@ -418,6 +457,15 @@ func (c *Config) setDefaults() {
 	if c.Erasure == "" {
 		c.Erasure = ErasureAnonymise
 	}
+	if c.OnPolicyError.Action == "" {
+		c.OnPolicyError.Action = FailNone
+	}
+	if c.OnPolicyError.Safety == "" {
+		c.OnPolicyError.Safety = FailSignpost
+	}
+	if c.OnPolicyError.SafetyRule == "" {
+		c.OnPolicyError.SafetyRule = "safety"
+	}
 	if c.DecisionTTL.Duration == 0 {
 		c.DecisionTTL.Duration = 30 * time.Minute
 	}
@@ -497,6 +545,15 @@ func (c *Config) validate(file string, lines map[string]int) ConfigErrors {
 	v.decisionPoints(c.DecisionPoints)
 	v.phases(c.Phases)
 	v.delivery(c.Delivery, c.Plugins)
+	if a := c.OnPolicyError.Action; a != FailNone {
+		v.at("on_policy_error.action", "action %q must be none: a failed policy never randomises or delivers", a)
+	}
+	if s := c.OnPolicyError.Safety; s != FailSignpost && s != FailNone {
+		v.at("on_policy_error.safety", "safety %q must be signpost (show the crisis signposting when safety cannot be evaluated) or none", s)
+	}
+	if !nameRe.MatchString(c.OnPolicyError.SafetyRule) {
+		v.at("on_policy_error.safety_rule", "safety_rule %q must be the name of a rule of package jitai.policy", c.OnPolicyError.SafetyRule)
+	}
 	if c.DecisionTTL.Duration < 0 {
 		v.at("decision_ttl", "decision_ttl must be positive")
 	}
@@ -605,6 +662,15 @@ func (c *Config) validate(file string, lines map[string]int) ConfigErrors {
 	}
 	if strings.TrimSpace(c.Crisis.Text) == "" {
 		v.at("crisis", "crisis.text is required: it is shown with every safety decision")
+	}
+	for region, cr := range c.CrisisByRegion {
+		p := "crisis_by_region." + region
+		if !regionRe.MatchString(region) {
+			v.at(p, "region %q must be an ISO 3166-1 alpha-2 code in capitals, such as US or IE", region)
+		}
+		if strings.TrimSpace(cr.Text) == "" || len(cr.Contacts) == 0 {
+			v.at(p, "the crisis resources of region %s need text and at least one contact", region)
+		}
 	}
 	sort.SliceStable(v.errs, func(i, j int) bool { return v.errs[i].Line < v.errs[j].Line })
 	return v.errs

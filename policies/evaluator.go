@@ -44,6 +44,10 @@ type CompileOptions struct {
 	// EvaluatorIR, a policy OPA cannot plan or irvm cannot run is evaluated
 	// by topdown, and Policy.Evaluator says why.
 	Evaluator string
+	// SafetyRule names the rule of package jitai.policy that holds the
+	// safety reasons (default "safety"): when the decision cannot be
+	// evaluated, it is asked alone (Policy.Safety).
+	SafetyRule string
 }
 
 // LoadOptions are the loader's choices for studies whose study.yaml does
@@ -88,7 +92,7 @@ func (o LoadOptions) compileOptions(cfg *Config) CompileOptions {
 	if cfg.Evaluator != "" {
 		ev = cfg.Evaluator
 	}
-	return CompileOptions{Evaluator: ev}
+	return CompileOptions{Evaluator: ev, SafetyRule: cfg.OnPolicyError.SafetyRule}
 }
 
 // topdownEvaluator evaluates with OPA's topdown evaluator.

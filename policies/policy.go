@@ -73,6 +73,9 @@ type Policy struct {
 	// open evaluates data.jitai.policy.open (nil when the policy has no
 	// such rule): the event points an arriving event opens.
 	open *rego.PreparedEvalQuery
+	// safety evaluates the safety rule alone (nil without one), for a
+	// decision whose policy failed.
+	safety *rego.PreparedEvalQuery
 }
 
 // Output is the policy's decision document (see docs/policy.md).
@@ -165,10 +168,13 @@ func astErrors(path string, err error) ConfigErrors {
 // topdown, into OPA's plan of it. Options given more than once: the last
 // non-empty field wins.
 func Compile(ctx context.Context, mods map[string]*ast.Module, data map[string]any, opts ...CompileOptions) (*Policy, error) {
-	ev := EvaluatorIR
+	ev, safetyRule := EvaluatorIR, "safety"
 	for _, o := range opts {
 		if o.Evaluator != "" {
 			ev = o.Evaluator
+		}
+		if o.SafetyRule != "" {
+			safetyRule = o.SafetyRule
 		}
 	}
 	if err := CheckEvaluator(ev); err != nil {
@@ -204,6 +210,14 @@ func Compile(ctx context.Context, mods map[string]*ast.Module, data map[string]a
 		}
 		p.open = &oq
 	}
+	if definesRule(mods, safetyRule) {
+		q := "data.jitai.policy." + safetyRule
+		sq, err := rego.New(rego.Query(q), rego.Compiler(comp), rego.Store(store), rego.StrictBuiltinErrors(true)).PrepareForEval(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("preparing %s: %w", q, err)
+		}
+		p.safety = &sq
+	}
 	if ev == EvaluatorIR {
 		ir, err := newIREvaluator(ctx, mods, store)
 		if err != nil {
@@ -237,6 +251,31 @@ func definesRule(mods map[string]*ast.Module, name string) bool {
 		}
 	}
 	return false
+}
+
+// ErrNoSafetyRule: the policy has no safety rule to evaluate alone.
+var ErrNoSafetyRule = errors.New("the policy has no safety rule (on_policy_error.safety_rule) to evaluate alone")
+
+// Safety evaluates the policy's safety rule alone (a set of reasons), for
+// a decision whose policy failed: it tells whether the participant needs
+// the crisis signposting even so.
+func (p *Policy) Safety(ctx context.Context, input ast.Value) ([]string, error) {
+	if p.safety == nil {
+		return nil, ErrNoSafetyRule
+	}
+	rs, err := p.safety.Eval(ctx, rego.EvalParsedInput(input))
+	if err != nil {
+		return nil, err
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return nil, nil // undefined: no reason
+	}
+	reasons, err := stringList(map[string]any{"safety": rs[0].Expressions[0].Value}, "safety")
+	if err != nil {
+		return nil, fmt.Errorf("the safety rule must be a set of reasons: %w", err)
+	}
+	slices.Sort(reasons)
+	return slices.Compact(reasons), nil
 }
 
 // OpenQuery is the query of the event points an event opens: a set of

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/api"
 	"github.com/jitai/jitai/engine/store/sqlite"
+	"github.com/jitai/jitai/engine/trial"
 	"github.com/jitai/jitai/policies"
 	"github.com/jitai/jitai/policies/policytest"
 )
@@ -51,9 +53,12 @@ func slowStudy(t *testing.T) *policies.Study {
 }
 
 // TestPolicyTimeout: a policy that loops is cut off at the policy timeout;
-// the decision is answered 503 policy-timeout (nothing recorded) soon
-// after the timeout, not when the policy would end, and the server keeps serving other requests meanwhile
-// and afterwards.
+// the phone gets the study's fail-safe answer (200, never a 500 or 503):
+// here the loop is in the safety rule itself, so safety cannot be known and
+// the participant gets the crisis signposting (safety_unknown), recorded
+// with the problem for designers. It comes soon after the timeout, not
+// when the policy would end, and the server keeps serving other requests
+// meanwhile and afterwards.
 func TestPolicyTimeout(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	study := slowStudy(t)
@@ -92,20 +97,34 @@ func TestPolicyTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := checkProblem(t, slow, http.StatusServiceUnavailable, "")
-	if p.Type != "urn:jitai:problem:policy-timeout" || !strings.Contains(p.Detail, "timed out") {
-		t.Errorf("problem %+v, want type policy-timeout with a detail saying the policy timed out", p)
+	var ans struct {
+		Action      string         `json:"action"`
+		Reasons     []string       `json:"reasons"`
+		Signposting map[string]any `json:"signposting"`
 	}
-	// Cut off, the decision ends soon after the timeout; not cut off, it
-	// would take hours. The margin is for a loaded machine.
-	if took > timeout+30*time.Second {
+	slow.expect(t, http.StatusOK).decode(t, &ans)
+	if ans.Action != "safety" || strings.Join(ans.Reasons, ",") != "safety_unknown,policy_error" || ans.Signposting == nil {
+		t.Errorf("answer %+v, want the signposting with reasons safety_unknown, policy_error", ans)
+	}
+	if strings.Contains(string(slow.Body), "timed out") || strings.Contains(string(slow.Body), ".rego") {
+		t.Errorf("the phone's answer carries internals: %s", slow.Body)
+	}
+	// Cut off, the decision ends soon after the timeout (twice: the safety
+	// rule is asked alone too); not cut off, it would take hours. The
+	// margin is for a loaded machine.
+	if took > 2*timeout+30*time.Second {
 		t.Errorf("the decision took %s; the policy timeout is %s", took, timeout)
 	}
-	t.Logf("looping policy cut off after %s (timeout %s): %s", took, timeout, p.Detail)
+	t.Logf("looping policy cut off after %s (timeout %s)", took, timeout)
 
-	// Nothing was recorded, and the server still serves.
-	if got := e.listDecisions(stressMRT, "p-slow-1"); len(got) != 0 {
-		t.Errorf("%d decisions recorded for a timed-out policy", len(got))
+	// The fail-safe decision is recorded with the problem; the server
+	// still serves.
+	got, err := st.ListDecisions(context.Background(), trial.DecisionQuery{Study: stressMRT, Participant: "p-slow-1", Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].PolicyError == nil || got[0].PolicyError.Kind != "timeout" || got[0].PolicyError.Safety != "unknown" || got[0].Randomised {
+		t.Fatalf("records %+v, want one fail-safe record of a timeout, not randomised", got)
 	}
 	e.do(req{Method: http.MethodGet, Path: "/readyz"}).expect(t, http.StatusOK)
 }

@@ -97,9 +97,9 @@ func Decide(ctx context.Context, rt *Runtime, req Request, h Hooks) (*trial.Reco
 			input["derived"] = derived
 		}
 	}
-	out, err := evaluate(ctx, rt, input, req.PolicyTimeout, h.ObservePolicy)
-	if err != nil {
-		return nil, nil, nil, err
+	out, policyErr := evaluate(ctx, rt, input, req.PolicyTimeout, h.ObservePolicy)
+	if policyErr != nil && ctx.Err() != nil {
+		return nil, nil, nil, policyErr // the request is gone: nothing to answer
 	}
 	inputJSON, err := trial.AppendJSON(make([]byte, 0, 2048), input)
 	if err != nil {
@@ -128,13 +128,22 @@ func Decide(ctx context.Context, rt *Runtime, req Request, h Hooks) (*trial.Reco
 	if trigger != trial.TriggerApp {
 		rec.ScheduledAt = scheduledAt
 	}
+	if policyErr != nil {
+		levels := failSafe(ctx, rt, p.Assignment, input, policyErr, req.PolicyTimeout, rec)
+		return rec, nextState(snap.State, rec, now, clock.date, nil), levels, nil
+	}
+	fresh := *rec
 	levels, budget, err := settle(rt, p.Assignment, out, clock, stateDerived{
 		noRandomise:   !ph.randomise,
 		engineReasons: func() []string { return engineReasons(rt, snap.State, now, clock) },
 		probability:   liveProbability(ctx, rt, snap.State, out, clock, rec, inputJSON, h.PluginProbability),
 	}, rec)
 	if err != nil {
-		return nil, nil, nil, &PolicyError{Study: rt.Config.ID, Err: err}
+		// The policy's output could not be settled (e.g. an unknown
+		// candidate): the fail-safe answers, as for an evaluation error.
+		*rec = fresh
+		levels := failSafe(ctx, rt, p.Assignment, input, &PolicyError{Study: rt.Config.ID, Err: err}, req.PolicyTimeout, rec)
+		return rec, nextState(snap.State, rec, now, clock.date, nil), levels, nil
 	}
 	return rec, nextState(snap.State, rec, now, clock.date, budget), levels, nil
 }

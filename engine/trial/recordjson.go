@@ -150,6 +150,19 @@ func (r *Record) AppendJSON(dst []byte) ([]byte, error) {
 		}
 		e.b = append(e.b, ']')
 	}
+	if pe := r.PolicyError; pe != nil {
+		e.b = append(e.b, `,"policy_error":{"kind":`...)
+		e.str(pe.Kind)
+		if pe.Location != "" {
+			e.b = append(e.b, `,"location":`...)
+			e.str(pe.Location)
+		}
+		e.b = append(e.b, `,"message":`...)
+		e.str(pe.Message)
+		e.b = append(e.b, `,"safety":`...)
+		e.str(pe.Safety)
+		e.b = append(e.b, '}')
+	}
 	e.b = append(e.b, '}')
 	if e.err != nil {
 		return nil, fmt.Errorf("encoding decision record: %w", e.err)

@@ -213,7 +213,32 @@ type Record struct {
 	LatencyMicros      int64                   `json:"latency_us"`
 	// Plugins records what each enricher contributed (input.derived).
 	Plugins []PluginCall `json:"plugins,omitempty"`
+	// PolicyError, on a fail-safe decision, is why the policy could not
+	// decide (for designers; the app sees only the fail-safe answer).
+	PolicyError *PolicyProblem `json:"policy_error,omitempty"`
 }
+
+// PolicyProblem is what went wrong evaluating a policy.
+type PolicyProblem struct {
+	// Kind is timeout, conflict (a rule produced conflicting values), or
+	// error (any other evaluation or output error).
+	Kind string `json:"kind"`
+	// Rule is the rule's location, file:line, when the evaluator gave it.
+	Location string `json:"location,omitempty"`
+	Message  string `json:"message"`
+	// Safety says how the safety rule fared alone: evaluated (its reasons
+	// decided), or unknown (it failed too, or there is none).
+	Safety string `json:"safety"`
+}
+
+// Reasons of fail-safe decisions.
+const (
+	// ReasonPolicyError: the policy failed; the study's fail-safe answered.
+	ReasonPolicyError = "policy_error"
+	// ReasonSafetyUnknown: the safety rule could not be evaluated either;
+	// the study's signposting was shown to be safe.
+	ReasonSafetyUnknown = "safety_unknown"
+)
 
 // PluginCall records one plugin's contribution to a decision.
 type PluginCall struct {
