@@ -549,7 +549,12 @@ func (s *sim) startDay(d int) {
 	// The app reports the context before each scheduled point, which the
 	// trial clock decides at its instant; app points are asked for.
 	for _, pt := range s.rt.Occurrences(s.part, s.loc, date, s.localDate(d+1)) {
-		s.push(action{at: pt.At.Add(-2 * time.Minute), kind: actContext, dp: s.dpIndex[pt.DecisionPoint]})
+		// (never before the day starts: the simulated clock only advances)
+		at := pt.At.Add(-2 * time.Minute)
+		if at.Before(date) {
+			at = date
+		}
+		s.push(action{at: at, kind: actContext, dp: s.dpIndex[pt.DecisionPoint]})
 	}
 	for i, dp := range s.cfg.DecisionPoints {
 		if dp.Kind != "app" {
