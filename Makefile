@@ -119,7 +119,8 @@ bench-load: build
 	  --concurrency $(BENCH_LOAD_CONCURRENCY) --duration $(BENCH_LOAD_DURATION) --warmup $(BENCH_LOAD_WARMUP)
 
 ## simulate-bench: time the 225,000-decision simulation of stress-mrt (target: under 2 minutes)
-## 500 participants x 90 days x 5 points; the report goes to SIM_OUT.
+## 500 participants x 90 days x 5 scheduled points (and the app point on_demand on about
+## half the days, some 22,500 decisions more); the report goes to SIM_OUT.
 SIM_OUT ?= /tmp/jitai-simulate-bench
 .PHONY: simulate-bench
 simulate-bench: build

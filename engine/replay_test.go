@@ -213,6 +213,9 @@ func TestReplayBetweenPerson(t *testing.T) {
 		}
 		for d := 0; d < 3; d++ {
 			for _, dp := range study.Config.DecisionPoints {
+				if dp.Kind != "scheduled" {
+					continue // the app point on_demand: the scheduled points suffice
+				}
 				minute, _ := trial.ParseClock(dp.Time)
 				now = time.Date(2026, 11, 2+d, 0, minute, 0, 0, time.UTC)
 				ema := json.RawMessage(fmt.Sprintf(`{"mood":%d,"energy":%d}`, (i+d)%10, (i*3+d)%10))

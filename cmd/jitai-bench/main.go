@@ -57,6 +57,7 @@ func main() {
 
 type options struct {
 	jitai, opa, studies, study, redisURL, logLevel string
+	decisionPoint                                  string // the point the engine load asks for
 	concurrency                                    []int
 	duration, warmup                               time.Duration
 	participants, days, inputs                     int
@@ -71,6 +72,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&o.opa, "opa", "bin/opa", "the OPA binary")
 	fs.StringVar(&o.studies, "studies", "policies/examples", "studies folder")
 	fs.StringVar(&o.study, "study", "stress-mrt", "study id (and folder name under --studies)")
+	fs.StringVar(&o.decisionPoint, "decision-point", "", "decision point the engine load asks for (default: the study's first app-requested point, kind app)")
 	fs.StringVar(&o.redisURL, "redis-url", "redis://127.0.0.1:6379/13", "Redis for the Redis-store run; this database is FLUSHED before and after")
 	fs.BoolVar(&o.skipRedis, "skip-redis", false, "skip the Redis-store run")
 	fs.StringVar(&o.logLevel, "log-level", "error", "log level of both servers")
@@ -99,8 +101,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "bench-load: study %s, %d participants over %d days, concurrency %v, %s per run (after %s warm-up per server), %d CPUs, log level %s\n",
-		o.study, o.participants, o.days, o.concurrency, o.duration, o.warmup, numCPU(), o.logLevel)
+	if o.decisionPoint, err = load.PointToAsk(loadPoints(study), o.decisionPoint); err != nil {
+		return fmt.Errorf("study %s: %w", o.study, err)
+	}
+	fmt.Fprintf(out, "bench-load: study %s (decision point %s), %d participants over %d days, concurrency %v, %s per run (after %s warm-up per server), %d CPUs, log level %s\n",
+		o.study, o.decisionPoint, o.participants, o.days, o.concurrency, o.duration, o.warmup, numCPU(), o.logLevel)
 
 	load0 := loadAvg()
 	var rows []row
@@ -308,11 +313,7 @@ func jitaiRequests(base string, o options, study *policies.Study, prefix string)
 	if err != nil {
 		loc = time.UTC
 	}
-	points := make([]load.DecisionPoint, len(study.Config.DecisionPoints))
-	for i, dp := range study.Config.DecisionPoints {
-		points[i] = load.DecisionPoint{ID: dp.ID, Time: dp.Time}
-	}
-	gen := load.NewGenerator(load.ParticipantIDs(prefix, o.participants), points, time.Date(2026, time.November, 16, 0, 0, 0, 0, loc), o.days)
+	gen := load.NewGenerator(load.ParticipantIDs(prefix, o.participants), loadPoints(study), o.decisionPoint, time.Date(2026, time.November, 16, 0, 0, 0, 0, loc), o.days)
 	studyURL := base + "/v1/studies/" + url.PathEscape(o.study) + "/participants/"
 	key := prefix + strconv.FormatInt(time.Now().UnixNano(), 36) + "-"
 	return func(rng *mrand.Rand, n int64) (string, []byte, string) {
@@ -321,10 +322,19 @@ func jitaiRequests(base string, o options, study *policies.Study, prefix string)
 	}
 }
 
+// loadPoints are the study's decision points as the load generator takes them.
+func loadPoints(study *policies.Study) []load.DecisionPoint {
+	points := make([]load.DecisionPoint, len(study.Config.DecisionPoints))
+	for i, dp := range study.Config.DecisionPoints {
+		points[i] = load.DecisionPoint{ID: dp.ID, Time: dp.Time, Kind: dp.Kind}
+	}
+	return points
+}
+
 // enrolAndWarm enrols the participants and runs the warm-up load with
 // cmd/jitai-load's generator.
 func enrolAndWarm(ctx context.Context, o options, base, prefix string) error {
-	res, err := load.Run(ctx, load.Config{URLs: []string{base}, Study: o.study, Participants: o.participants, ParticipantPrefix: prefix,
+	res, err := load.Run(ctx, load.Config{URLs: []string{base}, Study: o.study, DecisionPoint: o.decisionPoint, Participants: o.participants, ParticipantPrefix: prefix,
 		Concurrency: 16, Duration: o.warmup, Enrol: true, Days: o.days})
 	if err != nil {
 		return fmt.Errorf("warm-up: %w", err)

@@ -7,9 +7,12 @@
 //
 // It enrols the participants first with --enrol (idempotent), then has
 // --concurrency workers send decision requests over keep-alive connections:
-// each for a random participant, decision point and time of the
-// participant's day (spread over --days days, so that available, capped and
-// quiet-hours decisions all arise), each with its own Idempotency-Key.
+// each for a random participant and time of the participant's day (spread
+// over --days days around the study's scheduled points, so that available,
+// capped and quiet-hours decisions all arise), each with its own
+// Idempotency-Key. Every request asks for --decision-point, by default the
+// study's first app-requested point (kind: app): a scheduled point has one
+// decision a day, at its instant.
 // --url may be repeated (or comma-separated) to spread the load over
 // several engines. The exit status is 1 if the run could not start, 3 if
 // no request was answered 200, else 0.
@@ -59,6 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var urls urlList
 	fs.Var(&urls, "url", "base URL of a jitai server (repeat or comma-separate for several; default http://127.0.0.1:8080)")
 	study := fs.String("study", "stress-mrt", "study id")
+	point := fs.String("decision-point", "", "decision point every request asks for (default: the study's first app-requested point, kind app)")
 	participants := fs.Int("participants", 100, "number of participants the load spreads over")
 	prefix := fs.String("prefix", "load-", "participant id prefix")
 	concurrency := fs.Int("concurrency", 16, "concurrent workers (each has one request in flight)")
@@ -103,7 +107,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	res, err := load.Run(ctx, load.Config{
-		URLs: urls, Study: *study, Participants: *participants, ParticipantPrefix: *prefix,
+		URLs: urls, Study: *study, DecisionPoint: *point, Participants: *participants, ParticipantPrefix: *prefix,
 		Concurrency: *concurrency, Duration: *duration, Requests: *requests, Enrol: *enrol,
 		Days: *days, Start: day, Seed: *seed, Timeout: *timeout,
 	})

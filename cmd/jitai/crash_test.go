@@ -267,7 +267,9 @@ type sent struct {
 // Idempotency-Keys until stop is closed or a request fails. It returns every
 // request sent.
 func loadClients(hc *http.Client, base string, participants []string, clients int, stop <-chan struct{}, inFlight *atomic.Int64) ([]*sent, []error) {
-	dps := []string{"morning", "late_morning", "afternoon", "early_evening", "evening"}
+	// The app point on_demand, asked for at any time: a scheduled point has
+	// one decision a day, which every request for it answers.
+	const dp = onDemand
 	start := time.Date(2026, time.November, 16, 7, 0, 0, 0, time.UTC)
 	var mu sync.Mutex
 	var all []*sent
@@ -288,7 +290,7 @@ func loadClients(hc *http.Client, base string, participants []string, clients in
 				s := &sent{
 					participant: p,
 					key:         fmt.Sprintf("k-%d-%d", c, n),
-					body:        []byte(fmt.Sprintf(`{"decision_point":%q,"time":%q}`, dps[n%len(dps)], when.Format(time.RFC3339))),
+					body:        []byte(fmt.Sprintf(`{"decision_point":%q,"time":%q}`, dp, when.Format(time.RFC3339))),
 				}
 				mu.Lock()
 				all = append(all, s)

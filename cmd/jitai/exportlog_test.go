@@ -130,7 +130,7 @@ func newLogExportEngine(t *testing.T, url string, opts redisstore.Options) *logE
 }
 
 // day enrols the participants (if new) and makes each one's decisions of
-// day d (0-based).
+// day d (0-based): three the app asks for (on_demand).
 func (e *logExportEngine) day(t *testing.T, d int, people ...string) {
 	t.Helper()
 	ctx := context.Background()
@@ -138,10 +138,10 @@ func (e *logExportEngine) day(t *testing.T, d int, people ...string) {
 		if _, _, err := e.eng.Enroll(ctx, "stress-mrt", engine.EnrollRequest{ParticipantID: p}); err != nil {
 			t.Fatal(err)
 		}
-		for i, dp := range []string{"morning", "late_morning", "afternoon"} {
+		for i := range 3 {
 			tm := time.Date(2026, 3, 2+d, 8+3*i, 30, 0, 0, time.UTC)
 			e.now = tm
-			if _, err := e.eng.Decide(ctx, "stress-mrt", p, engine.DecideRequest{DecisionPoint: dp, Time: tm}); err != nil {
+			if _, err := e.eng.Decide(ctx, "stress-mrt", p, engine.DecideRequest{DecisionPoint: onDemand, Time: tm}); err != nil {
 				t.Fatal(err)
 			}
 		}

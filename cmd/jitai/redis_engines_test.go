@@ -108,28 +108,13 @@ var londonTZ = func() *time.Location {
 // localDay is the participant-local (Europe/London) date of t.
 func localDay(t time.Time) string { return t.In(londonTZ).Format(time.DateOnly) }
 
-// dpFor names the stress-mrt decision point for a local time of day.
-func dpFor(hh int) string {
-	switch {
-	case hh < 11:
-		return "morning"
-	case hh < 14:
-		return "late_morning"
-	case hh < 17:
-		return "afternoon"
-	case hh < 20:
-		return "early_evening"
-	}
-	return "evening"
-}
-
 func hasReason(reasons []string, r string) bool { return slices.Contains(reasons, r) }
 
 // TestRedisTwoEnginesShareParticipants runs two `jitai serve --store redis`
 // processes on one private Redis and hammers them concurrently for the same
 // participants: 8 workers per engine; every participant has several
-// requests (distinct Idempotency-Keys) at each of many decision times of
-// the same local days, each sent to a random engine, half of them sent to
+// requests (distinct Idempotency-Keys) for the app point on_demand at each
+// of many decision times of the same local days, each sent to a random engine, half of them sent to
 // both engines at once, and every answered one retried on both engines
 // afterwards. Each participant's decision times only move forward (a time
 // is started once every request at the previous time has been answered),
@@ -190,7 +175,7 @@ func TestRedisTwoEnginesShareParticipants(t *testing.T) {
 						participant: p,
 						key:         fmt.Sprintf("%s-s%02d-%d", p, si, k),
 						when:        when,
-						body:        fmt.Appendf(nil, `{"decision_point":%q,"time":%q}`, dpFor(when.Hour()), when.UTC().Format(time.RFC3339)),
+						body:        fmt.Appendf(nil, `{"decision_point":%q,"time":%q}`, onDemand, when.UTC().Format(time.RFC3339)),
 					}
 					allMu.Lock()
 					all = append(all, l)
@@ -565,7 +550,7 @@ func TestRedisBurdenCapsOutOfOrder(t *testing.T) {
 	decideUntilDelivered := func(e int, when time.Time) (string, []string) {
 		for range 40 {
 			n++
-			body := fmt.Appendf(nil, `{"decision_point":%q,"time":%q}`, dpFor(when.Hour()), when.UTC().Format(time.RFC3339))
+			body := fmt.Appendf(nil, `{"decision_point":%q,"time":%q}`, onDemand, when.UTC().Format(time.RFC3339))
 			r, err := do(hc, "POST", engines[e].base+"/v1/studies/"+study+"/participants/"+p+"/decisions", body, fmt.Sprintf("late-%d", n))
 			if err != nil || r.status != http.StatusOK {
 				t.Fatalf("decision at %s: %v %d %.300s", when, err, r.status, r.body)

@@ -28,6 +28,10 @@ import (
 
 const stressDir = "../../policies/examples/stress-mrt"
 
+// onDemand is the example studies' app-requested point (the app's "I need
+// support now" button): the app may ask for it at any time.
+const onDemand = "on_demand"
+
 // replayTrial is a seeded stress-mrt trial run through the real engine
 // once per test binary: its data folder and its decisions as JSONL.
 type replayTrial struct {
@@ -43,10 +47,12 @@ var (
 	trialErr  error
 )
 
-// simulatedTrial runs (once) 16 participants for 14 days, 5 decision points
-// a day at jittered times (so that some fall either side of 20:00) and
-// some repeated soon after, with self-reports, some driving, a few risk
-// answers (safety) and snoozes.
+// simulatedTrial runs (once) 16 participants for 14 days, 5 decisions a day
+// at jittered times around the scheduled points (so that some fall either
+// side of 20:00) and some repeated soon after, with self-reports, some
+// driving, a few risk answers (safety) and snoozes. The app asks for them
+// at the app point on_demand: a scheduled point has one decision a day, at
+// its own instant.
 func simulatedTrial(t testing.TB) *replayTrial {
 	t.Helper()
 	trialOnce.Do(func() { shared, trialErr = runTrial(filepath.Join(binDir, "replay-trial"), 16, 14) })
@@ -90,6 +96,9 @@ func runTrial(dir string, participants, days int) (*replayTrial, error) {
 	for d := 0; d < days; d++ {
 		day := start.AddDate(0, 0, d)
 		for _, dp := range study.Config.DecisionPoints {
+			if dp.Kind != "scheduled" {
+				continue
+			}
 			minute, _ := trial.ParseClock(dp.Time)
 			for i := 0; i < participants; i++ {
 				pid := fmt.Sprintf("sim-%02d", i)
@@ -115,13 +124,13 @@ func runTrial(dir string, participants, days int) (*replayTrial, error) {
 						return nil, fmt.Errorf("ingest: %w", err)
 					}
 				}
-				if _, err := eng.Decide(ctx, "stress-mrt", pid, engine.DecideRequest{DecisionPoint: dp.ID, Time: at}); err != nil {
+				if _, err := eng.Decide(ctx, "stress-mrt", pid, engine.DecideRequest{DecisionPoint: onDemand, Time: at}); err != nil {
 					return nil, fmt.Errorf("decide: %w", err)
 				}
 				if rng.Float64() < 0.15 {
 					// The app asks again soon after: the minimum gap applies.
 					now = at.Add(time.Duration(20+rng.IntN(40)) * time.Minute)
-					if _, err := eng.Decide(ctx, "stress-mrt", pid, engine.DecideRequest{DecisionPoint: dp.ID, Time: now}); err != nil {
+					if _, err := eng.Decide(ctx, "stress-mrt", pid, engine.DecideRequest{DecisionPoint: onDemand, Time: now}); err != nil {
 						return nil, fmt.Errorf("decide: %w", err)
 					}
 				}

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/jitai/jitai/engine/trial"
 )
 
 // TestSimulateCommand runs `jitai simulate` end to end on a small cohort
@@ -48,13 +50,28 @@ func TestSimulateCommand(t *testing.T) {
 		Totals struct {
 			Decisions int `json:"decisions"`
 		} `json:"totals"`
+		Availability struct {
+			ByDecisionPoint []struct {
+				ID        string `json:"id"`
+				Decisions int    `json:"decisions"`
+			} `json:"by_decision_point"`
+		} `json:"availability"`
 	}
 	b, _ := os.ReadFile(filepath.Join(out, "report.json"))
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
-	if rep.Run.Cohort.Engagement.Open != 0.8 || rep.Totals.Decisions != 6*3*5 {
-		t.Errorf("report.json: cohort open %v, %d decisions", rep.Run.Cohort.Engagement.Open, rep.Totals.Decisions)
+	// Each of the 5 scheduled points every day; the app point on_demand on
+	// some days.
+	scheduled, all := 0, 0
+	for _, dp := range rep.Availability.ByDecisionPoint {
+		if dp.ID != onDemand {
+			scheduled += dp.Decisions
+		}
+		all += dp.Decisions
+	}
+	if rep.Run.Cohort.Engagement.Open != 0.8 || scheduled != 6*3*5 || rep.Totals.Decisions != all {
+		t.Errorf("report.json: cohort open %v, %d decisions, %d of scheduled points", rep.Run.Cohort.Engagement.Open, rep.Totals.Decisions, scheduled)
 	}
 }
 
@@ -113,8 +130,8 @@ func TestSimulateCommandSpill(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n"))
-	if len(lines) != 7*4*5 {
-		t.Fatalf("%d records, want %d", len(lines), 7*4*5)
+	if n := scheduledRecords(t, b); n != 7*4*5 || len(lines) < n {
+		t.Fatalf("%d records, %d of scheduled points, want %d", len(lines), n, 7*4*5)
 	}
 	var prevTime, prevID string
 	for i, l := range lines {
@@ -131,6 +148,26 @@ func TestSimulateCommandSpill(t *testing.T) {
 		}
 		prevTime, prevID = rec.Time, rec.ID
 	}
+}
+
+// scheduledRecords counts the records of scheduled points in a
+// decisions.jsonl (the simulator decides each of them every day, and the
+// app point on_demand on about half the days).
+func scheduledRecords(t *testing.T, jsonl []byte) int {
+	t.Helper()
+	n := 0
+	for _, line := range bytes.Split(bytes.TrimSpace(jsonl), []byte("\n")) {
+		var rec struct {
+			Trigger string `json:"trigger"`
+		}
+		if err := json.Unmarshal(line, &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Trigger == trial.TriggerScheduled {
+			n++
+		}
+	}
+	return n
 }
 
 // TestSimulateEvaluatorsRecordTheSameTrial: a whole simulated trial of each
@@ -163,8 +200,8 @@ func TestSimulateEvaluatorsRecordTheSameTrial(t *testing.T) {
 			if !bytes.Equal(files[0], files[1]) {
 				t.Fatalf("the evaluators recorded different trials (%d and %d bytes)", len(files[0]), len(files[1]))
 			}
-			if n := bytes.Count(files[0], []byte("\n")); n == 0 || n%(40*14) != 0 || deliveries == 0 {
-				t.Fatalf("%d decisions, %d deliveries: the trial did not run", n, deliveries)
+			if n := scheduledRecords(t, files[0]); n == 0 || n%(40*14) != 0 || deliveries == 0 {
+				t.Fatalf("%d decisions of scheduled points, %d deliveries: the trial did not run", n, deliveries)
 			}
 		})
 	}

@@ -670,7 +670,7 @@ func companionAppFlow(t *testing.T, study string) {
 	for day := 0; day < 30 && delivered.DecisionID == ""; day++ {
 		when := at(day, 14, 30)
 		e.clock.Set(when)
-		r, d := e.decide(study, p, firstScheduledPoint(st), when, nil)
+		r, d := e.decide(study, p, appPoint(st), when, nil)
 		if ct := r.Header.Get("Content-Type"); ct != "application/json" {
 			t.Errorf("decision Content-Type %q", ct)
 		}
@@ -769,6 +769,18 @@ func mapsEqual(a, b map[string]string) bool {
 
 // firstScheduledPoint is the study's first decision point.
 func firstScheduledPoint(s *policies.Study) string { return s.Config.DecisionPoints[0].ID }
+
+// appPoint is the study's first app-requested decision point (kind app; the
+// example studies' on_demand), which the app may ask for at any time: a
+// scheduled point has one decision a day, at its own instant.
+func appPoint(s *policies.Study) string {
+	for _, dp := range s.Config.DecisionPoints {
+		if dp.Kind == "app" {
+			return dp.ID
+		}
+	}
+	return "" // the request is refused, naming decision_point
+}
 
 // checkDecisionDoc checks an app-facing decision.
 func checkDecisionDoc(t testing.TB, st *policies.Study, p string, when time.Time, d decisionDoc) {
@@ -883,7 +895,7 @@ func TestSafetyPreemptsAndSignposts(t *testing.T) {
 			e.postEvents(study, p, eventDoc{ID: "phq9-1", Type: "assessment", Time: rfc(at(1, 13, 0)),
 				Data: map[string]any{"instrument": "phq9", "items": []int{0, 1, 0, 0, 0, 0, 0, 0, 1}}})
 			when := at(1, 14, 30)
-			r, d := e.decide(study, p, firstScheduledPoint(st), when, nil)
+			r, d := e.decide(study, p, appPoint(st), when, nil)
 			if d.Action != "safety" {
 				t.Fatalf("after PHQ-9 item 9 = 1 the action is %q, want safety: %s", d.Action, r.Body)
 			}
@@ -916,7 +928,7 @@ func TestSafetyPreemptsAndSignposts(t *testing.T) {
 			checkRecordFactors(t, st, enr.Assignment, rec)
 
 			// Safety holds for the following decisions too, until the answer is old.
-			_, d2 := e.decide(study, p, firstScheduledPoint(st), at(2, 14, 30), nil)
+			_, d2 := e.decide(study, p, appPoint(st), at(2, 14, 30), nil)
 			if d2.Action != "safety" {
 				t.Errorf("the next day the action is %q, want safety", d2.Action)
 			}
@@ -957,7 +969,7 @@ func TestAvailability(t *testing.T) {
 					if len(c.events) > 0 {
 						e.postEvents(study, p, c.events...)
 					}
-					r, d := e.decide(study, p, firstScheduledPoint(st), c.when, c.ctx)
+					r, d := e.decide(study, p, appPoint(st), c.when, c.ctx)
 					checkDecisionDoc(t, st, p, c.when, d)
 					if d.Action != "none" || !slices.Equal(d.Reasons, []string{c.reason}) {
 						t.Errorf("action %s reasons %v, want none [%s]: %s", d.Action, d.Reasons, c.reason, r.Body)
@@ -992,7 +1004,7 @@ func TestIdempotency(t *testing.T) {
 	const study = stressMRT
 	e.enrol(study, "p-idem-1")
 	e.enrol(study, "p-idem-2")
-	body := map[string]any{"decision_point": "afternoon", "time": rfc(at(0, 14, 30)), "context": map[string]any{"location": "home"}}
+	body := map[string]any{"decision_point": "on_demand", "time": rfc(at(0, 14, 30)), "context": map[string]any{"location": "home"}}
 	send := func(p, key string, b any) response {
 		return e.do(req{Method: "POST", Path: decisionsPath(study, p), Body: b, Header: map[string]string{"Idempotency-Key": key}})
 	}
@@ -1010,7 +1022,7 @@ func TestIdempotency(t *testing.T) {
 			t.Errorf("retry: Idempotent-Replayed %q, want true", got)
 		}
 		// The same body with the keys in another order is the same request.
-		r3 := send("p-idem-1", "key-0001", raw(`{"time":"`+rfc(at(0, 14, 30))+`","context":{"location":"home"},"decision_point":"afternoon"}`)).expect(t, http.StatusOK)
+		r3 := send("p-idem-1", "key-0001", raw(`{"time":"`+rfc(at(0, 14, 30))+`","context":{"location":"home"},"decision_point":"on_demand"}`)).expect(t, http.StatusOK)
 		if !bytes.Equal(r1.Body, r3.Body) {
 			t.Errorf("retry with reordered JSON answered different bytes")
 		}
@@ -1026,9 +1038,9 @@ func TestIdempotency(t *testing.T) {
 	})
 
 	t.Run("reused key", func(t *testing.T) {
-		other := map[string]any{"decision_point": "afternoon", "time": rfc(at(0, 15, 30))}
+		other := map[string]any{"decision_point": "on_demand", "time": rfc(at(0, 15, 30))}
 		checkProblem(t, send("p-idem-1", "key-0001", other), http.StatusUnprocessableEntity, "Idempotency-Key")
-		other = map[string]any{"decision_point": "afternoon", "time": rfc(at(0, 14, 30)), "context": map[string]any{"location": "work"}}
+		other = map[string]any{"decision_point": "on_demand", "time": rfc(at(0, 14, 30)), "context": map[string]any{"location": "work"}}
 		checkProblem(t, send("p-idem-1", "key-0001", other), http.StatusUnprocessableEntity, "Idempotency-Key")
 		if recs := e.listDecisions(study, "p-idem-1"); len(recs) != 1 {
 			t.Errorf("%d records after a refused reuse, want 1", len(recs))
@@ -1040,7 +1052,7 @@ func TestIdempotency(t *testing.T) {
 		var wg sync.WaitGroup
 		res := make([]response, n)
 		errs := make([]error, n)
-		b := map[string]any{"decision_point": "evening", "time": rfc(at(0, 20, 30))}
+		b := map[string]any{"decision_point": "on_demand", "time": rfc(at(0, 20, 30))}
 		for i := range n {
 			wg.Add(1)
 			go func() {

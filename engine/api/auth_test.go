@@ -114,7 +114,7 @@ func (ae *authEnv) enrolAs(p, id string) response {
 }
 
 func (ae *authEnv) decideAs(p, id string, tm time.Time) response {
-	dp := firstScheduledPoint(ae.study(stressMRT))
+	dp := appPoint(ae.study(stressMRT))
 	return ae.as(p, req{Method: "POST", Path: decisionsPath(stressMRT, id), Body: map[string]any{"decision_point": dp, "time": rfc(tm)}})
 }
 

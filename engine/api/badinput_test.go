@@ -20,7 +20,7 @@ func TestBadInputWritesNothing(t *testing.T) {
 	const other = "p-bad-02"
 	e.enrol(study, other)
 	e.postEvents(study, p, eventDoc{ID: "ev-ok-1", Type: "ema", Time: rfc(at(0, 21, 0)), Data: map[string]any{"stress": 4}})
-	_, none := e.decide(study, p, "evening", at(0, 23, 0), nil)
+	_, none := e.decide(study, p, "on_demand", at(0, 23, 0), nil)
 	if none.Action != "none" {
 		t.Fatalf("setup decision at 23:00 is %s, want none (quiet hours)", none.Action)
 	}

@@ -149,3 +149,34 @@ func TestExplainAfterReload(t *testing.T) {
 		t.Errorf("summary does not give version a's reason: %q", ex.Summary)
 	}
 }
+
+// TestExplainMissedPoint: asking for a scheduled point after its window
+// gives its missed record (engine_unavailable), and the designer gets that
+// record explained from what it holds (no input, no policy evaluated), not
+// an internal error.
+func TestExplainMissedPoint(t *testing.T) {
+	ae := newAuthEnv(t)
+	ae.enrolAs(pAdmin, "p-miss").expect(t, http.StatusCreated)
+	ae.clock.Set(at(0, 9, 15))
+	var missed struct {
+		ID      string   `json:"decision_id"`
+		Action  string   `json:"action"`
+		Reasons []string `json:"reasons"`
+	}
+	r := req{Method: "POST", Path: decisionsPath(stressMRT, "p-miss"), Body: map[string]any{"decision_point": "morning", "time": rfc(at(0, 9, 15))}}
+	ae.as(pApp, r).expect(t, http.StatusOK).decode(t, &missed)
+	if missed.Action != "none" || !slices.Equal(missed.Reasons, []string{"engine_unavailable"}) {
+		t.Fatalf("morning asked for after its window: %+v, want the missed record", missed)
+	}
+	var ex explanationDoc
+	ae.as(pDesigner, req{Method: "GET", Path: "/v1/studies/" + stressMRT + "/decisions/" + missed.ID + "/explain"}).expect(t, http.StatusOK).decode(t, &ex)
+	if ex.DecisionID != missed.ID || ex.Action != "none" || ex.PolicyEvaluated || ex.Reproduced != nil || len(ex.Rules) != 0 || len(ex.Factors) != 0 {
+		t.Errorf("explanation of a missed point: %+v", ex)
+	}
+	if len(ex.Unavailable) != 1 || ex.Unavailable[0].Reason != "engine_unavailable" || ex.Unavailable[0].Source != "engine" || !strings.Contains(ex.Unavailable[0].Detail, "missed") {
+		t.Errorf("engine_unavailable not explained as the engine's: %+v", ex.Unavailable)
+	}
+	if !strings.Contains(strings.Join(ex.Summary, " "), "recorded as missed") {
+		t.Errorf("summary: %q", ex.Summary)
+	}
+}

@@ -51,10 +51,10 @@ func TestMetrics(t *testing.T) {
 		return res.StatusCode
 	}
 	study := "stress-mrt"
-	dp := studies[0].Config.DecisionPoints[0].ID
+	dp := appPoint(studies[0])
 	for _, s := range studies {
 		if s.Config.ID == study {
-			dp = s.Config.DecisionPoints[0].ID
+			dp = appPoint(s)
 		}
 	}
 	secret := []string{"pid-secret-4711", "pid-secret-4712"}

@@ -43,12 +43,13 @@ func TestRandomisationIntegrity(t *testing.T) {
 	}
 
 	const participants, days = 200, 3
-	// Each day: the five scheduled points, an extra point an hour after
-	// late_morning (so that the 90-minute gap bites after a delivery at
-	// 11:30) and one in quiet hours. Some participants drive at 17:30.
+	// Each day: the five scheduled points at their instants, an
+	// app-requested point an hour after late_morning (so that the 90-minute
+	// gap bites after a delivery at 11:30) and one in quiet hours. Some
+	// participants drive at 17:30.
 	slots := []integritySlot{
-		{"morning", 8, 30}, {"late_morning", 11, 30}, {"late_morning", 12, 30},
-		{"afternoon", 14, 30}, {"early_evening", 17, 30}, {"evening", 20, 30}, {"evening", 23, 15},
+		{"morning", 8, 30}, {"late_morning", 11, 30}, {"on_demand", 12, 30},
+		{"afternoon", 14, 30}, {"early_evening", 17, 30}, {"evening", 20, 30}, {"on_demand", 23, 15},
 	}
 	ids := make([]string, participants)
 	for i := range ids {

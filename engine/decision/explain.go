@@ -227,7 +227,7 @@ func Explain(ctx context.Context, rt *Runtime, rec *trial.Record) (*Explanation,
 	}
 	for _, r := range rec.UnavailableReasons {
 		re := ReasonExplanation{Reason: r, Source: "policy"}
-		if engineOwned(r) || r == ReasonNoCandidate {
+		if engineOwned(r) || r == ReasonNoCandidate || r == trial.ReasonEngineUnavailable {
 			re.Source = "engine"
 			re.Detail = reasonDetail(rt, rec, doc, r)
 		} else if locs, detail := rulesFor(r); len(locs) > 0 {

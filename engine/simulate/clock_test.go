@@ -19,7 +19,7 @@ import (
 	"github.com/jitai/jitai/policies"
 )
 
-// scheduledPoints replaces stress-mrt's decision points: a window point, a
+// clockStudyPoints replaces stress-mrt's decision points: a window point, a
 // weekday point, a study-day point, a daily fixed point, an app point and
 // an event point (openEvent opens it on a stressed self-report); and gives
 // the study a two-day baseline.
@@ -30,7 +30,7 @@ open contains "stress_spike" if {
 }
 `
 
-const scheduledPoints = `decision_points:
+const clockStudyPoints = `decision_points:
   - id: morning
     window: {start: "08:00", end: "10:00"}
   - id: late_morning
@@ -51,7 +51,7 @@ phases:
   - {name: active}
 `
 
-// scheduledStudy is stress-mrt with scheduledPoints, loaded from a copy of
+// scheduledStudy is stress-mrt with clockStudyPoints, loaded from a copy of
 // its folder.
 func scheduledStudy(t *testing.T) *policies.Study {
 	t.Helper()
@@ -65,7 +65,7 @@ func scheduledStudy(t *testing.T) *policies.Study {
 	if from < 0 || to < from {
 		t.Fatal("stress-mrt's study.yaml has changed shape")
 	}
-	y = y[:from] + scheduledPoints + y[to:]
+	y = y[:from] + clockStudyPoints + y[to:]
 	if err := os.WriteFile(filepath.Join(dir, "study.yaml"), []byte(y), 0o644); err != nil {
 		t.Fatal(err)
 	}

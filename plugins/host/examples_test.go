@@ -77,6 +77,12 @@ func exampleLayout(t *testing.T) string {
 	return dir
 }
 
+// onDemand is the example study's app-requested point (the app's "I need
+// support now" button), which the app may ask for at any time; each
+// scheduled point has one decision a day, made by the trial clock at its
+// instant.
+const onDemand = "on_demand"
+
 // widenTimeouts sets every plugin's timeout in a study.yaml to
 // testTimeout.
 func widenTimeouts(t *testing.T, yaml []byte) []byte {
@@ -137,11 +143,16 @@ func TestExampleStudyWithItsPlugins(t *testing.T) {
 			ingest(p, day.Add(7*time.Hour), `{"sleep_hours": 5}`) // 3 hours short each night
 		}
 		for _, dp := range study.Config.DecisionPoints {
+			if dp.Kind != "scheduled" {
+				continue
+			}
 			minute, _ := trial.ParseClock(dp.Time)
 			at := day.Add(time.Duration(minute) * time.Minute)
 			for _, p := range []string{"p1", "p2"} {
 				reported()
-				ans, err := r.eng.Decide(ctx, sid, p, engine.DecideRequest{DecisionPoint: dp.ID, Time: at})
+				// The app asks for support (the app point on_demand) at
+				// each scheduled point's time of day.
+				ans, err := r.eng.Decide(ctx, sid, p, engine.DecideRequest{DecisionPoint: onDemand, Time: at})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -183,7 +194,7 @@ func TestExampleStudyWithItsPlugins(t *testing.T) {
 	}
 
 	// A safety decision alerts the clinician.
-	ans, err := r.eng.Decide(ctx, sid, "p1", engine.DecideRequest{DecisionPoint: "morning", Time: day0.AddDate(0, 0, 9).Add(9 * time.Hour), Context: map[string]any{"risk": true}})
+	ans, err := r.eng.Decide(ctx, sid, "p1", engine.DecideRequest{DecisionPoint: onDemand, Time: day0.AddDate(0, 0, 9).Add(9 * time.Hour), Context: map[string]any{"risk": true}})
 	if err != nil || ans.Record.Action != trial.ActionSafety {
 		t.Fatalf("safety decision: %v %+v", err, ans)
 	}
@@ -200,8 +211,11 @@ func TestExampleStudyWithItsPlugins(t *testing.T) {
 	r = newRigAt(t, data, host.Options{}, policytest.Load(t, dir))
 	var fd *trial.FactorDraw
 	for _, dp := range study.Config.DecisionPoints {
+		if dp.Kind != "scheduled" {
+			continue
+		}
 		minute, _ := trial.ParseClock(dp.Time)
-		ans, err := r.eng.Decide(ctx, sid, "p2", engine.DecideRequest{DecisionPoint: dp.ID, Time: day0.AddDate(0, 0, 10).Add(time.Duration(minute) * time.Minute)})
+		ans, err := r.eng.Decide(ctx, sid, "p2", engine.DecideRequest{DecisionPoint: onDemand, Time: day0.AddDate(0, 0, 10).Add(time.Duration(minute) * time.Minute)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -235,10 +249,10 @@ func TestErasureReachesTheExamplePlugins(t *testing.T) {
 		if _, _, err := r.eng.Ingest(ctx, sid, p, []trial.Event{e}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := r.eng.Decide(ctx, sid, p, engine.DecideRequest{DecisionPoint: "morning", Time: day.Add(8*time.Hour + 30*time.Minute)}); err != nil {
+		if _, err := r.eng.Decide(ctx, sid, p, engine.DecideRequest{DecisionPoint: onDemand, Time: day.Add(8*time.Hour + 30*time.Minute)}); err != nil {
 			t.Fatal(err)
 		}
-		ans, err := r.eng.Decide(ctx, sid, p, engine.DecideRequest{DecisionPoint: "late_morning", Time: day.Add(11*time.Hour + 30*time.Minute), Context: map[string]any{"risk": true}})
+		ans, err := r.eng.Decide(ctx, sid, p, engine.DecideRequest{DecisionPoint: onDemand, Time: day.Add(11*time.Hour + 30*time.Minute), Context: map[string]any{"risk": true}})
 		if err != nil || ans.Record.Action != trial.ActionSafety {
 			t.Fatalf("safety decision: %v %+v", err, ans)
 		}

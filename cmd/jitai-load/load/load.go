@@ -1,14 +1,21 @@
 // Package load is a closed-loop HTTP load generator for the jitai decision
 // API: it enrols participants (idempotently), then has Concurrency workers
 // send decision requests over keep-alive connections, each for a random
-// participant, decision point and time of the participant's day, each with
-// its own Idempotency-Key, and reports throughput, errors by status and
-// exact latency percentiles (every latency is kept and sorted).
+// participant and time of the participant's day, each with its own
+// Idempotency-Key, and reports throughput, errors by status and exact
+// latency percentiles (every latency is kept and sorted).
 //
-// The times are spread over Config.Days participant-local days so that a
-// realistic mix of decisions arises: available and randomised ones, ones
-// capped by the study's burden limits (several requests per participant and
-// day) and ones in quiet hours (some times fall anywhere in the day).
+// Every request asks for one decision point, by default the study's first
+// app-requested point (kind: app), which the app may ask for at any time: a
+// scheduled point has one decision per participant and local day, made at
+// its instant, so requests for it at other times are refused (before it) or
+// answered with that one record (after it).
+//
+// The times are spread over Config.Days participant-local days, around the
+// study's scheduled points' times of day, so that a realistic mix of
+// decisions arises: available and randomised ones, ones capped by the
+// study's burden limits (several requests per participant and day) and ones
+// in quiet hours (some times fall anywhere in the day).
 package load
 
 import (
@@ -44,6 +51,10 @@ type Config struct {
 	URLs []string
 	// Study is the study id (default stress-mrt).
 	Study string
+	// DecisionPoint is the decision point every request asks for (default:
+	// the study's first app-requested point, kind app; Run fails if the
+	// study has none).
+	DecisionPoint string
 	// Participants is how many participants the load spreads over (default 100).
 	Participants int
 	// ParticipantPrefix starts every participant id (default "load-"); ids
@@ -110,12 +121,13 @@ type Latency struct {
 // Result is what a run measured.
 type Result struct {
 	// Label names the run in reports (set by the caller).
-	Label        string   `json:"label,omitempty"`
-	URLs         []string `json:"urls"`
-	Study        string   `json:"study"`
-	Participants int      `json:"participants"`
-	Concurrency  int      `json:"concurrency"`
-	Days         int      `json:"days"`
+	Label         string   `json:"label,omitempty"`
+	URLs          []string `json:"urls"`
+	Study         string   `json:"study"`
+	DecisionPoint string   `json:"decision_point"`
+	Participants  int      `json:"participants"`
+	Concurrency   int      `json:"concurrency"`
+	Days          int      `json:"days"`
 	// Enrolled is how many participants were newly enrolled (with Enrol).
 	Enrolled int `json:"enrolled"`
 	// Elapsed is the length of the decision phase.
@@ -161,8 +173,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("study %s: time zone %q: %w", cfg.Study, st.Timezone, err)
 	}
+	ask, err := PointToAsk(st.DecisionPoints, cfg.DecisionPoint)
+	if err != nil {
+		return nil, fmt.Errorf("study %s: %w", cfg.Study, err)
+	}
 	ids := ParticipantIDs(cfg.ParticipantPrefix, cfg.Participants)
-	res := &Result{URLs: cfg.URLs, Study: cfg.Study, Participants: cfg.Participants, Concurrency: cfg.Concurrency, Days: cfg.Days,
+	res := &Result{URLs: cfg.URLs, Study: cfg.Study, DecisionPoint: ask, Participants: cfg.Participants, Concurrency: cfg.Concurrency, Days: cfg.Days,
 		Status: map[int]int64{}, Transport: map[string]int64{}, Actions: map[string]int64{}, Reasons: map[string]int64{}}
 	if cfg.Enrol {
 		n, err := enrolAll(ctx, hc, cfg, ids)
@@ -171,7 +187,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		res.Enrolled = n
 	}
-	gen := NewGenerator(ids, st.DecisionPoints, time.Date(cfg.Start.Year(), cfg.Start.Month(), cfg.Start.Day(), 0, 0, 0, 0, loc), cfg.Days)
+	gen := NewGenerator(ids, st.DecisionPoints, ask, time.Date(cfg.Start.Year(), cfg.Start.Month(), cfg.Start.Day(), 0, 0, 0, 0, loc), cfg.Days)
 	workers := make([]*worker, cfg.Concurrency)
 	for i := range workers {
 		workers[i] = &worker{id: i, hc: hc, cfg: &cfg, gen: gen,
@@ -272,6 +288,21 @@ type DecisionPoint struct {
 	ID   string `json:"id"`
 	Time string `json:"time"`
 	Kind string `json:"kind"`
+}
+
+// PointToAsk is the decision point a load asks for among the study's
+// points: want, which must be one of them, or (want empty) the first
+// app-requested point (kind app).
+func PointToAsk(points []DecisionPoint, want string) (string, error) {
+	for _, dp := range points {
+		if (want != "" && dp.ID == want) || (want == "" && dp.Kind == "app") {
+			return dp.ID, nil
+		}
+	}
+	if want != "" {
+		return "", fmt.Errorf("no decision point %q", want)
+	}
+	return "", errors.New("no app-requested decision point (kind: app) to ask for at any time (a scheduled point has one decision a day, at its instant): add one to the study, or name a point")
 }
 
 type studyInfo struct {
@@ -405,21 +436,25 @@ func ParticipantIDs(prefix string, n int) []string {
 type Generator struct {
 	ids    []string
 	points []DecisionPoint
+	ask    string
 	day0   time.Time // midnight of the first day, study time zone
 	days   int
 }
 
-// NewGenerator makes decision requests of the participants ids at the
-// decision points over days days from day0 (midnight of the first day, in
-// the study's time zone).
-func NewGenerator(ids []string, points []DecisionPoint, day0 time.Time, days int) *Generator {
-	return &Generator{ids: ids, points: points, day0: day0, days: max(days, 1)}
+// NewGenerator makes decision requests of the participants ids for the
+// decision point ask (PointToAsk) at times around the study's points over
+// days days from day0 (midnight of the first day, in the study's time
+// zone). With ask empty, each request asks for the point its time was drawn
+// around.
+func NewGenerator(ids []string, points []DecisionPoint, ask string, day0 time.Time, days int) *Generator {
+	return &Generator{ids: ids, points: points, ask: ask, day0: day0, days: max(days, 1)}
 }
 
 // Request returns a participant and a request body: a random participant,
 // decision point and day; the time is the point's scheduled time moved by
-// -15 to +45 minutes (80%), else any time of the day (so quiet hours are
-// hit too).
+// -15 to +45 minutes (80%), else (and for a point without a time) any time
+// of the day (so quiet hours are hit too). The body asks for the
+// generator's point (ask), or for the drawn one if it has none.
 func (g *Generator) Request(rng *mrand.Rand) (participant string, body []byte) {
 	p := g.ids[rng.IntN(len(g.ids))]
 	dp := g.points[rng.IntN(len(g.points))]
@@ -435,9 +470,13 @@ func (g *Generator) Request(rng *mrand.Rand) (participant string, body []byte) {
 	} else {
 		t = midnight.Add(time.Duration(rng.Int64N(int64(24 * time.Hour))).Truncate(time.Second))
 	}
+	name := dp.ID
+	if g.ask != "" {
+		name = g.ask
+	}
 	body = make([]byte, 0, 96)
 	body = append(body, `{"decision_point":`...)
-	body = strconv.AppendQuote(body, dp.ID)
+	body = strconv.AppendQuote(body, name)
 	body = append(body, `,"time":"`...)
 	body = t.AppendFormat(body, time.RFC3339)
 	body = append(body, `"}`...)
@@ -628,7 +667,7 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 
 // Table writes the result as a text table.
 func (r *Result) Table(w io.Writer) {
-	fmt.Fprintf(w, "target        %s (study %s)\n", strings.Join(r.URLs, ", "), r.Study)
+	fmt.Fprintf(w, "target        %s (study %s, decision point %s)\n", strings.Join(r.URLs, ", "), r.Study, r.DecisionPoint)
 	fmt.Fprintf(w, "load          %d workers, %d participants over %d days", r.Concurrency, r.Participants, r.Days)
 	if r.Enrolled > 0 {
 		fmt.Fprintf(w, " (%d newly enrolled)", r.Enrolled)

@@ -49,7 +49,9 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	switch {
 	case r.Method == "GET" && r.URL.Path == "/v1/studies/s1":
-		_, _ = io.WriteString(w, `{"id":"s1","timezone":"Europe/London","decision_points":[{"id":"morning","time":"08:30"},{"id":"evening","time":"20:30"},{"id":"app","kind":"app"}]}`)
+		_, _ = io.WriteString(w, `{"id":"s1","timezone":"Europe/London","decision_points":[{"id":"morning","time":"08:30","kind":"scheduled"},{"id":"evening","time":"20:30","kind":"scheduled"},{"id":"app","kind":"app"}]}`)
+	case r.Method == "GET" && r.URL.Path == "/v1/studies/s2":
+		_, _ = io.WriteString(w, `{"id":"s2","timezone":"Europe/London","decision_points":[{"id":"morning","time":"08:30","kind":"scheduled"}]}`)
 	case r.Method == "POST" && r.URL.Path == "/v1/studies/s1/participants":
 		var req struct {
 			ID string `json:"participant_id"`
@@ -122,10 +124,17 @@ func TestRunAgainstFake(t *testing.T) {
 			t.Errorf("decision time %s outside the 3 days from %s", at, first)
 		}
 	}
-	for _, dp := range []string{"morning", "evening", "app"} {
-		if f.points[dp] == 0 {
-			t.Errorf("decision point %s never asked for: %v", dp, f.points)
-		}
+	// Every request asks for the study's app point, at times around every
+	// point's time of day or anywhere in the day.
+	if f.points["app"] != 400 || len(f.points) != 1 || res.DecisionPoint != "app" {
+		t.Errorf("decision points asked for: %v (result says %q), want app only", f.points, res.DecisionPoint)
+	}
+	hours := map[int]int{}
+	for _, at := range f.times {
+		hours[at.In(london).Hour()]++
+	}
+	if hours[8] == 0 || hours[20] == 0 || len(hours) < 6 {
+		t.Errorf("decision times by hour %v: want some around 08:30 and 20:30 and others spread over the day", hours)
 	}
 	if res.Latency.P50 <= 0 || res.Latency.P50 > res.Latency.P99 || res.Latency.P99 > res.Latency.Max {
 		t.Errorf("latency %+v", res.Latency)
@@ -137,6 +146,30 @@ func TestRunAgainstFake(t *testing.T) {
 	res.Table(&b)
 	if !strings.Contains(b.String(), "status 503   40") {
 		t.Errorf("table:\n%s", b.String())
+	}
+}
+
+// TestRunDecisionPoint: a load asks for the decision point named, and does
+// not start when the study lacks it or, asked for no point, has no app point.
+func TestRunDecisionPoint(t *testing.T) {
+	f := &fakeAPI{enrolled: map[string]int{}, keys: map[string]int{}, points: map[string]int{}}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	res, err := Run(context.Background(), Config{URLs: []string{srv.URL}, Study: "s1", DecisionPoint: "evening", Participants: 5, Concurrency: 2, Requests: 50, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.points["evening"] != 50 || len(f.points) != 1 || res.DecisionPoint != "evening" {
+		t.Errorf("decision points asked for: %v (result says %q), want evening only", f.points, res.DecisionPoint)
+	}
+	if _, err := Run(context.Background(), Config{URLs: []string{srv.URL}, Study: "s1", DecisionPoint: "noon", Requests: 1}); err == nil || !strings.Contains(err.Error(), `no decision point "noon"`) {
+		t.Errorf("an unknown decision point: %v", err)
+	}
+	if _, err := Run(context.Background(), Config{URLs: []string{srv.URL}, Study: "s2", Requests: 1}); err == nil || !strings.Contains(err.Error(), "no app-requested decision point") {
+		t.Errorf("a study without an app point: %v", err)
+	}
+	if f.decisions != 50 {
+		t.Errorf("%d decision requests, want the 50 of the first run", f.decisions)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	mrand "math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -48,14 +49,16 @@ func TestLoopDuration(t *testing.T) {
 }
 
 // TestGenerator: requests name one of the participants and a decision
-// point, at a time within the days given.
+// point (the one asked for, else the one drawn), at a time within the days
+// given.
 func TestGenerator(t *testing.T) {
 	ids := ParticipantIDs("p-", 12)
 	if ids[0] != "p-00" || ids[11] != "p-11" {
 		t.Fatalf("ids %v", ids)
 	}
 	day0 := time.Date(2026, time.November, 16, 0, 0, 0, 0, time.UTC)
-	g := NewGenerator(ids, []DecisionPoint{{ID: "morning", Time: "08:00"}, {ID: "evening", Time: "20:30"}}, day0, 3)
+	points := []DecisionPoint{{ID: "morning", Time: "08:00", Kind: "scheduled"}, {ID: "evening", Time: "20:30", Kind: "scheduled"}, {ID: "app", Kind: "app"}}
+	g := NewGenerator(ids, points[:2], "", day0, 3)
 	rng := mrand.New(mrand.NewPCG(1, 2))
 	for range 500 {
 		p, body := g.Request(rng)
@@ -71,6 +74,17 @@ func TestGenerator(t *testing.T) {
 		}
 		if req.Time.Before(day0) || !req.Time.Before(day0.AddDate(0, 0, 3)) {
 			t.Fatalf("time %s outside the 3 days", req.Time)
+		}
+	}
+	ask, err := PointToAsk(points, "")
+	if err != nil || ask != "app" {
+		t.Fatalf("point to ask: %q %v, want the app point", ask, err)
+	}
+	g = NewGenerator(ids, points, ask, day0, 3)
+	for range 100 {
+		_, body := g.Request(rng)
+		if !strings.Contains(string(body), `"decision_point":"app"`) {
+			t.Fatalf("asked for app, body %s", body)
 		}
 	}
 }
