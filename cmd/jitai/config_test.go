@@ -50,7 +50,7 @@ func TestConfigDefaults(t *testing.T) {
 	want := Config{
 		Addr: "127.0.0.1:8080", Studies: "policies/examples", Data: "data", Durability: "process", LogLevel: "info",
 		ShutdownGrace: 15 * time.Second, RequestTimeout: 10 * time.Second, PolicyTimeout: 2 * time.Second, MaxClockSkew: 0, WatchInterval: time.Second,
-		Store: "embedded", Evaluator: "ir",
+		Store: "embedded", Evaluator: "ir", Clock: "on",
 		AuthConfig: AuthConfig{Auth: "none", TokensFile: filepath.Join("data", "tokens.json"), AuditLog: filepath.Join("data", "audit.jsonl"), MetricsAuth: "token"},
 	}
 	if *c != want {
@@ -245,6 +245,8 @@ func TestConfigFlagsMirrorKeys(t *testing.T) {
 			val = "none"
 		case "evaluator":
 			val = "topdown"
+		case "clock":
+			val = "off"
 		default:
 			val = "/x/" + k.key
 		}

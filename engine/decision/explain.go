@@ -346,7 +346,7 @@ func reasonDetail(rt *Runtime, rec *trial.Record, doc map[string]any, reason str
 		}
 		return "the policy offered no candidate intervention"
 	case trial.ReasonEngineUnavailable:
-		return fmt.Sprintf("the engine did not decide this scheduled point before its window (decision_ttl %s) closed", rt.Config.DecisionTTL.Duration)
+		return fmt.Sprintf("the trial clock did not decide this scheduled point within its window (decision_ttl %s), so it was recorded as missed: no policy was evaluated and nothing was randomised or delivered", rt.Config.DecisionTTL.Duration)
 	case "policy_unavailable":
 		return "the policy said available = false without a reason"
 	}
