@@ -118,6 +118,22 @@ bench-load: build
 	./bin/jitai-bench --jitai $(BIN) --opa bin/opa --studies $(STUDIES) --redis-url $(BENCH_LOAD_REDIS_URL) \
 	  --concurrency $(BENCH_LOAD_CONCURRENCY) --duration $(BENCH_LOAD_DURATION) --warmup $(BENCH_LOAD_WARMUP)
 
+## bench-schedule: the trial clock at scale: 100,000 participants share one scheduled point (issue 13)
+## cmd/jitai-clockbench, embedded store (one engine), then Redis (BENCH_SCHEDULE_ENGINES engines in one
+## process, each with its own store): seconds from the point's instant to the last record and to the
+## last webhook delivery (a local receiver verifies every Standard Webhooks signature and counts
+## distinct ids), CPU, and memory per 100,000 participants. Redis: a private redis-server on a free
+## port, or BENCH_SCHEDULE_REDIS_URL (its database is flushed).
+BENCH_SCHEDULE_PARTICIPANTS ?= 100000
+BENCH_SCHEDULE_ENGINES      ?= 3
+BENCH_SCHEDULE_REDIS_URL    ?=
+.PHONY: bench-schedule
+bench-schedule:
+	$(GO) build -o bin/jitai-clockbench ./cmd/jitai-clockbench
+	./bin/jitai-clockbench --store sqlite --participants $(BENCH_SCHEDULE_PARTICIPANTS) --studies $(STUDIES)
+	./bin/jitai-clockbench --store redis --participants $(BENCH_SCHEDULE_PARTICIPANTS) --studies $(STUDIES) \
+	  --engines $(BENCH_SCHEDULE_ENGINES) --redis-url '$(BENCH_SCHEDULE_REDIS_URL)'
+
 ## simulate-bench: time the 225,000-decision simulation of stress-mrt (target: under 2 minutes)
 ## 500 participants x 90 days x 5 scheduled points (and the app point on_demand on about
 ## half the days, some 22,500 decisions more); the report goes to SIM_OUT.

@@ -66,6 +66,9 @@ func (e *Engine) RunClock(ctx context.Context) error {
 	if e.clock == nil {
 		return ErrNoClock
 	}
+	if err := e.adoptParticipants(ctx); err != nil && ctx.Err() == nil {
+		e.log.Warn("trial clock: scheduling participants enrolled before the clock", zap.Error(err))
+	}
 	t := time.NewTicker(e.clockOpts.Tick)
 	defer t.Stop()
 	for {
@@ -92,6 +95,43 @@ func (e *Engine) RunClock(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// adoptParticipants puts on the clock the active participants of studies
+// with scheduled points who have no schedule entry: those enrolled before
+// the engine had a trial clock (or before their study had scheduled
+// points). Their points count from now: earlier ones were the app's to ask
+// for, and are not recorded as missed.
+func (e *Engine) adoptParticipants(ctx context.Context) error {
+	now := e.now()
+	for _, rt := range e.Studies() {
+		if !hasScheduled(rt.Config) {
+			continue
+		}
+		ps, err := e.store.Participants(ctx, rt.Config.ID)
+		if err != nil {
+			return fmt.Errorf("listing participants of %s: %w", rt.Config.ID, err)
+		}
+		for _, p := range ps {
+			if p.Status != trial.StatusActive {
+				continue
+			}
+			if _, err := e.clock.ScheduleEntry(ctx, p.Study, p.ID); !errors.Is(err, trial.ErrNotFound) {
+				if err != nil {
+					return fmt.Errorf("reading schedule: %w", err)
+				}
+				continue
+			}
+			next := e.nextDue(rt, p, e.location(rt, p), now)
+			if next.IsZero() {
+				continue
+			}
+			if err := e.clock.Touch(ctx, p.Study, p.ID, next, now.Add(time.Nanosecond)); err != nil {
+				return fmt.Errorf("scheduling participant: %w", err)
+			}
+		}
+	}
+	return nil
 }
 
 // FireDue claims the participants whose scheduled work is due now and

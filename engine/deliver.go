@@ -47,6 +47,7 @@ func (e *Engine) attachChannels(rt *StudyRuntime) error {
 				zap.String("study", rt.Config.ID), zap.String("channel", name))
 		}
 	}
+	rt.needDevices = delivery.NeedsDevices(rt.channels)
 	return nil
 }
 
@@ -70,6 +71,10 @@ type notifierChannel struct {
 }
 
 func (c notifierChannel) Name() string { return c.name }
+
+// Deviceless implements delivery.Deviceless: a notifier plugin is given
+// the decision, not the devices.
+func (c notifierChannel) Deviceless() bool { return true }
 
 func (c notifierChannel) Send(_ context.Context, m *delivery.Message) (delivery.Result, error) {
 	c.n.Notify(Notification{ID: m.ID + "/" + c.name, Action: m.Action,
@@ -174,9 +179,13 @@ func (e *Engine) message(ctx context.Context, rt *StudyRuntime, d *trial.Deliver
 	if err != nil {
 		return nil, err
 	}
-	devices, err := e.clock.Devices(ctx, d.Study, d.Participant)
-	if err != nil {
-		return nil, fmt.Errorf("reading devices: %w", err)
+	// Only push channels send to devices: a study that delivers by
+	// webhook (or notifier plugins) alone does not read them.
+	var devices []*trial.Device
+	if rt.needDevices {
+		if devices, err = e.clock.Devices(ctx, d.Study, d.Participant); err != nil {
+			return nil, fmt.Errorf("reading devices: %w", err)
+		}
 	}
 	levels := map[string]string{}
 	for _, f := range rec.Factors {

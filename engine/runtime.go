@@ -27,6 +27,8 @@ type StudyRuntime struct {
 	// channels are the study's delivery channels in order (nil without a
 	// delivery section); see deliver.go.
 	channels []delivery.Channel
+	// needDevices: some channel sends to devices (delivery.NeedsDevices).
+	needDevices bool
 }
 
 // newStudyRuntime prepares a loaded study for decisions by the service.

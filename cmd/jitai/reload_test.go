@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -100,4 +101,25 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "SIGHUP to reload the study", func() bool { r, _ := studyRevision(t, s, "stress-mrt"); return r != r0 })
+}
+
+// TestReloadRefusesAVersionThatFailsItsTests: the exact change a designer
+// made (a second definition of need that conflicts with the first) passes
+// parsing and compilation, but the study's own Rego tests fail on it: the
+// reload refuses it, names the failing test, and the last good version
+// keeps serving.
+func TestReloadRefusesAVersionThatFailsItsTests(t *testing.T) {
+	dir := copyStudy(t, "stress-mrt", func(_, text string) (string, bool) { return text, true })
+	s := startServer(t, t.TempDir(), "--studies", filepath.Dir(dir), "--watch-interval", "50ms")
+	defer s.stop()
+	r0, _ := studyRevision(t, s, "stress-mrt")
+	appendLine(t, filepath.Join(dir, "policy", "policy.rego"), `need := "low_mood" if input.state.ema.mood.value <= 4`)
+	var lastErr string
+	waitFor(t, "the conflicting version to be refused", func() bool { _, lastErr = studyRevision(t, s, "stress-mrt"); return lastErr != "" })
+	if r, _ := studyRevision(t, s, "stress-mrt"); r != r0 {
+		t.Errorf("a version that fails its own tests replaced the serving revision")
+	}
+	if !strings.Contains(lastErr, "policy_test.rego:") || !strings.Contains(lastErr, "eval_conflict_error") {
+		t.Errorf("last error %q does not name the failing test and the conflict", lastErr)
+	}
 }

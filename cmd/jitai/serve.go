@@ -144,8 +144,16 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 	// A study with enrolled participants keeps the between-person design
 	// pinned in the store at its first enrolment.
 	loadOpts := policies.LoadOptions{Evaluator: cfg.Evaluator, PinnedDesign: engine.DesignPins(ctx, store)}
+	// A reload runs the new version's own tests and scenarios first.
 	load := func(ctx context.Context, dir string) (*policies.Study, error) {
-		return policies.LoadStudy(ctx, dir, cat, loadOpts)
+		s, err := policies.LoadStudy(ctx, dir, cat, loadOpts)
+		if err != nil {
+			return nil, err
+		}
+		if err := gateStudy(ctx, s); err != nil {
+			return nil, err
+		}
+		return s, nil
 	}
 	studies, err := policies.LoadStudies(ctx, cfg.Studies, cat, loadOpts)
 	if err != nil {

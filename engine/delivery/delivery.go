@@ -65,6 +65,25 @@ type Channel interface {
 	Send(ctx context.Context, m *Message) (Result, error)
 }
 
+// Deviceless is implemented by a channel that does not send to the
+// participant's devices (the webhook): when every channel of a study is
+// deviceless, the engine does not read the participant's devices for a
+// message, and Message.Devices is nil.
+type Deviceless interface {
+	Deviceless() bool
+}
+
+// NeedsDevices reports whether any of chs sends to devices (is not
+// Deviceless).
+func NeedsDevices(chs []Channel) bool {
+	for _, ch := range chs {
+		if d, ok := ch.(Deviceless); !ok || !d.Deviceless() {
+			return true
+		}
+	}
+	return false
+}
+
 // ErrNoDevice: the participant has no device of the channel's platform; the
 // channel had nothing to do (not a failure of the other channels).
 var ErrNoDevice = errors.New("no registered device for this channel")

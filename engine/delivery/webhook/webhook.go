@@ -42,6 +42,9 @@ const (
 	// DefaultTolerance is the clock skew Verify accepts by default (the
 	// Standard Webhooks reference libraries use five minutes).
 	DefaultTolerance = 5 * time.Minute
+	// MaxIdleConnsPerHost is how many idle keep-alive connections to the
+	// receiver the channel keeps when Config.HTTPClient is nil.
+	MaxIdleConnsPerHost = 64
 	// MinSecretBytes is the shortest secret New accepts (the Standard
 	// Webhooks specification recommends 24 to 64 bytes).
 	MinSecretBytes = 24
@@ -62,8 +65,8 @@ type Config struct {
 	Source string
 	// Timeout bounds one attempt (DefaultTimeout when zero).
 	Timeout time.Duration
-	// HTTPClient sends the requests (http.DefaultClient's transport when
-	// nil). Redirects are never followed: a 3xx is a retryable failure.
+	// HTTPClient sends the requests (when nil: http.DefaultTransport's
+	// settings, keeping MaxIdleConnsPerHost idle connections). Redirects are never followed: a 3xx is a retryable failure.
 	HTTPClient *http.Client
 	// Now is the clock of the webhook-timestamp header (time.Now when nil).
 	Now func() time.Time
@@ -104,7 +107,7 @@ func New(cfg Config) (*Channel, error) {
 	if c.now == nil {
 		c.now = time.Now
 	}
-	client := http.Client{}
+	client := http.Client{Transport: defaultTransport}
 	if cfg.HTTPClient != nil {
 		client = *cfg.HTTPClient
 	}
@@ -112,6 +115,19 @@ func New(cfg Config) (*Channel, error) {
 	c.client = &client
 	return c, nil
 }
+
+// defaultTransport is http.DefaultTransport keeping up to
+// MaxIdleConnsPerHost idle connections to the receiver instead of its 2:
+// the trial clock's delivery workers (ClockOptions.Workers, 32 by default)
+// post to one host concurrently, and with 2 idle connections kept nearly
+// every request opened (and then closed) a connection of its own, leaving
+// the machine's ephemeral ports in TIME_WAIT when a point fires for many
+// participants at once.
+var defaultTransport = func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = MaxIdleConnsPerHost
+	return t
+}()
 
 func parseSecret(secret string) (*standardwebhooks.Webhook, error) {
 	if !strings.HasPrefix(secret, secretPrefix) {
@@ -133,6 +149,10 @@ func parseSecret(secret string) (*standardwebhooks.Webhook, error) {
 
 // Name implements delivery.Channel.
 func (c *Channel) Name() string { return Name }
+
+// Deviceless implements delivery.Deviceless: the webhook posts to its URL,
+// not to the participant's devices.
+func (c *Channel) Deviceless() bool { return true }
 
 // Send POSTs m as a signed CloudEvent.
 func (c *Channel) Send(ctx context.Context, m *delivery.Message) (delivery.Result, error) {
