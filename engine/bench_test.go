@@ -47,15 +47,22 @@ func benchEngine(b *testing.B, days int) (*engine.Engine, *sqlite.Store, *polici
 	}
 	b.Cleanup(func() { _ = store.Close() })
 	base := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
-	eng, err := engine.New(engine.Components{Store: store, Studies: []*policies.Study{study}, Now: func() time.Time { return base.AddDate(0, 0, days) }, Observer: benchObserver})
+	// Participants enrol at base, before every decision; their reports are
+	// stored and the decisions made with the clock at the end of the days,
+	// the workload's decisions (in parallel, over all the days) with the
+	// skew check off.
+	clk := newTestClock(base)
+	eng, err := engine.New(engine.Components{Store: store, Studies: []*policies.Study{study}, Now: clk.Now, MaxClockSkew: -1, Observer: benchObserver})
 	if err != nil {
 		b.Fatal(err)
 	}
 	for i := 0; i < benchParticipants; i++ {
 		id := fmt.Sprintf("p%04d", i)
+		clk.Set(base)
 		if _, _, err := eng.Enroll(ctx, "stress-mrt", engine.EnrollRequest{ParticipantID: id}); err != nil {
 			b.Fatal(err)
 		}
+		clk.Set(base.AddDate(0, 0, days))
 		var evs []trial.Event
 		for d := 0; d < days; d++ {
 			for j, at := range []time.Duration{7*time.Hour + 30*time.Minute, 13 * time.Hour} {

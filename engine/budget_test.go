@@ -56,7 +56,8 @@ func TestBudgetedRandomisation(t *testing.T) {
 	}
 	defer store.Close()
 	base := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC) // London is UTC in November
-	eng, err := engine.New(engine.Components{Store: store, Studies: []*policies.Study{study}, Now: func() time.Time { return base.AddDate(0, 0, 30) }})
+	clk := newTestClock(base)                            // enrolments at base; each decision at its time
+	eng, err := engine.New(engine.Components{Store: store, Studies: []*policies.Study{study}, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,6 +68,7 @@ func TestBudgetedRandomisation(t *testing.T) {
 	b := experiments.Budget{PerDay: 2, Lambda: 0.3, Availability: 0.5, Times: 84, Blackout: 0, Min: 0.01, Max: 0.9}
 	for i := 0; i < participants; i++ {
 		pid := fmt.Sprintf("p%02d", i)
+		clk.Set(base)
 		if _, _, err := eng.Enroll(ctx, "budget", engine.EnrollRequest{ParticipantID: pid}); err != nil {
 			t.Fatal(err)
 		}
@@ -82,6 +84,7 @@ func TestBudgetedRandomisation(t *testing.T) {
 					stress = 2
 				}
 				at := base.AddDate(0, 0, d).Add(8*time.Hour + time.Duration(slot)*10*time.Minute)
+				clk.Set(at)
 				ans, err := eng.Decide(ctx, "budget", pid, engine.DecideRequest{DecisionPoint: "app", Time: at, Context: map[string]any{"stress": stress}})
 				if err != nil {
 					t.Fatal(err)

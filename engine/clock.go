@@ -280,7 +280,7 @@ func (e *Engine) firePointOf(ctx context.Context, rt *StudyRuntime, p *trial.Par
 	missed := !now.Before(pt.At.Add(decision.TTL(rt.Runtime, dp)))
 	decisionID := e.ids.next(pt.At)
 	start := time.Now()
-	ans, err := e.commitKeyed(ctx, rt, p.ID, key, pointHash, func(snap *trial.Snapshot) (*trial.Commit, []byte, error) {
+	ans, err := e.commitKeyed(ctx, rt, p.ID, key, pointHash, nil, func(snap *trial.Snapshot) (*trial.Commit, []byte, error) {
 		if missed {
 			rec := decision.Missed(rt.Runtime, snap.Participant, pt, loc, decisionID)
 			rec.Trigger = trigger
@@ -321,8 +321,9 @@ func (e *Engine) firePointOf(ctx context.Context, rt *StudyRuntime, p *trial.Par
 // commitKeyed commits the one decision of an idempotency key: it returns
 // the stored answer if the key has one, or commits what produce makes from
 // the participant's snapshot (re-reading on a concurrent change), under the
-// participant's lock.
-func (e *Engine) commitKeyed(ctx context.Context, rt *StudyRuntime, participant, key, reqHash string, produce func(*trial.Snapshot) (*trial.Commit, []byte, error)) (*Answer, error) {
+// participant's lock. check, if set, may refuse the request after a stored
+// answer is replayed and before a withdrawn participant is.
+func (e *Engine) commitKeyed(ctx context.Context, rt *StudyRuntime, participant, key, reqHash string, check func(*trial.Snapshot) error, produce func(*trial.Snapshot) (*trial.Commit, []byte, error)) (*Answer, error) {
 	study := rt.Config.ID
 	unlock := e.lock(study, participant)
 	defer unlock()
@@ -341,6 +342,11 @@ func (e *Engine) commitKeyed(ctx context.Context, rt *StudyRuntime, participant,
 				return nil, ErrIdempotencyMismatch
 			}
 			return &Answer{Body: snap.Replay.Response, Replayed: true, decisionID: snap.Replay.DecisionID}, nil
+		}
+		if check != nil {
+			if err := check(snap); err != nil {
+				return nil, err
+			}
 		}
 		if snap.Participant.Status == trial.StatusWithdrawn {
 			return nil, ErrWithdrawn

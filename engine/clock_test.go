@@ -252,20 +252,7 @@ func TestClockFakeTime(t *testing.T) {
 		}
 		got := byPerson[p.id]
 		total += len(got)
-		var missing, extra []string
-		for k := range want {
-			if got[k] == nil {
-				missing = append(missing, k)
-			}
-		}
-		for k, r := range got {
-			if _, ok := want[k]; !ok {
-				extra = append(extra, k+" at "+r.ScheduledAt.Format(time.RFC3339))
-			}
-		}
-		if len(missing)+len(extra) > 0 {
-			slices.Sort(missing)
-			slices.Sort(extra)
+		if missing, extra := diffPoints(want, got); len(missing)+len(extra) > 0 {
 			t.Fatalf("participant %s (%s, enrolled %s): %d records, %d scheduled points; missing %v; not scheduled %v",
 				p.id, p.zone, p.enrolled.Format(time.RFC3339), len(got), len(want), missing, extra)
 		}
@@ -309,6 +296,24 @@ func TestClockFakeTime(t *testing.T) {
 	// Window times reproduce from the seed: a second engine over the same
 	// study, participants and days draws the same minutes.
 	checkWindowsReproduce(t, study, people[2].id, people[2].zone, people[2].enrolled, byPerson[people[2].id])
+}
+
+// diffPoints lists the scheduled points without a record and the records
+// of points that were not scheduled, sorted.
+func diffPoints(want map[string]time.Time, got map[string]*trial.Record) (missing, extra []string) {
+	for k := range want {
+		if got[k] == nil {
+			missing = append(missing, k)
+		}
+	}
+	for k, r := range got {
+		if _, ok := want[k]; !ok {
+			extra = append(extra, k+" at "+r.ScheduledAt.Format(time.RFC3339))
+		}
+	}
+	slices.Sort(missing)
+	slices.Sort(extra)
+	return missing, extra
 }
 
 // fireAll runs the clock until nothing is due.

@@ -42,9 +42,16 @@ type Components struct {
 	Now func() time.Time
 	// PolicyTimeout bounds one policy evaluation (default 2s).
 	PolicyTimeout time.Duration
-	// MaxClockSkew rejects decision times further than this from Now
-	// (0 disables the check).
+	// MaxClockSkew rejects decision times further than this from Now:
+	// zero means DefaultMaxClockSkew, a negative value turns the check off
+	// (for callers that decide at times other than now).
 	MaxClockSkew time.Duration
+	// NoDerivedKeys: a decision request without an idempotency key has
+	// none. By default its decision point and time are its key, so that
+	// asking twice at the same point and time answers one decision; a
+	// caller that asks at each point and time once and should keep no
+	// idempotency entries (the simulator) sets this.
+	NoDerivedKeys bool
 	// Rand is the randomness behind decision ids (crypto/rand when nil).
 	// Draws are keyed by decision id, so a simulation that seeds Rand is
 	// reproducible end to end.
@@ -73,6 +80,7 @@ type Engine struct {
 	now           func() time.Time
 	policyTimeout time.Duration
 	maxSkew       time.Duration
+	noDerivedKeys bool
 	studies       atomic.Pointer[map[string]*StudyRuntime]
 	locks         [512]sync.Mutex
 	seed          maphash.Seed
@@ -118,6 +126,7 @@ func New(c Components) (*Engine, error) {
 		now:            c.Now,
 		policyTimeout:  c.PolicyTimeout,
 		maxSkew:        c.MaxClockSkew,
+		noDerivedKeys:  c.NoDerivedKeys,
 		seed:           maphash.MakeSeed(),
 		ids:            newIDSource(c.Rand),
 		obs:            c.Observer,
@@ -137,6 +146,9 @@ func New(c Components) (*Engine, error) {
 	}
 	if e.policyTimeout <= 0 {
 		e.policyTimeout = 2 * time.Second
+	}
+	if e.maxSkew == 0 {
+		e.maxSkew = DefaultMaxClockSkew
 	}
 	m := map[string]*StudyRuntime{}
 	for _, s := range c.Studies {
@@ -371,6 +383,10 @@ type Response struct {
 
 const maxAttempts = 5
 
+// DefaultMaxClockSkew is how far a decision time may be from the engine's
+// clock when Components.MaxClockSkew is zero.
+const DefaultMaxClockSkew = 5 * time.Minute
+
 // Decide runs the decision pipeline (docs/policy.md, docs/architecture.md)
 // and returns the answer only after its record is durable.
 func (e *Engine) Decide(ctx context.Context, study, participant string, req DecideRequest) (ans *Answer, err error) {
@@ -400,8 +416,8 @@ func (e *Engine) Decide(ctx context.Context, study, participant string, req Deci
 		return nil, err
 	}
 	if e.maxSkew > 0 {
-		if d := req.Time.Sub(e.now()); d > e.maxSkew || d < -e.maxSkew {
-			return nil, trial.InputErrorf("time", "time %s is more than %s from the server's clock", req.Time.Format(time.RFC3339), e.maxSkew)
+		if now := e.now(); req.Time.Sub(now) > e.maxSkew || now.Sub(req.Time) > e.maxSkew {
+			return nil, trial.InputErrorf("time", "time %s is more than %s from the server's clock (%s)", req.Time.Format(time.RFC3339Nano), e.maxSkew, now.UTC().Format(time.RFC3339))
 		}
 	}
 	if err := checkContext(req.Context); err != nil {
@@ -421,8 +437,16 @@ func (e *Engine) Decide(ctx context.Context, study, participant string, req Deci
 	case "event":
 		return nil, trial.InputErrorf("decision_point", "%s is an event point: it opens when the study's open rule names it on an arriving event, not on request", dp.ID)
 	}
+	if req.IdempotencyKey == "" && !e.noDerivedKeys {
+		// The same point at the same time is the same request: asked again,
+		// it answers the first decision rather than randomising twice. (A
+		// scheduled point's one decision is keyed by the point itself.)
+		req.IdempotencyKey = derivedIdempotencyKey(req.DecisionPoint, req.Time)
+	}
 	decisionID := e.ids.next(req.Time)
-	return e.commitKeyed(ctx, rt, participant, req.IdempotencyKey, reqHash, func(snap *trial.Snapshot) (*trial.Commit, []byte, error) {
+	return e.commitKeyed(ctx, rt, participant, req.IdempotencyKey, reqHash, func(snap *trial.Snapshot) error {
+		return checkEnrolled(snap.Participant, req.Time)
+	}, func(snap *trial.Snapshot) (*trial.Commit, []byte, error) {
 		rec, st, body, err := e.decide(ctx, rt, dp, snap, &req, decisionID, start)
 		if err != nil {
 			return nil, nil, err
@@ -442,6 +466,9 @@ func (e *Engine) decideScheduled(ctx context.Context, rt *StudyRuntime, dp *poli
 	if err != nil {
 		return nil, fmt.Errorf("reading participant: %w", err)
 	}
+	if err := checkEnrolled(p, req.Time); err != nil {
+		return nil, err
+	}
 	if p.Status == trial.StatusWithdrawn {
 		return nil, ErrWithdrawn
 	}
@@ -450,6 +477,15 @@ func (e *Engine) decideScheduled(ctx context.Context, rt *StudyRuntime, dp *poli
 		return nil, err
 	}
 	return e.firePoint(ctx, rt, p, loc, pt, req.Time, req)
+}
+
+// checkEnrolled refuses a decision time before the participant's
+// enrolment.
+func checkEnrolled(p *trial.Participant, t time.Time) error {
+	if enrolled := p.EnrolledAt; t.Before(enrolled) {
+		return trial.InputErrorf("time", "time %s is before the participant's enrolment at %s", t.Format(time.RFC3339Nano), enrolled.UTC().Format(time.RFC3339Nano))
+	}
+	return nil
 }
 
 func checkContext(c map[string]any) error {
@@ -492,4 +528,12 @@ func requestHash(req *DecideRequest) (string, error) {
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:]), nil
+}
+
+// derivedIdempotencyKey is the idempotency key of a request that brings
+// none: "t:" and the first 32 hex digits of the SHA-256 of the decision
+// point and the time (a trial.ValidID).
+func derivedIdempotencyKey(point string, t time.Time) string {
+	sum := sha256.Sum256([]byte(point + "\x00" + t.UTC().Format(time.RFC3339Nano)))
+	return "t:" + hex.EncodeToString(sum[:16])
 }

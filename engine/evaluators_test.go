@@ -151,8 +151,9 @@ override if input.context.override == true
 override if to_number(input.context.level) > 5
 `)
 	obs := &fallbackCounter{fallbacks: map[string]int{}}
+	clk := newTestClock(pluginT0) // enrolment at pluginT0; each decision at its time
 	eng, err := engine.New(engine.Components{Store: memstore.New(), Studies: []*policies.Study{study}, Observer: obs,
-		Now: func() time.Time { return pluginT0.Add(time.Hour) }})
+		Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +163,9 @@ override if to_number(input.context.level) > 5
 	}
 	decide := func(c map[string]any, minute int) *trial.Record {
 		t.Helper()
-		ans, err := eng.Decide(ctx, "seam", "p1", engine.DecideRequest{DecisionPoint: "app", Time: pluginT0.Add(time.Duration(minute) * time.Minute), Context: c})
+		at := pluginT0.Add(time.Duration(minute) * time.Minute)
+		clk.Set(at)
+		ans, err := eng.Decide(ctx, "seam", "p1", engine.DecideRequest{DecisionPoint: "app", Time: at, Context: c})
 		if err != nil {
 			t.Fatal(err)
 		}

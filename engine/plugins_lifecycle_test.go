@@ -107,8 +107,8 @@ func TestOutcomeReportHoldsItsVersion(t *testing.T) {
 		sets = append(sets, p)
 		return p, nil
 	}
-	eng, err := engine.New(engine.Components{Store: memstore.New(), Studies: []*policies.Study{s1}, Plugins: factory,
-		Now: func() time.Time { return pluginT0.Add(time.Hour) }})
+	clk := newTestClock(pluginT0) // enrolment and decision at pluginT0, the outcome an hour later
+	eng, err := engine.New(engine.Components{Store: memstore.New(), Studies: []*policies.Study{s1}, Plugins: factory, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,6 +123,7 @@ func TestOutcomeReportHoldsItsVersion(t *testing.T) {
 	if !ans.Record.Randomised {
 		t.Fatalf("decision not randomised: %+v", ans.Record)
 	}
+	clk.Set(pluginT0.Add(time.Hour))
 	_, _, err = eng.Ingest(ctx, "seam", "p1", []trial.Event{{ID: "e1", Type: trial.EventEMA, Time: pluginT0.Add(45 * time.Minute), Data: []byte(`{"stress": 3}`)}})
 	if err != nil {
 		t.Fatal(err)
@@ -213,7 +214,7 @@ func TestCloseRacingAReload(t *testing.T) {
 func TestExplainAndReplayAnonymised(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "seam")
 	st := memstore.New()
-	eng, err := engine.New(engine.Components{Store: st, Studies: []*policies.Study{writeSeam(t, dir, "v1")}})
+	eng, err := engine.New(engine.Components{Store: st, Studies: []*policies.Study{writeSeam(t, dir, "v1")}, Now: func() time.Time { return pluginT0 }})
 	if err != nil {
 		t.Fatal(err)
 	}

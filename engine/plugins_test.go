@@ -134,7 +134,11 @@ func pluginEngineWith(t *testing.T, factory engine.PluginFactory) *engine.Engine
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	c := engine.Components{Store: store, Studies: []*policies.Study{study}, Plugins: factory}
+	// Enrolled at pluginT0; the tests decide at pluginT0 and minutes after
+	// (decideFake), some concurrently, so the clock stays at pluginT0 and
+	// the skew check (tested in clock_test.go) is off.
+	c := engine.Components{Store: store, Studies: []*policies.Study{study}, Plugins: factory,
+		Now: func() time.Time { return pluginT0 }, MaxClockSkew: -1}
 	eng, err := engine.New(c)
 	if err != nil {
 		t.Fatal(err)

@@ -87,6 +87,7 @@ type reloadEnv struct {
 	gs        *gateStore
 	root, dir string // the studies folder, the swap study's folder
 	revA      string // version a's revision
+	clock     *testClock
 }
 
 func newReloadEnv(t *testing.T) *reloadEnv {
@@ -104,7 +105,8 @@ func newReloadEnv(t *testing.T) *reloadEnv {
 		t.Fatal(err)
 	}
 	e.gs = &gateStore{Store: st, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
-	if e.eng, err = engine.New(engine.Components{Store: e.gs, Studies: studies}); err != nil {
+	e.clock = newTestClock(decisionBase) // enrolment at decisionBase, before the decisions
+	if e.eng, err = engine.New(engine.Components{Store: e.gs, Studies: studies, Now: e.clock.Now}); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -131,7 +133,9 @@ func TestReloadSwapsAndKeepsLastGood(t *testing.T) {
 	eng, dir, revA := e.eng, e.dir, e.revA
 	decide := func(i int) *trial.Record {
 		t.Helper()
-		ans, err := eng.Decide(ctx, "swap", "p1", engine.DecideRequest{DecisionPoint: "app", Time: decisionBase.Add(time.Duration(i) * time.Minute)})
+		at := decisionBase.Add(time.Duration(i) * time.Minute)
+		e.clock.Set(at)
+		ans, err := eng.Decide(ctx, "swap", "p1", engine.DecideRequest{DecisionPoint: "app", Time: at})
 		if err != nil {
 			t.Fatal(err)
 		}

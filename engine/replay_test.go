@@ -50,18 +50,21 @@ func TestReplayBudgeted(t *testing.T) {
 	}
 	defer store.Close()
 	base := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
-	eng, err := engine.New(engine.Components{Store: store, Studies: []*policies.Study{study}, Now: func() time.Time { return base.AddDate(0, 0, 30) }})
+	clk := newTestClock(base) // each enrolment at base; each decision at its time
+	eng, err := engine.New(engine.Components{Store: store, Studies: []*policies.Study{study}, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 4; i++ {
 		pid := fmt.Sprintf("p%d", i)
+		clk.Set(base)
 		if _, _, err := eng.Enroll(ctx, "budget", engine.EnrollRequest{ParticipantID: pid}); err != nil {
 			t.Fatal(err)
 		}
 		for slot := 0; slot < 40; slot++ {
 			at := base.Add(8*time.Hour + time.Duration(slot)*20*time.Minute)
 			stress := float64((slot*7 + i*3) % 10)
+			clk.Set(at)
 			if _, err := eng.Decide(ctx, "budget", pid, engine.DecideRequest{DecisionPoint: "app", Time: at, Context: map[string]any{"stress": stress}}); err != nil {
 				t.Fatal(err)
 			}
@@ -207,7 +210,7 @@ func TestReplayBetweenPerson(t *testing.T) {
 	}
 	for i := 0; i < 16; i++ {
 		pid := fmt.Sprintf("m%02d", i)
-		now = time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)
+		now = time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC) // enrolled before the first decision (09:00)
 		if _, _, err := eng.Enroll(ctx, "mood-most", engine.EnrollRequest{ParticipantID: pid, Strata: map[string]string{"site": []string{"a", "b"}[i%2]}}); err != nil {
 			t.Fatal(err)
 		}

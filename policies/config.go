@@ -277,6 +277,32 @@ type Crisis struct {
 	Contacts []Contact `yaml:"contacts" json:"contacts,omitempty"`
 }
 
+// onPolicyError checks the study's fail-safe.
+func (v *validator) onPolicyError(o *OnPolicyError) {
+	if o.Action != FailNone {
+		v.at("on_policy_error.action", "action %q must be none: a failed policy never randomises or delivers", o.Action)
+	}
+	if o.Safety != FailSignpost && o.Safety != FailNone {
+		v.at("on_policy_error.safety", "safety %q must be signpost (show the crisis signposting when safety cannot be evaluated) or none", o.Safety)
+	}
+	if !nameRe.MatchString(o.SafetyRule) {
+		v.at("on_policy_error.safety_rule", "safety_rule %q must be the name of a rule of package jitai.policy", o.SafetyRule)
+	}
+}
+
+// crisisByRegion checks the regional crisis resources.
+func (v *validator) crisisByRegion(m map[string]Crisis) {
+	for region, cr := range m {
+		p := "crisis_by_region." + region
+		if !regionRe.MatchString(region) {
+			v.at(p, "region %q must be an ISO 3166-1 alpha-2 code in capitals, such as US or IE", region)
+		}
+		if strings.TrimSpace(cr.Text) == "" || len(cr.Contacts) == 0 {
+			v.at(p, "the crisis resources of region %s need text and at least one contact", region)
+		}
+	}
+}
+
 // regionRe is an ISO 3166-1 alpha-2 code.
 var regionRe = regexp.MustCompile(`^[A-Z]{2}$`)
 
@@ -545,15 +571,7 @@ func (c *Config) validate(file string, lines map[string]int) ConfigErrors {
 	v.decisionPoints(c.DecisionPoints)
 	v.phases(c.Phases)
 	v.delivery(c.Delivery, c.Plugins)
-	if a := c.OnPolicyError.Action; a != FailNone {
-		v.at("on_policy_error.action", "action %q must be none: a failed policy never randomises or delivers", a)
-	}
-	if s := c.OnPolicyError.Safety; s != FailSignpost && s != FailNone {
-		v.at("on_policy_error.safety", "safety %q must be signpost (show the crisis signposting when safety cannot be evaluated) or none", s)
-	}
-	if !nameRe.MatchString(c.OnPolicyError.SafetyRule) {
-		v.at("on_policy_error.safety_rule", "safety_rule %q must be the name of a rule of package jitai.policy", c.OnPolicyError.SafetyRule)
-	}
+	v.onPolicyError(&c.OnPolicyError)
 	if c.DecisionTTL.Duration < 0 {
 		v.at("decision_ttl", "decision_ttl must be positive")
 	}
@@ -663,15 +681,7 @@ func (c *Config) validate(file string, lines map[string]int) ConfigErrors {
 	if strings.TrimSpace(c.Crisis.Text) == "" {
 		v.at("crisis", "crisis.text is required: it is shown with every safety decision")
 	}
-	for region, cr := range c.CrisisByRegion {
-		p := "crisis_by_region." + region
-		if !regionRe.MatchString(region) {
-			v.at(p, "region %q must be an ISO 3166-1 alpha-2 code in capitals, such as US or IE", region)
-		}
-		if strings.TrimSpace(cr.Text) == "" || len(cr.Contacts) == 0 {
-			v.at(p, "the crisis resources of region %s need text and at least one contact", region)
-		}
-	}
+	v.crisisByRegion(c.CrisisByRegion)
 	sort.SliceStable(v.errs, func(i, j int) bool { return v.errs[i].Line < v.errs[j].Line })
 	return v.errs
 }

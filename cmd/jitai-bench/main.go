@@ -313,7 +313,9 @@ func jitaiRequests(base string, o options, study *policies.Study, prefix string)
 	if err != nil {
 		loc = time.UTC
 	}
-	gen := load.NewGenerator(load.ParticipantIDs(prefix, o.participants), loadPoints(study), o.decisionPoint, time.Date(2026, time.November, 16, 0, 0, 0, 0, loc), o.days)
+	// The days from tomorrow: after the enrolments, on a server run with
+	// --max-clock-skew off (startJitai).
+	gen := load.NewGenerator(load.ParticipantIDs(prefix, o.participants), loadPoints(study), o.decisionPoint, load.Tomorrow(loc), o.days)
 	studyURL := base + "/v1/studies/" + url.PathEscape(o.study) + "/participants/"
 	key := prefix + strconv.FormatInt(time.Now().UnixNano(), 36) + "-"
 	return func(rng *mrand.Rand, n int64) (string, []byte, string) {
@@ -335,7 +337,7 @@ func loadPoints(study *policies.Study) []load.DecisionPoint {
 // cmd/jitai-load's generator.
 func enrolAndWarm(ctx context.Context, o options, base, prefix string) error {
 	res, err := load.Run(ctx, load.Config{URLs: []string{base}, Study: o.study, DecisionPoint: o.decisionPoint, Participants: o.participants, ParticipantPrefix: prefix,
-		Concurrency: 16, Duration: o.warmup, Enrol: true, Days: o.days})
+		Concurrency: 16, Duration: o.warmup, Enrol: true, Days: o.days, StartTomorrow: true})
 	if err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}
@@ -471,7 +473,9 @@ func startJitai(ctx context.Context, o options, tmp, name string, args ...string
 	if err != nil {
 		return nil, err
 	}
-	all := append([]string{"serve", "--addr", addr, "--studies", o.studies, "--log-level", o.logLevel}, args...)
+	// The load spreads its times over days (a realistic mix of available,
+	// capped and quiet-hours decisions), so the clock skew check is off.
+	all := append([]string{"serve", "--addr", addr, "--studies", o.studies, "--log-level", o.logLevel, "--max-clock-skew", "off"}, args...)
 	s, err := start(ctx, "jitai serve ("+name+")", "http://"+addr+"/readyz", filepath.Join(tmp, "jitai-"+name+".log"), o.jitai, all...)
 	if err != nil {
 		return nil, err

@@ -111,36 +111,9 @@ type config struct {
 }
 
 func run(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("jitai-clockbench", flag.ContinueOnError)
-	var c config
-	fs.StringVar(&c.store, "store", "sqlite", "sqlite (embedded) or redis")
-	fs.IntVar(&c.participants, "participants", 100000, "participants sharing the scheduled point")
-	fs.IntVar(&c.engines, "engines", 0, "engines running the clock (default 1 for sqlite, 3 for redis)")
-	fs.StringVar(&c.redisURL, "redis-url", "", "Redis to use (its database is flushed); default a private redis-server")
-	fs.StringVar(&c.studies, "studies", "policies/examples", "folder of the example studies")
-	fs.StringVar(&c.study, "study", "stress-mrt", "example study the benchmark study is made from")
-	fs.Float64Var(&c.probability, "deliver-probability", 1, "probability that a point delivers (the prompt factor)")
-	fs.IntVar(&c.enrolConc, "enrol-concurrency", 64, "concurrent enrolments")
-	fs.DurationVar(&c.timeout, "timeout", 15*time.Minute, "give up after this long past the point")
-	fs.IntVar(&c.workers, "workers", 0, "ClockOptions.Workers (0: the engine's default)")
-	fs.IntVar(&c.batch, "batch", 0, "ClockOptions.Batch (0: the engine's default)")
-	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the firing to this file")
-	fs.StringVar(&c.trace, "trace", "", "write an execution trace of the firing to this file")
-	fs.StringVar(&c.label, "label", "", "label of the result line (default: the store)")
-	if err := fs.Parse(args); err != nil {
+	c, err := parseConfig(args)
+	if err != nil {
 		return err
-	}
-	if c.engines <= 0 {
-		c.engines = 1
-		if c.store == "redis" {
-			c.engines = 3
-		}
-	}
-	if c.label == "" {
-		c.label = map[string]string{"sqlite": "embedded", "redis": "redis"}[c.store]
-		if c.store == "redis" {
-			c.label = fmt.Sprintf("redis x%d engines", c.engines)
-		}
 	}
 	tmp, err := os.MkdirTemp("", "jitai-clockbench-")
 	if err != nil {
@@ -229,27 +202,11 @@ func run(ctx context.Context, args []string) error {
 	cpu0, server0 := cpuTime(), serverCPU()
 	load0 := loadAvg()
 
-	if c.cpuProfile != "" {
-		f, err := os.Create(c.cpuProfile)
-		if err != nil {
-			return err
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	stopProfiles, err := startProfiles(c)
+	if err != nil {
+		return err
 	}
-
-	if c.trace != "" {
-		f, err := os.Create(c.trace)
-		if err != nil {
-			return err
-		}
-		if err := trace.Start(f); err != nil {
-			return err
-		}
-		defer func() { trace.Stop(); f.Close() }()
-	}
+	defer stopProfiles()
 
 	// The point's instant: the clock runs from here.
 	runCtx, cancel := context.WithCancel(ctx)
@@ -267,6 +224,98 @@ func run(ctx context.Context, args []string) error {
 			}
 		}()
 	}
+	lastRecord, stats, err := awaitDone(ctx, c, cnt, rcv, start)
+	if err != nil {
+		cancel()
+		wg.Wait()
+		return err
+	}
+	cancel()
+	wg.Wait()
+	peak := mem.peak()
+	cpu, server := cpuTime()-cpu0, serverCPU()-server0
+	lastDelivery := time.Duration(stats.LastNew - start.UnixNano())
+
+	report(c, cnt, stats, lastRecord, lastDelivery, cpu, server, server0, load0, peak, base, schedBytes, schedWhat)
+	if stats.Bad > 0 || stats.Distinct != cnt.sent.Load() {
+		return fmt.Errorf("the receiver refused %d requests and counted %d distinct ids for %d sent deliveries", stats.Bad, stats.Distinct, cnt.sent.Load())
+	}
+	return nil
+}
+
+// parseConfig reads the flags.
+func parseConfig(args []string) (config, error) {
+	fs := flag.NewFlagSet("jitai-clockbench", flag.ContinueOnError)
+	var c config
+	fs.StringVar(&c.store, "store", "sqlite", "sqlite (embedded) or redis")
+	fs.IntVar(&c.participants, "participants", 100000, "participants sharing the scheduled point")
+	fs.IntVar(&c.engines, "engines", 0, "engines running the clock (default 1 for sqlite, 3 for redis)")
+	fs.StringVar(&c.redisURL, "redis-url", "", "Redis to use (its database is flushed); default a private redis-server")
+	fs.StringVar(&c.studies, "studies", "policies/examples", "folder of the example studies")
+	fs.StringVar(&c.study, "study", "stress-mrt", "example study the benchmark study is made from")
+	fs.Float64Var(&c.probability, "deliver-probability", 1, "probability that a point delivers (the prompt factor)")
+	fs.IntVar(&c.enrolConc, "enrol-concurrency", 64, "concurrent enrolments")
+	fs.DurationVar(&c.timeout, "timeout", 15*time.Minute, "give up after this long past the point")
+	fs.IntVar(&c.workers, "workers", 0, "ClockOptions.Workers (0: the engine's default)")
+	fs.IntVar(&c.batch, "batch", 0, "ClockOptions.Batch (0: the engine's default)")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the firing to this file")
+	fs.StringVar(&c.trace, "trace", "", "write an execution trace of the firing to this file")
+	fs.StringVar(&c.label, "label", "", "label of the result line (default: the store)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if c.engines <= 0 {
+		c.engines = 1
+		if c.store == "redis" {
+			c.engines = 3
+		}
+	}
+	if c.label == "" {
+		c.label = map[string]string{"sqlite": "embedded", "redis": "redis"}[c.store]
+		if c.store == "redis" {
+			c.label = fmt.Sprintf("redis x%d engines", c.engines)
+		}
+	}
+	return c, nil
+}
+
+// startProfiles starts the CPU profile and the execution trace the flags
+// ask for; the returned function stops them.
+func startProfiles(c config) (func(), error) {
+	var stops []func()
+	stop := func() {
+		for _, f := range stops {
+			f()
+		}
+	}
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			return stop, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return stop, err
+		}
+		stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
+	}
+
+	if c.trace != "" {
+		f, err := os.Create(c.trace)
+		if err != nil {
+			return stop, err
+		}
+		if err := trace.Start(f); err != nil {
+			return stop, err
+		}
+		stops = append(stops, func() { trace.Stop(); f.Close() })
+	}
+
+	return stop, nil
+}
+
+// awaitDone waits until every participant's point is recorded and every
+// queued delivery is sent (or dead) and seen by the receiver.
+func awaitDone(ctx context.Context, c config, cnt *counters, rcv *receiverProc, start time.Time) (time.Duration, receiverStats, error) {
 	var lastRecord time.Duration
 	var stats receiverStats
 	deadline := time.After(c.timeout)
@@ -275,13 +324,9 @@ func run(ctx context.Context, args []string) error {
 	for done := false; !done; {
 		select {
 		case <-ctx.Done():
-			cancel()
-			wg.Wait()
-			return ctx.Err()
+			return 0, stats, ctx.Err()
 		case <-deadline:
-			cancel()
-			wg.Wait()
-			return fmt.Errorf("after %s: %d records, %d deliveries queued, %d sent, %d failed or expired, %d at the receiver",
+			return 0, stats, fmt.Errorf("after %s: %d records, %d deliveries queued, %d sent, %d failed or expired, %d at the receiver",
 				c.timeout, cnt.records.Load(), cnt.queued.Load(), cnt.sent.Load(), cnt.dead.Load(), stats.Distinct)
 		case <-tick.C:
 		}
@@ -298,18 +343,18 @@ func run(ctx context.Context, args []string) error {
 		if cnt.sent.Load()+cnt.dead.Load() < cnt.queued.Load() {
 			continue
 		}
+		var err error
 		if stats, err = rcv.stats(); err != nil {
-			return err
+			return 0, stats, err
 		}
 		done = stats.Distinct >= cnt.sent.Load()
 	}
 	tick.Stop()
-	cancel()
-	wg.Wait()
-	peak := mem.peak()
-	cpu, server := cpuTime()-cpu0, serverCPU()-server0
-	lastDelivery := time.Duration(stats.LastNew - start.UnixNano())
+	return lastRecord, stats, nil
+}
 
+// report prints the result lines.
+func report(c config, cnt *counters, stats receiverStats, lastRecord, lastDelivery, cpu, server, server0 time.Duration, load0 string, peak, base memory, schedBytes int64, schedWhat string) {
 	fmt.Printf("schedule %s: %d participants, last record %.1fs after the point, last delivery %.1fs (%d deliveries: %d distinct ids verified by the receiver, %d requests, %d refused, %d failed or expired)\n",
 		c.label, c.participants, lastRecord.Seconds(), lastDelivery.Seconds(), cnt.queued.Load(), stats.Distinct, stats.Requests, stats.Bad, cnt.dead.Load())
 	fmt.Printf("schedule %s: engine process CPU %.1fs over %.1fs of wall time to the last delivery (%.2f of 2 cores); load average %s at the point, %s at the end (the machine is shared)\n",
@@ -320,10 +365,6 @@ func run(ctx context.Context, args []string) error {
 	per := 100000 / float64(c.participants)
 	fmt.Printf("schedule %s: memory per 100k participants: clock heap +%.1f MiB (peak %.1f MiB over %.1f MiB before the point), RSS +%.1f MiB (peak %.1f MiB over %.1f MiB), schedule storage %.1f MiB (%s)\n",
 		c.label, mib(peak.heap-base.heap)*per, mib(peak.heap), mib(base.heap), mib(peak.rss-base.rss)*per, mib(peak.rss), mib(base.rss), mib(schedBytes)*per, schedWhat)
-	if stats.Bad > 0 || stats.Distinct != cnt.sent.Load() {
-		return fmt.Errorf("the receiver refused %d requests and counted %d distinct ids for %d sent deliveries", stats.Bad, stats.Distinct, cnt.sent.Load())
-	}
-	return nil
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }

@@ -9,7 +9,8 @@
 # BENCH_DURATION (20s), BENCH_PARTICIPANTS (1000), BENCH_DAYS (7).
 #
 # Both servers run with their default settings (log level info, embedded
-# durability "process"). The embedded store starts empty in a temporary
+# durability "process") except --max-clock-skew off: the decision times
+# spread over days from tomorrow. The embedded store starts empty in a temporary
 # folder. The Redis run enrols its participants under a prefix unique to the
 # run (bench-<unix time>-), so earlier data in that Redis database does not
 # change what it measures; its keys are left in Redis afterwards.
@@ -43,7 +44,9 @@ start_server() {
 	shift
 	local log="$tmp/$name.log" addr=""
 	: >"$log"
-	"$JITAI" serve --addr 127.0.0.1:0 --studies "$STUDIES" "$@" 2>"$log" &
+	# --max-clock-skew off: the load spreads its times over days from
+	# tomorrow (--start tomorrow) for a realistic mix of decisions.
+	"$JITAI" serve --addr 127.0.0.1:0 --studies "$STUDIES" --max-clock-skew off "$@" 2>"$log" &
 	pid=$!
 	for _ in $(seq 1 300); do
 		if ! kill -0 "$pid" 2>/dev/null; then
@@ -82,7 +85,7 @@ stop_server() {
 # run_load NAME PREFIX: the load against $base.
 run_load() {
 	"$LOAD" --url "$base" --study "$STUDY" --participants "$PARTICIPANTS" --prefix "$2" \
-		--concurrency "$CONC" --duration "$DUR" --days "$DAYS" --enrol --label "$1" --summary "$tmp/summary"
+		--concurrency "$CONC" --duration "$DUR" --days "$DAYS" --start tomorrow --enrol --label "$1" --summary "$tmp/summary"
 }
 
 echo "bench-redis: study $STUDY, $PARTICIPANTS participants over $DAYS days, $CONC workers, $DUR per store, $(nproc 2>/dev/null || echo '?') CPUs"

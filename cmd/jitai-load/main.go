@@ -7,12 +7,14 @@
 //
 // It enrols the participants first with --enrol (idempotent), then has
 // --concurrency workers send decision requests over keep-alive connections:
-// each for a random participant and time of the participant's day (spread
-// over --days days around the study's scheduled points, so that available,
-// capped and quiet-hours decisions all arise), each with its own
-// Idempotency-Key. Every request asks for --decision-point, by default the
-// study's first app-requested point (kind: app): a scheduled point has one
-// decision a day, at its instant.
+// each for a random participant at the server's now (within its
+// --max-clock-skew), each with its own Idempotency-Key. With --start
+// DAY|tomorrow the times are spread over --days days of the participants'
+// day instead, around the study's scheduled points, so that available,
+// capped and quiet-hours decisions all arise: that needs a server run with
+// --max-clock-skew off. Every request asks for --decision-point, by default
+// the study's first app-requested point (kind: app): a scheduled point has
+// one decision a day, at its instant.
 // --url may be repeated (or comma-separated) to spread the load over
 // several engines. The exit status is 1 if the run could not start, 3 if
 // no request was answered 200, else 0.
@@ -70,7 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	requests := fs.Int64("requests", 0, "how many decision requests to send")
 	enrol := fs.Bool("enrol", false, "enrol the participants first (idempotent)")
 	days := fs.Int("days", 7, "number of participant-local days the decision times spread over")
-	start := fs.String("start", "2026-11-16", "first day of the decision times (YYYY-MM-DD, study time zone)")
+	start := fs.String("start", "", "spread the decision times over --days days from this day (YYYY-MM-DD or tomorrow, study time zone); the server must run with --max-clock-skew off and the day must not be before the enrolments (default: every time is the server's now)")
 	seed := fs.Uint64("seed", 0, "seed of the request sequence (0: random)")
 	timeout := fs.Duration("timeout", 15*time.Second, "time limit of one request")
 	asJSON := fs.Bool("json", false, "print the result as JSON (same as --format json)")
@@ -101,15 +103,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "jitai-load: give --duration or --requests")
 		return 2
 	}
-	day, err := time.Parse(time.DateOnly, *start)
-	if err != nil {
-		fmt.Fprintf(stderr, "jitai-load: --start %q: want YYYY-MM-DD\n", *start)
-		return 2
+	var day time.Time
+	if *start != "" && *start != "tomorrow" {
+		var err error
+		if day, err = time.Parse(time.DateOnly, *start); err != nil {
+			fmt.Fprintf(stderr, "jitai-load: --start %q: want YYYY-MM-DD or tomorrow\n", *start)
+			return 2
+		}
 	}
 	res, err := load.Run(ctx, load.Config{
 		URLs: urls, Study: *study, DecisionPoint: *point, Participants: *participants, ParticipantPrefix: *prefix,
 		Concurrency: *concurrency, Duration: *duration, Requests: *requests, Enrol: *enrol,
-		Days: *days, Start: day, Seed: *seed, Timeout: *timeout,
+		Days: *days, Start: day, StartTomorrow: *start == "tomorrow", Seed: *seed, Timeout: *timeout,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "jitai-load: %v\n", err)

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 
+	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/policies"
 )
 
@@ -27,11 +28,13 @@ type Config struct {
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	PolicyTimeout  time.Duration `yaml:"policy_timeout"`
 	Evaluator      string        `yaml:"evaluator"`
-	MaxClockSkew   time.Duration `yaml:"max_clock_skew"`
-	Store          string        `yaml:"store"`
-	RedisURL       string        `yaml:"redis_url"`
-	RateLimit      int           `yaml:"rate_limit"`
-	RateBurst      int           `yaml:"rate_burst"`
+	// MaxClockSkew is how far an app's decision time may be from the
+	// server clock (default 5m); negative (0 or "off") turns the check off.
+	MaxClockSkew time.Duration `yaml:"max_clock_skew"`
+	Store        string        `yaml:"store"`
+	RedisURL     string        `yaml:"redis_url"`
+	RateLimit    int           `yaml:"rate_limit"`
+	RateBurst    int           `yaml:"rate_burst"`
 	// WatchInterval is how often the studies folder is polled for changed
 	// studies (hot reload); negative ("off") turns watching off.
 	WatchInterval time.Duration `yaml:"watch_interval"`
@@ -88,6 +91,9 @@ func (c *Config) SetDefaults() {
 	if c.WatchInterval == 0 {
 		c.WatchInterval = time.Second
 	}
+	if c.MaxClockSkew == 0 {
+		c.MaxClockSkew = engine.DefaultMaxClockSkew
+	}
 	if c.RateLimit > 0 && c.RateBurst == 0 {
 		c.RateBurst = 2 * c.RateLimit
 	}
@@ -125,9 +131,6 @@ func (c *Config) Validate() error {
 	if c.RateLimit < 0 || c.RateBurst < 0 {
 		errs = append(errs, errors.New("rate_limit and rate_burst must not be negative"))
 	}
-	if c.MaxClockSkew < 0 {
-		errs = append(errs, errors.New("max_clock_skew must not be negative (0 turns the check off)"))
-	}
 	errs = append(errs, c.AuthConfig.Validate())
 	return errors.Join(errs...)
 }
@@ -145,7 +148,7 @@ var configKeys = []struct{ key, usage string }{
 	{"request-timeout", "time limit of one request (default 10s)"},
 	{"policy-timeout", "time limit of one policy evaluation (default 2s)"},
 	{"evaluator", "ir | topdown: how the policies of studies whose study.yaml has no evaluator key are evaluated; ir runs OPA's planned IR, topdown is OPA's tree-walking evaluator (default ir)"},
-	{"max-clock-skew", "refuse decision times further than this from the server clock; 0 = off (default 0)"},
+	{"max-clock-skew", "refuse decision times further than this from the server clock (422 naming time); 0 or off turns the check off, e.g. to replay past times (default 5m)"},
 	{"clock", "on | off: run the trial clock on this engine: fire scheduled decision points, record missed ones, deliver (default on)"},
 	{"rate-limit", "requests per second allowed to each client; 0 = no limit (default 0)"},
 	{"rate-burst", "burst of requests allowed above the rate (default 2 x rate-limit)"},
@@ -279,7 +282,16 @@ func (c *Config) set(key, v string) error {
 		}
 		c.Clock = v
 	case "max-clock-skew":
-		return dur(&c.MaxClockSkew)
+		if v == "off" {
+			c.MaxClockSkew = -1
+			return nil
+		}
+		if err := dur(&c.MaxClockSkew); err != nil || c.MaxClockSkew < 0 {
+			return fmt.Errorf("%q is not a duration >= 0 (e.g. 5m; 0 or off turns the check off)", v)
+		}
+		if c.MaxClockSkew == 0 {
+			c.MaxClockSkew = -1 // off, as distinct from unset
+		}
 	case "watch-interval":
 		if v == "off" {
 			c.WatchInterval = -1

@@ -49,7 +49,7 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	want := Config{
 		Addr: "127.0.0.1:8080", Studies: "policies/examples", Data: "data", Durability: "process", LogLevel: "info",
-		ShutdownGrace: 15 * time.Second, RequestTimeout: 10 * time.Second, PolicyTimeout: 2 * time.Second, MaxClockSkew: 0, WatchInterval: time.Second,
+		ShutdownGrace: 15 * time.Second, RequestTimeout: 10 * time.Second, PolicyTimeout: 2 * time.Second, MaxClockSkew: 5 * time.Minute, WatchInterval: time.Second,
 		Store: "embedded", Evaluator: "ir", Clock: "on",
 		AuthConfig: AuthConfig{Auth: "none", TokensFile: filepath.Join("data", "tokens.json"), AuditLog: filepath.Join("data", "audit.jsonl"), MetricsAuth: "token"},
 	}
@@ -70,7 +70,7 @@ log_level: warn
 shutdown_grace: 21s
 request_timeout: 22s
 policy_timeout: 3s
-max_clock_skew: 5m
+max_clock_skew: 2m
 `)
 	type layers struct {
 		file  bool
@@ -131,7 +131,7 @@ max_clock_skew: 5m
 				{"shutdown_grace", c.ShutdownGrace, pick(15*time.Second, 21*time.Second, 31*time.Second, 41*time.Second)},
 				{"request_timeout", c.RequestTimeout, pick(10*time.Second, 22*time.Second, nil, nil)},
 				{"policy_timeout", c.PolicyTimeout, pick(2*time.Second, 3*time.Second, nil, 4*time.Second)},
-				{"max_clock_skew", c.MaxClockSkew, pick(time.Duration(0), 5*time.Minute, time.Duration(0), nil)},
+				{"max_clock_skew", c.MaxClockSkew, pick(5*time.Minute, 2*time.Minute, time.Duration(-1), nil)}, // JITAI_MAX_CLOCK_SKEW=0 is off
 			}
 			for _, ch := range checks {
 				if ch.got != ch.want {
@@ -186,7 +186,8 @@ func TestConfigErrors(t *testing.T) {
 		{name: "duration without unit in file", file: "shutdown_grace: 30\n", want: []string{"jitai.yaml", "shutdown_grace", "duration"}},
 		{name: "negative duration", args: []string{"--policy-timeout", "-1s"}, want: []string{"policy_timeout", "positive"}},
 		{name: "unknown evaluator", args: []string{"--evaluator", "wasm"}, want: []string{"evaluator \"wasm\"", "ir or topdown"}},
-		{name: "negative clock skew", env: map[string]string{"JITAI_MAX_CLOCK_SKEW": "-5s"}, want: []string{"max_clock_skew", "negative"}},
+		{name: "negative clock skew", env: map[string]string{"JITAI_MAX_CLOCK_SKEW": "-5s"}, want: []string{"JITAI_MAX_CLOCK_SKEW", `"-5s"`, ">= 0"}},
+		{name: "clock skew in file", file: "max_clock_skew: soon\n", want: []string{"jitai.yaml", "max_clock_skew", "off"}},
 		{name: "unknown YAML key", file: "adress: 127.0.0.1:9000\n", want: []string{"jitai.yaml", "adress"}},
 		{name: "flag name as YAML key", file: "log-level: debug\n", want: []string{"jitai.yaml", "log-level"}},
 		{name: "bad durability flag", args: []string{"--durability", "disk"}, want: []string{"durability", `"disk"`, "process", "power"}},

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -125,11 +126,16 @@ type server struct {
 	err  error         // from Wait, valid after done
 }
 
-// startServer starts `jitai serve` on a free port over dataDir.
+// startServer starts `jitai serve` on a free port over dataDir. The
+// server decides at any time (--max-clock-skew off, unless extra sets it):
+// the tests replay days (from laterDay) rather than wait for the clock.
 func startServer(t *testing.T, dataDir string, extra ...string) *server {
 	t.Helper()
 	bin := jitaiBinary(t)
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--studies", "../../policies/examples", "--data", dataDir}, extra...)
+	if !slices.Contains(extra, "--max-clock-skew") {
+		args = append(args, "--max-clock-skew", "off")
+	}
 	cmd := exec.Command(bin, args...)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "JITAI_") {
@@ -268,9 +274,11 @@ type sent struct {
 // request sent.
 func loadClients(hc *http.Client, base string, participants []string, clients int, stop <-chan struct{}, inFlight *atomic.Int64) ([]*sent, []error) {
 	// The app point on_demand, asked for at any time: a scheduled point has
-	// one decision a day, which every request for it answers.
+	// one decision a day, which every request for it answers. The days are
+	// after the enrolments (from laterDay; the server runs with
+	// --max-clock-skew off).
 	const dp = onDemand
-	start := time.Date(2026, time.November, 16, 7, 0, 0, 0, time.UTC)
+	start := laterDay(time.UTC).Add(7 * time.Hour)
 	var mu sync.Mutex
 	var all []*sent
 	var errs []error

@@ -46,11 +46,13 @@ func exportData(t *testing.T) string {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"p1", "p2"} {
+		now = time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC) // enrolled before the decisions
 		if _, _, err := eng.Enroll(ctx, "stress-mrt", engine.EnrollRequest{ParticipantID: p}); err != nil {
 			t.Fatal(err)
 		}
 		for i, dp := range []string{"morning", "late_morning", "afternoon"} {
 			tm := time.Date(2026, 3, 2, 8+3*i, 30, 0, 0, time.UTC)
+			now = tm // the app asks on time
 			if _, err := eng.Decide(ctx, "stress-mrt", p, engine.DecideRequest{DecisionPoint: dp, Time: tm}); err != nil {
 				t.Fatal(err)
 			}

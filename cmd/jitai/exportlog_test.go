@@ -135,6 +135,7 @@ func (e *logExportEngine) day(t *testing.T, d int, people ...string) {
 	t.Helper()
 	ctx := context.Background()
 	for _, p := range people {
+		e.now = time.Date(2026, 3, 2+d, 8, 0, 0, 0, time.UTC) // a new participant enrols before the day's decisions
 		if _, _, err := e.eng.Enroll(ctx, "stress-mrt", engine.EnrollRequest{ParticipantID: p}); err != nil {
 			t.Fatal(err)
 		}

@@ -21,7 +21,7 @@ func TestLoadGeneratorAgainstEmbedded(t *testing.T) {
 	sent := map[string]string{} // key -> participant
 	res, err := loadgen.Run(context.Background(), loadgen.Config{
 		URLs: []string{srv.base}, Study: study, Participants: 30, ParticipantPrefix: "gen-", Concurrency: 8,
-		Requests: 1200, Enrol: true, Days: 2, Seed: 7,
+		Requests: 1200, Enrol: true, Days: 2, StartTomorrow: true, Seed: 7,
 		Observe: func(s *loadgen.Sample) {
 			mu.Lock()
 			sent[s.Key] = s.Participant

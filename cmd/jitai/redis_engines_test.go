@@ -146,9 +146,10 @@ func TestRedisTwoEnginesShareParticipants(t *testing.T) {
 	// available times than the daily cap of 4 allows.
 	slotsOfDay := [][2]int{{7, 30}, {8, 30}, {9, 15}, {10, 0}, {11, 30}, {12, 30}, {13, 0}, {14, 30}, {15, 30}, {16, 0}, {17, 30}, {19, 0}, {20, 30}, {22, 30}}
 	var slots []time.Time
+	day0 := laterDay(londonTZ)
 	for day := range 3 {
 		for _, s := range slotsOfDay {
-			slots = append(slots, time.Date(2026, time.November, 16+day, s[0], s[1], 0, 0, londonTZ))
+			slots = append(slots, time.Date(day0.Year(), day0.Month(), day0.Day()+day, s[0], s[1], 0, 0, londonTZ))
 		}
 	}
 	const perSlot = 4 // distinct requests per participant at each time
@@ -567,7 +568,8 @@ func TestRedisBurdenCapsOutOfOrder(t *testing.T) {
 		t.Fatalf("no delivery at %s in 40 randomised decisions", when)
 		return "", nil
 	}
-	eleven := time.Date(2026, time.November, 17, 11, 0, 0, 0, londonTZ)
+	day := laterDay(londonTZ)
+	eleven := time.Date(day.Year(), day.Month(), day.Day(), 11, 0, 0, 0, londonTZ)
 	if action, reasons := decideUntilDelivered(0, eleven); action != "deliver" {
 		t.Fatalf("first decision at 11:00: %s %v", action, reasons)
 	}

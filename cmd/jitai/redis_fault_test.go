@@ -85,7 +85,7 @@ func redisFault(t *testing.T, sig syscall.Signal) {
 	go func() {
 		res, err := loadgen.Run(ctx, loadgen.Config{
 			URLs: []string{eng.base}, Study: study, Participants: participants, ParticipantPrefix: "fault-",
-			Concurrency: 8, Duration: 2 * time.Minute, Days: 5, Seed: 42, Client: hc,
+			Concurrency: 8, Duration: 2 * time.Minute, Days: 5, StartTomorrow: true, Seed: 42, Client: hc,
 			Observe: func(s *loadgen.Sample) {
 				mu.Lock()
 				samples = append(samples, s)

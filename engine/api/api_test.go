@@ -115,10 +115,15 @@ type env struct {
 
 type envOption func(*envConfig)
 
-type envConfig struct{ quiet bool }
+type envConfig struct{ quiet, anyTime bool }
 
 // quietLogs logs nothing (for tests with thousands of requests).
 func quietLogs(c *envConfig) { c.quiet = true }
+
+// anyTime turns the engine's clock skew check off, for tests whose
+// requests run in parallel at times far apart (the clock is one for all of
+// them); enrolments are still at the clock, so before the decisions.
+func anyTime(c *envConfig) { c.anyTime = true }
 
 func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
@@ -141,7 +146,11 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		}
 	})
 	clk := &clock{t: at(0, 8, 0)}
-	eng, err := engine.New(engine.Components{Store: st, Studies: studies, Logger: log, Now: clk.Now})
+	skew := time.Duration(0) // the default
+	if cfg.anyTime {
+		skew = -1
+	}
+	eng, err := engine.New(engine.Components{Store: st, Studies: studies, Logger: log, Now: clk.Now, MaxClockSkew: skew})
 	if err != nil {
 		t.Fatalf("engine.New: %v", err)
 	}
@@ -453,9 +462,11 @@ func (e *env) postEvents(study, p string, evs ...eventDoc) eventsResult {
 	return res
 }
 
-// decide asks for a decision and expects 200.
+// decide asks for a decision at t, the clock set to t (an app asking on
+// time), and expects 200.
 func (e *env) decide(study, p, dp string, t time.Time, ctx map[string]any) (response, decisionDoc) {
 	e.t.Helper()
+	e.clock.Set(t)
 	body := map[string]any{"decision_point": dp, "time": rfc(t)}
 	if ctx != nil {
 		body["context"] = ctx
@@ -964,6 +975,7 @@ func TestAvailability(t *testing.T) {
 			for i, c := range cases {
 				t.Run(c.name, func(t *testing.T) {
 					p := fmt.Sprintf("p-avail-%02d", i)
+					e.clock.Set(day0) // enrolled before the decision
 					_, enr := e.enrol(study, p)
 					e.clock.Set(c.when.Add(-time.Minute))
 					if len(c.events) > 0 {
@@ -1010,6 +1022,7 @@ func TestIdempotency(t *testing.T) {
 	}
 
 	t.Run("retry", func(t *testing.T) {
+		e.clock.Set(at(0, 14, 30))
 		r1 := send("p-idem-1", "key-0001", body).expect(t, http.StatusOK)
 		if r1.Header.Get("Idempotent-Replayed") != "" {
 			t.Errorf("first answer marked Idempotent-Replayed")
@@ -1039,8 +1052,10 @@ func TestIdempotency(t *testing.T) {
 
 	t.Run("reused key", func(t *testing.T) {
 		other := map[string]any{"decision_point": "on_demand", "time": rfc(at(0, 15, 30))}
+		e.clock.Set(at(0, 15, 30))
 		checkProblem(t, send("p-idem-1", "key-0001", other), http.StatusUnprocessableEntity, "Idempotency-Key")
 		other = map[string]any{"decision_point": "on_demand", "time": rfc(at(0, 14, 30)), "context": map[string]any{"location": "work"}}
+		e.clock.Set(at(0, 14, 30))
 		checkProblem(t, send("p-idem-1", "key-0001", other), http.StatusUnprocessableEntity, "Idempotency-Key")
 		if recs := e.listDecisions(study, "p-idem-1"); len(recs) != 1 {
 			t.Errorf("%d records after a refused reuse, want 1", len(recs))
@@ -1053,6 +1068,7 @@ func TestIdempotency(t *testing.T) {
 		res := make([]response, n)
 		errs := make([]error, n)
 		b := map[string]any{"decision_point": "on_demand", "time": rfc(at(0, 20, 30))}
+		e.clock.Set(at(0, 20, 30))
 		for i := range n {
 			wg.Add(1)
 			go func() {

@@ -115,6 +115,7 @@ func (ae *authEnv) enrolAs(p, id string) response {
 
 func (ae *authEnv) decideAs(p, id string, tm time.Time) response {
 	dp := appPoint(ae.study(stressMRT))
+	ae.clock.Set(tm) // the app asks on time
 	return ae.as(p, req{Method: "POST", Path: decisionsPath(stressMRT, id), Body: map[string]any{"decision_point": dp, "time": rfc(tm)}})
 }
 
@@ -164,7 +165,7 @@ func TestRouteRoleTable(t *testing.T) {
 			return req{Method: "POST", Path: eventsPath(stressMRT, f), Body: map[string]any{"events": []eventDoc{{ID: "e1", Type: "ema", Time: rfc(at(0, 7, 0)), Data: map[string]any{"stress": 4}}}}}
 		}},
 		{method: "POST", path: s + "/participants/{p}/decisions", ok: 200, who: []string{pApp}, study: true, build: func(f string) req {
-			return req{Method: "POST", Path: decisionsPath(stressMRT, f), Body: map[string]any{"decision_point": firstScheduledPoint(ae.study(stressMRT)), "time": rfc(at(0, 9, 0))}}
+			return req{Method: "POST", Path: decisionsPath(stressMRT, f), Body: map[string]any{"decision_point": appPoint(ae.study(stressMRT)), "time": rfc(at(0, 9, 0))}}
 		}},
 		{method: "POST", path: s + "/participants/{p}/withdraw", ok: 200, who: []string{pApp}, study: true, build: func(f string) req {
 			return req{Method: "POST", Path: s + "/participants/" + f + "/withdraw"}
@@ -349,10 +350,11 @@ func TestEraseAnonymises(t *testing.T) {
 	ae.enrolAs(pApp, "p-e").expect(t, http.StatusCreated)
 	ae.as(pApp, req{Method: "POST", Path: eventsPath(stressMRT, "p-e"), Body: map[string]any{"events": []eventDoc{{ID: "e1", Type: "ema", Time: rfc(at(0, 7, 0)), Data: map[string]any{"stress": 4}}}}}).expect(t, 202)
 	r := req{Method: "POST", Path: decisionsPath(stressMRT, "p-e"), Header: map[string]string{"Idempotency-Key": "k1"},
-		Body: map[string]any{"decision_point": firstScheduledPoint(ae.study(stressMRT)), "time": rfc(at(0, 9, 0))}}
+		Body: map[string]any{"decision_point": appPoint(ae.study(stressMRT)), "time": rfc(at(0, 9, 0))}}
 	var dec struct {
 		ID string `json:"decision_id"`
 	}
+	ae.clock.Set(at(0, 9, 0))
 	ae.as(pApp, r).expect(t, 200).decode(t, &dec)
 	ae.as(pAdmin, req{Method: "DELETE", Path: "/v1/studies/" + stressMRT + "/participants/p-e"}).expect(t, 200)
 	ae.as(pApp, req{Method: "GET", Path: "/v1/studies/" + stressMRT + "/participants/p-e"}).expect(t, 404)

@@ -15,7 +15,7 @@ func TestBadInputWritesNothing(t *testing.T) {
 	const p = "p-bad-01"
 
 	// The valid setup: two participants, one event, one decision (none: quiet hours).
-	e.clock.Set(at(0, 22, 0))
+	e.clock.Set(at(0, 21, 0)) // enrolled before the decisions
 	e.enrol(study, p)
 	const other = "p-bad-02"
 	e.enrol(study, other)
@@ -25,6 +25,7 @@ func TestBadInputWritesNothing(t *testing.T) {
 		t.Fatalf("setup decision at 23:00 is %s, want none (quiet hours)", none.Action)
 	}
 
+	e.clock.Set(at(0, 21, 30)) // the time of the bad requests
 	cases := badInputCases(study, p, other, none.DecisionID)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

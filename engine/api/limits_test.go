@@ -12,7 +12,7 @@ func TestHostileInputLimits(t *testing.T) {
 	e := newEnv(t, quietLogs)
 	const study = stressMRT
 	const p = "p-limits-01"
-	e.clock.Set(at(0, 8, 0))
+	e.clock.Set(at(0, 7, 30)) // enrolled at okTime, the time of the requests
 	e.enrol(study, p)
 	D := decisionsPath(study, p)
 	E := eventsPath(study, p)

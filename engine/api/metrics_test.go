@@ -59,15 +59,18 @@ func TestMetrics(t *testing.T) {
 	}
 	secret := []string{"pid-secret-4711", "pid-secret-4712"}
 	for _, p := range secret {
+		clk.Set(at(0, 8, 0)) // enrolled before the decisions
 		if code := post(participantsPath(study), map[string]any{"participant_id": p, "timezone": "Europe/London"}); code != http.StatusCreated {
 			t.Fatalf("enrol %s: %d", p, code)
 		}
 		for h := 8; h < 12; h++ {
+			clk.Set(at(0, h, 0))
 			if code := post(decisionsPath(study, p), map[string]any{"decision_point": dp, "time": rfc(at(0, h, 0))}); code != http.StatusOK {
 				t.Fatalf("decision for %s: %d", p, code)
 			}
 		}
 	}
+	clk.Set(at(0, 9, 0))
 	if code := post(decisionsPath(study, "pid-unknown-9999"), map[string]any{"decision_point": dp, "time": rfc(at(0, 9, 0))}); code != http.StatusNotFound {
 		t.Fatalf("unknown participant: %d", code)
 	}

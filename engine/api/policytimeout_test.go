@@ -78,6 +78,7 @@ func TestPolicyTimeout(t *testing.T) {
 		studies: map[string]*policies.Study{stressMRT: study}}
 
 	e.enrol(stressMRT, "p-slow-1")
+	clk.Set(at(0, 8, 30)) // the time of the slow decision
 	var wg sync.WaitGroup
 	var slow response
 	var took time.Duration

@@ -24,7 +24,7 @@ func TestRandomisationIntegrity(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a few thousand decisions")
 	}
-	e := newEnv(t, quietLogs)
+	e := newEnv(t, quietLogs, anyTime) // participants in parallel, each at its own time
 	const study = stressMRT
 	st := e.study(study)
 	seed := readStudyYAML(t, study).Seed

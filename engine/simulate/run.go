@@ -361,6 +361,9 @@ func newSim(ctx context.Context, o *Options, study *policies.Study, store *memst
 		// One worker: the participant's clock works in their goroutine's
 		// order, so the run is the same whatever the machine.
 		Clock: engine.ClockOptions{Workers: 1},
+		// Each app point and time is asked once; no idempotency entries
+		// (the store keeps those whatever it retains).
+		NoDerivedKeys: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("simulate: building the engine: %w", err)

@@ -46,6 +46,7 @@ func benchStore(b *testing.B, nP, nD int) (*sqlite.Store, *policies.Study) {
 	if _, _, err := eng.Ingest(ctx, stressMRT, "template", []trial.Event{ema}); err != nil {
 		b.Fatal(err)
 	}
+	now = at(0, 8, 30) // the app asks on time
 	ans, err := eng.Decide(ctx, stressMRT, "template", engine.DecideRequest{DecisionPoint: "morning", Time: at(0, 8, 30), Context: map[string]any{"location": "home"}})
 	if err != nil {
 		b.Fatal(err)

@@ -184,6 +184,7 @@ func TestExportPluginColumns(t *testing.T) {
 	wants := map[string]plugWant{}
 	recs := map[string]*trial.Record{}
 	for _, p := range []string{"p1", "p2"} {
+		now = t0 // enrolled before the decisions
 		if _, _, err := eng.Enroll(ctx, "plug", engine.EnrollRequest{ParticipantID: p}); err != nil {
 			t.Fatal(err)
 		}

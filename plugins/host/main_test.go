@@ -103,6 +103,9 @@ type rig struct {
 	data string
 	mu   sync.Mutex
 	sets map[string]*host.Set
+	// enrolling is set while enroll runs: participants enrol at rigEpoch,
+	// before the tests' decisions; otherwise the clock is the real one.
+	enrolling bool
 
 	close     func()
 	closeOnce sync.Once
@@ -137,7 +140,18 @@ func newRigAt(t testing.TB, data string, opts host.Options, studies ...*policies
 		r.mu.Unlock()
 		return set, nil
 	}
-	r.eng, err = engine.New(engine.Components{Store: store, Studies: studies, Plugins: factory})
+	// The tests decide at fixed days of 2026 (the skew check is off) after
+	// enrolments at rigEpoch (enroll); events are checked against the real
+	// clock, so are in its past.
+	now := func() time.Time {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.enrolling {
+			return rigEpoch
+		}
+		return time.Now()
+	}
+	r.eng, err = engine.New(engine.Components{Store: store, Studies: studies, Plugins: factory, Now: now, MaxClockSkew: -1})
 	if err != nil {
 		store.Close()
 		t.Fatal(err)
@@ -161,8 +175,20 @@ func (r *rig) set(id string) *host.Set {
 	return r.sets[id]
 }
 
+// rigEpoch is when the rig's participants enrol: before every decision of
+// the tests.
+var rigEpoch = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+
 func (r *rig) enroll(t testing.TB, study string, ids ...string) {
 	t.Helper()
+	r.mu.Lock()
+	r.enrolling = true
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.enrolling = false
+		r.mu.Unlock()
+	}()
 	for _, id := range ids {
 		if _, _, err := r.eng.Enroll(context.Background(), study, engine.EnrollRequest{ParticipantID: id}); err != nil {
 			t.Fatal(err)

@@ -11,11 +11,19 @@
 // its instant, so requests for it at other times are refused (before it) or
 // answered with that one record (after it).
 //
-// The times are spread over Config.Days participant-local days, around the
-// study's scheduled points' times of day, so that a realistic mix of
-// decisions arises: available and randomised ones, ones capped by the
-// study's burden limits (several requests per participant and day) and ones
-// in quiet hours (some times fall anywhere in the day).
+// By default every time is the server's now (its clock read from the Date
+// header of its answers) moved up to a minute ahead: a server refuses
+// decision times more than --max-clock-skew (default 5m) from its clock and
+// before the participant's enrolment.
+//
+// With Config.Start, the times are spread over Config.Days
+// participant-local days from that date, around the study's scheduled
+// points' times of day, so that a realistic mix of decisions arises:
+// available and randomised ones, ones capped by the study's burden limits
+// (several requests per participant and day) and ones in quiet hours (some
+// times fall anywhere in the day). Such a run needs a server started with
+// --max-clock-skew off and a Start on or after the day of the enrolments
+// (e.g. tomorrow: Tomorrow).
 package load
 
 import (
@@ -72,12 +80,17 @@ type Config struct {
 	// idempotent: already enrolled participants are fine).
 	Enrol bool
 	// Days is how many participant-local days the decision times spread over
-	// (default 7): fewer days mean more decisions per participant and day
-	// and so more capped ones.
+	// (default 7) when Start is set: fewer days mean more decisions per
+	// participant and day and so more capped ones.
 	Days int
-	// Start is the first day, a date (default 2026-11-16); its time of day
-	// is ignored. Times are in the study's time zone.
+	// Start, if set, is the first day of times spread over Days days, a
+	// date; its time of day is ignored. Times are in the study's time
+	// zone. The server must run with --max-clock-skew off, and the day must
+	// not be before the enrolments. Zero: every time is the server's now.
 	Start time.Time
+	// StartTomorrow starts the spread days tomorrow in the study's time
+	// zone (after today's enrolments), instead of at Start.
+	StartTomorrow bool
 	// Seed makes the sequence of requests reproducible (default: random).
 	Seed uint64
 	// Timeout bounds one request (default 15s).
@@ -127,7 +140,8 @@ type Result struct {
 	DecisionPoint string   `json:"decision_point"`
 	Participants  int      `json:"participants"`
 	Concurrency   int      `json:"concurrency"`
-	Days          int      `json:"days"`
+	// Days is Config.Days, 0 for times at the server's now.
+	Days int `json:"days"`
 	// Enrolled is how many participants were newly enrolled (with Enrol).
 	Enrolled int `json:"enrolled"`
 	// Elapsed is the length of the decision phase.
@@ -165,7 +179,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		hc = NewClient(cfg.Concurrency, cfg.Timeout)
 		defer hc.CloseIdleConnections()
 	}
-	st, err := fetchStudy(ctx, hc, cfg.URLs[0], cfg.Study)
+	st, offset, err := fetchStudy(ctx, hc, cfg.URLs[0], cfg.Study)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +201,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		res.Enrolled = n
 	}
-	gen := NewGenerator(ids, st.DecisionPoints, ask, time.Date(cfg.Start.Year(), cfg.Start.Month(), cfg.Start.Day(), 0, 0, 0, 0, loc), cfg.Days)
+	var gen *Generator
+	if cfg.StartTomorrow {
+		cfg.Start = Tomorrow(loc)
+	}
+	if cfg.Start.IsZero() {
+		gen = NewNowGenerator(ids, st.DecisionPoints, ask, func() time.Time { return time.Now().Add(offset) })
+		res.Days = 0
+	} else {
+		gen = NewGenerator(ids, st.DecisionPoints, ask, time.Date(cfg.Start.Year(), cfg.Start.Month(), cfg.Start.Day(), 0, 0, 0, 0, loc), cfg.Days)
+	}
 	workers := make([]*worker, cfg.Concurrency)
 	for i := range workers {
 		workers[i] = &worker{id: i, hc: hc, cfg: &cfg, gen: gen,
@@ -251,9 +274,6 @@ func (c *Config) setDefaults() error {
 	if c.Days <= 0 {
 		c.Days = 7
 	}
-	if c.Start.IsZero() {
-		c.Start = time.Date(2026, time.November, 16, 0, 0, 0, 0, time.UTC)
-	}
 	if c.Seed == 0 {
 		var b [8]byte
 		_, _ = rand.Read(b[:])
@@ -311,25 +331,39 @@ type studyInfo struct {
 	DecisionPoints []DecisionPoint `json:"decision_points"`
 }
 
-func fetchStudy(ctx context.Context, hc *http.Client, base, study string) (*studyInfo, error) {
-	status, body, err := Do(ctx, hc, http.MethodGet, base+"/v1/studies/"+url.PathEscape(study), nil, "")
+// fetchStudy reads the study and how far the server's clock is ahead of
+// this machine's (from the Date header; 0 without one).
+func fetchStudy(ctx context.Context, hc *http.Client, base, study string) (*studyInfo, time.Duration, error) {
+	status, header, body, err := do(ctx, hc, http.MethodGet, base+"/v1/studies/"+url.PathEscape(study), nil, "")
+	received := time.Now()
 	if err != nil {
-		return nil, fmt.Errorf("reading study %s from %s: %w", study, base, err)
+		return nil, 0, fmt.Errorf("reading study %s from %s: %w", study, base, err)
 	}
 	if status != http.StatusOK {
-		return nil, fmt.Errorf("reading study %s from %s: status %d: %.300s", study, base, status, body)
+		return nil, 0, fmt.Errorf("reading study %s from %s: status %d: %.300s", study, base, status, body)
 	}
 	var st studyInfo
 	if err := json.Unmarshal(body, &st); err != nil {
-		return nil, fmt.Errorf("reading study %s: %w", study, err)
+		return nil, 0, fmt.Errorf("reading study %s: %w", study, err)
 	}
 	if len(st.DecisionPoints) == 0 {
-		return nil, fmt.Errorf("study %s has no decision points", study)
+		return nil, 0, fmt.Errorf("study %s has no decision points", study)
 	}
 	if st.Timezone == "" {
 		st.Timezone = "UTC"
 	}
-	return &st, nil
+	var offset time.Duration
+	if d, err := http.ParseTime(header.Get("Date")); err == nil {
+		offset = d.Sub(received)
+	}
+	return &st, offset, nil
+}
+
+// Tomorrow is midnight at the start of tomorrow in loc: a Start for times
+// after enrolments made today.
+func Tomorrow(loc *time.Location) time.Time {
+	n := time.Now().In(loc)
+	return time.Date(n.Year(), n.Month(), n.Day()+1, 0, 0, 0, 0, loc)
 }
 
 // enrolAll enrols ids with Concurrency workers, retrying 503s and 429s
@@ -439,6 +473,16 @@ type Generator struct {
 	ask    string
 	day0   time.Time // midnight of the first day, study time zone
 	days   int
+	now    func() time.Time // the server's clock, for NewNowGenerator
+}
+
+// NewNowGenerator makes decision requests of the participants ids for the
+// decision point ask (PointToAsk; with ask empty, a random one of points)
+// at the server's now, read from now: each time is 1 to 61 seconds ahead of
+// it (well within the server's clock skew, and after enrolments made before
+// the load even if now runs a second late).
+func NewNowGenerator(ids []string, points []DecisionPoint, ask string, now func() time.Time) *Generator {
+	return &Generator{ids: ids, points: points, ask: ask, now: now, days: 1}
 }
 
 // NewGenerator makes decision requests of the participants ids for the
@@ -451,13 +495,18 @@ func NewGenerator(ids []string, points []DecisionPoint, ask string, day0 time.Ti
 }
 
 // Request returns a participant and a request body: a random participant,
-// decision point and day; the time is the point's scheduled time moved by
+// decision point and day; the time is the server's now plus 1 to 61 seconds
+// (NewNowGenerator), else the point's scheduled time moved by
 // -15 to +45 minutes (80%), else (and for a point without a time) any time
 // of the day (so quiet hours are hit too). The body asks for the
 // generator's point (ask), or for the drawn one if it has none.
 func (g *Generator) Request(rng *mrand.Rand) (participant string, body []byte) {
 	p := g.ids[rng.IntN(len(g.ids))]
 	dp := g.points[rng.IntN(len(g.points))]
+	if g.now != nil {
+		t := g.now().Add(time.Second + time.Duration(rng.Int64N(int64(time.Minute)))).Truncate(time.Millisecond)
+		return p, requestBody(g.pointName(dp), t, time.RFC3339Nano)
+	}
 	day := rng.IntN(g.days)
 	midnight := time.Date(g.day0.Year(), g.day0.Month(), g.day0.Day()+day, 0, 0, 0, 0, g.day0.Location())
 	minute := -1
@@ -470,17 +519,26 @@ func (g *Generator) Request(rng *mrand.Rand) (participant string, body []byte) {
 	} else {
 		t = midnight.Add(time.Duration(rng.Int64N(int64(24 * time.Hour))).Truncate(time.Second))
 	}
-	name := dp.ID
+	return p, requestBody(g.pointName(dp), t, time.RFC3339)
+}
+
+// pointName is the point a request asks for: the generator's (ask), or the
+// drawn one if it has none.
+func (g *Generator) pointName(dp DecisionPoint) string {
 	if g.ask != "" {
-		name = g.ask
+		return g.ask
 	}
-	body = make([]byte, 0, 96)
+	return dp.ID
+}
+
+func requestBody(point string, t time.Time, layout string) []byte {
+	body := make([]byte, 0, 96)
 	body = append(body, `{"decision_point":`...)
-	body = strconv.AppendQuote(body, name)
+	body = strconv.AppendQuote(body, point)
 	body = append(body, `,"time":"`...)
-	body = t.AppendFormat(body, time.RFC3339)
+	body = t.AppendFormat(body, layout)
 	body = append(body, `"}`...)
-	return p, body
+	return body
 }
 
 func parseHHMM(s string) (int, int, bool) {
@@ -668,7 +726,11 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 // Table writes the result as a text table.
 func (r *Result) Table(w io.Writer) {
 	fmt.Fprintf(w, "target        %s (study %s, decision point %s)\n", strings.Join(r.URLs, ", "), r.Study, r.DecisionPoint)
-	fmt.Fprintf(w, "load          %d workers, %d participants over %d days", r.Concurrency, r.Participants, r.Days)
+	if r.Days > 0 {
+		fmt.Fprintf(w, "load          %d workers, %d participants over %d days", r.Concurrency, r.Participants, r.Days)
+	} else {
+		fmt.Fprintf(w, "load          %d workers, %d participants at the server's now", r.Concurrency, r.Participants)
+	}
 	if r.Enrolled > 0 {
 		fmt.Fprintf(w, " (%d newly enrolled)", r.Enrolled)
 	}

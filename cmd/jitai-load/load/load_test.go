@@ -42,11 +42,15 @@ type fakeAPI struct {
 	times     []time.Time
 	points    map[string]int
 	decisions int
+	skew      time.Duration // the fake server's clock is this far ahead
 }
 
 func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.skew != 0 {
+		w.Header().Set("Date", time.Now().Add(f.skew).UTC().Format(http.TimeFormat))
+	}
 	switch {
 	case r.Method == "GET" && r.URL.Path == "/v1/studies/s1":
 		_, _ = io.WriteString(w, `{"id":"s1","timezone":"Europe/London","decision_points":[{"id":"morning","time":"08:30","kind":"scheduled"},{"id":"evening","time":"20:30","kind":"scheduled"},{"id":"app","kind":"app"}]}`)
@@ -94,6 +98,7 @@ func TestRunAgainstFake(t *testing.T) {
 	defer srv.Close()
 	var observed sync.Map
 	cfg := Config{URLs: []string{srv.URL + "/"}, Study: "s1", Participants: 25, Concurrency: 4, Requests: 400, Enrol: true, Days: 3, Seed: 1,
+		Start:   time.Date(2026, 11, 16, 0, 0, 0, 0, time.UTC),
 		Observe: func(s *Sample) { observed.Store(s.Key, s.Status) }}
 	res, err := Run(context.Background(), cfg)
 	if err != nil {
@@ -179,5 +184,30 @@ func TestRunNeedsAnEnd(t *testing.T) {
 	}
 	if _, err := Run(context.Background(), Config{URLs: []string{"ftp://x"}, Requests: 1}); err == nil {
 		t.Error("a run with a non-HTTP URL started")
+	}
+}
+
+// TestRunAtServerNow: without Start, every time is the server's clock (from
+// its Date header, here three hours ahead of this machine's) moved up to a
+// minute ahead, within the default 5-minute clock skew.
+func TestRunAtServerNow(t *testing.T) {
+	f := &fakeAPI{enrolled: map[string]int{}, keys: map[string]int{}, points: map[string]int{}, skew: 3 * time.Hour}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	before := time.Now().Add(f.skew).Truncate(time.Second)
+	res, err := Run(context.Background(), Config{URLs: []string{srv.URL}, Study: "s1", Participants: 5, Concurrency: 2, Requests: 50, Enrol: true, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now().Add(f.skew)
+	if res.Requests != 50 || res.Days != 0 || len(f.times) != 50 {
+		t.Fatalf("%d requests (days %d), the server saw %d", res.Requests, res.Days, len(f.times))
+	}
+	for _, at := range f.times {
+		// Ahead of the server's clock when sent, by at most a minute and
+		// the second the Date header rounds away.
+		if at.Before(before) || at.After(after.Add(62*time.Second)) {
+			t.Errorf("decision time %s not within a minute after the server's clock (%s to %s)", at, before, after)
+		}
 	}
 }
