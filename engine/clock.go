@@ -306,8 +306,10 @@ func (e *Engine) firePointOf(ctx context.Context, rt *StudyRuntime, p *trial.Par
 	if err != nil {
 		return nil, fmt.Errorf("trial clock: point %s of %s on %s: %w", pt.DecisionPoint, p.ID, pt.LocalDate, err)
 	}
-	if ans.Replayed && !answered && rt.channels != nil {
-		// A retried firing: the commit may have outrun its outbox index.
+	if ans.Replayed && !answered {
+		// A retried firing: the commit may have outrun its outbox index
+		// and, on Redis Cluster, its study-wide index (Requeue repairs
+		// both; a decision without a delivery is ErrNotFound).
 		if err := e.clock.Requeue(ctx, rt.Config.ID, p.ID, ans.decisionID); err != nil && !errors.Is(err, trial.ErrNotFound) {
 			return nil, fmt.Errorf("trial clock: requeueing delivery: %w", err)
 		}

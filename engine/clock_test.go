@@ -67,6 +67,13 @@ func clockStudy(t testing.TB) *policies.Study {
 	return policytest.Load(t, dir)
 }
 
+// person is one participant of the fake-clock test.
+type person struct {
+	id       string
+	zone     string
+	enrolled time.Time
+}
+
 // fakeClock is the test's clock.
 type fakeClock struct{ now time.Time }
 
@@ -146,11 +153,6 @@ func TestClockFakeTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	zones := []string{"Europe/London", "America/New_York", "Asia/Tokyo", "Australia/Sydney", "Asia/Kolkata", "America/Los_Angeles"}
-	type person struct {
-		id       string
-		zone     string
-		enrolled time.Time
-	}
 	var people []person
 	for i := range 200 {
 		// Enrolments spread over the first two days.
@@ -256,34 +258,9 @@ func TestClockFakeTime(t *testing.T) {
 			t.Fatalf("participant %s (%s, enrolled %s): %d records, %d scheduled points; missing %v; not scheduled %v",
 				p.id, p.zone, p.enrolled.Format(time.RFC3339), len(got), len(want), missing, extra)
 		}
-		for k, r := range got {
-			if at := want[k]; p.id != mover.id && !r.ScheduledAt.Equal(at) {
-				t.Errorf("participant %s point %s: scheduled at %s, want %s", p.id, k, r.ScheduledAt.Format(time.RFC3339), at.Format(time.RFC3339))
-			}
-			if !r.Time.Equal(r.ScheduledAt) {
-				t.Errorf("participant %s point %s: decided for %s, scheduled for %s", p.id, k, r.Time, r.ScheduledAt)
-			}
-			checkPhase(t, p.id, k, r)
-			down := r.ScheduledAt.After(lastUp) && !r.ScheduledAt.After(backUp)
-			missed := down && !r.ScheduledAt.Add(30*time.Minute).After(backUp)
-			if down {
-				lateSeen++
-			}
-			if got := len(r.UnavailableReasons) == 1 && r.UnavailableReasons[0] == trial.ReasonEngineUnavailable; got != missed {
-				t.Errorf("participant %s point %s at %s: recorded as missed %v, want %v (the clock ran at %s, then at %s)", p.id, k, r.ScheduledAt.Format(time.RFC3339), got, missed, lastUp.Format(time.RFC3339), backUp.Format(time.RFC3339))
-			} else if missed {
-				missedSeen++
-				if r.Randomised || r.Action != trial.ActionNone {
-					t.Errorf("missed point %s of %s was randomised or acted on", k, p.id)
-				}
-			}
-			if strings.HasPrefix(k, "midday/") && p.id != mover.id {
-				l := r.ScheduledAt.In(loc)
-				if m := l.Hour()*60 + l.Minute(); m < 12*60 || m >= 14*60 {
-					t.Errorf("participant %s window point %s at local %s, outside 12:00-14:00", p.id, k, l.Format("15:04"))
-				}
-			}
-		}
+		late, missed := checkRecords(t, p, p.id == mover.id, want, got, loc, lastUp, backUp)
+		lateSeen += late
+		missedSeen += missed
 	}
 	t.Logf("%d records of %d participants; mover moved at %s, leaver left at %s", total, len(people), moveAt.Format(time.RFC3339), leaveAt.Format(time.RFC3339))
 	if missedSeen == 0 || missedSeen == lateSeen {
@@ -296,6 +273,44 @@ func TestClockFakeTime(t *testing.T) {
 	// Window times reproduce from the seed: a second engine over the same
 	// study, participants and days draws the same minutes.
 	checkWindowsReproduce(t, study, people[2].id, people[2].zone, people[2].enrolled, byPerson[people[2].id])
+}
+
+// checkRecords checks one participant's records against their scheduled
+// points: decided at the point's instant, the phase, missed exactly when
+// the clock was down past the point's window, window minutes inside the
+// window. It returns how many points fell in the downtime and how many of
+// them were missed.
+func checkRecords(t *testing.T, p person, moved bool, want map[string]time.Time, got map[string]*trial.Record, loc *time.Location, lastUp, backUp time.Time) (late, missedN int) {
+	t.Helper()
+	for k, r := range got {
+		if at := want[k]; !moved && !r.ScheduledAt.Equal(at) {
+			t.Errorf("participant %s point %s: scheduled at %s, want %s", p.id, k, r.ScheduledAt.Format(time.RFC3339), at.Format(time.RFC3339))
+		}
+		if !r.Time.Equal(r.ScheduledAt) {
+			t.Errorf("participant %s point %s: decided for %s, scheduled for %s", p.id, k, r.Time, r.ScheduledAt)
+		}
+		checkPhase(t, p.id, k, r)
+		down := r.ScheduledAt.After(lastUp) && !r.ScheduledAt.After(backUp)
+		missed := down && !r.ScheduledAt.Add(30*time.Minute).After(backUp)
+		if down {
+			late++
+		}
+		if got := len(r.UnavailableReasons) == 1 && r.UnavailableReasons[0] == trial.ReasonEngineUnavailable; got != missed {
+			t.Errorf("participant %s point %s at %s: recorded as missed %v, want %v (the clock ran at %s, then at %s)", p.id, k, r.ScheduledAt.Format(time.RFC3339), got, missed, lastUp.Format(time.RFC3339), backUp.Format(time.RFC3339))
+		} else if missed {
+			missedN++
+			if r.Randomised || r.Action != trial.ActionNone {
+				t.Errorf("missed point %s of %s was randomised or acted on", k, p.id)
+			}
+		}
+		if strings.HasPrefix(k, "midday/") && !moved {
+			l := r.ScheduledAt.In(loc)
+			if m := l.Hour()*60 + l.Minute(); m < 12*60 || m >= 14*60 {
+				t.Errorf("participant %s window point %s at local %s, outside 12:00-14:00", p.id, k, l.Format("15:04"))
+			}
+		}
+	}
+	return late, missedN
 }
 
 // diffPoints lists the scheduled points without a record and the records

@@ -20,6 +20,7 @@ import (
 	"github.com/jitai/jitai/engine/delivery/webhook"
 	"github.com/jitai/jitai/engine/store/memstore"
 	"github.com/jitai/jitai/engine/trial"
+	"github.com/jitai/jitai/experiments/export"
 	"github.com/jitai/jitai/policies"
 	"github.com/jitai/jitai/policies/policytest"
 )
@@ -178,6 +179,24 @@ func TestDeliveryThroughWebhook(t *testing.T) {
 	t.Logf("%d deliver decisions at 08:30, all arrived once after the receiver came back", delivered)
 	if delivered < 5 || len(rcv.got) != delivered || rcv.bad != 0 {
 		t.Fatalf("%d deliver decisions, %d arrived, %d refused by the receiver", delivered, len(rcv.got), rcv.bad)
+	}
+	// The export carries each delivery log.
+	ts, err := eng.Export(ctx, study.Config.ID, export.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sentRows := 0
+	for i := range ts.Decisions.Rows {
+		action, status := ts.Decisions.Value(i, "action"), ts.Decisions.Value(i, "delivery_status")
+		switch {
+		case action == trial.ActionDeliver && status == trial.DeliverySent && ts.Decisions.Value(i, "delivery_channel") == "webhook":
+			sentRows++
+		case action != trial.ActionDeliver && action != trial.ActionSafety && status != nil:
+			t.Errorf("export row %d: action %v with delivery status %v", i, action, status)
+		}
+	}
+	if sentRows != delivered {
+		t.Fatalf("the export has %d rows with delivery_status sent, want %d", sentRows, delivered)
 	}
 	// Expiry: down through the midday window (12:00-14:00) and the
 	// decisions' 30 minutes.

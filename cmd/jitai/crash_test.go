@@ -131,6 +131,13 @@ type server struct {
 // the tests replay days (from laterDay) rather than wait for the clock.
 func startServer(t *testing.T, dataDir string, extra ...string) *server {
 	t.Helper()
+	return startServerEnv(t, dataDir, nil, extra...)
+}
+
+// startServerEnv is startServer with env (KEY=value) added to the
+// process' environment.
+func startServerEnv(t *testing.T, dataDir string, env []string, extra ...string) *server {
+	t.Helper()
 	bin := jitaiBinary(t)
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--studies", "../../policies/examples", "--data", dataDir}, extra...)
 	if !slices.Contains(extra, "--max-clock-skew") {
@@ -142,6 +149,7 @@ func startServer(t *testing.T, dataDir string, extra ...string) *server {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
+	cmd.Env = append(cmd.Env, env...)
 	logs := &logSink{addr: make(chan string, 1)}
 	cmd.Stderr = logs
 	cmd.Stdout = io.Discard

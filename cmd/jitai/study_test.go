@@ -278,3 +278,25 @@ quiet if to_number(concat("", ["not ", "a number"])) > 0
 		t.Errorf("check does not count the fallbacks:\n%s", out)
 	}
 }
+
+// TestStudyCheckFindsConflictingRule: the change a designer made, a second
+// definition of need that conflicts with the first for a stressed, low-mood
+// participant, compiles; study check used to say ok. It now fails, naming
+// the rule's file:line, the conflict and an input on which it happens.
+func TestStudyCheckFindsConflictingRule(t *testing.T) {
+	dir := copyStudy(t, "stress-mrt", func(rel, text string) (string, bool) {
+		if rel == "policy/policy.rego" {
+			text += "\nneed := \"low_mood\" if input.state.ema.mood.value <= 4\n"
+		}
+		return text, true
+	})
+	out, _, code := runCmd(t, "study", "check", dir)
+	if code != exitFailure {
+		t.Fatalf("study check exited %d on a conflicting rule:\n%s", code, out)
+	}
+	for _, want := range []string{"policy.rego:", "eval_conflict_error", "data.jitai.policy.need", "a generated input on which it happens: {"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("study check output does not say %q:\n%s", want, out)
+		}
+	}
+}

@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/spf13/cobra"
 
 	"github.com/jitai/jitai/engine/decision"
@@ -62,6 +64,11 @@ func runStudyCheck(ctx context.Context, dir string, stdout io.Writer) error {
 	for _, r := range policies.InputRefs(mods) {
 		paths[strings.Join(r.Path, ".")] = true
 	}
+	if ce := checkConflicts(ctx, s); ce != nil {
+		fmt.Fprintln(stdout, ce)
+		fmt.Fprintf(stdout, "%s: 1 problem(s)\n", filepath.Base(dir))
+		return exitWith(exitFailure)
+	}
 	evaluator, err := checkEvaluators(s)
 	if err != nil {
 		fmt.Fprintln(stdout, &policies.ConfigError{File: filepath.Join(dir, "policy"), Msg: err.Error()})
@@ -71,6 +78,40 @@ func runStudyCheck(ctx context.Context, dir string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "%s: ok (study %s, policy revision %s, %d interventions, reads %d documented input paths)\n",
 		filepath.Base(dir), s.Config.ID, s.Revision[:12], s.Catalogue.Len(), len(paths))
 	fmt.Fprintf(stdout, "%s: evaluator %s\n", filepath.Base(dir), evaluator)
+	return nil
+}
+
+// conflictSamples is how many dense generated inputs study check runs to
+// find rules that produce conflicting values.
+const conflictSamples = 1000
+
+// checkConflicts evaluates the policy (topdown) on dense generated inputs,
+// where every named variable is present so that rules reading several at
+// once fire together, and reports the first input on which a rule produces
+// conflicting values (OPA's eval_conflict_error): such a policy would fail
+// every decision on inputs like it (the study's fail-safe would answer). The
+// problem names the rule's file:line and the input.
+func checkConflicts(ctx context.Context, s *policies.Study) *policies.ConfigError {
+	schema := decision.InputSchema()
+	g := decision.NewInputSampler(2, s.Policy.Modules())
+	for range conflictSamples {
+		doc := g.SampleDense(schema)
+		input, err := ast.InterfaceToValue(doc)
+		if err != nil {
+			continue
+		}
+		_, err = s.Policy.EvalTopdown(ctx, input)
+		var te *topdown.Error
+		if err == nil || !errors.As(err, &te) || te.Code != topdown.ConflictErr {
+			continue
+		}
+		js, _ := json.Marshal(doc)
+		ce := &policies.ConfigError{File: filepath.Join(s.Dir, "policy"), Msg: fmt.Sprintf("%s: %s (every decision on such an input would fail and get the study's fail-safe); a generated input on which it happens: %s", te.Code, strings.Join(strings.Fields(te.Message), " "), js)}
+		if te.Location != nil {
+			ce.File, ce.Line = te.Location.File, te.Location.Row
+		}
+		return ce
+	}
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"regexp"
 	"sort"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -18,6 +19,10 @@ import (
 type InputSampler struct {
 	r     *rand.Rand
 	words []string
+	// dense: every map of named entries (state.ema, context, ...) gets an
+	// entry for every identifier the policy names, so that rules that read
+	// several variables at once fire together (SampleDense).
+	dense bool
 }
 
 func NewInputSampler(seed uint64, mods map[string]*ast.Module) *InputSampler {
@@ -97,7 +102,13 @@ func (g *InputSampler) value(f *policies.InputField) any {
 				out[k] = g.value(f.Fields[k])
 			}
 		}
-		if f.Each != nil {
+		if f.Each != nil && g.dense {
+			for _, w := range g.words {
+				if identRe.MatchString(w) {
+					out[w] = g.value(f.Each)
+				}
+			}
+		} else if f.Each != nil {
 			for range g.r.IntN(6) {
 				out[g.word()] = g.value(f.Each)
 			}
@@ -105,6 +116,17 @@ func (g *InputSampler) value(f *policies.InputField) any {
 		return out
 	}
 	return g.scalar()
+}
+
+var identRe = regexp.MustCompile(`^[a-z][a-z0-9_]{0,39}$`)
+
+// SampleDense is Sample with every map of named entries filled with an
+// entry for each identifier the policy's modules name: the inputs on which
+// the most rules fire at once, where conflicting definitions show.
+func (g *InputSampler) SampleDense(schema *policies.InputField) map[string]any {
+	g.dense = true
+	defer func() { g.dense = false }()
+	return g.Sample(schema)
 }
 
 // Sample returns one random input document shaped by schema.

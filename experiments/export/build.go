@@ -99,7 +99,7 @@ func newBuilder(cfg *policies.Config, now time.Time) *builder {
 	return b
 }
 
-func (b *builder) addParticipant(p *trial.Participant, recs []*trial.Record, evs []trial.Event) error {
+func (b *builder) addParticipant(p *trial.Participant, recs []*trial.Record, evs []trial.Event, dels map[string]*trial.Delivery) error {
 	idx := newEventIndex(evs)
 	pr := &participantRow{p: p, index: int64(len(b.participants) + 1), decisions: int64(len(recs)), distal: map[string]*distal{}}
 	for i, rec := range recs {
@@ -111,6 +111,7 @@ func (b *builder) addParticipant(p *trial.Participant, recs []*trial.Record, evs
 		if err != nil {
 			return err
 		}
+		d.delivery = dels[rec.ID]
 		b.decisions = append(b.decisions, d)
 		if rec.Available {
 			pr.available++

@@ -19,6 +19,7 @@ type decision struct {
 	trigger, phase, eventID       string
 	time, scheduledAt             time.Time
 	studyDay                      int
+	delivery                      *trial.Delivery   // the delivery log; nil when none
 	option                        *trial.OptionDraw // the option delivered; nil unless action is deliver
 	available                     bool
 	unavailable, safetyReasons    []string
@@ -84,6 +85,9 @@ func decisionTable(cfg *policies.Config, outTypes []Type, dyn []*dynCol) *regist
 	}
 	for k, o := range cfg.Outcomes {
 		outcomeColumn(r, k, o, outTypes[k])
+	}
+	if cfg.Delivery != nil {
+		deliveryColumns(r)
 	}
 	historyColumns(r)
 	for _, dc := range dyn {
@@ -466,4 +470,41 @@ func outcomeMissing(o policies.Outcome) string {
 func assessmentInstrument(v string) string {
 	v = strings.TrimSuffix(v, ".total")
 	return strings.TrimSuffix(v, "_total")
+}
+
+// deliveryColumns are the delivery log of scheduled and event-triggered
+// deliver or safety decisions of a study with a delivery section: the
+// funnel's sent step (delivered, opened and completed are the engagement
+// outcomes).
+func deliveryColumns(r *registry[*decision]) {
+	none := "unless the decision was a scheduled or event-triggered deliver or safety decision of a study with a delivery section"
+	add(r, "delivery_status", about{levels: []string{trial.DeliveryQueued, trial.DeliverySent, trial.DeliveryFailed, trial.DeliveryExpired, trial.DeliveryAnswered},
+		desc: "Delivery log: queued (not yet accepted by a channel at export time), sent (accepted by a channel), failed (refused for good), expired (the decision expired first), answered (the app asked for it and got it in the answer).", missing: none},
+		func(d *decision) (string, bool) {
+			if d.delivery == nil {
+				return "", false
+			}
+			return d.delivery.Status, true
+		})
+	add(r, "delivery_channel", about{desc: "The channel that accepted the delivery (webhook, fcm, apns, webpush, a notifier plugin, or answer).", missing: "unless delivery_status is sent or answered"},
+		func(d *decision) (string, bool) {
+			if d.delivery == nil || d.delivery.Channel == "" {
+				return "", false
+			}
+			return d.delivery.Channel, true
+		})
+	add(r, "delivery_attempts", about{desc: "Delivery attempts made.", missing: none},
+		func(d *decision) (int64, bool) {
+			if d.delivery == nil {
+				return 0, false
+			}
+			return int64(d.delivery.Attempts), true
+		})
+	add(r, "delivery_sent_at", about{unit: "UTC", desc: "When a channel accepted the delivery (RFC 3339, UTC).", missing: "unless delivery_status is sent or answered"},
+		func(d *decision) (time.Time, bool) {
+			if d.delivery == nil || d.delivery.SentAt.IsZero() {
+				return time.Time{}, false
+			}
+			return d.delivery.SentAt.UTC(), true
+		})
 }

@@ -166,7 +166,7 @@ func Build(ctx context.Context, st Store, study *policies.Study, opts Options) (
 		return nil, fmt.Errorf("export of study %s: listing participants: %w", cfg.ID, err)
 	}
 	err = fetchInOrder(ctx, st, cfg.ID, parts, func(p *trial.Participant, f fetched) error {
-		return b.addParticipant(p, f.recs, f.evs)
+		return b.addParticipant(p, f.recs, f.evs, f.dels)
 	})
 	if err != nil {
 		return nil, err
@@ -187,7 +187,41 @@ const fetchWorkers = 4
 type fetched struct {
 	recs []*trial.Record
 	evs  []trial.Event
+	dels map[string]*trial.Delivery // by decision id
 	err  error
+}
+
+// DeliveryLogs is what an export reads of the trial clock's delivery logs
+// when the store keeps them (every engine store does: trial.Clock).
+type DeliveryLogs interface {
+	Delivery(ctx context.Context, study, participant, decisionID string) (*trial.Delivery, error)
+}
+
+// deliveries reads the delivery logs of the participant's scheduled and
+// event-triggered deliver or safety decisions (the others have none).
+func deliveries(ctx context.Context, st Store, study, participant string, recs []*trial.Record) (map[string]*trial.Delivery, error) {
+	dl, ok := st.(DeliveryLogs)
+	if !ok {
+		return nil, nil
+	}
+	var out map[string]*trial.Delivery
+	for _, r := range recs {
+		if r.Action != trial.ActionDeliver && r.Action != trial.ActionSafety {
+			continue
+		}
+		d, err := dl.Delivery(ctx, study, participant, r.ID)
+		if errors.Is(err, trial.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("export of study %s: reading a delivery log: %w", study, err)
+		}
+		if out == nil {
+			out = map[string]*trial.Delivery{}
+		}
+		out[r.ID] = d
+	}
+	return out, nil
 }
 
 // fetchInOrder reads each participant's decisions and events, up to
@@ -219,6 +253,8 @@ func fetchInOrder(ctx context.Context, st Store, study string, parts []*trial.Pa
 				if f.recs, f.err = listDecisions(ctx, st, study, p.ID); f.err == nil {
 					if f.evs, f.err = st.Events(ctx, study, p.ID); f.err != nil {
 						f.err = fmt.Errorf("export of study %s: listing events of a participant: %w", study, f.err)
+					} else {
+						f.dels, f.err = deliveries(ctx, st, study, p.ID, f.recs)
 					}
 				}
 				results[i] <- f

@@ -264,10 +264,20 @@ func (s *Store) Delivery(ctx context.Context, study, participant, decisionID str
 // Requeue puts a stored, queued delivery in the outbox if it is not there
 // (after a crash between a commit and its outbox entry); a claimed one
 // keeps its lease (trial.Outbox).
+//
+// First it puts the committed decision in the study-wide index and the
+// decision log if it is not there: on Cluster an engine that dies between
+// its commit and its index write leaves the decision out of both, and then
+// the delivery could not find its decision (it would fail as erased) and
+// the study-wide listing would miss it. The trial clock's retry of the
+// point, which replays the decision, calls Requeue and so repairs it.
 func (s *Store) Requeue(ctx context.Context, study, participant, decisionID string) error {
 	what := "requeueing a delivery in study " + study
 	if s.closed.Load() {
 		return fmt.Errorf("%s: %w", what, errClosed)
+	}
+	if err := s.reindexDecision(ctx, study, participant, decisionID); err != nil {
+		return s.fail(what, err)
 	}
 	doc, err := s.rdb.HGet(ctx, s.k.participant(study, participant).deliveries(), decisionID).Result()
 	if errors.Is(err, redis.Nil) {
@@ -282,6 +292,24 @@ func (s *Store) Requeue(ctx context.Context, study, participant, decisionID stri
 		return fmt.Errorf("%s: decoding delivery of decision %s: %w", what, decisionID, err)
 	}
 	return s.check(what, s.indexDelivery(ctx, d, true))
+}
+
+// reindexDecision writes the study-wide index and log entry of a committed
+// decision (the index script is idempotent and appends to the log only
+// once); nothing if the decision is not committed.
+func (s *Store) reindexDecision(ctx context.Context, study, participant, id string) error {
+	doc, err := s.rdb.HGet(ctx, s.k.participant(study, participant).records(), id).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	rec, err := decodeRecord(doc)
+	if err != nil {
+		return err
+	}
+	return s.eval(ctx, s.indexCall(study, participant, id, timeKey(rec.Time)))[0].Err()
 }
 
 // DeadLetters lists a study's failed and expired deliveries by (FailedAt,
