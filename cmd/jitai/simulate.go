@@ -38,8 +38,10 @@ func newSimulateCmd() *cobra.Command {
 		Use:   "simulate --study-dir DIR --out REPORT_DIR",
 		Short: "Run a synthetic cohort through the real engine and report how the study behaves",
 		Long: `Run a synthetic cohort through the real engine (policy, randomisation, burden
-limits, store) and write a report: decisions, treatment rates, availability,
-burden, and checks of the study's design. See docs/simulate.md.
+limits, store, and the trial clock that decides scheduled points and delivers
+them, here to a simulated phone) and write a report: decisions, the delivery
+funnel, treatment rates, availability, burden, and checks of the study's
+design. See docs/simulate.md.
 
 Exit status: 0 every check passed; 1 a check failed or the run failed; 2 usage
 error.`,

@@ -49,6 +49,16 @@ type Cohort struct {
 	// Effects are the true effects of a delivered intervention on the next
 	// self-report.
 	Effects Effects `yaml:"effects" json:"effects"`
+	// Clock sets outages of the trial clock (the engine, not the people).
+	Clock Clock `yaml:"clock" json:"clock"`
+}
+
+// Clock sets Outage, the probability that the trial clock is down when a
+// participant's schedule falls due: it stays down for the study's
+// decision_ttl and a minute, so a point due then is recorded missed (past
+// its window) rather than decided.
+type Clock struct {
+	Outage float64 `yaml:"outage" json:"outage"`
 }
 
 // Rhythm is a 0-10 self-reported level with a daily cycle. A person's usual
@@ -93,10 +103,14 @@ type Driving struct {
 	TripsPerDay     float64 `yaml:"trips_per_day" json:"trips_per_day"`
 }
 
-// Phone sets the probability that the phone is in use at a decision point;
-// a prompt that arrives while it is in use is opened more often.
+// Phone sets the probability that the phone is in use at a decision point
+// (a prompt that arrives while it is in use is opened more often), and the
+// probability that a pushed delivery never reaches it (switched off, out of
+// signal, notifications blocked): a channel sent it, but the app never
+// reports it delivered and the participant never sees it.
 type Phone struct {
-	InUse float64 `yaml:"in_use" json:"in_use"`
+	InUse       float64 `yaml:"in_use" json:"in_use"`
+	Unreachable float64 `yaml:"unreachable" json:"unreachable"`
 }
 
 // Engagement sets each person's probabilities, drawn once around the
@@ -168,7 +182,7 @@ func DefaultCohort() Cohort {
 		Sleep:  Sleep{Bedtime: "23:00", Wake: "07:00", SDMinutes: 40, QualityMean: 6, QualitySD: 1.8},
 		Driving: Driving{Commuters: 0.4, MorningStart: "08:10", EveningStart: "17:15", DurationMinutes: 35,
 			JitterMinutes: 25, TripsPerDay: 0.4},
-		Phone: Phone{InUse: 0.3},
+		Phone: Phone{InUse: 0.3, Unreachable: 0.03},
 		Engagement: Engagement{Open: 0.55, InUseBoost: 0.2, Complete: 0.6, Rate: 0.3, Respond: 0.75, Spread: 0.15,
 			ReportDelay: policies.Duration{Duration: time.Hour}, Snooze: 0.05, SnoozeFor: policies.Duration{Duration: 2 * time.Hour}},
 		Disengagement: Disengagement{Fraction: 0.2, FromDay: 14, Factor: 0.25, OptOut: 0.3},
@@ -381,6 +395,8 @@ func (c *Cohort) validate(file string, lines map[string]int) CohortErrors {
 		v.at("driving.trips_per_day", "%g must be between 0 and 10", c.Driving.TripsPerDay)
 	}
 	v.prob("phone.in_use", c.Phone.InUse)
+	v.prob("phone.unreachable", c.Phone.Unreachable)
+	v.prob("clock.outage", c.Clock.Outage)
 	e := &c.Engagement
 	v.prob("engagement.open", e.Open)
 	v.prob("engagement.in_use_boost", e.InUseBoost)

@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jitai/jitai/policies"
 )
 
 func TestParseCohortDefaults(t *testing.T) {
@@ -65,28 +63,5 @@ func TestCohortAgainstStudy(t *testing.T) {
 	err := c.checkAgainst(st.Config)
 	if err == nil || !strings.Contains(err.Error(), "strata.site") || !strings.Contains(err.Error(), "effects.components.dose") {
 		t.Fatalf("error %v", err)
-	}
-}
-
-// TestScheduleTheSimulatorCannotFollowIsRefused: a study with window,
-// weekday or study-day points, or with phases, is refused with the point
-// named instead of being simulated as if every point were a daily fixed
-// time.
-func TestScheduleTheSimulatorCannotFollowIsRefused(t *testing.T) {
-	st := loadExample(t, "stress-mrt")
-	if err := checkSchedule(st.Config); err != nil {
-		t.Fatalf("the example study is refused: %v", err)
-	}
-	cfg := *st.Config
-	cfg.DecisionPoints = append([]policies.DecisionPoint(nil), st.Config.DecisionPoints...)
-	cfg.DecisionPoints[0].Days = []string{"mon"}
-	o := Options{Study: &policies.Study{Config: &cfg}, Participants: 1, Days: 1, Cohort: DefaultCohort()}
-	if _, err := Simulate(t.Context(), o); err == nil || !strings.Contains(err.Error(), "decision point "+cfg.DecisionPoints[0].ID) {
-		t.Fatalf("a weekday point was simulated: %v", err)
-	}
-	cfg.DecisionPoints[0].Days = nil
-	cfg.Phases = []policies.Phase{{Name: "baseline"}}
-	if err := checkSchedule(&cfg); err == nil || !strings.Contains(err.Error(), "phases") {
-		t.Fatalf("phases were accepted: %v", err)
 	}
 }

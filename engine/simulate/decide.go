@@ -6,24 +6,44 @@ import (
 	"math"
 	"time"
 
+	"github.com/jitai/jitai/engine/decision"
 	"github.com/jitai/jitai/engine/trial"
 
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/policies"
 )
 
-// decide asks the engine for a decision at decision point dp and plays out
-// the participant's response to a delivery.
+// decide asks the engine for a decision at app point dp, as the app does;
+// the app shows a delivery itself (the answer is the delivery).
 func (s *sim) decide(ctx context.Context, dp int) error {
-	at := s.now
-	ans, err := s.eng.Decide(ctx, s.cfg.ID, s.id, engine.DecideRequest{DecisionPoint: s.cfg.DecisionPoints[dp].ID, Time: at, Context: s.reqContext})
+	_, err := s.eng.Decide(ctx, s.cfg.ID, s.id, engine.DecideRequest{DecisionPoint: s.cfg.DecisionPoints[dp].ID, Time: s.now, Context: s.reqContext})
 	s.reqContext = nil
 	if err != nil {
 		return fmt.Errorf("deciding at %s: %w", s.cfg.DecisionPoints[dp].ID, err)
 	}
-	rec := ans.Record
-	pt := Point{Day: s.today.index, DP: dp, Hour: at.In(s.loc).Hour(), Action: rec.Action, Available: rec.Available,
-		Reasons: rec.UnavailableReasons, Safety: rec.SafetyReasons, Randomised: rec.Randomised, Outcome: math.NaN(), At: at}
+	s.recorded()
+	return nil
+}
+
+// recorded takes in the records the engine committed since the last look:
+// each is a decision point of the report, followed by a self-report
+// request; a delivery the app asked for is shown now, one the trial clock
+// queued when the phone receives it.
+func (s *sim) recorded() {
+	commits := s.view.commits
+	s.view.commits = nil
+	for _, rec := range commits {
+		s.record(rec)
+	}
+}
+
+// record takes in one record.
+func (s *sim) record(rec *trial.Record) {
+	at := rec.Time
+	dp := s.dpIndex[rec.DecisionPoint]
+	pt := Point{Day: s.dayOf(at), DP: dp, Hour: at.In(s.loc).Hour(), Action: rec.Action, Available: rec.Available,
+		Reasons: rec.UnavailableReasons, Safety: rec.SafetyReasons, Randomised: rec.Randomised, Outcome: math.NaN(), At: at,
+		Trigger: rec.Trigger, Phase: rec.Phase, Missed: decision.IsMissed(rec)}
 	if rec.Randomised {
 		for _, fd := range rec.Factors {
 			if fd.Type == string(policies.Within) && fd.Probability != nil {
@@ -32,22 +52,53 @@ func (s *sim) decide(ctx context.Context, dp int) error {
 		}
 	}
 	s.out.Points = append(s.out.Points, pt)
-	c := &s.o.Cohort
-	if rec.Action == trial.ActionDeliver {
-		s.deliver(rec)
+	idx := len(s.out.Points) - 1
+	switch {
+	case rec.Action != trial.ActionDeliver && rec.Action != trial.ActionSafety:
+	case rec.Trigger == trial.TriggerApp || rec.Trigger == "":
+		// In the app's answer: shown at once.
+		s.out.Points[idx].Sent = true
+		if rec.Action == trial.ActionDeliver {
+			s.deliver(rec, at, idx)
+		}
+	default:
+		s.points[rec.ID] = idx
+		s.sent[rec.ID] = rec
+	}
+	if pt.Missed {
+		return
 	}
 	// The follow-up self-report request, after every decision point.
+	c := &s.o.Cohort
 	delay := c.Engagement.ReportDelay.Duration
 	jitter := time.Duration((2*s.rng.Float64() - 1) * float64(delay) / 3)
 	s.push(action{at: at.Add(delay + jitter).Truncate(time.Second), kind: actReport, dp: dp})
-	return nil
+}
+
+// received: a channel sent the phone a decision the trial clock delivered;
+// it may not reach the phone (Phone.Unreachable).
+func (s *sim) received(rec *trial.Record) {
+	idx := s.points[rec.ID]
+	delete(s.points, rec.ID)
+	s.out.Points[idx].Sent = true
+	if rec.Action == trial.ActionDeliver && s.rng.Float64() >= s.o.Cohort.Phone.Unreachable {
+		s.deliver(rec, s.now, idx)
+	}
+}
+
+// dayOf is the study day (from 0) of instant t.
+func (s *sim) dayOf(t time.Time) int {
+	y, m, d := t.In(s.loc).Date()
+	day := int(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Sub(time.Date(s.start.Year(), s.start.Month(), s.start.Day(), 0, 0, 0, 0, time.UTC)).Hours() / 24)
+	return min(max(day, 0), s.o.Days-1)
 }
 
 // deliver records the true effect awaiting the next self-report and queues
-// the engagement the person shows.
-func (s *sim) deliver(rec *trial.Record) {
+// the engagement the person shows with the delivery that reached their
+// phone at at; idx is its decision point in out.Points.
+func (s *sim) deliver(rec *trial.Record, at time.Time, idx int) {
 	c := &s.o.Cohort
-	d := delivery{at: rec.Time, stress: c.Effects.Stress, mood: c.Effects.Mood}
+	d := effect{at: at, stress: c.Effects.Stress, mood: c.Effects.Mood}
 	for _, fd := range rec.Factors {
 		ef, ok := c.Effects.Components[fd.Name]
 		if ok && fd.Level == 1 {
@@ -57,7 +108,7 @@ func (s *sim) deliver(rec *trial.Record) {
 	}
 	s.pending = append(s.pending, d)
 	r := s.rng
-	at := rec.Time
+	pt := &s.out.Points[idx]
 	// The app uploads the engagement with a decision when the interaction
 	// ends, in one request.
 	var batch []trial.Event
@@ -75,6 +126,7 @@ func (s *sim) deliver(rec *trial.Record) {
 	}
 	defer func() { s.push(action{at: last, kind: actEvent, evs: batch}) }()
 	eng(at.Add(5*time.Second), "delivered", nil)
+	pt.Delivered = true
 	pOpen := s.p.open
 	if s.inUse {
 		pOpen += c.Engagement.InUseBoost
@@ -88,6 +140,7 @@ func (s *sim) deliver(rec *trial.Record) {
 		opened := at.Add(minutes(1 + 44*r.Float64())).Truncate(time.Second)
 		eng(opened, "opened", nil)
 		s.out.Opened++
+		pt.Opened = true
 		s.out.OpenedByDay[s.today.index]++
 		dur := 120 * time.Second
 		if rec.Intervention != nil && rec.Intervention.DurationS > 0 {
@@ -97,6 +150,7 @@ func (s *sim) deliver(rec *trial.Record) {
 			done := opened.Add(dur)
 			eng(done, "completed", nil)
 			s.out.Completed++
+			pt.Completed = true
 			if r.Float64() < s.p.rate {
 				rating := min(10, max(0, int(math.Round(7+1.5*r.NormFloat64()))))
 				eng(done.Add(30*time.Second), "rated", &rating)

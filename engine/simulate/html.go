@@ -23,6 +23,7 @@ type reportPage struct {
 	DeliveryChart page.Chart
 	HourChart     page.Chart
 	ReasonChart   *page.Chart // nil when no decision was unavailable
+	FunnelChart   page.Chart
 	DailyChart    page.Chart
 }
 
@@ -67,6 +68,8 @@ func newReportPage(r *Report) reportPage {
 		c := page.HBarChart("unavailable reasons (share of all decisions)", rl, sh)
 		p.ReasonChart = &c
 	}
+
+	p.FunnelChart = funnelChart(&r.Funnel.Overall)
 
 	av, op, rp := make([]float64, len(r.Daily)), make([]float64, len(r.Daily)), make([]float64, len(r.Daily))
 	for i, dr := range r.Daily {

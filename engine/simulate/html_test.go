@@ -22,6 +22,14 @@ func syntheticReport(kind string) *Report {
 		Availability: Availability{Rate: 0.7,
 			Reasons:         []ReasonCount{{Reason: "quiet_hours", Count: 20, Share: 0.2}, {Reason: "driving", Count: 10, Share: 0.1}},
 			ByDecisionPoint: []PointRate{{ID: "morning", Decisions: 50, Available: 0.8, Deliveries: 20}, {ID: "evening", Decisions: 50, Available: 0.6, Deliveries: 10}}},
+		Funnel: Funnel{
+			Overall: FunnelRow{Points: 100, Scheduled: 85, Triggered: 5, Requested: 10, Decided: 98, Missed: 2, Deliver: 30, Sent: 29, Delivered: 28, Opened: 15, Completed: 8},
+			ByDecisionPoint: []FunnelRow{
+				{ID: "morning", Points: 50, Scheduled: 50, Decided: 48, Missed: 2, Deliver: 20, Sent: 20, Delivered: 19, Opened: 10, Completed: 5},
+				{ID: "evening", Points: 50, Scheduled: 35, Triggered: 5, Requested: 10, Decided: 50, Deliver: 10, Sent: 9, Delivered: 9, Opened: 5, Completed: 3},
+			},
+			ByPhase: []PhaseCounts{{Phase: "active", Points: 70, Randomised: 70, Deliver: 30}, {Phase: "baseline", Points: 30}},
+		},
 		Safety: SafetySummary{Decisions: 10, Participants: 2, Reasons: []ReasonCount{{Reason: "phq9_item9", Count: 10}}},
 		Factors: []FactorRate{
 			{Name: "prompt", Levels: [2]string{"none", "prompt"}, Source: "fixed", Randomised: 70, Realised: 0.51, Intended: 0.5, Z: 0.17, OK: true},
@@ -51,6 +59,7 @@ func syntheticReport(kind string) *Report {
 		r.Factors, r.Cells, r.Effects = nil, nil, nil
 		r.Safety.Reasons, r.Availability.Reasons = nil, nil
 		r.Deliveries.Cap = 0
+		r.Funnel.ByPhase = r.Funnel.ByPhase[:1]
 	}
 	return r
 }

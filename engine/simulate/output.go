@@ -148,6 +148,9 @@ func Summary(w io.Writer, r *Report) error {
 	b.WriteString("\n")
 	d := r.Deliveries
 	fmt.Fprintf(&b, "deliveries/day  mean %.2f, max %d (cap %d, %d participant-days over)\n", d.Mean, d.Max, d.Cap, d.DaysOverCap)
+	fu := r.Funnel.Overall
+	fmt.Fprintf(&b, "funnel          %d points (%d scheduled, %d event, %d app): %d decided, %d missed; deliver %d, sent %d, delivered %d, opened %d, completed %d\n",
+		fu.Points, fu.Scheduled, fu.Triggered, fu.Requested, fu.Decided, fu.Missed, fu.Deliver, fu.Sent, fu.Delivered, fu.Opened, fu.Completed)
 	fmt.Fprintf(&b, "safety          %d decisions, %d participants\n", r.Safety.Decisions, r.Safety.Participants)
 	for _, f := range r.Factors {
 		fmt.Fprintf(&b, "factor %-8s realised %.3f, intended %.3f, n %d, z %+.2f\n", f.Name, f.Realised, f.Intended, f.Randomised, f.Z)

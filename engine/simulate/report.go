@@ -21,6 +21,7 @@ type Report struct {
 	Deliveries   Deliveries        `json:"deliveries"`
 	Hours        Hours             `json:"hours"`
 	Availability Availability      `json:"availability"`
+	Funnel       Funnel            `json:"funnel"`
 	Safety       SafetySummary     `json:"safety"`
 	Factors      []FactorRate      `json:"factors"`
 	Cells        *CellBalance      `json:"cell_balance,omitempty"`
@@ -274,6 +275,8 @@ func Build(run *Run, participants []*trial.Participant) *Report {
 		t.dpN[i].Available = ratio(t.dpAvail[i], t.dpN[i].Decisions)
 	}
 	r.Availability.ByDecisionPoint = t.dpN
+
+	r.Funnel = funnel(run)
 
 	r.Safety = SafetySummary{Decisions: r.Totals.Safety, Participants: t.safetyPeople, Reasons: counted(t.safety, r.Totals.Decisions)}
 

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/engine/delivery"
 	"github.com/jitai/jitai/engine/store/memstore"
 	"github.com/jitai/jitai/engine/trial"
 	"github.com/jitai/jitai/policies"
@@ -135,6 +136,15 @@ type Point struct {
 	Outcome    float64       // the primary proximal outcome (NaN: missing)
 	Randomised bool
 	At         time.Time
+	// Trigger and Phase are the record's; Missed: the trial clock did not
+	// decide the point within its window.
+	Trigger string
+	Phase   string
+	Missed  bool
+	// The delivery funnel of a deliver decision: Sent, a channel accepted
+	// it (or the app's answer held it); Delivered, the phone received it;
+	// Opened and Completed, the participant's engagement.
+	Sent, Delivered, Opened, Completed bool
 }
 
 // FactorLevel is a within-person factor's draw.
@@ -152,9 +162,6 @@ func Simulate(ctx context.Context, o Options) (_ *Run, err error) {
 		return nil, fmt.Errorf("simulate: need at least one participant and one day (got %d and %d)", o.Participants, o.Days)
 	}
 	if err := o.Cohort.checkAgainst(o.Study.Config); err != nil {
-		return nil, err
-	}
-	if err := checkSchedule(o.Study.Config); err != nil {
 		return nil, err
 	}
 	if o.Start.IsZero() {
@@ -205,8 +212,9 @@ func Simulate(ctx context.Context, o Options) (_ *Run, err error) {
 	sims := make([]*sim, o.Participants)
 	y, m, d := o.Start.Date()
 	start := time.Date(y, m, d, 0, 0, 0, 0, loc)
+	study := simulatedStudy(o.Study)
 	for i := range sims {
-		s, err := newSim(ctx, &o, store, i, loc, start)
+		s, err := newSim(ctx, &o, study, store, i, loc, start)
 		if err != nil {
 			return nil, err
 		}
@@ -282,12 +290,27 @@ type sim struct {
 	queue   actions
 	seq     int
 	evn     int
-	pending []delivery // deliveries whose effect awaits the next self-report
+	pending []effect // deliveries whose effect awaits the next self-report
 	reports []report
 	today   *day
 	prevDay day
 	within  []policies.Factor
 	inUse   bool // the phone was in use at the last context report
+	// view is the store as the participant's engine sees it (clock.go);
+	// rt and part are their study and enrolment.
+	view *clockView
+	rt   *engine.StudyRuntime
+	part *trial.Participant
+	// dpIndex maps decision point ids to their index in the study.
+	dpIndex map[string]int
+	// points maps the ids of decisions awaiting the phone to their index
+	// in out.Points; sent holds those decisions; inbox is what the phone
+	// received in the clock's current step.
+	points map[string]int
+	sent   map[string]*trial.Record
+	inbox  []*delivery.Message
+	// downUntil is when the trial clock's current outage ends.
+	downUntil time.Time
 	// reqContext goes with the next decision request; lastCtx is the last
 	// context event.
 	reqContext, lastCtx map[string]any
@@ -300,7 +323,7 @@ type engagement struct {
 	status string
 }
 
-type delivery struct {
+type effect struct {
 	at     time.Time
 	stress float64
 	mood   float64
@@ -319,24 +342,34 @@ func stream(seed uint64, index int, what string) [32]byte {
 	return sha256.Sum256(append([]byte("jitai-simulate/"+what+"/"), b[:]...))
 }
 
-func newSim(ctx context.Context, o *Options, store trial.Store, i int, loc *time.Location, start time.Time) (*sim, error) {
-	s := &sim{o: o, cfg: o.Study.Config, index: i, id: participantID(i), loc: loc, start: start}
+func newSim(ctx context.Context, o *Options, study *policies.Study, store *memstore.Store, i int, loc *time.Location, start time.Time) (*sim, error) {
+	s := &sim{o: o, cfg: o.Study.Config, index: i, id: participantID(i), loc: loc, start: start,
+		dpIndex: map[string]int{}, points: map[string]int{}, sent: map[string]*trial.Record{}}
+	for j, dp := range s.cfg.DecisionPoints {
+		s.dpIndex[dp.ID] = j
+	}
 	seed := stream(o.Seed, i, "person")
 	s.rng = rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:16])))
 	s.now = start
+	s.view = newClockView(store, s.cfg.ID, s.id)
 	eng, err := engine.New(engine.Components{
-		Store:   store,
-		Studies: []*policies.Study{o.Study},
-		Now:     func() time.Time { return s.now },
-		// Each point and time is asked once; no idempotency entries (the
-		// store keeps those whatever it retains).
+		Store:    s.view,
+		Studies:  []*policies.Study{study},
+		Now:      func() time.Time { return s.now },
+		Rand:     rand.NewChaCha8(stream(o.Seed, i, "ids")),
+		Channels: s.phoneChannels,
+		// One worker: the participant's clock works in their goroutine's
+		// order, so the run is the same whatever the machine.
+		Clock: engine.ClockOptions{Workers: 1},
+		// Each app point and time is asked once; no idempotency entries
+		// (the store keeps those whatever it retains).
 		NoDerivedKeys: true,
-		Rand:          rand.NewChaCha8(stream(o.Seed, i, "ids")),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("simulate: building the engine: %w", err)
 	}
 	s.eng = eng
+	s.rt, _ = eng.Study(s.cfg.ID)
 	s.within = s.cfg.FactorsOf(policies.Within)
 	s.p = newPerson(&o.Cohort, s.rng, o.Days)
 	strata := map[string]string{}
@@ -351,6 +384,8 @@ func newSim(ctx context.Context, o *Options, store trial.Store, i int, loc *time
 	if err != nil {
 		return nil, fmt.Errorf("simulate: enrolling %s: %w", s.id, err)
 	}
+	s.part = p
+	s.view.commits = nil
 	s.out = &Outcome{ID: s.id, Stratum: p.Stratum, Assignment: p.Assignment, Row: p.Row, Disengaged: s.p.disengageDay, OptedOut: s.p.optOut,
 		ReportsByDay: make([]int, o.Days), RequestsByDay: make([]int, o.Days), OpenedByDay: make([]int, o.Days)}
 	return s, nil
@@ -406,34 +441,39 @@ func (s *sim) localDate(d int) time.Time {
 func (s *sim) run(ctx context.Context, dayDone func()) error {
 	end := s.localDate(s.o.Days)
 	s.push(action{at: s.localDate(0), kind: actDayStart})
+	var lastTick time.Time
 	for s.queue.Len() > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// The trial clock runs first at its instants, but for the day's
+		// start (a point at midnight belongs to the day that starts).
+		next, err := s.nextTick(ctx)
+		if err != nil {
+			return fmt.Errorf("simulate: participant %d: %w", s.index, err)
+		}
+		if top := s.queue[0]; !next.IsZero() && next.Before(end) && (next.Before(top.at) || next.Equal(top.at) && top.kind != actDayStart) {
+			if down, err := s.down(ctx, next); err != nil || down {
+				if err != nil {
+					return fmt.Errorf("simulate: participant %d: %w", s.index, err)
+				}
+				continue
+			}
+			if next.Equal(lastTick) {
+				return fmt.Errorf("simulate: participant %d: the trial clock makes no progress at %s", s.index, next.Format(time.RFC3339))
+			}
+			lastTick, s.now = next, next
+			if err := s.tick(ctx); err != nil {
+				return fmt.Errorf("simulate: participant %d, day %d: %w", s.index, s.today.index, err)
+			}
+			continue
+		}
 		a := heap.Pop(&s.queue).(action)
 		if !a.at.Before(end) {
 			break
 		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
 		s.now = a.at
-		var err error
-		switch a.kind {
-		case actDayStart:
-			if s.today != nil {
-				dayDone()
-			}
-			s.startDay(s.dayIndex(a.at))
-		case actWake:
-			err = s.wake()
-		case actContext:
-			err = s.context(ctx, a.at)
-		case actDecide:
-			err = s.decide(ctx, a.dp)
-		case actEvent:
-			err = s.ingest(ctx, a.evs)
-		case actReport:
-			err = s.selfReport(ctx, a.dp)
-		}
-		if err != nil {
+		if err := s.act(ctx, a, dayDone); err != nil {
 			return fmt.Errorf("simulate: participant %d, day %d: %w", s.index, s.today.index, err)
 		}
 	}
@@ -443,6 +483,28 @@ func (s *sim) run(ctx context.Context, dayDone func()) error {
 	s.finish()
 	if s.spill != nil {
 		return s.spill.finish()
+	}
+	return nil
+}
+
+// act plays one action of the participant's timeline.
+func (s *sim) act(ctx context.Context, a action, dayDone func()) error {
+	switch a.kind {
+	case actDayStart:
+		if s.today != nil {
+			dayDone()
+		}
+		s.startDay(s.dayIndex(a.at))
+	case actWake:
+		return s.wake()
+	case actContext:
+		return s.context(ctx, a.at, a.dp >= 0)
+	case actDecide:
+		return s.decide(ctx, a.dp)
+	case actEvent:
+		return s.ingest(ctx, a.evs)
+	case actReport:
+		return s.selfReport(ctx, a.dp)
 	}
 	return nil
 }
@@ -487,20 +549,27 @@ func (s *sim) startDay(d int) {
 		s.queueEvent(date.Add(12*time.Hour), trial.EventPreference, map[string]any{"opt_out": true})
 	}
 	s.push(action{at: td.wake, kind: actWake})
-	for i, dp := range s.cfg.DecisionPoints {
-		var at time.Time
-		if dp.Time != "" {
-			m, _ := trial.ParseClock(dp.Time)
-			at = time.Date(date.Year(), date.Month(), date.Day(), m/60, m%60, 0, 0, s.loc)
-		} else {
-			// An app-requested point: on half the days, at a random time
-			// between 09:00 and 21:00.
-			if r.Float64() >= 0.5 {
-				continue
-			}
-			at = date.Add(minutes(540 + 720*r.Float64())).Truncate(time.Minute)
+	// The app reports the context before each scheduled point, which the
+	// trial clock decides at its instant; app points are asked for.
+	for _, pt := range s.rt.Occurrences(s.part, s.loc, date, s.localDate(d+1)) {
+		// (never before the day starts: the simulated clock only advances)
+		at := pt.At.Add(-2 * time.Minute)
+		if at.Before(date) {
+			at = date
 		}
-		s.push(action{at: at.Add(-2 * time.Minute), kind: actContext})
+		s.push(action{at: at, kind: actContext, dp: s.dpIndex[pt.DecisionPoint]})
+	}
+	for i, dp := range s.cfg.DecisionPoints {
+		if dp.Kind != "app" {
+			continue // scheduled and event points are the engine's
+		}
+		// An app-requested point: on half the days, at a random time
+		// between 09:00 and 21:00.
+		if r.Float64() >= 0.5 {
+			continue
+		}
+		at := date.Add(minutes(540 + 720*r.Float64())).Truncate(time.Minute)
+		s.push(action{at: at.Add(-2 * time.Minute), kind: actContext, dp: -1})
 		s.push(action{at: at, kind: actDecide, dp: i})
 	}
 	s.push(action{at: s.localDate(d + 1), kind: actDayStart})
@@ -543,6 +612,7 @@ func (s *sim) ingest(ctx context.Context, evs []trial.Event) error {
 	if _, _, err := s.eng.Ingest(ctx, s.cfg.ID, s.id, evs); err != nil {
 		return fmt.Errorf("ingesting %s events: %w", evs[0].Type, err)
 	}
+	s.recorded() // an event may open an event point
 	return nil
 }
 
@@ -572,10 +642,12 @@ func (s *sim) moodNow() float64 {
 	return level(&s.o.Cohort.Mood, s.p.moodUsual, s.today.moodShift, s.today.sleepQuality, s.now.In(s.loc))
 }
 
-// context: the app's context just before a decision point. It goes with
-// the decision request; a change of driving or location is also reported
-// as a context event, as apps report context changes.
-func (s *sim) context(ctx context.Context, at time.Time) error {
+// context: the app's context just before a decision point. Before an app
+// point it goes with the decision request, and a change of driving or
+// location is also reported as a context event, as apps report context
+// changes; before a scheduled point, which the trial clock decides from
+// what the engine knows, the app reports all of it as a context event.
+func (s *sim) context(ctx context.Context, at time.Time, scheduled bool) error {
 	local := at.Add(2 * time.Minute).In(s.loc)
 	driving := s.today.driving(local)
 	activity := "still"
@@ -587,6 +659,11 @@ func (s *sim) context(ctx context.Context, at time.Time) error {
 	}
 	s.inUse = s.rng.Float64() < s.o.Cohort.Phone.InUse
 	location := s.today.location(&s.p, local, s.rng)
+	if scheduled {
+		s.lastCtx = map[string]any{"driving": driving, "location": location}
+		return s.ingest(ctx, []trial.Event{s.event(at, trial.EventContext,
+			map[string]any{"driving": driving, "location": location, "activity": activity, "phone_in_use": s.inUse})})
+	}
 	s.reqContext = map[string]any{"driving": driving, "location": location, "activity": activity, "phone_in_use": s.inUse}
 	if s.lastCtx != nil && s.lastCtx["driving"] == driving && s.lastCtx["location"] == location {
 		return nil
@@ -601,20 +678,4 @@ func jsonMarshal(v any) ([]byte, error) {
 		return nil, fmt.Errorf("encoding event data: %w", err)
 	}
 	return b, nil
-}
-
-// checkSchedule refuses a study whose schedule the simulator cannot follow
-// yet: it asks for fixed-time points every day, so window, weekday and
-// study-day points and phases would be simulated wrongly (it will drive the
-// engine's scheduler instead).
-func checkSchedule(cfg *policies.Config) error {
-	if len(cfg.Phases) > 0 {
-		return fmt.Errorf("simulate: study %s declares phases, which the simulator does not follow yet; simulate a copy without phases", cfg.ID)
-	}
-	for _, dp := range cfg.DecisionPoints {
-		if dp.Window != nil || len(dp.Days) > 0 || dp.StudyDays != nil {
-			return fmt.Errorf("simulate: decision point %s of study %s uses window, days or study_days, which the simulator does not follow yet; simulate a copy with a fixed time", dp.ID, cfg.ID)
-		}
-	}
-	return nil
 }
