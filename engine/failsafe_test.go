@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jitai/jitai/engine"
+	"github.com/jitai/jitai/engine/decision"
 	"github.com/jitai/jitai/engine/metrics"
 	"github.com/jitai/jitai/engine/store/memstore"
 	"github.com/jitai/jitai/engine/trial"
@@ -84,6 +85,12 @@ func TestFailSafeOnConflictingRule(t *testing.T) {
 	got, err := store.Decision(ctx, study.Config.ID, rec.ID)
 	if err != nil || got.PolicyError == nil {
 		t.Fatalf("the fail-safe decision was not recorded with its problem: %v %+v", err, got)
+	}
+	// Replaying the fail-safe decision with the same policy reproduces it.
+	rt, _ := eng.Study(study.Config.ID)
+	res, err := decision.Replay(ctx, rt.Runtime, got)
+	if err != nil || len(res.Differences) != 0 || len(res.Notes) == 0 {
+		t.Fatalf("replay of a fail-safe decision: %v %+v", err, res)
 	}
 	if n := policyErrors(t, met, study.Config.ID); n < 1 {
 		t.Fatalf("policy_errors_total = %v after a failed evaluation", n)

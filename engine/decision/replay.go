@@ -134,6 +134,12 @@ func Replay(ctx context.Context, rt *Runtime, rec *trial.Record) (*ReplayResult,
 		return nil, fmt.Errorf("converting the logged input: %w", err)
 	}
 	out, err := rt.Policy.Eval(ctx, inputVal)
+	if err != nil && IsFailSafe(rec) {
+		// Logged as a fail-safe decision: the policy failing again is the
+		// decision reproduced.
+		return &ReplayResult{Logged: rec, Replayed: rec, Notes: []string{"the policy failed again, as when the decision was made (" +
+			rec.PolicyError.Kind + "): the study's fail-safe (on_policy_error) made the decision"}}, nil
+	}
 	if err != nil {
 		return nil, &PolicyError{Study: rt.Config.ID, Err: err}
 	}
