@@ -85,6 +85,14 @@ type Config struct {
 	// Delivery is how decisions of scheduled and event-triggered points
 	// reach participants; none means the app asks for them.
 	Delivery *DeliveryConfig `yaml:"delivery" json:"delivery,omitempty"`
+	// Variables are the study's data dictionary (variables.go): the EMA
+	// and context variables apps report, with their types and ranges,
+	// checked at ingestion.
+	Variables []Variable `yaml:"variables" json:"variables,omitempty"`
+	// UnknownVariables is what ingestion does with an EMA or context
+	// variable the dictionary does not declare: UnknownKeep (the default)
+	// stores it, UnknownRefuse refuses the batch.
+	UnknownVariables string `yaml:"unknown_variables" json:"unknown_variables,omitempty"`
 }
 
 // OnPolicyError is the study's fail-safe (docs/study.md): the decision when
@@ -623,6 +631,7 @@ func (c *Config) validate(file string, lines map[string]int) ConfigErrors {
 		}
 	}
 	validatePlugins(v, c)
+	v.variables(c.Variables, c.UnknownVariables)
 	if c.DeliveryFactor != "" {
 		f, ok := c.Factor(c.DeliveryFactor)
 		if !ok {

@@ -63,7 +63,7 @@ func TestHostileInputLimits(t *testing.T) {
 	}
 	// The legitimate limits still pass: 16 levels, 64-character context
 	// strings, 4096-byte event strings.
-	ok := e.do(req{Method: "POST", Path: E, Body: event("ema", `{"note":"`+strings.Repeat("x", 4096)+`","stress":1e9}`)})
+	ok := e.do(req{Method: "POST", Path: E, Body: event("ema", `{"note":"`+strings.Repeat("x", 4096)+`","count":1e9}`)})
 	ok.expect(t, 202)
 }
 
