@@ -558,22 +558,7 @@ func (s *Server) getDecision(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	view := decisionView{Record: rec}
-	if d, err := s.eng.Delivery(r.Context(), study, rec.Participant, rec.ID); err == nil {
-		d.Answer = nil // the record holds the decision already
-		view.Delivery = d
-	} else if !errors.Is(err, trial.ErrNotFound) {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, view)
-}
-
-// decisionView is a decision record as answered: with its delivery log,
-// for scheduled and event-triggered decisions of a study that delivers.
-type decisionView struct {
-	*trial.Record
-	Delivery *trial.Delivery `json:"delivery,omitempty"`
+	writeJSON(w, http.StatusOK, rec)
 }
 
 func encodeCursor(t time.Time, id string) string {
