@@ -50,12 +50,9 @@ func (e *Engine) UpdateParticipant(ctx context.Context, study, participant strin
 	if l := req.Locale; l != nil && !localeRe.MatchString(*l) {
 		return nil, trial.InputErrorf("locale", "%q is not a BCP 47 language tag such as en-GB", *l)
 	}
-	p, err := e.store.Participant(ctx, study, participant)
-	if errors.Is(err, trial.ErrNotFound) {
-		return nil, ErrUnknownParticipant
-	}
+	p, err := e.participant(ctx, study, participant)
 	if err != nil {
-		return nil, fmt.Errorf("reading participant: %w", err)
+		return nil, err
 	}
 	if p.Status == trial.StatusWithdrawn {
 		return nil, ErrWithdrawn

@@ -295,23 +295,7 @@ func (s *Store) DeadLetters(ctx context.Context, study string, limit int) ([]*tr
 	if err != nil {
 		return nil, s.readErr("listing dead letters of study "+study, err)
 	}
-	defer rows.Close()
-	var out []*trial.Delivery
-	for rows.Next() {
-		var doc []byte
-		if err := rows.Scan(&doc); err != nil {
-			return nil, s.readErr("listing dead letters of study "+study, err)
-		}
-		d := &trial.Delivery{}
-		if err := json.Unmarshal(doc, d); err != nil {
-			return nil, fmt.Errorf("decoding a dead letter of study %s: %w", study, err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, s.readErr("listing dead letters of study "+study, err)
-	}
-	return out, nil
+	return scanDocs[trial.Delivery](s, rows, "listing dead letters of study "+study, nil)
 }
 
 // PutDevice creates or replaces a device of an enrolled participant
@@ -368,23 +352,7 @@ func (s *Store) Devices(ctx context.Context, study, participant string) ([]*tria
 	if err != nil {
 		return nil, s.readErr("listing devices in study "+study, err)
 	}
-	defer rows.Close()
-	out := []*trial.Device{}
-	for rows.Next() {
-		var doc []byte
-		if err := rows.Scan(&doc); err != nil {
-			return nil, s.readErr("listing devices in study "+study, err)
-		}
-		d := &trial.Device{}
-		if err := json.Unmarshal(doc, d); err != nil {
-			return nil, fmt.Errorf("decoding a device in study %s: %w", study, err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, s.readErr("listing devices in study "+study, err)
-	}
-	return out, nil
+	return scanDocs[trial.Device](s, rows, "listing devices in study "+study, []*trial.Device{})
 }
 
 // UpdateParticipant changes the participant's settings (trial.Clock).
@@ -432,4 +400,24 @@ func applyUpdate(p *trial.Participant, u trial.ParticipantUpdate) {
 	if u.Locale != nil {
 		p.Locale = *u.Locale
 	}
+}
+
+// scanDocs decodes rows of one JSON document column, appending to out.
+func scanDocs[T any](s *Store, rows *sql.Rows, what string, out []*T) ([]*T, error) {
+	defer rows.Close()
+	for rows.Next() {
+		var doc []byte
+		if err := rows.Scan(&doc); err != nil {
+			return nil, s.readErr(what, err)
+		}
+		v := new(T)
+		if err := json.Unmarshal(doc, v); err != nil {
+			return nil, fmt.Errorf("%s: decoding a row: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.readErr(what, err)
+	}
+	return out, nil
 }
