@@ -88,6 +88,7 @@ type Engine struct {
 	zones         zoneCache
 	obs           Observer
 	reload        *reloader // see reload.go
+	shadows       shadows   // see shadow.go
 	pluginFactory PluginFactory
 	outcomes      outcomeWorkers
 	// clock is the store's trial clock (nil if the store has none).

@@ -157,6 +157,12 @@ func (e *Engine) Close() error {
 	serving := *e.studies.Load()
 	e.reload.swap.Unlock()
 	e.outcomes.close()
+	e.shadows.mu.Lock()
+	for id, sh := range e.shadows.m {
+		sh.stop()
+		delete(e.shadows.m, id)
+	}
+	e.shadows.mu.Unlock()
 	var errs []error
 	for _, rt := range serving {
 		errs = append(errs, rt.Close())

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -46,6 +48,9 @@ type watchedDir struct {
 	pending   string // a changed fingerprint waiting to settle
 	changedAt time.Time
 	gone      bool
+	// shadow is the fingerprint of the study's shadow/ folder last acted
+	// on, shadowPending one waiting to settle (seen in two scans).
+	shadow, shadowPending string
 }
 
 // NewWatcher returns a watcher of root for the engine. The fingerprints of
@@ -64,6 +69,7 @@ func NewWatcher(e *Engine, root string, opt WatchOptions) *Watcher {
 	for _, rt := range e.Studies() {
 		w.dirs[rt.Dir] = &watchedDir{seen: fingerprint(rt.Dir)}
 	}
+	// A candidate already in a shadow/ folder is shadowed at the first scan.
 	return w
 }
 
@@ -153,6 +159,37 @@ func (w *Watcher) Scan(ctx context.Context, force bool) {
 		if w.opt.OnAttempt != nil && a != nil {
 			w.opt.OnAttempt(a)
 		}
+	}
+	for _, dir := range slices.Sorted(maps.Keys(present)) {
+		w.scanShadow(ctx, dir, w.dirs[dir], force)
+	}
+}
+
+// scanShadow shadows the candidate in a study's shadow/ folder once its
+// files settle (the same fingerprint in two scans, or at once without a
+// debounce), and stops shadowing it when the folder goes.
+func (w *Watcher) scanShadow(ctx context.Context, dir string, d *watchedDir, force bool) {
+	sdir := filepath.Join(dir, ShadowFolder)
+	fp := fingerprint(sdir)
+	if fp == d.shadow && !(force && fp != "") {
+		d.shadowPending = ""
+		return
+	}
+	if fp != d.shadowPending && w.opt.Debounce > 0 && !force {
+		d.shadowPending = fp
+		return
+	}
+	d.shadow, d.shadowPending = fp, ""
+	study := w.eng.studyOfDir(dir)
+	if fp == "" {
+		if rep, err := w.eng.Shadow(study); err == nil && rep.Source == sdir {
+			_ = w.eng.DropShadow(study)
+			w.eng.log.Info("shadow folder removed: the candidate is no longer shadowed", zap.String("study", study))
+		}
+		return
+	}
+	if _, err := w.eng.ShadowCandidate(ctx, sdir, sdir); err != nil {
+		w.eng.log.Warn("the candidate in the shadow folder was refused", zap.String("dir", sdir), zap.Error(err))
 	}
 }
 

@@ -110,11 +110,17 @@ func (in *Inspector) RuleValues(ctx context.Context, input ast.Value) (ast.Objec
 // ChangedRuleValues lists, by name, the rules whose values differ between two
 // policies on the same input (defined in one and not the other included).
 func ChangedRuleValues(ctx context.Context, old, cur *Inspector, input ast.Value) ([]string, error) {
-	a, err := old.RuleValues(ctx, input)
+	return ChangedRuleValuesOn(ctx, old, input, cur, input)
+}
+
+// ChangedRuleValuesOn is ChangedRuleValues with an input of its own for
+// each policy: a new study.yaml changes the input's study settings.
+func ChangedRuleValuesOn(ctx context.Context, old *Inspector, oldInput ast.Value, cur *Inspector, curInput ast.Value) ([]string, error) {
+	a, err := old.RuleValues(ctx, oldInput)
 	if err != nil {
 		return nil, fmt.Errorf("old policy: %w", err)
 	}
-	b, err := cur.RuleValues(ctx, input)
+	b, err := cur.RuleValues(ctx, curInput)
 	if err != nil {
 		return nil, fmt.Errorf("new policy: %w", err)
 	}

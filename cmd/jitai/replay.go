@@ -18,7 +18,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/spf13/cobra"
 
 	"github.com/jitai/jitai/engine/decision"
@@ -59,8 +58,13 @@ type replayReport struct {
 	// that came out exactly as logged; Differ lists those that did not.
 	Reproduced int          `json:"reproduced"`
 	Differ     []replayCase `json:"differ"`
-	// Compare mode (--policy): what the new policy changes.
+	// Compare mode (--policy): what the new version changes. Changed counts
+	// the decisions whose action, reasons or option change (Changes counts
+	// each kind); Cosmetic those that differ only in fields the participant
+	// never sees (probabilities, candidates, tailoring values).
 	Changed       int                   `json:"changed,omitempty"`
+	Changes       map[string]int        `json:"changes,omitempty"`
+	Cosmetic      int                   `json:"cosmetic,omitempty"`
 	Transitions   []transition          `json:"transitions,omitempty"`
 	ChangedFields map[string]int        `json:"changed_fields,omitempty"`
 	RuleValues    map[string]int        `json:"changed_rule_values,omitempty"`
@@ -105,6 +109,7 @@ type replayParams struct {
 	server    string
 	token     string
 	policyDir string
+	as        bool
 	format    string
 	examples  int
 }
@@ -140,7 +145,8 @@ func newReplayCmd() *cobra.Command {
 	f.StringVar(&p.decisions, "decisions", "", "JSONL file of decision records, one per line (- for stdin)")
 	f.StringVar(&p.server, "from-server", "", "base URL of a jitai server to read the study's decisions from (GET /v1/studies/{study}/decisions)")
 	f.StringVar(&p.token, "token", "", "analyst token for --from-server (env JITAI_TOKEN)")
-	f.StringVar(&p.policyDir, "policy", "", "study folder with the new policy to compare with (omit to check that the log reproduces)")
+	f.StringVar(&p.policyDir, "policy", "", "study folder with the new version (policy and study.yaml) to compare with (omit to check that the log reproduces)")
+	f.BoolVar(&p.as, "as", false, "allow --policy's study to have another id than the decisions' study (a copy under a new id)")
 	f.StringVar(&p.format, "format", "text", "text | json")
 	f.IntVar(&p.examples, "examples", 10, "how many changed decisions to show as examples")
 	return cmd
@@ -167,7 +173,7 @@ func runReplay(ctx context.Context, p replayParams, stdin io.Reader, stdout, std
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	src := decisionSource{file: p.decisions, server: p.server, token: p.token, stdin: stdin}
-	rep, err := replay(ctx, p.studyDir, p.policyDir, src, p.examples)
+	rep, err := replay(ctx, p, src)
 	if err != nil {
 		return usage("%v", err)
 	}
@@ -189,7 +195,8 @@ func runReplay(ctx context.Context, p replayParams, stdin io.Reader, stdout, std
 }
 
 // replay replays every decision of the source and builds the report.
-func replay(ctx context.Context, studyDir, newDir string, src decisionSource, examples int) (*replayReport, error) {
+func replay(ctx context.Context, p replayParams, src decisionSource) (*replayReport, error) {
+	studyDir, newDir := p.studyDir, p.policyDir
 	study, err := loadStudyFolder(ctx, "--study-dir", studyDir)
 	if err != nil {
 		return nil, err
@@ -199,19 +206,24 @@ func replay(ctx context.Context, studyDir, newDir string, src decisionSource, ex
 		return nil, err
 	}
 	rep := &replayReport{Study: study.Config.ID, Mode: "reproduce", Revision: study.Revision, Catalogue: study.Catalogue.Revision(),
-		Differ: []replayCase{}, examplesLimit: examples}
-	var cmp *comparer
+		Differ: []replayCase{}, examplesLimit: p.examples}
+	var cmp *decision.Candidate
 	if newDir != "" {
 		ns, err := loadStudyFolder(ctx, "--policy", newDir)
 		if err != nil {
 			return nil, err
 		}
-		if ns.Config.ID != study.Config.ID {
-			return nil, fmt.Errorf("--policy %s is study %q, --study-dir %s is study %q: compare two versions of the same study", newDir, ns.Config.ID, studyDir, study.Config.ID)
+		if ns.Config.ID != study.Config.ID && !p.as {
+			return nil, fmt.Errorf("--policy %s is study %q, --study-dir %s is study %q: compare two versions of the same study, or give --as to compare with a study under another id", newDir, ns.Config.ID, studyDir, study.Config.ID)
 		}
-		if cmp, err = newComparer(ctx, rt, ns); err != nil {
+		nrt, err := decision.NewRuntime(ns)
+		if err != nil {
 			return nil, err
 		}
+		if cmp, err = decision.NewCandidate(ctx, rt, nrt); err != nil {
+			return nil, err
+		}
+		rep.Warnings = append(rep.Warnings, settingChanges(study, ns)...)
 		rep.Mode, rep.NewRevision = "compare", ns.Revision
 		if ns.Config.Seed != study.Config.Seed {
 			rep.Warnings = append(rep.Warnings, "--policy's study.yaml has another seed: every draw changes")
@@ -220,7 +232,7 @@ func replay(ctx context.Context, studyDir, newDir string, src decisionSource, ex
 			rep.Warnings = append(rep.Warnings, "--policy's study.yaml declares other factors (levels, probabilities, bounds or sources): randomisation changes beyond the policy")
 		}
 		rep.RuleSources = policies.ChangedRules(study.Policy, ns.Policy)
-		rep.ChangedFields, rep.RuleValues = map[string]int{}, map[string]int{}
+		rep.ChangedFields, rep.RuleValues, rep.Changes = map[string]int{}, map[string]int{}, map[string]int{}
 	}
 	trans := map[[2]string]*transition{}
 	start := time.Now()
@@ -289,21 +301,21 @@ const replayBatchSize = 512
 
 // replayItem is one record and what replaying it gave.
 type replayItem struct {
-	where       string
-	rec         *trial.Record
-	altered     bool // the input does not match its hash
-	anonymised  bool // kept anonymised after an erasure: no input to replay
-	missed      bool // a scheduled point the engine missed: nothing was evaluated
-	own         bool // made with --study-dir's revision: replayed with it
-	res, cmpRes *decision.ReplayResult
-	rules       []string
-	err         error
+	where      string
+	rec        *trial.Record
+	altered    bool // the input does not match its hash
+	anonymised bool // kept anonymised after an erasure: no input to replay
+	missed     bool // a scheduled point the engine missed: nothing was evaluated
+	own        bool // made with --study-dir's revision: replayed with it
+	res        *decision.ReplayResult
+	cmp        *decision.Outcome
+	err        error
 }
 
 // replayBatch replays the items on every CPU. Replay is pure: the
 // runtimes, their prepared queries and draw keyers are safe for concurrent
 // use.
-func replayBatch(ctx context.Context, rt *decision.Runtime, cmp *comparer, items []*replayItem, revision, catalogue string) {
+func replayBatch(ctx context.Context, rt *decision.Runtime, cmp *decision.Candidate, items []*replayItem, revision, catalogue string) {
 	work := make(chan *replayItem)
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(items)) {
@@ -328,7 +340,7 @@ func replayBatch(ctx context.Context, rt *decision.Runtime, cmp *comparer, items
 				}
 				with := ""
 				if cmp != nil && it.err == nil {
-					it.cmpRes, it.rules, it.err = cmp.replay(ctx, rec)
+					it.cmp, it.err = cmp.Evaluate(ctx, rec)
 					with = ", with --policy"
 				}
 				switch {
@@ -381,10 +393,10 @@ func (rep *replayReport) add(it *replayItem, trans map[[2]string]*transition) er
 		}
 		rep.NotCheckable[rec.PolicyRevision+" / "+rec.CatalogueRevision]++
 	}
-	res := it.cmpRes
-	if res == nil {
+	if it.cmp == nil {
 		return nil
 	}
+	res := it.cmp.ReplayResult
 	rep.note(res.Notes)
 	key := [2]string{rec.Action, res.Replayed.Action}
 	tr := trans[key]
@@ -393,20 +405,26 @@ func (rep *replayReport) add(it *replayItem, trans map[[2]string]*transition) er
 		trans[key] = tr
 	}
 	tr.Count++
-	if len(res.Differences) == 0 {
+	if len(it.cmp.Changes) == 0 {
+		if len(res.Differences) > 0 {
+			rep.Cosmetic++
+		}
 		return nil
 	}
 	tr.Changed++
 	rep.Changed++
+	for _, c := range it.cmp.Changes {
+		rep.Changes[c]++
+	}
 	for _, d := range res.Differences {
 		rep.ChangedFields[fieldGroup(d.Field)]++
 	}
-	for _, r := range it.rules {
+	for _, r := range it.cmp.Rules {
 		rep.RuleValues[r]++
 	}
 	if len(rep.Examples) < rep.examplesLimit {
 		c := newCase(it.where, res)
-		c.Rules = it.rules
+		c.Rules = it.cmp.Rules
 		rep.Examples = append(rep.Examples, c)
 	}
 	return nil
@@ -445,47 +463,20 @@ func nonNilStrings(s []string) []string {
 	return s
 }
 
-// comparer replays with the new policy and finds the rules whose values
-// differ between the old and the new policy on a decision's input.
-type comparer struct {
-	newRT    *decision.Runtime
-	old, cur *policies.Inspector
-}
-
-func newComparer(ctx context.Context, oldRT *decision.Runtime, ns *policies.Study) (*comparer, error) {
-	newRT, err := decision.NewRuntime(ns)
-	if err != nil {
-		return nil, err
+// settingChanges says which study.yaml settings of the policy input the new
+// version changes: the replay applies them.
+func settingChanges(old, cur *policies.Study) []string {
+	var out []string
+	if old.Config.ID != cur.Config.ID {
+		out = append(out, fmt.Sprintf("--policy's study is %q, the decisions' %q (--as): input.study.id changes", cur.Config.ID, old.Config.ID))
 	}
-	oi, err := policies.NewInspector(ctx, oldRT.Policy)
-	if err != nil {
-		return nil, err
+	if !sameValue(old.Config.Burden, cur.Config.Burden) {
+		out = append(out, "--policy's study.yaml changes the burden caps: the replay applies them to the logged history counts")
 	}
-	ni, err := policies.NewInspector(ctx, ns.Policy)
-	if err != nil {
-		return nil, err
+	if !sameValue(old.Config.QuietHours, cur.Config.QuietHours) {
+		out = append(out, "--policy's study.yaml changes the quiet hours: the replay gives the policy the new ones (input.study.quiet_hours)")
 	}
-	return &comparer{newRT: newRT, old: oi, cur: ni}, nil
-}
-
-func (c *comparer) replay(ctx context.Context, rec *trial.Record) (*decision.ReplayResult, []string, error) {
-	res, err := decision.Replay(ctx, c.newRT, rec)
-	if err != nil || len(res.Differences) == 0 {
-		return res, nil, err
-	}
-	doc, err := decision.DecodeInput(rec)
-	if err != nil {
-		return nil, nil, err
-	}
-	in, err := ast.InterfaceToValue(doc)
-	if err != nil {
-		return nil, nil, err
-	}
-	rules, err := policies.ChangedRuleValues(ctx, c.old, c.cur, in)
-	if err != nil {
-		return nil, nil, err
-	}
-	return res, rules, nil
+	return out
 }
 
 func sameValue(a, b any) bool {
@@ -532,7 +523,13 @@ func writeReplay(w io.Writer, rep *replayReport) {
 		if rep.Decisions > 0 {
 			pct = 100 * float64(rep.Changed) / float64(rep.Decisions)
 		}
-		fmt.Fprintf(w, "\nwith the new policy revision %s: %d of %d decisions change (%.1f%%)\n", short(rep.NewRevision), rep.Changed, rep.Decisions, pct)
+		fmt.Fprintf(w, "\nwith the new version %s: %d of %d decisions change (%.1f%%): action, reasons or option\n", short(rep.NewRevision), rep.Changed, rep.Decisions, pct)
+		for _, k := range slices.Sorted(maps.Keys(rep.Changes)) {
+			fmt.Fprintf(w, "  %-10s %d\n", k, rep.Changes[k])
+		}
+		if rep.Cosmetic > 0 {
+			fmt.Fprintf(w, "%d more decisions differ only in fields the participant never sees (probabilities, candidates, tailoring values): not counted\n", rep.Cosmetic)
+		}
 		for _, warning := range rep.Warnings {
 			fmt.Fprintf(w, "WARNING: %s\n", warning)
 		}

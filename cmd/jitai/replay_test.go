@@ -543,7 +543,7 @@ func BenchmarkReplay(b *testing.B) {
 	ctx := context.Background()
 	var secs float64
 	for b.Loop() {
-		rep, err := replay(ctx, stressDir, "", decisionSource{file: tr.jsonl}, 0)
+		rep, err := replay(ctx, replayParams{studyDir: stressDir}, decisionSource{file: tr.jsonl})
 		if err != nil || rep.Reproduced != len(tr.records) {
 			b.Fatal(err)
 		}

@@ -143,11 +143,14 @@ func Replay(ctx context.Context, rt *Runtime, rec *trial.Record) (*ReplayResult,
 	if err != nil {
 		return nil, &PolicyError{Study: rt.Config.ID, Err: err}
 	}
-	return replayOutput(rt, rec, doc, out)
+	return replayOutput(rt, rec, doc, out, false)
 }
 
-// replayOutput is Replay after the policy evaluation.
-func replayOutput(rt *Runtime, rec *trial.Record, doc map[string]any, out *policies.Output) (*ReplayResult, error) {
+// replayOutput is Replay after the policy evaluation. With estimateCaps the
+// engine's own availability rules (opt-out, burden caps) are computed from
+// doc (a candidate study's caps on the logged history counts) instead of
+// taken from the record.
+func replayOutput(rt *Runtime, rec *trial.Record, doc map[string]any, out *policies.Output, estimateCaps bool) (*ReplayResult, error) {
 	res := &ReplayResult{Logged: rec, Output: out}
 	local, _ := path(doc, "local").(map[string]any)
 	tz, _ := local["timezone"].(string)
@@ -188,7 +191,7 @@ func replayOutput(rt *Runtime, rec *trial.Record, doc map[string]any, out *polic
 	sd := stateDerived{
 		noRandomise: !phaseRandomises(rt, rec.Phase),
 		engineReasons: func() []string {
-			reasons, note := loggedEngineReasons(rec, doc)
+			reasons, note := loggedEngineReasons(rec, doc, estimateCaps)
 			if note != "" {
 				res.Notes = append(res.Notes, note)
 			}
@@ -231,8 +234,8 @@ func engineOwned(reason string) bool {
 //
 // estimated from the logged input (opt-out, and the caps on the history
 // counts the input holds), and the note says so.
-func loggedEngineReasons(rec *trial.Record, doc map[string]any) ([]string, string) {
-	if rec.Action != trial.ActionSafety {
+func loggedEngineReasons(rec *trial.Record, doc map[string]any, estimate bool) ([]string, string) {
+	if rec.Action != trial.ActionSafety && !estimate {
 		var out []string
 		for _, r := range rec.UnavailableReasons {
 			if engineOwned(r) {
@@ -258,6 +261,9 @@ func loggedEngineReasons(rec *trial.Record, doc map[string]any) ([]string, strin
 	capAt([]string{"study", "burden", "max_per_day"}, []string{"history", "prompts_today"}, ReasonBurdenDailyCap, true)
 	capAt([]string{"study", "burden", "max_per_24h"}, []string{"history", "prompts_24h"}, ReasonBurden24hCap, true)
 	capAt([]string{"study", "burden", "min_minutes_between"}, []string{"history", "minutes_since_last_prompt"}, ReasonBurdenMinGap, false)
+	if estimate {
+		return out, "the candidate's burden caps differ: the engine's own availability rules (opt-out, burden caps) were computed from the logged history counts"
+	}
 	return out, "the logged decision was a safety decision, so the engine's own availability rules (opt-out, burden caps) were not applied then; the replay estimated them from the logged history counts"
 }
 
