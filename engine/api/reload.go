@@ -27,15 +27,20 @@ func (s *Server) reloadStudy(w http.ResponseWriter, r *http.Request) {
 	var re *engine.ReloadError
 	switch {
 	case errors.As(err, &re):
-		p := problem(http.StatusUnprocessableEntity, "reload-refused", "The new version of the study was refused",
-			fmt.Sprintf("%d problem(s); revision %.12s keeps serving", len(re.Attempt.Errors), re.Attempt.Previous), "")
-		p.Instance = r.URL.Path
-		w.Header().Set("Content-Type", "application/problem+json")
-		w.WriteHeader(p.Status)
-		_ = json.NewEncoder(w).Encode(reloadProblem{Problem: p, Errors: re.Attempt.Errors, Attempt: re.Attempt})
+		s.reloadRefused(w, r, re)
 	case err != nil:
 		s.fail(w, r, err)
 	default:
 		writeJSON(w, http.StatusOK, a)
 	}
+}
+
+// reloadRefused answers a refused reload: 422 with every error.
+func (s *Server) reloadRefused(w http.ResponseWriter, r *http.Request, re *engine.ReloadError) {
+	p := problem(http.StatusUnprocessableEntity, "reload-refused", "The new version of the study was refused",
+		fmt.Sprintf("%d problem(s); revision %.12s keeps serving", len(re.Attempt.Errors), re.Attempt.Previous), "")
+	p.Instance = r.URL.Path
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(reloadProblem{Problem: p, Errors: re.Attempt.Errors, Attempt: re.Attempt})
 }
