@@ -588,8 +588,18 @@ func TestReplaySeedChange(t *testing.T) {
 			t.Errorf("%s: a seed changed more than draws: %v", c.DecisionID, c.Differences)
 		}
 	}
-	if rep.Changed != want || len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "another seed") {
-		t.Errorf("%d decisions changed, want the %d randomised; warnings %q", rep.Changed, want, rep.Warnings)
+	// Every randomised decision's draws change; it counts as changed only
+	// when a level or the option does (the participant gets something
+	// else), and as cosmetic otherwise.
+	if rep.Changed+rep.Cosmetic != want || rep.Changed == 0 || rep.Cosmetic == 0 || len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "another seed") {
+		t.Errorf("%d decisions changed and %d cosmetic, want the %d randomised between them; warnings %q", rep.Changed, rep.Cosmetic, want, rep.Warnings)
+	}
+	for _, c := range rep.Examples {
+		if !slices.ContainsFunc(c.Differences, func(d decision.Difference) bool {
+			return strings.HasSuffix(d.Field, ".level") || d.Field == "option" || d.Field == "intervention.id"
+		}) {
+			t.Errorf("%s counted as changed without a level or option change: %v", c.DecisionID, c.Differences)
+		}
 	}
 	if len(rep.RuleSources) != 0 || len(rep.RuleValues) != 0 {
 		t.Errorf("no rule changed, but the report says %v %v", rep.RuleSources, rep.RuleValues)
@@ -614,5 +624,85 @@ func BenchmarkExplain(b *testing.B) {
 		if _, err := decision.Explain(context.Background(), rt, rec); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestReplayStudyYAMLChange: --policy applies the new version's study.yaml,
+// not only its Rego. Quiet hours starting two hours earlier in study.yaml
+// alone change exactly the decisions made between 20:00 and 22:00 local
+// (safety decisions and participants with quiet hours of their own
+// excepted), computed here from the records; another study id needs --as.
+func TestReplayStudyYAMLChange(t *testing.T) {
+	tr := simulatedTrial(t)
+	dir := filepath.Join(t.TempDir(), "stress-mrt-v2")
+	if err := os.CopyFS(dir, os.DirFS(stressDir)); err != nil {
+		t.Fatal(err)
+	}
+	yaml, err := os.ReadFile(filepath.Join(dir, "study.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(yaml, []byte(`start: "22:00"`)) {
+		t.Fatal("the example's quiet hours no longer start at 22:00")
+	}
+	yaml = bytes.Replace(yaml, []byte(`start: "22:00"`), []byte(`start: "20:00"`), 1)
+	if err := os.WriteFile(filepath.Join(dir, "study.yaml"), yaml, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, nil, "replay", "--study-dir", stressDir, "--decisions", tr.jsonl, "--policy", dir, "--format", "json", "--examples", "100000")
+	if code != replayOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	rep := replayJSON(t, out)
+	var want, got []string
+	for _, r := range tr.records {
+		if decision.IsMissed(r) || r.Action == trial.ActionSafety {
+			continue
+		}
+		lt, err := time.Parse(time.RFC3339, r.LocalTime)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var in struct {
+			State struct {
+				Preferences map[string]any `json:"preferences"`
+			} `json:"state"`
+		}
+		if err := json.Unmarshal(r.Input, &in); err != nil {
+			t.Fatal(err)
+		}
+		if _, own := in.State.Preferences["quiet_hours"]; !own && lt.Hour() >= 20 && lt.Hour() < 22 {
+			want = append(want, r.ID)
+		}
+	}
+	for _, c := range rep.Examples {
+		got = append(got, c.DecisionID)
+	}
+	slices.Sort(want)
+	slices.Sort(got)
+	if len(want) == 0 || !slices.Equal(got, want) {
+		t.Fatalf("replay names %d decisions as changed, %d fall between 20:00 and 22:00 local", len(got), len(want))
+	}
+	if rep.Changed != len(want) || !slices.ContainsFunc(rep.Warnings, func(w string) bool { return strings.Contains(w, "quiet hours") }) {
+		t.Fatalf("changed %d, warnings %q", rep.Changed, rep.Warnings)
+	}
+
+	renamed := bytes.Replace(yaml, []byte("\nid: stress-mrt"), []byte("\nid: stress-mrt-v2"), 1)
+	if bytes.Equal(renamed, yaml) {
+		t.Fatal("the example's id line moved")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "study.yaml"), renamed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = runCLI(t, nil, "replay", "--study-dir", stressDir, "--decisions", tr.jsonl, "--policy", dir)
+	if code != replayUsage || !strings.Contains(errOut, "--as") {
+		t.Fatalf("another study id without --as: exit %d: %s", code, errOut)
+	}
+	code, out, errOut = runCLI(t, nil, "replay", "--study-dir", stressDir, "--decisions", tr.jsonl, "--policy", dir, "--as", "--format", "json")
+	if code != replayOK {
+		t.Fatalf("--as: exit %d\n%s", code, errOut)
+	}
+	if as := replayJSON(t, out); as.Changed != len(want) {
+		t.Fatalf("--as: %d decisions change, want the same %d (input.study.id is no rule's business)", as.Changed, len(want))
 	}
 }
