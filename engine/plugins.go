@@ -333,17 +333,26 @@ func (e *Engine) notify(rt *StudyRuntime, rec *trial.Record) {
 	}
 	for i := range rt.Config.Plugins {
 		pc := &rt.Config.Plugins[i]
-		if pc.Kind != policies.PluginNotifier || !pc.Notifies(rec.Action) {
+		if pc.Kind != policies.PluginNotifier {
 			continue
 		}
 		n := rt.plugins.Notifier(pc.Name)
 		if n == nil {
 			continue
 		}
-		note := Notification{ID: rec.ID + "/" + pc.Name, Decision: pluginDecision(rec), Action: rec.Action, Reasons: rec.Reasons}
-		if rec.Option != nil {
-			note.Intervention = rec.Option.ID
+		if pc.Notifies(rec.Action) {
+			note := Notification{ID: rec.ID + "/" + pc.Name, Decision: pluginDecision(rec), Action: rec.Action, Reasons: rec.Reasons}
+			if rec.Option != nil {
+				note.Intervention = rec.Option.ID
+			}
+			n.Notify(note)
 		}
-		n.Notify(note)
+		if rec.PolicyError != nil && pc.Notifies(policies.NotifyPolicyError) {
+			// The alert: the policy failed and the fail-safe answered. The
+			// problem's kind and place go to the designers' notifier; the
+			// message may quote input values and stays in the record.
+			n.Notify(Notification{ID: rec.ID + "/" + pc.Name + "/policy_error", Decision: pluginDecision(rec), Action: policies.NotifyPolicyError,
+				Reasons: []string{rec.PolicyError.Kind, rec.PolicyError.Location}})
+		}
 	}
 }

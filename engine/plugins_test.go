@@ -43,7 +43,7 @@ factors:
 plugins:
   - {name: gate, kind: enricher, path: x, checksum_file: SUMS, fallback: defaults, defaults: {level: 0}}
   - {name: bandit, kind: probability, path: x, checksum_file: SUMS}
-  - {name: alerts, kind: notifier, path: x, checksum_file: SUMS}
+  - {name: alerts, kind: notifier, path: x, checksum_file: SUMS, notify: [safety, policy_error]}
 crisis:
   text: "Call 116 123."
 `
@@ -53,6 +53,9 @@ const pluginPolicy = `package jitai.policy
 default level := "none"
 
 level := l if l := input.derived.gate.level
+
+# A designer's mistake: with context boom, level has two values (a conflict).
+level := "boom" if input.context.boom == true
 
 decision := {
 	"safety_reasons": [r | r := "risk_flag"; input.context.risk == true],
@@ -241,6 +244,39 @@ func TestNotifiersGetCommittedSafetyDecisionsOnce(t *testing.T) {
 	n := fake.notes[0]
 	if n.Action != trial.ActionSafety || n.Decision.DecisionID != safety.Record.ID || n.ID != safety.Record.ID+"/alerts" || n.Reasons[0] != "risk_flag" {
 		t.Errorf("notification %+v", n)
+	}
+}
+
+// TestNotifiersGetTheFailSafeAlert: a notifier that lists policy_error is
+// handed every fail-safe decision (the policy failed; the phone got the
+// study's fallback), once, with the problem's kind and Rego location and
+// nothing of the input.
+func TestNotifiersGetTheFailSafeAlert(t *testing.T) {
+	fake := &fakePlugins{derived: map[string]any{"level": 4.0}, prob: 0.5}
+	eng := pluginEngine(t, fake)
+	failed := decideFake(t, eng, 0, map[string]any{"boom": true}, "k1")
+	decideFake(t, eng, 0, map[string]any{"boom": true}, "k1") // a retry: replayed, not alerted again
+	decideFake(t, eng, 1, nil, "")                            // the policy works
+	// The safety rule is part of the conflicting document here, so it fails
+	// too: the study's default signposts (action safety, safety_unknown),
+	// and the notifier also gets that safety decision.
+	if failed.Record.PolicyError == nil || failed.Record.PolicyError.Safety != "unknown" || failed.Record.Action != trial.ActionSafety {
+		t.Fatalf("the conflicting decision: action %s, problem %+v", failed.Record.Action, failed.Record.PolicyError)
+	}
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	var alerts []engine.Notification
+	for _, n := range fake.notes {
+		if n.Action == policies.NotifyPolicyError {
+			alerts = append(alerts, n)
+		}
+	}
+	if len(alerts) != 1 || len(fake.notes) != 2 {
+		t.Fatalf("%d notifications, want the alert and the safety decision: %+v", len(fake.notes), fake.notes)
+	}
+	n := alerts[0]
+	if n.Action != policies.NotifyPolicyError || n.Decision.DecisionID != failed.Record.ID || len(n.Reasons) != 2 || n.Reasons[0] != "conflict" || !strings.Contains(n.Reasons[1], ".rego:") {
+		t.Errorf("alert %+v", n)
 	}
 }
 

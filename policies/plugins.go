@@ -59,8 +59,9 @@ type PluginConfig struct {
 	// Outcome names the study outcome (an ema or context outcome) whose
 	// values are sent to a probability provider so that it can learn.
 	Outcome string `yaml:"outcome" json:"outcome,omitempty"`
-	// Notify lists the actions a notifier receives: safety (default) and
-	// deliver.
+	// Notify lists the decisions a notifier receives: safety (default),
+	// deliver, and policy_error (the alert that the policy failed and the
+	// study's fail-safe answered).
 	Notify []string `yaml:"notify" json:"notify,omitempty"`
 	// Retry bounds a notifier's redelivery.
 	Retry RetryConfig `yaml:"retry" json:"retry"`
@@ -94,6 +95,9 @@ func (p *PluginConfig) ExecutablePath(studyDir string) string {
 	}
 	return filepath.Join(studyDir, p.Path)
 }
+
+// NotifyPolicyError is the notify value of the fail-safe alert.
+const NotifyPolicyError = "policy_error"
 
 // Notifies reports whether a notifier receives decisions of this action.
 func (p *PluginConfig) Notifies(action string) bool {
@@ -223,8 +227,8 @@ func validatePlugins(v *validator, c *Config) {
 		}
 		if pl.Kind == PluginNotifier {
 			for j, a := range pl.Notify {
-				if a != "safety" && a != "deliver" {
-					v.at(fmt.Sprintf("%s.notify[%d]", p, j), "notify %q must be safety or deliver", a)
+				if a != "safety" && a != "deliver" && a != NotifyPolicyError {
+					v.at(fmt.Sprintf("%s.notify[%d]", p, j), "notify %q must be safety, deliver or policy_error", a)
 				}
 			}
 			if pl.Retry.Attempts < 1 || pl.Retry.Backoff.Duration <= 0 || pl.Retry.MaxBackoff.Duration < pl.Retry.Backoff.Duration {
