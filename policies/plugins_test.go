@@ -85,7 +85,7 @@ func TestPluginConfigErrorsPointAtLines(t *testing.T) {
 		{"defaults without values", "path: bin/sleep", "path: bin/sleep\n    fallback: defaults", `s/study.yaml:22: fallback: defaults needs defaults`},
 		{"outcome unknown", "outcome: stress_90m", "outcome: mood", `s/study.yaml:27: outcome "mood" is not one of the study's outcomes`},
 		{"outcome engagement", "outcome: stress_90m", "outcome: opened", `s/study.yaml:27: outcome "opened" is measured from engagement events`},
-		{"notify", "path: bin/alerts", "path: bin/alerts\n    notify: [safety, everything]", `s/study.yaml:31: notify "everything" must be safety or deliver`},
+		{"notify", "path: bin/alerts", "path: bin/alerts\n    notify: [safety, everything]", `s/study.yaml:31: notify "everything" must be safety, deliver or policy_error`},
 		{"NaN default", "path: bin/sleep", "path: bin/sleep\n    fallback: defaults\n    defaults: {debt: .nan}", `s/study.yaml:23: defaults must be plain values`},
 		{"retry on enricher", "path: bin/sleep", "path: bin/sleep\n    retry: {attempts: 3}", `s/study.yaml:22: retry applies to notifier plugins only`},
 		{"source without plugin", "    plugin: bandit\n", "", `s/study.yaml:13: probability_source: plugin needs plugin: <name of a probability plugin>`},
