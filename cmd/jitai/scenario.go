@@ -31,61 +31,61 @@ import (
 // scenarioFile is one file under DIR/scenarios.
 type scenarioFile struct {
 	// Participant gives defaults for every case's participant.
-	Participant scenarioParticipant `yaml:"participant"`
-	Cases       []scenarioCase      `yaml:"cases"`
+	Participant scenarioParticipant `yaml:"participant,omitempty"`
+	Cases       []scenarioCase      `yaml:"cases,omitempty"`
 }
 
 type scenarioParticipant struct {
-	ID         string            `yaml:"id"`
-	Timezone   string            `yaml:"timezone"`
-	EnrolledAt string            `yaml:"enrolled_at"`
-	Assignment map[string]string `yaml:"assignment"`
-	Strata     map[string]string `yaml:"strata"`
+	ID         string            `yaml:"id,omitempty"`
+	Timezone   string            `yaml:"timezone,omitempty"`
+	EnrolledAt string            `yaml:"enrolled_at,omitempty"`
+	Assignment map[string]string `yaml:"assignment,omitempty"`
+	Strata     map[string]string `yaml:"strata,omitempty"`
 }
 
 type scenarioCase struct {
-	Name string `yaml:"name"`
+	Name string `yaml:"name,omitempty"`
 	// Time is the decision time: RFC 3339, or YYYY-MM-DDTHH:MM in the
 	// participant's zone.
-	Time          string              `yaml:"time"`
-	DecisionPoint string              `yaml:"decision_point"`
-	Participant   scenarioParticipant `yaml:"participant"`
-	Context       map[string]any      `yaml:"context"`
-	Events        []scenarioEvent     `yaml:"events"`
-	Deliveries    []scenarioDelivery  `yaml:"deliveries"`
+	Time          string              `yaml:"time,omitempty"`
+	DecisionPoint string              `yaml:"decision_point,omitempty"`
+	Participant   scenarioParticipant `yaml:"participant,omitempty"`
+	Context       map[string]any      `yaml:"context,omitempty"`
+	Events        []scenarioEvent     `yaml:"events,omitempty"`
+	Deliveries    []scenarioDelivery  `yaml:"deliveries,omitempty"`
 	// Preferences is a preference event's data, applied at the decision
 	// time (quiet_hours, snooze_minutes, snooze_until, opt_out).
-	Preferences map[string]any `yaml:"preferences"`
-	Expect      scenarioExpect `yaml:"expect"`
+	Preferences map[string]any `yaml:"preferences,omitempty"`
+	Expect      scenarioExpect `yaml:"expect,omitempty"`
 }
 
 type scenarioEvent struct {
-	Type string `yaml:"type"`
+	Type string `yaml:"type,omitempty"`
 	// Ago (a duration before the decision) or Time (as the case's time).
-	Ago  string         `yaml:"ago"`
-	Time string         `yaml:"time"`
-	Data map[string]any `yaml:"data"`
+	Ago  string         `yaml:"ago,omitempty"`
+	Time string         `yaml:"time,omitempty"`
+	Data map[string]any `yaml:"data,omitempty"`
 }
 
 type scenarioDelivery struct {
-	Ago          string `yaml:"ago"`
-	Time         string `yaml:"time"`
-	Intervention string `yaml:"intervention"`
+	Ago          string `yaml:"ago,omitempty"`
+	Time         string `yaml:"time,omitempty"`
+	Intervention string `yaml:"intervention,omitempty"`
 }
 
 type scenarioExpect struct {
-	Action             string            `yaml:"action"`
-	Available          *bool             `yaml:"available"`
-	Reasons            []string          `yaml:"reasons"`
-	ReasonsInclude     []string          `yaml:"reasons_include"`
-	ReasonsExclude     []string          `yaml:"reasons_exclude"`
-	Candidates         []string          `yaml:"candidates"`
-	CandidatesInclude  []string          `yaml:"candidates_include"`
-	CandidatesExclude  []string          `yaml:"candidates_exclude"`
-	Intervention       string            `yaml:"intervention"`
-	Factors            map[string]string `yaml:"factors"`
-	Tailoring          map[string]any    `yaml:"tailoring"`
-	UnavailableReasons []string          `yaml:"unavailable_reasons"`
+	Action             string            `yaml:"action,omitempty"`
+	Available          *bool             `yaml:"available,omitempty"`
+	Reasons            []string          `yaml:"reasons,omitempty"`
+	ReasonsInclude     []string          `yaml:"reasons_include,omitempty"`
+	ReasonsExclude     []string          `yaml:"reasons_exclude,omitempty"`
+	Candidates         []string          `yaml:"candidates,omitempty"`
+	CandidatesInclude  []string          `yaml:"candidates_include,omitempty"`
+	CandidatesExclude  []string          `yaml:"candidates_exclude,omitempty"`
+	Intervention       string            `yaml:"intervention,omitempty"`
+	Factors            map[string]string `yaml:"factors,omitempty"`
+	Tailoring          map[string]any    `yaml:"tailoring,omitempty"`
+	UnavailableReasons []string          `yaml:"unavailable_reasons,omitempty"`
 }
 
 // scenarioResult is the outcome of one case.

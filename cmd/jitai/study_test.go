@@ -294,7 +294,7 @@ func TestStudyCheckFindsConflictingRule(t *testing.T) {
 	if code != exitFailure {
 		t.Fatalf("study check exited %d on a conflicting rule:\n%s", code, out)
 	}
-	for _, want := range []string{"policy.rego:", "eval_conflict_error", "data.jitai.policy.need", "a generated input on which it happens: {"} {
+	for _, want := range []string{"policy.rego:", "eval_conflict_error", "data.jitai.policy.need", "a scenario on which it happens, to paste", "reasons_exclude:", "- policy_error", "mood:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("study check output does not say %q:\n%s", want, out)
 		}

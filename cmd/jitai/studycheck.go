@@ -91,9 +91,14 @@ const conflictSamples = 1000
 // conflicting values (OPA's eval_conflict_error): such a policy would fail
 // every decision on inputs like it (the study's fail-safe would answer). The
 // problem names the rule's file:line and the input.
+//
+// The failing input is reported as a scenario to paste into the study's
+// scenario files when one reproduces it (the sampler's values may be of
+// types no app sends, which no scenario can set); else as the raw input.
 func checkConflicts(ctx context.Context, s *policies.Study) *policies.ConfigError {
 	schema := decision.InputSchema()
 	g := decision.NewInputSampler(2, s.Policy.Modules())
+	var first *policies.ConfigError
 	for range conflictSamples {
 		doc := g.SampleDense(schema)
 		input, err := ast.InterfaceToValue(doc)
@@ -105,14 +110,22 @@ func checkConflicts(ctx context.Context, s *policies.Study) *policies.ConfigErro
 		if err == nil || !errors.As(err, &te) || te.Code != topdown.ConflictErr {
 			continue
 		}
-		js, _ := json.Marshal(doc)
-		ce := &policies.ConfigError{File: filepath.Join(s.Dir, "policy"), Msg: fmt.Sprintf("%s: %s (every decision on such an input would fail and get the study's fail-safe); a generated input on which it happens: %s", te.Code, strings.Join(strings.Fields(te.Message), " "), js)}
+		ce := &policies.ConfigError{File: filepath.Join(s.Dir, "policy")}
 		if te.Location != nil {
 			ce.File, ce.Line = te.Location.File, te.Location.Row
 		}
-		return ce
+		found := fmt.Sprintf("%s: %s (every decision on such an input would fail and get the study's fail-safe)", te.Code, strings.Join(strings.Fields(te.Message), " "))
+		if sc := failureScenario(ctx, s, doc, te.Code); sc != "" {
+			ce.Msg = found + "; a scenario on which it happens, to paste into scenarios/*.yaml (it fails until the policy is fixed):\n" + indentBlock(sc, "    ")
+			return ce
+		}
+		if first == nil {
+			js, _ := json.Marshal(doc)
+			ce.Msg = found + fmt.Sprintf("; a generated input on which it happens: %s", js)
+			first = ce
+		}
 	}
-	return nil
+	return first
 }
 
 // evaluatorSamples is how many generated inputs study check runs through
