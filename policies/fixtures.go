@@ -115,17 +115,11 @@ func (w *fixtureWalker) walk(x any) {
 // -> study, burden), up to the first part that is not a string.
 func refKeys(t *ast.Term) []string {
 	r, ok := t.Value.(ast.Ref)
-	if !ok {
+	if !ok || len(r) == 0 {
 		return nil
 	}
-	var keys []string
-	for _, p := range r[1:] {
-		s, ok := p.Value.(ast.String)
-		if !ok {
-			break
-		}
-		keys = append(keys, string(s))
-	}
+	// The parts inputPath reads after input, whatever the head.
+	keys, _ := inputPath(append(ast.Ref{ast.InputRootDocument}, r[1:]...))
 	return keys
 }
 
