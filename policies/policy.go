@@ -141,6 +141,45 @@ func purityErrors(path string, m *ast.Module) ConfigErrors {
 		}
 		return false
 	})
+	if !IsTestFile(path) {
+		errs = append(errs, testDataErrors(path, m)...)
+	}
+	return errs
+}
+
+// IsTestFile reports whether a policy path is a Rego test file
+// (*_test.rego): the engine never compiles it into the live policy.
+func IsTestFile(path string) bool { return strings.HasSuffix(path, "_test.rego") }
+
+// testDataErrors refuses, in a file of the live policy, any reference to
+// TestStudyData (directly or through an import): only the Rego tests get
+// it, so a policy reading it would pass its tests and find nothing live.
+func testDataErrors(path string, m *ast.Module) ConfigErrors {
+	want := ast.MustParseRef(TestStudyData)
+	aliases := map[ast.Var]ast.Ref{}
+	for _, imp := range m.Imports {
+		if r, ok := imp.Path.Value.(ast.Ref); ok {
+			aliases[imp.Name()] = r
+		}
+	}
+	var errs ConfigErrors
+	ast.WalkRefs(m, func(r ast.Ref) bool {
+		full := r
+		if v, ok := r[0].Value.(ast.Var); ok {
+			if base, ok := aliases[v]; ok {
+				full = base.Concat(r[1:])
+			}
+		}
+		if full.HasPrefix(want) {
+			line := 0
+			if r[0].Location != nil {
+				line = r[0].Location.Row
+			}
+			errs = append(errs, &ConfigError{File: path, Line: line,
+				Msg: fmt.Sprintf("%s is only for the Rego tests (policy/*_test.rego), not set for live decisions: the policy reads the study's settings from input.study", TestStudyData)})
+		}
+		return false
+	})
 	return errs
 }
 

@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/cover"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
 )
 
@@ -23,8 +26,16 @@ type TestResult struct {
 	Duration time.Duration
 }
 
+// TestStudyData is where the study's Rego tests find the study's settings:
+// exactly the block live decisions put at input.study (Config.StudyInput),
+// so that a test builds its input from study.yaml instead of a copy of it
+// ("study": data.jitai.study). Only the tests get it: a live policy file
+// that reads it is refused at load (see ParseModules).
+const TestStudyData = "data.jitai.study"
+
 // RunTests runs the study's Rego tests (policy/*_test.rego) with OPA's test
-// runner, against the policy and the catalogue data the engine uses.
+// runner, against the policy and the catalogue data the engine uses, plus
+// the study's settings at TestStudyData.
 func (s *Study) RunTests(ctx context.Context) ([]TestResult, error) {
 	res, _, err := s.RunTestsWithCoverage(ctx)
 	return res, err
@@ -56,7 +67,7 @@ func (s *Study) RunTestsWithCoverage(ctx context.Context) ([]TestResult, *Covera
 		return nil, nil, err
 	}
 	comp := ast.NewCompiler().WithCapabilities(pureCapabilities()).WithDefaultRegoVersion(ast.RegoV1)
-	store := s.Policy.Store()
+	store := s.testStore()
 	txn, err := store.NewTransaction(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening policy data: %w", err)
@@ -111,4 +122,13 @@ func (s *Study) RunTestsWithCoverage(ctx context.Context) ([]TestResult, *Covera
 		}
 	}
 	return out, c, nil
+}
+
+// testStore is the data the Rego tests run against: the policy's own
+// (PolicyData of the study's catalogue, as Compile got it) and the study's
+// settings at TestStudyData.
+func (s *Study) testStore() storage.Store {
+	data := PolicyData(s.Catalogue)
+	data[strings.TrimPrefix(TestStudyData, "data.jitai.")] = s.Config.StudyInput()
+	return inmem.NewFromObjectWithOpts(map[string]any{"jitai": data}, inmem.OptRoundTripOnWrite(true))
 }

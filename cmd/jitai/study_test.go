@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/jitai/jitai/policies"
 	"github.com/jitai/jitai/policies/policytest"
 )
 
@@ -298,5 +300,42 @@ func TestStudyCheckFindsConflictingRule(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("study check output does not say %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestStudyCheckWarnsOnCopiedSettings: a Rego test whose base input copies
+// study.yaml's quiet hours instead of reading data.jitai.study gets a
+// warning naming file:line, the setting and its value; the study still
+// passes (exit 0).
+func TestStudyCheckWarnsOnCopiedSettings(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(examples, "stress-mrt", "study.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := policies.ParseConfig("study.yaml", raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := cfg.QuietHours.Start
+	var line int
+	dir := copyStudy(t, "stress-mrt", func(rel, text string) (string, bool) {
+		if rel == "policy/policy_test.rego" {
+			const own = "\t\"study\": study,\n"
+			i := strings.Index(text, own)
+			if i < 0 {
+				t.Fatalf("stress-mrt's tests have no %q; update this test", own)
+			}
+			line = strings.Count(text[:i], "\n") + 1
+			text = text[:i] + fmt.Sprintf("\t\"study\": {\"quiet_hours\": {\"start\": %q, \"end\": \"03:33\"}},\n", q) + text[i+len(own):]
+		}
+		return text, true
+	})
+	out, errs, code := runCmd(t, "study", "check", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: warnings must not fail the check\n%s%s", code, out, errs)
+	}
+	want := fmt.Sprintf("warning: stress-mrt/policy/policy_test.rego:%d: the test repeats study.yaml's quiet_hours.start (%q); read it from data.jitai.study instead\n", line, q)
+	if !strings.Contains(out, want) || strings.Count(out, "warning:") != 1 {
+		t.Errorf("output lacks exactly the warning %q:\n%s", want, out)
 	}
 }

@@ -27,8 +27,11 @@ func newStudyCheckCmd() *cobra.Command {
 		Long: `Check a study folder as the server would load it, and report every problem
 with file:line. Also checks plugin checksums and, for the planned-IR
 evaluator, that it decides as OPA's topdown does on generated inputs.
+Warns (file:line, exit status unchanged) where a Rego test repeats a
+study.yaml value instead of reading it from data.jitai.study.
 
-Exit status: 0 no problem; 1 problems (listed on stdout); 2 usage error.`,
+Exit status: 0 no problem (warnings allowed); 1 problems (listed on
+stdout); 2 usage error.`,
 		Example: "  jitai study check policies/examples/stress-mrt",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -50,6 +53,12 @@ func runStudyCheck(ctx context.Context, dir string, stdout io.Writer) error {
 			for _, line := range strings.Split(err.Error(), "\n") {
 				errs = append(errs, &policies.ConfigError{File: filepath.Join(dir, "study.yaml"), Msg: line})
 			}
+		}
+	}
+	if s != nil {
+		// Warnings first, so that they are seen whatever else is found.
+		for _, w := range s.TestFixtureWarnings() {
+			fmt.Fprintln(stdout, "warning: "+w.Error())
 		}
 	}
 	if len(errs) > 0 {

@@ -62,28 +62,7 @@ func NewRuntime(s *policies.Study) (*Runtime, error) {
 		}
 		rt.assigner = a
 	}
-	factors := map[string]any{}
-	for _, f := range s.Config.Factors {
-		fm := map[string]any{"type": string(f.Type), "levels": []any{f.Levels[0], f.Levels[1]}}
-		if f.Type == policies.Within {
-			fm["probability"] = f.Probability
-			fm["bounds"] = []any{f.Bounds[0], f.Bounds[1]}
-			fm["probability_source"] = f.ProbabilitySource
-		}
-		factors[f.Name] = fm
-	}
-	rt.studyInput = map[string]any{
-		"id": s.Config.ID,
-		"burden": map[string]any{
-			"max_per_day":         s.Config.Burden.MaxPerDay,
-			"max_per_24h":         s.Config.Burden.MaxPer24h,
-			"min_minutes_between": s.Config.Burden.MinMinutesBetween,
-		},
-		"factors": factors,
-	}
-	if q := s.Config.QuietHours; q != nil {
-		rt.studyInput["quiet_hours"] = map[string]any{"start": q.Start, "end": q.End}
-	}
+	rt.studyInput = s.Config.StudyInput()
 	v, err := ast.InterfaceToValue(rt.studyInput)
 	if err != nil {
 		return nil, fmt.Errorf("study %s: policy input: %w", s.Config.ID, err)

@@ -18,6 +18,28 @@ mock_catalogue := {
 	"wind_down": {"title": "Wind down for sleep", "technique": "sleep_wind_down", "targets": ["sleep"], "duration_s": 300, "contraindications": []},
 }
 
+# The study's own settings (quiet hours, burden caps, factors): exactly what
+# live decisions get at input.study, built from study.yaml. Tests read them
+# from here and compute their times and counts from them, so they follow
+# study.yaml instead of a copy of it (`jitai study check` warns on a copy).
+study := data.jitai.study
+
+# "HH:MM" as minutes after midnight, and back (wrapped to the day).
+minutes(hhmm) := (to_number(substring(hhmm, 0, 2)) * 60) + to_number(substring(hhmm, 3, 2))
+
+hhmm(m) := sprintf("%02d:%02d", [floor(d / 60), d % 60]) if d := ((m % 1440) + 1440) % 1440
+
+quiet_start := minutes(study.quiet_hours.start)
+
+quiet_end := minutes(study.quiet_hours.end)
+
+cap := study.burden.max_per_day
+
+gap := study.burden.min_minutes_between
+
+# The last prompt was well outside the minimum gap.
+base_since := gap + 120
+
 base_input := {
 	"now": "2026-11-18T13:00:00Z",
 	"now_ns": 1795006800000000000,
@@ -30,17 +52,7 @@ base_input := {
 		"minute_of_day": 780,
 		"weekday": "Wednesday",
 	},
-	"study": {
-		"id": "mood-most",
-		"burden": {"max_per_day": 3, "min_minutes_between": 120},
-		"quiet_hours": {"start": "22:00", "end": "08:00"},
-		"factors": {
-			"framing": {"type": "between", "levels": ["gain", "loss"]},
-			"reminder": {"type": "between", "levels": ["off", "on"]},
-			"booster": {"type": "between", "levels": ["off", "on"]},
-			"dose": {"type": "between", "levels": ["low", "high"]},
-		},
-	},
+	"study": study,
 	"participant": {
 		"id": "p-19c2",
 		"enrolled_at": "2026-11-04T09:00:00Z",
@@ -59,10 +71,10 @@ base_input := {
 		"preferences": {"snoozed": false},
 	},
 	"history": {
-		"prompts_today": 1,
+		"prompts_today": 0,
 		"decisions_today": 1,
-		"minutes_since_last_prompt": 240,
-		"last_prompt_at": "2026-11-18T09:00:00Z",
+		"minutes_since_last_prompt": base_since,
+		"last_prompt_at": time.format(1795006800000000000 - ((base_since * 60) * 1000000000)),
 		"recent_interventions": [],
 		"engagement": {"delivered": 10, "opened": 7, "completed": 5, "dismissed": 2, "open_rate": 0.7},
 	},
@@ -77,6 +89,13 @@ decide_with(patch) := decide(object.union(base_input, patch))
 
 # base_input at a participant-local clock time.
 at(h, m) := object.union(base_input, {"local": {"hour": h, "minute": m, "minute_of_day": (h * 60) + m}})
+
+# base_input at a minute of the participant-local day (wrapped to the day).
+at_minute(m) := at(floor(d / 60), d % 60) if d := ((m % 1440) + 1440) % 1440
+
+# inp without the study's quiet hours: for tests of tailoring at times of day,
+# which are about candidates whatever quiet hours study.yaml sets.
+awake(inp) := json.remove(inp, ["study/quiet_hours"])
 
 ema(name, value, age) := {"state": {"ema": {name: {"value": value, "age_minutes": age}}}}
 
@@ -199,23 +218,32 @@ test_driving_from_recent_state if {
 	decide_with({"state": {"context": {"driving": {"value": true, "age_minutes": 45}}}}).unavailable_reasons == []
 }
 
-test_quiet_hours_wrap_past_midnight if {
-	decide(at(23, 0)).unavailable_reasons == ["quiet_hours"]
-	decide(at(7, 59)).unavailable_reasons == ["quiet_hours"]
-	decide(at(0, 0)).unavailable_reasons == ["quiet_hours"]
-	decide(at(22, 0)).unavailable_reasons == ["quiet_hours"]
+test_quiet_hours_unavailable if {
+	decide(at_minute(quiet_start)).unavailable_reasons == ["quiet_hours"]
+	decide(at_minute(quiet_start + 60)).unavailable_reasons == ["quiet_hours"]
+	decide(at_minute(quiet_end - 1)).unavailable_reasons == ["quiet_hours"]
 }
 
 test_quiet_hours_edges_available if {
-	decide(at(8, 0)).unavailable_reasons == []
-	decide(at(21, 59)).unavailable_reasons == []
+	decide(at_minute(quiet_end)).unavailable_reasons == []
+	decide(at_minute(quiet_start - 1)).unavailable_reasons == []
 }
 
+# Quiet hours of the participant's own that span midnight.
+test_quiet_hours_wrap_past_midnight if {
+	own := {"state": {"preferences": {"quiet_hours": {"start": "23:30", "end": "00:30"}}}}
+	decide(object.union(at(0, 0), own)).unavailable_reasons == ["quiet_hours"]
+	decide(object.union(at(23, 30), own)).unavailable_reasons == ["quiet_hours"]
+	decide(object.union(at(0, 30), own)).unavailable_reasons == []
+	decide(object.union(at(23, 29), own)).unavailable_reasons == []
+}
+
+# The participant's own quiet hours, an hour and a half later than the study's.
 test_participant_quiet_hours_override_study if {
-	own := {"state": {"preferences": {"quiet_hours": {"start": "23:30", "end": "09:30"}}}}
-	decide(object.union(at(23, 0), own)).unavailable_reasons == []
-	decide(object.union(at(9, 0), own)).unavailable_reasons == ["quiet_hours"]
-	decide(object.union(at(9, 30), own)).unavailable_reasons == []
+	own := {"state": {"preferences": {"quiet_hours": {"start": hhmm(quiet_start + 90), "end": hhmm(quiet_end + 90)}}}}
+	decide(object.union(at_minute(quiet_start + 60), own)).unavailable_reasons == []
+	decide(object.union(at_minute(quiet_end + 60), own)).unavailable_reasons == ["quiet_hours"]
+	decide(object.union(at_minute(quiet_end + 90), own)).unavailable_reasons == []
 }
 
 test_snoozed if {
@@ -223,20 +251,20 @@ test_snoozed if {
 }
 
 test_max_prompts_today if {
-	decide_with({"history": {"prompts_today": 3}}).unavailable_reasons == ["max_prompts_today"]
-	decide_with({"history": {"prompts_today": 2}}).unavailable_reasons == []
+	decide_with({"history": {"prompts_today": cap}}).unavailable_reasons == ["max_prompts_today"]
+	decide_with({"history": {"prompts_today": cap - 1}}).unavailable_reasons == []
 }
 
 test_min_gap if {
-	decide_with({"history": {"minutes_since_last_prompt": 119}}).unavailable_reasons == ["min_gap"]
-	decide_with({"history": {"minutes_since_last_prompt": 120}}).unavailable_reasons == []
+	decide_with({"history": {"minutes_since_last_prompt": gap - 1}}).unavailable_reasons == ["min_gap"]
+	decide_with({"history": {"minutes_since_last_prompt": gap}}).unavailable_reasons == []
 }
 
 test_several_unavailable_reasons_sorted if {
-	inp := object.union(at(7, 0), {
+	inp := object.union(at_minute(quiet_end - 60), {
 		"context": {"driving": true},
 		"state": {"preferences": {"snoozed": true}},
-		"history": {"prompts_today": 3, "minutes_since_last_prompt": 30},
+		"history": {"prompts_today": cap, "minutes_since_last_prompt": gap - 1},
 	})
 	d := decide(inp)
 	d.unavailable_reasons == ["driving", "max_prompts_today", "min_gap", "quiet_hours", "snoozed"]
@@ -340,14 +368,14 @@ test_low_energy_favours_low_effort_over_activation if {
 }
 
 test_morning_favours_activity_scheduling if {
-	d := decide(at(9, 0))
+	d := decide(awake(at(9, 0)))
 	cand(d, "plan_day").weight == 2
 	cand(d, "plan_day").reason == "targets_low_mood+morning"
 	cand(d, "three_good_things").weight == 1
 }
 
 test_evening_favours_savouring_and_gratitude if {
-	d := decide(at(19, 0))
+	d := decide(awake(at(19, 0)))
 	cand(d, "savour_moment").weight == 2
 	cand(d, "three_good_things").weight == 2
 	cand(d, "plan_day").weight == 1

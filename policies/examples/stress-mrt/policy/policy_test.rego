@@ -20,6 +20,28 @@ mock_catalogue := {
 	"worry_time": {"title": "Worry time", "technique": "worry_postponement", "targets": ["anxiety"], "duration_s": 180, "contraindications": []},
 }
 
+# The study's own settings (quiet hours, burden caps, factors): exactly what
+# live decisions get at input.study, built from study.yaml. Tests read them
+# from here and compute their times and counts from them, so they follow
+# study.yaml instead of a copy of it (`jitai study check` warns on a copy).
+study := data.jitai.study
+
+# "HH:MM" as minutes after midnight, and back (wrapped to the day).
+minutes(hhmm) := (to_number(substring(hhmm, 0, 2)) * 60) + to_number(substring(hhmm, 3, 2))
+
+hhmm(m) := sprintf("%02d:%02d", [floor(d / 60), d % 60]) if d := ((m % 1440) + 1440) % 1440
+
+quiet_start := minutes(study.quiet_hours.start)
+
+quiet_end := minutes(study.quiet_hours.end)
+
+cap := study.burden.max_per_day
+
+gap := study.burden.min_minutes_between
+
+# The last prompt was well outside the minimum gap.
+base_since := gap + 90
+
 base_input := {
 	"now": "2026-11-18T14:30:00Z",
 	"now_ns": 1795012200000000000,
@@ -32,15 +54,7 @@ base_input := {
 		"minute_of_day": 870,
 		"weekday": "Wednesday",
 	},
-	"study": {
-		"id": "stress-mrt",
-		"burden": {"max_per_day": 4, "min_minutes_between": 90},
-		"quiet_hours": {"start": "22:00", "end": "08:00"},
-		"factors": {
-			"prompt": {"type": "within", "levels": ["none", "deliver"], "probability": 0.6, "bounds": [0.1, 0.9]},
-			"framing": {"type": "within", "levels": ["gain", "loss"], "probability": 0.5, "bounds": [0.2, 0.8]},
-		},
-	},
+	"study": study,
 	"participant": {
 		"id": "p-7f3a",
 		"enrolled_at": "2026-11-13T10:00:00Z",
@@ -59,10 +73,10 @@ base_input := {
 		"preferences": {"snoozed": false},
 	},
 	"history": {
-		"prompts_today": 1,
+		"prompts_today": 0,
 		"decisions_today": 2,
-		"minutes_since_last_prompt": 180,
-		"last_prompt_at": "2026-11-18T11:30:00Z",
+		"minutes_since_last_prompt": base_since,
+		"last_prompt_at": time.format(1795012200000000000 - ((base_since * 60) * 1000000000)),
 		"recent_interventions": [],
 		"engagement": {"delivered": 5, "opened": 3, "completed": 2, "dismissed": 1, "open_rate": 0.6},
 	},
@@ -77,6 +91,13 @@ decide_with(patch) := decide(object.union(base_input, patch))
 
 # base_input at a participant-local clock time.
 at(h, m) := object.union(base_input, {"local": {"hour": h, "minute": m, "minute_of_day": (h * 60) + m}})
+
+# base_input at a minute of the participant-local day (wrapped to the day).
+at_minute(m) := at(floor(d / 60), d % 60) if d := ((m % 1440) + 1440) % 1440
+
+# inp without the study's quiet hours: for tests of tailoring at evening and
+# night times, which are about candidates whatever quiet hours study.yaml sets.
+awake(inp) := json.remove(inp, ["study/quiet_hours"])
 
 ema(name, value, age) := {"state": {"ema": {name: {"value": value, "age_minutes": age}}}}
 
@@ -220,58 +241,62 @@ test_not_driving_is_available if {
 	d.unavailable_reasons == []
 }
 
-test_quiet_hours_2300_unavailable if {
-	d := decide(at(23, 0))
+test_quiet_hours_start_inclusive if {
+	d := decide(at_minute(quiet_start))
 	d.unavailable_reasons == ["quiet_hours"]
 }
 
-test_quiet_hours_0759_unavailable if {
-	d := decide(at(7, 59))
+test_quiet_hours_an_hour_in_unavailable if {
+	d := decide(at_minute(quiet_start + 60))
 	d.unavailable_reasons == ["quiet_hours"]
 }
 
-test_quiet_hours_2200_start_inclusive if {
-	d := decide(at(22, 0))
+test_quiet_hours_last_minute_unavailable if {
+	d := decide(at_minute(quiet_end - 1))
 	d.unavailable_reasons == ["quiet_hours"]
 }
 
-test_quiet_hours_0800_end_exclusive if {
-	d := decide(at(8, 0))
+test_quiet_hours_end_exclusive if {
+	d := decide(at_minute(quiet_end))
 	d.unavailable_reasons == []
 }
 
-test_quiet_hours_2159_available if {
-	d := decide(at(21, 59))
+test_quiet_hours_minute_before_start_available if {
+	d := decide(at_minute(quiet_start - 1))
 	d.unavailable_reasons == []
 }
 
 test_quiet_hours_from_hour_and_minute_only if {
-	inp := json.remove(at(23, 30), ["local/minute_of_day"])
+	inp := json.remove(at_minute(quiet_start + 90), ["local/minute_of_day"])
 	d := decide(inp)
 	d.unavailable_reasons == ["quiet_hours"]
 }
 
+# The participant's own quiet hours, an hour earlier than the study's.
 test_participant_quiet_hours_override_study if {
-	own := {"state": {"preferences": {"quiet_hours": {"start": "21:00", "end": "07:00"}}}}
-	decide(object.union(at(21, 30), own)).unavailable_reasons == ["quiet_hours"]
-	decide(object.union(at(7, 30), own)).unavailable_reasons == []
-	decide(object.union(at(6, 59), own)).unavailable_reasons == ["quiet_hours"]
+	own := {"state": {"preferences": {"quiet_hours": {"start": hhmm(quiet_start - 60), "end": hhmm(quiet_end - 60)}}}}
+	decide(object.union(at_minute(quiet_start - 30), own)).unavailable_reasons == ["quiet_hours"]
+	decide(object.union(at_minute(quiet_end - 30), own)).unavailable_reasons == []
+	decide(object.union(at_minute(quiet_end - 61), own)).unavailable_reasons == ["quiet_hours"]
 }
 
+# Two daytime hours of the participant's own, starting four hours after the
+# study's quiet hours end.
 test_participant_daytime_quiet_hours if {
-	own := {"state": {"preferences": {"quiet_hours": {"start": "13:00", "end": "15:00"}}}}
-	decide(object.union(at(14, 30), own)).unavailable_reasons == ["quiet_hours"]
-	decide(object.union(at(15, 0), own)).unavailable_reasons == []
-	decide(object.union(at(23, 0), own)).unavailable_reasons == []
+	from := quiet_end + 240
+	own := {"state": {"preferences": {"quiet_hours": {"start": hhmm(from), "end": hhmm(from + 120)}}}}
+	decide(object.union(at_minute(from + 90), own)).unavailable_reasons == ["quiet_hours"]
+	decide(object.union(at_minute(from + 120), own)).unavailable_reasons == []
+	decide(object.union(at_minute(quiet_start), own)).unavailable_reasons == []
 }
 
 test_malformed_participant_quiet_hours_fall_back_to_study if {
-	own := {"state": {"preferences": {"quiet_hours": {"start": "9pm", "end": "07:00"}}}}
-	decide(object.union(at(23, 0), own)).unavailable_reasons == ["quiet_hours"]
+	own := {"state": {"preferences": {"quiet_hours": {"start": "9pm", "end": hhmm(quiet_end - 60)}}}}
+	decide(object.union(at_minute(quiet_start), own)).unavailable_reasons == ["quiet_hours"]
 }
 
 test_no_quiet_hours_configured if {
-	inp := json.remove(at(23, 0), ["study/quiet_hours"])
+	inp := awake(at_minute(quiet_start))
 	decide(inp).unavailable_reasons == []
 }
 
@@ -281,27 +306,27 @@ test_snoozed if {
 }
 
 test_max_prompts_today_reached if {
-	d := decide_with({"history": {"prompts_today": 4}})
+	d := decide_with({"history": {"prompts_today": cap}})
 	d.unavailable_reasons == ["max_prompts_today"]
 }
 
 test_max_prompts_today_below_cap if {
-	d := decide_with({"history": {"prompts_today": 3}})
+	d := decide_with({"history": {"prompts_today": cap - 1}})
 	d.unavailable_reasons == []
 }
 
 test_max_per_day_zero_means_no_cap if {
-	d := decide_with({"study": {"burden": {"max_per_day": 0}}, "history": {"prompts_today": 12}})
+	d := decide_with({"study": {"burden": {"max_per_day": 0}}, "history": {"prompts_today": cap * 3}})
 	d.unavailable_reasons == []
 }
 
 test_min_gap if {
-	d := decide_with({"history": {"minutes_since_last_prompt": 60}})
+	d := decide_with({"history": {"minutes_since_last_prompt": gap - 1}})
 	d.unavailable_reasons == ["min_gap"]
 }
 
 test_min_gap_boundary_available if {
-	d := decide_with({"history": {"minutes_since_last_prompt": 90}})
+	d := decide_with({"history": {"minutes_since_last_prompt": gap}})
 	d.unavailable_reasons == []
 }
 
@@ -311,21 +336,22 @@ test_min_gap_no_previous_prompt if {
 }
 
 test_several_unavailable_reasons_sorted if {
-	inp := object.union(at(23, 0), {
+	inp := object.union(at_minute(quiet_start + 60), {
 		"context": {"driving": true},
 		"state": {"preferences": {"snoozed": true}},
-		"history": {"prompts_today": 4, "minutes_since_last_prompt": 10},
+		"history": {"prompts_today": cap, "minutes_since_last_prompt": gap - 1},
 	})
 	d := decide(inp)
 	d.unavailable_reasons == ["driving", "max_prompts_today", "min_gap", "quiet_hours", "snoozed"]
 }
 
 test_unavailable_has_no_candidates_but_tailoring if {
-	d := decide(object.union(at(23, 0), ema("stress", 9, 10)))
+	d := decide(object.union(at_minute(quiet_start), ema("stress", 9, 10)))
+	d.unavailable_reasons == ["quiet_hours"]
 	complete(d)
 	d.candidates == []
 	d.tailoring.need == "stress"
-	d.conditions == ["high_distress", "late_night"]
+	"high_distress" in d.conditions
 }
 
 # ---------------------------------------------------------------------------
@@ -446,7 +472,7 @@ test_anxiety_need if {
 }
 
 test_poor_sleep_in_evening_is_sleep_need if {
-	d := decide(object.union(at(20, 30), ema("sleep_quality", 2, 60)))
+	d := decide(awake(object.union(at(20, 30), ema("sleep_quality", 2, 60))))
 	d.tailoring.need == "sleep"
 	ids(d) == {"muscle_relaxation", "wind_down"}
 	cand(d, "wind_down").weight == 2
@@ -459,7 +485,7 @@ test_poor_sleep_at_midday_stays_stress if {
 }
 
 test_evening_favours_sleep_wind_down if {
-	d := decide(at(20, 30))
+	d := decide(awake(at(20, 30)))
 	cand(d, "wind_down").weight == 2
 	cand(d, "box_breathing").weight == 1
 }
