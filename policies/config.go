@@ -86,8 +86,9 @@ type Config struct {
 	// reach participants; none means the app asks for them.
 	Delivery *DeliveryConfig `yaml:"delivery" json:"delivery,omitempty"`
 	// Variables are the study's data dictionary (variables.go): the EMA
-	// and context variables apps report, with their types and ranges,
-	// checked at ingestion.
+	// and context variables apps report (checked at ingestion), the
+	// assessments and the enrichers' derived values, with their types and
+	// ranges; the export's columns and codebook and study check follow it.
 	Variables []Variable `yaml:"variables" json:"variables,omitempty"`
 	// UnknownVariables is what ingestion does with an EMA or context
 	// variable the dictionary does not declare: UnknownKeep (the default)
@@ -631,7 +632,7 @@ func (c *Config) validate(file string, lines map[string]int) ConfigErrors {
 		}
 	}
 	validatePlugins(v, c)
-	v.variables(c.Variables, c.UnknownVariables)
+	v.variables(c)
 	if c.DeliveryFactor != "" {
 		f, ok := c.Factor(c.DeliveryFactor)
 		if !ok {
