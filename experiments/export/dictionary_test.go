@@ -111,7 +111,9 @@ func runDict(t *testing.T, study *policies.Study, data *dictData) *export.Tables
 		before.Config = &cfg
 		now := t0
 		eng, err := engine.New(engine.Components{Store: st, Studies: []*policies.Study{&before}, Now: func() time.Time { return now },
-			Plugins: func(*policies.Study) (engine.StudyPlugins, error) { return dictPlugins{fixedEnricher(data.derived)}, nil }})
+			Plugins: func(*policies.Study) (engine.StudyPlugins, error) {
+				return dictPlugins{fixedEnricher(data.derived)}, nil
+			}})
 		if err != nil {
 			t.Fatal(err)
 		}
