@@ -390,13 +390,20 @@ type ConfigError struct {
 	File string
 	Line int
 	Msg  string
+	// Warning marks something to look at that does not stop the study
+	// from loading or running (study check reports it, exits 0).
+	Warning bool
 }
 
 func (e *ConfigError) Error() string {
-	if e.Line > 0 {
-		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	msg := e.Msg
+	if e.Warning {
+		msg = "warning: " + msg
 	}
-	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, msg)
 }
 
 // ConfigErrors is every problem found in a study.

@@ -26,9 +26,13 @@ func newStudyCheckCmd() *cobra.Command {
 		Short: "Report every problem of a study folder, each as file:line: reason",
 		Long: `Check a study folder as the server would load it, and report every problem
 with file:line. Also checks plugin checksums and, for the planned-IR
-evaluator, that it decides as OPA's topdown does on generated inputs.
+evaluator, that it decides as OPA's topdown does on generated inputs (drawn
+from the study's data dictionary where it declares variables). A policy
+reading a variable the data dictionary does not declare gets a warning
+(a problem under unknown_variables: refuse).
 
-Exit status: 0 no problem; 1 problems (listed on stdout); 2 usage error.`,
+Exit status: 0 no problem (warnings may be listed); 1 problems (listed on
+stdout); 2 usage error.`,
 		Example: "  jitai study check policies/examples/stress-mrt",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -52,11 +56,15 @@ func runStudyCheck(ctx context.Context, dir string, stdout io.Writer) error {
 			}
 		}
 	}
-	if len(errs) > 0 {
-		for _, e := range errs {
-			fmt.Fprintln(stdout, e)
+	problems := 0
+	for _, e := range errs {
+		fmt.Fprintln(stdout, e)
+		if !e.Warning {
+			problems++
 		}
-		fmt.Fprintf(stdout, "%s: %d problem(s)\n", filepath.Base(dir), len(errs))
+	}
+	if problems > 0 {
+		fmt.Fprintf(stdout, "%s: %d problem(s)\n", filepath.Base(dir), problems)
 		return exitWith(exitFailure)
 	}
 	paths := map[string]bool{}
@@ -93,7 +101,7 @@ const conflictSamples = 1000
 // problem names the rule's file:line and the input.
 func checkConflicts(ctx context.Context, s *policies.Study) *policies.ConfigError {
 	schema := decision.InputSchema()
-	g := decision.NewInputSampler(2, s.Policy.Modules())
+	g := decision.NewInputSampler(2, s.Policy.Modules()).Declare(s.Config.Variables)
 	for range conflictSamples {
 		doc := g.SampleDense(schema)
 		input, err := ast.InterfaceToValue(doc)
@@ -132,7 +140,7 @@ func checkEvaluators(s *policies.Study) (string, error) {
 	}
 	ctx := context.Background()
 	schema := decision.InputSchema()
-	g := decision.NewInputSampler(1, s.Policy.Modules())
+	g := decision.NewInputSampler(1, s.Policy.Modules()).Declare(s.Config.Variables)
 	handed := 0
 	for i := range evaluatorSamples {
 		doc := g.Sample(schema)
