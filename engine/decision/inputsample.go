@@ -177,10 +177,16 @@ func join(path, k string) string {
 // one time in four (one in ten when dense).
 func (g *InputSampler) declaredEntries(out map[string]any, each *policies.InputField, path string) {
 	if path == "derived" {
+		// In name order: the same seed gives the same inputs.
+		var plugins []string
 		for p := range g.declared {
 			if name, ok := strings.CutPrefix(p, "derived."); ok {
-				out[name] = g.value(each, p)
+				plugins = append(plugins, name)
 			}
+		}
+		sort.Strings(plugins)
+		for _, name := range plugins {
+			out[name] = g.value(each, "derived."+name)
 		}
 		return
 	}
