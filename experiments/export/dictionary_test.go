@@ -272,3 +272,24 @@ func TestExportWithoutDictionaryTypesByData(t *testing.T) {
 		t.Errorf("ctx_driving = %s, want yes", got)
 	}
 }
+
+// TestExportKeepsUndeclaredAfterDeclared: an undeclared variable kept at
+// ingestion (unknown_variables: keep) has a column after the declared ones
+// of its group, typed by its values, and the codebook says it is not in
+// the dictionary.
+func TestExportKeepsUndeclaredAfterDeclared(t *testing.T) {
+	study := policytest.WriteStudy(t, filepath.Join(t.TempDir(), "dict"), dictStudy, dictPolicy)
+	kept := cleanData
+	kept.ema = `{"stress": 4, "cups": 2, "alertness": 3}`
+	d := runDict(t, study, &kept).Decisions
+	j := d.Index("ema_alertness")
+	if j < 0 || j != d.Index("ema_cups")+1 || d.Columns[j].Type != export.Double {
+		t.Fatalf("ema_alertness at %d (ema_cups at %d), want right after it, a double: %+v", j, d.Index("ema_cups"), d.Columns)
+	}
+	if c := d.Columns[j]; c.Variable != nil || !strings.Contains(c.Description, "Not in the study's data dictionary") {
+		t.Errorf("codebook of an undeclared variable: %+v", c)
+	}
+	if got := d.Value(0, "ema_alertness"); got != 3.0 {
+		t.Errorf("ema_alertness = %v, want 3", got)
+	}
+}
