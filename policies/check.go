@@ -185,6 +185,60 @@ func CheckInputRefs(mods map[string]*ast.Module, schema *InputField) ConfigError
 	return errs
 }
 
+// CheckDictionaryRefs reports, for a study with a data dictionary, every
+// input path the modules read that names a variable the dictionary does
+// not declare: input.state.ema.<name>, input.context.<name>,
+// input.state.context.<name>, input.state.assessment.<instrument> and
+// input.derived.<plugin>.<name>. Each is a warning (undeclared values are
+// kept, but the export types them by the data and nothing checks them),
+// except an EMA or context variable under unknown_variables: refuse, which
+// can never be reported: a problem.
+func CheckDictionaryRefs(mods map[string]*ast.Module, cfg *Config) ConfigErrors {
+	if len(cfg.Variables) == 0 {
+		return nil
+	}
+	var errs ConfigErrors
+	for _, r := range InputRefs(mods) {
+		source, plugin, name := dictionaryRef(r.Path)
+		if name == "" {
+			continue
+		}
+		if _, ok := cfg.declared(source, plugin, name); ok {
+			continue
+		}
+		what := fmt.Sprintf("%s variable %q", source, name)
+		if source == SourceDerived {
+			what = fmt.Sprintf("derived variable %q of plugin %s", name, plugin)
+		}
+		e := &ConfigError{File: r.File, Line: r.Line, Warning: true,
+			Msg: fmt.Sprintf("%s reads %s, which the data dictionary does not declare: add it to study.yaml variables (docs/study.md)", joinPath(r.Path), what)}
+		if cfg.UnknownVariables == UnknownRefuse && (source == SourceEMA || source == SourceContext) {
+			e.Warning = false
+			e.Msg += "; with unknown_variables: refuse the app can never report it"
+		}
+		errs = append(errs, e)
+	}
+	return errs
+}
+
+// dictionaryRef is the variable an input path names: its source, plugin
+// (derived only) and name; name is "" for a path that names none.
+func dictionaryRef(p []string) (source, plugin, name string) {
+	switch {
+	case len(p) >= 3 && p[0] == "state" && p[1] == "ema":
+		return SourceEMA, "", p[2]
+	case len(p) >= 3 && p[0] == "state" && p[1] == "context":
+		return SourceContext, "", p[2]
+	case len(p) >= 2 && p[0] == "context":
+		return SourceContext, "", p[1]
+	case len(p) >= 3 && p[0] == "state" && p[1] == "assessment":
+		return SourceAssessment, "", p[2]
+	case len(p) >= 3 && p[0] == "derived":
+		return SourceDerived, p[1], p[2]
+	}
+	return "", "", ""
+}
+
 // CatalogueRefs lists the intervention ids the modules name as string
 // literals where an id is expected: the id of a candidate object literal
 // ({"id": "..."}) and keys of data.jitai.catalogue.
@@ -292,6 +346,9 @@ func CheckStudy(ctx context.Context, dir string, catalogue *interventions.Catalo
 	if len(mods) > 0 {
 		if schema != nil {
 			errs = append(errs, CheckInputRefs(mods, schema)...)
+		}
+		if cfg != nil {
+			errs = append(errs, CheckDictionaryRefs(mods, cfg)...)
 		}
 		errs = append(errs, CheckCatalogueRefs(mods, cat)...)
 		if len(mods) == len(files) {

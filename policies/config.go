@@ -86,8 +86,9 @@ type Config struct {
 	// reach participants; none means the app asks for them.
 	Delivery *DeliveryConfig `yaml:"delivery" json:"delivery,omitempty"`
 	// Variables are the study's data dictionary (variables.go): the EMA
-	// and context variables apps report, with their types and ranges,
-	// checked at ingestion.
+	// and context variables apps report (checked at ingestion), the
+	// assessments and the enrichers' derived values, with their types and
+	// ranges; the export's columns and codebook and study check follow it.
 	Variables []Variable `yaml:"variables" json:"variables,omitempty"`
 	// UnknownVariables is what ingestion does with an EMA or context
 	// variable the dictionary does not declare: UnknownKeep (the default)
@@ -389,13 +390,20 @@ type ConfigError struct {
 	File string
 	Line int
 	Msg  string
+	// Warning marks something to look at that does not stop the study
+	// from loading or running (study check reports it, exits 0).
+	Warning bool
 }
 
 func (e *ConfigError) Error() string {
-	if e.Line > 0 {
-		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	msg := e.Msg
+	if e.Warning {
+		msg = "warning: " + msg
 	}
-	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, msg)
 }
 
 // ConfigErrors is every problem found in a study.
@@ -631,7 +639,7 @@ func (c *Config) validate(file string, lines map[string]int) ConfigErrors {
 		}
 	}
 	validatePlugins(v, c)
-	v.variables(c.Variables, c.UnknownVariables)
+	v.variables(c)
 	if c.DeliveryFactor != "" {
 		f, ok := c.Factor(c.DeliveryFactor)
 		if !ok {

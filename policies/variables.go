@@ -17,6 +17,20 @@ const (
 	TypeCategory = "category"
 )
 
+// Sources of the data dictionary's variables: where a value comes from.
+const (
+	// SourceEMA and SourceContext are reported by the app in events of that
+	// type (and context also with a decision request).
+	SourceEMA     = "ema"
+	SourceContext = "context"
+	// SourceAssessment is a questionnaire the engine scores (phq9, gad7):
+	// the variable is its total score.
+	SourceAssessment = "assessment"
+	// SourceDerived is a value an enricher plugin derives
+	// (input.derived.<plugin>.<name>).
+	SourceDerived = "derived"
+)
+
 // What ingestion does with a variable the dictionary does not declare.
 const (
 	UnknownKeep   = "keep"
@@ -24,11 +38,15 @@ const (
 )
 
 // Variable is one entry of a study's data dictionary: an EMA or context
-// variable apps report (docs/study.md, "Variables: the data dictionary").
+// variable apps report, an assessment's total score or a value an enricher
+// plugin derives (docs/study.md, "Variables: the data dictionary").
 type Variable struct {
 	Name string `yaml:"name" json:"name"`
-	// Source is the event type that carries it: ema or context.
+	// Source is where the value comes from: ema, context, assessment or
+	// derived.
 	Source string `yaml:"source" json:"source"`
+	// Plugin is the enricher plugin of a derived variable.
+	Plugin string `yaml:"plugin" json:"plugin,omitempty"`
 	// Type is number, integer, boolean or category.
 	Type string `yaml:"type" json:"type"`
 	// Min and Max bound numbers and integers (either may be left out).
@@ -38,20 +56,36 @@ type Variable struct {
 	Levels []string `yaml:"levels" json:"levels,omitempty"`
 	Unit   string   `yaml:"unit" json:"unit,omitempty"`
 	Label  string   `yaml:"label" json:"label,omitempty"`
-	// CurrentFor is how long a report stays current (documentation for
-	// now; zero means not stated).
+	// CurrentFor is how long a report stays current: documentation, shown
+	// in the codebook (zero means not stated); the policy input still
+	// holds older values with their age.
 	CurrentFor Duration `yaml:"current_for" json:"current_for,omitzero"`
 }
 
-// Variable looks up the declared variable name of source (ema or context).
+// Variable looks up the declared variable name of source (ema, context or
+// assessment).
 func (c *Config) Variable(source, name string) (*Variable, bool) {
+	return c.declared(source, "", name)
+}
+
+// DerivedVariable looks up the declared variable name that enricher plugin
+// derives.
+func (c *Config) DerivedVariable(plugin, name string) (*Variable, bool) {
+	return c.declared(SourceDerived, plugin, name)
+}
+
+func (c *Config) declared(source, plugin, name string) (*Variable, bool) {
 	for i := range c.Variables {
-		if v := &c.Variables[i]; v.Source == source && v.Name == name {
+		if v := &c.Variables[i]; v.Source == source && v.Plugin == plugin && v.Name == name {
 			return v, true
 		}
 	}
 	return nil, false
 }
+
+// Fits reports whether a value (as JSON decodes it: float64, bool or
+// string) is of the variable's type, in its range or among its levels.
+func (v *Variable) Fits(value any) bool { return v.Check(value) == nil }
 
 // ChecksVariables reports whether ingestion has anything to check: the
 // study declares variables or refuses undeclared ones.
@@ -154,7 +188,8 @@ func contains(list []string, s string) bool {
 }
 
 // variables validates the data dictionary.
-func (v *validator) variables(vars []Variable, unknown string) {
+func (v *validator) variables(c *Config) {
+	vars, unknown := c.Variables, c.UnknownVariables
 	switch unknown {
 	case "", UnknownKeep:
 	case UnknownRefuse:
@@ -171,10 +206,8 @@ func (v *validator) variables(vars []Variable, unknown string) {
 		if !trial.ValidVariable(d.Name) {
 			v.at(p+".name", "variable name %q must be a lower-case identifier of at most 64 characters", d.Name)
 		}
-		if d.Source != trial.EventEMA && d.Source != trial.EventContext {
-			v.at(p+".source", "variable %q: source %q must be ema or context", d.Name, d.Source)
-		}
-		if key := d.Source + "." + d.Name; seen[key] {
+		v.variableSource(p, d, c.Plugins)
+		if key := d.Source + "." + d.Plugin + "." + d.Name; seen[key] {
 			v.at(p+".name", "%s variable %q is declared twice", d.Source, d.Name)
 		} else {
 			seen[key] = true
@@ -183,6 +216,37 @@ func (v *validator) variables(vars []Variable, unknown string) {
 		if d.CurrentFor.Duration < 0 {
 			v.at(p+".current_for", "variable %q: current_for must be positive", d.Name)
 		}
+	}
+}
+
+// variableSource checks a variable's source, and the plugin of a derived
+// variable or the instrument of an assessment.
+func (v *validator) variableSource(p string, d *Variable, plugins []PluginConfig) {
+	if d.Plugin != "" && d.Source != SourceDerived {
+		v.at(p+".plugin", "variable %q: plugin applies only to derived variables", d.Name)
+	}
+	switch d.Source {
+	case SourceEMA, SourceContext:
+	case SourceAssessment:
+		if _, ok := trial.InstrumentMaxTotal(d.Name); !ok {
+			v.at(p+".name", "assessment variable %q must name an instrument the engine scores: phq9 or gad7", d.Name)
+		}
+		if d.Type != TypeInteger {
+			v.at(p+".type", "assessment variable %q is a total score: its type must be integer", d.Name)
+		}
+		if top, ok := trial.InstrumentMaxTotal(d.Name); ok && (d.Min != nil && *d.Min < 0 || d.Max != nil && *d.Max > float64(top)) {
+			v.at(p, "assessment variable %q: min and max must lie within its total's range, 0 to %d", d.Name, top)
+		}
+	case SourceDerived:
+		ok := false
+		for _, pc := range plugins {
+			ok = ok || pc.Kind == PluginEnricher && pc.Name == d.Plugin
+		}
+		if !ok {
+			v.at(p+".plugin", "derived variable %q: plugin %q must name an enricher plugin of the study (plugins)", d.Name, d.Plugin)
+		}
+	default:
+		v.at(p+".source", "variable %q: source %q must be ema, context, assessment or derived", d.Name, d.Source)
 	}
 }
 

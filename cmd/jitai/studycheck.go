@@ -26,11 +26,13 @@ func newStudyCheckCmd() *cobra.Command {
 		Short: "Report every problem of a study folder, each as file:line: reason",
 		Long: `Check a study folder as the server would load it, and report every problem
 with file:line. Also checks plugin checksums and, for the planned-IR
-evaluator, that it decides as OPA's topdown does on generated inputs.
-Warns (file:line, exit status unchanged) where a Rego test repeats a
-study.yaml value instead of reading it from data.jitai.study.
+evaluator, that it decides as OPA's topdown does on generated inputs (drawn
+from the study's data dictionary where it declares variables). A policy
+reading a variable the data dictionary does not declare gets a warning
+(a problem under unknown_variables: refuse). Warns (file:line) where a Rego
+test repeats a study.yaml value instead of reading it from data.jitai.study.
 
-Exit status: 0 no problem (warnings allowed); 1 problems (listed on
+Exit status: 0 no problem (warnings may be listed); 1 problems (listed on
 stdout); 2 usage error.`,
 		Example: "  jitai study check policies/examples/stress-mrt",
 		Args:    cobra.ExactArgs(1),
@@ -61,11 +63,15 @@ func runStudyCheck(ctx context.Context, dir string, stdout io.Writer) error {
 			fmt.Fprintln(stdout, "warning: "+w.Error())
 		}
 	}
-	if len(errs) > 0 {
-		for _, e := range errs {
-			fmt.Fprintln(stdout, e)
+	problems := 0
+	for _, e := range errs {
+		fmt.Fprintln(stdout, e)
+		if !e.Warning {
+			problems++
 		}
-		fmt.Fprintf(stdout, "%s: %d problem(s)\n", filepath.Base(dir), len(errs))
+	}
+	if problems > 0 {
+		fmt.Fprintf(stdout, "%s: %d problem(s)\n", filepath.Base(dir), problems)
 		return exitWith(exitFailure)
 	}
 	paths := map[string]bool{}
@@ -106,7 +112,7 @@ const conflictSamples = 1000
 // types no app sends, which no scenario can set); else as the raw input.
 func checkConflicts(ctx context.Context, s *policies.Study) *policies.ConfigError {
 	schema := decision.InputSchema()
-	g := decision.NewInputSampler(2, s.Policy.Modules())
+	g := decision.NewInputSampler(2, s.Policy.Modules()).Declare(s.Config.Variables)
 	var first *policies.ConfigError
 	for range conflictSamples {
 		doc := g.SampleDense(schema)
@@ -154,7 +160,7 @@ func checkEvaluators(s *policies.Study) (string, error) {
 	}
 	ctx := context.Background()
 	schema := decision.InputSchema()
-	g := decision.NewInputSampler(1, s.Policy.Modules())
+	g := decision.NewInputSampler(1, s.Policy.Modules()).Declare(s.Config.Variables)
 	handed := 0
 	for i := range evaluatorSamples {
 		doc := g.Sample(schema)

@@ -83,6 +83,13 @@ type band struct {
 	name string
 }
 
+// InstrumentMaxTotal is the highest total score of a questionnaire the
+// engine scores (phq9: 27, gad7: 21); ok is false for another name.
+func InstrumentMaxTotal(instrument string) (max int, ok bool) {
+	spec, ok := instruments[instrument]
+	return spec.items * spec.max, ok
+}
+
 // ScoreAssessment scores a questionnaire's items: total and severity band.
 func ScoreAssessment(instrument string, items []int) (Assessment, error) {
 	spec, ok := instruments[instrument]

@@ -23,9 +23,11 @@ type builder struct {
 
 	decisions []*decision
 	// outInfer says which outcomes (cfg.Outcomes order) take their type
-	// from the values, and outKinds the kinds seen.
+	// from the values, and outKinds the kinds seen; outVars is the
+	// declared variable of an EMA or context outcome (nil if none).
 	outInfer []bool
 	outKinds []kinds
+	outVars  []*policies.Variable
 	// dyn holds the policy-input columns seen, by name (e.g. "ema_stress").
 	dyn     map[string]*dynCol
 	revs    []string
@@ -56,11 +58,18 @@ type kv struct {
 	v   any
 }
 
-// dynCol is a column of the policy input found in the records.
+// dynCol is a column of the policy input: declared in the study's data
+// dictionary (v not nil: always there, of the declared type) or found in
+// the records (typed by the kinds of value seen).
 type dynCol struct {
 	group int // order of the groups: see dynGroups
 	key   string
 	kinds kinds
+	v     *policies.Variable
+	order int // 1 + the variable's position in the dictionary; 0 if undeclared
+	// undeclared: found in the records of a study whose dictionary does not
+	// declare it.
+	undeclared bool
 }
 
 // kinds records which kinds of raw values a column holds.
@@ -92,11 +101,38 @@ func (k kinds) typ() Type {
 func newBuilder(cfg *policies.Config, now time.Time) *builder {
 	b := &builder{cfg: cfg, now: now, dyn: map[string]*dynCol{}, revSeen: map[string]bool{}, pinst: map[string]bool{}}
 	for _, o := range cfg.Outcomes {
-		_, infer := outcomeType(o)
+		v := outcomeVariable(cfg, o)
+		_, infer := outcomeType(o, v)
 		b.outInfer = append(b.outInfer, infer)
 		b.outKinds = append(b.outKinds, kinds{})
+		b.outVars = append(b.outVars, v)
+	}
+	for i := range cfg.Variables {
+		b.declare(&cfg.Variables[i], i+1)
 	}
 	return b
+}
+
+// declare makes the columns of a variable of the data dictionary: an EMA
+// variable's ema_<name>; a context variable's ctx_<name> (the decision
+// request's) and ctxev_<name> (the latest context event's); an
+// assessment's assess_<name>_total; a derived variable's
+// derived_<plugin>_<name>.
+func (b *builder) declare(v *policies.Variable, order int) {
+	col := func(group int, key string) {
+		b.dyn[dynGroups[group].prefix+key] = &dynCol{group: group, key: key, v: v, order: order}
+	}
+	switch v.Source {
+	case policies.SourceEMA:
+		col(groupEMA, v.Name)
+	case policies.SourceContext:
+		col(groupContext, v.Name)
+		col(groupContextEvent, v.Name)
+	case policies.SourceAssessment:
+		col(groupAssessment, v.Name+"_total")
+	case policies.SourceDerived:
+		col(groupDerived, v.Plugin+"."+v.Name)
+	}
 }
 
 func (b *builder) addParticipant(p *trial.Participant, recs []*trial.Record, evs []trial.Event, dels map[string]*trial.Delivery) error {
@@ -164,7 +200,7 @@ func (b *builder) decision(rec *trial.Record, i int, idx *eventIndex) (*decision
 		d.option = rec.Option
 	}
 	for k, o := range b.cfg.Outcomes {
-		v := b.outcome(o, rec, idx)
+		v := b.outcome(o, b.outVars[k], rec, idx)
 		if b.outInfer[k] {
 			b.outKinds[k].see(v)
 		}
@@ -179,14 +215,22 @@ func (b *builder) decision(rec *trial.Record, i int, idx *eventIndex) (*decision
 	}
 	d.day, d.history = in.Participant.DayInStudy, in.History
 	add := func(group int, key string, raw any) {
-		v := scalar(raw)
-		if v == nil {
-			return
-		}
 		name := dynGroups[group].prefix + key
 		dc := b.dyn[name]
+		if dc != nil && dc.v != nil {
+			// Declared: a value that does not fit the dictionary (a record
+			// made before it, a request's context) is missing.
+			if dc.v.Fits(raw) {
+				d.dyn = append(d.dyn, kv{dc, raw})
+			}
+			return
+		}
+		v := scalar(raw)
+		if v == nil || group == groupDerived {
+			return
+		}
 		if dc == nil {
-			dc = &dynCol{group: group, key: key}
+			dc = &dynCol{group: group, key: key, undeclared: len(b.cfg.Variables) > 0 && group != groupTailoring}
 			b.dyn[name] = dc
 		}
 		dc.kinds.see(v)
@@ -204,6 +248,13 @@ func (b *builder) decision(rec *trial.Record, i int, idx *eventIndex) (*decision
 	for k, a := range in.State.Assessment {
 		if a.Total != nil {
 			add(groupAssessment, k+"_total", *a.Total)
+		}
+	}
+	for p, vals := range in.Derived {
+		if m, ok := vals.(map[string]any); ok {
+			for k, v := range m {
+				add(groupDerived, p+"."+k, v)
+			}
 		}
 	}
 	for k, v := range rec.Tailoring {
@@ -224,7 +275,7 @@ func boolInt(b bool) int64 {
 func (b *builder) finish() (*Tables, error) {
 	outTypes := make([]Type, len(b.cfg.Outcomes))
 	for k, o := range b.cfg.Outcomes {
-		outTypes[k], _ = outcomeType(o)
+		outTypes[k], _ = outcomeType(o, b.outVars[k])
 		if b.outInfer[k] {
 			outTypes[k] = b.outKinds[k].typ()
 		}
@@ -252,8 +303,18 @@ func (b *builder) finish() (*Tables, error) {
 		GeneratedAt:     b.now,
 		Decisions:       decisionTable(b.cfg, outTypes, dyn).table(b.decisions),
 		Participants:    participantTable(b.cfg, insts).table(b.participants),
-		pluginNote:      pluginNote(b.cfg),
+		pluginNote:      strings.TrimSpace(dictionaryNote(b.cfg) + " " + pluginNote(b.cfg)),
 	}, nil
+}
+
+// dictionaryNote describes the policy-input columns of a study with a data
+// dictionary, if it has one.
+func dictionaryNote(cfg *policies.Config) string {
+	if len(cfg.Variables) == 0 {
+		return ""
+	}
+	return "The study has a data dictionary (study.yaml variables): every declared variable has its columns (ema_<name>; ctx_<name> and ctxev_<name> for a context variable; assess_<instrument>_total; derived_<plugin>_<name>), first in each group in dictionary order, of the declared type whatever the data; a value that does not fit the dictionary is missing. " +
+		"Undeclared variables found in the records follow, sorted by name and typed by the values seen; tailoring_* columns are always typed by the values seen."
 }
 
 // pluginNote describes the plugin columns of the decisions table, if the

@@ -105,6 +105,12 @@ func (cb *Codebook) WriteMarkdown(w io.Writer) error {
 		b.WriteString("|---|---|---|---|---|---|\n")
 		for i, c := range t.Columns {
 			ul := c.Unit
+			if r := c.Variable.describeRange(); r != "" {
+				if ul != "" {
+					ul += "; "
+				}
+				ul += r
+			}
 			if len(c.Levels) > 0 {
 				if ul != "" {
 					ul += "; "
@@ -118,6 +124,22 @@ func (cb *Codebook) WriteMarkdown(w io.Writer) error {
 		return fmt.Errorf("writing codebook Markdown: %w", err)
 	}
 	return nil
+}
+
+// describeRange is a declared number's or integer's range in words, e.g.
+// "range 0 to 10" or "at least 0"; "" if none is declared (or v is nil).
+func (v *Variable) describeRange() string {
+	switch {
+	case v == nil:
+		return ""
+	case v.Min != nil && v.Max != nil:
+		return fmt.Sprintf("range %s to %s", fmtFloat(*v.Min), fmtFloat(*v.Max))
+	case v.Min != nil:
+		return "at least " + fmtFloat(*v.Min)
+	case v.Max != nil:
+		return "at most " + fmtFloat(*v.Max)
+	}
+	return ""
 }
 
 func listOrNone(l []string) string {

@@ -59,10 +59,11 @@ func newRegistry[R any](table string) *registry[R] {
 
 // about is a column's codebook entry less its name and type.
 type about struct {
-	unit    string
-	levels  []string
-	desc    string
-	missing string
+	unit     string
+	levels   []string
+	desc     string
+	missing  string
+	variable *Variable // the data dictionary's entry, if any
 }
 
 // add appends a column of values of Go type V: get returns a row's value
@@ -90,7 +91,7 @@ func addAs[R any](r *registry[R], name string, t Type, a about, raw func(R) any)
 func (r *registry[R]) define(name string, t Type, a about, value func(R) any) string {
 	name = uniq(r.names, name)
 	r.defs = append(r.defs, columnDef[R]{
-		Column: Column{Name: name, Table: r.name, Type: t, ParquetType: parquetTypeName(t), Unit: a.unit, Levels: a.levels, Description: a.desc, Missing: a.missing},
+		Column: Column{Name: name, Table: r.name, Type: t, ParquetType: parquetTypeName(t), Unit: a.unit, Levels: a.levels, Description: a.desc, Missing: a.missing, Variable: a.variable},
 		value:  value,
 	})
 	return name

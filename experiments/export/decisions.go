@@ -297,18 +297,43 @@ func enricherColumn(r *registry[*decision], pc policies.PluginConfig) {
 }
 
 // outcomeType is the column type of a proximal outcome, and whether it is
-// settled from the values (first or last of an EMA or context variable,
-// which the study does not type).
-func outcomeType(o policies.Outcome) (t Type, inferred bool) {
+// settled from the values (first or last of an EMA or context variable
+// that the data dictionary does not declare). v is the outcome's declared
+// variable, or nil.
+func outcomeType(o policies.Outcome, v *policies.Variable) (t Type, inferred bool) {
 	switch {
 	case o.Aggregate == "any" || o.Aggregate == "count":
 		return Integer, false
 	case o.Aggregate == "mean":
 		return Double, false
+	case v != nil:
+		return variableType(v), false
 	case o.Event == "ema" || o.Event == "context":
 		return Double, true
 	}
 	return Double, false
+}
+
+// outcomeVariable is the declared variable an EMA or context outcome
+// aggregates, or nil.
+func outcomeVariable(cfg *policies.Config, o policies.Outcome) *policies.Variable {
+	if o.Event != policies.SourceEMA && o.Event != policies.SourceContext {
+		return nil
+	}
+	v, _ := cfg.Variable(o.Event, o.Variable)
+	return v
+}
+
+// variableType is the column type of a declared variable: numbers are
+// doubles, integers and booleans (0/1) integers, categories strings.
+func variableType(v *policies.Variable) Type {
+	switch v.Type {
+	case policies.TypeNumber:
+		return Double
+	case policies.TypeCategory:
+		return String
+	}
+	return Integer
 }
 
 // outcomeColumn adds the k-th proximal outcome, of settled type t.
@@ -350,6 +375,7 @@ var dynGroups = []struct{ prefix, what string }{
 	{"ctx_", "Context %q sent by the app with the decision request (input.context.%s)."},
 	{"ctxev_", "Latest reported context variable %q at or before the decision, as given to the policy (input.state.context.%s.value)."},
 	{"assess_", "Total score of the latest %q assessment at or before the decision, as given to the policy (input.state.assessment.%s.total)."},
+	{"derived_", "Value %q derived by an enricher plugin, as given to the policy (input.derived.%s)."},
 	{"tailoring_", "Tailoring value %q recorded by the policy (the record's tailoring.%s; lists joined with ';')."},
 }
 
@@ -359,35 +385,81 @@ const (
 	groupContext
 	groupContextEvent
 	groupAssessment
+	groupDerived
 	groupTailoring
 )
 
-// dynColumn adds a policy-input column found in the records; its type is
-// settled from the kinds of value seen in the whole export.
+// dynColumn adds a policy-input column: a declared variable's, of the
+// type the data dictionary gives it, or one found in the records, of the
+// type settled from the kinds of value seen in the whole export.
 func dynColumn(r *registry[*decision], dc *dynCol) {
 	g := dynGroups[dc.group]
-	t := dc.kinds.typ()
 	key := dc.key
 	if dc.group == groupAssessment {
 		key = strings.TrimSuffix(key, "_total")
 	}
+	name := g.prefix + strings.ReplaceAll(dc.key, ".", "_")
 	a := about{desc: fmt.Sprintf(g.what, key, key), missing: "when the policy input of the decision did not hold it"}
+	if dc.v != nil {
+		t := variableType(dc.v)
+		declaredAbout(&a, dc.group, dc.v)
+		addAs(r, name, t, a, func(d *decision) any { return d.dynValue(dc) })
+		return
+	}
+	t := dc.kinds.typ()
 	if t == Integer {
 		a.levels = []string{"0 = false", "1 = true"}
 	}
-	if dc.group == groupTailoring {
+	switch {
+	case dc.group == groupTailoring:
 		a.missing = "when the policy did not record it for the decision"
+	case dc.undeclared:
+		a.desc += " Not in the study's data dictionary: typed by the values seen in this export."
 	}
-	addAs(r, g.prefix+dc.key, t, a, func(d *decision) any { return d.dynValue(dc) })
+	addAs(r, name, t, a, func(d *decision) any { return d.dynValue(dc) })
 }
 
-// sortDyn orders the policy-input columns: by group, then by name.
+// declaredAbout completes the codebook entry of a declared variable's
+// column from the data dictionary: label, unit, range or levels, and how
+// long a report stays current.
+func declaredAbout(a *about, group int, v *policies.Variable) {
+	if v.Label != "" {
+		a.desc = strings.TrimSuffix(v.Label, ".") + ". " + a.desc
+	}
+	a.unit = v.Unit
+	switch v.Type {
+	case policies.TypeBoolean:
+		a.levels = []string{"0 = false", "1 = true"}
+	case policies.TypeCategory:
+		a.levels = v.Levels
+	}
+	a.variable = &Variable{Source: v.Source, Plugin: v.Plugin, Name: v.Name, Type: v.Type, Min: v.Min, Max: v.Max, Levels: v.Levels, Unit: v.Unit, Label: v.Label}
+	if v.CurrentFor.Duration > 0 {
+		a.variable.CurrentFor = fmtDur(v.CurrentFor.Duration)
+		a.desc += " A report is current for " + a.variable.CurrentFor + " (data dictionary)."
+	}
+	if group == groupContext {
+		a.missing += ", or held a value that does not fit the data dictionary (a decision request's context is not checked against it)"
+	} else {
+		a.missing += ", or held a value that does not fit the data dictionary (a record made before it)"
+	}
+}
+
+// sortDyn orders the policy-input columns: by group; in a group, the
+// declared variables in data dictionary order, then the others by name.
 func sortDyn(dyn []*dynCol) {
 	sort.Slice(dyn, func(i, j int) bool {
-		if dyn[i].group != dyn[j].group {
-			return dyn[i].group < dyn[j].group
+		a, b := dyn[i], dyn[j]
+		if a.group != b.group {
+			return a.group < b.group
 		}
-		return dyn[i].key < dyn[j].key
+		if (a.order == 0) != (b.order == 0) {
+			return a.order != 0
+		}
+		if a.order != b.order {
+			return a.order < b.order
+		}
+		return a.key < b.key
 	})
 }
 

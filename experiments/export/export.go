@@ -88,6 +88,25 @@ type Column struct {
 	Description string   `json:"description"`
 	// Missing says when the value is missing (empty in CSV, null in Parquet).
 	Missing string `json:"missing"`
+	// Variable is the study's data dictionary entry of a declared
+	// variable's column (nil for other columns).
+	Variable *Variable `json:"variable,omitempty"`
+}
+
+// Variable is a data dictionary entry as the codebook shows it.
+type Variable struct {
+	Source string `json:"source"`
+	Plugin string `json:"plugin,omitempty"`
+	Name   string `json:"name"`
+	// Type is the declared type: number, integer, boolean or category.
+	Type   string   `json:"type"`
+	Min    *float64 `json:"min,omitempty"`
+	Max    *float64 `json:"max,omitempty"`
+	Levels []string `json:"levels,omitempty"`
+	Unit   string   `json:"unit,omitempty"`
+	Label  string   `json:"label,omitempty"`
+	// CurrentFor is how long a report stays current, e.g. "2h".
+	CurrentFor string `json:"current_for,omitempty"`
 }
 
 // Table is one exported table.
@@ -311,6 +330,8 @@ type policyInput struct {
 		DayInStudy *float64 `json:"day_in_study"`
 	} `json:"participant"`
 	Context map[string]any `json:"context"`
+	// Derived is what each enricher plugin returned: plugin -> object.
+	Derived map[string]any `json:"derived"`
 	State   struct {
 		EMA        map[string]struct{ Value any } `json:"ema"`
 		Context    map[string]struct{ Value any } `json:"context"`

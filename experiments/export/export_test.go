@@ -282,7 +282,7 @@ func (x *exportEnv) policyInputColumns(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		typ  export.Type
-	}{{"prompts_today", export.Integer}, {"minutes_since_last_prompt", export.Integer}, {"ema_stress", export.Double}, {"ema_mood", export.Double}, {"ctx_location", export.String}, {"ctx_driving", export.Integer}, {"ctxev_driving", export.Integer}, {"assess_phq9_total", export.Double}, {"tailoring_need", export.String}, {"tailoring_favour", export.String}} {
+	}{{"prompts_today", export.Integer}, {"minutes_since_last_prompt", export.Integer}, {"ema_stress", export.Double}, {"ema_mood", export.Double}, {"ctx_location", export.String}, {"ctx_driving", export.Integer}, {"ctxev_driving", export.Integer}, {"assess_phq9_total", export.Integer}, {"tailoring_need", export.String}, {"tailoring_favour", export.String}} {
 		j := d.Index(c.name)
 		if j < 0 {
 			t.Errorf("no column %s", c.name)

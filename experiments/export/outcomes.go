@@ -81,8 +81,10 @@ func newEventIndex(evs []trial.Event) *eventIndex {
 
 // outcome joins one proximal outcome to a decision: the values reported in
 // the window [t+from, t+to] (both ends included), aggregated. It returns nil
-// (missing) while the window is still open at the time of the export.
-func (b *builder) outcome(o policies.Outcome, rec *trial.Record, idx *eventIndex) any {
+// (missing) while the window is still open at the time of the export. v is
+// the declared variable of an EMA or context outcome (nil if none): its
+// values that do not fit the data dictionary are left out.
+func (b *builder) outcome(o policies.Outcome, v *policies.Variable, rec *trial.Record, idx *eventIndex) any {
 	lo, hi := rec.Time.Add(o.From.Duration), rec.Time.Add(o.To.Duration)
 	if hi.After(b.now) {
 		return nil
@@ -97,8 +99,9 @@ func (b *builder) outcome(o policies.Outcome, rec *trial.Record, idx *eventIndex
 		}
 		i := sort.Search(len(evs), func(i int) bool { return !evs[i].t.Before(lo) })
 		for ; i < len(evs) && !evs[i].t.After(hi); i++ {
-			if v := atom(evs[i].vars[o.Variable]); v != nil {
-				vals = append(vals, v)
+			x := atom(evs[i].vars[o.Variable])
+			if x != nil && (v == nil || v.Fits(x)) {
+				vals = append(vals, x)
 			}
 		}
 	case "engagement":

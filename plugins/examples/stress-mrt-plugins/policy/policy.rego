@@ -55,9 +55,11 @@ short_of_sleep if sleep_debt >= 5
 
 safety contains "risk_flag" if input.context.risk == true
 
+# The risk item answered yes in the last 24 h: 1 (the data dictionary's
+# type) or true (reports made before the dictionary).
 safety contains "risk_flag" if {
 	r := input.state.ema.risk
-	r.value == true
+	r.value in {1, true}
 	r.age_minutes <= 1440
 }
 

@@ -117,6 +117,11 @@ test_recent_ema_risk_is_safety if {
 	decide_with({"state": {"ema": {"risk": {"value": true, "age_minutes": 60}}}}).safety_reasons == ["risk_flag"]
 }
 
+test_recent_ema_risk_answered_1_is_safety if {
+	decide_with({"state": {"ema": {"risk": {"value": 1, "age_minutes": 60}}}}).safety_reasons == ["risk_flag"]
+	decide_with({"state": {"ema": {"risk": {"value": 0, "age_minutes": 60}}}}).safety_reasons == []
+}
+
 test_old_ema_risk_is_not_safety if {
 	decide_with({"state": {"ema": {"risk": {"value": true, "age_minutes": 1441}}}}).safety_reasons == []
 }
