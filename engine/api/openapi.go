@@ -106,9 +106,7 @@ func dictionarySchema(cfg *policies.Config, source string) map[string]any {
 	return map[string]any{
 		"type":                 "object",
 		"description":          fmt.Sprintf("The %s variables of study %s's data dictionary (%s); %s.", source, cfg.ID, declared, what),
-		"minProperties":        1,
-		"maxProperties":        trial.MaxVariables,
-		"propertyNames":        map[string]any{"pattern": "^[a-z][a-z0-9_]{0,63}$"},
+		"allOf":                []any{map[string]any{"$ref": "#/components/schemas/VariablesData"}},
 		"properties":           props,
 		"additionalProperties": unknown,
 	}
