@@ -104,7 +104,7 @@ func everyEventType(t0 time.Time) []eventDoc {
 		{ID: "pref-1", Type: "preference", Time: when, Data: map[string]any{"quiet_hours": map[string]string{"start": "22:30", "end": "07:30"}}},
 		{ID: "pref-2", Type: "preference", Time: when, Data: map[string]any{"snooze_minutes": 30, "opt_out": false}},
 		{ID: "pref-3", Type: "preference", Time: when, Data: map[string]any{"snooze_until": ""}},
-		{ID: "pref-4", Type: "preference", Time: when, Data: map[string]any{"quiet_hours": nil, "opt_out": false}},
+		{ID: "pref-4", Type: "preference", Time: when, Data: map[string]any{"quiet_hours": nil}},
 		{ID: "phq9-1", Type: "assessment", Time: when, Data: map[string]any{"instrument": "phq9", "items": []int{1, 1, 2, 1, 0, 1, 1, 0, 0}}},
 		{ID: "gad7-1", Type: "assessment", Time: when, Data: map[string]any{"instrument": "gad7", "items": []int{1, 1, 1, 0, 0, 1, 1}}},
 	}
