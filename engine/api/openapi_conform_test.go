@@ -32,6 +32,9 @@ func TestAnswersConformToOpenAPI(t *testing.T) {
 	do(enrol).expect(t, http.StatusOK)
 	do(req{Method: "GET", Path: participantsPath(study) + "/" + p}).expect(t, http.StatusOK)
 	do(req{Method: "PATCH", Path: participantsPath(study) + "/" + p, Body: map[string]any{"locale": "en-IE"}}).expect(t, http.StatusOK)
+	device := participantsPath(study) + "/" + p + "/devices/phone-1"
+	do(req{Method: "PUT", Path: device, Body: map[string]any{"platform": "fcm", "token": "fcm-token-0123456789"}}).expect(t, http.StatusOK)
+	do(req{Method: "DELETE", Path: device}).expect(t, http.StatusNoContent)
 
 	e.clock.Set(at(0, 13, 5))
 	do(req{Method: "POST", Path: eventsPath(study, p), Body: map[string]any{"events": everyEventType(at(0, 13, 0))}}).expect(t, http.StatusAccepted)
