@@ -55,6 +55,22 @@ func fill(v reflect.Value) {
 	}
 }
 
+// filled is a T with every field filled.
+func filled[T any]() *T {
+	var v T
+	fill(reflect.ValueOf(&v).Elem())
+	return &v
+}
+
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // TestOpenAPIEncodersComplete: every field the engine's encoders write is
 // in the document, typed. Each answer struct is filled completely (what a
 // live exchange rarely shows: a delivery log, a fail-safe record, a
@@ -63,23 +79,14 @@ func fill(v reflect.Value) {
 func TestOpenAPIEncodersComplete(t *testing.T) {
 	k := newContract(t, api.OpenAPI())
 
-	var rendered interventions.Rendered
-	fill(reflect.ValueOf(&rendered).Elem())
-	var crisis policies.Crisis
-	fill(reflect.ValueOf(&crisis).Elem())
-	var answer engine.Response
-	fill(reflect.ValueOf(&answer).Elem())
-	answer.Action, answer.Intervention, answer.Signposting = trial.ActionDeliver, &rendered, &crisis
-	answerJSON, err := json.Marshal(answer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rendered, crisis := filled[interventions.Rendered](), filled[policies.Crisis]()
+	answer := filled[engine.Response]()
+	answer.Action, answer.Intervention, answer.Signposting = trial.ActionDeliver, rendered, crisis
+	answerJSON := mustJSON(t, answer)
 	k.mustConform(t, component("Decision"), answerJSON)
 
-	var rec trial.Record
-	fill(reflect.ValueOf(&rec).Elem())
-	rec.Action, rec.Trigger = trial.ActionSafety, trial.TriggerEvent
-	rec.Intervention = &rendered
+	rec := filled[trial.Record]()
+	rec.Action, rec.Trigger, rec.Intervention = trial.ActionSafety, trial.TriggerEvent, rendered
 	rec.Plugins[0].Reason, rec.Factors[0].Plugin.Reason = trial.PluginTimeout, trial.PluginInvalid
 	rec.PolicyError.Kind, rec.PolicyError.Safety = "timeout", "evaluated"
 	recJSON, err := rec.AppendJSON(nil)
@@ -88,13 +95,9 @@ func TestOpenAPIEncodersComplete(t *testing.T) {
 	}
 	k.mustConform(t, component("Record"), recJSON)
 
-	var d trial.Delivery
-	fill(reflect.ValueOf(&d).Elem())
+	d := filled[trial.Delivery]()
 	d.Status, d.Trigger, d.Action, d.Answer = trial.DeliverySent, trial.TriggerScheduled, trial.ActionDeliver, answerJSON
-	dJSON, err := json.Marshal(d)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dJSON := mustJSON(t, d)
 	k.mustConform(t, component("Delivery"), dJSON)
 
 	// The schemas are strict: a field they do not know is refused.
@@ -107,7 +110,6 @@ func TestOpenAPIEncodersComplete(t *testing.T) {
 			t.Fatal(err)
 		}
 		m["not_documented"] = 1
-		extra, _ := json.Marshal(m)
-		k.mustRefuse(t, component(c.schema), extra)
+		k.mustRefuse(t, component(c.schema), mustJSON(t, m))
 	}
 }
