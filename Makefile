@@ -8,7 +8,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .DEFAULT_GOAL := build
 
-.PHONY: help build run run-redis test test-race bench lint fmt clean plugins run-plugins proto docs
+.PHONY: help build run run-redis test test-race bench lint lint-openapi fmt clean plugins run-plugins proto docs
 
 ## help: list the make targets
 help:
@@ -78,6 +78,12 @@ lint:
 docs:
 	rm -f docs/cli/*.md
 	$(GO) run ./cmd/jitai gen-docs docs/cli
+
+## lint-openapi: redocly lint of engine/api/openapi.json (0 errors) and a type check of its openapi-typescript client
+## The tools are pinned in .ci/openapi/package-lock.json (npm ci when missing; needs Node.js 20.19+
+## and npm). go test ./engine/api runs the same script (TestOpenAPIStrictTools), so make test does too.
+lint-openapi:
+	bash .ci/openapi-lint
 
 ## fmt: gofmt every Go file
 fmt:

@@ -92,6 +92,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /openapi.json", s.openAPI)
 	s.mux.HandleFunc("GET /v1/studies", s.listStudies)
 	s.mux.HandleFunc("GET /v1/studies/{study}", s.getStudy)
+	s.mux.HandleFunc("GET /v1/studies/{study}/openapi.json", s.studyOpenAPI)
 	s.mux.HandleFunc("POST /v1/studies/{study}/reload", s.reloadStudy)
 	s.mux.HandleFunc("GET /v1/studies/{study}/shadow", s.getShadow)
 	s.mux.HandleFunc("PUT /v1/studies/{study}/shadow", s.putShadow)

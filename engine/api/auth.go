@@ -57,6 +57,7 @@ var routeRules = map[string]rule{
 	"GET /openapi.json":                                                      {roles: []auth.Role{analyst}},
 	"GET /v1/studies":                                                        {roles: []auth.Role{designer, analyst}},
 	"GET /v1/studies/{study}":                                                {roles: []auth.Role{designer, analyst}},
+	"GET /v1/studies/{study}/openapi.json":                                   {roles: []auth.Role{app, designer, analyst}},
 	"POST /v1/studies/{study}/reload":                                        {roles: []auth.Role{designer}, audit: "reload"},
 	"GET /v1/studies/{study}/shadow":                                         {roles: []auth.Role{designer, analyst}},
 	"PUT /v1/studies/{study}/shadow":                                         {roles: []auth.Role{designer}, audit: "shadow"},

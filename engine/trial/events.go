@@ -57,10 +57,12 @@ type EngagementData struct {
 }
 
 type preferenceData struct {
-	SnoozeUntil   *string          `json:"snooze_until"`
-	SnoozeMinutes *int             `json:"snooze_minutes"`
-	QuietHours    *json.RawMessage `json:"quiet_hours"`
-	OptOut        *bool            `json:"opt_out"`
+	SnoozeUntil   *string `json:"snooze_until"`
+	SnoozeMinutes *int    `json:"snooze_minutes"`
+	// QuietHours is a json.RawMessage, not a pointer: a pointer would be
+	// nil for null, and null (clear the quiet hours) must differ from absent.
+	QuietHours json.RawMessage `json:"quiet_hours"`
+	OptOut     *bool           `json:"opt_out"`
 }
 
 type assessmentData struct {
@@ -215,9 +217,9 @@ func ValidateEvent(field string, ev *Event, now time.Time) error {
 		if d.SnoozeMinutes != nil && (*d.SnoozeMinutes < 0 || *d.SnoozeMinutes > 60*24*30) {
 			return InputErrorf(df+".snooze_minutes", "must be between 0 and 43200")
 		}
-		if d.QuietHours != nil && !bytes.Equal(*d.QuietHours, []byte("null")) {
+		if d.QuietHours != nil && !bytes.Equal(d.QuietHours, []byte("null")) {
 			var q QuietHours
-			if err := decodeStrict(*d.QuietHours, &q); err != nil {
+			if err := decodeStrict(d.QuietHours, &q); err != nil {
 				return InputErrorf(df+".quiet_hours", "must be {start, end} or null")
 			}
 			if _, err := ParseClock(q.Start); err != nil {
@@ -305,7 +307,7 @@ func ApplyEvent(st *State, ev *Event) {
 			p.QuietSetAt = ev.Time
 			p.QuietHours = nil
 			var q QuietHours
-			if !bytes.Equal(*d.QuietHours, []byte("null")) && json.Unmarshal(*d.QuietHours, &q) == nil {
+			if !bytes.Equal(d.QuietHours, []byte("null")) && json.Unmarshal(d.QuietHours, &q) == nil {
 				p.QuietHours = &q
 			}
 		}
