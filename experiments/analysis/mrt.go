@@ -78,15 +78,18 @@ type MRTSpec struct {
 // "hotelling", as printed by MRTAnalysis) and the t value for EMEE ("t",
 // where df1 is 1 and df2 the t degrees of freedom).
 type Estimate struct {
-	Term      string  `json:"term"`
-	Estimate  float64 `json:"estimate"`
-	StdErr    float64 `json:"std_err"`
-	CILow     float64 `json:"ci_low"`
-	CIHigh    float64 `json:"ci_high"`
-	Statistic float64 `json:"statistic"`
-	DF1       int     `json:"df1"`
-	DF2       int     `json:"df2"`
-	PValue    float64 `json:"p_value"`
+	Term     string  `json:"term"`
+	Estimate float64 `json:"estimate"`
+	StdErr   float64 `json:"std_err"`
+	// StdErrUnadjusted is the standard error without the small-sample
+	// adjustment (EMEE2 only; MRTAnalysis's fit$fit$beta_se).
+	StdErrUnadjusted float64 `json:"std_err_unadjusted,omitempty"`
+	CILow            float64 `json:"ci_low"`
+	CIHigh           float64 `json:"ci_high"`
+	Statistic        float64 `json:"statistic"`
+	DF1              int     `json:"df1"`
+	DF2              int     `json:"df2"`
+	PValue           float64 `json:"p_value"`
 }
 
 // MRTResult is the result of WCLS or EMEE. Effects holds the moderator
@@ -125,7 +128,11 @@ func (r *MRTResult) Effect(term string) (Estimate, bool) {
 // Validate checks the spec without looking at data: required columns,
 // duplicated names, that every moderator is also a control, and the lengths of
 // the linear combinations.
-func (s MRTSpec) Validate() error {
+func (s MRTSpec) Validate() error { return s.validate(true) }
+
+// validate is Validate; modsAreControls requires every moderator to be a
+// control (wcls and emee).
+func (s MRTSpec) validate(modsAreControls bool) error {
 	for _, f := range []struct{ what, v string }{{"id", s.ID}, {"outcome", s.Outcome}, {"treatment", s.Treatment}} {
 		if f.v == "" {
 			return fmt.Errorf("no %s column given", f.what)
@@ -153,7 +160,7 @@ func (s MRTSpec) Validate() error {
 			return fmt.Errorf("moderator %q is listed twice", m)
 		}
 		mod[m] = true
-		if !ctl[m] {
+		if modsAreControls && !ctl[m] {
 			return fmt.Errorf("moderator %q is not a control: every moderator must also be a control (add it to the controls)", m)
 		}
 	}
@@ -491,18 +498,26 @@ func symFromUpper(acc []float64, dim int) *mat.SymDense {
 // the effect table, with their names: one per effect coefficient, then the
 // linear combinations.
 func (d *mrtData) contrasts(lincombs [][]float64) (rows [][]float64, names []string) {
-	dim := d.dim()
-	for j := 0; j < d.p; j++ {
+	return effectContrasts(d.q, d.p, d.modNames, lincombs)
+}
+
+// effectContrasts returns the contrast rows over (alpha, beta), alpha of
+// length q and beta of length p, for each effect coefficient (named
+// modNames) and then each linear combination of beta (named by
+// LincombName).
+func effectContrasts(q, p int, modNames []string, lincombs [][]float64) (rows [][]float64, names []string) {
+	dim := q + p
+	for j := 0; j < p; j++ {
 		c := make([]float64, dim)
-		c[d.q+j] = 1
+		c[q+j] = 1
 		rows = append(rows, c)
-		names = append(names, d.modNames[j])
+		names = append(names, modNames[j])
 	}
 	for _, l := range lincombs {
 		c := make([]float64, dim)
-		copy(c[d.q:], l)
+		copy(c[q:], l)
 		rows = append(rows, c)
-		names = append(names, LincombName(l, d.modNames))
+		names = append(names, LincombName(l, modNames))
 	}
 	return rows, names
 }

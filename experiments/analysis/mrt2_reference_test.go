@@ -1,0 +1,216 @@
+package analysis
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// mrt2Effect is one row of testdata/mrt2/expected_shared.json (figures of R
+// 4.2.2 with MRTAnalysis 0.3.1).
+type mrt2Effect struct {
+	Term             string   `json:"term"`
+	Estimate         float64  `json:"estimate"`
+	StdErr           float64  `json:"std_err"`
+	StdErrUnadjusted *float64 `json:"std_err_unadjusted"`
+	CILow            float64  `json:"ci_low"`
+	CIHigh           float64  `json:"ci_high"`
+	TValue           *float64 `json:"t_value"`
+	DF               *int     `json:"df"`
+	Test             string   `json:"test"`
+	Statistic        *float64 `json:"statistic"`
+	DF1              *int     `json:"df1"`
+	DF2              *int     `json:"df2"`
+	PValue           float64  `json:"p_value"`
+}
+
+type mrt2Case struct {
+	Name    string       `json:"name"`
+	Data    string       `json:"data"`
+	RCall   string       `json:"r_call"`
+	Effects []mrt2Effect `json:"effects"`
+}
+
+// loadMRT2Cases reads every case of expected_shared.json by estimator.
+func loadMRT2Cases(t testing.TB) map[string][]mrt2Case {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", "mrt2", "expected_shared.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file map[string][]mrt2Case
+	if err := json.Unmarshal(raw, &file); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// splitRCall splits a case's r_call, `fit <- FN(...); summary(fit, ...)`,
+// into the fit and the summary calls.
+func splitRCall(s string) (fit, summary *rCall, err error) {
+	fitText, sumText, ok := strings.Cut(s, "; ")
+	fitText, ok2 := strings.CutPrefix(fitText, "fit <- ")
+	if !ok || !ok2 {
+		return nil, nil, fmt.Errorf("r_call %q is not `fit <- ...; summary(fit, ...)`", s)
+	}
+	if fit, err = parseRCall(fitText); err != nil {
+		return nil, nil, err
+	}
+	if summary, err = parseRCall(sumText); err != nil {
+		return nil, nil, err
+	}
+	if summary.fn != "summary" || len(summary.positional) != 1 || summary.positional[0] != "fit" {
+		return nil, nil, fmt.Errorf("unexpected summary call %q", sumText)
+	}
+	return fit, summary, nil
+}
+
+// mrtSpecFromR translates the arguments wcls, emee, emee2 and dcee share.
+func mrtSpecFromR(fit, summary *rCall) (MRTSpec, error) {
+	var s MRTSpec
+	s.ID, _ = fit.str("id")
+	s.Outcome, _ = fit.str("outcome")
+	s.Treatment, _ = fit.str("treatment")
+	s.Availability, _ = fit.str("availability")
+	var err error
+	if s.RandProb, err = fit.prob("rand_prob"); err != nil {
+		return s, err
+	}
+	if s.NumeratorProb, err = fit.prob("numerator_prob"); err != nil {
+		return s, err
+	}
+	if s.Moderators, err = fit.formula("moderator_formula"); err != nil {
+		return s, err
+	}
+	if s.Controls, err = fit.formula("control_formula"); err != nil {
+		return s, err
+	}
+	l, err := summary.vector("lincomb")
+	if l != nil {
+		s.Lincombs = [][]float64{l}
+	}
+	return s, err
+}
+
+// runMRT2Case runs the estimator a case's R call names.
+func runMRT2Case(tab *Table, fit, summary *rCall) (*MRTResult, error) {
+	switch fit.fn {
+	case "wcls", "emee", "emee2":
+		s, err := mrtSpecFromR(fit, summary)
+		if err != nil {
+			return nil, err
+		}
+		est := map[string]func(*Table, MRTSpec) (*MRTResult, error){"wcls": WCLS, "emee": EMEE, "emee2": EMEE2}[fit.fn]
+		return est(tab, s)
+	}
+	return nil, fmt.Errorf("no estimator for %s", fit.fn)
+}
+
+// worstDiff keeps the largest differences from the reference per estimator.
+type worstDiff struct{ est, se, ci, p float64 }
+
+func relDiff(got, want float64) float64 { return math.Abs(got-want) / math.Abs(want) }
+
+// checkMRT2Effect compares one row to relative 1e-6 (estimate, standard
+// errors, statistic) and absolute 1e-6 (CI ends, p-value).
+func checkMRT2Effect(t *testing.T, fn, test string, g Estimate, w mrt2Effect, worst *worstDiff) {
+	t.Helper()
+	p := w.Term + ": "
+	rel := func(what string, got, want float64) float64 {
+		d := relDiff(got, want)
+		if !(d <= relTol) {
+			t.Errorf("%s%s = %.15g, want %.15g (relative difference %.2g)", p, what, got, want, d)
+		}
+		return d
+	}
+	abs := func(what string, got, want float64) float64 {
+		d := math.Abs(got - want)
+		if !(d <= pTol) {
+			t.Errorf("%s%s = %.15g, want %.15g (difference %.2g)", p, what, got, want, d)
+		}
+		return d
+	}
+	worst.est = math.Max(worst.est, rel("estimate", g.Estimate, w.Estimate))
+	worst.se = math.Max(worst.se, rel("std_err", g.StdErr, w.StdErr))
+	if w.StdErrUnadjusted != nil && fn == "emee2" {
+		worst.se = math.Max(worst.se, rel("std_err_unadjusted", g.StdErrUnadjusted, *w.StdErrUnadjusted))
+	}
+	worst.ci = math.Max(worst.ci, math.Max(abs("ci_low", g.CILow, w.CILow), abs("ci_high", g.CIHigh, w.CIHigh)))
+	worst.p = math.Max(worst.p, abs("p_value", g.PValue, w.PValue))
+	if w.TValue != nil {
+		rel("t_value", g.Statistic, *w.TValue)
+	}
+	if w.Statistic != nil {
+		rel("statistic", g.Statistic, *w.Statistic)
+	}
+	for _, df := range []struct {
+		what string
+		got  int
+		want *int
+	}{{"df", g.DF2, w.DF}, {"df1", g.DF1, w.DF1}, {"df2", g.DF2, w.DF2}} {
+		if df.want != nil && df.got != *df.want {
+			t.Errorf("%s%s = %d, want %d", p, df.what, df.got, *df.want)
+		}
+	}
+	if w.Test != "" && !strings.EqualFold(w.Test, test) {
+		t.Errorf("%stest = %q, want %q", p, test, w.Test)
+	}
+}
+
+// TestMRT2Reference runs every case of testdata/mrt2/expected_shared.json
+// (emee2, dcee, mcee and mcee_general, emee, wcls) from its R call and
+// compares every row the summary printed.
+func TestMRT2Reference(t *testing.T) {
+	file := loadMRT2Cases(t)
+	for _, fam := range []string{"emee2", "dcee", "mcee", "emee", "wcls"} {
+		if len(file[fam]) == 0 {
+			t.Errorf("no %s cases", fam)
+		}
+	}
+	worst := map[string]*worstDiff{}
+	for fam, cases := range file {
+		if fam == "dcee" || fam == "mcee" { // not yet implemented
+			continue
+		}
+		for _, c := range cases {
+			t.Run(c.Name, func(t *testing.T) {
+				fit, summary, err := splitRCall(c.RCall)
+				if err != nil {
+					t.Fatal(err)
+				}
+				idCol, _ := fit.str("id")
+				res, err := runMRT2Case(loadTable(t, filepath.Join("mrt2", c.Data), idCol), fit, summary)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(res.Effects) != len(c.Effects) {
+					t.Errorf("%d effect rows, want %d", len(res.Effects), len(c.Effects))
+				}
+				if worst[fam] == nil {
+					worst[fam] = &worstDiff{}
+				}
+				for k, w := range c.Effects {
+					if k >= len(res.Effects) || res.Effects[k].Term != w.Term {
+						t.Errorf("row %d: want term %q in order, got %+v", k, w.Term, res.Effects)
+						continue
+					}
+					checkMRT2Effect(t, fit.fn, res.Test, res.Effects[k], w, worst[fam])
+				}
+			})
+		}
+	}
+	fams := make([]string, 0, len(worst))
+	for f := range worst {
+		fams = append(fams, f)
+	}
+	sort.Strings(fams)
+	for _, f := range fams {
+		w := worst[f]
+		t.Logf("%-6s worst: estimate rel %.1e, std_err rel %.1e, CI abs %.1e, p abs %.1e", f, w.est, w.se, w.ci, w.p)
+	}
+}
