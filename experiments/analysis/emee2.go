@@ -118,7 +118,7 @@ func (m *emee2Model) fit(s MRTSpec) (*MRTResult, error) {
 		return nil, err
 	}
 	res := &MRTResult{
-		Estimator: "emee2", NParticipants: n, NEff: n, SmallSample: true, Test: "t",
+		Estimator: "emee2", NParticipants: n, NEff: m.d.nEff(), SmallSample: true, Test: "t",
 		Coef: theta, Vcov: adj, Iterations: iter,
 	}
 	ctlNames := append([]string{"(Intercept)"}, m.ctl...)

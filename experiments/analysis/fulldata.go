@@ -126,3 +126,17 @@ func (d *fullData) row(i int, cols []string, x []float64) {
 		x[1+k] = d.cols[c][i]
 	}
 }
+
+// nEff is the number of participants with at least one available row.
+func (d *fullData) nEff() int {
+	n := 0
+	for _, g := range d.groups {
+		for i := g.start; i < g.end; i++ {
+			if d.avail[i] == 1 {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}

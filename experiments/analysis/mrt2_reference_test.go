@@ -107,6 +107,16 @@ func runMRT2Case(tab *Table, fit, summary *rCall) (*MRTResult, error) {
 		}
 		est := map[string]func(*Table, MRTSpec) (*MRTResult, error){"wcls": WCLS, "emee": EMEE, "emee2": EMEE2}[fit.fn]
 		return est(tab, s)
+	case "dcee":
+		s, err := mrtSpecFromR(fit, summary)
+		if err != nil {
+			return nil, err
+		}
+		if cf, _ := fit.str("cross_fit"); cf != "FALSE" {
+			return nil, fmt.Errorf("dcee: cross_fit = %q is not implemented", cf)
+		}
+		method, _ := fit.str("control_reg_method")
+		return DCEE(tab, DCEESpec{MRTSpec: s, ControlRegMethod: method})
 	}
 	return nil, fmt.Errorf("no estimator for %s", fit.fn)
 }
@@ -174,7 +184,7 @@ func TestMRT2Reference(t *testing.T) {
 	}
 	worst := map[string]*worstDiff{}
 	for fam, cases := range file {
-		if fam == "dcee" || fam == "mcee" { // not yet implemented
+		if fam == "mcee" { // not yet implemented
 			continue
 		}
 		for _, c := range cases {
