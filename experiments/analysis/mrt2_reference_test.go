@@ -117,6 +117,12 @@ func runMRT2Case(tab *Table, fit, summary *rCall) (*MRTResult, error) {
 		}
 		method, _ := fit.str("control_reg_method")
 		return DCEE(tab, DCEESpec{MRTSpec: s, ControlRegMethod: method})
+	case "mcee", "mcee_general":
+		s, err := mceeSpecFromR(fit, summary)
+		if err != nil {
+			return nil, err
+		}
+		return MCEE(tab, s)
 	}
 	return nil, fmt.Errorf("no estimator for %s", fit.fn)
 }
@@ -184,9 +190,6 @@ func TestMRT2Reference(t *testing.T) {
 	}
 	worst := map[string]*worstDiff{}
 	for fam, cases := range file {
-		if fam == "mcee" { // not yet implemented
-			continue
-		}
 		for _, c := range cases {
 			t.Run(c.Name, func(t *testing.T) {
 				fit, summary, err := splitRCall(c.RCall)
@@ -223,4 +226,83 @@ func TestMRT2Reference(t *testing.T) {
 		w := worst[f]
 		t.Logf("%-6s worst: estimate rel %.1e, std_err rel %.1e, CI abs %.1e, p abs %.1e", f, w.est, w.se, w.ci, w.p)
 	}
+}
+
+// mceeSpecFromR translates an mcee call, or an mcee_general call whose
+// nuisance configurations mcee can express (p known, q by glm, eta, mu and
+// nu by lm; q and mu with the same formula, eta and nu with the same
+// formula).
+func mceeSpecFromR(fit, summary *rCall) (MCEESpec, error) {
+	var s MCEESpec
+	s.ID, _ = fit.str("id")
+	s.DP, _ = fit.str("dp")
+	s.Outcome, _ = fit.str("outcome")
+	s.Treatment, _ = fit.str("treatment")
+	s.Mediator, _ = fit.str("mediator")
+	s.Availability, _ = fit.str("availability")
+	var err error
+	if s.EffectForm, err = fit.formula("time_varying_effect_form"); err != nil {
+		return s, err
+	}
+	if fit.fn == "mcee" {
+		s.ControlRegMethod, _ = fit.str("control_reg_method")
+		if s.RandProb, err = fit.prob("rand_prob"); err != nil {
+			return s, err
+		}
+		if s.MediatorControls, err = fit.formula("control_formula_with_mediator"); err != nil {
+			return s, err
+		}
+	} else if err := mceeGeneralConfigs(fit, &s); err != nil {
+		return s, err
+	}
+	for name, to := range map[string]*[][]float64{"lincomb_alpha": &s.LincombAlpha, "lincomb_beta": &s.LincombBeta, "lincomb_joint": &s.LincombJoint} {
+		l, err := summary.vector(name)
+		if err != nil {
+			return s, err
+		}
+		if l != nil {
+			*to = [][]float64{l}
+		}
+	}
+	return s, nil
+}
+
+// mceeGeneralConfigs reads the config_* arguments of mcee_general.
+func mceeGeneralConfigs(fit *rCall, s *MCEESpec) error {
+	cfg := map[string]*rCall{}
+	for _, target := range []string{"p", "q", "eta", "mu", "nu"} {
+		c, err := parseRCall(fit.named["config_"+target])
+		if err != nil {
+			return err
+		}
+		want := map[string]string{"p": "mcee_config_known", "q": "mcee_config_glm"}[target]
+		if want == "" {
+			want = "mcee_config_lm"
+		}
+		if c.fn != want || len(c.positional) != 2 || unquote(c.positional[0]) != target {
+			return fmt.Errorf("config_%s = %s(%v) is not expressible with MCEE (want %s(%q, ...))", target, c.fn, c.positional, want, target)
+		}
+		cfg[target] = c
+	}
+	var err error
+	if s.RandProb, err = rProb(cfg["p"].positional[1]); err != nil {
+		return err
+	}
+	formula := func(target string) []string {
+		f, ferr := rFormula(cfg[target].positional[1])
+		if ferr != nil {
+			err = ferr
+		}
+		return f
+	}
+	s.MediatorControls, s.Controls = formula("q"), formula("eta")
+	mu, nu := formula("mu"), formula("nu")
+	if err != nil {
+		return err
+	}
+	if strings.Join(mu, "+") != strings.Join(s.MediatorControls, "+") || strings.Join(nu, "+") != strings.Join(s.Controls, "+") {
+		return fmt.Errorf("mcee_general: q and mu, and eta and nu, must share their formulas to be expressed with MCEE")
+	}
+	s.ControlRegMethod = ControlRegGLM
+	return nil
 }
