@@ -104,7 +104,7 @@ func DCEE(t *Table, s DCEESpec) (*MRTResult, error) {
 		return nil, err
 	}
 	n := len(d.groups)
-	res := &MRTResult{Estimator: "dcee", NParticipants: n, NEff: d.nEff(), Test: "t", Coef: beta, Vcov: vcov}
+	res := &MRTResult{Estimator: "dcee", NParticipants: n, NEff: d.nEff(), Test: "t", Controls: []Estimate{}, Coef: beta, Vcov: vcov}
 	var lincombNames []string
 	for k := range s.Lincombs {
 		lincombNames = append(lincombNames, "L"+strconv.Itoa(k+1))

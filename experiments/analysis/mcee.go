@@ -176,7 +176,7 @@ func MCEE(t *Table, s MCEESpec) (*MRTResult, error) {
 		}
 	}
 	n := len(d.groups)
-	res := &MRTResult{Estimator: "mcee", NParticipants: n, NEff: d.nEff(), Test: "t", Coef: coef, Vcov: vcov}
+	res := &MRTResult{Estimator: "mcee", NParticipants: n, NEff: d.nEff(), Test: "t", Controls: []Estimate{}, Coef: coef, Vcov: vcov}
 	res.Effects, err = tRows("mcee", coef, vcov, n-2*k, names, lincombs, lincombNames)
 	return res, err
 }
@@ -249,4 +249,20 @@ func (d *fullData) mceePseudoOutcomes(medControls, controls []string) (alphaR, b
 		betaR[i] = phi11 - phi10
 	}
 	return alphaR, betaR, nil
+}
+
+// Columns returns the columns the analysis reads: the id column (text) and
+// the numeric ones.
+func (s MCEESpec) Columns() (id string, numeric []string) {
+	numeric = []string{s.DP, s.Outcome, s.Treatment, s.Mediator}
+	if s.Availability != "" {
+		numeric = append(numeric, s.Availability)
+	}
+	if s.RandProb.Column != "" {
+		numeric = append(numeric, s.RandProb.Column)
+	}
+	numeric = append(numeric, s.EffectForm...)
+	numeric = append(numeric, s.MediatorControls...)
+	numeric = append(numeric, s.Controls...)
+	return s.ID, numeric
 }

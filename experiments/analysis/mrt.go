@@ -130,6 +130,10 @@ func (r *MRTResult) Effect(term string) (Estimate, bool) {
 // the linear combinations.
 func (s MRTSpec) Validate() error { return s.validate(true) }
 
+// ValidateEMEE2 is Validate for EMEE2, whose moderators need not be
+// controls.
+func (s MRTSpec) ValidateEMEE2() error { return s.validate(false) }
+
 // validate is Validate; modsAreControls requires every moderator to be a
 // control (wcls and emee).
 func (s MRTSpec) validate(modsAreControls bool) error {
@@ -198,6 +202,7 @@ func (s MRTSpec) Columns() (id string, numeric []string) {
 		}
 	}
 	numeric = append(numeric, s.Controls...)
+	numeric = append(numeric, s.Moderators...)
 	return s.ID, numeric
 }
 
