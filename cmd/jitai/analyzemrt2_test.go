@@ -181,21 +181,7 @@ func TestCLIMRT2Errors(t *testing.T) {
 			[]string{`column "x1"`, "increase strictly"}},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := runAnalyze(c.args, &stdout, &stderr)
-			if code != c.code {
-				t.Fatalf("exit %d, want %d; stderr: %s", code, c.code, stderr.String())
-			}
-			if stdout.Len() != 0 {
-				t.Errorf("stdout not empty on error: %s", stdout.String())
-			}
-			for _, w := range c.want {
-				if !strings.Contains(stderr.String(), w) {
-					t.Errorf("stderr %q does not contain %q", stderr.String(), w)
-				}
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { checkAnalyzeError(t, c.args, c.code, c.want) })
 	}
 }
 

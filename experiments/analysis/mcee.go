@@ -212,21 +212,23 @@ func (d *fullData) mceePseudoOutcomes(medControls, controls []string) (alphaR, b
 	if err != nil {
 		return nil, nil, err
 	}
-	eta1, err := d.olsPredict("mcee: outcome model eta1 (rows with A = 1 or unavailable)", controls, d.y, g1)
-	if err != nil {
-		return nil, nil, err
-	}
-	eta0, err := d.olsPredict("mcee: outcome model eta0 (rows with A = 0)", controls, d.y, g0)
-	if err != nil {
-		return nil, nil, err
-	}
-	mu1, err := d.olsPredict("mcee: outcome model mu1 (rows with A = 1 or unavailable)", medControls, d.y, g1)
-	if err != nil {
-		return nil, nil, err
-	}
-	nu1, err := d.olsPredict("mcee: model nu1 of mu1 (rows with A = 0)", controls, mu1, g0)
-	if err != nil {
-		return nil, nil, err
+	// eta1, eta0, mu1, then nu1, which regresses the prediction mu1.
+	var eta1, eta0, mu1, nu1 []float64
+	for _, f := range []struct {
+		what string
+		cols []string
+		resp *[]float64
+		keep func(int) bool
+		to   *[]float64
+	}{
+		{"outcome model eta1 (rows with A = 1 or unavailable)", controls, &d.y, g1, &eta1},
+		{"outcome model eta0 (rows with A = 0)", controls, &d.y, g0, &eta0},
+		{"outcome model mu1 (rows with A = 1 or unavailable)", medControls, &d.y, g1, &mu1},
+		{"model nu1 of mu1 (rows with A = 0)", controls, &mu1, g0, &nu1},
+	} {
+		if *f.to, err = d.olsPredict("mcee: "+f.what, f.cols, *f.resp, f.keep); err != nil {
+			return nil, nil, err
+		}
 	}
 	alphaR, betaR = make([]float64, d.n), make([]float64, d.n)
 	for i := 0; i < d.n; i++ {

@@ -3,10 +3,11 @@ package analysis
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -73,10 +74,7 @@ func splitRCall(s string) (fit, summary *rCall, err error) {
 // mrtSpecFromR translates the arguments wcls, emee, emee2 and dcee share.
 func mrtSpecFromR(fit, summary *rCall) (MRTSpec, error) {
 	var s MRTSpec
-	s.ID, _ = fit.str("id")
-	s.Outcome, _ = fit.str("outcome")
-	s.Treatment, _ = fit.str("treatment")
-	s.Availability, _ = fit.str("availability")
+	fit.strs(map[string]*string{"id": &s.ID, "outcome": &s.Outcome, "treatment": &s.Treatment, "availability": &s.Availability})
 	var err error
 	if s.RandProb, err = fit.prob("rand_prob"); err != nil {
 		return s, err
@@ -217,12 +215,7 @@ func TestMRT2Reference(t *testing.T) {
 			})
 		}
 	}
-	fams := make([]string, 0, len(worst))
-	for f := range worst {
-		fams = append(fams, f)
-	}
-	sort.Strings(fams)
-	for _, f := range fams {
+	for _, f := range slices.Sorted(maps.Keys(worst)) {
 		w := worst[f]
 		t.Logf("%-6s worst: estimate rel %.1e, std_err rel %.1e, CI abs %.1e, p abs %.1e", f, w.est, w.se, w.ci, w.p)
 	}
@@ -234,12 +227,8 @@ func TestMRT2Reference(t *testing.T) {
 // formula).
 func mceeSpecFromR(fit, summary *rCall) (MCEESpec, error) {
 	var s MCEESpec
-	s.ID, _ = fit.str("id")
-	s.DP, _ = fit.str("dp")
-	s.Outcome, _ = fit.str("outcome")
-	s.Treatment, _ = fit.str("treatment")
-	s.Mediator, _ = fit.str("mediator")
-	s.Availability, _ = fit.str("availability")
+	fit.strs(map[string]*string{"id": &s.ID, "dp": &s.DP, "outcome": &s.Outcome, "treatment": &s.Treatment,
+		"mediator": &s.Mediator, "availability": &s.Availability})
 	var err error
 	if s.EffectForm, err = fit.formula("time_varying_effect_form"); err != nil {
 		return s, err

@@ -80,6 +80,13 @@ func (c *rCall) str(name string) (string, bool) {
 	return unquote(v), true
 }
 
+// strs sets each target to its string argument (left empty when absent).
+func (c *rCall) strs(targets map[string]*string) {
+	for name, to := range targets {
+		*to, _ = c.str(name)
+	}
+}
+
 func unquote(v string) string {
 	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
 		return v[1 : len(v)-1]
