@@ -120,13 +120,14 @@ func DCEE(t *Table, s DCEESpec) (*MRTResult, error) {
 // name the columns of f, for the singular-design message.
 func (d *fullData) projectionFit(who string, cols, names []string, rs [][]float64) ([]float64, *mat.SymDense, error) {
 	k := 1 + len(cols)
+	colv := d.columns(cols)
 	nb := len(rs)
 	dim := k * nb
 	f := make([]float64, k)
 	sAcc := make([]float64, k*k)
 	rhs := make([]float64, dim)
 	for i := 0; i < d.n; i++ {
-		d.row(i, cols, f)
+		designRow(i, colv, f)
 		addOuterUpper(sAcc, k, 1, f)
 		for b, r := range rs {
 			for j, v := range f {
@@ -156,7 +157,7 @@ func (d *fullData) projectionFit(who string, cols, names []string, rs [][]float6
 	for _, g := range d.groups {
 		clear(u)
 		for i := g.start; i < g.end; i++ {
-			d.row(i, cols, f)
+			designRow(i, colv, f)
 			for b, r := range rs {
 				e := r[i] - dot(f, coef[b*k:(b+1)*k])
 				for j, x := range f {

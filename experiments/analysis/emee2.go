@@ -37,22 +37,24 @@ func EMEE2(t *Table, s MRTSpec) (*MRTResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("emee2: %w", err)
 	}
-	m := &emee2Model{d: d, ctl: s.Controls, mod: s.Moderators, q: 1 + len(s.Controls), p: 1 + len(s.Moderators)}
+	m := &emee2Model{d: d, ctl: s.Controls, mod: s.Moderators, ctlv: d.columns(s.Controls), modv: d.columns(s.Moderators),
+		q: 1 + len(s.Controls), p: 1 + len(s.Moderators)}
 	return m.fit(s)
 }
 
 // emee2Model is the EMEE2 estimating equation on a data set.
 type emee2Model struct {
-	d        *fullData
-	ctl, mod []string
-	q, p     int
+	d          *fullData
+	ctl, mod   []string    // control and moderator names
+	ctlv, modv [][]float64 // their columns
+	q, p       int
 }
 
 // rowParts fills, for row i at theta, D (in dv) and dr/dtheta' (in dr) and
 // returns the residual r.
 func (m *emee2Model) rowParts(i int, theta, z, x, dv, dr []float64) float64 {
-	m.d.row(i, m.ctl, z)
-	m.d.row(i, m.mod, x)
+	designRow(i, m.ctlv, z)
+	designRow(i, m.modv, x)
 	ca := m.d.a[i] - m.d.p[i]
 	eb := math.Exp(-ca * dot(x, theta[m.q:]))
 	ez := math.Exp(dot(z, theta[:m.q]))

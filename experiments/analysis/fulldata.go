@@ -119,11 +119,20 @@ func constant(n int, v float64) []float64 {
 	return out
 }
 
-// matrix returns the columns (1, cols...) for row i in x.
-func (d *fullData) row(i int, cols []string, x []float64) {
+// columns returns the named columns.
+func (d *fullData) columns(names []string) [][]float64 {
+	out := make([][]float64, len(names))
+	for k, c := range names {
+		out[k] = d.cols[c]
+	}
+	return out
+}
+
+// designRow fills x with (1, cols...) at row i.
+func designRow(i int, cols [][]float64, x []float64) {
 	x[0] = 1
 	for k, c := range cols {
-		x[1+k] = d.cols[c][i]
+		x[1+k] = c[i]
 	}
 }
 

@@ -295,3 +295,30 @@ func mceeGeneralConfigs(fit *rCall, s *MCEESpec) error {
 	s.ControlRegMethod = ControlRegGLM
 	return nil
 }
+
+// benchmarkMRT2 times the estimator of the named reference case.
+func benchmarkMRT2(b *testing.B, fam, name string) {
+	for _, c := range loadMRT2Cases(b)[fam] {
+		if c.Name != name {
+			continue
+		}
+		fit, summary, err := splitRCall(c.RCall)
+		if err != nil {
+			b.Fatal(err)
+		}
+		idCol, _ := fit.str("id")
+		tab := loadTable(b, filepath.Join("mrt2", c.Data), idCol)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := runMRT2Case(tab, fit, summary); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return
+	}
+	b.Fatalf("no case %s/%s", fam, name)
+}
+
+func BenchmarkEMEE2(b *testing.B) { benchmarkMRT2(b, "emee2", "shared_emee2_home") }
+func BenchmarkDCEE(b *testing.B)  { benchmarkMRT2(b, "dcee", "shared_dcee_lm_home") }
+func BenchmarkMCEE(b *testing.B)  { benchmarkMRT2(b, "mcee", "shared_mcee_glm_dp") }

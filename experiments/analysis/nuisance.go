@@ -23,8 +23,9 @@ func (d *fullData) design(cols []string, keep func(i int) bool) (sub, all *mat.D
 	k := 1 + len(cols)
 	all = mat.NewDense(d.n, k, nil)
 	x := make([]float64, k)
+	colv := d.columns(cols)
 	for i := 0; i < d.n; i++ {
-		d.row(i, cols, x)
+		designRow(i, colv, x)
 		all.SetRow(i, x)
 		if keep == nil || keep(i) {
 			rows = append(rows, i)
