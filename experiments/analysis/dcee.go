@@ -60,7 +60,8 @@ func (s DCEESpec) Validate() error {
 // The variance is B^-1 (sum_i u_i u_i') B^-1 with B = sum S S' and u_i =
 // sum_t (r - S'beta) S over participant i's rows; no small-sample correction
 // and no term for stage 1. (MRTAnalysis's row weight 1/T-bar cancels.) Tests
-// are t tests with n - p degrees of freedom, n every distinct participant.
+// are t tests with n - p degrees of freedom, n every distinct participant
+// (n <= p is an error, where MRTAnalysis falls back to normal quantiles).
 // Effect terms are named "Intercept" and the moderators, linear combinations
 // "L1", "L2", ..., as MRTAnalysis's summary.dcee names them. The data must be
 // complete on every row; the treatment is 0 or 1 on every row.

@@ -75,8 +75,8 @@ type MRTSpec struct {
 // Estimate is one row of a causal excursion effect table.
 //
 // Statistic is (estimate/std_err)^2 for the WCLS tests ("wald" and
-// "hotelling", as printed by MRTAnalysis) and the t value for EMEE ("t",
-// where df1 is 1 and df2 the t degrees of freedom).
+// "hotelling", as printed by MRTAnalysis) and the t value for EMEE, EMEE2,
+// DCEE and MCEE ("t", where df1 is 1 and df2 the t degrees of freedom).
 type Estimate struct {
 	Term     string  `json:"term"`
 	Estimate float64 `json:"estimate"`
@@ -92,12 +92,14 @@ type Estimate struct {
 	PValue           float64 `json:"p_value"`
 }
 
-// MRTResult is the result of WCLS or EMEE. Effects holds the moderator
-// coefficients ("(Intercept)" and the moderators' column names) followed by
-// the linear combinations; Controls holds the control coefficients (not for
-// interpretation).
+// MRTResult is the result of WCLS, EMEE, EMEE2, DCEE or MCEE. Effects holds
+// the moderator coefficients ("(Intercept)" and the moderators' column
+// names; DCEE "Intercept"; MCEE the alpha then the beta coefficients)
+// followed by the linear combinations; Controls holds the control
+// coefficients of WCLS, EMEE and EMEE2 (not for interpretation; empty for
+// DCEE and MCEE).
 type MRTResult struct {
-	Estimator     string     `json:"estimator"` // "wcls" or "emee"
+	Estimator     string     `json:"estimator"` // "wcls", "emee", "emee2", "dcee" or "mcee"
 	NParticipants int        `json:"n_participants"`
 	NEff          int        `json:"n_eff"`
 	SmallSample   bool       `json:"small_sample"`
@@ -106,12 +108,13 @@ type MRTResult struct {
 	Controls      []Estimate `json:"controls"`
 
 	// Coef is (alpha, beta): the control coefficients then the effect
-	// coefficients.
+	// coefficients (DCEE: the effect coefficients; MCEE: alpha, the direct
+	// effect, then beta, the indirect one).
 	Coef []float64 `json:"-"`
 	// Vcov is the variance matrix of Coef used for the tests (corrected when
 	// SmallSample).
 	Vcov *mat.SymDense `json:"-"`
-	// Iterations is the number of Newton steps (EMEE only).
+	// Iterations is the number of Newton steps (EMEE and EMEE2 only).
 	Iterations int `json:"-"`
 }
 
