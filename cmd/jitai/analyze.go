@@ -22,7 +22,8 @@ micro-randomised treatments (wcls for continuous and emee, emee2 for binary
 proximal outcomes; dcee for a distal outcome, mcee for the direct and
 mediated effects on a distal outcome; all following R's MRTAnalysis 0.3.1)
 and effect-coded factorial effects. Each writes a report, or JSON with
---json.
+--json. docs/analysis.md maps R's arguments to the flags and lists what is
+not implemented.
 
 Exit status: 0 done; 1 the data cannot be read or the model cannot be fitted
 (for example a singular design), or the output cannot be written; 2 usage

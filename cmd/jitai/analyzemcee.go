@@ -31,6 +31,7 @@ configurations of mcee_general. Every row must be complete.`,
 		moderators: "not used by mcee: use --effect-form",
 		controls:   "comma-separated controls of eta and nu, without the mediator (default: --mediator-controls without the mediator)",
 		numerator:  "not used by mcee; giving it is an error",
+		lincomb:    "not used by mcee: use --lincomb-alpha, --lincomb-beta or --lincomb-joint",
 	})
 	f := cmd.Flags()
 	f.StringVar(&p.controlRegMethod, "control-reg-method", analysis.ControlRegGLM, `nuisance models: "`+analysis.ControlRegGLM+`" (the only one implemented)`)

@@ -32,8 +32,9 @@ type mrtCmdDoc struct {
 	required []string
 	// example is the command line of the example after `jitai analyze`.
 	example string
-	// moderators, controls and numerator are the help of those flags.
-	moderators, controls, numerator string
+	// moderators, controls, numerator and lincomb are the help of those
+	// flags (lincomb: a default for the estimators with moderators).
+	moderators, controls, numerator, lincomb string
 }
 
 // newAnalyzeMRTCmd is the command of one causal excursion effect estimator;
@@ -73,7 +74,10 @@ func newAnalyzeMRTCmd(estimator string, doc mrtCmdDoc) (*cobra.Command, *analyze
 	f.StringVar(&p.moderators, "moderators", "", doc.moderators)
 	f.StringVar(&p.controls, "controls", "", doc.controls)
 	f.StringVar(&p.numerator, "numerator-prob", "", doc.numerator)
-	f.StringArrayVar(&p.lincombs, "lincomb", nil, `linear combination of the effect coefficients (the intercept then the moderators), e.g. "1,1"; repeatable`)
+	if doc.lincomb == "" {
+		doc.lincomb = `linear combination of the effect coefficients (the intercept then the moderators), e.g. "1,1"; repeatable`
+	}
+	f.StringArrayVar(&p.lincombs, "lincomb", nil, doc.lincomb)
 	f.BoolVar(&p.json, "json", false, "write JSON instead of a table")
 	return cmd, p
 }
