@@ -8,18 +8,22 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// newAnalyzeCmd is `jitai analyze wcls|emee|factorial`: causal excursion
-// effects of micro-randomised treatments (WCLS for continuous, EMEE for
-// binary proximal outcomes) and effect-coded factorial effects, computed by
-// experiments/analysis.
+// newAnalyzeCmd is `jitai analyze wcls|emee|emee2|dcee|mcee|factorial`:
+// causal excursion effects of micro-randomised treatments (WCLS for
+// continuous, EMEE and EMEE2 for binary proximal outcomes, DCEE for distal
+// outcomes, MCEE for effects mediated on a distal outcome) and effect-coded
+// factorial effects, computed by experiments/analysis.
 func newAnalyzeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "analyze",
-		Short: "Estimators: wcls, emee (causal excursion effects), factorial effects",
+		Short: "Estimators: wcls, emee, emee2, dcee, mcee (causal excursion effects), factorial effects",
 		Long: `Estimate effects from a CSV file (--csv): causal excursion effects of
-micro-randomised treatments (wcls for continuous, emee for binary proximal
-outcomes) and effect-coded factorial effects. Each writes a report, or JSON
-with --json.
+micro-randomised treatments (wcls for continuous and emee, emee2 for binary
+proximal outcomes; dcee for a distal outcome, mcee for the direct and
+mediated effects on a distal outcome; all following R's MRTAnalysis 0.3.1)
+and effect-coded factorial effects. Each writes a report, or JSON with
+--json. docs/analysis.md maps R's arguments to the flags and lists what is
+not implemented.
 
 Exit status: 0 done; 1 the data cannot be read or the model cannot be fitted
 (for example a singular design), or the output cannot be written; 2 usage
@@ -27,7 +31,7 @@ error.`,
 		Args: cobra.NoArgs,
 		RunE: groupRun,
 	}
-	cmd.AddCommand(newAnalyzeWCLSCmd(), newAnalyzeEMEECmd(), newAnalyzeFactorialCmd())
+	cmd.AddCommand(newAnalyzeWCLSCmd(), newAnalyzeEMEECmd(), newAnalyzeEMEE2Cmd(), newAnalyzeDCEECmd(), newAnalyzeMCEECmd(), newAnalyzeFactorialCmd())
 	return cmd
 }
 

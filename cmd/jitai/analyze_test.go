@@ -209,21 +209,26 @@ func TestCLIErrors(t *testing.T) {
 		{"data flag of the store", []string{"wcls", "--data", heartSteps}, 2, []string{"unknown flag: --data"}},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := runAnalyze(c.args, &stdout, &stderr)
-			if code != c.code {
-				t.Fatalf("exit %d, want %d; stderr: %s", code, c.code, stderr.String())
-			}
-			if c.code != 0 && stdout.Len() != 0 {
-				t.Errorf("stdout not empty on error: %s", stdout.String())
-			}
-			for _, w := range c.want {
-				if !strings.Contains(stderr.String(), w) {
-					t.Errorf("stderr %q does not contain %q", stderr.String(), w)
-				}
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { checkAnalyzeError(t, c.args, c.code, c.want) })
+	}
+}
+
+// checkAnalyzeError runs `jitai analyze ARGS...` and checks the exit code,
+// that nothing went to stdout on an error and that stderr says each of want.
+func checkAnalyzeError(t *testing.T, args []string, code int, want []string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	got := runAnalyze(args, &stdout, &stderr)
+	if got != code {
+		t.Fatalf("exit %d, want %d; stderr: %s", got, code, stderr.String())
+	}
+	if code != 0 && stdout.Len() != 0 {
+		t.Errorf("stdout not empty on error: %s", stdout.String())
+	}
+	for _, w := range want {
+		if !strings.Contains(stderr.String(), w) {
+			t.Errorf("stderr %q does not contain %q", stderr.String(), w)
+		}
 	}
 }
 

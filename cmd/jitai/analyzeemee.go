@@ -4,9 +4,11 @@ import "github.com/spf13/cobra"
 
 // newAnalyzeEMEECmd is `jitai analyze emee`.
 func newAnalyzeEMEECmd() *cobra.Command {
-	return newAnalyzeMRTCmd("emee",
-		"Causal excursion effects of a binary proximal outcome (EMEE, log relative risk)",
-		`Estimate the causal excursion effect of a micro-randomised treatment on a
+	cmd, _ := newAnalyzeMRTCmd("emee", wclsDoc(mrtCmdDoc{
+		short: "Causal excursion effects of a binary proximal outcome (EMEE, log relative risk)",
+		long: `Estimate the causal excursion effect of a micro-randomised treatment on a
 binary proximal outcome on the log relative-risk scale (Qian et al. 2021;
-conventions of R's MRTAnalysis::emee), optionally moderated.`)
+conventions of R's MRTAnalysis::emee), optionally moderated.`,
+	}))
+	return cmd
 }

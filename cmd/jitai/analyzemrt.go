@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
@@ -9,28 +8,57 @@ import (
 	"github.com/jitai/jitai/experiments/analysis"
 )
 
-// analyzeMRTParams are the flags of `jitai analyze wcls` and `emee`.
+// analyzeMRTParams are the flags of `jitai analyze wcls`, `emee`, `emee2`,
+// `dcee` and `mcee`.
 type analyzeMRTParams struct {
 	csv, id, outcome, treatment, randProb string
 	availability, moderators, controls    string
 	numerator                             string
 	lincombs                              []string
 	json                                  bool
+
+	// dcee and mcee.
+	controlRegMethod string
+	// mcee.
+	dp, mediator, effectForm, mediatorControls string
+	lincombAlpha, lincombBeta, lincombJoint    []string
 }
 
-// newAnalyzeMRTCmd is the command of one causal excursion effect estimator
-// (wcls or emee); both take the same flags.
-func newAnalyzeMRTCmd(estimator, short, long string) *cobra.Command {
-	var p analyzeMRTParams
+// mrtCmdDoc is the help of one causal excursion effect command.
+type mrtCmdDoc struct {
+	short, long string
+	// required are the flags besides --csv, --id, --outcome, --treatment
+	// and --rand-prob that must be given.
+	required []string
+	// example is the command line of the example after `jitai analyze`.
+	example string
+	// moderators, controls, numerator and lincomb are the help of those
+	// flags (lincomb: a default for the estimators with moderators).
+	moderators, controls, numerator, lincomb string
+}
+
+// newAnalyzeMRTCmd is the command of one causal excursion effect estimator;
+// they share the flags of wcls, and the estimator's file adds its own to
+// the returned params' flag set.
+func newAnalyzeMRTCmd(estimator string, doc mrtCmdDoc) (*cobra.Command, *analyzeMRTParams) {
+	p := &analyzeMRTParams{}
+	required := append([]string{"csv", "id", "outcome", "treatment", "rand-prob"}, doc.required...)
+	use := estimator
+	for _, r := range required {
+		placeholder := map[string]string{"csv": "FILE.csv", "rand-prob": "COL|NUMBER", "control-reg-method": "METHOD"}[r]
+		if placeholder == "" {
+			placeholder = "COL"
+		}
+		use += " --" + r + " " + placeholder
+	}
 	cmd := &cobra.Command{
-		Use:   estimator + " --csv FILE.csv --id COL --outcome COL --treatment COL --rand-prob COL|NUMBER",
-		Short: short,
-		Long:  long,
-		Example: fmt.Sprintf(`  jitai analyze %s --csv stress.csv --id participant_id --outcome stress_90m \
-    --treatment treated --rand-prob rand_prob --availability available --moderators day --controls day`, estimator),
-		Args: noArgs,
+		Use:     use,
+		Short:   doc.short,
+		Long:    doc.long,
+		Example: "  jitai analyze " + estimator + " " + doc.example,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireFlags(cmd, "csv", "id", "outcome", "treatment", "rand-prob"); err != nil {
+			if err := requireFlags(cmd, required...); err != nil {
 				return err
 			}
 			return p.run(estimator, cmd.OutOrStdout())
@@ -39,57 +67,118 @@ func newAnalyzeMRTCmd(estimator, short, long string) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&p.csv, "csv", "", "long-format CSV file, one row per participant and decision point, a participant's rows contiguous (required)")
 	f.StringVar(&p.id, "id", "", "participant id column (required)")
-	f.StringVar(&p.outcome, "outcome", "", "proximal outcome column (required)")
+	f.StringVar(&p.outcome, "outcome", "", "outcome column (required)")
 	f.StringVar(&p.treatment, "treatment", "", "treatment column, 0/1 (required)")
 	f.StringVar(&p.randProb, "rand-prob", "", "randomisation probability: a column or a number (required)")
 	f.StringVar(&p.availability, "availability", "", "availability column, 0/1 (default: always available)")
-	f.StringVar(&p.moderators, "moderators", "", "comma-separated moderator columns; each must also be a control")
-	f.StringVar(&p.controls, "controls", "", "comma-separated control columns")
-	f.StringVar(&p.numerator, "numerator-prob", "", "numerator probability of the weights: a column or a number (default 0.5)")
-	f.StringArrayVar(&p.lincombs, "lincomb", nil, `linear combination of the effect coefficients ("(Intercept)" then the moderators), e.g. "1,1"; repeatable`)
+	f.StringVar(&p.moderators, "moderators", "", doc.moderators)
+	f.StringVar(&p.controls, "controls", "", doc.controls)
+	f.StringVar(&p.numerator, "numerator-prob", "", doc.numerator)
+	if doc.lincomb == "" {
+		doc.lincomb = `linear combination of the effect coefficients (the intercept then the moderators), e.g. "1,1"; repeatable`
+	}
+	f.StringArrayVar(&p.lincombs, "lincomb", nil, doc.lincomb)
 	f.BoolVar(&p.json, "json", false, "write JSON instead of a table")
-	return cmd
+	return cmd, p
 }
 
-// spec checks the flags and builds the model specification.
+// wclsDoc is the help of the flags wcls and emee share.
+func wclsDoc(d mrtCmdDoc) mrtCmdDoc {
+	d.moderators = "comma-separated moderator columns; each must also be a control"
+	d.controls = "comma-separated control columns"
+	d.numerator = "numerator probability of the weights: a column or a number (default 0.5)"
+	d.example = `--csv stress.csv --id participant_id --outcome stress_90m \
+    --treatment treated --rand-prob rand_prob --availability available --moderators day --controls day`
+	return d
+}
+
+// parseLincombs parses the values of a --lincomb-like flag.
+func parseLincombs(flag string, values []string) ([][]float64, error) {
+	var out [][]float64
+	for _, s := range values {
+		l, err := analysis.ParseLincomb(s)
+		if err != nil {
+			return nil, usageErrorf("--%s: invalid value: %v", flag, err)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// spec checks the flags and builds the model specification of wcls, emee,
+// emee2 and dcee.
 func (p *analyzeMRTParams) spec() (analysis.MRTSpec, error) {
 	spec := analysis.MRTSpec{
 		ID: p.id, Outcome: p.outcome, Treatment: p.treatment,
 		RandProb: analysis.ParseProb(p.randProb), Availability: p.availability,
 		Moderators: splitList(p.moderators), Controls: splitList(p.controls),
 	}
-	for _, s := range p.lincombs {
-		l, err := analysis.ParseLincomb(s)
-		if err != nil {
-			return spec, usageErrorf("--lincomb: invalid value: %v", err)
-		}
-		spec.Lincombs = append(spec.Lincombs, l)
+	var err error
+	if spec.Lincombs, err = parseLincombs("lincomb", p.lincombs); err != nil {
+		return spec, err
 	}
 	if p.numerator != "" {
 		spec.NumeratorProb = analysis.ParseProb(p.numerator)
 	}
-	if err := spec.Validate(); err != nil {
-		return spec, usageErrorf("%v", err)
-	}
 	return spec, nil
+}
+
+// fit checks the flags, fits the estimator's model on tab's source and
+// returns the result and the spec describing it.
+func (p *analyzeMRTParams) fit(estimator string) (*analysis.MRTResult, analysis.MRTSpec, error) {
+	if estimator == "mcee" {
+		return p.fitMCEE()
+	}
+	spec, err := p.spec()
+	if err != nil {
+		return nil, spec, err
+	}
+	var fit func(*analysis.Table) (*analysis.MRTResult, error)
+	switch estimator {
+	case "dcee":
+		ds := analysis.DCEESpec{MRTSpec: spec, ControlRegMethod: p.controlRegMethod}
+		if err := ds.Validate(); err != nil {
+			return nil, spec, usageErrorf("%v", err)
+		}
+		fit = func(t *analysis.Table) (*analysis.MRTResult, error) { return analysis.DCEE(t, ds) }
+	default:
+		est := map[string]func(*analysis.Table, analysis.MRTSpec) (*analysis.MRTResult, error){
+			"wcls": analysis.WCLS, "emee": analysis.EMEE, "emee2": analysis.EMEE2,
+		}[estimator]
+		if err := validateMRTFlags(estimator, spec); err != nil {
+			return nil, spec, err
+		}
+		fit = func(t *analysis.Table) (*analysis.MRTResult, error) { return est(t, spec) }
+	}
+	idCol, numeric := spec.Columns()
+	res, err := readAndFit(p.csv, idCol, numeric, fit)
+	return res, spec, err
+}
+
+// validateMRTFlags checks the spec of wcls, emee and emee2.
+func validateMRTFlags(estimator string, spec analysis.MRTSpec) error {
+	check := spec.Validate
+	if estimator == "emee2" {
+		check = spec.ValidateEMEE2
+	}
+	if err := check(); err != nil {
+		return usageErrorf("%v", err)
+	}
+	return nil
+}
+
+// readAndFit reads the columns of the CSV file and fits.
+func readAndFit(path, idCol string, numeric []string, fit func(*analysis.Table) (*analysis.MRTResult, error)) (*analysis.MRTResult, error) {
+	tab, err := analysis.ReadCSVFile(path, numeric, []string{idCol})
+	if err != nil {
+		return nil, err
+	}
+	return fit(tab)
 }
 
 // run reads the data, fits the model and writes the result.
 func (p *analyzeMRTParams) run(estimator string, w io.Writer) error {
-	spec, err := p.spec()
-	if err != nil {
-		return err
-	}
-	idCol, numeric := spec.Columns()
-	tab, err := analysis.ReadCSVFile(p.csv, numeric, []string{idCol})
-	if err != nil {
-		return err
-	}
-	fit := analysis.WCLS
-	if estimator == "emee" {
-		fit = analysis.EMEE
-	}
-	res, err := fit(tab, spec)
+	res, spec, err := p.fit(estimator)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,13 @@
 //     weighted and centred least squares (Boruvka et al. 2018);
 //   - EMEE: causal excursion effects of a binary proximal outcome on the log
 //     relative-risk scale (Qian et al. 2021);
+//   - EMEE2: the same with the treatment centred by its randomisation
+//     probability and no weights (MRTAnalysis::emee2);
+//   - DCEE: distal causal excursion effects, two-stage, with least-squares or
+//     zero outcome regressions (MRTAnalysis::dcee, no cross-fitting);
+//   - MCEE: natural direct and indirect (mediated) excursion effects on a
+//     distal outcome with parametric nuisance models (MRTAnalysis::mcee,
+//     control_reg_method "glm");
 //   - Factorial: effect-coded least squares for two-level factorial
 //     experiments (full or fractional; MOST screening).
 //
@@ -66,6 +73,27 @@
 // participant (test "t"; statistic is the t value, df1 is 1 and df2 the
 // degrees of freedom).
 //
+// # EMEE2, DCEE and MCEE
+//
+// These follow MRTAnalysis 0.3.1 (see shared/reference/mrt2/README.md and
+// the doc comments of EMEE2, DCEE and MCEE). Unlike WCLS and EMEE they use
+// the unavailable rows (EMEE2 in its small-sample adjustment, DCEE and MCEE
+// in the stage-2 projection and the stage-1 fits), so the data must be
+// complete on every row: a missing value anywhere is an error naming the
+// line, participant and column. Their tests are t tests: EMEE2 with n - p -
+// q degrees of freedom, DCEE n - p, MCEE n - 2 dim(f), n every distinct
+// participant. DCEE names its terms "Intercept", ... and its linear
+// combinations "L1", ...; MCEE "alpha:(Intercept)", "beta:dp", ... and "L x
+// alpha", "L x beta", "L x theta". The stage-1 regressions are R's lm (least
+// squares) and glm (logistic IRLS with glm.fit's stopping rule). Not
+// implemented: the machine-learning learners of dcee and mcee (gam, rf,
+// ranger, sl; dcee's default is gam), dcee's cross-fitting, mcee's row
+// weights (weight_per_row, specific_dp_only) and mcee_general beyond what
+// MCEESpec expresses (known p, q by glm, eta, mu and nu by lm, q and mu
+// sharing their controls, eta and nu sharing theirs), and formulas beyond
+// plain columns (R's I(x^2), poly(), interactions: add the column to the
+// data instead).
+//
 // # Factorial experiments
 //
 // Effect coding: the low level is -1 and the high level +1 (FactorialSpec
@@ -77,8 +105,9 @@
 //
 // # Command line
 //
-// The `jitai analyze wcls|emee|factorial` command (cmd/jitai) parses its
-// flags into MRTSpec and FactorialSpec, reads the CSV with ReadCSVFile and
+// The `jitai analyze wcls|emee|emee2|dcee|mcee|factorial` command
+// (cmd/jitai) parses its flags into MRTSpec, DCEESpec, MCEESpec and
+// FactorialSpec, reads the CSV with ReadCSVFile and
 // writes WriteMRTText, WriteFactorialText or, with --json, the JSON form of
 // MRTResult or FactorialResult.
 package analysis

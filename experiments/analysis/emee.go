@@ -137,18 +137,7 @@ func emeeFit(d *mrtData, s MRTSpec) (*MRTResult, error) {
 	}
 	crit := tQuantile(0.975, float64(df))
 	test := func(term string, c []float64) (Estimate, error) {
-		est := dot(c, theta)
-		vv := quadForm(vcov, c)
-		if !(vv > 0) || math.IsInf(vv, 0) {
-			return Estimate{}, fmt.Errorf("emee: the variance of %q is not positive (%v)", term, vv)
-		}
-		se := math.Sqrt(vv)
-		tv := est / se
-		return Estimate{
-			Term: term, Estimate: est, StdErr: se,
-			CILow: est - crit*se, CIHigh: est + crit*se,
-			Statistic: tv, DF1: 1, DF2: df, PValue: tTwoSided(tv, float64(df)),
-		}, nil
+		return tEstimate("emee", term, dot(c, theta), quadForm(vcov, c), df, crit)
 	}
 	rows, names := d.contrasts(s.Lincombs)
 	for k, c := range rows {
@@ -173,57 +162,7 @@ func emeeFit(d *mrtData, s MRTSpec) (*MRTResult, error) {
 // emeeNewton solves the EMEE estimating equation by Newton's method with
 // step halving: the estimate, the Jacobian there and the iterations taken.
 func (d *mrtData) emeeNewton(dim int) (theta, jac []float64, iter int, err error) {
-	theta = make([]float64, dim)
-	trial := make([]float64, dim)
-	ef := make([]float64, dim)
-	efTrial := make([]float64, dim)
-	jac = make([]float64, dim*dim)
-	jacTrial := make([]float64, dim*dim)
-	step := mat.NewVecDense(dim, nil)
-	var lu mat.LU
-	d.emeeEval(theta, ef, jac)
-	converged := false
-	for iter < EMEEMaxIter {
-		iter++
-		lu.Factorize(mat.NewDense(dim, dim, jac))
-		if err := lu.SolveVecTo(step, false, mat.NewVecDense(dim, ef)); err != nil {
-			return nil, nil, iter, fmt.Errorf("emee: the estimating equation's Jacobian is singular at iteration %d: %w", iter, err)
-		}
-		// Newton: theta - M^-1 ef, halved while it does not reduce |ef|.
-		cur := norm2(ef)
-		lambda := 1.0
-		var maxStep, maxTheta float64
-		for half := 0; ; half++ {
-			maxStep, maxTheta = 0, 0
-			for k := range theta {
-				dk := lambda * step.AtVec(k)
-				trial[k] = theta[k] - dk
-				maxStep = math.Max(maxStep, math.Abs(dk))
-				maxTheta = math.Max(maxTheta, math.Abs(trial[k]))
-			}
-			d.emeeEval(trial, efTrial, jacTrial)
-			nt := norm2(efTrial)
-			if !math.IsNaN(nt) && !math.IsInf(nt, 0) && (nt < cur || maxStep <= 1e-8*(1+maxTheta)) {
-				break
-			}
-			if half == 50 {
-				return nil, nil, iter, fmt.Errorf("emee: Newton's method cannot reduce the estimating equation at iteration %d; the model may be too rich for the data", iter)
-			}
-			lambda /= 2
-		}
-		copy(theta, trial)
-		ef, efTrial = efTrial, ef
-		jac, jacTrial = jacTrial, jac
-		if maxStep <= 1e-10*(1+maxTheta) {
-			converged = true
-			break
-		}
-	}
-	if !converged {
-		return nil, nil, iter, fmt.Errorf("emee: Newton's method did not converge in %d iterations (estimating equation norm %g)", EMEEMaxIter, norm2(ef))
-	}
-
-	return theta, jac, iter, nil
+	return newtonSolve("emee", dim, d.emeeEval)
 }
 
 // emeeVcov is the small-sample adjusted variance of the EMEE estimate:

@@ -28,5 +28,8 @@ func FuzzReadCSV(f *testing.F) {
 		spec := MRTSpec{ID: "id", Outcome: "y", Treatment: "a", RandProb: Prob{Column: "p"}}
 		_, _ = WCLS(tab, spec)
 		_, _ = EMEE(tab, spec)
+		_, _ = EMEE2(tab, spec)
+		_, _ = DCEE(tab, DCEESpec{MRTSpec: spec, ControlRegMethod: ControlRegSetToZero})
+		_, _ = MCEE(tab, MCEESpec{ID: "id", DP: "p", Outcome: "y", Treatment: "a", Mediator: "p", RandProb: Prob{Value: 0.5}})
 	})
 }

@@ -75,26 +75,31 @@ type MRTSpec struct {
 // Estimate is one row of a causal excursion effect table.
 //
 // Statistic is (estimate/std_err)^2 for the WCLS tests ("wald" and
-// "hotelling", as printed by MRTAnalysis) and the t value for EMEE ("t",
-// where df1 is 1 and df2 the t degrees of freedom).
+// "hotelling", as printed by MRTAnalysis) and the t value for EMEE, EMEE2,
+// DCEE and MCEE ("t", where df1 is 1 and df2 the t degrees of freedom).
 type Estimate struct {
-	Term      string  `json:"term"`
-	Estimate  float64 `json:"estimate"`
-	StdErr    float64 `json:"std_err"`
-	CILow     float64 `json:"ci_low"`
-	CIHigh    float64 `json:"ci_high"`
-	Statistic float64 `json:"statistic"`
-	DF1       int     `json:"df1"`
-	DF2       int     `json:"df2"`
-	PValue    float64 `json:"p_value"`
+	Term     string  `json:"term"`
+	Estimate float64 `json:"estimate"`
+	StdErr   float64 `json:"std_err"`
+	// StdErrUnadjusted is the standard error without the small-sample
+	// adjustment (EMEE2 only; MRTAnalysis's fit$fit$beta_se).
+	StdErrUnadjusted float64 `json:"std_err_unadjusted,omitempty"`
+	CILow            float64 `json:"ci_low"`
+	CIHigh           float64 `json:"ci_high"`
+	Statistic        float64 `json:"statistic"`
+	DF1              int     `json:"df1"`
+	DF2              int     `json:"df2"`
+	PValue           float64 `json:"p_value"`
 }
 
-// MRTResult is the result of WCLS or EMEE. Effects holds the moderator
-// coefficients ("(Intercept)" and the moderators' column names) followed by
-// the linear combinations; Controls holds the control coefficients (not for
-// interpretation).
+// MRTResult is the result of WCLS, EMEE, EMEE2, DCEE or MCEE. Effects holds
+// the moderator coefficients ("(Intercept)" and the moderators' column
+// names; DCEE "Intercept"; MCEE the alpha then the beta coefficients)
+// followed by the linear combinations; Controls holds the control
+// coefficients of WCLS, EMEE and EMEE2 (not for interpretation; empty for
+// DCEE and MCEE).
 type MRTResult struct {
-	Estimator     string     `json:"estimator"` // "wcls" or "emee"
+	Estimator     string     `json:"estimator"` // "wcls", "emee", "emee2", "dcee" or "mcee"
 	NParticipants int        `json:"n_participants"`
 	NEff          int        `json:"n_eff"`
 	SmallSample   bool       `json:"small_sample"`
@@ -103,12 +108,13 @@ type MRTResult struct {
 	Controls      []Estimate `json:"controls"`
 
 	// Coef is (alpha, beta): the control coefficients then the effect
-	// coefficients.
+	// coefficients (DCEE: the effect coefficients; MCEE: alpha, the direct
+	// effect, then beta, the indirect one).
 	Coef []float64 `json:"-"`
 	// Vcov is the variance matrix of Coef used for the tests (corrected when
 	// SmallSample).
 	Vcov *mat.SymDense `json:"-"`
-	// Iterations is the number of Newton steps (EMEE only).
+	// Iterations is the number of Newton steps (EMEE and EMEE2 only).
 	Iterations int `json:"-"`
 }
 
@@ -125,7 +131,15 @@ func (r *MRTResult) Effect(term string) (Estimate, bool) {
 // Validate checks the spec without looking at data: required columns,
 // duplicated names, that every moderator is also a control, and the lengths of
 // the linear combinations.
-func (s MRTSpec) Validate() error {
+func (s MRTSpec) Validate() error { return s.validate(true) }
+
+// ValidateEMEE2 is Validate for EMEE2, whose moderators need not be
+// controls.
+func (s MRTSpec) ValidateEMEE2() error { return s.validate(false) }
+
+// validate is Validate; modsAreControls requires every moderator to be a
+// control (wcls and emee).
+func (s MRTSpec) validate(modsAreControls bool) error {
 	for _, f := range []struct{ what, v string }{{"id", s.ID}, {"outcome", s.Outcome}, {"treatment", s.Treatment}} {
 		if f.v == "" {
 			return fmt.Errorf("no %s column given", f.what)
@@ -153,7 +167,7 @@ func (s MRTSpec) Validate() error {
 			return fmt.Errorf("moderator %q is listed twice", m)
 		}
 		mod[m] = true
-		if !ctl[m] {
+		if modsAreControls && !ctl[m] {
 			return fmt.Errorf("moderator %q is not a control: every moderator must also be a control (add it to the controls)", m)
 		}
 	}
@@ -191,6 +205,7 @@ func (s MRTSpec) Columns() (id string, numeric []string) {
 		}
 	}
 	numeric = append(numeric, s.Controls...)
+	numeric = append(numeric, s.Moderators...)
 	return s.ID, numeric
 }
 
@@ -491,18 +506,26 @@ func symFromUpper(acc []float64, dim int) *mat.SymDense {
 // the effect table, with their names: one per effect coefficient, then the
 // linear combinations.
 func (d *mrtData) contrasts(lincombs [][]float64) (rows [][]float64, names []string) {
-	dim := d.dim()
-	for j := 0; j < d.p; j++ {
+	return effectContrasts(d.q, d.p, d.modNames, lincombs)
+}
+
+// effectContrasts returns the contrast rows over (alpha, beta), alpha of
+// length q and beta of length p, for each effect coefficient (named
+// modNames) and then each linear combination of beta (named by
+// LincombName).
+func effectContrasts(q, p int, modNames []string, lincombs [][]float64) (rows [][]float64, names []string) {
+	dim := q + p
+	for j := 0; j < p; j++ {
 		c := make([]float64, dim)
-		c[d.q+j] = 1
+		c[q+j] = 1
 		rows = append(rows, c)
-		names = append(names, d.modNames[j])
+		names = append(names, modNames[j])
 	}
 	for _, l := range lincombs {
 		c := make([]float64, dim)
-		copy(c[d.q:], l)
+		copy(c[q:], l)
 		rows = append(rows, c)
-		names = append(names, LincombName(l, d.modNames))
+		names = append(names, LincombName(l, modNames))
 	}
 	return rows, names
 }

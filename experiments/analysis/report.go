@@ -21,31 +21,35 @@ func num(v float64) string {
 // spec and data name are used for the header only.
 func WriteMRTText(w io.Writer, res *MRTResult, s MRTSpec, dataName string) error {
 	var b strings.Builder
-	scale := "additive scale"
-	title := "WCLS (weighted and centred least squares)"
-	if res.Estimator == "emee" {
-		scale = "log relative-risk scale"
-		title = "EMEE (estimator of the marginal excursion effect)"
-	}
+	title, scale := mrtTitle(res.Estimator)
 	fmt.Fprintf(&b, "%s: causal excursion effect of %s on %s (%s)\n", title, s.Treatment, s.Outcome, scale)
 	fmt.Fprintf(&b, "data: %s\n", dataName)
 	fmt.Fprintf(&b, "participants: %d (%d with an available decision point)\n", res.NParticipants, res.NEff)
-	numer := s.NumeratorProb
-	if numer.IsZero() {
-		numer = Prob{Value: DefaultNumeratorProb}
-	}
 	avail := s.Availability
 	if avail == "" {
 		avail = "(always available)"
 	}
-	fmt.Fprintf(&b, "randomisation probability: %s; numerator probability: %s; availability: %s\n", s.RandProb, numer, avail)
+	switch res.Estimator {
+	case "wcls", "emee":
+		numer := s.NumeratorProb
+		if numer.IsZero() {
+			numer = Prob{Value: DefaultNumeratorProb}
+		}
+		fmt.Fprintf(&b, "randomisation probability: %s; numerator probability: %s; availability: %s\n", s.RandProb, numer, avail)
+	default:
+		fmt.Fprintf(&b, "randomisation probability: %s; availability: %s\n", s.RandProb, avail)
+	}
 	switch res.Test {
 	case "hotelling":
 		fmt.Fprintf(&b, "variance: sandwich with the Mancl-DeRouen small-sample correction (n_eff <= %d); tests: Hotelling's T^2 (F)\n", SmallSampleThreshold)
 	case "wald":
 		fmt.Fprintf(&b, "variance: sandwich (n_eff > %d, no small-sample correction); tests: Wald (F)\n", SmallSampleThreshold)
 	case "t":
-		fmt.Fprintf(&b, "variance: sandwich with the small-sample adjustment; tests: t\n")
+		if res.SmallSample {
+			fmt.Fprintf(&b, "variance: sandwich with the small-sample adjustment; tests: t\n")
+		} else {
+			fmt.Fprintf(&b, "variance: sandwich (no small-sample correction, no term for the nuisance fits); tests: t\n")
+		}
 	}
 	statName := "F stat"
 	if res.Test == "t" {
@@ -66,12 +70,29 @@ func WriteMRTText(w io.Writer, res *MRTResult, s MRTSpec, dataName string) error
 		tw.Flush()
 	}
 	table("Causal excursion effect", res.Effects)
-	table("Control variables (fitted to reduce variance; not for interpretation)", res.Controls)
+	if len(res.Controls) > 0 {
+		table("Control variables (fitted to reduce variance; not for interpretation)", res.Controls)
+	}
 	if res.Test == "hotelling" {
 		fmt.Fprintf(&b, "\nF stat is (estimate/std err)^2; the Hotelling p-value and interval use it scaled by d1(d1+d2-1)/d2.\n")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// mrtTitle names an MRT estimator and the scale of its effects.
+func mrtTitle(estimator string) (title, scale string) {
+	switch estimator {
+	case "emee":
+		return "EMEE (estimator of the marginal excursion effect)", "log relative-risk scale"
+	case "emee2":
+		return "EMEE2 (marginal excursion effect, treatment centred by its probability)", "log relative-risk scale"
+	case "dcee":
+		return "DCEE (distal causal excursion effect)", "additive scale, distal outcome"
+	case "mcee":
+		return "MCEE (mediated causal excursion effects: alpha direct, beta indirect)", "additive scale, distal outcome"
+	}
+	return "WCLS (weighted and centred least squares)", "additive scale"
 }
 
 // WriteFactorialText writes a human-readable report of a factorial analysis.
