@@ -268,29 +268,6 @@ func (e *Engine) Enroll(ctx context.Context, study string, req EnrollRequest) (*
 	return got, created, nil
 }
 
-// checkDictionary checks the variables of a (valid) EMA or context event
-// against the study's data dictionary, in name order so the error is
-// always the same one.
-func checkDictionary(cfg *policies.Config, field string, ev *trial.Event) error {
-	if (ev.Type != trial.EventEMA && ev.Type != trial.EventContext) || !cfg.ChecksVariables() {
-		return nil
-	}
-	var m map[string]any
-	if err := json.Unmarshal(ev.Data, &m); err != nil {
-		return trial.InputErrorf(field+".data", "must be an object of variable: value")
-	}
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		if err := cfg.CheckVariable(ev.Type, k, m[k]); err != nil {
-			return trial.InputErrorf(field+".data."+k, "%v", err)
-		}
-	}
-	return nil
-}
 
 // Ingest validates and stores events for a participant and updates their
 // state. Either every event is valid and the new ones are stored, or nothing
@@ -327,7 +304,7 @@ func (e *Engine) Ingest(ctx context.Context, study, participant string, events [
 		if err := trial.ValidateEvent(field, ev, now); err != nil {
 			return 0, 0, err
 		}
-		if err := checkDictionary(rt.Config, field, ev); err != nil {
+		if err := rt.Config.CheckEvent(field, ev); err != nil {
 			return 0, 0, err
 		}
 		if seen[ev.ID] {

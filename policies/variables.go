@@ -1,8 +1,11 @@
 package policies
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -288,4 +291,25 @@ func (v *validator) variableType(p string, d *Variable) {
 		}
 		levels[l] = true
 	}
+}
+
+// CheckEvent checks the variables of a (valid) EMA or context event against
+// the study's data dictionary, in name order so the error is always the
+// same one; field names the event in the request (events[2]). Ingestion and
+// study scenarios both call it, so a scenario holds only what an app can
+// send.
+func (c *Config) CheckEvent(field string, ev *trial.Event) error {
+	if (ev.Type != trial.EventEMA && ev.Type != trial.EventContext) || !c.ChecksVariables() {
+		return nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(ev.Data, &m); err != nil {
+		return trial.InputErrorf(field+".data", "must be an object of variable: value")
+	}
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if err := c.CheckVariable(ev.Type, k, m[k]); err != nil {
+			return trial.InputErrorf(field+".data."+k, "%v", err)
+		}
+	}
+	return nil
 }

@@ -343,7 +343,12 @@ func runCase(ctx context.Context, eng *engine.Engine, rt *engine.StudyRuntime, d
 		if err != nil {
 			return nil, caseError(at("events"), "events[%d].data: %v", i, err)
 		}
-		events = append(events, trial.Event{ID: fmt.Sprintf("scenario-%d", i+1), Type: ev.Type, Time: t, Data: data})
+		e := trial.Event{ID: fmt.Sprintf("scenario-%d", i+1), Type: ev.Type, Time: t, Data: data}
+		// As the API checks it: a scenario holds only what an app can send.
+		if err := rt.Config.CheckEvent(fmt.Sprintf("events[%d]", i), &e); err != nil {
+			return nil, caseError(at("events"), "%v", err)
+		}
+		events = append(events, e)
 	}
 	if c.Preferences != nil {
 		data, err := json.Marshal(c.Preferences)
