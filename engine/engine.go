@@ -268,7 +268,6 @@ func (e *Engine) Enroll(ctx context.Context, study string, req EnrollRequest) (*
 	return got, created, nil
 }
 
-
 // Ingest validates and stores events for a participant and updates their
 // state. Either every event is valid and the new ones are stored, or nothing
 // is written. An event whose id is stored already with the same content is
