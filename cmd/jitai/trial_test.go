@@ -48,9 +48,6 @@ func TestSimulatedTrialRecoversEffect(t *testing.T) {
 			study = s
 		}
 	}
-	// The test is about estimation, not the data dictionary: its simulated
-	// stress reports are normal draws that may leave 0-10.
-	study.Config.Variables = nil
 	store, err := sqlite.Open(filepath.Join(data, "jitai.db"), sqlite.Options{}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +90,8 @@ func TestSimulatedTrialRecoversEffect(t *testing.T) {
 					delivered++
 				}
 				// The proximal outcome: a stress report 45 minutes later.
-				stress := base[i] + trueEffect*a + rng.NormFloat64()*1.5
+				// Reported on the 0-10 scale the data dictionary declares.
+				stress := min(10, max(0, base[i]+trueEffect*a+rng.NormFloat64()*1.5))
 				ev := trial.Event{ID: fmt.Sprintf("ema-%d-%s", d, dp.ID), Type: trial.EventEMA, Time: at.Add(45 * time.Minute),
 					Data: json.RawMessage(fmt.Sprintf(`{"stress":%.3f}`, stress))}
 				now = at.Add(45 * time.Minute)
