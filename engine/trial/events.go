@@ -201,8 +201,12 @@ func ValidateEvent(field string, ev *Event, now time.Time) error {
 			return InputErrorf(df+".snooze_until", "must be an RFC 3339 time")
 		}
 		if d.SnoozeUntil != nil && *d.SnoozeUntil != "" {
-			if _, err := time.Parse(time.RFC3339, *d.SnoozeUntil); err != nil {
+			t, err := time.Parse(time.RFC3339, *d.SnoozeUntil)
+			if err != nil {
 				return InputErrorf(df+".snooze_until", "must be an RFC 3339 time")
+			}
+			if err := CheckTime(df+".snooze_until", t); err != nil {
+				return err
 			}
 		}
 		if d.SnoozeMinutes != nil && (*d.SnoozeMinutes < 0 || *d.SnoozeMinutes > 60*24*30) {
