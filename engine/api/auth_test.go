@@ -41,9 +41,10 @@ const (
 	pAdmin        = "admin"
 	pAppOther     = "app-other-study"
 	pAnalystOther = "analyst-other-study"
+	pAnalystAll   = "analyst-every-study"
 )
 
-var principals = []string{pNone, pRevoked, pApp, pDesigner, pAnalyst, pAdmin, pAppOther, pAnalystOther}
+var principals = []string{pNone, pRevoked, pApp, pDesigner, pAnalyst, pAdmin, pAppOther, pAnalystOther, pAnalystAll}
 
 func newAuthEnv(t *testing.T) *authEnv {
 	t.Helper()
@@ -73,6 +74,7 @@ func newAuthEnv(t *testing.T) *authEnv {
 	mk(pAdmin, auth.RoleAdmin)
 	mk(pAppOther, auth.RoleApp, moodMOST)
 	mk(pAnalystOther, auth.RoleAnalyst, moodMOST)
+	mk(pAnalystAll, auth.RoleAnalyst)
 	mk(pRevoked, auth.RoleAdmin)
 	if _, err := auth.Revoke(ae.tokensFile, pRevoked, time.Now()); err != nil {
 		t.Fatal(err)
@@ -143,12 +145,14 @@ func TestRouteRoleTable(t *testing.T) {
 		who   []string // principals that succeed (admin always does)
 		open  bool     // no token needed
 		study bool     // study-scoped
+		// unbound: for tokens bound to no study (it spans them all)
+		unbound bool
 	}
 	get := func(p string) func(string) req { return func(string) req { return req{Method: "GET", Path: p} } }
 	routes := []route{
 		{method: "GET", path: "/healthz", build: get("/healthz"), ok: 200, open: true},
 		{method: "GET", path: "/readyz", build: get("/readyz"), ok: 200, open: true},
-		{method: "GET", path: "/metrics", build: get("/metrics"), ok: 200, who: []string{pAnalyst, pAnalystOther}},
+		{method: "GET", path: "/metrics", build: get("/metrics"), ok: 200, who: []string{pAnalystAll}, unbound: true},
 		{method: "GET", path: "/openapi.json", build: get("/openapi.json"), ok: 200, who: []string{pAnalyst, pAnalystOther}},
 		{method: "GET", path: "/v1/studies", build: get("/v1/studies"), ok: 200, who: []string{pDesigner, pAnalyst, pAnalystOther}},
 		{method: "GET", path: s, build: get(s), ok: 200, who: []string{pDesigner, pAnalyst}, study: true},
@@ -180,7 +184,8 @@ func TestRouteRoleTable(t *testing.T) {
 		{method: "GET", path: s + "/export", build: get(s + "/export?format=csv"), ok: 200, who: []string{pAnalyst}, study: true},
 		{method: "GET", path: "/no/such/route", build: get("/no/such/route"), ok: 404, who: principals},
 	}
-	roleOf := map[string]string{pApp: "app", pDesigner: "designer", pAnalyst: "analyst", pAdmin: "admin", pAppOther: "app", pAnalystOther: "analyst"}
+	roleOf := map[string]string{pApp: "app", pDesigner: "designer", pAnalyst: "analyst", pAdmin: "admin", pAppOther: "app", pAnalystOther: "analyst", pAnalystAll: "analyst"}
+	bound := []string{pApp, pDesigner, pAnalyst, pAppOther, pAnalystOther}
 	n := 0
 	for _, rt := range routes {
 		for _, p := range principals {
@@ -197,6 +202,8 @@ func TestRouteRoleTable(t *testing.T) {
 					want = http.StatusForbidden // wrong role
 				case rt.study && (p == pAppOther || p == pAnalystOther):
 					want = http.StatusForbidden // another study's token
+				case rt.unbound && slices.Contains(bound, p):
+					want = http.StatusForbidden // a study-bound token on a route over every study
 				}
 				res := ae.as(p, rt.build(fresh))
 				if res.Status != want {
