@@ -192,7 +192,7 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 	if err := checkListen(cfg.Addr, &cfg.AuthConfig); err != nil {
 		return err
 	}
-	closeAuth, err := setupAuth(ctx, &cfg.AuthConfig, srv, log)
+	closeAuth, err := setupAuth(ctx, &cfg.AuthConfig, srv, eng.AuditKey, log)
 	if err != nil {
 		return err
 	}

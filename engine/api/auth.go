@@ -180,7 +180,7 @@ func studyOf(pattern string, r *http.Request) string {
 }
 
 // audit writes one audit entry (no participant data: detail holds at most
-// a participant hash).
+// a participant pseudonym, Audit.Pseudonym).
 func (s *Server) audit(r *http.Request, tok *auth.Token, route, action, outcome string, status int, detail map[string]any) {
 	s.auditStudy(r, tok, route, studyOf(route, r), action, outcome, status, detail)
 }

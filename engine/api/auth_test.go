@@ -2,6 +2,8 @@ package api_test
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -29,6 +31,7 @@ type authEnv struct {
 	*env
 	tokensFile, auditFile string
 	tok                   map[string]string // principal -> plaintext token
+	audit                 *auth.Audit
 }
 
 // Principals of the route x role table.
@@ -83,11 +86,16 @@ func newAuthEnv(t *testing.T) *authEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	audit, err := auth.OpenAudit(ae.auditFile, log)
+	key, err := eng.AuditKey(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	audit, err := auth.OpenAudit(ae.auditFile, key, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = audit.Close() })
+	ae.audit = audit
 	srv := api.New(eng, log, api.Options{})
 	srv.SetAuth(api.AuthOptions{Tokens: v, Audit: audit})
 	hs := httptest.NewServer(srv)
@@ -304,9 +312,10 @@ func TestWithdrawThenDecide(t *testing.T) {
 	for _, e := range entries {
 		if e.Action == "withdraw" {
 			found = true
-			if e.Detail["participant_sha256"] != auth.ParticipantHash(stressMRT, "p-w") || e.TokenName != pApp || e.Outcome != "done" {
+			if e.Detail["participant_pseudonym"] != ae.audit.Pseudonym(stressMRT, "p-w") || e.TokenName != pApp || e.Outcome != "done" {
 				t.Errorf("audit entry %+v", e)
 			}
+			checkNotGuessable(t, e.Detail["participant_pseudonym"])
 		}
 	}
 	if !found {
@@ -395,5 +404,26 @@ func TestEraseAnonymises(t *testing.T) {
 	}
 	if !found {
 		t.Error("no erase entry in the audit log")
+	}
+}
+
+// checkNotGuessable fails when an audit pseudonym can be found without the
+// server's key: trying the unkeyed SHA-256 of every id p-w and p-0000 to
+// p-9999 (as an attacker holding only the audit log would) must find none.
+func checkNotGuessable(t *testing.T, pseudonym any) {
+	t.Helper()
+	got, _ := pseudonym.(string)
+	if len(got) != 64 {
+		t.Fatalf("pseudonym %v is not 32 bytes of hex", pseudonym)
+	}
+	ids := []string{"p-w"}
+	for i := range 10000 {
+		ids = append(ids, fmt.Sprintf("p-%04d", i))
+	}
+	for _, id := range ids {
+		sum := sha256.Sum256([]byte(stressMRT + "\x00" + id))
+		if hex.EncodeToString(sum[:]) == got {
+			t.Fatalf("the pseudonym is the unkeyed SHA-256 of %s", id)
+		}
 	}
 }
