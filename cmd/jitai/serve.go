@@ -204,6 +204,10 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 	if ln, err = tlsListener(ln, &cfg.AuthConfig); err != nil {
 		return err
 	}
+	if cfg.TLSCert == "" {
+		// net/http's own error answers as problem+json (not under TLS).
+		ln = api.ProblemListener(ln)
+	}
 	// The API's edge: header and body read deadlines, header size.
 	hs := srv.HTTPServer()
 	log.Info("serving", zap.String("addr", ln.Addr().String()), zap.String("store", cfg.Store), zap.String("data", cfg.Data), zap.String("durability", cfg.Durability))

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"time"
 )
 
@@ -143,6 +145,9 @@ func ValidateEvent(field string, ev *Event, now time.Time) error {
 	case EventEMA, EventContext:
 		var m map[string]any
 		if err := json.Unmarshal(ev.Data, &m); err != nil {
+			if name := outOfRangeNumber(ev.Data); name != "" {
+				return InputErrorf(df+"."+name, "the number is out of range")
+			}
 			return InputErrorf(df, "must be an object of variable: value")
 		}
 		if len(m) == 0 || len(m) > MaxVariables {
@@ -334,4 +339,23 @@ func trimEngagement(es []Engagement, now time.Time) []Engagement {
 		cut++
 	}
 	return es[cut:]
+}
+
+// outOfRangeNumber names the first member (in name order) of a JSON object
+// whose number no float64 holds (1e400), or "" when there is none.
+func outOfRangeNumber(data []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var m map[string]any
+	if dec.Decode(&m) != nil {
+		return ""
+	}
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if n, ok := m[k].(json.Number); ok {
+			if _, err := n.Float64(); err != nil {
+				return k
+			}
+		}
+	}
+	return ""
 }
