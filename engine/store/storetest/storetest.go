@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) trial.Store, reopen func(t *testi
 	t.Run("AppendEvents", h.testAppendEvents)
 	t.Run("CommitDecision", h.testCommitDecision)
 	t.Run("ListDecisions", h.testListDecisions)
+	t.Run("DecisionTimeRange", h.testDecisionTimeRange)
 	t.Run("Concurrency", h.testConcurrency)
 	t.Run("Durability", h.testDurability)
 	t.Run("Pins", h.testPins)
