@@ -55,6 +55,10 @@ func TestHostileInput(t *testing.T) {
 					counts[r.Status]++
 				})
 			}
+			// The ends of the accepted range are accepted.
+			for _, since := range []string{"2000-01-01T00:00:00Z", "2199-12-31T23:59:59.999999999Z"} {
+				e.do(req{Method: "GET", Path: "/v1/studies/" + study + "/decisions?since=" + since}).expect(t, http.StatusOK)
+			}
 			checkOnlySetupWritten(t, e, study, p, noneID)
 			t.Logf("%s: %d hostile requests, every one a problem+json; by status: %v", backend, len(cases), counts)
 		})
