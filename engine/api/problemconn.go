@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 )
 
 // ProblemListener wraps a plain-TCP listener so that the few answers
@@ -15,10 +16,11 @@ import (
 // %-escape in the path (400), a header block over MaxHeaderBytes (431), an
 // unsupported Transfer-Encoding (501) or HTTP version (505). net/http
 // writes each of them with one Write straight to the connection, with a
-// fixed text/plain header block ending in Connection: close that no
-// handler's response has (net/http writes a handler's headers sorted,
-// Connection before Content-Type); the wrapper recognises that shape and
-// writes the problem instead. Everything else passes unchanged.
+// fixed text/plain header block right after the status line, which a
+// handler's response never has (net/http starts those with Date or
+// Content-Length, and the API always sets a JSON Content-Type); the wrapper
+// recognises that shape and writes the problem instead. Everything else
+// passes unchanged.
 //
 // It cannot help under TLS: net/http then writes into the TLS connection,
 // below which only ciphertext passes, and above it the server would no
@@ -41,6 +43,10 @@ func (l problemListener) Accept() (net.Conn, error) {
 // are rewritten as problems.
 type problemConn struct{ net.Conn }
 
+// maxEcho bounds how much of net/http's text (which may quote the
+// client's request line) goes into the problem's detail.
+const maxEcho = 200
+
 // goErrorHeaders is the header block of the answers net/http makes itself
 // (net/http/server.go, conn.serve).
 const goErrorHeaders = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
@@ -49,8 +55,10 @@ func (c *problemConn) Write(b []byte) (int, error) {
 	if !bytes.HasPrefix(b, []byte("HTTP/1.1 ")) {
 		return c.Conn.Write(b)
 	}
+	// The header block follows the status line at once: a handler's
+	// response has a Date or Content-Length first.
 	i := bytes.Index(b, []byte(goErrorHeaders))
-	if i < 0 || i < len("HTTP/1.1 000") {
+	if i < len("HTTP/1.1 000") || bytes.Contains(b[:i], []byte("\r\n")) {
 		return c.Conn.Write(b)
 	}
 	status, err := strconv.Atoi(string(b[len("HTTP/1.1 "):len("HTTP/1.1 000")]))
@@ -58,6 +66,9 @@ func (c *problemConn) Write(b []byte) (int, error) {
 		return c.Conn.Write(b)
 	}
 	text := string(b[i+len(goErrorHeaders):])
+	if len(text) > maxEcho {
+		text = strings.ToValidUTF8(text[:maxEcho], "") + "..." // it may quote the request line
+	}
 	if _, err := c.Conn.Write(transportProblem(status, text)); err != nil {
 		return 0, err
 	}
