@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) trial.Store, reopen func(t *testi
 	t.Run("Concurrency", h.testConcurrency)
 	t.Run("Durability", h.testDurability)
 	t.Run("Pins", h.testPins)
+	t.Run("ServerPins", h.testServerPins)
 	t.Run("Schedule", h.testSchedule)
 	t.Run("Outbox", h.testOutbox)
 	t.Run("Devices", h.testDevices)
