@@ -107,6 +107,17 @@ func (e *Engine) Decision(ctx context.Context, study, id string) (*trial.Record,
 
 // ListDecisions lists decision records.
 func (e *Engine) ListDecisions(ctx context.Context, q trial.DecisionQuery) ([]*trial.Record, error) {
+	// The bounds are in the range every store orders and filters exactly.
+	if !q.Since.IsZero() {
+		if err := trial.CheckTime("since", q.Since); err != nil {
+			return nil, err
+		}
+	}
+	if !q.AfterTime.IsZero() {
+		if err := trial.CheckTime("cursor", q.AfterTime); err != nil {
+			return nil, err
+		}
+	}
 	return e.store.ListDecisions(ctx, q)
 }
 

@@ -108,9 +108,10 @@ func checkListen(addr string, a *AuthConfig) error {
 }
 
 // setupAuth configures the API's authentication and audit log and, with
-// tokens, re-reads the token file on SIGHUP. It returns a function that
-// releases what it opened.
-func setupAuth(ctx context.Context, a *AuthConfig, srv *api.Server, log *zap.Logger) (func(), error) {
+// tokens, re-reads the token file on SIGHUP. auditKey gives the secret of
+// the audit log's participant pseudonyms (engine.AuditKey: kept in the
+// store). It returns a function that releases what it opened.
+func setupAuth(ctx context.Context, a *AuthConfig, srv *api.Server, auditKey func(context.Context) ([]byte, error), log *zap.Logger) (func(), error) {
 	opts := api.AuthOptions{OpenMetrics: a.MetricsAuth == "none"}
 	if a.Auth == "none" {
 		log.Warn("authentication is off (auth: none): every client on this loopback address may use every route")
@@ -127,7 +128,11 @@ func setupAuth(ctx context.Context, a *AuthConfig, srv *api.Server, log *zap.Log
 	if err := os.MkdirAll(filepath.Dir(a.AuditLog), 0o700); err != nil {
 		return nil, fmt.Errorf("creating the audit log's folder: %w", err)
 	}
-	audit, err := auth.OpenAudit(a.AuditLog, log)
+	key, err := auditKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	audit, err := auth.OpenAudit(a.AuditLog, key, log)
 	if err != nil {
 		return nil, err
 	}

@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -194,7 +192,7 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 	if err := checkListen(cfg.Addr, &cfg.AuthConfig); err != nil {
 		return err
 	}
-	closeAuth, err := setupAuth(ctx, &cfg.AuthConfig, srv, log)
+	closeAuth, err := setupAuth(ctx, &cfg.AuthConfig, srv, eng.AuditKey, log)
 	if err != nil {
 		return err
 	}
@@ -206,14 +204,12 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 	if ln, err = tlsListener(ln, &cfg.AuthConfig); err != nil {
 		return err
 	}
-	hs := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      cfg.RequestTimeout + 5*time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          zap.NewStdLog(log),
+	if cfg.TLSCert == "" {
+		// net/http's own error answers as problem+json (not under TLS).
+		ln = api.ProblemListener(ln)
 	}
+	// The API's edge: header and body read deadlines, header size.
+	hs := srv.HTTPServer()
 	log.Info("serving", zap.String("addr", ln.Addr().String()), zap.String("store", cfg.Store), zap.String("data", cfg.Data), zap.String("durability", cfg.Durability))
 	if ready != nil {
 		ready <- ln.Addr().String()

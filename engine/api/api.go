@@ -40,6 +40,7 @@ type Server struct {
 	log            *zap.Logger
 	mux            *http.ServeMux
 	requestTimeout time.Duration
+	headerTimeout  time.Duration
 	draining       atomic.Bool
 
 	mu      sync.Mutex
@@ -55,8 +56,12 @@ type Server struct {
 
 // Options configure a Server.
 type Options struct {
-	// RequestTimeout bounds every request (default 10s).
+	// RequestTimeout bounds every request, reading its body included
+	// (default 10s): a body still arriving then is answered 408.
 	RequestTimeout time.Duration
+	// ReadHeaderTimeout bounds reading a request's headers in the
+	// http.Server of HTTPServer (default DefaultReadHeaderTimeout).
+	ReadHeaderTimeout time.Duration
 	// RateLimit limits each client's requests (zero: no limit). Clients are
 	// told their budget in RateLimit-* headers and get 429 with
 	// Retry-After when over it.
@@ -76,7 +81,10 @@ func New(eng *engine.Engine, log *zap.Logger, opts Options) *Server {
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = 10 * time.Second
 	}
-	s := &Server{eng: eng, log: log, mux: http.NewServeMux(), requestTimeout: opts.RequestTimeout, storeOK: true,
+	if opts.ReadHeaderTimeout <= 0 {
+		opts.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	s := &Server{eng: eng, log: log, mux: http.NewServeMux(), requestTimeout: opts.RequestTimeout, headerTimeout: opts.ReadHeaderTimeout, storeOK: true,
 		limiter: opts.Limiter, limit: opts.RateLimit, metrics: opts.Metrics}
 	if s.limiter == nil {
 		s.limiter = ratelimit.NewMemory(nil)
@@ -115,6 +123,9 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/studies/{study}/decisions/{id}/delivery", s.getDelivery)
 	s.mux.HandleFunc("GET /v1/studies/{study}/deliveries/dead-letters", s.deadLetters)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if s.methodNotAllowed(w, r) {
+			return
+		}
 		writeProblem(w, r, problem(http.StatusNotFound, "no-route", "No such route", r.Method+" "+r.URL.Path+" is not part of the API", ""))
 	})
 }
@@ -125,12 +136,13 @@ func (s *Server) SetDraining() { s.draining.Store(true) }
 // ServeHTTP applies limits, timeouts, recovery and request logging.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	rc := http.NewResponseController(w)
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	ctx, cancel := context.WithTimeout(r.Context(), s.requestTimeout)
 	defer cancel()
 	r = r.WithContext(ctx)
 	r.Body = http.MaxBytesReader(sw, r.Body, MaxBodyBytes)
-	if !s.allow(sw, r) {
+	if !s.edge(sw, r, rc) || !s.allow(sw, r) {
 		s.observeRejected(r, sw.status, start)
 		return
 	}
@@ -231,6 +243,9 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 		err = checkDepth(body, MaxJSONDepth)
 	}
 	if err == nil {
+		err = checkDuplicateKeys(body)
+	}
+	if err == nil {
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		dec.UseNumber()
@@ -242,7 +257,11 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 		}
 	}
 	if err != nil {
-		writeProblem(w, r, decodeError(err))
+		p := decodeError(err)
+		if p.Status == http.StatusRequestTimeout {
+			w.Header().Set("Connection", "close")
+		}
+		writeProblem(w, r, p)
 		return false
 	}
 	return true
@@ -466,7 +485,8 @@ func parseTime(field, v string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, &trial.InputError{Field: field, Reason: fmt.Sprintf("%q is not an RFC 3339 time (e.g. 2026-11-21T14:05:00Z)", v)}
 	}
-	return t, nil
+	// One range for every time the API takes (trial.CheckTime).
+	return t, trial.CheckTime(field, t)
 }
 
 func (s *Server) decide(w http.ResponseWriter, r *http.Request) {
@@ -580,5 +600,8 @@ func decodeCursor(c string) (time.Time, string, error) {
 		return time.Time{}, "", errors.New("bad cursor")
 	}
 	t, err := time.Parse(time.RFC3339Nano, ts)
+	if err == nil {
+		err = trial.CheckTime("cursor", t)
+	}
 	return t, id, err
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/api"
 	"github.com/jitai/jitai/engine/store/sqlite"
+	"github.com/jitai/jitai/engine/trial"
 	"github.com/jitai/jitai/experiments"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/policies"
@@ -107,15 +108,27 @@ type env struct {
 	t       testing.TB
 	srv     *httptest.Server
 	hc      *http.Client
-	store   *sqlite.Store
+	store   trial.Store
 	eng     *engine.Engine
 	clock   *clock
 	studies map[string]*policies.Study
+	// tokens are the plaintext tokens by name with withTokens; requests
+	// carry tokens["admin"] unless their headers set Authorization.
+	tokens map[string]string
 }
 
 type envOption func(*envConfig)
 
-type envConfig struct{ quiet, anyTime bool }
+type envConfig struct {
+	quiet, anyTime bool
+	// open opens the store (the embedded store in a temporary folder
+	// when nil; see withStore).
+	open func(t testing.TB, log *zap.Logger) trial.Store
+	// requestTimeout is Options.RequestTimeout (the default when zero).
+	requestTimeout time.Duration
+	// tokens turns authentication on (see withTokens).
+	tokens bool
+}
 
 // quietLogs logs nothing (for tests with thousands of requests).
 func quietLogs(c *envConfig) { c.quiet = true }
@@ -136,9 +149,15 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		log = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	}
 	studies := loadStudies(t)
-	st, err := sqlite.Open(filepath.Join(t.TempDir(), "jitai.db"), sqlite.Options{Durability: "process"}, log)
-	if err != nil {
-		t.Fatalf("opening sqlite store: %v", err)
+	var st trial.Store
+	if cfg.open != nil {
+		st = cfg.open(t, log)
+	} else {
+		lite, err := sqlite.Open(filepath.Join(t.TempDir(), "jitai.db"), sqlite.Options{Durability: "process"}, log)
+		if err != nil {
+			t.Fatalf("opening sqlite store: %v", err)
+		}
+		st = lite
 	}
 	t.Cleanup(func() {
 		if err := st.Close(); err != nil {
@@ -154,14 +173,24 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	if err != nil {
 		t.Fatalf("engine.New: %v", err)
 	}
-	srv := httptest.NewServer(api.New(eng, log, api.Options{}))
+	// The server as jitai serve runs it: its http.Server and listener.
+	a := api.New(eng, log, api.Options{RequestTimeout: cfg.requestTimeout})
+	var tokens map[string]string
+	if cfg.tokens {
+		tokens = setTokens(t, a)
+	}
+	srv := httptest.NewUnstartedServer(a)
+	srv.Config = a.HTTPServer()
+	srv.Listener = api.ProblemListener(srv.Listener)
+	srv.Start()
 	t.Cleanup(srv.Close)
 	tr := srv.Client().Transport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
 	e := &env{
 		t: t, srv: srv, hc: &http.Client{Transport: tr, Timeout: 30 * time.Second},
-		store: st, eng: eng, clock: clk, studies: map[string]*policies.Study{},
+		eng: eng, clock: clk, studies: map[string]*policies.Study{}, tokens: tokens,
 	}
+	e.store = st
 	t.Cleanup(tr.CloseIdleConnections)
 	for _, s := range studies {
 		e.studies[s.Config.ID] = s
@@ -240,6 +269,9 @@ func (e *env) try(r req) (response, error) {
 	}
 	if body != nil {
 		hr.Header.Set("Content-Type", "application/json")
+	}
+	if tok := e.tokens["admin"]; tok != "" {
+		hr.Header.Set("Authorization", "Bearer "+tok)
 	}
 	for k, v := range r.Header {
 		if v == "" {

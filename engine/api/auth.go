@@ -38,6 +38,9 @@ type rule struct {
 	public bool
 	roles  []auth.Role
 	audit  string // action name for the audit log; empty: not audited
+	// unbound: the route spans every study (GET /metrics), so a token
+	// bound to some studies may not use it.
+	unbound bool
 }
 
 var (
@@ -53,7 +56,7 @@ var (
 var routeRules = map[string]rule{
 	"GET /healthz":                                                           {public: true},
 	"GET /readyz":                                                            {public: true},
-	"GET /metrics":                                                           {roles: []auth.Role{analyst}},
+	"GET /metrics":                                                           {roles: []auth.Role{analyst}, unbound: true},
 	"GET /openapi.json":                                                      {roles: []auth.Role{analyst}},
 	"GET /v1/studies":                                                        {roles: []auth.Role{designer, analyst}},
 	"GET /v1/studies/{study}":                                                {roles: []auth.Role{designer, analyst}},
@@ -137,6 +140,11 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) (*http.Reques
 		s.audit(r, tok, pattern, "authorize", "denied", http.StatusForbidden, nil)
 		writeProblem(w, r, problem(http.StatusForbidden, "forbidden", "Not allowed", "a "+string(tok.Role)+" token may not use this route", ""))
 		return r, false
+	case ru.unbound && len(tok.Studies) > 0:
+		s.audit(r, tok, pattern, "authorize", "denied", http.StatusForbidden, nil)
+		writeProblem(w, r, problem(http.StatusForbidden, "forbidden-study-bound", "Not allowed for a study-bound token",
+			"this route holds the series of every study; use an analyst or admin token bound to no study", "Authorization"))
+		return r, false
 	case study != "" && !tok.AllowsStudy(study):
 		s.audit(r, tok, pattern, "authorize", "denied", http.StatusForbidden, nil)
 		writeProblem(w, r, problem(http.StatusForbidden, "forbidden-study", "Not allowed for this study", "this token is not bound to this study", "study"))
@@ -177,7 +185,7 @@ func studyOf(pattern string, r *http.Request) string {
 }
 
 // audit writes one audit entry (no participant data: detail holds at most
-// a participant hash).
+// a participant pseudonym, Audit.Pseudonym).
 func (s *Server) audit(r *http.Request, tok *auth.Token, route, action, outcome string, status int, detail map[string]any) {
 	s.auditStudy(r, tok, route, studyOf(route, r), action, outcome, status, detail)
 }

@@ -2,6 +2,8 @@ package api_test
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -29,6 +31,7 @@ type authEnv struct {
 	*env
 	tokensFile, auditFile string
 	tok                   map[string]string // principal -> plaintext token
+	audit                 *auth.Audit
 }
 
 // Principals of the route x role table.
@@ -41,9 +44,10 @@ const (
 	pAdmin        = "admin"
 	pAppOther     = "app-other-study"
 	pAnalystOther = "analyst-other-study"
+	pAnalystAll   = "analyst-every-study"
 )
 
-var principals = []string{pNone, pRevoked, pApp, pDesigner, pAnalyst, pAdmin, pAppOther, pAnalystOther}
+var principals = []string{pNone, pRevoked, pApp, pDesigner, pAnalyst, pAdmin, pAppOther, pAnalystOther, pAnalystAll}
 
 func newAuthEnv(t *testing.T) *authEnv {
 	t.Helper()
@@ -73,6 +77,7 @@ func newAuthEnv(t *testing.T) *authEnv {
 	mk(pAdmin, auth.RoleAdmin)
 	mk(pAppOther, auth.RoleApp, moodMOST)
 	mk(pAnalystOther, auth.RoleAnalyst, moodMOST)
+	mk(pAnalystAll, auth.RoleAnalyst)
 	mk(pRevoked, auth.RoleAdmin)
 	if _, err := auth.Revoke(ae.tokensFile, pRevoked, time.Now()); err != nil {
 		t.Fatal(err)
@@ -81,11 +86,16 @@ func newAuthEnv(t *testing.T) *authEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	audit, err := auth.OpenAudit(ae.auditFile, log)
+	key, err := eng.AuditKey(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	audit, err := auth.OpenAudit(ae.auditFile, key, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = audit.Close() })
+	ae.audit = audit
 	srv := api.New(eng, log, api.Options{})
 	srv.SetAuth(api.AuthOptions{Tokens: v, Audit: audit})
 	hs := httptest.NewServer(srv)
@@ -143,12 +153,14 @@ func TestRouteRoleTable(t *testing.T) {
 		who   []string // principals that succeed (admin always does)
 		open  bool     // no token needed
 		study bool     // study-scoped
+		// unbound: for tokens bound to no study (it spans them all)
+		unbound bool
 	}
 	get := func(p string) func(string) req { return func(string) req { return req{Method: "GET", Path: p} } }
 	routes := []route{
 		{method: "GET", path: "/healthz", build: get("/healthz"), ok: 200, open: true},
 		{method: "GET", path: "/readyz", build: get("/readyz"), ok: 200, open: true},
-		{method: "GET", path: "/metrics", build: get("/metrics"), ok: 200, who: []string{pAnalyst, pAnalystOther}},
+		{method: "GET", path: "/metrics", build: get("/metrics"), ok: 200, who: []string{pAnalystAll}, unbound: true},
 		{method: "GET", path: "/openapi.json", build: get("/openapi.json"), ok: 200, who: []string{pAnalyst, pAnalystOther}},
 		{method: "GET", path: "/v1/studies", build: get("/v1/studies"), ok: 200, who: []string{pDesigner, pAnalyst, pAnalystOther}},
 		{method: "GET", path: s, build: get(s), ok: 200, who: []string{pDesigner, pAnalyst}, study: true},
@@ -180,7 +192,8 @@ func TestRouteRoleTable(t *testing.T) {
 		{method: "GET", path: s + "/export", build: get(s + "/export?format=csv"), ok: 200, who: []string{pAnalyst}, study: true},
 		{method: "GET", path: "/no/such/route", build: get("/no/such/route"), ok: 404, who: principals},
 	}
-	roleOf := map[string]string{pApp: "app", pDesigner: "designer", pAnalyst: "analyst", pAdmin: "admin", pAppOther: "app", pAnalystOther: "analyst"}
+	roleOf := map[string]string{pApp: "app", pDesigner: "designer", pAnalyst: "analyst", pAdmin: "admin", pAppOther: "app", pAnalystOther: "analyst", pAnalystAll: "analyst"}
+	bound := []string{pApp, pDesigner, pAnalyst, pAppOther, pAnalystOther}
 	n := 0
 	for _, rt := range routes {
 		for _, p := range principals {
@@ -197,6 +210,8 @@ func TestRouteRoleTable(t *testing.T) {
 					want = http.StatusForbidden // wrong role
 				case rt.study && (p == pAppOther || p == pAnalystOther):
 					want = http.StatusForbidden // another study's token
+				case rt.unbound && slices.Contains(bound, p):
+					want = http.StatusForbidden // a study-bound token on a route over every study
 				}
 				res := ae.as(p, rt.build(fresh))
 				if res.Status != want {
@@ -297,9 +312,10 @@ func TestWithdrawThenDecide(t *testing.T) {
 	for _, e := range entries {
 		if e.Action == "withdraw" {
 			found = true
-			if e.Detail["participant_sha256"] != auth.ParticipantHash(stressMRT, "p-w") || e.TokenName != pApp || e.Outcome != "done" {
+			if e.Detail["participant_pseudonym"] != ae.audit.Pseudonym(stressMRT, "p-w") || e.TokenName != pApp || e.Outcome != "done" {
 				t.Errorf("audit entry %+v", e)
 			}
+			checkNotGuessable(t, e.Detail["participant_pseudonym"])
 		}
 	}
 	if !found {
@@ -388,5 +404,26 @@ func TestEraseAnonymises(t *testing.T) {
 	}
 	if !found {
 		t.Error("no erase entry in the audit log")
+	}
+}
+
+// checkNotGuessable fails when an audit pseudonym can be found without the
+// server's key: trying the unkeyed SHA-256 of every id p-w and p-0000 to
+// p-9999 (as an attacker holding only the audit log would) must find none.
+func checkNotGuessable(t *testing.T, pseudonym any) {
+	t.Helper()
+	got, _ := pseudonym.(string)
+	if len(got) != 64 {
+		t.Fatalf("pseudonym %v is not 32 bytes of hex", pseudonym)
+	}
+	ids := []string{"p-w"}
+	for i := range 10000 {
+		ids = append(ids, fmt.Sprintf("p-%04d", i))
+	}
+	for _, id := range ids {
+		sum := sha256.Sum256([]byte(stressMRT + "\x00" + id))
+		if hex.EncodeToString(sum[:]) == got {
+			t.Fatalf("the pseudonym is the unkeyed SHA-256 of %s", id)
+		}
 	}
 }

@@ -12,21 +12,8 @@ import (
 func TestBadInputWritesNothing(t *testing.T) {
 	e := newEnv(t)
 	const study = stressMRT
-	const p = "p-bad-01"
-
-	// The valid setup: two participants, one event, one decision (none: quiet hours).
-	e.clock.Set(at(0, 21, 0)) // enrolled before the decisions
-	e.enrol(study, p)
-	const other = "p-bad-02"
-	e.enrol(study, other)
-	e.postEvents(study, p, eventDoc{ID: "ev-ok-1", Type: "ema", Time: rfc(at(0, 21, 0)), Data: map[string]any{"stress": 4}})
-	_, none := e.decide(study, p, "on_demand", at(0, 23, 0), nil)
-	if none.Action != "none" {
-		t.Fatalf("setup decision at 23:00 is %s, want none (quiet hours)", none.Action)
-	}
-
-	e.clock.Set(at(0, 21, 30)) // the time of the bad requests
-	cases := badInputCases(study, p, other, none.DecisionID)
+	p, other, noneID := badInputSetup(t, e, study)
+	cases := badInputCases(study, p, other, noneID)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			m := c.method
@@ -45,7 +32,26 @@ func TestBadInputWritesNothing(t *testing.T) {
 		})
 	}
 
-	checkOnlySetupWritten(t, e, study, p, none.DecisionID)
+	checkOnlySetupWritten(t, e, study, p, noneID)
+}
+
+// badInputSetup writes what bad requests must leave alone: two
+// participants, one event, one decision (none: quiet hours); it returns the
+// participants and the decision's id, with the clock at 21:30, the time of
+// the bad requests.
+func badInputSetup(t *testing.T, e *env, study string) (p, other, noneID string) {
+	t.Helper()
+	p, other = "p-bad-01", "p-bad-02"
+	e.clock.Set(at(0, 21, 0)) // enrolled before the decisions
+	e.enrol(study, p)
+	e.enrol(study, other)
+	e.postEvents(study, p, eventDoc{ID: "ev-ok-1", Type: "ema", Time: rfc(at(0, 21, 0)), Data: map[string]any{"stress": 4}})
+	_, none := e.decide(study, p, "on_demand", at(0, 23, 0), nil)
+	if none.Action != "none" {
+		t.Fatalf("setup decision at 23:00 is %s, want none (quiet hours)", none.Action)
+	}
+	e.clock.Set(at(0, 21, 30))
+	return p, other, none.DecisionID
 }
 
 type badInputCase struct {

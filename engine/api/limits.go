@@ -1,6 +1,8 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 )
@@ -75,4 +77,97 @@ func checkDepth(body []byte, max int) error {
 		}
 	}
 	return nil
+}
+
+// duplicateKeyError reports a member name given twice in one JSON object;
+// Path is its path (events[0].data.stress).
+type duplicateKeyError struct{ Path string }
+
+func (e *duplicateKeyError) Error() string {
+	return fmt.Sprintf("duplicate JSON key %s", e.Path)
+}
+
+// keyFrame is an object or array being walked by checkDuplicateKeys.
+type keyFrame struct {
+	object    bool
+	path      string
+	keys      map[string]struct{}
+	key       string // the member whose value is being read
+	expectKey bool
+	index     int
+}
+
+// child is the path of the value being read in f.
+func (f *keyFrame) child() string {
+	if f.object {
+		return joinPath(f.path, f.key)
+	}
+	return fmt.Sprintf("%s[%d]", f.path, f.index)
+}
+
+// done moves f past one value.
+func (f *keyFrame) done() {
+	if f.object {
+		f.expectKey = true
+	} else {
+		f.index++
+	}
+}
+
+func joinPath(p, k string) string {
+	if p == "" {
+		return k
+	}
+	return p + "." + k
+}
+
+// checkDuplicateKeys refuses an object with the same member twice (names
+// compared after unescaping, so "a" and "\u0061" are the same): the
+// decoder would keep the last one silently. A body that is not valid JSON
+// passes; decoding reports it. Run it after checkDepth.
+func checkDuplicateKeys(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var stack []*keyFrame
+	top := func() *keyFrame {
+		if len(stack) == 0 {
+			return nil
+		}
+		return stack[len(stack)-1]
+	}
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // io.EOF, or a syntax error the decoder reports
+		}
+		f := top()
+		switch t := tok.(type) {
+		case json.Delim:
+			if t == '{' || t == '[' {
+				p := ""
+				if f != nil {
+					p = f.child()
+				}
+				nf := &keyFrame{object: t == '{', path: p, expectKey: true}
+				if nf.object {
+					nf.keys = map[string]struct{}{}
+				}
+				stack = append(stack, nf)
+				continue
+			}
+			stack = stack[:len(stack)-1]
+		case string:
+			if f != nil && f.object && f.expectKey {
+				if _, dup := f.keys[t]; dup {
+					return &duplicateKeyError{Path: joinPath(f.path, t)}
+				}
+				f.keys[t] = struct{}{}
+				f.key, f.expectKey = t, false
+				continue
+			}
+		}
+		if f := top(); f != nil {
+			f.done()
+		}
+	}
 }

@@ -100,9 +100,16 @@ func decodeError(err error) *Problem {
 	var te *json.UnmarshalTypeError
 	var mbe *http.MaxBytesError
 	var de *depthError
+	var dk *duplicateKeyError
 	switch {
 	case errors.As(err, &de):
 		return de.problem()
+	case errors.As(err, &dk):
+		return problem(http.StatusBadRequest, "duplicate-key", "Duplicate JSON key",
+			fmt.Sprintf("%q appears more than once in the same object; send each member once", dk.Path), dk.Path)
+	case bodyTimeout(err):
+		return problem(http.StatusRequestTimeout, "body-timeout", "Request body too slow",
+			"the body did not arrive within the request timeout; nothing was read into the request", "")
 	case errors.As(err, &mbe):
 		return problem(http.StatusRequestEntityTooLarge, "body-too-large", "Request body too large", fmt.Sprintf("the body is over the limit of %d bytes", mbe.Limit), "")
 	case errors.As(err, &se):

@@ -5,14 +5,13 @@ import (
 	"net/http"
 
 	"github.com/jitai/jitai/engine"
-	"github.com/jitai/jitai/engine/auth"
 )
 
 // withdraw marks a participant withdrawn: no more decisions (409), data kept.
 func (s *Server) withdraw(w http.ResponseWriter, r *http.Request) {
 	study, pid := r.PathValue("study"), r.PathValue("participant")
 	p, err := s.eng.Withdraw(r.Context(), study, pid)
-	detail := map[string]any{"participant_sha256": auth.ParticipantHash(study, pid)}
+	detail := map[string]any{"participant_pseudonym": s.auth.Audit.Pseudonym(study, pid)}
 	if err != nil {
 		prob := s.errorProblem(r, err)
 		if !errors.Is(err, engine.ErrUnknownStudy) {
@@ -31,7 +30,7 @@ func (s *Server) withdraw(w http.ResponseWriter, r *http.Request) {
 func (s *Server) erase(w http.ResponseWriter, r *http.Request) {
 	study, pid := r.PathValue("study"), r.PathValue("participant")
 	res, err := s.eng.Erase(r.Context(), study, pid)
-	detail := map[string]any{"participant_sha256": auth.ParticipantHash(study, pid), "erasure": res.Mode}
+	detail := map[string]any{"participant_pseudonym": s.auth.Audit.Pseudonym(study, pid), "erasure": res.Mode}
 	if err != nil {
 		prob := s.errorProblem(r, err)
 		if !errors.Is(err, engine.ErrUnknownStudy) {

@@ -1,9 +1,11 @@
 package auth
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -14,7 +16,8 @@ import (
 
 // AuditEntry is one line of the audit log: who did what to which study,
 // and how it ended. It never holds participant data; an action on one
-// participant names them by a hash of their id (see ParticipantHash).
+// participant names them by a keyed pseudonym of their id (see
+// Audit.Pseudonym).
 type AuditEntry struct {
 	Time      time.Time      `json:"time"`
 	TokenID   string         `json:"token_id,omitempty"`
@@ -28,11 +31,18 @@ type AuditEntry struct {
 	Detail    map[string]any `json:"detail,omitempty"`
 }
 
-// ParticipantHash names a participant in the audit log without their id:
-// SHA-256 of study, NUL and participant id, hex.
-func ParticipantHash(study, participant string) string {
-	sum := sha256.Sum256([]byte(study + "\x00" + participant))
-	return hex.EncodeToString(sum[:])
+// Pseudonym names a participant in the audit log without their id:
+// HMAC-SHA256, keyed by the audit's secret key, of study, NUL and
+// participant id, hex. Without the key, trying every likely id (p-0001,
+// p-0002, ...) finds nothing; with it, the pseudonym of a known id can be
+// computed to find its entries. A nil *Audit gives "".
+func (a *Audit) Pseudonym(study, participant string) string {
+	if a == nil {
+		return ""
+	}
+	m := hmac.New(sha256.New, a.key)
+	m.Write([]byte(study + "\x00" + participant))
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 // Audit appends entries to a JSONL file (opened O_APPEND, mode 0600) and
@@ -42,10 +52,19 @@ type Audit struct {
 	f   *os.File
 	log *zap.Logger
 	now func() time.Time
+	key []byte // of Pseudonym
 }
 
-// OpenAudit opens (creating) the audit log at path.
-func OpenAudit(path string, log *zap.Logger) (*Audit, error) {
+// MinAuditKey is the shortest pseudonym key OpenAudit accepts.
+const MinAuditKey = 16
+
+// OpenAudit opens (creating) the audit log at path; key is the secret of
+// its participant pseudonyms (the engine keeps it with the data:
+// engine.AuditKey).
+func OpenAudit(path string, key []byte, log *zap.Logger) (*Audit, error) {
+	if len(key) < MinAuditKey {
+		return nil, errors.New("the audit log needs a pseudonym key of at least 16 bytes")
+	}
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -53,7 +72,7 @@ func OpenAudit(path string, log *zap.Logger) (*Audit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the audit log: %w", err)
 	}
-	return &Audit{f: f, log: log, now: time.Now}, nil
+	return &Audit{f: f, log: log, now: time.Now, key: key}, nil
 }
 
 // Record appends e (stamping its time) and logs it. A write error is

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"time"
 )
 
@@ -152,6 +154,9 @@ func ValidateEvent(field string, ev *Event, now time.Time) error {
 	case EventEMA, EventContext:
 		var m map[string]any
 		if err := json.Unmarshal(ev.Data, &m); err != nil {
+			if name := outOfRangeNumber(ev.Data); name != "" {
+				return InputErrorf(df+"."+name, "the number is out of range")
+			}
 			return InputErrorf(df, "must be an object of variable: value")
 		}
 		if len(m) == 0 || len(m) > MaxVariables {
@@ -210,8 +215,12 @@ func ValidateEvent(field string, ev *Event, now time.Time) error {
 			return InputErrorf(df+".snooze_until", "must be an RFC 3339 time")
 		}
 		if d.SnoozeUntil != nil && *d.SnoozeUntil != "" {
-			if _, err := time.Parse(time.RFC3339, *d.SnoozeUntil); err != nil {
+			t, err := time.Parse(time.RFC3339, *d.SnoozeUntil)
+			if err != nil {
 				return InputErrorf(df+".snooze_until", "must be an RFC 3339 time")
+			}
+			if err := CheckTime(df+".snooze_until", t); err != nil {
+				return err
 			}
 		}
 		if d.SnoozeMinutes != nil && (*d.SnoozeMinutes < 0 || *d.SnoozeMinutes > 60*24*30) {
@@ -339,4 +348,23 @@ func trimEngagement(es []Engagement, now time.Time) []Engagement {
 		cut++
 	}
 	return es[cut:]
+}
+
+// outOfRangeNumber names the first member (in name order) of a JSON object
+// whose number no float64 holds (1e400), or "" when there is none.
+func outOfRangeNumber(data []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var m map[string]any
+	if dec.Decode(&m) != nil {
+		return ""
+	}
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if n, ok := m[k].(json.Number); ok {
+			if _, err := n.Float64(); err != nil {
+				return k
+			}
+		}
+	}
+	return ""
 }
