@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -18,10 +19,57 @@ import (
 // of its own instead, in PASSIVE mode, which never blocks the writer or
 // readers; the writer's auto-checkpoint stays as a bound on the log's size
 // should the background ones fall behind.
-const (
-	checkpointEvery     = time.Second
-	walAutocheckpointPg = 65536 // 512 MiB of 8 KiB pages: a safety net only
-)
+//
+// PASSIVE checkpoints never wait for readers, so under steady reads the log
+// is never restarted and grows without bound. The writer therefore looks at
+// the log's size after each commit and, past Options.WALLimit, checkpoints
+// in TRUNCATE mode (boundWAL), which waits for readers to move to the newest
+// snapshot and leaves an empty log.
+const checkpointEvery = time.Second
+
+// walAutocheckpoint is the writer's auto-checkpoint threshold in 8 KiB pages:
+// twice the WAL bound, at most 512 MiB; a safety net only.
+func walAutocheckpoint(limit int64) int64 {
+	return min(2*limit/8192, 65536)
+}
+
+// boundWAL truncates the write-ahead log once it is larger than WALLimit. It
+// runs on the writer goroutine between transactions.
+func (s *Store) boundWAL() {
+	fi, err := os.Stat(s.path + "-wal")
+	if err != nil || fi.Size() <= s.opts.WALLimit {
+		return
+	}
+	if _, err := s.truncateWAL(context.Background()); err != nil {
+		s.walBusy(err)
+		return
+	}
+	s.walFailing = false
+	s.stats.walTruncations.Add(1)
+}
+
+// truncateWAL copies the whole log into the database file and truncates the
+// log to zero bytes. It reports whether it did (false: a reader still used
+// an older snapshot; the log was checkpointed as far as it could be).
+func (s *Store) truncateWAL(ctx context.Context) (bool, error) {
+	var busy, logged, done int
+	if err := s.wconn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logged, &done); err != nil {
+		return false, fmt.Errorf("truncating the write-ahead log: %w", err)
+	}
+	if busy != 0 {
+		return false, fmt.Errorf("truncating the write-ahead log: a reader holds an older snapshot (%d of %d pages copied)", done, logged)
+	}
+	return true, nil
+}
+
+// walBusy logs a failed truncation once until one succeeds.
+func (s *Store) walBusy(err error) {
+	if err = s.guard.observe(err); s.walFailing {
+		return
+	}
+	s.walFailing = true
+	s.log.Warn("write-ahead log over wal_limit_bytes could not be truncated; retrying after the next commit", zap.Int64("wal_limit_bytes", s.opts.WALLimit), zap.Error(err))
+}
 
 // checkpointer runs PASSIVE checkpoints while the store has written since the
 // last one, until stop is closed.

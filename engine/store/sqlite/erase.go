@@ -8,6 +8,8 @@ import (
 	"fmt"
 
 	"github.com/jitai/jitai/engine/trial"
+
+	"go.uber.org/zap"
 )
 
 var _ trial.Eraser = (*Store)(nil)
@@ -110,7 +112,74 @@ func (s *Store) Erase(ctx context.Context, study, participant string, anonymise 
 	if err != nil {
 		return nil, fmt.Errorf("erasing participant in study %s: %w", study, err)
 	}
+	out.Copies = s.scrub(ctx)
 	return out, nil
+}
+
+// scrub removes an erasure's bytes from the disk: secure_delete has zeroed
+// the deleted cells, incremental_vacuum gives the freed pages back to the
+// file system, and a TRUNCATE checkpoint copies the log into the database
+// and empties it, so that no old page version survives in the log. It
+// reports where the bytes are gone and, where not, when they will be.
+func (s *Store) scrub(ctx context.Context) []trial.ErasedCopy {
+	db := trial.ErasedCopy{Name: "database", Clean: true}
+	wal := trial.ErasedCopy{Name: "write-ahead log", Clean: true}
+	var truncated bool
+	err := s.maintain(ctx, func(*writeStmts) error {
+		if _, err := s.wconn.ExecContext(context.Background(), "PRAGMA incremental_vacuum"); err != nil {
+			return fmt.Errorf("vacuuming freed pages: %w", err)
+		}
+		var err error
+		truncated, err = s.truncateWAL(context.Background())
+		return err
+	})
+	if err != nil || !truncated {
+		s.log.Warn("erased data may stay in the write-ahead log until its next truncation", zap.Error(err))
+		wal = trial.ErasedCopy{Name: "write-ahead log", When: "at the next truncating checkpoint: after the next erasure, when the log passes wal_limit_bytes, or when the server stops"}
+	}
+	// secure_delete zeroed the cells in the transaction itself; the pages
+	// reach the database file when the log is checkpointed.
+	if !truncated {
+		db.Clean, db.When = false, wal.When
+	}
+	return []trial.ErasedCopy{db, wal}
+}
+
+// vacuumLimit is the largest database file converted to auto_vacuum
+// INCREMENTAL (a full VACUUM) when opened.
+const vacuumLimit = 64 << 20
+
+// vacuumToIncremental turns a database created without auto_vacuum (before
+// erasure scrubbing) into an incremental one with a VACUUM when it is small
+// enough for that to be quick; a larger one is left as it is, with a
+// warning: secure_delete still zeroes erased data, but freed pages stay in
+// the file until an offline VACUUM (docs/erasure.md).
+func vacuumToIncremental(ctx context.Context, conn *sql.Conn, log *zap.Logger) error {
+	var mode, pages, size int64
+	if err := conn.QueryRowContext(ctx, "PRAGMA auto_vacuum").Scan(&mode); err != nil {
+		return fmt.Errorf("reading auto_vacuum: %w", err)
+	}
+	if mode != 0 {
+		return nil
+	}
+	if err := conn.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
+		return fmt.Errorf("reading page_count: %w", err)
+	}
+	if err := conn.QueryRowContext(ctx, "PRAGMA page_size").Scan(&size); err != nil {
+		return fmt.Errorf("reading page_size: %w", err)
+	}
+	if pages*size > vacuumLimit {
+		log.Warn("the database has no auto_vacuum: erased participants' pages stay in the file (zeroed) until an offline VACUUM; see docs/erasure.md", zap.Int64("bytes", pages*size))
+		return nil
+	}
+	if _, err := conn.ExecContext(ctx, "PRAGMA auto_vacuum = INCREMENTAL"); err != nil {
+		return fmt.Errorf("setting auto_vacuum: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, "VACUUM"); err != nil {
+		return fmt.Errorf("vacuuming to turn on auto_vacuum: %w", err)
+	}
+	log.Info("database converted to auto_vacuum incremental", zap.Int64("bytes", pages*size))
+	return nil
 }
 
 // anonymiseRecords rewrites the participant's records under one surrogate.
