@@ -53,11 +53,12 @@ const (
 // read-only connection (SQLITE_READONLY) stays refused until a restart. It
 // logs once per change of state, never per request.
 type guard struct {
-	path string
-	min  uint64
-	stat func(string) (Disk, error)
-	now  func() time.Time
-	log  *zap.Logger
+	path   string
+	min    uint64 // refuse under this much free space
+	resume uint64 // once refusing, write again from this much free space
+	stat   func(string) (Disk, error)
+	now    func() time.Time
+	log    *zap.Logger
 
 	mu      sync.Mutex
 	checked time.Time
@@ -72,7 +73,10 @@ const fullFloor = 1 << 20
 func newGuard(path string, opts Options, log *zap.Logger) *guard {
 	g := &guard{path: path, stat: opts.DiskStatus, now: opts.Now, log: log}
 	if opts.MinFree > 0 {
-		g.min = uint64(opts.MinFree)
+		// Resuming only with room for a whole WAL above the threshold
+		// keeps the store from flapping (and logging) at the threshold as
+		// each WAL truncation frees a little space.
+		g.min, g.resume = uint64(opts.MinFree), uint64(opts.MinFree+opts.WALLimit)
 	}
 	if g.stat == nil {
 		g.stat = StatDisk
@@ -114,9 +118,9 @@ func (g *guard) look() {
 	switch {
 	case d.ReadOnly:
 		g.set(kindReadOnly, &trial.UnavailableError{Reason: fmt.Sprintf("the database %s or its file system is read-only; make it writable by the server", filepath.Base(g.path)), RetryAfter: retryReadOnly})
-	case g.min > 0 && d.Free < g.min:
-		g.set(kindFull, &trial.UnavailableError{Reason: fmt.Sprintf("the disk holding the database has %d bytes free, under min_free_bytes %d; writes resume by themselves once space is freed", d.Free, g.min), RetryAfter: retryFull})
-	case (g.kind == kindFull || g.kind == kindIO) && d.Free < fullFloor:
+	case g.min > 0 && (d.Free < g.min || g.kind == kindFull && d.Free < g.resume):
+		g.set(kindFull, &trial.UnavailableError{Reason: fmt.Sprintf("the disk holding the database has %d bytes free (min_free_bytes %d); writes resume by themselves once %d bytes are free", d.Free, g.min, g.resume), RetryAfter: retryFull})
+	case (g.kind == kindFull || g.kind == kindIO) && d.Free < max(g.resume, fullFloor):
 		// SQLite found the disk full and it still is.
 	default:
 		g.set("", nil)

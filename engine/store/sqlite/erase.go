@@ -149,12 +149,13 @@ func (s *Store) scrub(ctx context.Context) []trial.ErasedCopy {
 // INCREMENTAL (a full VACUUM) when opened.
 const vacuumLimit = 64 << 20
 
-// vacuumToIncremental turns a database created without auto_vacuum (before
-// erasure scrubbing) into an incremental one with a VACUUM when it is small
-// enough for that to be quick; a larger one is left as it is, with a
-// warning: secure_delete still zeroes erased data, but freed pages stay in
-// the file until an offline VACUUM (docs/erasure.md).
-func vacuumToIncremental(ctx context.Context, conn *sql.Conn, log *zap.Logger) error {
+// autoVacuum sets auto_vacuum INCREMENTAL on a new database. A database
+// created without it (before erasure scrubbing) is converted with a VACUUM
+// when it is small enough for that to be quick; a larger one, or one that
+// cannot be written, is left as it is, with a warning: secure_delete still
+// zeroes erased data, but freed pages stay in the file until an offline
+// VACUUM (docs/erasure.md).
+func autoVacuum(ctx context.Context, conn *sql.Conn, log *zap.Logger) error {
 	var mode, pages, size int64
 	if err := conn.QueryRowContext(ctx, "PRAGMA auto_vacuum").Scan(&mode); err != nil {
 		return fmt.Errorf("reading auto_vacuum: %w", err)
@@ -173,13 +174,28 @@ func vacuumToIncremental(ctx context.Context, conn *sql.Conn, log *zap.Logger) e
 		return nil
 	}
 	if _, err := conn.ExecContext(ctx, "PRAGMA auto_vacuum = INCREMENTAL"); err != nil {
-		return fmt.Errorf("setting auto_vacuum: %w", err)
+		log.Warn("cannot turn on auto_vacuum", zap.Error(err))
+		return nil
+	}
+	if pages == 0 {
+		return nil // a new file: the pragma takes effect with the first table
 	}
 	if _, err := conn.ExecContext(ctx, "VACUUM"); err != nil {
-		return fmt.Errorf("vacuuming to turn on auto_vacuum: %w", err)
+		log.Warn("cannot vacuum to turn on auto_vacuum; erased pages stay in the file (zeroed) until an offline VACUUM", zap.Error(err))
+		return nil
 	}
 	log.Info("database converted to auto_vacuum incremental", zap.Int64("bytes", pages*size))
 	return nil
+}
+
+// drop forgets a participant (after withdrawal or erasure).
+func (c *stateCache) drop(study, participant string) {
+	if c.max <= 0 {
+		return
+	}
+	c.mu.Lock()
+	delete(c.m, cacheKey(study, participant))
+	c.mu.Unlock()
 }
 
 // anonymiseRecords rewrites the participant's records under one surrogate.
@@ -218,14 +234,4 @@ func (s *Store) anonymiseRecords(ctx context.Context, study, participant string)
 		}
 	}
 	return len(recs), nil
-}
-
-// drop forgets a participant (after withdrawal or erasure).
-func (c *stateCache) drop(study, participant string) {
-	if c.max <= 0 {
-		return
-	}
-	c.mu.Lock()
-	delete(c.m, cacheKey(study, participant))
-	c.mu.Unlock()
 }

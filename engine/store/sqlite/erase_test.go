@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
@@ -64,4 +65,45 @@ func readFiles(t *testing.T, paths ...string) map[string][]byte {
 		out[filepath.Base(p)] = b
 	}
 	return out
+}
+
+// A new database is created with auto_vacuum INCREMENTAL, and a small one
+// created without it is converted when opened.
+func TestAutoVacuum(t *testing.T) {
+	mode := func(path string) int {
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var m int
+		if err := db.QueryRow("PRAGMA auto_vacuum").Scan(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	fresh := openTemp(t, Options{})
+	if m := mode(fresh.path); m != 2 {
+		t.Errorf("new database: auto_vacuum %d, want 2 (incremental)", m)
+	}
+	old := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", old+"?_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("CREATE TABLE leftover (x TEXT)"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if m := mode(old); m != 0 {
+		t.Fatalf("old database: auto_vacuum %d before opening, want 0", m)
+	}
+	s, err := Open(old, Options{}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if m := mode(old); m != 2 {
+		t.Errorf("old database: auto_vacuum %d after opening, want 2 (converted)", m)
+	}
 }

@@ -211,11 +211,10 @@ func Open(path string, opts Options, log *zap.Logger) (*Store, error) {
 	// pages past the end. With 64 MiB that scan was 6% of a decision's CPU.
 	//
 	// Erasure: secure_delete overwrites deleted content with zeros, and
-	// auto_vacuum INCREMENTAL (which takes effect on a new file only; see
-	// vacuumToIncremental) lets an erasure give freed pages back to the file
+	// auto_vacuum INCREMENTAL (set by autoVacuum) lets an erasure give freed pages back to the file
 	// system (erase.go). journal_size_limit bounds the log once SQLite
 	// restarts it; the writer truncates it past WALLimit (checkpoint.go).
-	s.wdb, err = sql.Open("sqlite", fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=auto_vacuum(INCREMENTAL)&_pragma=page_size(8192)&_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=cache_size(-16384)&_pragma=mmap_size(268435456)&_pragma=temp_store(memory)&_pragma=wal_autocheckpoint(%d)&_pragma=secure_delete(ON)&_pragma=journal_size_limit(%d)", path, busyTimeoutMillis, synchronous, walAutocheckpoint(opts.WALLimit), opts.WALLimit))
+	s.wdb, err = sql.Open("sqlite", fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=page_size(8192)&_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=cache_size(-16384)&_pragma=mmap_size(268435456)&_pragma=temp_store(memory)&_pragma=wal_autocheckpoint(%d)&_pragma=secure_delete(ON)&_pragma=journal_size_limit(%d)", path, busyTimeoutMillis, synchronous, walAutocheckpoint(opts.WALLimit), opts.WALLimit))
 	if err != nil {
 		return nil, fmt.Errorf("opening sqlite store for writing: %w", err)
 	}
@@ -226,11 +225,11 @@ func Open(path string, opts Options, log *zap.Logger) (*Store, error) {
 	if s.wconn, err = s.wdb.Conn(ctx); err != nil {
 		return nil, fmt.Errorf("opening sqlite store %s: %w", path, err)
 	}
+	if err := autoVacuum(ctx, s.wconn, log); err != nil {
+		return nil, fmt.Errorf("sqlite store %s: %w", path, err)
+	}
 	if err := migrate(ctx, s.wconn, log); err != nil {
 		return nil, fmt.Errorf("migrating sqlite store %s: %w", path, err)
-	}
-	if err := vacuumToIncremental(ctx, s.wconn, log); err != nil {
-		return nil, fmt.Errorf("sqlite store %s: %w", path, err)
 	}
 	if s.w, err = prepareWrite(ctx, s.wconn); err != nil {
 		return nil, fmt.Errorf("preparing sqlite store writes: %w", err)
