@@ -115,7 +115,13 @@ type env struct {
 
 type envOption func(*envConfig)
 
-type envConfig struct{ quiet, anyTime bool }
+type envConfig struct {
+	quiet, anyTime bool
+	sqlite         sqlite.Options
+}
+
+// storeOptions opens the env's SQLite store with o.
+func storeOptions(o sqlite.Options) envOption { return func(c *envConfig) { c.sqlite = o } }
 
 // quietLogs logs nothing (for tests with thousands of requests).
 func quietLogs(c *envConfig) { c.quiet = true }
@@ -136,7 +142,8 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		log = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	}
 	studies := loadStudies(t)
-	st, err := sqlite.Open(filepath.Join(t.TempDir(), "jitai.db"), sqlite.Options{Durability: "process"}, log)
+	cfg.sqlite.Durability = "process"
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "jitai.db"), cfg.sqlite, log)
 	if err != nil {
 		t.Fatalf("opening sqlite store: %v", err)
 	}
