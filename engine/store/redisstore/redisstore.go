@@ -331,6 +331,11 @@ type Options struct {
 	// by instead of the Redis server's (TIME); for tests, which move it
 	// instead of sleeping. Every store on one key prefix must share it.
 	Now func() time.Time `yaml:"-" json:"-"`
+	// EraseRewriteAOF says whether an erasure starts an AOF rewrite
+	// (BGREWRITEAOF) on every master whose append-only file is on, so that
+	// the erased data leave the disk within seconds: RewriteAuto (default)
+	// or RewriteOff. See docs/redis.md, "Erasure and the disk".
+	EraseRewriteAOF string `yaml:"erase_rewrite_aof" json:"erase_rewrite_aof"`
 }
 
 // SetDefaults fills in unset store options. Connection options are resolved
@@ -353,6 +358,9 @@ func (o *Options) SetDefaults() {
 	}
 	if o.LogGrace == 0 {
 		o.LogGrace = defaultLogGrace
+	}
+	if o.EraseRewriteAOF == "" {
+		o.EraseRewriteAOF = RewriteAuto
 	}
 }
 
@@ -385,6 +393,11 @@ func (o *Options) Validate() error {
 	}{{"dial_timeout", o.DialTimeout}, {"read_timeout", o.ReadTimeout}, {"write_timeout", o.WriteTimeout}, {"pool_timeout", o.PoolTimeout}, {"idempotency_ttl", o.IdempotencyTTL}, {"enroll_lease", o.EnrollLease}, {"log_grace", o.LogGrace}} {
 		if c.v < 0 {
 			errs = append(errs, fmt.Errorf("%s %s: use a positive duration or leave it out for the default", c.key, c.v))
+		}
+	}
+	if o.EraseRewriteAOF != "" {
+		if err := validRewrite(o.EraseRewriteAOF); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if o.IdempotencyTTL > 0 && o.IdempotencyTTL < time.Millisecond {
