@@ -34,19 +34,42 @@ func walAutocheckpoint(limit int64) int64 {
 }
 
 // boundWAL truncates the write-ahead log once it is larger than WALLimit. It
-// runs on the writer goroutine between transactions.
+// runs on the writer goroutine between transactions. A truncation waits for
+// readers to move to the newest snapshot, holding up the writer. Up to twice
+// the limit it waits at most truncateWait, and after a failed attempt the
+// next one comes once the log has grown by another eighth of the limit, so
+// that steady reads cost the writer at most one short wait per eighth of the
+// limit written. Past twice the limit it waits as long as any lock
+// (busy_timeout): writes slow down rather than fill the disk.
 func (s *Store) boundWAL() {
 	fi, err := os.Stat(s.path + "-wal")
-	if err != nil || fi.Size() <= s.opts.WALLimit {
+	hard := err == nil && fi.Size() > 2*s.opts.WALLimit
+	if err != nil || fi.Size() <= s.opts.WALLimit || fi.Size() < s.walRetryAt && !hard {
 		return
 	}
-	if _, err := s.truncateWAL(context.Background()); err != nil {
+	ctx := context.Background()
+	wait := truncateWait.Milliseconds()
+	if hard {
+		wait = busyTimeoutMillis
+	}
+	if _, err := s.wconn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", wait)); err == nil {
+		_, err = s.truncateWAL(ctx)
+		if _, rerr := s.wconn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", busyTimeoutMillis)); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	if err != nil {
+		s.walRetryAt = fi.Size() + s.opts.WALLimit/8
 		s.walBusy(err)
 		return
 	}
+	s.walRetryAt = 0
 	s.walFailing = false
 	s.stats.walTruncations.Add(1)
 }
+
+// truncateWait bounds how long a truncation of the log may hold up the writer.
+const truncateWait = 250 * time.Millisecond
 
 // truncateWAL copies the whole log into the database file and truncates the
 // log to zero bytes. It reports whether it did (false: a reader still used

@@ -156,7 +156,9 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	walFailing bool // the last WAL truncation failed (writer goroutine only)
+	// The writer's WAL bound (checkpoint.go; writer goroutine only):
+	walFailing bool  // the last truncation failed (logged once)
+	walRetryAt int64 // after a failed truncation, the log size of the next attempt
 
 	stats struct {
 		walTruncations atomic.Uint64
