@@ -304,15 +304,9 @@ func (c *Config) set(key, v string) error {
 		}
 		c.MinFree = n
 	case "erase-rewrite-aof":
-		if v != "auto" && v != "off" {
-			return fmt.Errorf("%q is not auto or off", v)
-		}
-		c.EraseRewriteAOF = v
+		return choose(&c.EraseRewriteAOF, v, "auto", "off")
 	case "clock":
-		if v != "on" && v != "off" {
-			return fmt.Errorf("%q is not on or off", v)
-		}
-		c.Clock = v
+		return choose(&c.Clock, v, "on", "off")
 	case "max-clock-skew":
 		if v == "off" {
 			c.MaxClockSkew = -1
@@ -366,6 +360,15 @@ func readConfigFile(file string, env func(string) string) (Config, error) {
 		return c, err
 	}
 	return c, nil
+}
+
+// choose sets *dst to v if v is a or b.
+func choose(dst *string, v, a, b string) error {
+	if v != a && v != b {
+		return fmt.Errorf("%q is not %s or %s", v, a, b)
+	}
+	*dst = v
+	return nil
 }
 
 // parseBytes reads a size: a number of bytes, optionally with KiB, MiB or
