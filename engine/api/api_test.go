@@ -118,6 +118,7 @@ type envOption func(*envConfig)
 type envConfig struct {
 	quiet, anyTime bool
 	sqlite         sqlite.Options
+	dbPath         string // default: jitai.db in a temporary folder
 }
 
 // storeOptions opens the env's SQLite store with o.
@@ -143,7 +144,10 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	}
 	studies := loadStudies(t)
 	cfg.sqlite.Durability = "process"
-	st, err := sqlite.Open(filepath.Join(t.TempDir(), "jitai.db"), cfg.sqlite, log)
+	if cfg.dbPath == "" {
+		cfg.dbPath = filepath.Join(t.TempDir(), "jitai.db")
+	}
+	st, err := sqlite.Open(cfg.dbPath, cfg.sqlite, log)
 	if err != nil {
 		t.Fatalf("opening sqlite store: %v", err)
 	}

@@ -2,6 +2,9 @@ package api_test
 
 import (
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -76,4 +79,36 @@ func TestStoreCannotWrite(t *testing.T) {
 	d.set(1<<40, true)
 	cannotWrite(t, "enrol on a read-only file", enrol("p3"), "60")
 	cannotWrite(t, "/readyz on a read-only file", e.do(req{Method: "GET", Path: "/readyz"}), "60")
+}
+
+// A real read-only database file (chmod 0444; as root, which ignores file
+// modes, a read-only bind mount of the file): the server starts and reads,
+// but enrolment answers 503 problem+json with Retry-After, never 500, and
+// /readyz is 503.
+func TestReadOnlyDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jitai.db")
+	st, err := sqlite.Open(path, sqlite.Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() != 0 {
+		if err := os.Chmod(path, 0o444); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		for _, args := range [][]string{{"--bind", path, path}, {"-o", "remount,ro,bind", path}} {
+			if out, err := exec.Command("mount", args...).CombinedOutput(); err != nil {
+				_ = exec.Command("umount", path).Run()
+				t.Skipf("root, and cannot bind-mount the file read-only (%v: %s)", err, out)
+			}
+		}
+		t.Cleanup(func() { _ = exec.Command("umount", path).Run() })
+	}
+	e := newEnv(t, func(c *envConfig) { c.dbPath = path })
+	r := e.do(req{Method: "POST", Path: participantsPath(stressMRT), Body: map[string]any{"participant_id": "p1", "timezone": "Europe/London"}})
+	cannotWrite(t, "enrol on a read-only database", r, "60")
+	cannotWrite(t, "/readyz on a read-only database", e.do(req{Method: "GET", Path: "/readyz"}), "60")
 }
