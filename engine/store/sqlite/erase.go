@@ -163,6 +163,10 @@ func autoVacuum(ctx context.Context, conn *sql.Conn, log *zap.Logger) error {
 	if mode != 0 {
 		return nil
 	}
+	var tables int
+	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master").Scan(&tables); err != nil {
+		return fmt.Errorf("reading the schema: %w", err)
+	}
 	if err := conn.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
 		return fmt.Errorf("reading page_count: %w", err)
 	}
@@ -177,7 +181,7 @@ func autoVacuum(ctx context.Context, conn *sql.Conn, log *zap.Logger) error {
 		log.Warn("cannot turn on auto_vacuum", zap.Error(err))
 		return nil
 	}
-	if pages == 0 {
+	if tables == 0 {
 		return nil // a new file: the pragma takes effect with the first table
 	}
 	if _, err := conn.ExecContext(ctx, "VACUUM"); err != nil {
