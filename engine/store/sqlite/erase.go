@@ -181,14 +181,16 @@ func autoVacuum(ctx context.Context, conn *sql.Conn, log *zap.Logger) error {
 		log.Warn("cannot turn on auto_vacuum", zap.Error(err))
 		return nil
 	}
-	if tables == 0 {
-		return nil // a new file: the pragma takes effect with the first table
+	if pages == 0 {
+		return nil // an empty file: the pragma takes effect with the first table
 	}
 	if _, err := conn.ExecContext(ctx, "VACUUM"); err != nil {
 		log.Warn("cannot vacuum to turn on auto_vacuum; erased pages stay in the file (zeroed) until an offline VACUUM", zap.Error(err))
 		return nil
 	}
-	log.Info("database converted to auto_vacuum incremental", zap.Int64("bytes", pages*size))
+	if tables > 0 { // else a new file, whose header journal_mode WAL wrote
+		log.Info("database converted to auto_vacuum incremental", zap.Int64("bytes", pages*size))
+	}
 	return nil
 }
 
