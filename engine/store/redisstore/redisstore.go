@@ -522,12 +522,37 @@ func (s *Store) Ping(ctx context.Context) error {
 	var err error
 	if c, ok := s.rdb.(*redis.ClusterClient); ok {
 		err = c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
-			return n.Ping(ctx).Err()
+			return canPersist(ctx, n)
 		})
 	} else {
-		err = s.rdb.Ping(ctx).Err()
+		err = canPersist(ctx, s.rdb)
+	}
+	var ue *trial.UnavailableError
+	if errors.As(err, &ue) {
+		return err
 	}
 	return s.check("pinging redis", err)
+}
+
+// canPersist pings a node and reads whether it can write its files: a
+// failed AOF write or snapshot (a full or read-only disk) makes Redis refuse
+// writes with MISCONF, so the store is not ready.
+func canPersist(ctx context.Context, c redis.Cmdable) error {
+	info, err := c.Info(ctx, "persistence").Result()
+	if err != nil && !unavailable(err) {
+		return c.Ping(ctx).Err() // INFO renamed away (a managed service): PING only
+	}
+	if err != nil {
+		return err
+	}
+	f := parseInfo(info)
+	switch {
+	case f["aof_enabled"] == "1" && f["aof_last_write_status"] == "err":
+		return &trial.UnavailableError{Reason: "redis cannot write its append-only file (disk full or read-only?); it refuses writes until it can", RetryAfter: 10 * time.Second}
+	case f["rdb_last_bgsave_status"] == "err":
+		return &trial.UnavailableError{Reason: "redis's last RDB snapshot failed (disk full or read-only?); with stop-writes-on-bgsave-error (the default) it refuses writes until a snapshot succeeds", RetryAfter: 10 * time.Second}
+	}
+	return nil
 }
 
 // Close releases the connections. Later calls return an error wrapping
@@ -573,7 +598,9 @@ func (s *Store) fail(what string, err error) error {
 }
 
 // transientPrefixes are server errors that mean "not now".
-var transientPrefixes = []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "NOREPLICAS", "OOM", "max number of clients", "MOVED", "ASK"}
+// MISCONF is Redis refusing writes because it cannot persist them (its disk
+// is full or read-only).
+var transientPrefixes = []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "NOREPLICAS", "OOM", "MISCONF", "max number of clients", "MOVED", "ASK"}
 
 // unavailable reports whether err means Redis cannot serve now: anything but
 // a server's error reply (a script or usage error) counts, except the
