@@ -114,7 +114,9 @@ type Store interface {
 	Decisions
 	Pins
 	Clock
-	// Ping checks that the store can serve (for /readyz).
+	// Ping checks that the store can serve, writes included (for /readyz):
+	// a store that answers but cannot write (its disk nearly full or
+	// read-only) returns a *UnavailableError saying why.
 	Ping(ctx context.Context) error
 	// Close flushes pending writes and releases resources.
 	Close() error
