@@ -161,7 +161,7 @@ func autoVacuum(ctx context.Context, conn *sql.Conn, log *zap.Logger) error {
 		return fmt.Errorf("reading auto_vacuum: %w", err)
 	}
 	if mode != 0 {
-		return nil
+		return fastSecureDelete(ctx, conn)
 	}
 	var tables int
 	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master").Scan(&tables); err != nil {
@@ -182,7 +182,8 @@ func autoVacuum(ctx context.Context, conn *sql.Conn, log *zap.Logger) error {
 		return nil
 	}
 	if pages == 0 {
-		return nil // an empty file: the pragma takes effect with the first table
+		// An empty file: the pragma takes effect with the first table.
+		return fastSecureDelete(ctx, conn)
 	}
 	if _, err := conn.ExecContext(ctx, "VACUUM"); err != nil {
 		log.Warn("cannot vacuum to turn on auto_vacuum; erased pages stay in the file (zeroed) until an offline VACUUM", zap.Error(err))
@@ -190,6 +191,20 @@ func autoVacuum(ctx context.Context, conn *sql.Conn, log *zap.Logger) error {
 	}
 	if tables > 0 { // else a new file, whose header journal_mode WAL wrote
 		log.Info("database converted to auto_vacuum incremental", zap.Int64("bytes", pages*size))
+	}
+	return fastSecureDelete(ctx, conn)
+}
+
+// fastSecureDelete turns secure_delete from ON to FAST on a database with
+// auto_vacuum: FAST zeroes deleted content inside the pages a write touches
+// anyway, but does not write freed pages out as zeros (extra I/O on every
+// update that frees an overflow page). Freed pages keep old content until
+// the incremental_vacuum after an erasure, which overwrites or truncates
+// every free page; without auto_vacuum they would keep it, so such a
+// database stays on ON.
+func fastSecureDelete(ctx context.Context, conn *sql.Conn) error {
+	if _, err := conn.ExecContext(ctx, "PRAGMA secure_delete = FAST"); err != nil {
+		return fmt.Errorf("setting secure_delete: %w", err)
 	}
 	return nil
 }
