@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,9 +90,12 @@ func testEraseLeavesNoBytes(t *testing.T, s trial.Store, files Files, anonymise 
 func seedWithNotes(t *testing.T, s trial.Store, p string, n int) {
 	t.Helper()
 	mustEnroll(t, s, participant("s1", p, "a"))
-	note, word := "felt fine today", "calm"
+	// A long note (a diary entry) spills over several database pages, so
+	// that erasing it frees whole pages, not only space inside one.
+	diary := strings.Repeat("slept badly, long day at work. ", 700)
+	note, word := "felt fine today "+diary, "calm"
 	if p == victim {
-		note, word = "argued with my sister "+markerNote, markerWord
+		note, word = "argued with my sister "+markerNote+" "+diary+markerNote, markerWord
 	}
 	notes := []trial.Event{
 		emaEvent(fmt.Sprintf("e-%d-1", n), at(1), 4),
