@@ -72,16 +72,16 @@ func (e *Engine) RunClock(ctx context.Context) error {
 	}
 	t := time.NewTicker(e.clockOpts.Tick)
 	defer t.Stop()
+	var out outage
 	for {
 		busy := false
-		n, err := e.FireDue(ctx)
-		if err != nil && ctx.Err() == nil {
-			e.log.Warn("trial clock: firing due points", zap.Error(err))
-		}
+		n, ferr := e.FireDue(ctx)
+		out.report(ctx, e.log, "firing due points", ferr)
 		busy = busy || n >= e.clockOpts.Batch
-		m, err := e.DeliverDue(ctx)
-		if err != nil && ctx.Err() == nil {
-			e.log.Warn("trial clock: delivering", zap.Error(err))
+		m, derr := e.DeliverDue(ctx)
+		out.report(ctx, e.log, "delivering", derr)
+		if ferr == nil && derr == nil {
+			out.back(e.log)
 		}
 		busy = busy || m >= e.clockOpts.Batch
 		if busy {
@@ -95,6 +95,31 @@ func (e *Engine) RunClock(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
+	}
+}
+
+// outage logs the trial clock's failures: each other failure, but an
+// unavailable store (down, or refusing writes on a full or read-only disk)
+// once until a round succeeds, not once a tick.
+type outage struct{ down bool }
+
+func (o *outage) report(ctx context.Context, log *zap.Logger, what string, err error) {
+	switch {
+	case err == nil || ctx.Err() != nil:
+	case errors.Is(err, trial.ErrUnavailable):
+		if !o.down {
+			o.down = true
+			log.Warn("trial clock: the store is unavailable; retrying every tick", zap.String("while", what), zap.Error(err))
+		}
+	default:
+		log.Warn("trial clock: "+what, zap.Error(err))
+	}
+}
+
+func (o *outage) back(log *zap.Logger) {
+	if o.down {
+		o.down = false
+		log.Info("trial clock: the store is available again")
 	}
 }
 

@@ -87,7 +87,8 @@ func (e *Engine) Erase(ctx context.Context, study, participant string) (Erased, 
 	return res, err
 }
 
-// Ready reports whether the store answers.
+// Ready reports whether the store answers and can write (a store on a
+// nearly full or read-only disk answers a *trial.UnavailableError).
 func (e *Engine) Ready(ctx context.Context) error { return e.store.Ping(ctx) }
 
 // Participant returns an enrolled participant, or ErrUnknownParticipant.

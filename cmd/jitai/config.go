@@ -42,6 +42,14 @@ type Config struct {
 	// clock (fires scheduled points, delivers). Every engine on a shared
 	// store may run it: claims are atomic.
 	Clock string `yaml:"clock"`
+	// WALLimit and MinFree bound the embedded store's write-ahead log and
+	// the free space under which it refuses writes (0: the store's
+	// defaults, 64 MiB and twice the WAL limit; MinFree -1: no guard).
+	WALLimit int64 `yaml:"wal_limit"`
+	MinFree  int64 `yaml:"min_free"`
+	// EraseRewriteAOF is auto (default) or off: whether an erasure on the
+	// Redis store starts an AOF rewrite (docs/redis.md).
+	EraseRewriteAOF string `yaml:"erase_rewrite_aof"`
 
 	// AuthConfig holds auth, tokens_file, audit_log, metrics_auth and TLS.
 	AuthConfig `yaml:",inline"` // see authconfig.go
@@ -150,6 +158,9 @@ var configKeys = []struct{ key, usage string }{
 	{"evaluator", "ir | topdown: how the policies of studies whose study.yaml has no evaluator key are evaluated; ir runs OPA's planned IR, topdown is OPA's tree-walking evaluator (default ir)"},
 	{"max-clock-skew", "refuse decision times further than this from the server clock (422 naming time); 0 or off turns the check off, e.g. to replay past times (default 5m)"},
 	{"clock", "on | off: run the trial clock on this engine: fire scheduled decision points, record missed ones, deliver (default on)"},
+	{"wal-limit", "embedded store: bound of the write-ahead log, in bytes or with KiB, MiB, GiB; past it the log is checkpointed and truncated (default 64MiB)"},
+	{"min-free", "embedded store: free disk space under which writes are refused (503 with Retry-After) and /readyz is 503, before the disk is full; off turns the guard off (default 2 x wal-limit)"},
+	{"erase-rewrite-aof", "auto | off: Redis store: whether an erasure starts an AOF rewrite (BGREWRITEAOF) on every master with appendonly on, so that the erased data leave the disk (default auto)"},
 	{"rate-limit", "requests per second allowed to each client; 0 = no limit (default 0)"},
 	{"rate-burst", "burst of requests allowed above the rate (default 2 x rate-limit)"},
 	{"watch-interval", "how often to poll the studies folder and hot-reload changed studies; off = only on SIGHUP or POST .../reload (default 1s)"},
@@ -228,7 +239,7 @@ func (c *Config) loadFile(name string, raw []byte) error {
 		k, v := m.Content[i], m.Content[i+1]
 		key := strings.ReplaceAll(k.Value, "_", "-")
 		if !known[key] || strings.Contains(k.Value, "-") {
-			return fmt.Errorf("%s:%d: unknown key %q (keys: addr, studies, data, store, redis_url, durability, log_level, shutdown_grace, request_timeout, policy_timeout, evaluator, max_clock_skew, rate_limit, rate_burst, watch_interval, auth, tokens_file, audit_log, metrics_auth, tls_cert, tls_key, tls_client_ca)", name, k.Line, k.Value)
+			return fmt.Errorf("%s:%d: unknown key %q (keys: addr, studies, data, store, redis_url, durability, log_level, shutdown_grace, request_timeout, policy_timeout, evaluator, max_clock_skew, clock, wal_limit, min_free, erase_rewrite_aof, rate_limit, rate_burst, watch_interval, auth, tokens_file, audit_log, metrics_auth, tls_cert, tls_key, tls_client_ca)", name, k.Line, k.Value)
 		}
 		if v.Kind != yaml.ScalarNode {
 			return fmt.Errorf("%s:%d: %s must be a single value", name, v.Line, k.Value)
@@ -276,11 +287,26 @@ func (c *Config) set(key, v string) error {
 		return dur(&c.PolicyTimeout)
 	case "evaluator":
 		c.Evaluator = v
-	case "clock":
-		if v != "on" && v != "off" {
-			return fmt.Errorf("%q is not on or off", v)
+	case "wal-limit":
+		n, err := parseBytes(v)
+		if err != nil || n < 1<<20 {
+			return fmt.Errorf("%q: want a size of at least 1MiB, e.g. 64MiB", v)
 		}
-		c.Clock = v
+		c.WALLimit = n
+	case "min-free":
+		if v == "off" {
+			c.MinFree = -1
+			return nil
+		}
+		n, err := parseBytes(v)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("%q: want a size, e.g. 256MiB, or off", v)
+		}
+		c.MinFree = n
+	case "erase-rewrite-aof":
+		return choose(&c.EraseRewriteAOF, v, "auto", "off")
+	case "clock":
+		return choose(&c.Clock, v, "on", "off")
 	case "max-clock-skew":
 		if v == "off" {
 			c.MaxClockSkew = -1
@@ -334,4 +360,30 @@ func readConfigFile(file string, env func(string) string) (Config, error) {
 		return c, err
 	}
 	return c, nil
+}
+
+// choose sets *dst to v if v is a or b.
+func choose(dst *string, v, a, b string) error {
+	if v != a && v != b {
+		return fmt.Errorf("%q is not %s or %s", v, a, b)
+	}
+	*dst = v
+	return nil
+}
+
+// parseBytes reads a size: a number of bytes, optionally with KiB, MiB or
+// GiB.
+func parseBytes(v string) (int64, error) {
+	mult := int64(1)
+	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if strings.HasSuffix(v, suffix) {
+			v, mult = strings.TrimSuffix(v, suffix), m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a size", v)
+	}
+	return n * mult, nil
 }

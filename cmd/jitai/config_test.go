@@ -248,6 +248,10 @@ func TestConfigFlagsMirrorKeys(t *testing.T) {
 			val = "topdown"
 		case "clock":
 			val = "off"
+		case "wal-limit", "min-free":
+			val = "3MiB"
+		case "erase-rewrite-aof":
+			val = "off"
 		default:
 			val = "/x/" + k.key
 		}
@@ -269,6 +273,20 @@ func TestConfigFlagsMirrorKeys(t *testing.T) {
 		}
 		if *fromEnv != *fromFlag || *fromFile != *fromFlag {
 			t.Errorf("key %s: flag gives %+v, env %+v, file %+v", k.key, *fromFlag, *fromEnv, *fromFile)
+		}
+	}
+}
+
+// Sizes (wal_limit, min_free) are bytes, or KiB, MiB, GiB.
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{"1048576": 1 << 20, "64MiB": 64 << 20, "2GiB": 2 << 30, "512KiB": 512 << 10} {
+		if got, err := parseBytes(in); err != nil || got != want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "64MB", "-1", "1.5GiB", "9999999999GiB"} {
+		if got, err := parseBytes(in); err == nil {
+			t.Errorf("parseBytes(%q) = %d, want an error", in, got)
 		}
 	}
 }

@@ -93,13 +93,13 @@ func runServe(ctx context.Context, cfg *Config, stderr io.Writer) error {
 func openStore(ctx context.Context, cfg *Config, log *zap.Logger) (trial.Store, ratelimit.Limiter, error) {
 	if cfg.Store == "redis" {
 		redisstore.RouteClientLogs(log)
-		st, err := redisstore.Open(ctx, cfg.RedisURL, redisstore.Options{}, log)
+		st, err := redisstore.Open(ctx, cfg.RedisURL, redisstore.Options{EraseRewriteAOF: cfg.EraseRewriteAOF}, log)
 		if err != nil {
 			return nil, nil, fmt.Errorf("opening the Redis store: %w", err)
 		}
 		return st, ratelimit.NewRedis(st.Client()), nil
 	}
-	st, err := sqlite.Open(filepath.Join(cfg.Data, "jitai.db"), sqlite.Options{Durability: cfg.Durability}, log)
+	st, err := sqlite.Open(filepath.Join(cfg.Data, "jitai.db"), sqlite.Options{Durability: cfg.Durability, WALLimit: cfg.WALLimit, MinFree: cfg.MinFree}, log)
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening the embedded store: %w", err)
 	}

@@ -303,6 +303,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if err := s.eng.Ready(ctx); err != nil {
 		s.storeDown(err)
+		var ue *trial.UnavailableError
+		if errors.As(err, &ue) { // the store answers but cannot write
+			writeProblem(w, r, cannotWrite(ue, ""))
+			return
+		}
 		writeProblem(w, r, problem(http.StatusServiceUnavailable, "unavailable", "Store unavailable", "the store does not answer", ""))
 		return
 	}

@@ -128,7 +128,13 @@ type envConfig struct {
 	requestTimeout time.Duration
 	// tokens turns authentication on (see withTokens).
 	tokens bool
+	// sqlite and dbPath open the embedded store (see storeOptions).
+	sqlite sqlite.Options
+	dbPath string // default: jitai.db in a temporary folder
 }
+
+// storeOptions opens the env's SQLite store with o.
+func storeOptions(o sqlite.Options) envOption { return func(c *envConfig) { c.sqlite = o } }
 
 // quietLogs logs nothing (for tests with thousands of requests).
 func quietLogs(c *envConfig) { c.quiet = true }
@@ -153,7 +159,11 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	if cfg.open != nil {
 		st = cfg.open(t, log)
 	} else {
-		lite, err := sqlite.Open(filepath.Join(t.TempDir(), "jitai.db"), sqlite.Options{Durability: "process"}, log)
+		cfg.sqlite.Durability = "process"
+		if cfg.dbPath == "" {
+			cfg.dbPath = filepath.Join(t.TempDir(), "jitai.db")
+		}
+		lite, err := sqlite.Open(cfg.dbPath, cfg.sqlite, log)
 		if err != nil {
 			t.Fatalf("opening sqlite store: %v", err)
 		}

@@ -372,7 +372,18 @@ func TestEraseAnonymises(t *testing.T) {
 	}
 	ae.clock.Set(at(0, 9, 0))
 	ae.as(pApp, r).expect(t, 200).decode(t, &dec)
-	ae.as(pAdmin, req{Method: "DELETE", Path: "/v1/studies/" + stressMRT + "/participants/p-e"}).expect(t, 200)
+	var erased struct {
+		Copies []struct {
+			Name  string `json:"name"`
+			Clean bool   `json:"clean"`
+		} `json:"copies"`
+	}
+	ae.as(pAdmin, req{Method: "DELETE", Path: "/v1/studies/" + stressMRT + "/participants/p-e"}).expect(t, 200).decode(t, &erased)
+	// The SQLite store says the bytes are gone from its database file and
+	// its write-ahead log.
+	if len(erased.Copies) != 2 || !erased.Copies[0].Clean || !erased.Copies[1].Clean {
+		t.Errorf("erasure answer copies %+v, want the database and the write-ahead log clean", erased.Copies)
+	}
 	ae.as(pApp, req{Method: "GET", Path: "/v1/studies/" + stressMRT + "/participants/p-e"}).expect(t, 404)
 	if evs, _ := ae.store.Events(t.Context(), stressMRT, "p-e"); len(evs) != 0 {
 		t.Errorf("%d events left", len(evs))

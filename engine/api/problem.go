@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/jitai/jitai/engine/decision"
@@ -27,6 +28,8 @@ type Problem struct {
 	Instance string `json:"instance,omitempty"`
 	// Field names the offending request field (JSON path or header name).
 	Field string `json:"field,omitempty"`
+	// retryAfter is the Retry-After of a 503, in seconds (default 1).
+	retryAfter int
 }
 
 func problem(status int, slug, title, detail, field string) *Problem {
@@ -37,7 +40,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
 	p.Instance = r.URL.Path
 	w.Header().Set("Content-Type", "application/problem+json")
 	if p.Status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Retry-After", strconv.Itoa(max(p.retryAfter, 1)))
 	}
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)
@@ -50,6 +53,7 @@ func (s *Server) errorProblem(r *http.Request, err error) *Problem {
 	var pe *decision.PolicyError
 	var dc *policies.DesignChangedError
 	var ce *trial.EventConflictError
+	var ue *trial.UnavailableError
 	switch {
 	case errors.As(err, &ie):
 		return problem(http.StatusUnprocessableEntity, "invalid-field", "A field is invalid", ie.Error(), ie.Field)
@@ -84,6 +88,9 @@ func (s *Server) errorProblem(r *http.Request, err error) *Problem {
 	case errors.As(err, &pe):
 		s.log.Error("policy failed", zap.String("study", pe.Study), zap.Error(pe.Err))
 		return problem(http.StatusInternalServerError, "policy-error", "The study's policy failed", pe.Err.Error(), "")
+	case errors.As(err, &ue):
+		s.storeDown(err)
+		return cannotWrite(ue, "; nothing of this request was stored: retry later with the same Idempotency-Key")
 	case errors.Is(err, trial.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		s.storeDown(err)
 		return problem(http.StatusServiceUnavailable, "unavailable", "Service unavailable", "the store is not reachable now; retry shortly with the same Idempotency-Key: if the decision was recorded before the store went away you get that decision, otherwise a new one is made (no randomised decision is returned without its record)", "")
@@ -92,6 +99,14 @@ func (s *Server) errorProblem(r *http.Request, err error) *Problem {
 	}
 	s.log.Error("request failed", zap.String("route", r.Pattern), zap.Error(err))
 	return problem(http.StatusInternalServerError, "internal", "Internal error", "the request failed; nothing was returned to the participant", "")
+}
+
+// cannotWrite is the problem of a store that answers but cannot write (its
+// disk is nearly full or read-only): 503 with the store's Retry-After.
+func cannotWrite(ue *trial.UnavailableError, more string) *Problem {
+	p := problem(http.StatusServiceUnavailable, "store-cannot-write", "The store cannot write now", ue.Reason+more, "")
+	p.retryAfter = int(ue.RetryAfter.Seconds())
+	return p
 }
 
 // decodeError turns a JSON decoding error into a problem naming the field.

@@ -41,5 +41,9 @@ func (s *Server) erase(w http.ResponseWriter, r *http.Request) {
 	}
 	detail["records"], detail["events"] = res.Records, res.Events
 	s.audit(r, principal(r), r.Pattern, "erase", "done", http.StatusOK, detail)
-	writeJSON(w, http.StatusOK, map[string]any{"erased": true, "erasure": res.Mode, "records": res.Records, "events": res.Events})
+	answer := map[string]any{"erased": true, "erasure": res.Mode, "records": res.Records, "events": res.Events}
+	if len(res.Copies) > 0 {
+		answer["copies"] = res.Copies // where the bytes are gone from the disk, and when
+	}
+	writeJSON(w, http.StatusOK, answer)
 }

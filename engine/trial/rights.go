@@ -29,6 +29,23 @@ type Erasure struct {
 	Events int `json:"events"`
 	// Anonymised says whether records were kept anonymised.
 	Anonymised bool `json:"anonymised"`
+	// Copies says, for each place where the store keeps bytes on disk
+	// (database file, write-ahead log, append-only file, snapshots,
+	// replicas), whether the erased data are gone from it now or when they
+	// will be. Empty when the store keeps nothing on disk.
+	Copies []ErasedCopy `json:"copies,omitempty"`
+}
+
+// ErasedCopy is one place where a store keeps data on disk, and whether an
+// erasure's bytes have left it.
+type ErasedCopy struct {
+	// Name names the copy: "database", "write-ahead log", "append-only
+	// file", "RDB snapshot", "replicas".
+	Name string `json:"name"`
+	// Clean: the erased participant's bytes are gone from this copy now.
+	Clean bool `json:"clean"`
+	// When says when the bytes leave the copy, if not now.
+	When string `json:"when,omitempty"`
 }
 
 // NewSurrogate returns a random participant id for anonymised records.

@@ -22,6 +22,33 @@ var (
 	ErrUnavailable = errors.New("store unavailable")
 )
 
+// UnavailableError is an ErrUnavailable that says why the store cannot
+// write and when to try again: its disk is nearly full or its file or
+// file system is read-only. It answers errors.Is(err, ErrUnavailable).
+type UnavailableError struct {
+	// Reason says what is wrong and what fixes it, without participant data.
+	Reason string
+	// RetryAfter is when a retry may succeed (the Retry-After header).
+	RetryAfter time.Duration
+	// Err is the underlying error, if any.
+	Err error
+}
+
+func (e *UnavailableError) Error() string {
+	if e.Err == nil {
+		return ErrUnavailable.Error() + ": " + e.Reason
+	}
+	return ErrUnavailable.Error() + ": " + e.Reason + ": " + e.Err.Error()
+}
+
+// Unwrap returns ErrUnavailable and the underlying error.
+func (e *UnavailableError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{ErrUnavailable}
+	}
+	return []error{ErrUnavailable, e.Err}
+}
+
 // Participants stores enrolments and between-person assignments.
 type Participants interface {
 	// Enroll creates the participant unless it exists. For a new
@@ -87,7 +114,9 @@ type Store interface {
 	Decisions
 	Pins
 	Clock
-	// Ping checks that the store can serve (for /readyz).
+	// Ping checks that the store can serve, writes included (for /readyz):
+	// a store that answers but cannot write (its disk nearly full or
+	// read-only) returns a *UnavailableError saying why.
 	Ping(ctx context.Context) error
 	// Close flushes pending writes and releases resources.
 	Close() error

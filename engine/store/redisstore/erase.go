@@ -207,6 +207,7 @@ func (s *Store) Erase(ctx context.Context, study, participant string, anonymise 
 		return nil, s.fail(what, err)
 	}
 	s.up()
+	res.Copies = s.scrub(ctx)
 	return res, nil
 }
 

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -222,5 +225,64 @@ func TestClusterNodeDown(t *testing.T) {
 	}
 	if err := s.Ping(ctx); !errors.Is(err, trial.ErrUnavailable) {
 		t.Fatalf("Ping with a master down: %v, want ErrUnavailable", err)
+	}
+}
+
+// A Redis whose disk fills (a private redis-server with appendonly yes and
+// appendfsync everysec, since with always it exits on a failed write, on a
+// 4 MiB tmpfs): its MISCONF refusals are unavailable (503, never 500) and
+// Ping, behind /readyz, says it cannot write; once space is freed and Redis
+// has written its AOF again, the store is ready again. Skipped where this
+// process may not mount a tmpfs.
+func TestRedisDiskFull(t *testing.T) {
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here (%v: %s)", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
+	srv := startServer(t, func(int, string) []string {
+		return []string{"--dir", dir, "--appendonly", "yes", "--appendfsync", "everysec"}
+	})
+	s := openAt(t, "redis://"+srv.addr()+"/0", Options{})
+	ctl := redis.NewClient(&redis.Options{Addr: srv.addr()})
+	defer ctl.Close()
+	ctx := t.Context()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping with space: %v", err)
+	}
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = f.Write(make([]byte, 4<<20)) // fills the tmpfs: ENOSPC expected
+	f.Close()
+	big := strings.Repeat("x", 64<<10)
+	var refused error
+	for i := 0; i < 200 && refused == nil; i++ {
+		refused = ctl.Set(ctx, fmt.Sprintf("jitaitest:fill:%d", i), big, 0).Err()
+	}
+	if refused == nil {
+		t.Fatal("Redis accepted 12 MiB on a full 4 MiB disk")
+	}
+	_, _, err = s.Enroll(ctx, &trial.Participant{Study: "s1", ID: "p1", Status: trial.StatusActive}, nil)
+	if !errors.Is(err, trial.ErrUnavailable) {
+		t.Errorf("enrolling on a Redis with a full disk: %v, want ErrUnavailable (Redis said %v)", err, refused)
+	}
+	if err := s.Ping(ctx); !errors.Is(err, trial.ErrUnavailable) {
+		t.Errorf("Ping on a Redis with a full disk: %v, want not ready", err)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for s.Ping(ctx) != nil { // Redis retries its AOF write every second
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready a minute after space was freed: %v", s.Ping(ctx))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, _, err := s.Enroll(ctx, &trial.Participant{Study: "s1", ID: "p1", Status: trial.StatusActive}, nil); err != nil {
+		t.Errorf("enrolling after space was freed: %v", err)
 	}
 }

@@ -331,6 +331,11 @@ type Options struct {
 	// by instead of the Redis server's (TIME); for tests, which move it
 	// instead of sleeping. Every store on one key prefix must share it.
 	Now func() time.Time `yaml:"-" json:"-"`
+	// EraseRewriteAOF says whether an erasure starts an AOF rewrite
+	// (BGREWRITEAOF) on every master whose append-only file is on, so that
+	// the erased data leave the disk within seconds: RewriteAuto (default)
+	// or RewriteOff. See docs/redis.md, "Erasure and the disk".
+	EraseRewriteAOF string `yaml:"erase_rewrite_aof" json:"erase_rewrite_aof"`
 }
 
 // SetDefaults fills in unset store options. Connection options are resolved
@@ -353,6 +358,9 @@ func (o *Options) SetDefaults() {
 	}
 	if o.LogGrace == 0 {
 		o.LogGrace = defaultLogGrace
+	}
+	if o.EraseRewriteAOF == "" {
+		o.EraseRewriteAOF = RewriteAuto
 	}
 }
 
@@ -385,6 +393,11 @@ func (o *Options) Validate() error {
 	}{{"dial_timeout", o.DialTimeout}, {"read_timeout", o.ReadTimeout}, {"write_timeout", o.WriteTimeout}, {"pool_timeout", o.PoolTimeout}, {"idempotency_ttl", o.IdempotencyTTL}, {"enroll_lease", o.EnrollLease}, {"log_grace", o.LogGrace}} {
 		if c.v < 0 {
 			errs = append(errs, fmt.Errorf("%s %s: use a positive duration or leave it out for the default", c.key, c.v))
+		}
+	}
+	if o.EraseRewriteAOF != "" {
+		if err := validRewrite(o.EraseRewriteAOF); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if o.IdempotencyTTL > 0 && o.IdempotencyTTL < time.Millisecond {
@@ -509,12 +522,37 @@ func (s *Store) Ping(ctx context.Context) error {
 	var err error
 	if c, ok := s.rdb.(*redis.ClusterClient); ok {
 		err = c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
-			return n.Ping(ctx).Err()
+			return canPersist(ctx, n)
 		})
 	} else {
-		err = s.rdb.Ping(ctx).Err()
+		err = canPersist(ctx, s.rdb)
+	}
+	var ue *trial.UnavailableError
+	if errors.As(err, &ue) {
+		return err
 	}
 	return s.check("pinging redis", err)
+}
+
+// canPersist pings a node and reads whether it can write its files: a
+// failed AOF write or snapshot (a full or read-only disk) makes Redis refuse
+// writes with MISCONF, so the store is not ready.
+func canPersist(ctx context.Context, c redis.Cmdable) error {
+	info, err := c.Info(ctx, "persistence").Result()
+	if err != nil && !unavailable(err) {
+		return c.Ping(ctx).Err() // INFO renamed away (a managed service): PING only
+	}
+	if err != nil {
+		return err
+	}
+	f := parseInfo(info)
+	switch {
+	case f["aof_enabled"] == "1" && f["aof_last_write_status"] == "err":
+		return &trial.UnavailableError{Reason: "redis cannot write its append-only file (disk full or read-only?); it refuses writes until it can", RetryAfter: 10 * time.Second}
+	case f["rdb_last_bgsave_status"] == "err":
+		return &trial.UnavailableError{Reason: "redis's last RDB snapshot failed (disk full or read-only?); with stop-writes-on-bgsave-error (the default) it refuses writes until a snapshot succeeds", RetryAfter: 10 * time.Second}
+	}
+	return nil
 }
 
 // Close releases the connections. Later calls return an error wrapping
@@ -560,7 +598,9 @@ func (s *Store) fail(what string, err error) error {
 }
 
 // transientPrefixes are server errors that mean "not now".
-var transientPrefixes = []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "NOREPLICAS", "OOM", "max number of clients", "MOVED", "ASK"}
+// MISCONF is Redis refusing writes because it cannot persist them (its disk
+// is full or read-only).
+var transientPrefixes = []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "NOREPLICAS", "OOM", "MISCONF", "max number of clients", "MOVED", "ASK"}
 
 // unavailable reports whether err means Redis cannot serve now: anything but
 // a server's error reply (a script or usage error) counts, except the

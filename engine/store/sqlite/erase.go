@@ -8,6 +8,8 @@ import (
 	"fmt"
 
 	"github.com/jitai/jitai/engine/trial"
+
+	"go.uber.org/zap"
 )
 
 var _ trial.Eraser = (*Store)(nil)
@@ -110,7 +112,111 @@ func (s *Store) Erase(ctx context.Context, study, participant string, anonymise 
 	if err != nil {
 		return nil, fmt.Errorf("erasing participant in study %s: %w", study, err)
 	}
+	out.Copies = s.scrub(ctx)
 	return out, nil
+}
+
+// scrub removes an erasure's bytes from the disk: secure_delete has zeroed
+// the deleted cells, incremental_vacuum gives the freed pages back to the
+// file system, and a TRUNCATE checkpoint copies the log into the database
+// and empties it, so that no old page version survives in the log. It
+// reports where the bytes are gone and, where not, when they will be.
+func (s *Store) scrub(ctx context.Context) []trial.ErasedCopy {
+	db := trial.ErasedCopy{Name: "database", Clean: true}
+	wal := trial.ErasedCopy{Name: "write-ahead log", Clean: true}
+	var truncated bool
+	err := s.maintain(ctx, func(*writeStmts) error {
+		if _, err := s.wconn.ExecContext(context.Background(), "PRAGMA incremental_vacuum"); err != nil {
+			return fmt.Errorf("vacuuming freed pages: %w", err)
+		}
+		var err error
+		truncated, err = s.truncateWAL(context.Background())
+		return err
+	})
+	if err != nil || !truncated {
+		s.log.Warn("erased data may stay in the write-ahead log until its next truncation", zap.Error(err))
+		wal = trial.ErasedCopy{Name: "write-ahead log", When: "at the next truncating checkpoint: after the next erasure, when the log passes wal_limit_bytes, or when the server stops"}
+	}
+	// secure_delete zeroed the cells in the transaction itself; the pages
+	// reach the database file when the log is checkpointed.
+	if !truncated {
+		db.Clean, db.When = false, wal.When
+	}
+	return []trial.ErasedCopy{db, wal}
+}
+
+// vacuumLimit is the largest database file converted to auto_vacuum
+// INCREMENTAL (a full VACUUM) when opened.
+const vacuumLimit = 64 << 20
+
+// autoVacuum sets auto_vacuum INCREMENTAL on a new database. A database
+// created without it (before erasure scrubbing) is converted with a VACUUM
+// when it is small enough for that to be quick; a larger one, or one that
+// cannot be written, is left as it is, with a warning: secure_delete still
+// zeroes erased data, but freed pages stay in the file until an offline
+// VACUUM (docs/erasure.md).
+func autoVacuum(ctx context.Context, conn *sql.Conn, log *zap.Logger) error {
+	var mode, pages, size int64
+	if err := conn.QueryRowContext(ctx, "PRAGMA auto_vacuum").Scan(&mode); err != nil {
+		return fmt.Errorf("reading auto_vacuum: %w", err)
+	}
+	if mode != 0 {
+		return fastSecureDelete(ctx, conn)
+	}
+	var tables int
+	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master").Scan(&tables); err != nil {
+		return fmt.Errorf("reading the schema: %w", err)
+	}
+	if err := conn.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
+		return fmt.Errorf("reading page_count: %w", err)
+	}
+	if err := conn.QueryRowContext(ctx, "PRAGMA page_size").Scan(&size); err != nil {
+		return fmt.Errorf("reading page_size: %w", err)
+	}
+	if pages*size > vacuumLimit {
+		log.Warn("the database has no auto_vacuum: erased participants' pages stay in the file (zeroed) until an offline VACUUM; see docs/erasure.md", zap.Int64("bytes", pages*size))
+		return nil
+	}
+	if _, err := conn.ExecContext(ctx, "PRAGMA auto_vacuum = INCREMENTAL"); err != nil {
+		log.Warn("cannot turn on auto_vacuum", zap.Error(err))
+		return nil
+	}
+	if pages == 0 {
+		// An empty file: the pragma takes effect with the first table.
+		return fastSecureDelete(ctx, conn)
+	}
+	if _, err := conn.ExecContext(ctx, "VACUUM"); err != nil {
+		log.Warn("cannot vacuum to turn on auto_vacuum; erased pages stay in the file (zeroed) until an offline VACUUM", zap.Error(err))
+		return nil
+	}
+	if tables > 0 { // else a new file, whose header journal_mode WAL wrote
+		log.Info("database converted to auto_vacuum incremental", zap.Int64("bytes", pages*size))
+	}
+	return fastSecureDelete(ctx, conn)
+}
+
+// fastSecureDelete turns secure_delete from ON to FAST on a database with
+// auto_vacuum: FAST zeroes deleted content inside the pages a write touches
+// anyway, but does not write freed pages out as zeros (extra I/O on every
+// update that frees an overflow page). Freed pages keep old content until
+// the incremental_vacuum after an erasure, which overwrites or truncates
+// every free page; without auto_vacuum they would keep it, so such a
+// database stays on ON.
+func fastSecureDelete(ctx context.Context, conn *sql.Conn) error {
+	if _, err := conn.ExecContext(ctx, "PRAGMA secure_delete = FAST"); err != nil {
+		return fmt.Errorf("setting secure_delete: %w", err)
+	}
+	return nil
+}
+
+// drop forgets a participant (after withdrawal or erasure).
+func (c *stateCache) drop(study, participant string) {
+	if c.max <= 0 {
+		return
+	}
+	c.mu.Lock()
+	delete(c.m, cacheKey(study, participant))
+	c.mu.Unlock()
 }
 
 // anonymiseRecords rewrites the participant's records under one surrogate.
@@ -149,14 +255,4 @@ func (s *Store) anonymiseRecords(ctx context.Context, study, participant string)
 		}
 	}
 	return len(recs), nil
-}
-
-// drop forgets a participant (after withdrawal or erasure).
-func (c *stateCache) drop(study, participant string) {
-	if c.max <= 0 {
-		return
-	}
-	c.mu.Lock()
-	delete(c.m, cacheKey(study, participant))
-	c.mu.Unlock()
 }

@@ -58,6 +58,21 @@ type Options struct {
 	// CacheParticipants is how many participants' decoded states are kept
 	// in memory (default 100000; -1 turns the cache off).
 	CacheParticipants int `yaml:"cache_participants" json:"cache_participants"`
+	// WALLimit bounds the write-ahead log, in bytes (default 64 MiB): once
+	// a commit leaves it larger, the writer checkpoints in TRUNCATE mode,
+	// and journal_size_limit truncates it to this size whenever SQLite
+	// restarts it.
+	WALLimit int64 `yaml:"wal_limit_bytes" json:"wal_limit_bytes"`
+	// MinFree is the free space, in bytes, under which the store refuses
+	// writes (503 with Retry-After) and reports not ready, before the disk
+	// is full (default twice WALLimit; -1 turns the guard off). Writes
+	// resume by themselves once space is freed.
+	MinFree int64 `yaml:"min_free_bytes" json:"min_free_bytes"`
+	// DiskStatus reports the free space and writability of the file system
+	// holding the database (default StatDisk). Tests inject one.
+	DiskStatus func(path string) (Disk, error) `yaml:"-" json:"-"`
+	// Now is the clock that paces looks at the disk (default time.Now).
+	Now func() time.Time `yaml:"-" json:"-"`
 }
 
 // SetDefaults fills in unset options.
@@ -77,6 +92,12 @@ func (o *Options) SetDefaults() {
 	if o.CacheParticipants == 0 {
 		o.CacheParticipants = 100000
 	}
+	if o.WALLimit == 0 {
+		o.WALLimit = 64 << 20
+	}
+	if o.MinFree == 0 {
+		o.MinFree = 2 * o.WALLimit
+	}
 }
 
 // Validate reports options that cannot work, naming the key and the fix.
@@ -90,6 +111,12 @@ func (o *Options) Validate() error {
 	}
 	if o.ReadConns < 1 {
 		errs = append(errs, fmt.Errorf("read_conns %d: use a positive number (default 4)", o.ReadConns))
+	}
+	if o.WALLimit < 1<<20 {
+		errs = append(errs, fmt.Errorf("wal_limit_bytes %d: use at least 1 MiB (default 64 MiB)", o.WALLimit))
+	}
+	if o.MinFree < -1 {
+		errs = append(errs, fmt.Errorf("min_free_bytes %d: use a positive number of bytes, or -1 to turn the free-space guard off", o.MinFree))
 	}
 	return errors.Join(errs...)
 }
@@ -116,9 +143,11 @@ type Store struct {
 	mu         sync.RWMutex
 	closed     bool
 	ops        chan *op
+	outside    []*op // the writer's buffer of maintenance ops
 	writerDone chan struct{}
 	closing    atomic.Bool
 
+	guard    *guard // refuses writes on a (nearly) full or read-only disk (disk.go)
 	cache    *stateCache
 	idem     *idemFilter // nil when read-only
 	lock     *os.File
@@ -127,10 +156,15 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	// The writer's WAL bound (checkpoint.go; writer goroutine only):
+	walFailing bool  // the last truncation failed (logged once)
+	walRetryAt int64 // after a failed truncation, the log size of the next attempt
+
 	stats struct {
-		transactions atomic.Uint64
-		ops          atomic.Uint64
-		failedOps    atomic.Uint64
+		walTruncations atomic.Uint64
+		transactions   atomic.Uint64
+		ops            atomic.Uint64
+		failedOps      atomic.Uint64
 	}
 }
 
@@ -157,7 +191,7 @@ func Open(path string, opts Options, log *zap.Logger) (*Store, error) {
 	if opts.Durability == DurabilityPower {
 		synchronous = "FULL"
 	}
-	s := &Store{log: log, path: path, opts: opts, cache: newStateCache(opts.CacheParticipants)}
+	s := &Store{log: log, path: path, opts: opts, cache: newStateCache(opts.CacheParticipants), guard: newGuard(path, opts, log)}
 	lock, err := lockFile(path)
 	if err != nil {
 		return nil, err
@@ -177,7 +211,12 @@ func Open(path string, opts Options, log *zap.Logger) (*Store, error) {
 	// rebalance swaps two pages, SQLite parks one at a page number beyond
 	// the end of the file, and the commit then scans the whole cache to drop
 	// pages past the end. With 64 MiB that scan was 6% of a decision's CPU.
-	s.wdb, err = sql.Open("sqlite", fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=page_size(8192)&_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=cache_size(-16384)&_pragma=mmap_size(268435456)&_pragma=temp_store(memory)&_pragma=wal_autocheckpoint(%d)", path, busyTimeoutMillis, synchronous, walAutocheckpointPg))
+	//
+	// Erasure: secure_delete overwrites deleted content with zeros, and
+	// auto_vacuum INCREMENTAL (set by autoVacuum) lets an erasure give freed pages back to the file
+	// system (erase.go). journal_size_limit bounds the log once SQLite
+	// restarts it; the writer truncates it past WALLimit (checkpoint.go).
+	s.wdb, err = sql.Open("sqlite", fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=page_size(8192)&_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=cache_size(-16384)&_pragma=mmap_size(268435456)&_pragma=temp_store(memory)&_pragma=wal_autocheckpoint(%d)&_pragma=secure_delete(ON)&_pragma=journal_size_limit(%d)", path, busyTimeoutMillis, synchronous, walAutocheckpoint(opts.WALLimit), opts.WALLimit))
 	if err != nil {
 		return nil, fmt.Errorf("opening sqlite store for writing: %w", err)
 	}
@@ -187,6 +226,9 @@ func Open(path string, opts Options, log *zap.Logger) (*Store, error) {
 	s.wdb.SetConnMaxIdleTime(0)
 	if s.wconn, err = s.wdb.Conn(ctx); err != nil {
 		return nil, fmt.Errorf("opening sqlite store %s: %w", path, err)
+	}
+	if err := autoVacuum(ctx, s.wconn, log); err != nil {
+		return nil, fmt.Errorf("sqlite store %s: %w", path, err)
 	}
 	if err := migrate(ctx, s.wconn, log); err != nil {
 		return nil, fmt.Errorf("migrating sqlite store %s: %w", path, err)
@@ -255,10 +297,17 @@ func OpenReadOnly(path string, log *zap.Logger) (*Store, error) {
 	return s, nil
 }
 
-// Ping reads the schema version: a cheap read that touches the file.
+// Ping reads the schema version, a cheap read that touches the file, and
+// reports whether the store can write (disk.go): a nearly full disk or a
+// read-only file makes the store not ready.
 func (s *Store) Ping(ctx context.Context) error {
 	if s.closing.Load() {
 		return errClosed
+	}
+	if !s.readOnly {
+		if err := s.guard.writable(); err != nil {
+			return err
+		}
 	}
 	var v int
 	if err := s.r.ping.QueryRowContext(ctx).Scan(&v); err != nil {
@@ -327,6 +376,9 @@ type Stats struct {
 	// CheckpointedPages is how many WAL pages the background checkpoints
 	// have copied into the database file (checkpoint.go).
 	CheckpointedPages uint64
+	// WALTruncations counts the checkpoints that truncated a write-ahead
+	// log grown past WALLimit.
+	WALTruncations uint64
 	// IdempotencyQueriesSkipped counts the snapshots whose idempotency key
 	// the in-memory filter showed to be unused, so that it was not looked
 	// up (idemfilter.go).
@@ -339,6 +391,8 @@ func (s *Store) Stats() Stats {
 		Transactions: s.stats.transactions.Load(),
 		Ops:          s.stats.ops.Load(),
 		FailedOps:    s.stats.failedOps.Load(),
+
+		WALTruncations: s.stats.walTruncations.Load(),
 	}
 	if s.ckpt != nil {
 		st.CheckpointedPages = s.ckpt.pages.Load()

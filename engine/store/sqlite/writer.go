@@ -23,9 +23,12 @@ const (
 type op struct {
 	// fn runs inside the write transaction, on the writer goroutine. Its
 	// error fails this op only.
-	fn    func(w *writeStmts) error
-	state atomic.Int32
-	done  chan error // buffered; receives the op's result after COMMIT
+	fn func(w *writeStmts) error
+	// outside: fn runs after the batch's transaction, outside any
+	// transaction (checkpoints, vacuum).
+	outside bool
+	state   atomic.Int32
+	done    chan error // buffered; receives the op's result after COMMIT
 }
 
 // write queues fn and waits until the transaction holding it has committed
@@ -33,10 +36,23 @@ type op struct {
 // starts fn, fn never runs; once it has started, write waits for the result
 // so that callbacks never run after their caller has returned.
 func (s *Store) write(ctx context.Context, fn func(w *writeStmts) error) error {
+	return s.submit(ctx, &op{fn: fn, done: make(chan error, 1)})
+}
+
+// maintain runs fn on the writer's connection outside any transaction, after
+// the writes queued before it, and waits for it.
+func (s *Store) maintain(ctx context.Context, fn func(w *writeStmts) error) error {
+	return s.submit(ctx, &op{fn: fn, outside: true, done: make(chan error, 1)})
+}
+
+// submit queues o unless the store cannot write now, and waits for its result.
+func (s *Store) submit(ctx context.Context, o *op) error {
 	if s.readOnly {
 		return errReadOnly
 	}
-	o := &op{fn: fn, done: make(chan error, 1)}
+	if err := s.guard.writable(); err != nil {
+		return err
+	}
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
@@ -78,21 +94,31 @@ func (s *Store) writer() {
 			linger.Stop()
 		}
 		concurrent = len(batch) > 1
-		// Claim the ops whose callers still wait.
-		live := batch[:0]
+		// Claim the ops whose callers still wait; maintenance runs after
+		// the batch's commit.
+		live, outside := batch[:0], s.outside[:0]
 		for _, o := range batch {
-			if o.state.CompareAndSwap(opQueued, opRunning) {
+			if !o.state.CompareAndSwap(opQueued, opRunning) {
+				continue
+			}
+			if o.outside {
+				outside = append(outside, o)
+			} else {
 				live = append(live, o)
 			}
 		}
-		if len(live) == 0 {
-			continue
+		if len(live) > 0 {
+			results = s.runBatch(live, results[:0])
+			for i, o := range live {
+				o.done <- results[i]
+			}
+			s.boundWAL()
 		}
-		results = s.runBatch(live, results[:0])
-		for i, o := range live {
-			o.done <- results[i]
+		for _, o := range outside {
+			o.done <- s.guard.observe(runOp(o, s.w))
 		}
 		clear(batch[:cap(batch)])
+		clear(outside)
 	}
 }
 
@@ -131,11 +157,15 @@ func (s *Store) runBatch(ops []*op, results []error) []error {
 	w := s.w
 	fail := func(err error) []error {
 		results = results[:0]
+		if gerr := s.guard.observe(err); gerr != err {
+			err = gerr // a full or read-only disk: the guard logs once per change
+		} else {
+			s.log.Error("sqlite store write transaction failed", zap.Int("ops", len(ops)), zap.Error(err))
+		}
 		for range ops {
 			results = append(results, err)
 		}
 		s.stats.failedOps.Add(uint64(len(ops)))
-		s.log.Error("sqlite store write transaction failed", zap.Int("ops", len(ops)), zap.Error(err))
 		return results
 	}
 	if _, err := w.begin.ExecContext(ctx); err != nil {
@@ -152,6 +182,7 @@ func (s *Store) runBatch(ops []*op, results []error) []error {
 			if _, rbErr := w.rollback.ExecContext(ctx); rbErr != nil {
 				return fail(fmt.Errorf("rolling back failed write: %w: %w", trial.ErrUnavailable, rbErr))
 			}
+			results[0] = s.guard.observe(err)
 			return results
 		}
 	} else if !s.runOptimistic(ops, w) {
@@ -191,9 +222,11 @@ func (s *Store) runBatch(ops []*op, results []error) []error {
 	}
 	s.stats.transactions.Add(1)
 	committed := 0
-	for _, err := range results {
+	for i, err := range results {
 		if err == nil {
 			committed++
+		} else {
+			results[i] = s.guard.observe(err)
 		}
 	}
 	s.stats.ops.Add(uint64(committed))
