@@ -163,6 +163,6 @@ func (w *fixtureWalker) check(path []string, v *ast.Term) {
 	if v.Location != nil {
 		line = v.Location.Row
 	}
-	w.out = append(w.out, &ConfigError{File: w.file, Line: line,
+	w.out = append(w.out, &ConfigError{File: w.file, Line: line, Warning: true,
 		Msg: fmt.Sprintf("the test repeats study.yaml's %s (%s); read it from %s instead", strings.Join(names, " and "), v, TestStudyData)})
 }

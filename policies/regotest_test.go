@@ -154,7 +154,7 @@ func TestTestFixtureWarnings(t *testing.T) {
 	}
 	file := "stress-mrt/policy/repeats_test.rego"
 	msg := func(line int, setting, value string) string {
-		return fmt.Sprintf("%s:%d: the test repeats study.yaml's %s (%s); read it from data.jitai.study instead", file, line, setting, value)
+		return fmt.Sprintf("%s:%d: warning: the test repeats study.yaml's %s (%s); read it from data.jitai.study instead", file, line, setting, value)
 	}
 	want := []string{
 		msg(3, "quiet_hours.start", fmt.Sprintf("%q", q.Start)),

@@ -559,17 +559,7 @@ func BenchmarkReplay(b *testing.B) {
 func TestReplaySeedChange(t *testing.T) {
 	tr := simulatedTrial(t)
 	dir := filepath.Join(t.TempDir(), "stress-mrt")
-	if err := os.CopyFS(dir, os.DirFS(stressDir)); err != nil {
-		t.Fatal(err)
-	}
-	yaml, err := os.ReadFile(filepath.Join(dir, "study.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	yaml = bytes.Replace(yaml, []byte("\nseed: "), []byte("\nseed: other-"), 1)
-	if err := os.WriteFile(filepath.Join(dir, "study.yaml"), yaml, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeStudyCopy(t, dir, func(yaml []byte) []byte { return bytes.Replace(yaml, []byte("\nseed: "), []byte("\nseed: other-"), 1) })
 	code, out, errOut := runCLI(t, nil, "replay", "--study-dir", stressDir, "--decisions", tr.jsonl, "--policy", dir, "--format", "json", "--examples", "100000")
 	if code != replayOK {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
@@ -635,20 +625,12 @@ func BenchmarkExplain(b *testing.B) {
 func TestReplayStudyYAMLChange(t *testing.T) {
 	tr := simulatedTrial(t)
 	dir := filepath.Join(t.TempDir(), "stress-mrt-v2")
-	if err := os.CopyFS(dir, os.DirFS(stressDir)); err != nil {
-		t.Fatal(err)
-	}
-	yaml, err := os.ReadFile(filepath.Join(dir, "study.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Contains(yaml, []byte(`start: "22:00"`)) {
-		t.Fatal("the example's quiet hours no longer start at 22:00")
-	}
-	yaml = bytes.Replace(yaml, []byte(`start: "22:00"`), []byte(`start: "20:00"`), 1)
-	if err := os.WriteFile(filepath.Join(dir, "study.yaml"), yaml, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	yaml := writeStudyCopy(t, dir, func(yaml []byte) []byte {
+		if !bytes.Contains(yaml, []byte(`start: "22:00"`)) {
+			t.Fatal("the example's quiet hours no longer start at 22:00")
+		}
+		return bytes.Replace(yaml, []byte(`start: "22:00"`), []byte(`start: "20:00"`), 1)
+	})
 	code, out, errOut := runCLI(t, nil, "replay", "--study-dir", stressDir, "--decisions", tr.jsonl, "--policy", dir, "--format", "json", "--examples", "100000")
 	if code != replayOK {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
@@ -705,4 +687,22 @@ func TestReplayStudyYAMLChange(t *testing.T) {
 	if as := replayJSON(t, out); as.Changed != len(want) {
 		t.Fatalf("--as: %d decisions change, want the same %d (input.study.id is no rule's business)", as.Changed, len(want))
 	}
+}
+
+// writeStudyCopy copies the stress-mrt example to dir with its study.yaml
+// edited; it returns the edited study.yaml.
+func writeStudyCopy(t *testing.T, dir string, edit func([]byte) []byte) []byte {
+	t.Helper()
+	if err := os.CopyFS(dir, os.DirFS(stressDir)); err != nil {
+		t.Fatal(err)
+	}
+	yaml, err := os.ReadFile(filepath.Join(dir, "study.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml = edit(yaml)
+	if err := os.WriteFile(filepath.Join(dir, "study.yaml"), yaml, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return yaml
 }

@@ -334,7 +334,7 @@ func TestStudyCheckWarnsOnCopiedSettings(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: warnings must not fail the check\n%s%s", code, out, errs)
 	}
-	want := fmt.Sprintf("warning: stress-mrt/policy/policy_test.rego:%d: the test repeats study.yaml's quiet_hours.start (%q); read it from data.jitai.study instead\n", line, q)
+	want := fmt.Sprintf("stress-mrt/policy/policy_test.rego:%d: warning: the test repeats study.yaml's quiet_hours.start (%q); read it from data.jitai.study instead\n", line, q)
 	if !strings.Contains(out, want) || strings.Count(out, "warning:") != 1 {
 		t.Errorf("output lacks exactly the warning %q:\n%s", want, out)
 	}

@@ -58,10 +58,9 @@ func runStudyCheck(ctx context.Context, dir string, stdout io.Writer) error {
 		}
 	}
 	if s != nil {
-		// Warnings first, so that they are seen whatever else is found.
-		for _, w := range s.TestFixtureWarnings() {
-			fmt.Fprintln(stdout, "warning: "+w.Error())
-		}
+		// Warnings (file:line: warning: ...) first, so that they are seen
+		// whatever else is found.
+		errs = append(s.TestFixtureWarnings(), errs...)
 	}
 	problems := 0
 	for _, e := range errs {

@@ -46,10 +46,19 @@ func (s *Server) putShadow(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, rep)
 }
 
-func (s *Server) getShadow(w http.ResponseWriter, r *http.Request) {
+// servedStudy is the path's study, or false after answering 404.
+func (s *Server) servedStudy(w http.ResponseWriter, r *http.Request) (string, bool) {
 	study := r.PathValue("study")
 	if _, ok := s.eng.Study(study); !ok {
 		s.fail(w, r, engine.ErrUnknownStudy)
+		return "", false
+	}
+	return study, true
+}
+
+func (s *Server) getShadow(w http.ResponseWriter, r *http.Request) {
+	study, ok := s.servedStudy(w, r)
+	if !ok {
 		return
 	}
 	rep, err := s.eng.Shadow(study)
@@ -61,9 +70,8 @@ func (s *Server) getShadow(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteShadow(w http.ResponseWriter, r *http.Request) {
-	study := r.PathValue("study")
-	if _, ok := s.eng.Study(study); !ok {
-		s.fail(w, r, engine.ErrUnknownStudy)
+	study, ok := s.servedStudy(w, r)
+	if !ok {
 		return
 	}
 	if err := s.eng.DropShadow(study); err != nil {
@@ -74,9 +82,8 @@ func (s *Server) deleteShadow(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) promoteShadow(w http.ResponseWriter, r *http.Request) {
-	study := r.PathValue("study")
-	if _, ok := s.eng.Study(study); !ok {
-		s.fail(w, r, engine.ErrUnknownStudy)
+	study, ok := s.servedStudy(w, r)
+	if !ok {
 		return
 	}
 	a, err := s.eng.PromoteShadow(r.Context(), study)
