@@ -104,6 +104,9 @@ func runExport(ctx context.Context, p exportParams, stdout, stderr io.Writer) er
 		if res.Skipped > 0 {
 			fmt.Fprintf(stdout, " (%d delivered again and already in the file)", res.Skipped)
 		}
+		if res.Removed+res.Anonymised > 0 {
+			fmt.Fprintf(stdout, "; erasures applied to the file: %d lines removed, %d anonymised", res.Removed, res.Anonymised)
+		}
 		fmt.Fprintf(stdout, ", %d log entries trimmed", res.Trimmed)
 		if res.Appended > 0 && res.Elapsed > 0 {
 			fmt.Fprintf(stdout, ", %.0f decisions/s", float64(res.Appended)/res.Elapsed.Seconds())

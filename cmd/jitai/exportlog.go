@@ -44,12 +44,15 @@ type logExportArgs struct {
 
 // logExportResult is what a JSONL export did.
 type logExportResult struct {
-	Appended  int // lines appended
-	Skipped   int // decisions delivered again and already in the file
-	Reindexed int // records Reindex went through (with --reindex)
-	Cut       int64
-	Trimmed   int64
-	Elapsed   time.Duration
+	Appended int // lines appended
+	Skipped  int // decisions delivered again and already in the file
+	// Removed and Anonymised count the file's lines the erasures applied
+	// this run removed and anonymised (exporterase.go).
+	Removed, Anonymised int
+	Reindexed           int // records Reindex went through (with --reindex)
+	Cut                 int64
+	Trimmed             int64
+	Elapsed             time.Duration
 }
 
 // exportLog opens the Redis store and appends the study's new decisions to
@@ -83,6 +86,9 @@ func appendLog(ctx context.Context, st *redisstore.Store, a logExportArgs) (res 
 		if res.Reindexed, err = st.Reindex(ctx, a.study); err != nil {
 			return res, err
 		}
+	}
+	if res.Removed, res.Anonymised, err = applyErasures(ctx, st, a.study, a.out); err != nil {
+		return res, err
 	}
 	pending, err := st.LogPending(ctx, a.study, a.group, a.consumer)
 	if err != nil {

@@ -425,3 +425,88 @@ func BenchmarkExportJSONL(b *testing.B) {
 	b.ReportMetric(float64(res.Appended)/b.Elapsed().Seconds(), "decisions/s")
 	b.ReportMetric(float64(size), "bytes/record")
 }
+
+// TestExportJSONLAppliesErasures: a JSONL file written before an erasure
+// loses the erased participant's data at the next run: the lines of a
+// participant whose records were removed go, those of one whose records
+// were anonymised are replaced by the anonymised records; no line names
+// either id; the other participants' lines are untouched; a further run
+// changes nothing.
+func TestExportJSONLAppliesErasures(t *testing.T) {
+	ctx := t.Context()
+	url := logExportRedisURL(t)
+	opts := logExportPrefix(t, url)
+	e := newLogExportEngine(t, url, opts)
+	out := filepath.Join(t.TempDir(), "decisions.jsonl")
+	run := func() string {
+		t.Helper()
+		code, stdout, stderr := runExportWith(opts, "--study", "stress-mrt", "--out", out, "--store", "redis", "--redis-url", url)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		return stdout
+	}
+	e.day(t, 0, "keep-3141", "anon-me-2718", "gone-1618")
+	run()
+	before, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(before, []byte("anon-me-2718")) || !bytes.Contains(before, []byte("gone-1618")) {
+		t.Fatal("the first export does not hold the participants")
+	}
+	var kept [][]byte
+	for _, l := range bytes.SplitAfter(before, []byte("\n")) {
+		if bytes.Contains(l, []byte("keep-3141")) {
+			kept = append(kept, l)
+		}
+	}
+	if _, err := e.st.Erase(ctx, "stress-mrt", "anon-me-2718", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.Erase(ctx, "stress-mrt", "gone-1618", false); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(); !strings.Contains(got, "erasures applied to the file: 3 lines removed, 3 anonymised") {
+		t.Fatalf("second run: %s", got)
+	}
+	after, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"anon-me-2718", "gone-1618"} {
+		if n := bytes.Count(after, []byte(id)); n != 0 {
+			t.Fatalf("the export still names %s %d times after its erasure", id, n)
+		}
+	}
+	ids := jsonlIDs(t, out)
+	if len(ids) != 6 {
+		t.Fatalf("%d lines after the erasures, want 6 (3 kept, 3 anonymised)", len(ids))
+	}
+	anonymised := 0
+	for _, l := range bytes.SplitAfter(after, []byte("\n")) {
+		var r trial.Record
+		if len(l) == 0 || json.Unmarshal(l, &r) != nil {
+			continue
+		}
+		if strings.HasPrefix(r.Participant, "anon-") {
+			anonymised++
+			if string(r.Input) != "{}" || r.InputHash != "" {
+				t.Fatalf("an anonymised line keeps its input: %s", l)
+			}
+		}
+	}
+	for _, k := range kept {
+		if !bytes.Contains(after, k) {
+			t.Fatalf("a line of a participant not erased changed: %s", k)
+		}
+	}
+	if anonymised != 3 {
+		t.Fatalf("%d anonymised lines, want 3", anonymised)
+	}
+	run()
+	again, _ := os.ReadFile(out)
+	if !bytes.Equal(again, after) {
+		t.Fatal("a run after the erasures were applied changed the file")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -130,6 +131,17 @@ func (s *Store) Erase(ctx context.Context, study, participant string, anonymise 
 	surrogate := ""
 	if anonymise && len(ids) > 0 {
 		surrogate = trial.NewSurrogate()
+	}
+	if len(ids) > 0 {
+		// The notice first: an exporter rewrites its files for these ids
+		// even if the erasure stops half way (it is repeated until done).
+		sorted := slices.Sorted(slices.Values(ids))
+		if err := s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: sk.erasures(), Values: map[string]any{
+			"ids": strings.Join(sorted, ","), "surrogate": surrogate}}).Err(); err != nil {
+			return nil, s.fail(what+": writing the erasure notice", err)
+		}
+	}
+	if surrogate != "" {
 		spk := s.k.participant(study, surrogate)
 		if _, err := s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			for id, doc := range recs.Val() {
@@ -275,4 +287,38 @@ func globEsc(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// ErasureNotice is one erasure's notice to exporters: the decision ids it
+// removed, or anonymised under Surrogate.
+type ErasureNotice struct {
+	// ID is the notice's stream id: read the notices after it next time.
+	ID          string
+	DecisionIDs []string
+	// Surrogate is the participant id the records were anonymised under
+	// ("" when they were removed).
+	Surrogate string
+}
+
+// Erasures lists the study's erasure notices after the stream id after
+// ("" for all), oldest first.
+func (s *Store) Erasures(ctx context.Context, study, after string) ([]ErasureNotice, error) {
+	start := "-"
+	if after != "" {
+		start = "(" + after
+	}
+	msgs, err := s.rdb.XRange(ctx, s.k.study(study).erasures(), start, "+").Result()
+	if err != nil {
+		return nil, s.fail("reading erasure notices of study "+study, err)
+	}
+	out := make([]ErasureNotice, 0, len(msgs))
+	for _, m := range msgs {
+		n := ErasureNotice{ID: m.ID}
+		if ids, _ := m.Values["ids"].(string); ids != "" {
+			n.DecisionIDs = strings.Split(ids, ",")
+		}
+		n.Surrogate, _ = m.Values["surrogate"].(string)
+		out = append(out, n)
+	}
+	return out, nil
 }

@@ -92,6 +92,12 @@ func (k keys) study(study string) studyKeys {
 	return studyKeys{base: k.prefix + "{" + esc(study) + "}"}
 }
 
+// erasures is a stream of erasure notices: the decision ids an erasure
+// removed or anonymised (and the surrogate of anonymised ones), never the
+// participant's id. Exporters that append the decision log to files read it
+// to rewrite those files (cmd/jitai exportlog.go).
+func (k studyKeys) erasures() string { return k.base + ":erasures" }
+
 // pins is a hash: name -> value pinned for the study (trial.Pins).
 func (k studyKeys) pins() string { return k.base + ":pins" }
 
