@@ -88,6 +88,8 @@ func (s *Store) scrub(ctx context.Context) []trial.ErasedCopy {
 	if replicas {
 		out = append(out, trial.ErasedCopy{Name: "replicas", When: whenReplicas})
 	}
+	// The erasure notice reaches the files the JSONL export appends to.
+	out = append(out, trial.ErasedCopy{Name: "JSONL exports (jitai export --format jsonl)", When: "at the next export run"})
 	return out
 }
 
