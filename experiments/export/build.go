@@ -1,7 +1,6 @@
 package export
 
 import (
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -135,19 +134,17 @@ func (b *builder) declare(v *policies.Variable, order int) {
 	}
 }
 
-func (b *builder) addParticipant(p *trial.Participant, recs []*trial.Record, evs []trial.Event, dels map[string]*trial.Delivery) error {
-	idx := newEventIndex(evs)
+// addParticipant gathers the rows' data of a participant read by fetch.
+func (b *builder) addParticipant(p *trial.Participant, f fetched) error {
+	recs, idx := f.recs, f.idx
 	pr := &participantRow{p: p, index: int64(len(b.participants) + 1), decisions: int64(len(recs)), distal: map[string]*distal{}}
 	for i, rec := range recs {
 		if !b.revSeen[rec.PolicyRevision] {
 			b.revSeen[rec.PolicyRevision] = true
 			b.revs = append(b.revs, rec.PolicyRevision)
 		}
-		d, err := b.decision(rec, i, idx)
-		if err != nil {
-			return err
-		}
-		d.delivery = dels[rec.ID]
+		d := b.decision(rec, i, idx, &f.inputs[i])
+		d.delivery = f.dels[rec.ID]
 		b.decisions = append(b.decisions, d)
 		if rec.Available {
 			pr.available++
@@ -187,7 +184,7 @@ func joinReasons(rs []string) string { return strings.Join(rs, ";") }
 // decision gathers the data of the i-th decision of a participant: the
 // record's exported fields, the proximal outcomes joined from the events,
 // and the policy input.
-func (b *builder) decision(rec *trial.Record, i int, idx *eventIndex) (*decision, error) {
+func (b *builder) decision(rec *trial.Record, i int, idx *eventIndex, in *policyInput) *decision {
 	d := &decision{
 		participant: rec.Participant, id: rec.ID, point: rec.DecisionPoint, local: rec.LocalTime,
 		revision: rec.PolicyRevision, action: rec.Action, time: rec.Time, available: rec.Available,
@@ -207,12 +204,6 @@ func (b *builder) decision(rec *trial.Record, i int, idx *eventIndex) (*decision
 		d.outcomes[k] = v
 	}
 
-	var in policyInput
-	if len(rec.Input) > 0 {
-		if err := json.Unmarshal(rec.Input, &in); err != nil {
-			return nil, fmt.Errorf("decoding the policy input of decision %s: %w", rec.ID, err)
-		}
-	}
 	d.day, d.history = in.Participant.DayInStudy, in.History
 	add := func(group int, key string, raw any) {
 		name := dynGroups[group].prefix + key
@@ -260,7 +251,7 @@ func (b *builder) decision(rec *trial.Record, i int, idx *eventIndex) (*decision
 	for k, v := range rec.Tailoring {
 		add(groupTailoring, k, v)
 	}
-	return d, nil
+	return d
 }
 
 func boolInt(b bool) int64 {

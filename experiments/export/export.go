@@ -185,7 +185,7 @@ func Build(ctx context.Context, st Store, study *policies.Study, opts Options) (
 		return nil, fmt.Errorf("export of study %s: listing participants: %w", cfg.ID, err)
 	}
 	err = fetchInOrder(ctx, st, cfg.ID, parts, func(p *trial.Participant, f fetched) error {
-		return b.addParticipant(p, f.recs, f.evs, f.dels)
+		return b.addParticipant(p, f)
 	})
 	if err != nil {
 		return nil, err
@@ -203,11 +203,42 @@ func Build(ctx context.Context, st Store, study *policies.Study, opts Options) (
 // how many participants' records are held before they become rows.
 const fetchWorkers = 4
 
+// fetched is what is read and decoded of one participant: the records,
+// their policy inputs (inputs[i] is recs[i]'s), the events and the
+// delivery logs. The fetch workers decode, so that both the store's
+// decoding and the export's use the cores.
 type fetched struct {
-	recs []*trial.Record
-	evs  []trial.Event
-	dels map[string]*trial.Delivery // by decision id
-	err  error
+	recs   []*trial.Record
+	inputs []policyInput
+	idx    *eventIndex
+	dels   map[string]*trial.Delivery // by decision id
+	err    error
+}
+
+// fetch reads and decodes one participant's records, events and delivery
+// logs.
+func fetch(ctx context.Context, st Store, study string, p *trial.Participant) (f fetched) {
+	if f.recs, f.err = listDecisions(ctx, st, study, p.ID); f.err != nil {
+		return f
+	}
+	evs, err := st.Events(ctx, study, p.ID)
+	if err != nil {
+		f.err = fmt.Errorf("export of study %s: listing events of a participant: %w", study, err)
+		return f
+	}
+	f.idx = newEventIndex(evs)
+	if f.dels, f.err = deliveries(ctx, st, study, p.ID, f.recs); f.err != nil {
+		return f
+	}
+	var dec inputDecoder
+	f.inputs = make([]policyInput, len(f.recs))
+	for i, rec := range f.recs {
+		if err := dec.decode(rec.Input, &f.inputs[i]); err != nil {
+			f.err = fmt.Errorf("export of study %s: decoding the policy input of decision %s: %w", study, rec.ID, err)
+			return f
+		}
+	}
+	return f
 }
 
 // DeliveryLogs is what an export reads of the trial clock's delivery logs
@@ -268,15 +299,7 @@ func fetchInOrder(ctx context.Context, st Store, study string, parts []*trial.Pa
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				var f fetched
-				if f.recs, f.err = listDecisions(ctx, st, study, p.ID); f.err == nil {
-					if f.evs, f.err = st.Events(ctx, study, p.ID); f.err != nil {
-						f.err = fmt.Errorf("export of study %s: listing events of a participant: %w", study, f.err)
-					} else {
-						f.dels, f.err = deliveries(ctx, st, study, p.ID, f.recs)
-					}
-				}
-				results[i] <- f
+				results[i] <- fetch(ctx, st, study, p)
 			}()
 		}
 	}()
@@ -333,13 +356,21 @@ type policyInput struct {
 	// Derived is what each enricher plugin returned: plugin -> object.
 	Derived map[string]any `json:"derived"`
 	State   struct {
-		EMA        map[string]struct{ Value any } `json:"ema"`
-		Context    map[string]struct{ Value any } `json:"context"`
-		Assessment map[string]struct {
-			Total *float64 `json:"total"`
-		} `json:"assessment"`
+		EMA        map[string]inputValue      `json:"ema"`
+		Context    map[string]inputValue      `json:"context"`
+		Assessment map[string]inputAssessment `json:"assessment"`
 	} `json:"state"`
 	History inputHistory `json:"history"`
+}
+
+// inputValue is a reported variable of the policy input's state.
+type inputValue struct {
+	Value any `json:"value"`
+}
+
+// inputAssessment is an instrument of the policy input's state.
+type inputAssessment struct {
+	Total *float64 `json:"total"`
 }
 
 // inputHistory is the policy input's history.
