@@ -184,7 +184,7 @@ func Build(ctx context.Context, st Store, study *policies.Study, opts Options) (
 	if err != nil {
 		return nil, fmt.Errorf("export of study %s: listing participants: %w", cfg.ID, err)
 	}
-	err = fetchInOrder(ctx, st, cfg.ID, parts, func(p *trial.Participant, f fetched) error {
+	err = fetchInOrder(ctx, st, cfg, parts, func(p *trial.Participant, f fetched) error {
 		return b.addParticipant(p, f)
 	})
 	if err != nil {
@@ -217,7 +217,8 @@ type fetched struct {
 
 // fetch reads and decodes one participant's records, events and delivery
 // logs.
-func fetch(ctx context.Context, st Store, study string, p *trial.Participant) (f fetched) {
+func fetch(ctx context.Context, st Store, cfg *policies.Config, p *trial.Participant) (f fetched) {
+	study := cfg.ID
 	if f.recs, f.err = listDecisions(ctx, st, study, p.ID); f.err != nil {
 		return f
 	}
@@ -227,8 +228,11 @@ func fetch(ctx context.Context, st Store, study string, p *trial.Participant) (f
 		return f
 	}
 	f.idx = newEventIndex(evs)
-	if f.dels, f.err = deliveries(ctx, st, study, p.ID, f.recs); f.err != nil {
-		return f
+	// Only a study with a delivery section has delivery columns.
+	if cfg.Delivery != nil {
+		if f.dels, f.err = deliveries(ctx, st, study, p.ID, f.recs); f.err != nil {
+			return f
+		}
 	}
 	var dec inputDecoder
 	f.inputs = make([]policyInput, len(f.recs))
@@ -277,7 +281,7 @@ func deliveries(ctx context.Context, st Store, study, participant string, recs [
 // fetchInOrder reads each participant's decisions and events, up to
 // fetchWorkers participants at once, and calls use for each in the order
 // of parts. It returns the first error and waits for every read it started.
-func fetchInOrder(ctx context.Context, st Store, study string, parts []*trial.Participant, use func(*trial.Participant, fetched) error) error {
+func fetchInOrder(ctx context.Context, st Store, cfg *policies.Config, parts []*trial.Participant, use func(*trial.Participant, fetched) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	results := make([]chan fetched, len(parts))
@@ -299,7 +303,7 @@ func fetchInOrder(ctx context.Context, st Store, study string, parts []*trial.Pa
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				results[i] <- fetch(ctx, st, study, p)
+				results[i] <- fetch(ctx, st, cfg, p)
 			}()
 		}
 	}()
