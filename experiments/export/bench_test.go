@@ -133,3 +133,32 @@ func BenchmarkExport(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkWrite1M writes 1,000,000 decision rows (the 20,000 rows of
+// BenchmarkExport's store, repeated) to CSV and to Parquet: the writers'
+// part of exporting a trial of a million decisions.
+func BenchmarkWrite1M(b *testing.B) {
+	const nP, nD, n = 100, 200, 1_000_000
+	st, study := benchStore(b, nP, nD)
+	ts, err := export.Build(context.Background(), st, study, export.Options{Now: func() time.Time { return at(60, 0, 0) }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	src := ts.Decisions.Rows
+	rows := make([][]any, n)
+	for i := range rows {
+		rows[i] = src[i%len(src)]
+	}
+	ts.Decisions.Rows = rows
+	for _, f := range []export.Format{export.CSV, export.Parquet} {
+		b.Run(string(f), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := ts.Write(io.Discard, export.DecisionsTable, f); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/row")
+		})
+	}
+}
