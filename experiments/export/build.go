@@ -137,13 +137,17 @@ func (b *builder) declare(v *policies.Variable, order int) {
 // addParticipant gathers the rows' data of a participant read by fetch.
 func (b *builder) addParticipant(p *trial.Participant, f fetched) error {
 	recs, idx := f.recs, f.idx
+	loc, err := time.LoadLocation(p.Timezone)
+	if err != nil || p.Timezone == "" {
+		loc = nil
+	}
 	pr := &participantRow{p: p, index: int64(len(b.participants) + 1), decisions: int64(len(recs)), distal: map[string]*distal{}}
 	for i, rec := range recs {
 		if !b.revSeen[rec.PolicyRevision] {
 			b.revSeen[rec.PolicyRevision] = true
 			b.revs = append(b.revs, rec.PolicyRevision)
 		}
-		d := b.decision(rec, i, idx, &f.inputs[i])
+		d := b.decision(rec, i, idx, &f.inputs[i], loc)
 		d.delivery = f.dels[rec.ID]
 		b.decisions = append(b.decisions, d)
 		if rec.Available {
@@ -184,9 +188,9 @@ func joinReasons(rs []string) string { return strings.Join(rs, ";") }
 // decision gathers the data of the i-th decision of a participant: the
 // record's exported fields, the proximal outcomes joined from the events,
 // and the policy input.
-func (b *builder) decision(rec *trial.Record, i int, idx *eventIndex, in *policyInput) *decision {
+func (b *builder) decision(rec *trial.Record, i int, idx *eventIndex, in *policyInput, loc *time.Location) *decision {
 	d := &decision{
-		participant: rec.Participant, id: rec.ID, point: rec.DecisionPoint, local: rec.LocalTime,
+		participant: rec.Participant, id: rec.ID, point: rec.DecisionPoint, local: localTime(rec, loc),
 		revision: rec.PolicyRevision, action: rec.Action, time: rec.Time, available: rec.Available,
 		trigger: rec.Trigger, phase: rec.Phase, eventID: rec.EventID, scheduledAt: rec.ScheduledAt, studyDay: rec.StudyDay,
 		unavailable: rec.UnavailableReasons, safetyReasons: rec.SafetyReasons,

@@ -15,9 +15,12 @@ import (
 const timeLayout = "2006-01-02T15:04:05.999999Z07:00"
 
 // WriteCSV writes t as CSV: RFC 4180 quoting, a header row of column names,
-// LF line ends, UTF-8. Missing values are empty fields; numbers are written
-// in full precision (the shortest text that reads back to the same
-// float64); timestamps as RFC 3339 in UTC.
+// LF line ends, UTF-8. A missing value is the unquoted field NA, and an
+// empty string the quoted field "" (so they differ: R's read.csv with
+// na.strings = "NA" and pandas' read_csv with keep_default_na=False,
+// na_values=["NA"] read them as NA and ""); a string that is NA is quoted.
+// Numbers are written in full precision (the shortest text that reads
+// back to the same float64); timestamps as RFC 3339 in UTC.
 //
 // Rows are appended to one reused line buffer with strconv's and time's
 // Append functions, so writing allocates nothing per value.
@@ -57,7 +60,7 @@ func WriteCSV(w io.Writer, t *Table) error {
 func appendValue(b []byte, v any) []byte {
 	switch x := v.(type) {
 	case nil:
-		return b
+		return append(b, missingField...)
 	case string:
 		return appendField(b, x)
 	case int64:
@@ -70,9 +73,13 @@ func appendValue(b []byte, v any) []byte {
 	return appendField(b, fmt.Sprint(v))
 }
 
+// missingField is a missing value in CSV.
+const missingField = "NA"
+
 // appendField appends s as a CSV field, quoted when it must be (as
 // encoding/csv does: a field holding a comma, quote, CR or LF, starting
-// with a space, or the text \.), with its quotes doubled.
+// with a space, or the text \.; and the empty string and NA, which would
+// read as missing), with its quotes doubled.
 func appendField(b []byte, s string) []byte {
 	if !needsQuotes(s) {
 		return append(b, s...)
@@ -92,17 +99,14 @@ func appendField(b []byte, s string) []byte {
 }
 
 func needsQuotes(s string) bool {
-	if s == "" {
-		return false
-	}
-	if s == `\.` || strings.ContainsAny(s, ",\"\r\n") {
+	if s == "" || s == missingField || s == `\.` || strings.ContainsAny(s, ",\"\r\n") {
 		return true
 	}
 	r, _ := utf8.DecodeRuneInString(s)
 	return unicode.IsSpace(r)
 }
 
-// FormatValue is a value's text in CSV, before quoting: "" when missing.
+// FormatValue is a value's text in CSV, before quoting: NA when missing.
 func FormatValue(v any) string {
 	if s, ok := v.(string); ok {
 		return s

@@ -7,7 +7,7 @@
 // rows of a participant are contiguous and in time order, availability and
 // every factor's level are 0/1 integers, the randomisation probability of a
 // within-person factor is its own column, and missing values are missing
-// (empty in CSV, null in Parquet), never zero.
+// (NA in CSV, where an empty string is ""; null in Parquet), never zero.
 //
 // Column order is stable and documented in the codebook: the fixed columns,
 // then each factor in study.yaml order, then each proximal outcome in
@@ -86,8 +86,12 @@ type Column struct {
 	// 0/1-coded column, the value itself for a string column.
 	Levels      []string `json:"levels,omitempty"`
 	Description string   `json:"description"`
-	// Missing says when the value is missing (empty in CSV, null in Parquet).
+	// Missing says when the value is missing (NA in CSV, null in Parquet).
 	Missing string `json:"missing"`
+	// RClass is the column's class in R's read.csv colClasses, and
+	// PandasDtype its dtype in pandas' read_csv (see readers.go).
+	RClass      string `json:"r_class"`
+	PandasDtype string `json:"pandas_dtype"`
 	// Variable is the study's data dictionary entry of a declared
 	// variable's column (nil for other columns).
 	Variable *Variable `json:"variable,omitempty"`

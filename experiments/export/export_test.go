@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -60,7 +61,9 @@ func TestExport(t *testing.T) {
 
 	t.Run("CSV golden files", x.csvGoldenFiles)
 
-	t.Run("CSV reads back as RFC 4180 with empty missing values", x.csvReadsBackAsRfc4180WithEmptyMissingValues)
+	t.Run("CSV reads back as RFC 4180 with NA missing values", x.csvReadsBackAsRfc4180WithEmptyMissingValues)
+
+	t.Run("local time, hour and weekday", x.localTimeHourAndWeekday)
 
 	t.Run("Parquet reads back equal to the table", x.parquetReadsBackEqualToTheTable)
 
@@ -412,7 +415,7 @@ func (x *exportEnv) csvReadsBackAsRfc4180WithEmptyMissingValues(t *testing.T) {
 	}
 	for i, row := range d.Rows {
 		for j, v := range row {
-			if got := recs[i+1][j]; got != export.FormatValue(v) || (v == nil && got != "") {
+			if got := recs[i+1][j]; got != export.FormatValue(v) || (v == nil && got != "NA") {
 				t.Fatalf("row %d column %s: %q, want %q", i, d.Columns[j].Name, got, export.FormatValue(v))
 			}
 		}
@@ -685,6 +688,37 @@ func checkValueTypes(t *testing.T, tss ...*export.Tables) {
 						t.Errorf("%s %s row %d: %s is %s but holds a %T", ts.Study, table.Name, i, c.Name, c.Type, v)
 					}
 				}
+			}
+		}
+	}
+}
+
+// localTimeHourAndWeekday: local_time is RFC 3339 with a numeric offset
+// (never Z), the decision time in the participant's time zone, and
+// local_hour and weekday are read from it.
+func (x *exportEnv) localTimeHourAndWeekday(t *testing.T) {
+	form := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d$`)
+	for _, ts := range []*export.Tables{x.stress, x.mood} {
+		d := ts.Decisions
+		zones := map[string]string{}
+		for i := range ts.Participants.Rows {
+			zones[ts.Participants.Value(i, "participant_id").(string)] = ts.Participants.Value(i, "timezone").(string)
+		}
+		for i := range d.Rows {
+			lt, _ := d.Value(i, "local_time").(string)
+			if !form.MatchString(lt) {
+				t.Fatalf("%s row %d: local_time %q is not RFC 3339 with a numeric offset", ts.Study, i, lt)
+			}
+			loc, err := time.LoadLocation(zones[d.Value(i, "participant_id").(string)])
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := d.Value(i, "time").(time.Time).In(loc)
+			if got, err := time.Parse(time.RFC3339, lt); err != nil || !got.Equal(want) || got.Format("-07:00") != want.Format("-07:00") {
+				t.Errorf("%s row %d: local_time %s, want the decision time %s in %s", ts.Study, i, lt, want.Format(time.RFC3339), loc)
+			}
+			if h, wd := d.Value(i, "local_hour"), d.Value(i, "weekday"); h != int64(want.Hour()) || wd != want.Weekday().String() {
+				t.Errorf("%s row %d: local_hour %v, weekday %v; want %d, %s", ts.Study, i, h, wd, want.Hour(), want.Weekday())
 			}
 		}
 	}
