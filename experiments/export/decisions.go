@@ -14,23 +14,23 @@ import (
 // the record that columns read, the decision's position among the
 // participant's decisions, its proximal outcomes and its policy input.
 type decision struct {
-	participant, id, point        string
-	revision, action              string
-	trigger, phase, eventID       string
-	time, scheduledAt             time.Time
-	local                         time.Time // in the participant's offset; zero when unknown
-	studyDay                      int
-	delivery                      *trial.Delivery   // the delivery log; nil when none
-	option                        *trial.OptionDraw // the option delivered; nil unless action is deliver
-	available                     bool
-	unavailable, safetyReasons    []string
-	factors                       []trial.FactorDraw
-	plugins                       []trial.PluginCall
-	index                         int64 // 1-based, in time order
-	outcomes                      []any // raw values, in cfg.Outcomes order
-	day                           *float64
-	history                       inputHistory
-	dyn                           []kv // policy-input values, any order
+	participant, id, point     string
+	revision, action           string
+	trigger, phase, eventID    string
+	time, scheduledAt          time.Time
+	local                      time.Time // in the participant's offset; zero when unknown
+	studyDay                   int
+	delivery                   *trial.Delivery   // the delivery log; nil when none
+	option                     *trial.OptionDraw // the option delivered; nil unless action is deliver
+	available                  bool
+	unavailable, safetyReasons []string
+	factors                    []trial.FactorDraw
+	plugins                    []trial.PluginCall
+	index                      int64 // 1-based, in time order
+	outcomes                   []any // raw values, in cfg.Outcomes order
+	day                        *float64
+	history                    inputHistory
+	dyn                        []kv // policy-input values, any order
 }
 
 // draw is the record's draw of the named factor, or nil.
