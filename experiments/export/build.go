@@ -33,6 +33,7 @@ type builder struct {
 	revSeen map[string]bool
 
 	participants []*participantRow
+	engagement   []*engagementRow
 	pinst        map[string]bool // instruments seen in assessment events
 }
 
@@ -150,6 +151,9 @@ func (b *builder) addParticipant(p *trial.Participant, f fetched) error {
 		d := b.decision(rec, i, idx, &f.inputs[i], loc)
 		d.delivery = f.dels[rec.ID]
 		b.decisions = append(b.decisions, d)
+		if delivered(rec) {
+			b.engagement = append(b.engagement, newEngagementRow(d, idx.engagement[rec.ID]))
+		}
 		if rec.Available {
 			pr.available++
 		}
@@ -298,6 +302,7 @@ func (b *builder) finish() (*Tables, error) {
 		GeneratedAt:     b.now,
 		Decisions:       decisionTable(b.cfg, outTypes, dyn).table(b.decisions),
 		Participants:    participantTable(b.cfg, insts).table(b.participants),
+		Engagement:      engagementTable().table(b.engagement),
 		pluginNote:      strings.TrimSpace(dictionaryNote(b.cfg) + " " + pluginNote(b.cfg)),
 	}, nil
 }

@@ -72,6 +72,7 @@ const (
 const (
 	DecisionsTable    = "decisions"
 	ParticipantsTable = "participants"
+	EngagementTable   = "engagement"
 )
 
 // Column describes one column of a table (its codebook entry).
@@ -152,6 +153,9 @@ type Tables struct {
 	GeneratedAt     time.Time
 	Decisions       *Table
 	Participants    *Table
+	// Engagement has one row per delivered decision: what the app
+	// reported of it.
+	Engagement *Table
 	// pluginNote completes the decisions table's codebook description
 	// for a study with plugins ("" without).
 	pluginNote string
@@ -164,6 +168,8 @@ func (ts *Tables) Table(name string) *Table {
 		return ts.Decisions
 	case ParticipantsTable:
 		return ts.Participants
+	case EngagementTable:
+		return ts.Engagement
 	}
 	return nil
 }
@@ -173,7 +179,7 @@ func (ts *Tables) Table(name string) *Table {
 const pageSize = 5000
 
 // Build reads a study's participants (in enrolment order), their decisions
-// (by time, then id) and events, and returns the export's two tables.
+// (by time, then id) and events, and returns the export's tables.
 func Build(ctx context.Context, st Store, study *policies.Study, opts Options) (*Tables, error) {
 	if study == nil || study.Config == nil {
 		return nil, errors.New("export: no study given")

@@ -378,7 +378,7 @@ func (x *exportEnv) csvGoldenFiles(t *testing.T) {
 		name string
 		ts   *export.Tables
 	}{{stressMRT, stress}, {moodMOST, mood}} {
-		for _, table := range []string{export.DecisionsTable, export.ParticipantsTable} {
+		for _, table := range []string{export.DecisionsTable, export.ParticipantsTable, export.EngagementTable} {
 			var buf bytes.Buffer
 			if err := tc.ts.Write(&buf, table, export.CSV); err != nil {
 				t.Fatal(err)
@@ -479,10 +479,10 @@ func (x *exportEnv) codebookListsEveryColumnOfBothTables(t *testing.T) {
 		if err := json.Unmarshal(js.Bytes(), &back); err != nil {
 			t.Fatal(err)
 		}
-		if len(back.Tables) != 2 {
+		if len(back.Tables) != 3 {
 			t.Fatalf("codebook has %d tables", len(back.Tables))
 		}
-		for k, table := range []*export.Table{ts.Decisions, ts.Participants} {
+		for k, table := range []*export.Table{ts.Decisions, ts.Participants, ts.Engagement} {
 			cbt := back.Tables[k]
 			if cbt.Name != table.Name || cbt.Rows != len(table.Rows) || len(cbt.Columns) != len(table.Columns) {
 				t.Fatalf("codebook table %s: %d rows %d columns; table %d rows %d columns", cbt.Name, cbt.Rows, len(cbt.Columns), len(table.Rows), len(table.Columns))
@@ -519,11 +519,11 @@ func (x *exportEnv) writefiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := export.Paths{Decisions: out, Participants: filepath.Join(dir, "stress_participants"+fm.Ext()), CodebookMD: out + ".codebook.md", CodebookJSON: out + ".codebook.json"}
+		want := export.Paths{Decisions: out, Participants: filepath.Join(dir, "stress_participants"+fm.Ext()), Engagement: filepath.Join(dir, "stress_engagement"+fm.Ext()), CodebookMD: out + ".codebook.md", CodebookJSON: out + ".codebook.json"}
 		if p != want {
 			t.Errorf("paths %+v, want %+v", p, want)
 		}
-		for _, f := range []string{p.Decisions, p.Participants, p.CodebookMD, p.CodebookJSON} {
+		for _, f := range []string{p.Decisions, p.Participants, p.Engagement, p.CodebookMD, p.CodebookJSON} {
 			if st, err := os.Stat(f); err != nil || st.Size() == 0 {
 				t.Errorf("%s: %v", f, err)
 			}
@@ -597,7 +597,7 @@ func (x *exportEnv) api(t *testing.T) {
 	}
 	res, body := get("/v1/studies/stress-mrt/export?table=codebook")
 	var cb export.Codebook
-	if res.StatusCode != http.StatusOK || json.Unmarshal(body, &cb) != nil || len(cb.Tables) != 2 {
+	if res.StatusCode != http.StatusOK || json.Unmarshal(body, &cb) != nil || len(cb.Tables) != 3 {
 		t.Errorf("codebook: %d %s", res.StatusCode, body)
 	}
 	for _, tc := range []struct {

@@ -120,7 +120,7 @@ func checkFixtureHasMissingAndEmpty(t *testing.T, ts *export.Tables) {
 	t.Helper()
 	missing := map[export.Type]bool{}
 	empty := false
-	for _, d := range []*export.Table{ts.Decisions, ts.Participants} {
+	for _, d := range []*export.Table{ts.Decisions, ts.Participants, ts.Engagement} {
 		for _, row := range d.Rows {
 			for j, v := range row {
 				switch {
@@ -191,7 +191,7 @@ func checkReaderOutput(t *testing.T, ts *export.Tables, out string, want func(ex
 			}
 		}
 	}
-	if want := len(ts.Decisions.Columns) + len(ts.Participants.Columns); seen != want {
+	if want := len(ts.Decisions.Columns) + len(ts.Participants.Columns) + len(ts.Engagement.Columns); seen != want {
 		t.Errorf("the reader printed %d columns, the export has %d", seen, want)
 	}
 }
