@@ -35,7 +35,7 @@ type CodebookTable struct {
 var tableDescriptions = map[string]string{
 	DecisionsTable: "One row per (participant, decision point): participants in enrolment order, each participant's decisions in time order (ties by decision id), so a participant's rows are contiguous. " +
 		"Columns: the decision, each factor's level, label, probability and draw (study.yaml order), each proximal outcome (study.yaml order), then the policy's input: history, ema_*, ctx_*, ctxev_*, assess_*, tailoring_* (each group sorted by name; the groups hold the variables seen in any record).",
-	EngagementTable: "One row per delivered decision (action deliver), in the order of the decisions table: whether the app reported it delivered, opened, completed or dismissed (engagement events that refer to the decision, at any time before the export), when it first did, and the participant's rating. Join to the decisions table by decision_id.",
+	EngagementTable:   "One row per delivered decision (action deliver), in the order of the decisions table: whether the app reported it delivered, opened, completed or dismissed (engagement events that refer to the decision, at any time before the export), when it first did, and the participant's rating. Join to the decisions table by decision_id.",
 	ParticipantsTable: "One row per participant in enrolment order: enrolment, stratum, between-person factor levels, counts of decisions and distal outcomes from assessments (first and last PHQ-9 / GAD-7 total, with their times).",
 }
 
