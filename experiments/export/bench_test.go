@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -120,6 +121,18 @@ func BenchmarkExport(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(nP*nD), "ns/row")
+		// What an export holds once built (the tables), per decision row.
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		kept, err := export.Build(ctx, st, study, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(nP*nD), "heap-B/row")
+		runtime.KeepAlive(kept)
 	})
 	for _, f := range []export.Format{export.CSV, export.Parquet} {
 		b.Run("Write"+string(f), func(b *testing.B) {
