@@ -52,13 +52,11 @@ func (dec *inputDecoder) decode(raw []byte, in *policyInput) error {
 	in.State.EMA = dec.values(state.Get("ema"))
 	in.State.Context = dec.values(state.Get("context"))
 	if o := state.GetObject("assessment"); o != nil {
+		in.State.Assessment = make(map[string]inputAssessment, o.Len())
 		o.Visit(func(k []byte, v *fastjson.Value) {
 			t, terr := dec.number(v.Get("total"))
 			if terr != nil && err == nil {
 				err = fmt.Errorf("state.assessment.%s.total: %w", k, terr)
-			}
-			if in.State.Assessment == nil {
-				in.State.Assessment = map[string]inputAssessment{}
 			}
 			in.State.Assessment[string(k)] = inputAssessment{t}
 		})
