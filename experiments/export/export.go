@@ -1,7 +1,9 @@
 // Package export turns a study's stored decisions, participants and events
 // into analysis-ready tables (docs/architecture.md): a long
-// table with one row per (participant, decision point) and a table with one
-// row per participant, written as CSV or Parquet with a codebook.
+// table with one row per (participant, decision point), a table with one
+// row per participant and one with a row per delivered decision (its
+// engagement), written as CSV or Parquet with a codebook that also says
+// how R and pandas read each CSV file with its columns' types.
 //
 // The decisions table follows the conventions of MRTAnalysis (wcls, emee):
 // rows of a participant are contiguous and in time order, availability and
