@@ -65,6 +65,8 @@ func TestExport(t *testing.T) {
 
 	t.Run("local time, hour and weekday", x.localTimeHourAndWeekday)
 
+	t.Run("engagement table: one row per delivered decision", x.engagementOneRowPerDeliveredDecision)
+
 	t.Run("Parquet reads back equal to the table", x.parquetReadsBackEqualToTheTable)
 
 	t.Run("codebook lists every column of both tables", x.codebookListsEveryColumnOfBothTables)
@@ -721,5 +723,39 @@ func (x *exportEnv) localTimeHourAndWeekday(t *testing.T) {
 				t.Errorf("%s row %d: local_hour %v, weekday %v; want %d, %s", ts.Study, i, h, wd, want.Hour(), want.Weekday())
 			}
 		}
+	}
+}
+
+// engagementOneRowPerDeliveredDecision: the engagement table has a row for
+// each decision with action deliver, in the decisions table's order, and a
+// decision opened within the hour (opened_1h = 1) is opened there, no
+// later than an hour after the decision.
+func (x *exportEnv) engagementOneRowPerDeliveredDecision(t *testing.T) {
+	d, e := x.stress.Decisions, x.stress.Engagement
+	var want []string
+	opened1h := map[string]bool{}
+	for i := range d.Rows {
+		if d.Value(i, "action") == trial.ActionDeliver {
+			id := d.Value(i, "decision_id").(string)
+			want = append(want, id)
+			opened1h[id] = d.Value(i, "opened_1h") == int64(1)
+		}
+	}
+	var got []string
+	sawOpened := false
+	for i := range e.Rows {
+		id := e.Value(i, "decision_id").(string)
+		got = append(got, id)
+		if !opened1h[id] {
+			continue
+		}
+		sawOpened = true
+		at, _ := e.Value(i, "opened_at").(time.Time)
+		if e.Value(i, "opened") != int64(1) || at.After(e.Value(i, "time").(time.Time).Add(time.Hour)) {
+			t.Errorf("decision %s: opened_1h = 1, but opened %v at %v", id, e.Value(i, "opened"), e.Value(i, "opened_at"))
+		}
+	}
+	if !slices.Equal(got, want) || len(want) == 0 || !sawOpened {
+		t.Errorf("engagement rows %v, want the delivered decisions %v (with one opened within the hour)", got, want)
 	}
 }
