@@ -32,7 +32,8 @@ type exportParams struct {
 }
 
 const exportLong = `With csv or parquet, writes the study's decisions (one row per participant and
-decision point), participants and codebook, from the embedded store (read-only:
+decision point), participants, engagement (one row per delivered decision) and
+codebook (with R read.csv and pandas read_csv code for the CSV files), from the embedded store (read-only:
 it may run beside jitai serve, or use GET /v1/studies/{study}/export on the
 running server) or from the Redis store.
 
@@ -61,7 +62,7 @@ func newExportCmd(d deps) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&p.study, "study", "", "id of the study to export (required)")
 	f.StringVar(&p.format, "format", "", "csv | parquet | jsonl (default: from the extension of --out, else csv); jsonl needs the Redis store")
-	f.StringVar(&p.out, "out", "", "file of the decisions table (required); the participants table goes to FILE less its extension + _participants.<format>, the codebook to FILE.codebook.md and FILE.codebook.json; with jsonl, the file new decisions are appended to")
+	f.StringVar(&p.out, "out", "", "file of the decisions table (required); the participants table goes to FILE less its extension + _participants.<format>, the engagement table to FILE less its extension + _engagement.<format>, the codebook to FILE.codebook.md and FILE.codebook.json; with jsonl, the file new decisions are appended to")
 	f.StringVar(&p.settings.data, "data", "", "data folder of the embedded store, as for serve (default data; env JITAI_DATA)")
 	f.StringVar(&p.settings.studies, "studies", "", "folder of study folders, as for serve (default policies/examples; env JITAI_STUDIES)")
 	f.StringVar(&p.settings.file, "config", "", "YAML configuration file of serve, for its data, studies, store and redis_url keys (env JITAI_CONFIG)")
@@ -120,6 +121,7 @@ func runExport(ctx context.Context, p exportParams, stdout, stderr io.Writer) er
 	}
 	fmt.Fprintf(stdout, "%s: %d rows x %d columns\n", paths.Decisions, len(ts.Decisions.Rows), len(ts.Decisions.Columns))
 	fmt.Fprintf(stdout, "%s: %d rows x %d columns\n", paths.Participants, len(ts.Participants.Rows), len(ts.Participants.Columns))
+	fmt.Fprintf(stdout, "%s: %d rows x %d columns\n", paths.Engagement, len(ts.Engagement.Rows), len(ts.Engagement.Columns))
 	fmt.Fprintf(stdout, "%s\n%s\n", paths.CodebookMD, paths.CodebookJSON)
 	return nil
 }

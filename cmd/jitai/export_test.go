@@ -105,7 +105,7 @@ func TestExportCommand(t *testing.T) {
 		if len(recs) != 7 || recs[0][0] != "participant_id" || recs[1][0] != "p1" || recs[6][0] != "p2" {
 			t.Errorf("decisions CSV: %v", recs)
 		}
-		for _, p := range []string{filepath.Join(outDir, "stress_participants.csv"), out + ".codebook.md", out + ".codebook.json"} {
+		for _, p := range []string{filepath.Join(outDir, "stress_participants.csv"), filepath.Join(outDir, "stress_engagement.csv"), out + ".codebook.md", out + ".codebook.json"} {
 			if _, err := os.Stat(p); err != nil {
 				t.Error(err)
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -120,6 +121,18 @@ func BenchmarkExport(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(nP*nD), "ns/row")
+		// What an export holds once built (the tables), per decision row.
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		kept, err := export.Build(ctx, st, study, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(nP*nD), "heap-B/row")
+		runtime.KeepAlive(kept)
 	})
 	for _, f := range []export.Format{export.CSV, export.Parquet} {
 		b.Run("Write"+string(f), func(b *testing.B) {
@@ -130,6 +143,35 @@ func BenchmarkExport(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(nP*nD), "ns/row")
+		})
+	}
+}
+
+// BenchmarkWrite1M writes 1,000,000 decision rows (the 20,000 rows of
+// BenchmarkExport's store, repeated) to CSV and to Parquet: the writers'
+// part of exporting a trial of a million decisions.
+func BenchmarkWrite1M(b *testing.B) {
+	const nP, nD, n = 100, 200, 1_000_000
+	st, study := benchStore(b, nP, nD)
+	ts, err := export.Build(context.Background(), st, study, export.Options{Now: func() time.Time { return at(60, 0, 0) }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	src := ts.Decisions.Rows
+	rows := make([][]any, n)
+	for i := range rows {
+		rows[i] = src[i%len(src)]
+	}
+	ts.Decisions.Rows = rows
+	for _, f := range []export.Format{export.CSV, export.Parquet} {
+		b.Run(string(f), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := ts.Write(io.Discard, export.DecisionsTable, f); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/row")
 		})
 	}
 }

@@ -1,7 +1,6 @@
 package export
 
 import (
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -34,6 +33,7 @@ type builder struct {
 	revSeen map[string]bool
 
 	participants []*participantRow
+	engagement   []*engagementRow
 	pinst        map[string]bool // instruments seen in assessment events
 }
 
@@ -135,20 +135,25 @@ func (b *builder) declare(v *policies.Variable, order int) {
 	}
 }
 
-func (b *builder) addParticipant(p *trial.Participant, recs []*trial.Record, evs []trial.Event, dels map[string]*trial.Delivery) error {
-	idx := newEventIndex(evs)
+// addParticipant gathers the rows' data of a participant read by fetch.
+func (b *builder) addParticipant(p *trial.Participant, f fetched) error {
+	recs, idx := f.recs, f.idx
+	loc, err := time.LoadLocation(p.Timezone)
+	if err != nil || p.Timezone == "" {
+		loc = nil
+	}
 	pr := &participantRow{p: p, index: int64(len(b.participants) + 1), decisions: int64(len(recs)), distal: map[string]*distal{}}
 	for i, rec := range recs {
 		if !b.revSeen[rec.PolicyRevision] {
 			b.revSeen[rec.PolicyRevision] = true
 			b.revs = append(b.revs, rec.PolicyRevision)
 		}
-		d, err := b.decision(rec, i, idx)
-		if err != nil {
-			return err
-		}
-		d.delivery = dels[rec.ID]
+		d := b.decision(rec, i, idx, &f.inputs[i], loc)
+		d.delivery = f.dels[rec.ID]
 		b.decisions = append(b.decisions, d)
+		if delivered(rec) {
+			b.engagement = append(b.engagement, newEngagementRow(d, idx.engagement[rec.ID]))
+		}
 		if rec.Available {
 			pr.available++
 		}
@@ -187,9 +192,9 @@ func joinReasons(rs []string) string { return strings.Join(rs, ";") }
 // decision gathers the data of the i-th decision of a participant: the
 // record's exported fields, the proximal outcomes joined from the events,
 // and the policy input.
-func (b *builder) decision(rec *trial.Record, i int, idx *eventIndex) (*decision, error) {
+func (b *builder) decision(rec *trial.Record, i int, idx *eventIndex, in *policyInput, loc *time.Location) *decision {
 	d := &decision{
-		participant: rec.Participant, id: rec.ID, point: rec.DecisionPoint, local: rec.LocalTime,
+		participant: rec.Participant, id: rec.ID, point: rec.DecisionPoint, local: localTime(rec, loc),
 		revision: rec.PolicyRevision, action: rec.Action, time: rec.Time, available: rec.Available,
 		trigger: rec.Trigger, phase: rec.Phase, eventID: rec.EventID, scheduledAt: rec.ScheduledAt, studyDay: rec.StudyDay,
 		unavailable: rec.UnavailableReasons, safetyReasons: rec.SafetyReasons,
@@ -207,12 +212,6 @@ func (b *builder) decision(rec *trial.Record, i int, idx *eventIndex) (*decision
 		d.outcomes[k] = v
 	}
 
-	var in policyInput
-	if len(rec.Input) > 0 {
-		if err := json.Unmarshal(rec.Input, &in); err != nil {
-			return nil, fmt.Errorf("decoding the policy input of decision %s: %w", rec.ID, err)
-		}
-	}
 	d.day, d.history = in.Participant.DayInStudy, in.History
 	add := func(group int, key string, raw any) {
 		name := dynGroups[group].prefix + key
@@ -260,7 +259,7 @@ func (b *builder) decision(rec *trial.Record, i int, idx *eventIndex) (*decision
 	for k, v := range rec.Tailoring {
 		add(groupTailoring, k, v)
 	}
-	return d, nil
+	return d
 }
 
 func boolInt(b bool) int64 {
@@ -303,6 +302,7 @@ func (b *builder) finish() (*Tables, error) {
 		GeneratedAt:     b.now,
 		Decisions:       decisionTable(b.cfg, outTypes, dyn).table(b.decisions),
 		Participants:    participantTable(b.cfg, insts).table(b.participants),
+		Engagement:      engagementTable().table(b.engagement),
 		pluginNote:      strings.TrimSpace(dictionaryNote(b.cfg) + " " + pluginNote(b.cfg)),
 	}, nil
 }

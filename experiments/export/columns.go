@@ -91,7 +91,7 @@ func addAs[R any](r *registry[R], name string, t Type, a about, raw func(R) any)
 func (r *registry[R]) define(name string, t Type, a about, value func(R) any) string {
 	name = uniq(r.names, name)
 	r.defs = append(r.defs, columnDef[R]{
-		Column: Column{Name: name, Table: r.name, Type: t, ParquetType: parquetTypeName(t), Unit: a.unit, Levels: a.levels, Description: a.desc, Missing: a.missing, Variable: a.variable},
+		Column: Column{Name: name, Table: r.name, Type: t, ParquetType: parquetTypeName(t), Unit: a.unit, Levels: a.levels, Description: a.desc, Missing: a.missing, Variable: a.variable, RClass: rClass(t), PandasDtype: pandasDtype(t)},
 		value:  value,
 	})
 	return name

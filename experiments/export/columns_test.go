@@ -34,11 +34,11 @@ func TestRegistry(t *testing.T) {
 	addAs(r, "flag", Integer, about{levels: []string{"0 = false", "1 = true"}, desc: "A flag.", missing: "when not given"}, func(x *testRow) any { return x.raw })
 
 	want := []Column{
-		{Name: "name", Table: "things", Type: String, ParquetType: parquetTypeName(String), Description: "The name.", Missing: never},
-		{Name: "score", Table: "things", Type: Double, ParquetType: parquetTypeName(Double), Unit: "points", Description: "The score.", Missing: "when not scored"},
-		{Name: "at", Table: "things", Type: Timestamp, ParquetType: parquetTypeName(Timestamp), Unit: "UTC", Description: "When.", Missing: never},
-		{Name: "name_2", Table: "things", Type: Integer, ParquetType: parquetTypeName(Integer), Description: "Length of the name.", Missing: never},
-		{Name: "flag", Table: "things", Type: Integer, ParquetType: parquetTypeName(Integer), Levels: []string{"0 = false", "1 = true"}, Description: "A flag.", Missing: "when not given"},
+		{Name: "name", Table: "things", Type: String, ParquetType: parquetTypeName(String), Description: "The name.", Missing: never, RClass: "character", PandasDtype: "string"},
+		{Name: "score", Table: "things", Type: Double, ParquetType: parquetTypeName(Double), Unit: "points", Description: "The score.", Missing: "when not scored", RClass: "numeric", PandasDtype: "float64"},
+		{Name: "at", Table: "things", Type: Timestamp, ParquetType: parquetTypeName(Timestamp), Unit: "UTC", Description: "When.", Missing: never, RClass: "POSIXct", PandasDtype: "datetime64[ns, UTC]"},
+		{Name: "name_2", Table: "things", Type: Integer, ParquetType: parquetTypeName(Integer), Description: "Length of the name.", Missing: never, RClass: "integer", PandasDtype: "Int64"},
+		{Name: "flag", Table: "things", Type: Integer, ParquetType: parquetTypeName(Integer), Levels: []string{"0 = false", "1 = true"}, Description: "A flag.", Missing: "when not given", RClass: "integer", PandasDtype: "Int64"},
 	}
 	if got := r.columns(); !reflect.DeepEqual(got, want) {
 		t.Errorf("columns\n got %+v\nwant %+v", got, want)
@@ -46,8 +46,8 @@ func TestRegistry(t *testing.T) {
 
 	two := 2.5
 	at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
-	tab := r.table([]*testRow{{name: "a", score: &two, at: at, raw: true}, {name: "bc", at: at, raw: "text"}})
-	wantRows := [][]any{{"a", 2.5, at, int64(1), int64(1)}, {"bc", nil, at, int64(2), nil}}
+	tab := r.table([]*testRow{{name: "a", score: &two, at: at, raw: true}, {name: "bc", at: at, raw: "text"}, {name: "", at: at, raw: false}, {name: "NA", at: at, raw: 2.0}})
+	wantRows := [][]any{{"a", 2.5, at, int64(1), int64(1)}, {"bc", nil, at, int64(2), nil}, {"", nil, at, int64(0), int64(0)}, {"NA", nil, at, int64(2), int64(2)}}
 	if tab.Name != "things" || !reflect.DeepEqual(tab.Rows, wantRows) {
 		t.Errorf("table %s rows %v, want %v", tab.Name, tab.Rows, wantRows)
 	}
@@ -55,7 +55,8 @@ func TestRegistry(t *testing.T) {
 	if err := WriteCSV(&b, tab); err != nil {
 		t.Fatal(err)
 	}
-	if want := "name,score,at,name_2,flag\na,2.5,2026-03-02T09:00:00Z,1,1\nbc,,2026-03-02T09:00:00Z,2,\n"; b.String() != want {
+	// Missing is NA; the empty string and the string NA are quoted.
+	if want := "name,score,at,name_2,flag\na,2.5,2026-03-02T09:00:00Z,1,1\nbc,NA,2026-03-02T09:00:00Z,2,NA\n\"\",NA,2026-03-02T09:00:00Z,0,0\n\"NA\",NA,2026-03-02T09:00:00Z,2,2\n"; b.String() != want {
 		t.Errorf("CSV\n%s\nwant\n%s", b.String(), want)
 	}
 }

@@ -14,22 +14,23 @@ import (
 // the record that columns read, the decision's position among the
 // participant's decisions, its proximal outcomes and its policy input.
 type decision struct {
-	participant, id, point, local string
-	revision, action              string
-	trigger, phase, eventID       string
-	time, scheduledAt             time.Time
-	studyDay                      int
-	delivery                      *trial.Delivery   // the delivery log; nil when none
-	option                        *trial.OptionDraw // the option delivered; nil unless action is deliver
-	available                     bool
-	unavailable, safetyReasons    []string
-	factors                       []trial.FactorDraw
-	plugins                       []trial.PluginCall
-	index                         int64 // 1-based, in time order
-	outcomes                      []any // raw values, in cfg.Outcomes order
-	day                           *float64
-	history                       inputHistory
-	dyn                           []kv // policy-input values, any order
+	participant, id, point     string
+	revision, action           string
+	trigger, phase, eventID    string
+	time, scheduledAt          time.Time
+	local                      time.Time // in the participant's offset; zero when unknown
+	studyDay                   int
+	delivery                   *trial.Delivery   // the delivery log; nil when none
+	option                     *trial.OptionDraw // the option delivered; nil unless action is deliver
+	available                  bool
+	unavailable, safetyReasons []string
+	factors                    []trial.FactorDraw
+	plugins                    []trial.PluginCall
+	index                      int64 // 1-based, in time order
+	outcomes                   []any // raw values, in cfg.Outcomes order
+	day                        *float64
+	history                    inputHistory
+	dyn                        []kv // policy-input values, any order
 }
 
 // draw is the record's draw of the named factor, or nil.
@@ -109,8 +110,13 @@ func fixedDecisionColumns(r *registry[*decision], cfg *policies.Config) {
 		func(d *decision) (string, bool) { return d.point, true })
 	add(r, "time", about{unit: "UTC", desc: "Decision time (RFC 3339, UTC).", missing: never},
 		func(d *decision) (time.Time, bool) { return d.time.UTC(), true })
-	add(r, "local_time", about{unit: "participant-local", desc: "Decision time in the participant's time zone (RFC 3339 with offset).", missing: never},
-		func(d *decision) (string, bool) { return d.local, true })
+	noLocal := "when the record's local time has no offset and the participant's time zone is unknown"
+	add(r, "local_time", about{unit: "participant-local", desc: "Decision time in the participant's time zone: RFC 3339 with the numeric offset in force (always +hh:mm or -hh:mm, +00:00 for UTC, never Z), e.g. 2026-03-02T08:30:00+00:00 in winter and 2026-04-06T08:30:00+01:00 in summer in Europe/London.", missing: noLocal},
+		func(d *decision) (string, bool) { return d.local.Format(localLayout), !d.local.IsZero() })
+	add(r, "local_hour", about{unit: "hour (0-23)", desc: "Hour of the day of local_time (0-23), participant-local.", missing: noLocal},
+		func(d *decision) (int64, bool) { return int64(d.local.Hour()), !d.local.IsZero() })
+	add(r, "weekday", about{levels: weekdays, desc: "Day of the week of local_time, participant-local (Monday to Sunday).", missing: noLocal},
+		func(d *decision) (string, bool) { return d.local.Weekday().String(), !d.local.IsZero() })
 	add(r, "trigger", about{levels: []string{trial.TriggerApp, trial.TriggerScheduled, trial.TriggerEvent}, desc: "What opened the decision point: scheduled (the trial clock's schedule; also when the app asked for a scheduled point), app (an app-requested point), event (the policy's open rule on an event). Records made before the trial clock existed say app.", missing: never},
 		func(d *decision) (string, bool) {
 			if d.trigger == "" {
@@ -149,6 +155,26 @@ func fixedDecisionColumns(r *registry[*decision], cfg *policies.Config) {
 		func(d *decision) (int64, bool) { return boolInt(d.action == trial.ActionSafety), true })
 	add(r, "safety_reasons", about{desc: "Safety reasons, joined with ';' (e.g. phq9_item9, risk_flag). Empty when safety = 0.", missing: never},
 		func(d *decision) (string, bool) { return joinReasons(d.safetyReasons), true })
+}
+
+// localLayout is RFC 3339 with a numeric offset (never Z) and
+// microseconds when they are not zero.
+const localLayout = "2006-01-02T15:04:05.999999-07:00"
+
+// weekdays are the levels of the weekday column.
+var weekdays = []string{"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"}
+
+// localTime is a record's local time: its local_time (RFC 3339) with the
+// offset it holds; the decision time in loc when local_time has no offset
+// (records made by older engines); zero when neither is known.
+func localTime(rec *trial.Record, loc *time.Location) time.Time {
+	if t, err := time.Parse(time.RFC3339Nano, rec.LocalTime); err == nil {
+		return t
+	}
+	if loc == nil || rec.Time.IsZero() {
+		return time.Time{}
+	}
+	return rec.Time.In(loc)
 }
 
 func coded(levels []string) []string {

@@ -243,7 +243,7 @@ func TestExportDictionaryFixesColumnTypes(t *testing.T) {
 	if err := cb.WriteMarkdown(&md); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(md.String(), "| `ema_stress` | double | 0-10; range 0 to 10 | Stress right now. Latest self-report") ||
+	if !strings.Contains(md.String(), "| `ema_stress` | double | numeric | float64 | 0-10; range 0 to 10 | Stress right now. Latest self-report") ||
 		!strings.Contains(md.String(), "A report is current for 2h") {
 		t.Errorf("codebook lacks the dictionary's label, unit, range or current_for of ema_stress:\n%s", md.String())
 	}

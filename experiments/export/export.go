@@ -1,13 +1,15 @@
 // Package export turns a study's stored decisions, participants and events
 // into analysis-ready tables (docs/architecture.md): a long
-// table with one row per (participant, decision point) and a table with one
-// row per participant, written as CSV or Parquet with a codebook.
+// table with one row per (participant, decision point), a table with one
+// row per participant and one with a row per delivered decision (its
+// engagement), written as CSV or Parquet with a codebook that also says
+// how R and pandas read each CSV file with its columns' types.
 //
 // The decisions table follows the conventions of MRTAnalysis (wcls, emee):
 // rows of a participant are contiguous and in time order, availability and
 // every factor's level are 0/1 integers, the randomisation probability of a
 // within-person factor is its own column, and missing values are missing
-// (empty in CSV, null in Parquet), never zero.
+// (NA in CSV, where an empty string is ""; null in Parquet), never zero.
 //
 // Column order is stable and documented in the codebook: the fixed columns,
 // then each factor in study.yaml order, then each proximal outcome in
@@ -72,6 +74,7 @@ const (
 const (
 	DecisionsTable    = "decisions"
 	ParticipantsTable = "participants"
+	EngagementTable   = "engagement"
 )
 
 // Column describes one column of a table (its codebook entry).
@@ -86,8 +89,12 @@ type Column struct {
 	// 0/1-coded column, the value itself for a string column.
 	Levels      []string `json:"levels,omitempty"`
 	Description string   `json:"description"`
-	// Missing says when the value is missing (empty in CSV, null in Parquet).
+	// Missing says when the value is missing (NA in CSV, null in Parquet).
 	Missing string `json:"missing"`
+	// RClass is the column's class in R's read.csv colClasses, and
+	// PandasDtype its dtype in pandas' read_csv (see readers.go).
+	RClass      string `json:"r_class"`
+	PandasDtype string `json:"pandas_dtype"`
 	// Variable is the study's data dictionary entry of a declared
 	// variable's column (nil for other columns).
 	Variable *Variable `json:"variable,omitempty"`
@@ -148,6 +155,9 @@ type Tables struct {
 	GeneratedAt     time.Time
 	Decisions       *Table
 	Participants    *Table
+	// Engagement has one row per delivered decision: what the app
+	// reported of it.
+	Engagement *Table
 	// pluginNote completes the decisions table's codebook description
 	// for a study with plugins ("" without).
 	pluginNote string
@@ -160,6 +170,8 @@ func (ts *Tables) Table(name string) *Table {
 		return ts.Decisions
 	case ParticipantsTable:
 		return ts.Participants
+	case EngagementTable:
+		return ts.Engagement
 	}
 	return nil
 }
@@ -169,7 +181,7 @@ func (ts *Tables) Table(name string) *Table {
 const pageSize = 5000
 
 // Build reads a study's participants (in enrolment order), their decisions
-// (by time, then id) and events, and returns the export's two tables.
+// (by time, then id) and events, and returns the export's tables.
 func Build(ctx context.Context, st Store, study *policies.Study, opts Options) (*Tables, error) {
 	if study == nil || study.Config == nil {
 		return nil, errors.New("export: no study given")
@@ -184,8 +196,8 @@ func Build(ctx context.Context, st Store, study *policies.Study, opts Options) (
 	if err != nil {
 		return nil, fmt.Errorf("export of study %s: listing participants: %w", cfg.ID, err)
 	}
-	err = fetchInOrder(ctx, st, cfg.ID, parts, func(p *trial.Participant, f fetched) error {
-		return b.addParticipant(p, f.recs, f.evs, f.dels)
+	err = fetchInOrder(ctx, st, cfg, parts, func(p *trial.Participant, f fetched) error {
+		return b.addParticipant(p, f)
 	})
 	if err != nil {
 		return nil, err
@@ -203,11 +215,46 @@ func Build(ctx context.Context, st Store, study *policies.Study, opts Options) (
 // how many participants' records are held before they become rows.
 const fetchWorkers = 4
 
+// fetched is what is read and decoded of one participant: the records,
+// their policy inputs (inputs[i] is recs[i]'s), the events and the
+// delivery logs. The fetch workers decode, so that both the store's
+// decoding and the export's use the cores.
 type fetched struct {
-	recs []*trial.Record
-	evs  []trial.Event
-	dels map[string]*trial.Delivery // by decision id
-	err  error
+	recs   []*trial.Record
+	inputs []policyInput
+	idx    *eventIndex
+	dels   map[string]*trial.Delivery // by decision id
+	err    error
+}
+
+// fetch reads and decodes one participant's records, events and delivery
+// logs.
+func fetch(ctx context.Context, st Store, cfg *policies.Config, p *trial.Participant) (f fetched) {
+	study := cfg.ID
+	if f.recs, f.err = listDecisions(ctx, st, study, p.ID); f.err != nil {
+		return f
+	}
+	evs, err := st.Events(ctx, study, p.ID)
+	if err != nil {
+		f.err = fmt.Errorf("export of study %s: listing events of a participant: %w", study, err)
+		return f
+	}
+	f.idx = newEventIndex(evs)
+	// Only a study with a delivery section has delivery columns.
+	if cfg.Delivery != nil {
+		if f.dels, f.err = deliveries(ctx, st, study, p.ID, f.recs); f.err != nil {
+			return f
+		}
+	}
+	var dec inputDecoder
+	f.inputs = make([]policyInput, len(f.recs))
+	for i, rec := range f.recs {
+		if err := dec.decode(rec.Input, &f.inputs[i]); err != nil {
+			f.err = fmt.Errorf("export of study %s: decoding the policy input of decision %s: %w", study, rec.ID, err)
+			return f
+		}
+	}
+	return f
 }
 
 // DeliveryLogs is what an export reads of the trial clock's delivery logs
@@ -246,7 +293,7 @@ func deliveries(ctx context.Context, st Store, study, participant string, recs [
 // fetchInOrder reads each participant's decisions and events, up to
 // fetchWorkers participants at once, and calls use for each in the order
 // of parts. It returns the first error and waits for every read it started.
-func fetchInOrder(ctx context.Context, st Store, study string, parts []*trial.Participant, use func(*trial.Participant, fetched) error) error {
+func fetchInOrder(ctx context.Context, st Store, cfg *policies.Config, parts []*trial.Participant, use func(*trial.Participant, fetched) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	results := make([]chan fetched, len(parts))
@@ -268,15 +315,7 @@ func fetchInOrder(ctx context.Context, st Store, study string, parts []*trial.Pa
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				var f fetched
-				if f.recs, f.err = listDecisions(ctx, st, study, p.ID); f.err == nil {
-					if f.evs, f.err = st.Events(ctx, study, p.ID); f.err != nil {
-						f.err = fmt.Errorf("export of study %s: listing events of a participant: %w", study, f.err)
-					} else {
-						f.dels, f.err = deliveries(ctx, st, study, p.ID, f.recs)
-					}
-				}
-				results[i] <- f
+				results[i] <- fetch(ctx, st, cfg, p)
 			}()
 		}
 	}()
@@ -333,13 +372,21 @@ type policyInput struct {
 	// Derived is what each enricher plugin returned: plugin -> object.
 	Derived map[string]any `json:"derived"`
 	State   struct {
-		EMA        map[string]struct{ Value any } `json:"ema"`
-		Context    map[string]struct{ Value any } `json:"context"`
-		Assessment map[string]struct {
-			Total *float64 `json:"total"`
-		} `json:"assessment"`
+		EMA        map[string]inputValue      `json:"ema"`
+		Context    map[string]inputValue      `json:"context"`
+		Assessment map[string]inputAssessment `json:"assessment"`
 	} `json:"state"`
 	History inputHistory `json:"history"`
+}
+
+// inputValue is a reported variable of the policy input's state.
+type inputValue struct {
+	Value any `json:"value"`
+}
+
+// inputAssessment is an instrument of the policy input's state.
+type inputAssessment struct {
+	Total *float64 `json:"total"`
 }
 
 // inputHistory is the policy input's history.

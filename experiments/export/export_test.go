@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -60,7 +61,11 @@ func TestExport(t *testing.T) {
 
 	t.Run("CSV golden files", x.csvGoldenFiles)
 
-	t.Run("CSV reads back as RFC 4180 with empty missing values", x.csvReadsBackAsRfc4180WithEmptyMissingValues)
+	t.Run("CSV reads back as RFC 4180 with NA missing values", x.csvReadsBackAsRfc4180WithEmptyMissingValues)
+
+	t.Run("local time, hour and weekday", x.localTimeHourAndWeekday)
+
+	t.Run("engagement table: one row per delivered decision", x.engagementOneRowPerDeliveredDecision)
 
 	t.Run("Parquet reads back equal to the table", x.parquetReadsBackEqualToTheTable)
 
@@ -375,7 +380,7 @@ func (x *exportEnv) csvGoldenFiles(t *testing.T) {
 		name string
 		ts   *export.Tables
 	}{{stressMRT, stress}, {moodMOST, mood}} {
-		for _, table := range []string{export.DecisionsTable, export.ParticipantsTable} {
+		for _, table := range []string{export.DecisionsTable, export.ParticipantsTable, export.EngagementTable} {
 			var buf bytes.Buffer
 			if err := tc.ts.Write(&buf, table, export.CSV); err != nil {
 				t.Fatal(err)
@@ -412,7 +417,7 @@ func (x *exportEnv) csvReadsBackAsRfc4180WithEmptyMissingValues(t *testing.T) {
 	}
 	for i, row := range d.Rows {
 		for j, v := range row {
-			if got := recs[i+1][j]; got != export.FormatValue(v) || (v == nil && got != "") {
+			if got := recs[i+1][j]; got != export.FormatValue(v) || (v == nil && got != "NA") {
 				t.Fatalf("row %d column %s: %q, want %q", i, d.Columns[j].Name, got, export.FormatValue(v))
 			}
 		}
@@ -476,10 +481,10 @@ func (x *exportEnv) codebookListsEveryColumnOfBothTables(t *testing.T) {
 		if err := json.Unmarshal(js.Bytes(), &back); err != nil {
 			t.Fatal(err)
 		}
-		if len(back.Tables) != 2 {
+		if len(back.Tables) != 3 {
 			t.Fatalf("codebook has %d tables", len(back.Tables))
 		}
-		for k, table := range []*export.Table{ts.Decisions, ts.Participants} {
+		for k, table := range []*export.Table{ts.Decisions, ts.Participants, ts.Engagement} {
 			cbt := back.Tables[k]
 			if cbt.Name != table.Name || cbt.Rows != len(table.Rows) || len(cbt.Columns) != len(table.Columns) {
 				t.Fatalf("codebook table %s: %d rows %d columns; table %d rows %d columns", cbt.Name, cbt.Rows, len(cbt.Columns), len(table.Rows), len(table.Columns))
@@ -516,11 +521,11 @@ func (x *exportEnv) writefiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := export.Paths{Decisions: out, Participants: filepath.Join(dir, "stress_participants"+fm.Ext()), CodebookMD: out + ".codebook.md", CodebookJSON: out + ".codebook.json"}
+		want := export.Paths{Decisions: out, Participants: filepath.Join(dir, "stress_participants"+fm.Ext()), Engagement: filepath.Join(dir, "stress_engagement"+fm.Ext()), CodebookMD: out + ".codebook.md", CodebookJSON: out + ".codebook.json"}
 		if p != want {
 			t.Errorf("paths %+v, want %+v", p, want)
 		}
-		for _, f := range []string{p.Decisions, p.Participants, p.CodebookMD, p.CodebookJSON} {
+		for _, f := range []string{p.Decisions, p.Participants, p.Engagement, p.CodebookMD, p.CodebookJSON} {
 			if st, err := os.Stat(f); err != nil || st.Size() == 0 {
 				t.Errorf("%s: %v", f, err)
 			}
@@ -594,7 +599,7 @@ func (x *exportEnv) api(t *testing.T) {
 	}
 	res, body := get("/v1/studies/stress-mrt/export?table=codebook")
 	var cb export.Codebook
-	if res.StatusCode != http.StatusOK || json.Unmarshal(body, &cb) != nil || len(cb.Tables) != 2 {
+	if res.StatusCode != http.StatusOK || json.Unmarshal(body, &cb) != nil || len(cb.Tables) != 3 {
 		t.Errorf("codebook: %d %s", res.StatusCode, body)
 	}
 	for _, tc := range []struct {
@@ -687,5 +692,70 @@ func checkValueTypes(t *testing.T, tss ...*export.Tables) {
 				}
 			}
 		}
+	}
+}
+
+// localTimeHourAndWeekday: local_time is RFC 3339 with a numeric offset
+// (never Z), the decision time in the participant's time zone, and
+// local_hour and weekday are read from it.
+func (x *exportEnv) localTimeHourAndWeekday(t *testing.T) {
+	form := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d$`)
+	for _, ts := range []*export.Tables{x.stress, x.mood} {
+		d := ts.Decisions
+		zones := map[string]string{}
+		for i := range ts.Participants.Rows {
+			zones[ts.Participants.Value(i, "participant_id").(string)] = ts.Participants.Value(i, "timezone").(string)
+		}
+		for i := range d.Rows {
+			lt, _ := d.Value(i, "local_time").(string)
+			if !form.MatchString(lt) {
+				t.Fatalf("%s row %d: local_time %q is not RFC 3339 with a numeric offset", ts.Study, i, lt)
+			}
+			loc, err := time.LoadLocation(zones[d.Value(i, "participant_id").(string)])
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := d.Value(i, "time").(time.Time).In(loc)
+			if got, err := time.Parse(time.RFC3339, lt); err != nil || !got.Equal(want) || got.Format("-07:00") != want.Format("-07:00") {
+				t.Errorf("%s row %d: local_time %s, want the decision time %s in %s", ts.Study, i, lt, want.Format(time.RFC3339), loc)
+			}
+			if h, wd := d.Value(i, "local_hour"), d.Value(i, "weekday"); h != int64(want.Hour()) || wd != want.Weekday().String() {
+				t.Errorf("%s row %d: local_hour %v, weekday %v; want %d, %s", ts.Study, i, h, wd, want.Hour(), want.Weekday())
+			}
+		}
+	}
+}
+
+// engagementOneRowPerDeliveredDecision: the engagement table has a row for
+// each decision with action deliver, in the decisions table's order, and a
+// decision opened within the hour (opened_1h = 1) is opened there, no
+// later than an hour after the decision.
+func (x *exportEnv) engagementOneRowPerDeliveredDecision(t *testing.T) {
+	d, e := x.stress.Decisions, x.stress.Engagement
+	var want []string
+	opened1h := map[string]bool{}
+	for i := range d.Rows {
+		if d.Value(i, "action") == trial.ActionDeliver {
+			id := d.Value(i, "decision_id").(string)
+			want = append(want, id)
+			opened1h[id] = d.Value(i, "opened_1h") == int64(1)
+		}
+	}
+	var got []string
+	sawOpened := false
+	for i := range e.Rows {
+		id := e.Value(i, "decision_id").(string)
+		got = append(got, id)
+		if !opened1h[id] {
+			continue
+		}
+		sawOpened = true
+		at, _ := e.Value(i, "opened_at").(time.Time)
+		if e.Value(i, "opened") != int64(1) || at.After(e.Value(i, "time").(time.Time).Add(time.Hour)) {
+			t.Errorf("decision %s: opened_1h = 1, but opened %v at %v", id, e.Value(i, "opened"), e.Value(i, "opened_at"))
+		}
+	}
+	if !slices.Equal(got, want) || len(want) == 0 || !sawOpened {
+		t.Errorf("engagement rows %v, want the delivered decisions %v (with one opened within the hour)", got, want)
 	}
 }

@@ -37,11 +37,12 @@ func (f Format) ContentType() string {
 // Ext is the file extension of the format, with its dot.
 func (f Format) Ext() string { return "." + string(f) }
 
-// Write writes the named table (decisions or participants) in format f.
+// Write writes the named table (decisions, participants or engagement) in
+// format f.
 func (ts *Tables) Write(w io.Writer, table string, f Format) error {
 	t := ts.Table(table)
 	if t == nil {
-		return fmt.Errorf("no table %q: use decisions or participants", table)
+		return fmt.Errorf("no table %q: use decisions, participants or engagement", table)
 	}
 	if f == Parquet {
 		return WriteParquet(w, t)
@@ -53,31 +54,34 @@ func (ts *Tables) Write(w io.Writer, table string, f Format) error {
 type Paths struct {
 	Decisions    string `json:"decisions"`
 	Participants string `json:"participants"`
+	Engagement   string `json:"engagement"`
 	CodebookMD   string `json:"codebook_md"`
 	CodebookJSON string `json:"codebook_json"`
 }
 
 // PathsFor returns where WriteFiles puts an export to out: the decisions
 // table at out, the participants table at out less its extension plus
-// "_participants" and the format's extension, and the codebook at
+// "_participants" and the format's extension, the engagement table likewise
+// with "_engagement", and the codebook at
 // out + ".codebook.md" and out + ".codebook.json".
 func PathsFor(out string, f Format) Paths {
 	base := strings.TrimSuffix(out, filepath.Ext(out))
 	return Paths{
 		Decisions:    out,
 		Participants: base + "_participants" + f.Ext(),
+		Engagement:   base + "_engagement" + f.Ext(),
 		CodebookMD:   out + ".codebook.md",
 		CodebookJSON: out + ".codebook.json",
 	}
 }
 
-// WriteFiles writes both tables in format f and the codebook (Markdown and
+// WriteFiles writes the tables in format f and the codebook (Markdown and
 // JSON) next to out (see PathsFor). Each file is written to a temporary
 // file in the same folder and renamed into place, so a failed export never
 // leaves a partial file.
 func WriteFiles(ts *Tables, f Format, out string) (Paths, error) {
 	p := PathsFor(out, f)
-	files := map[string]string{DecisionsTable: filepath.Base(p.Decisions), ParticipantsTable: filepath.Base(p.Participants)}
+	files := map[string]string{DecisionsTable: filepath.Base(p.Decisions), ParticipantsTable: filepath.Base(p.Participants), EngagementTable: filepath.Base(p.Engagement)}
 	cb := ts.Codebook(f, files)
 	steps := []struct {
 		path  string
@@ -85,6 +89,7 @@ func WriteFiles(ts *Tables, f Format, out string) (Paths, error) {
 	}{
 		{p.Decisions, func(w io.Writer) error { return ts.Write(w, DecisionsTable, f) }},
 		{p.Participants, func(w io.Writer) error { return ts.Write(w, ParticipantsTable, f) }},
+		{p.Engagement, func(w io.Writer) error { return ts.Write(w, EngagementTable, f) }},
 		{p.CodebookMD, cb.WriteMarkdown},
 		{p.CodebookJSON, cb.WriteJSON},
 	}

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
@@ -76,19 +77,14 @@ func WriteParquet(w io.Writer, t *Table) error {
 		return fmt.Errorf("writing %s Parquet: %w", t.Name, err)
 	}
 	pw := parquet.NewWriter(w, cfg)
-	buf := make([]parquet.Row, 0, 1024)
-	flush := func() error {
-		if len(buf) == 0 {
-			return nil
-		}
-		if _, err := pw.WriteRows(buf); err != nil {
-			return err
-		}
-		buf = buf[:0]
-		return nil
-	}
+	// Rows are written in batches whose values live in one reused slab:
+	// WriteRows copies them into its column buffers.
+	const batch = 1024
+	ncol := len(t.Columns)
+	slab := make([]parquet.Value, batch*ncol)
+	buf := make([]parquet.Row, 0, batch)
 	for i, row := range t.Rows {
-		pr := make(parquet.Row, len(row))
+		pr := parquet.Row(slab[len(buf)*ncol : (len(buf)+1)*ncol : (len(buf)+1)*ncol])
 		for j, v := range row {
 			pv, ok := parquetValue(v, t.Columns[j].Type)
 			if !ok {
@@ -97,14 +93,12 @@ func WriteParquet(w io.Writer, t *Table) error {
 			pr[j] = pv.Level(0, defLevel(v), j)
 		}
 		buf = append(buf, pr)
-		if len(buf) == cap(buf) {
-			if err := flush(); err != nil {
+		if len(buf) == batch || i == len(t.Rows)-1 {
+			if _, err := pw.WriteRows(buf); err != nil {
 				return fmt.Errorf("writing %s Parquet: %w", t.Name, err)
 			}
+			buf = buf[:0]
 		}
-	}
-	if err := flush(); err != nil {
-		return fmt.Errorf("writing %s Parquet: %w", t.Name, err)
 	}
 	if err := pw.Close(); err != nil {
 		return fmt.Errorf("writing %s Parquet: %w", t.Name, err)
@@ -131,7 +125,8 @@ func parquetValue(v any, t Type) (parquet.Value, bool) {
 	case float64:
 		return parquet.DoubleValue(x), t == Double
 	case string:
-		return parquet.ByteArrayValue([]byte(x)), t == String
+		// The value shares the string's bytes, which nothing writes to.
+		return parquet.ByteArrayValue(unsafe.Slice(unsafe.StringData(x), len(x))), t == String
 	case time.Time:
 		return parquet.Int64Value(x.UnixMicro()), t == Timestamp
 	}

@@ -342,7 +342,7 @@ func (x *plugEnv) csv(t *testing.T) {
 	text := func(v any) string {
 		switch x := v.(type) {
 		case nil:
-			return ""
+			return "NA"
 		case float64:
 			return fmt.Sprint(x)
 		}
