@@ -79,6 +79,6 @@ func (p *analyzeMRTParams) fitMCEE() (*analysis.MRTResult, analysis.MRTSpec, err
 		return nil, desc, usageErrorf("%v", err)
 	}
 	idCol, numeric := s.Columns()
-	res, err := readAndFit(p.csv, idCol, numeric, func(t *analysis.Table) (*analysis.MRTResult, error) { return analysis.MCEE(t, s) })
+	res, err := readAndFit(p.csv, idCol, numeric, p.missing, "", func(t *analysis.Table) (*analysis.MRTResult, error) { return analysis.MCEE(t, s) })
 	return res, desc, err
 }

@@ -14,6 +14,7 @@ type analyzeMRTParams struct {
 	csv, id, outcome, treatment, randProb string
 	availability, moderators, controls    string
 	numerator                             string
+	missing                               string
 	lincombs                              []string
 	json                                  bool
 
@@ -79,6 +80,7 @@ func newAnalyzeMRTCmd(estimator string, doc mrtCmdDoc) (*cobra.Command, *analyze
 	}
 	f.StringArrayVar(&p.lincombs, "lincomb", nil, doc.lincomb)
 	f.BoolVar(&p.json, "json", false, "write JSON instead of a table")
+	f.StringVar(&p.missing, "missing", missingComplete, "rows missing a value the model needs: complete-cases (left out, counted per participant in the report) or error (the first such row is an error naming its line and column)")
 	return cmd, p
 }
 
@@ -151,7 +153,11 @@ func (p *analyzeMRTParams) fit(estimator string) (*analysis.MRTResult, analysis.
 		fit = func(t *analysis.Table) (*analysis.MRTResult, error) { return est(t, spec) }
 	}
 	idCol, numeric := spec.Columns()
-	res, err := readAndFit(p.csv, idCol, numeric, fit)
+	avail := spec.Availability // wcls and emee read available rows only
+	if estimator != "wcls" && estimator != "emee" {
+		avail = ""
+	}
+	res, err := readAndFit(p.csv, idCol, numeric, p.missing, avail, fit)
 	return res, spec, err
 }
 
@@ -167,13 +173,37 @@ func validateMRTFlags(estimator string, spec analysis.MRTSpec) error {
 	return nil
 }
 
-// readAndFit reads the columns of the CSV file and fits.
-func readAndFit(path, idCol string, numeric []string, fit func(*analysis.Table) (*analysis.MRTResult, error)) (*analysis.MRTResult, error) {
+// Missing-data rules of the analyze commands (--missing).
+const (
+	missingComplete = "complete-cases"
+	missingError    = "error"
+)
+
+// readAndFit reads the columns of the CSV file and fits. Under the
+// complete-cases rule, rows missing one of the columns are left out first
+// (kept where availability is 0, when the estimator reads available rows
+// only: availability names the column then) and counted in the result.
+func readAndFit(path, idCol string, numeric []string, missing, availability string, fit func(*analysis.Table) (*analysis.MRTResult, error)) (*analysis.MRTResult, error) {
 	tab, err := analysis.ReadCSVFile(path, numeric, []string{idCol})
 	if err != nil {
 		return nil, err
 	}
-	return fit(tab)
+	var dropped *analysis.Dropped
+	switch missing {
+	case missingComplete:
+		if tab, dropped, err = tab.CompleteCases(idCol, availability, numeric); err != nil {
+			return nil, err
+		}
+	case missingError:
+	default:
+		return nil, usageErrorf("--missing %q: want %s or %s", missing, missingComplete, missingError)
+	}
+	res, err := fit(tab)
+	if err != nil {
+		return nil, err
+	}
+	res.Dropped = dropped
+	return res, nil
 }
 
 // run reads the data, fits the model and writes the result.

@@ -153,7 +153,7 @@ func TestCLIMRT2Errors(t *testing.T) {
 		code int
 		want []string
 	}{
-		{"emee2 needs complete data", common("emee2", holey, "y_bin", "--controls", "x1"), 1,
+		{"emee2 needs complete data", common("emee2", holey, "y_bin", "--controls", "x1", "--missing", "error"), 1,
 			[]string{fmt.Sprintf("holey.csv:%d:", line), `column "y_bin"`, "missing value", "every row"}},
 		{"emee2 non-binary outcome", common("emee2", distal, "y_prox"), 1, []string{`column "y_prox"`, "binary outcome must be 0 or 1"}},
 		{"dcee without a method", common("dcee", distal, "y_distal"), 2, []string{"missing required flag(s) --control-reg-method"}},

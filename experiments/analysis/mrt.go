@@ -106,6 +106,9 @@ type MRTResult struct {
 	Test          string     `json:"test"` // "hotelling", "wald" or "t"
 	Effects       []Estimate `json:"effects"`
 	Controls      []Estimate `json:"controls"`
+	// Dropped says which rows were left out as incomplete (CompleteCases);
+	// nil when the analysis used every row.
+	Dropped *Dropped `json:"dropped_rows,omitempty"`
 
 	// Coef is (alpha, beta): the control coefficients then the effect
 	// coefficients (DCEE: the effect coefficients; MCEE: alpha, the direct

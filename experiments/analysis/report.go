@@ -3,7 +3,9 @@ package analysis
 import (
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -25,6 +27,13 @@ func WriteMRTText(w io.Writer, res *MRTResult, s MRTSpec, dataName string) error
 	fmt.Fprintf(&b, "%s: causal excursion effect of %s on %s (%s)\n", title, s.Treatment, s.Outcome, scale)
 	fmt.Fprintf(&b, "data: %s\n", dataName)
 	fmt.Fprintf(&b, "participants: %d (%d with an available decision point)\n", res.NParticipants, res.NEff)
+	if d := res.Dropped; d != nil {
+		var per []string
+		for _, id := range slices.Sorted(maps.Keys(d.ByParticipant)) {
+			per = append(per, fmt.Sprintf("%s %d", id, d.ByParticipant[id]))
+		}
+		fmt.Fprintf(&b, "complete cases: %d rows dropped, missing one of %s (by participant: %s)\n", d.Rows, strings.Join(d.Columns, ", "), strings.Join(per, ", "))
+	}
 	avail := s.Availability
 	if avail == "" {
 		avail = "(always available)"
