@@ -33,7 +33,7 @@ factors by least squares, with their ANOVA.`,
 				return err
 			}
 			numeric := append([]string{spec.Outcome}, spec.Covariates...)
-			tab, err := analysis.ReadCSVFile(p.csv, numeric, spec.Factors)
+			tab, err := analysis.ReadFile(p.csv, numeric, spec.Factors)
 			if err != nil {
 				return err
 			}

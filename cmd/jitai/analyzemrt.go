@@ -66,7 +66,7 @@ func newAnalyzeMRTCmd(estimator string, doc mrtCmdDoc) (*cobra.Command, *analyze
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&p.csv, "csv", "", "long-format CSV file, one row per participant and decision point, a participant's rows contiguous (required)")
+	f.StringVar(&p.csv, "csv", "", "long-format CSV file (or Parquet, by its .parquet name), one row per participant and decision point, a participant's rows contiguous (required)")
 	f.StringVar(&p.id, "id", "", "participant id column (required)")
 	f.StringVar(&p.outcome, "outcome", "", "outcome column (required)")
 	f.StringVar(&p.treatment, "treatment", "", "treatment column, 0/1 (required)")
@@ -184,7 +184,7 @@ const (
 // (kept where availability is 0, when the estimator reads available rows
 // only: availability names the column then) and counted in the result.
 func readAndFit(path, idCol string, numeric []string, missing, availability string, fit func(*analysis.Table) (*analysis.MRTResult, error)) (*analysis.MRTResult, error) {
-	tab, err := analysis.ReadCSVFile(path, numeric, []string{idCol})
+	tab, err := analysis.ReadFile(path, numeric, []string{idCol})
 	if err != nil {
 		return nil, err
 	}

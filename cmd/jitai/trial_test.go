@@ -144,4 +144,19 @@ func TestSimulatedTrialRecoversEffect(t *testing.T) {
 	if e.PValue > 1e-6 {
 		t.Errorf("an effect of %.1f with %d decisions should be detected; p = %g", trueEffect, decisions, e.PValue)
 	}
+
+	// The same export as Parquet gives the same analysis, to the byte.
+	fromCSV := stdout.String()
+	pq := filepath.Join(t.TempDir(), "stress.parquet")
+	if code := run([]string{"export", "--study", "stress-mrt", "--studies", "../../policies/examples", "--data", data, "--format", "parquet", "--out", pq}, &stdout, &stderr); code != 0 {
+		t.Fatalf("export parquet: exit %d\n%s", code, stderr.String())
+	}
+	stdout.Reset()
+	args[3] = pq
+	if code := run(args, &stdout, &stderr); code != 0 {
+		t.Fatalf("analyze parquet: exit %d\n%s", code, stderr.String())
+	}
+	if stdout.String() != fromCSV {
+		t.Fatalf("the Parquet export analyses differently:\n%s\nCSV:\n%s", stdout.String(), fromCSV)
+	}
 }
