@@ -20,6 +20,7 @@ import (
 
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/api"
+	"github.com/jitai/jitai/engine/console"
 	"github.com/jitai/jitai/engine/metrics"
 	"github.com/jitai/jitai/engine/ratelimit"
 	"github.com/jitai/jitai/engine/store/redisstore"
@@ -179,6 +180,7 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 	if err != nil {
 		return err
 	}
+	met.WatchHealth(eng)
 	defer func() {
 		if err := eng.Close(); err != nil { // stops plugin processes
 			log.Warn("stopping plugins", zap.Error(err))
@@ -199,6 +201,15 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 		return err
 	}
 	defer closeAuth()
+	con, err := console.New(eng, console.Options{Tokens: srv.Tokens(), Permits: api.Permits, Logger: log})
+	if err != nil {
+		return err
+	}
+	go func() { // the health aggregates, from the decision log (see docs/console.md)
+		if err := eng.WarmHealth(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("rebuilding study health from the decision log failed; the first health request retries", zap.Error(err))
+		}
+	}()
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Addr, err)
@@ -207,7 +218,7 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 		return err
 	}
 	hs := &http.Server{
-		Handler:           srv,
+		Handler:           con.Wrap(srv), // /console, then the API
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      cfg.RequestTimeout + 5*time.Second,
