@@ -14,6 +14,7 @@
 package console
 
 import (
+	"bytes"
 	"embed"
 	"errors"
 	"net/http"
@@ -121,7 +122,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
@@ -160,8 +161,9 @@ func (c *Console) signedIn(page func(http.ResponseWriter, *http.Request, viewer)
 	}
 }
 
-// frame is what every page's frame shows.
-type frame struct {
+// Frame is what every console page's frame shows (its title, who is
+// signed in, the sign-out form's CSRF token).
+type Frame struct {
 	Title   string
 	Who     string // the signed-in token's name and role; empty without auth
 	CSRF    string
@@ -169,8 +171,8 @@ type frame struct {
 	Refresh int // seconds; 0: no reload
 }
 
-func (c *Console) frame(title string, v viewer) frame {
-	f := frame{Title: title, CSRF: v.csrf, AuthOff: c.opts.Tokens == nil}
+func (c *Console) frame(title string, v viewer) Frame {
+	f := Frame{Title: title, CSRF: v.csrf, AuthOff: c.opts.Tokens == nil}
 	if v.tok != nil {
 		f.Who = v.tok.Name + " (" + string(v.tok.Role) + ")"
 	}
@@ -178,20 +180,24 @@ func (c *Console) frame(title string, v viewer) frame {
 }
 
 func (c *Console) render(w http.ResponseWriter, status int, name string, data any) {
+	var b bytes.Buffer
+	if err := pages.Render(&b, name, data); err != nil {
+		c.opts.Logger.Error("rendering a console page", zap.String("page", name), zap.Error(err))
+		http.Error(w, "the console could not render this page; the server's log says why", http.StatusInternalServerError)
+		return
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	if err := pages.Render(w, name, data); err != nil {
-		c.opts.Logger.Error("rendering a console page", zap.String("page", name), zap.Error(err))
-	}
+	_, _ = b.WriteTo(w)
 }
 
 type errorData struct {
-	frame
+	Frame
 	Status  int
 	Message string
 }
 
 func (c *Console) errorPage(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
 	v, _ := c.session(r)
-	c.render(w, status, "error", errorData{frame: c.frame(title, v), Status: status, Message: msg})
+	c.render(w, status, "error", errorData{Frame: c.frame(title, v), Status: status, Message: msg})
 }

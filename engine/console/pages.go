@@ -28,12 +28,12 @@ type studyRow struct {
 }
 
 type studiesData struct {
-	frame
+	Frame
 	Studies []studyRow
 }
 
 func (c *Console) studiesPage(w http.ResponseWriter, r *http.Request, v viewer) {
-	data := studiesData{frame: c.frame("Studies", v)}
+	data := studiesData{Frame: c.frame("Studies", v)}
 	if !c.may(v, routeStudies, "") {
 		c.errorPage(w, r, http.StatusForbidden, "Not allowed", "A "+string(v.tok.Role)+" token may not list studies.")
 		return
@@ -98,7 +98,7 @@ func counts(m map[string]int64, of int64) []count {
 }
 
 type healthData struct {
-	frame
+	Frame
 	Name, Revision string
 	H              *engine.StudyHealth
 	Factors        []factorRow
@@ -134,7 +134,7 @@ func (c *Console) healthPage(w http.ResponseWriter, r *http.Request, v viewer) {
 	if c.opts.Refresh > 0 {
 		f.Refresh = int(c.opts.Refresh.Seconds())
 	}
-	data := healthData{frame: f, Name: rt.Config.Name, Revision: rt.Revision, H: h,
+	data := healthData{Frame: f, Name: rt.Config.Name, Revision: rt.Revision, H: h,
 		Factors: factorRows(h.Factors),
 		Actions: counts(h.Decisions.ByAction, h.Decisions.Total), Reasons: counts(h.Availability.ByReason, h.Availability.Unavailable)}
 	for _, pt := range h.ByDecisionPoint {

@@ -140,11 +140,13 @@ func (c *Console) authenticate(plain string) (*auth.Token, error) {
 }
 
 // sameSite says whether a POST comes from this site's own pages: its
-// Origin names this host, or (without Origin) the browser says
+// Origin names this host, or (without a usable Origin) the browser says
 // Sec-Fetch-Site same-origin or none. A request with neither (not a
 // browser) passes: it cannot carry the victim's cookie anyway.
 func sameSite(r *http.Request) bool {
-	if o := r.Header.Get("Origin"); o != "" {
+	// Origin "null" is what a browser sends under some referrer policies:
+	// Sec-Fetch-Site decides then.
+	if o := r.Header.Get("Origin"); o != "" && o != "null" {
 		u, err := url.Parse(o)
 		return err == nil && u.Host == r.Host
 	}
@@ -156,7 +158,7 @@ func sameSite(r *http.Request) bool {
 }
 
 type loginData struct {
-	frame
+	Frame
 	Error string
 }
 
@@ -169,7 +171,7 @@ func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, Prefix+"/", http.StatusSeeOther)
 		return
 	}
-	c.render(w, http.StatusOK, "login", loginData{frame: c.frame("Sign in", viewer{})})
+	c.render(w, http.StatusOK, "login", loginData{Frame: c.frame("Sign in", viewer{})})
 }
 
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
@@ -193,7 +195,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, errRole):
 			msg = "Only designer, analyst and admin tokens may sign in to the console."
 		}
-		c.render(w, http.StatusUnauthorized, "login", loginData{frame: c.frame("Sign in", viewer{}), Error: msg})
+		c.render(w, http.StatusUnauthorized, "login", loginData{Frame: c.frame("Sign in", viewer{}), Error: msg})
 		return
 	}
 	id, x := c.sessions.start(plain)
