@@ -281,3 +281,31 @@ func BenchmarkHealth1M(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkHealthCommitHook is what the health aggregates add to each
+// committed decision (compare with BenchmarkDecide).
+func BenchmarkHealthCommitHook(b *testing.B) {
+	ctx := context.Background()
+	study := policytest.Load(b, "../policies/examples/stress-mrt")
+	st, err := sqlite.Open(filepath.Join(b.TempDir(), "jitai.db"), sqlite.Options{}, zap.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	eng, err := engine.New(engine.Components{Store: st, Studies: []*policies.Study{study}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer eng.Close()
+	if _, err := eng.Health(ctx, "stress-mrt"); err != nil {
+		b.Fatal(err)
+	}
+	p, q := 0.6, 0.5
+	rec := &trial.Record{ID: "d", Study: "stress-mrt", DecisionPoint: "on_demand", Time: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC),
+		Action: trial.ActionDeliver, Available: true, Randomised: true,
+		Factors: []trial.FactorDraw{{Name: "prompt", Type: "within", Level: 1, Probability: &p}, {Name: "framing", Type: "within", Probability: &q}}}
+	b.ReportAllocs()
+	for b.Loop() {
+		engine.RecordHealth(eng, rec)
+	}
+}
