@@ -2,10 +2,12 @@ package console_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +18,23 @@ import (
 
 	"github.com/jitai/jitai/engine"
 )
+
+// screenshots, when set, is a folder (docs/) that TestConsoleInChromium
+// writes a PNG of each page to: go test ./engine/console -run Chromium
+// -screenshots ../../docs.
+var screenshots = flag.String("screenshots", "", "write a PNG of each console page to this folder")
+
+// shoot saves the page in the screenshots folder, when one is given.
+func (b *browser) shoot(t *testing.T, name string) {
+	t.Helper()
+	if *screenshots == "" {
+		return
+	}
+	png := run(t, b, chromedp.FullScreenshot(100))
+	if err := os.WriteFile(filepath.Join(*screenshots, name), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // chromium finds the system Chromium. In CI (CI set) a missing browser
 // fails the test; on a developer's machine it skips.
@@ -202,6 +221,22 @@ func TestConsoleInChromium(t *testing.T) {
 			t.Fatalf("studies page row %s: %v; endpoint decisions %+v", id, rows[id], h.Decisions)
 		}
 	}
+	// The refused reload, as GET /v1/studies/{study} reports it.
+	var sum struct {
+		Revision string `json:"policy_revision"`
+		Reload   struct {
+			LastError struct {
+				Errors []string `json:"errors"`
+			} `json:"last_error"`
+		} `json:"reload"`
+	}
+	f.get(t, "/v1/studies/"+srm, &sum)
+	shownErrs := run(t, b, chromedp.Evaluate[[]string](fmt.Sprintf(`[...document.querySelectorAll('ul[data-errors=%q] li')].map(li => li.textContent.trim())`, srm)))
+	if len(sum.Reload.LastError.Errors) == 0 || fmt.Sprint(shownErrs) != fmt.Sprint(sum.Reload.LastError.Errors) ||
+		rows[srm]["status"] != "serving; the last reload failed" || !strings.HasPrefix(sum.Revision, rows[srm]["revision"]) || rows[live]["status"] != "serving" {
+		t.Fatalf("reload shown: status %q, revision %q, errors %q; the API: %+v", rows[srm]["status"], rows[srm]["revision"], shownErrs, sum)
+	}
+	b.shoot(t, "console-studies.png")
 	if !strings.HasPrefix(rows[srm]["srm"], "red") || !strings.HasPrefix(rows[live]["srm"], "ok") {
 		t.Fatalf("sample-ratio column: %s %q, %s %q", srm, rows[srm]["srm"], live, rows[live]["srm"])
 	}
@@ -219,6 +254,7 @@ func TestConsoleInChromium(t *testing.T) {
 	b.do(t, chromedp.Navigate(base+"/console/studies/"+srm), chromedp.WaitVisible(chromedp.ID("factors")))
 	shown := b.cells(t, "#factors tr[data-factor]", "data-factor")
 	sameFactors(t, srm, shown, h.Factors)
+	b.shoot(t, "console-health-srm.png")
 	if shown["prompt"]["flag"] != engine.FlagRed || h.Factors[0].Treated != 700 || h.Factors[0].Randomised != 1000 {
 		t.Fatalf("prompt of %s: shown %v, endpoint %+v; want red at 700 of 1000", srm, shown["prompt"], h.Factors[0])
 	}
@@ -227,6 +263,7 @@ func TestConsoleInChromium(t *testing.T) {
 	h = f.health(t, live)
 	b.do(t, chromedp.Navigate(base+"/console/studies/"+live), chromedp.WaitVisible(chromedp.ID("factors")))
 	sameFactors(t, live, b.cells(t, "#factors tr[data-factor]", "data-factor"), h.Factors)
+	b.shoot(t, "console-health.png")
 	for _, pt := range h.ByDecisionPoint {
 		sameFactors(t, live+" point "+pt.DecisionPoint, b.cells(t, fmt.Sprintf("table[data-point=%q] tr[data-factor]", pt.DecisionPoint), "data-factor"), pt.Factors)
 	}

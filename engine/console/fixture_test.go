@@ -108,12 +108,25 @@ func newFixture(t *testing.T, withAuth bool) *fixture {
 		}
 	}
 	clk := &clock{t: start}
-	studies := []*policies.Study{policytest.Load(t, "../../policies/examples/stress-mrt"), policytest.Load(t, copyStudy(t, srm))}
+	srmDir := copyStudy(t, srm)
+	studies := []*policies.Study{policytest.Load(t, "../../policies/examples/stress-mrt"), policytest.Load(t, srmDir)}
 	eng, err := engine.New(engine.Components{Store: st, Studies: studies, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = eng.Close() })
+	// A refused reload of the sample-ratio study: the console shows it.
+	yaml := filepath.Join(srmDir, "study.yaml")
+	b, err := os.ReadFile(yaml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(yaml, []byte(strings.Replace(string(b), "probability: 0.6", "probability: 1.6", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.ReloadStudy(ctx, srm); err == nil {
+		t.Fatal("a study with a probability of 1.6 was reloaded")
+	}
 	for i := range 12 {
 		if _, _, err := eng.Enroll(ctx, live, engine.EnrollRequest{ParticipantID: fmt.Sprintf("p%02d", i), Timezone: "Europe/London"}); err != nil {
 			t.Fatal(err)
@@ -160,10 +173,10 @@ func newFixture(t *testing.T, withAuth bool) *fixture {
 	return f
 }
 
-// health reads GET /v1/studies/{study}/health through the API.
-func (f *fixture) health(t *testing.T, study string) engine.StudyHealth {
+// get reads an API route with the analyst's token (none without auth).
+func (f *fixture) get(t *testing.T, path string, into any) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", f.srv.URL+"/v1/studies/"+study+"/health", nil)
+	req, _ := http.NewRequest("GET", f.srv.URL+path, nil)
 	if tok := f.tokens[tAnalyst]; tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
@@ -173,11 +186,17 @@ func (f *fixture) health(t *testing.T, study string) engine.StudyHealth {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET health of %s: %s", study, resp.Status)
+		t.Fatalf("GET %s: %s", path, resp.Status)
 	}
-	var h engine.StudyHealth
-	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+	if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// health reads GET /v1/studies/{study}/health through the API.
+func (f *fixture) health(t *testing.T, study string) engine.StudyHealth {
+	t.Helper()
+	var h engine.StudyHealth
+	f.get(t, "/v1/studies/"+study+"/health", &h)
 	return h
 }
