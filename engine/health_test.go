@@ -253,24 +253,32 @@ func TestSampleRatio(t *testing.T) {
 	}
 }
 
-// BenchmarkHealth1M answers the health of a study with 1,000,000 decisions
-// (aggregates in memory, kept by the commit hook).
-func BenchmarkHealth1M(b *testing.B) {
-	ctx := context.Background()
+// healthBenchEngine is an engine of the example study on an empty SQLite file,
+// its health aggregates loaded.
+func healthBenchEngine(b *testing.B) *engine.Engine {
+	b.Helper()
 	study := policytest.Load(b, "../policies/examples/stress-mrt")
 	st, err := sqlite.Open(filepath.Join(b.TempDir(), "jitai.db"), sqlite.Options{}, zap.NewNop())
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer st.Close()
+	b.Cleanup(func() { _ = st.Close() })
 	eng, err := engine.New(engine.Components{Store: st, Studies: []*policies.Study{study}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer eng.Close()
-	if _, err := eng.Health(ctx, "stress-mrt"); err != nil {
+	b.Cleanup(func() { _ = eng.Close() })
+	if _, err := eng.Health(context.Background(), "stress-mrt"); err != nil {
 		b.Fatal(err)
 	}
+	return eng
+}
+
+// BenchmarkHealth1M answers the health of a study with 1,000,000 decisions
+// (aggregates in memory, kept by the commit hook).
+func BenchmarkHealth1M(b *testing.B) {
+	ctx := context.Background()
+	eng := healthBenchEngine(b)
 	engine.FeedHealth(eng, 1_000_000, "stress-mrt")
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -285,21 +293,7 @@ func BenchmarkHealth1M(b *testing.B) {
 // BenchmarkHealthCommitHook is what the health aggregates add to each
 // committed decision (compare with BenchmarkDecide).
 func BenchmarkHealthCommitHook(b *testing.B) {
-	ctx := context.Background()
-	study := policytest.Load(b, "../policies/examples/stress-mrt")
-	st, err := sqlite.Open(filepath.Join(b.TempDir(), "jitai.db"), sqlite.Options{}, zap.NewNop())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	eng, err := engine.New(engine.Components{Store: st, Studies: []*policies.Study{study}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer eng.Close()
-	if _, err := eng.Health(ctx, "stress-mrt"); err != nil {
-		b.Fatal(err)
-	}
+	eng := healthBenchEngine(b)
 	p, q := 0.6, 0.5
 	rec := &trial.Record{ID: "d", Study: "stress-mrt", DecisionPoint: "on_demand", Time: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC),
 		Action: trial.ActionDeliver, Available: true, Randomised: true,

@@ -5,51 +5,18 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jitai/jitai/engine"
-	"github.com/jitai/jitai/engine/trial"
 )
-
-// listHealthRecords lists every decision record of the study through the API.
-func listHealthRecords(t *testing.T, hc *http.Client, base string) []trial.Record {
-	t.Helper()
-	var out []trial.Record
-	cursor := ""
-	for range 1000 {
-		q := url.Values{"limit": {"250"}}
-		if cursor != "" {
-			q.Set("cursor", cursor)
-		}
-		r, err := do(hc, "GET", base+"/v1/studies/"+study+"/decisions?"+q.Encode(), nil, "")
-		if err != nil || r.status != http.StatusOK {
-			t.Fatalf("listing decisions: %v %d %.300s", err, r.status, r.body)
-		}
-		var doc struct {
-			Decisions  []trial.Record `json:"decisions"`
-			NextCursor string         `json:"next_cursor"`
-		}
-		if err := json.Unmarshal(r.body, &doc); err != nil {
-			t.Fatalf("listing: %v", err)
-		}
-		out = append(out, doc.Decisions...)
-		if doc.NextCursor == "" {
-			return out
-		}
-		cursor = doc.NextCursor
-	}
-	t.Fatal("listing does not end")
-	return nil
-}
 
 // checkHealthAgainstLog compares GET /v1/studies/{study}/health with a
 // recomputation from the decision log the API lists.
 func checkHealthAgainstLog(t *testing.T, hc *http.Client, base string, wantTotal int) {
 	t.Helper()
-	recs := listHealthRecords(t, hc, base)
+	recs := listRecords(t, hc, base, 250)
 	if len(recs) != wantTotal {
 		t.Fatalf("%d records listed, %d decisions answered", len(recs), wantTotal)
 	}
