@@ -25,6 +25,7 @@ import (
 
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/auth"
+	"github.com/jitai/jitai/engine/ratelimit"
 	"github.com/jitai/jitai/engine/simulate/page"
 )
 
@@ -58,6 +59,10 @@ type Options struct {
 	// Refresh is how often the health page reloads itself (default 30 s;
 	// negative: never).
 	Refresh time.Duration
+	// SignIns limits sign-in attempts per client address (default 10 a
+	// minute, in bursts of 10): tokens are 256-bit secrets, but a form that
+	// checks them should not be a free oracle.
+	SignIns ratelimit.Limit
 	Logger  *zap.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
@@ -68,6 +73,7 @@ type Console struct {
 	eng      *engine.Engine
 	opts     Options
 	sessions *sessions
+	signIns  ratelimit.Limiter
 	mux      *http.ServeMux
 }
 
@@ -82,13 +88,17 @@ func New(eng *engine.Engine, o Options) (*Console, error) {
 	if o.Refresh == 0 {
 		o.Refresh = 30 * time.Second
 	}
+	if o.SignIns.IsZero() {
+		o.SignIns = ratelimit.Limit{Rate: 10, Burst: 10, Period: time.Minute}
+	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	c := &Console{eng: eng, opts: o, sessions: newSessions(o.Now, o.SessionTTL), mux: http.NewServeMux()}
+	c := &Console{eng: eng, opts: o, sessions: newSessions(o.Now, o.SessionTTL),
+		signIns: ratelimit.NewMemory(o.Now), mux: http.NewServeMux()}
 	c.mux.HandleFunc("GET "+Prefix, func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, Prefix+"/", http.StatusSeeOther)
 	})

@@ -5,9 +5,13 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"fmt"
+	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -183,6 +187,9 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.errorPage(w, r, http.StatusForbidden, "Cross-site request refused", "Sign in from the console's own page.")
 		return
 	}
+	if !c.allowSignIn(w, r) {
+		return
+	}
 	plain := r.PostFormValue("token")
 	tok, err := c.authenticate(plain)
 	if err != nil {
@@ -219,4 +226,22 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 	c.sessions.end(ck.Value)
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: Prefix, MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, Prefix+"/login", http.StatusSeeOther)
+}
+
+// allowSignIn counts a sign-in attempt against the client address's
+// budget; over it, the form answers 429 with Retry-After.
+func (c *Console) allowSignIn(w http.ResponseWriter, r *http.Request) bool {
+	client, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		client = r.RemoteAddr
+	}
+	res, err := c.signIns.AllowN(r.Context(), "console-sign-in:"+client, c.opts.SignIns, 1)
+	if err != nil || res.Allowed > 0 {
+		return err == nil
+	}
+	retry := max(1, int(math.Ceil(res.RetryAfter.Seconds())))
+	w.Header().Set("Retry-After", strconv.Itoa(retry))
+	c.render(w, http.StatusTooManyRequests, "login", loginData{Frame: c.frame("Sign in", viewer{}),
+		Error: fmt.Sprintf("Too many sign-in attempts from this address; try again in %d s.", retry)})
+	return false
 }

@@ -124,6 +124,22 @@ func TestSessionCSRF(t *testing.T) {
 	}
 }
 
+// TestSignInLimit: the eleventh sign-in attempt within a minute from one
+// address is refused with 429 and Retry-After, even with a good token.
+func TestSignInLimit(t *testing.T) {
+	f := newFixture(t, true)
+	c := client(t, f.srv)
+	for i := range 10 {
+		if resp := post(t, c, f.srv.URL+"/console/login", url.Values{"token": {"jitai_wrong"}}, nil); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("attempt %d: %s", i+1, resp.Status)
+		}
+	}
+	resp := post(t, c, f.srv.URL+"/console/login", url.Values{"token": {f.tokens[tAnalyst]}}, nil)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || len(resp.Cookies()) != 0 {
+		t.Fatalf("eleventh attempt: %s, Retry-After %q, cookies %v", resp.Status, resp.Header.Get("Retry-After"), resp.Cookies())
+	}
+}
+
 // TestSessionSecureUnderTLS: over TLS the session cookie is Secure, and
 // every page carries headers that keep scripts and framing out.
 func TestSessionSecureUnderTLS(t *testing.T) {
