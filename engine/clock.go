@@ -393,6 +393,7 @@ func (e *Engine) commitKeyed(ctx context.Context, rt *StudyRuntime, participant,
 		case err == nil:
 			e.notify(rt, c.Record)
 			e.shadowDecision(c.Record)
+			e.recordHealth(c.Record)
 			return &Answer{Body: body, Record: c.Record, decisionID: c.Record.ID}, nil
 		case errors.Is(err, trial.ErrConflict), errors.Is(err, trial.ErrIdempotencyReplay):
 			continue // re-read: the same decision id keeps the draws the same

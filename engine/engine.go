@@ -87,8 +87,9 @@ type Engine struct {
 	ids           *idSource
 	zones         zoneCache
 	obs           Observer
-	reload        *reloader // see reload.go
-	shadows       shadows   // see shadow.go
+	reload        *reloader        // see reload.go
+	shadows       shadows          // see shadow.go
+	health        healthAggregates // see health.go
 	pluginFactory PluginFactory
 	outcomes      outcomeWorkers
 	// clock is the store's trial clock (nil if the store has none).

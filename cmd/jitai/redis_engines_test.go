@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jitai/jitai/engine/trial"
 )
 
 // fullRecord is a listed decision record, as much of it as the checks need.
@@ -26,6 +28,9 @@ type fullRecord struct {
 	Available          bool      `json:"available"`
 	UnavailableReasons []string  `json:"unavailable_reasons"`
 	IdempotencyKey     string    `json:"idempotency_key"`
+	// Randomised and Factors: the draws (for the health checks).
+	Randomised bool               `json:"randomised"`
+	Factors    []trial.FactorDraw `json:"factors"`
 }
 
 // listRecords lists every decision of the study through base, following

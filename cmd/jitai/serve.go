@@ -18,6 +18,7 @@ import (
 
 	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/api"
+	"github.com/jitai/jitai/engine/console"
 	"github.com/jitai/jitai/engine/metrics"
 	"github.com/jitai/jitai/engine/ratelimit"
 	"github.com/jitai/jitai/engine/store/redisstore"
@@ -177,6 +178,7 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 	if err != nil {
 		return err
 	}
+	met.WatchHealth(eng)
 	defer func() {
 		if err := eng.Close(); err != nil { // stops plugin processes
 			log.Warn("stopping plugins", zap.Error(err))
@@ -197,6 +199,15 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 		return err
 	}
 	defer closeAuth()
+	con, err := console.New(eng, console.Options{Tokens: srv.Tokens(), Permits: api.Permits, Logger: log})
+	if err != nil {
+		return err
+	}
+	go func() { // the health aggregates, from the decision log (see docs/console.md)
+		if err := eng.WarmHealth(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("rebuilding study health from the decision log failed; the first health request retries", zap.Error(err))
+		}
+	}()
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Addr, err)
@@ -208,8 +219,10 @@ func serve(ctx context.Context, cfg *Config, log *zap.Logger, ready chan<- strin
 		// net/http's own error answers as problem+json (not under TLS).
 		ln = api.ProblemListener(ln)
 	}
-	// The API's edge: header and body read deadlines, header size.
+	// The API's edge: header and body read deadlines, header size; the
+	// console answers /console, the API the rest.
 	hs := srv.HTTPServer()
+	hs.Handler = con.Wrap(srv)
 	log.Info("serving", zap.String("addr", ln.Addr().String()), zap.String("store", cfg.Store), zap.String("data", cfg.Data), zap.String("durability", cfg.Durability))
 	if ready != nil {
 		ready <- ln.Addr().String()

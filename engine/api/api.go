@@ -103,6 +103,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/studies/{study}/openapi.json", s.studyOpenAPI)
 	s.mux.HandleFunc("POST /v1/studies/{study}/reload", s.reloadStudy)
 	s.mux.HandleFunc("GET /v1/studies/{study}/shadow", s.getShadow)
+	s.mux.HandleFunc("GET /v1/studies/{study}/health", s.getHealth)
 	s.mux.HandleFunc("PUT /v1/studies/{study}/shadow", s.putShadow)
 	s.mux.HandleFunc("DELETE /v1/studies/{study}/shadow", s.deleteShadow)
 	s.mux.HandleFunc("POST /v1/studies/{study}/shadow/promote", s.promoteShadow)

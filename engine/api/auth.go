@@ -63,6 +63,7 @@ var routeRules = map[string]rule{
 	"GET /v1/studies/{study}/openapi.json":                                   {roles: []auth.Role{app, designer, analyst}},
 	"POST /v1/studies/{study}/reload":                                        {roles: []auth.Role{designer}, audit: "reload"},
 	"GET /v1/studies/{study}/shadow":                                         {roles: []auth.Role{designer, analyst}},
+	"GET /v1/studies/{study}/health":                                         {roles: []auth.Role{designer, analyst}},
 	"PUT /v1/studies/{study}/shadow":                                         {roles: []auth.Role{designer}, audit: "shadow"},
 	"DELETE /v1/studies/{study}/shadow":                                      {roles: []auth.Role{designer}, audit: "shadow-drop"},
 	"POST /v1/studies/{study}/shadow/promote":                                {roles: []auth.Role{designer}, audit: "shadow-promote"},

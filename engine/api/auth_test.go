@@ -164,6 +164,7 @@ func TestRouteRoleTable(t *testing.T) {
 		{method: "GET", path: "/openapi.json", build: get("/openapi.json"), ok: 200, who: []string{pAnalyst, pAnalystOther}},
 		{method: "GET", path: "/v1/studies", build: get("/v1/studies"), ok: 200, who: []string{pDesigner, pAnalyst, pAnalystOther}},
 		{method: "GET", path: s, build: get(s), ok: 200, who: []string{pDesigner, pAnalyst}, study: true},
+		{method: "GET", path: s + "/health", build: get(s + "/health"), ok: 200, who: []string{pDesigner, pAnalyst}, study: true},
 		{method: "POST", path: s + "/reload", ok: 200, who: []string{pDesigner}, study: true, build: func(string) req {
 			return req{Method: "POST", Path: s + "/reload"}
 		}},

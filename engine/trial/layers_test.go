@@ -21,7 +21,8 @@ func goList(t *testing.T, args ...string) []string {
 
 // TestLayers holds the dependency rules of docs/architecture.md: the leaf
 // and the stores import no OPA and no service; the leaf imports no store;
-// the HTTP API imports no store implementation (outside its tests).
+// the HTTP API and the console import no store implementation (outside
+// their tests).
 func TestLayers(t *testing.T) {
 	stores := []string{"engine/store/sqlite", "engine/store/redisstore", "engine/store/memstore", "engine/store/storetest"}
 	for _, pkg := range append([]string{"engine/trial"}, stores...) {
@@ -30,7 +31,7 @@ func TestLayers(t *testing.T) {
 				t.Errorf("%s depends on %s: the domain and the stores must not import OPA", pkg, dep)
 			}
 			rel := strings.TrimPrefix(dep, module)
-			if rel == "engine" || rel == "engine/decision" || rel == "policies" || strings.HasPrefix(rel, "engine/api") {
+			if rel == "engine" || rel == "engine/decision" || rel == "policies" || strings.HasPrefix(rel, "engine/api") || rel == "engine/console" {
 				t.Errorf("%s depends on %s: the domain and the stores must not import the kernel, the service or the transport", pkg, rel)
 			}
 			if pkg == "engine/trial" && strings.HasPrefix(rel, "engine/store/") {
@@ -38,11 +39,18 @@ func TestLayers(t *testing.T) {
 			}
 		}
 	}
-	imports := goList(t, "-f", `{{join .Imports " "}}`, module+"engine/api")
-	for _, s := range stores {
-		if slices.Contains(imports, module+s) {
-			t.Errorf("engine/api imports %s: the transport reaches stores only through the engine service", s)
+	for _, transport := range []string{"engine/api", "engine/console"} {
+		imports := goList(t, "-f", `{{join .Imports " "}}`, module+transport)
+		for _, s := range stores {
+			if slices.Contains(imports, module+s) {
+				t.Errorf("%s imports %s: the transport reaches stores only through the engine service", transport, s)
+			}
 		}
+	}
+	// The console asks the API's route table through api.Permits, which
+	// serve hands it; it does not import the API.
+	if slices.Contains(goList(t, "-f", `{{join .Imports " "}}`, module+"engine/console"), module+"engine/api") {
+		t.Error("engine/console imports engine/api: it gets api.Permits from its caller")
 	}
 	for _, imp := range goList(t, "-f", `{{join .Imports " "}}`, module+"engine/schedule") {
 		if rel, ok := strings.CutPrefix(imp, module); ok && rel != "engine/trial" && rel != "policies" && rel != "experiments" {
