@@ -16,7 +16,7 @@ import (
 )
 
 // export serves GET /v1/studies/{study}/export?format=csv|parquet
-// [&table=decisions|participants|codebook]: the analysis-ready export of a
+// [&table=decisions|participants|engagement|codebook|all]: the analysis-ready export of a
 // study (experiments/export) as a file download. The tables are built in
 // full before the first byte is sent, so an error is still a problem
 // document; the file is then streamed.
@@ -40,8 +40,10 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	if table == "" {
 		table = export.DecisionsTable
 	}
-	if table != export.DecisionsTable && table != export.ParticipantsTable && table != "codebook" {
-		s.fail(w, r, &trial.InputError{Field: "table", Reason: fmt.Sprintf("%q is not a table: use decisions, participants or codebook", table)})
+	switch table {
+	case export.DecisionsTable, export.ParticipantsTable, export.EngagementTable, "codebook", export.ArchiveTable:
+	default:
+		s.fail(w, r, &trial.InputError{Field: "table", Reason: fmt.Sprintf("%q is not a table: use decisions, participants, engagement, codebook or all (a zip archive of every table and the codebook)", table)})
 		return
 	}
 	ts, err := s.eng.Export(r.Context(), study, export.Options{})
@@ -57,6 +59,19 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	}
 	name := study + "_" + table + f.Ext()
 	h := w.Header()
+	if table == export.ArchiveTable {
+		h.Set("Content-Type", "application/zip")
+		h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s_export.zip"`, study))
+		h.Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		bw := bufio.NewWriterSize(w, 64<<10)
+		if err := export.WriteArchive(bw, ts, f, study); err == nil {
+			err = bw.Flush()
+		} else {
+			s.log.Warn("export interrupted", zap.String("study", study), zap.Error(err))
+		}
+		return
+	}
 	if table == "codebook" {
 		h.Set("Content-Type", "application/json")
 		h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s_codebook.json"`, study))
@@ -64,6 +79,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		files := map[string]string{
 			export.DecisionsTable:    study + "_" + export.DecisionsTable + f.Ext(),
 			export.ParticipantsTable: study + "_" + export.ParticipantsTable + f.Ext(),
+			export.EngagementTable:   study + "_" + export.EngagementTable + f.Ext(),
 		}
 		w.WriteHeader(http.StatusOK)
 		if err := ts.Codebook(f, files).WriteJSON(w); err != nil {

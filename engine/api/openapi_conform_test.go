@@ -66,7 +66,7 @@ func TestAnswersConformToOpenAPI(t *testing.T) {
 	for _, path := range []string{
 		"/v1/studies/" + study + "/decisions?limit=2", "/v1/studies/" + study + "/decisions/" + delivered,
 		"/v1/studies/" + study + "/decisions/" + delivered + "/explain", "/v1/decisions/" + delivered + "/explain",
-		"/v1/studies/" + study + "/deliveries/dead-letters", "/v1/studies/" + study + "/export?format=csv", "/v1/studies/" + study + "/health",
+		"/v1/studies/" + study + "/deliveries/dead-letters", "/v1/studies/" + study + "/export?format=csv", "/v1/studies/" + study + "/export?format=parquet&table=all", "/v1/studies/" + study + "/health",
 	} {
 		do(req{Method: "GET", Path: path}).expect(t, http.StatusOK)
 	}

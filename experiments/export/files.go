@@ -1,11 +1,13 @@
 package export
 
 import (
+	"archive/zip"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Format is a file format of the tables.
@@ -130,3 +132,44 @@ func writeAtomic(path string, write func(io.Writer) error) (err error) {
 	}
 	return nil
 }
+
+// ArchiveTable is the table name that asks for every table and the codebook
+// in one zip archive (GET .../export?table=all).
+const ArchiveTable = "all"
+
+// WriteArchive writes every table in format f and the codebook (Markdown
+// and JSON, naming the tables' files) as one zip archive, its files named
+// prefix_decisions.csv, prefix_participants.csv, prefix_engagement.csv,
+// prefix_codebook.md and prefix_codebook.json (or .parquet). The entries
+// carry a fixed time, so the same tables give the same bytes.
+func WriteArchive(w io.Writer, ts *Tables, f Format, prefix string) error {
+	files := map[string]string{}
+	for _, t := range []string{DecisionsTable, ParticipantsTable, EngagementTable} {
+		files[t] = prefix + "_" + t + f.Ext()
+	}
+	cb := ts.Codebook(f, files)
+	zw := zip.NewWriter(w)
+	entries := []struct {
+		name  string
+		write func(io.Writer) error
+	}{
+		{files[DecisionsTable], func(w io.Writer) error { return ts.Write(w, DecisionsTable, f) }},
+		{files[ParticipantsTable], func(w io.Writer) error { return ts.Write(w, ParticipantsTable, f) }},
+		{files[EngagementTable], func(w io.Writer) error { return ts.Write(w, EngagementTable, f) }},
+		{prefix + "_codebook.md", cb.WriteMarkdown},
+		{prefix + "_codebook.json", cb.WriteJSON},
+	}
+	for _, e := range entries {
+		fw, err := zw.CreateHeader(&zip.FileHeader{Name: e.name, Method: zip.Deflate, Modified: archiveTime})
+		if err != nil {
+			return err
+		}
+		if err := e.write(fw); err != nil {
+			return fmt.Errorf("%s: %w", e.name, err)
+		}
+	}
+	return zw.Close()
+}
+
+// archiveTime is the time of every archive entry (the zip format's epoch).
+var archiveTime = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
