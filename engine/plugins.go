@@ -157,12 +157,9 @@ func (e *Engine) Close() error {
 	serving := *e.studies.Load()
 	e.reload.swap.Unlock()
 	e.outcomes.close()
-	e.shadows.mu.Lock()
-	for id, sh := range e.shadows.m {
+	for _, sh := range e.shadows.takeAll() {
 		sh.stop()
-		delete(e.shadows.m, id)
 	}
-	e.shadows.mu.Unlock()
 	var errs []error
 	for _, rt := range serving {
 		errs = append(errs, rt.Close())

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -149,10 +150,52 @@ type shadowItem struct {
 	flush chan struct{}
 }
 
-// shadows are the engine's shadows by study.
+// shadows are the engine's shadows by study. Every recorded decision looks
+// its study up (shadowDecision), so the map is read without a lock: writers
+// (rare) swap in a changed copy under mu.
 type shadows struct {
 	mu sync.Mutex
-	m  map[string]*shadow
+	m  atomic.Pointer[map[string]*shadow]
+}
+
+// get is the study's shadow, or nil.
+func (ss *shadows) get(study string) *shadow {
+	if m := ss.m.Load(); m != nil {
+		return (*m)[study]
+	}
+	return nil
+}
+
+// swap sets (sh != nil) or removes (sh == nil) the study's shadow and
+// returns the one it replaces.
+func (ss *shadows) swap(study string, sh *shadow) *shadow {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	m := map[string]*shadow{}
+	if cur := ss.m.Load(); cur != nil {
+		m = maps.Clone(*cur)
+	}
+	old := m[study]
+	if sh == nil {
+		delete(m, study)
+	} else {
+		m[study] = sh
+	}
+	ss.m.Store(&m)
+	return old
+}
+
+// takeAll removes every shadow and returns them.
+func (ss *shadows) takeAll() []*shadow {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	var out []*shadow
+	if cur := ss.m.Swap(nil); cur != nil {
+		for _, sh := range *cur {
+			out = append(out, sh)
+		}
+	}
+	return out
 }
 
 // ShadowCandidate loads the candidate version in dir (through the engine's
@@ -175,14 +218,7 @@ func (e *Engine) ShadowCandidate(ctx context.Context, dir, source string) (*Shad
 		return nil, &CandidateError{Errors: errorLines(err)}
 	}
 	go e.runShadow(sh)
-	e.shadows.mu.Lock()
-	if e.shadows.m == nil {
-		e.shadows.m = map[string]*shadow{}
-	}
-	old := e.shadows.m[s.Config.ID]
-	e.shadows.m[s.Config.ID] = sh
-	e.shadows.mu.Unlock()
-	if old != nil {
+	if old := e.shadows.swap(s.Config.ID, sh); old != nil {
 		old.stop()
 	}
 	e.log.Info("shadowing a candidate", zap.String("study", s.Config.ID), zap.String("candidate_revision", s.Revision), zap.String("source", source))
@@ -250,10 +286,7 @@ func (e *Engine) Shadow(study string) (*ShadowReport, error) {
 
 // DropShadow stops shadowing the study's candidate.
 func (e *Engine) DropShadow(study string) error {
-	e.shadows.mu.Lock()
-	sh := e.shadows.m[study]
-	delete(e.shadows.m, study)
-	e.shadows.mu.Unlock()
+	sh := e.shadows.swap(study, nil)
 	if sh == nil {
 		return ErrNoShadow
 	}
@@ -317,9 +350,7 @@ func (e *Engine) FlushShadow(ctx context.Context, study string) error {
 }
 
 func (e *Engine) shadowOf(study string) *shadow {
-	e.shadows.mu.Lock()
-	defer e.shadows.mu.Unlock()
-	return e.shadows.m[study]
+	return e.shadows.get(study)
 }
 
 // shadowDecision hands a freshly recorded decision to the study's candidate,

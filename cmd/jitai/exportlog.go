@@ -172,10 +172,7 @@ func openJSONL(path string) (*os.File, error) {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
 	if errors.Is(statErr, os.ErrNotExist) {
-		if d, err := os.Open(filepath.Dir(path)); err == nil {
-			_ = d.Sync()
-			_ = d.Close()
-		}
+		_ = syncDir(filepath.Dir(path))
 	}
 	return f, nil
 }

@@ -127,12 +127,10 @@ func runScenarios(ctx context.Context, s *policies.Study, name string) ([]scenar
 	if err != nil || len(paths) == 0 {
 		return nil, err
 	}
-	// The engine needs a store to be built; Preview never uses it.
-	eng, err := engine.New(engine.Components{Store: noStore{}, Studies: []*policies.Study{s}})
+	eng, rt, err := previewEngine(s)
 	if err != nil {
 		return nil, err
 	}
-	rt, _ := eng.Study(s.Config.ID)
 	var out []scenarioResult
 	var errs policies.ConfigErrors
 	for _, p := range paths {
@@ -152,6 +150,17 @@ func runScenarios(ctx context.Context, s *policies.Study, name string) ([]scenar
 		return out, errs
 	}
 	return out, nil
+}
+
+// previewEngine is an engine serving only s, for previews (scenarios, study
+// check): it needs a store to be built, and Preview never uses it.
+func previewEngine(s *policies.Study) (*engine.Engine, *engine.StudyRuntime, error) {
+	eng, err := engine.New(engine.Components{Store: noStore{}, Studies: []*policies.Study{s}})
+	if err != nil {
+		return nil, nil, err
+	}
+	rt, _ := eng.Study(s.Config.ID)
+	return eng, rt, nil
 }
 
 // noStore is the store of a preview-only engine: any use but reading a

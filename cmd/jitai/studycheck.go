@@ -13,6 +13,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/spf13/cobra"
 
+	"github.com/jitai/jitai/engine"
 	"github.com/jitai/jitai/engine/decision"
 	"github.com/jitai/jitai/interventions"
 	"github.com/jitai/jitai/plugins/host"
@@ -113,6 +114,8 @@ func checkConflicts(ctx context.Context, s *policies.Study) *policies.ConfigErro
 	schema := decision.InputSchema()
 	g := decision.NewInputSampler(2, s.Policy.Modules()).Declare(s.Config.Variables)
 	var first *policies.ConfigError
+	var eng *engine.Engine // built at the first failure, for its scenarios
+	var rt *engine.StudyRuntime
 	for range conflictSamples {
 		doc := g.SampleDense(schema)
 		input, err := ast.InterfaceToValue(doc)
@@ -129,7 +132,12 @@ func checkConflicts(ctx context.Context, s *policies.Study) *policies.ConfigErro
 			ce.File, ce.Line = te.Location.File, te.Location.Row
 		}
 		found := fmt.Sprintf("%s: %s (every decision on such an input would fail and get the study's fail-safe)", te.Code, strings.Join(strings.Fields(te.Message), " "))
-		if sc := failureScenario(ctx, s, doc, te.Code); sc != "" {
+		if eng == nil {
+			if eng, rt, err = previewEngine(s); err != nil {
+				return nil
+			}
+		}
+		if sc := failureScenario(ctx, eng, rt, doc, te.Code); sc != "" {
 			ce.Msg = found + "; a scenario on which it happens, to paste into scenarios/*.yaml (it fails until the policy is fixed):\n" + indentBlock(sc, "    ")
 			return ce
 		}

@@ -27,15 +27,11 @@ import (
 // failureScenario turns a generated policy input on which the policy fails
 // into a scenario file (YAML) that reproduces the failure, or "" when the
 // parts of the input a scenario can set do not reproduce it.
-func failureScenario(ctx context.Context, s *policies.Study, doc map[string]any, kind string) string {
-	c, p := scenarioOfInput(s, doc)
+// eng is a preview engine of the study (previewEngine).
+func failureScenario(ctx context.Context, eng *engine.Engine, rt *engine.StudyRuntime, doc map[string]any, kind string) string {
+	c, p := scenarioOfInput(rt.Study, doc)
 	c.Name = "study check: the policy fails here (" + kind + ")"
 	c.Expect.ReasonsExclude = []string{trial.ReasonPolicyError, trial.ReasonSafetyUnknown}
-	eng, err := engine.New(engine.Components{Store: noStore{}, Studies: []*policies.Study{s}})
-	if err != nil {
-		return ""
-	}
-	rt, _ := eng.Study(s.Config.ID)
 	fails := func(c *scenarioCase) bool {
 		rec, err := runCase(ctx, eng, rt, &p, c, func(string) int { return 0 })
 		return err == nil && rec.PolicyError != nil
@@ -62,7 +58,7 @@ func minimise(c *scenarioCase, fails func(*scenarioCase) bool) {
 			*c = try
 		}
 	}
-	for _, k := range sortedKeys(c.Context) {
+	for _, k := range slices.Sorted(maps.Keys(c.Context)) {
 		try := *c
 		try.Context = maps.Clone(c.Context)
 		delete(try.Context, k)
@@ -115,7 +111,7 @@ func scenarioOfInput(s *policies.Study, doc map[string]any) (scenarioCase, scena
 	state, _ := doc["state"].(map[string]any)
 	for _, src := range []string{trial.EventEMA, trial.EventContext} {
 		vars, _ := state[src].(map[string]any)
-		for _, name := range sortedKeys(vars) {
+		for _, name := range slices.Sorted(maps.Keys(vars)) {
 			v, _ := vars[name].(map[string]any)
 			if v == nil || v["value"] == nil {
 				continue
@@ -183,15 +179,6 @@ func wholeIn(v any, lo, hi int) (int, bool) {
 		return 0, false
 	}
 	return int(f), true
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // indentBlock indents every line of s by prefix.
